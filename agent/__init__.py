@@ -1,0 +1,1 @@
+"""dreamerbench: agent."""

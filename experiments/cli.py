@@ -1,0 +1,38 @@
+"""The `dreamerbench` command: one subcommand per job, each owned by its package."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> module that defines `register(subparsers)`; imported lazily so
+# that `dreamerbench suites` does not pay for importing JAX.
+SUBCOMMANDS = {
+    "train": "agent.train_cli",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dreamerbench", description="DreamerV3 benchmarks: train, sweep, analyse."
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in dict.fromkeys(SUBCOMMANDS.values()):
+        importlib.import_module(module).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as error:
+        # Bad input: one clear line, no traceback.
+        print(f"dreamerbench {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
