@@ -32,6 +32,10 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     marks: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     """(method, task or aggregate name) -> note numbers."""
+    finals: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """method -> final and normalised score per (task, seed), NaN where missing."""
+    tasks: dict[str, list[str]] = field(default_factory=dict)
+    """method -> tasks with a final score (those its aggregates use)."""
 
     def note(self, text: str, *cells: tuple[str, str]) -> None:
         self.notes.append(text)
@@ -101,6 +105,7 @@ def compare(
         raw = score_matrix(finals, "final", tasks)
         norm = score_matrix(finals, "normalized", tasks)
         normalized[method] = (tasks, norm)
+        comp.finals[method], comp.tasks[method] = finals, tasks
         raw_ci = bootstrap(raw, {"task": task_means}, rng, reps)["task"]
         est = bootstrap(norm, {"task": task_means, **AGGREGATES}, rng, reps)
         counts = np.sum(~np.isnan(raw), axis=0)

@@ -10,6 +10,7 @@ import sys
 # that `dreamerbench suites` does not pay for importing JAX.
 SUBCOMMANDS = {
     "train": "agent.train_cli",
+    "table": "analysis.cli", "plot": "analysis.cli",
 }
 
 
