@@ -106,6 +106,13 @@ def normalized(ref: SuiteReference, task: str, score):
     raise ValueError(f"normalizer={ref.normalizer!r} is unknown; allowed: atari, dmc, crafter, minecraft")
 
 
+def denormalized(ref: SuiteReference, task: str, value):
+    """Inverse of :func:`normalized`. Every normaliser is affine with a positive slope,
+    so percentile CIs of normalised task means map exactly back to raw scores."""
+    zero, one = float(normalized(ref, task, 0.0)), float(normalized(ref, task, 1.0))
+    return (np.asarray(value, dtype=np.float64) - zero) / (one - zero)
+
+
 def add_normalized(finals: pd.DataFrame, ref: SuiteReference) -> pd.DataFrame:
     """``finals`` with a ``normalized`` column next to ``final``."""
     out = finals.copy()

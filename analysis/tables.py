@@ -13,7 +13,7 @@ import pandas as pd
 
 from analysis.metrics import AGGREGATES, bootstrap, bootstrap_improvement, task_means
 from analysis.references import SuiteReference
-from analysis.scores import FinalRule, add_normalized, final_scores
+from analysis.scores import FinalRule, add_normalized, denormalized, final_scores
 
 AGGREGATE_NAMES = {"mean": "Mean", "median": "Median", "iqm": "IQM", "optimality_gap": "Optimality gap"}
 
@@ -106,13 +106,14 @@ def compare(
         norm = score_matrix(finals, "normalized", tasks)
         normalized[method] = (tasks, norm)
         comp.finals[method], comp.tasks[method] = finals, tasks
-        raw_ci = bootstrap(raw, {"task": task_means}, rng, reps)["task"]
         est = bootstrap(norm, {"task": task_means, **AGGREGATES}, rng, reps)
         counts = np.sum(~np.isnan(raw), axis=0)
+        t = est["task"]
         for i, task in enumerate(tasks):
+            raw_point, raw_lo, raw_hi = denormalized(ref, task, [t.point[i], t.lo[i], t.hi[i]])
             per_task.append(dict(method=method, task=task, n_seeds=int(counts[i]),
-                                 raw=raw_ci.point[i], raw_lo=raw_ci.lo[i], raw_hi=raw_ci.hi[i],
-                                 norm=est["task"].point[i], norm_lo=est["task"].lo[i], norm_hi=est["task"].hi[i]))
+                                 raw=raw_point, raw_lo=raw_lo, raw_hi=raw_hi,
+                                 norm=t.point[i], norm_lo=t.lo[i], norm_hi=t.hi[i]))
         for name in AGGREGATES:
             e = est[name]
             aggregates.append(dict(method=method, metric=name, point=float(e.point), lo=float(e.lo),
