@@ -116,3 +116,19 @@ def test_bootstrap_improvement_interval():
     est = metrics.bootstrap_improvement(x, y, np.random.default_rng(0), reps=2000)
     assert 0.5 < est.point < 1 and est.lo <= est.point <= est.hi
     assert math.isclose(est.point, metrics.probability_of_improvement(x, y))
+
+
+def test_crafter_run_score_and_milestone_success_from_episodes():
+    import pandas as pd
+
+    from analysis.references import CRAFTER_ACHIEVEMENTS
+    from analysis.scores import FinalRule, crafter_run_score, milestone_success
+
+    episodes = pd.DataFrame({f"achievement_{a}": [0.0, 0.0] for a in CRAFTER_ACHIEVEMENTS})
+    episodes["achievement_collect_wood"] = [1.0, 0.0]  # 50% on one of 22 achievements
+    assert crafter_run_score(episodes) == pytest.approx(math.exp(math.log(51) / 22) - 1)
+    mc = pd.DataFrame({"method": "m", "seed": 0, "frames": [10.0, 20.0, 30.0],
+                       "milestone_log": [1.0, 1.0, 0.0], "milestone_diamond": [0.0, 1.0, 0.0]})
+    rates = milestone_success(mc, FinalRule(30.0, 25.0))  # frames 10, 20, 30 in (5, 30]
+    assert rates.loc[("m", 0), "milestone_log"] == pytest.approx(200 / 3)
+    assert rates.loc[("m", 0), "milestone_diamond"] == pytest.approx(100 / 3)
