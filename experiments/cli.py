@@ -11,6 +11,8 @@ import sys
 SUBCOMMANDS = {
     "train": "agent.train_cli",
     "suites": "suites.cli",
+    "table": "analysis.cli",
+    "plot": "analysis.cli",
 }
 
 
