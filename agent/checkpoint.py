@@ -45,8 +45,12 @@ def save(directory: Path, step: int, state: Any, replay: Mapping[str, np.ndarray
     tmp = Path(tempfile.mkdtemp(dir=directory, prefix=".tmp-ckpt-"))
     try:
         (tmp / "state.msgpack").write_bytes(flax.serialization.to_bytes(state))
+        arrays = {key: np.asarray(value) for key, value in replay.items()}
+        for key, array in arrays.items():
+            if array.dtype == object:
+                raise TypeError(f"replay[{key!r}] has dtype object; checkpoints hold plain arrays only")
         with open(tmp / "replay.npz", "wb") as file:
-            np.savez(file, **replay)
+            np.savez(file, **arrays)
         (tmp / "counters.json").write_text(json.dumps(counters, indent=1))
         for name in ("state.msgpack", "replay.npz", "counters.json"):
             with open(tmp / name, "rb") as file:

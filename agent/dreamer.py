@@ -173,8 +173,8 @@ class Dreamer:
         slow = jax.tree_util.tree_map(
             lambda s, p: (1 - rate) * s + rate * p, state.slow_critic, params["critic"]
         )
-        metrics["opt/grad_norm"] = optax.global_norm(grads)
-        metrics["opt/update_norm"] = optax.global_norm(updates)
+        metrics["opt/grad_norm"] = optax.tree.norm(grads)
+        metrics["opt/update_norm"] = optax.tree.norm(updates)
         new_state = TrainState(params, slow, opt_state, return_norm, state.updates + 1)
         deter, stoch = latents
         return new_state, TrainOutput(metrics, f32(deter), jnp.argmax(stoch, -1).astype(jnp.uint8))

@@ -73,7 +73,7 @@ class Replay:
         end = np.maximum(first, self.count - self.length + 1)
         return first, end
 
-    def ready(self, batch_size: int = 1) -> bool:
+    def ready(self) -> bool:
         first, end = self._valid_starts()
         return bool((end - first).sum() >= 1)
 

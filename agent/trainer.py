@@ -94,7 +94,7 @@ class Trainer:
         agent = Dreamer(config, envs.obs_space, envs.act_space)
         replay = _make_replay(config, agent, envs)
         root_key = jax.random.PRNGKey(config.seed)
-        state = agent.init(jax.random.fold_in(root_key, 0))
+        state = jax.jit(agent.init)(jax.random.fold_in(root_key, 0))
         counters = {"steps": 0, "updates": 0, "episodes": 0, "policy_calls": 0, "update_credit": 0.0}
         files = {"episodes": self.logdir / "episodes.jsonl", "metrics": self.logdir / "metrics.jsonl"}
         latest = checkpoint.latest(self.logdir / "checkpoint")
