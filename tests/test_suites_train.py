@@ -9,18 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 
 import pytest
 
-# Nearly all of this test's time is XLA compiling (eager flax init and the train step)
-# for a CPU; LLVM at -O0 halves it and changes nothing the test checks. XLA reads the
-# flag when its backend starts, so it only helps when this module is imported first.
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
-
-from agent import checkpoint  # noqa: E402
-from agent.trainer import Trainer, resolve_config  # noqa: E402
+from agent import checkpoint
+from agent.trainer import Trainer, resolve_config
 
 pytestmark = pytest.mark.slow
 
