@@ -39,6 +39,20 @@ class Linear(nn.Module):
         return x.astype(self.dtype) @ kernel.astype(self.dtype) + bias.astype(self.dtype)
 
 
+def block_matmul(x, kernel):
+    """x [..., g * i] times block-diagonal kernel [g, i, o] -> [..., g * o].
+
+    The blocks are moved to the front before the batched matmul: XLA:CPU
+    otherwise emits the product in a transposed layout that the following
+    elementwise fusions read with strided access.
+    """
+    g, i, o = kernel.shape
+    lead = x.shape[:-1]
+    blocks_first = x.reshape(-1, g, i).transpose(1, 0, 2)
+    y = jnp.einsum("gni,gio->gno", blocks_first, kernel)
+    return y.transpose(1, 0, 2).reshape(*lead, g * o)
+
+
 class BlockLinear(nn.Module):
     """Block-diagonal linear map: `blocks` independent Linears on equal slices."""
 
@@ -52,9 +66,7 @@ class BlockLinear(nn.Module):
         shape = (g, x.shape[-1] // g, self.units // g)
         kernel = self.param("kernel", fan_in_init(batch_axis=(0,)), shape, f32)
         bias = self.param("bias", nn.initializers.zeros, (self.units,), f32)
-        x = x.astype(self.dtype).reshape(*x.shape[:-1], g, shape[1])
-        x = jnp.einsum("...gi,gio->...go", x, kernel.astype(self.dtype))
-        return x.reshape(*x.shape[:-2], self.units) + bias.astype(self.dtype)
+        return block_matmul(x.astype(self.dtype), kernel.astype(self.dtype)) + bias.astype(self.dtype)
 
 
 class SharedBlockLinear(nn.Module):
@@ -75,9 +87,9 @@ class SharedBlockLinear(nn.Module):
         shape = (g, own_size + shared_size, self.units // g)
         kernel = self.param("kernel", fan_in_init(batch_axis=(0,)), shape, f32).astype(self.dtype)
         bias = self.param("bias", nn.initializers.zeros, (self.units,), f32)
-        own = jnp.einsum("...gi,gio->...go", grouped.astype(self.dtype), kernel[:, :own_size])
+        own = block_matmul(grouped.reshape(*grouped.shape[:-2], -1).astype(self.dtype), kernel[:, :own_size])
         common = shared.astype(self.dtype) @ kernel[:, own_size:].transpose(1, 0, 2).reshape(shared_size, self.units)
-        return own.reshape(*own.shape[:-2], self.units) + common + bias.astype(self.dtype)
+        return own + common + bias.astype(self.dtype)
 
 
 class TwoInputLinear(nn.Module):
