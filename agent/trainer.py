@@ -125,18 +125,21 @@ class Trainer:
         fps_clock = (time.time(), counters["steps"], counters["updates"])
         scores: list[float] = []
 
-        while counters["steps"] < run.steps and not stop.is_set():
-            # Act: observe the newest step of every env and choose actions.
-            key = jax.random.fold_in(jax.random.fold_in(root_key, 1), counters["policy_calls"])
-            carry, action, (deter, stoch) = policy_step(state.params, carry, _device_obs(obs, envs), key)
-            action = np.asarray(action)
-            replay.add({**_replay_obs(obs, envs), "action": action, "deter": np.asarray(deter), "stoch": np.asarray(stoch)})
+        def record_episodes(obs):
             for record in episode.track(obs):
                 record["step"] = counters["steps"]
                 record["wall_s"] = round(wall_offset + time.time() - session_start, 3)
                 self._emit(logs["episodes"], "episode", record)
                 scores.append(record["score"])
                 counters["episodes"] += 1
+
+        while counters["steps"] < run.steps and not stop.is_set():
+            # Act: observe the newest step of every env and choose actions.
+            key = jax.random.fold_in(jax.random.fold_in(root_key, 1), counters["policy_calls"])
+            carry, action, (deter, stoch) = policy_step(state.params, carry, _device_obs(obs, envs), key)
+            action = np.asarray(action)
+            replay.add({**_replay_obs(obs, envs), "action": action, "deter": np.asarray(deter), "stoch": np.asarray(stoch)})
+            record_episodes(obs)
             obs = envs.step(_env_action(action, envs.act_space))
             counters["steps"] += run.envs
             counters["policy_calls"] += 1
@@ -169,6 +172,8 @@ class Trainer:
             progress.update(counters, scores[-1] if scores else None)
 
         finished = counters["steps"] >= run.steps
+        if finished:  # the budget's last step may end an episode; nothing acts on it
+            record_episodes(obs)
         if train_metrics.count:
             self._log_train(logs["metrics"], counters, train_metrics, fps_clock)
         self._save(state, replay, counters, logs)
