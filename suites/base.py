@@ -75,8 +75,20 @@ class Suite:
     budget_steps: int
     agent_defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    published_prefix: str = ""
+    """Prefix that turns a task into its name in the published score files
+    (``atari_`` + ``pong``); see :meth:`published_task`."""
+    published_suite: str | None = None
+    """Stem of the published score files (``atari100k`` in
+    ``atari100k-dreamerv3.json.gz``), or None where none were published."""
+    score_refs: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    """Per task ``(low, high)`` returns that normalise a score to
+    ``(score - low) / (high - low)`` (Atari: random and human; DMC: 0, 1000)."""
+    notes: str = ""
+    """Caveats printed by ``dreamerbench suites NAME`` (e.g. unverified adapters)."""
 
     def check_task(self, task: str) -> str:
+        """Return ``task`` if it is in the suite, else raise listing the valid tasks."""
         if task not in self.tasks:
             raise ValueError(
                 f"task={task!r} is not in suite {self.name!r}; allowed: {', '.join(self.tasks)}"
@@ -84,10 +96,61 @@ class Suite:
         return task
 
     def resolve_protocol(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """The default protocol with ``overrides`` applied.
+
+        Unknown fields and values of another type than the default's raise
+        ValueError naming the field, the value and what is allowed (ints are
+        accepted where floats are expected).
+        """
         unknown = sorted(set(overrides) - set(self.default_protocol))
         if unknown:
             raise ValueError(
                 f"env.{unknown[0]} is not a protocol field of suite {self.name!r}; "
                 f"allowed: {', '.join(sorted(self.default_protocol))}"
             )
-        return {**self.default_protocol, **overrides}
+        resolved = dict(self.default_protocol)
+        for key, value in overrides.items():
+            resolved[key] = _coerce_like(self.default_protocol[key], value, key)
+        return resolved
+
+    def published_task(self, task: str) -> str:
+        """Name of ``task`` in the published score files, e.g. ``dmc_walker_walk``."""
+        return self.published_prefix + self.check_task(task)
+
+    @property
+    def action_repeat(self) -> int:
+        """Frames (emulator or physics control steps) per agent step by default."""
+        return int(self.default_protocol["action_repeat"])
+
+    @property
+    def budget_frames(self) -> int:
+        """Default budget in frames: ``budget_steps * action_repeat``."""
+        return self.budget_steps * self.action_repeat
+
+    def normalize(self, task: str, score: float) -> float:
+        """``(score - low) / (high - low)`` with the task's score reference."""
+        if task not in self.score_refs:
+            raise ValueError(
+                f"suite {self.name!r} has no score reference for task={task!r}; "
+                f"tasks with references: {', '.join(self.score_refs) or 'none'}"
+            )
+        low, high = self.score_refs[task]
+        return (score - low) / (high - low)
+
+
+def _coerce_like(default: Any, value: Any, key: str) -> Any:
+    """``value`` converted to the type of ``default``, or ValueError."""
+    kind = type(default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)  # YAML reads 1e5 as a float.
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    raise ValueError(f"env.{key}={value!r} has the wrong type; expected {kind.__name__}")
+
+
+def check_field(ok: bool, key: str, value: Any, allowed: str) -> None:
+    """Raise ValueError ``env.KEY=VALUE ...; allowed: ALLOWED`` unless ``ok``."""
+    if not ok:
+        raise ValueError(f"env.{key}={value!r} is not allowed; allowed: {allowed}")

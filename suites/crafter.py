@@ -1,0 +1,115 @@
+"""Crafter (Hafner 2021, arXiv 2109.06780): 64x64 images, 17 actions, 22 achievements.
+
+Each step logs ``log/achievement_<name>`` = 1.0 once the achievement was
+unlocked in the current episode (else 0.0); the trainer's per-episode max
+of these flags is the episode's success indicator that the Crafter score
+(:func:`suites.scores.crafter_score`) averages over episodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from suites.base import Space, Suite, check_field
+
+# crafter.constants.achievements (crafter 1.8), spelled out so that listing
+# the suite does not import crafter; a test checks they agree.
+ACHIEVEMENTS = (
+    "collect_coal", "collect_diamond", "collect_drink", "collect_iron", "collect_sapling",
+    "collect_stone", "collect_wood", "defeat_skeleton", "defeat_zombie", "eat_cow",
+    "eat_plant", "make_iron_pickaxe", "make_iron_sword", "make_stone_pickaxe",
+    "make_stone_sword", "make_wood_pickaxe", "make_wood_sword", "place_furnace",
+    "place_plant", "place_stone", "place_table", "wake_up",
+)
+NUM_ACTIONS = 17
+
+
+class CrafterEnv:
+    """One Crafter world as an :class:`suites.base.Env`.
+
+    Death is a termination (crafter's discount 0); reaching ``max_steps`` is
+    a truncation.
+    """
+
+    def __init__(self, task: str, seed: int, protocol: Mapping[str, Any]):
+        import crafter
+
+        size, length = protocol["image_size"], protocol["max_steps"]
+        check_field(isinstance(size, int) and size >= 9, "image_size", size, "int >= 9")
+        check_field(isinstance(length, int) and length >= 1, "max_steps", length, "int >= 1")
+        check_field(protocol["action_repeat"] == 1, "action_repeat", protocol["action_repeat"],
+                    "1 (Crafter has no action repeat)")
+        # Crafter seeds each episode's world from (seed, episode index).
+        self._env = crafter.Env(
+            size=(size, size), reward=(task == "reward"), length=length, seed=seed
+        )
+        self.obs_space = {"image": Space(np.uint8, (size, size, 3), 0, 255)}
+        self.act_space = Space(np.int32, (), 0, self._env.action_space.n)
+        self._done = True
+
+    def reset(self) -> dict[str, np.ndarray]:
+        """Generate a new world; returns its first observation."""
+        image = self._env.reset()
+        self._done = False
+        return self._obs(image, 0.0, {}, is_last=False, is_terminal=False, is_first=True)
+
+    def step(self, action: np.ndarray) -> dict[str, np.ndarray]:
+        """Take one of the 17 discrete actions."""
+        if self._done:
+            raise RuntimeError("step() after the episode ended; call reset() first")
+        action = int(action)
+        if not 0 <= action < self.act_space.num_actions:
+            raise ValueError(f"action={action} must be in 0..{self.act_space.num_actions - 1}")
+        image, reward, done, info = self._env.step(action)
+        self._done = bool(done)
+        terminal = bool(done and info["discount"] == 0)
+        return self._obs(image, reward, info, is_last=bool(done), is_terminal=terminal)
+
+    def close(self) -> None:
+        """Crafter holds no external resources."""
+
+    def _obs(self, image, reward, info, is_last, is_terminal, is_first=False):
+        # info["achievements"] counts unlocks since the last reset, so a count
+        # above zero means "unlocked in this episode".
+        counts = info.get("achievements", {})
+        flags = {
+            f"log/achievement_{name}": np.float32(counts.get(name, 0) > 0)
+            for name in ACHIEVEMENTS
+        }
+        return {
+            "image": image,
+            "reward": np.float32(reward),
+            "is_first": np.bool_(is_first),
+            "is_last": np.bool_(is_last),
+            "is_terminal": np.bool_(is_terminal),
+            **flags,
+        }
+
+
+def make_crafter(task: str, seed: int, protocol: Mapping[str, Any]) -> CrafterEnv:
+    """A Crafter environment: task ``reward`` (sparse achievement rewards) or ``noreward``."""
+    return CrafterEnv(CRAFTER.check_task(task), seed, protocol)
+
+
+CRAFTER = Suite(
+    name="crafter",
+    tasks=("reward", "noreward"),
+    default_protocol={"action_repeat": 1, "image_size": 64, "max_steps": 10_000},
+    make_env=make_crafter,
+    budget_steps=1_000_000,
+    # Reference configs.yaml `crafter`: train_ratio 512, 1 env, default size.
+    agent_defaults={
+        "agent.size": "200m",
+        "agent.train_ratio": 512,
+        "run.envs": 1,
+        "run.parallel_envs": False,
+        "run.steps": 1_000_000,
+    },
+    description="Crafter, 64x64 RGB, 17 actions, 10,000-step episodes; the 22 achievements "
+    "are logged per episode as log/achievement_<name>. Score: exp(mean(ln(1 + s_i))) - 1 over "
+    "the achievement success rates s_i in percent (suites.scores.crafter_score).",
+    published_prefix="crafter_",
+    published_suite=None,
+)

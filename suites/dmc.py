@@ -1,0 +1,207 @@
+"""DeepMind Control Suite: proprioceptive (vector) and vision (64x64 image) suites.
+
+Protocol as in danijar/dreamerv3 ``configs.yaml`` (``env.dmc``): action repeat
+1, 64x64 images from camera 2 for quadruped and camera 0 otherwise. Episodes
+end after dm_control's 1000 control steps; that time limit is a truncation
+(discount 1), never a termination.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import numpy as np
+
+from suites.base import Space, Suite, check_field
+
+# task -> (dm_control domain, dm_control task). The names are those of the
+# published score files without their "dmc_" prefix; ball_in_cup is the one
+# domain whose name contains an underscore, so the split is spelled out.
+TASKS: dict[str, tuple[str, str]] = {
+    "acrobot_swingup": ("acrobot", "swingup"),
+    "ball_in_cup_catch": ("ball_in_cup", "catch"),
+    "cartpole_balance": ("cartpole", "balance"),
+    "cartpole_balance_sparse": ("cartpole", "balance_sparse"),
+    "cartpole_swingup": ("cartpole", "swingup"),
+    "cartpole_swingup_sparse": ("cartpole", "swingup_sparse"),
+    "cheetah_run": ("cheetah", "run"),
+    "finger_spin": ("finger", "spin"),
+    "finger_turn_easy": ("finger", "turn_easy"),
+    "finger_turn_hard": ("finger", "turn_hard"),
+    "hopper_hop": ("hopper", "hop"),
+    "hopper_stand": ("hopper", "stand"),
+    "pendulum_swingup": ("pendulum", "swingup"),
+    "quadruped_run": ("quadruped", "run"),
+    "quadruped_walk": ("quadruped", "walk"),
+    "reacher_easy": ("reacher", "easy"),
+    "reacher_hard": ("reacher", "hard"),
+    "walker_run": ("walker", "run"),
+    "walker_stand": ("walker", "stand"),
+    "walker_walk": ("walker", "walk"),
+}
+# The published proprio file has no quadruped tasks (18 of the 20).
+PROPRIO_TASKS = tuple(t for t in TASKS if not t.startswith("quadruped"))
+VISION_TASKS = tuple(TASKS)
+
+# Quadruped's camera 0 is too far away to see the body (reference DEFAULT_CAMERAS).
+DEFAULT_CAMERAS = {"quadruped": 2}
+
+
+class DMCEnv:
+    """One dm_control task as an :class:`suites.base.Env`.
+
+    Observations are either ``vector`` (all dm_control observation arrays,
+    flattened and concatenated in sorted key order, float32) or ``image``
+    (``image_size`` x ``image_size`` x 3 uint8). Actions are float32 in
+    [-1, 1], rescaled to the task's action bounds.
+    """
+
+    def __init__(self, task: str, seed: int, protocol: Mapping[str, Any], image: bool):
+        repeat = protocol["action_repeat"]
+        check_field(isinstance(repeat, int) and repeat >= 1, "action_repeat", repeat, "int >= 1")
+        self._repeat = repeat
+        self._image = image
+        self._env = _load(task, seed)
+        self._physics = self._env.physics
+        spec = self._env.action_spec()
+        self._act_low = spec.minimum.astype(np.float32)
+        self._act_high = spec.maximum.astype(np.float32)
+        self.act_space = Space(np.float32, tuple(spec.shape), -1.0, 1.0)
+        if image:
+            size, camera = protocol["image_size"], protocol["camera"]
+            check_field(isinstance(size, int) and size >= 1, "image_size", size, "int >= 1")
+            check_field(isinstance(camera, int) and camera >= -1, "camera", camera,
+                        "-1 (the task's default camera) or a camera id >= 0")
+            domain = TASKS[task][0]
+            self._size = size
+            self._camera = DEFAULT_CAMERAS.get(domain, 0) if camera == -1 else camera
+            # Software GL renders 64x64 frames about 7x faster without shadow
+            # maps and multisampling; both must be off before the first render
+            # creates the GL context (measured, docs/benchmarks.md).
+            self._physics.model.vis.quality.shadowsize = 0
+            self._physics.model.vis.quality.offsamples = 0
+            self.obs_space = {"image": Space(np.uint8, (size, size, 3), 0, 255)}
+        else:
+            self._keys = sorted(self._env.observation_spec())
+            width = sum(int(np.prod(s.shape)) for s in self._env.observation_spec().values())
+            self.obs_space = {"vector": Space(np.float32, (width,))}
+        self._done = True
+
+    def reset(self) -> dict[str, np.ndarray]:
+        """Start an episode; returns its first observation (``is_first=True``)."""
+        step = self._env.reset()
+        self._done = False
+        return self._obs(step, 0.0, is_first=True, is_last=False, is_terminal=False)
+
+    def step(self, action: np.ndarray) -> dict[str, np.ndarray]:
+        """Apply ``action`` for ``action_repeat`` control steps, summing rewards."""
+        if self._done:
+            raise RuntimeError("step() after the episode ended; call reset() first")
+        action = np.asarray(action, np.float32)
+        if action.shape != self.act_space.shape or not np.isfinite(action).all():
+            raise ValueError(
+                f"action={action!r} must be finite with shape {self.act_space.shape}"
+            )
+        scaled = self._act_low + (np.clip(action, -1, 1) + 1) / 2 * (self._act_high - self._act_low)
+        reward = 0.0
+        for _ in range(self._repeat):
+            step = self._env.step(scaled)
+            reward += step.reward or 0.0
+            if step.last():
+                break
+        last = step.last()
+        self._done = last
+        # dm_control ends episodes at the time limit with discount 1
+        # (truncation) and on failure with discount 0 (termination).
+        terminal = bool(last and step.discount == 0)
+        return self._obs(step, reward, is_first=False, is_last=last, is_terminal=terminal)
+
+    def close(self) -> None:
+        """Release the physics and any GL context."""
+        self._env.close()
+
+    def _obs(self, step, reward, is_first, is_last, is_terminal) -> dict[str, np.ndarray]:
+        if self._image:
+            data = {"image": self._physics.render(self._size, self._size, camera_id=self._camera)}
+        else:
+            data = {
+                "vector": np.concatenate(
+                    [np.asarray(step.observation[k], np.float32).ravel() for k in self._keys]
+                )
+            }
+        return {
+            **data,
+            "reward": np.float32(reward),
+            "is_first": np.bool_(is_first),
+            "is_last": np.bool_(is_last),
+            "is_terminal": np.bool_(is_terminal),
+        }
+
+
+def _load(task: str, seed: int):
+    # MUJOCO_GL is read when dm_control is first imported: EGL is headless
+    # (software llvmpipe here, the GPU where there is one). A user's setting wins.
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from dm_control import suite
+
+    domain, name = TASKS[task]
+    return suite.load(domain, name, task_kwargs={"random": seed})
+
+
+def make_proprio(task: str, seed: int, protocol: Mapping[str, Any]) -> DMCEnv:
+    """A dmc_proprio environment (vector observations, never renders)."""
+    return DMCEnv(DMC_PROPRIO.check_task(task), seed, protocol, image=False)
+
+
+def make_vision(task: str, seed: int, protocol: Mapping[str, Any]) -> DMCEnv:
+    """A dmc_vision environment (image observations only)."""
+    return DMCEnv(DMC_VISION.check_task(task), seed, protocol, image=True)
+
+
+_DMC_SCORES = "DMC returns lie in [0, 1000] (1 per control step at most)."
+
+DMC_PROPRIO = Suite(
+    name="dmc_proprio",
+    tasks=PROPRIO_TASKS,
+    default_protocol={"action_repeat": 1},
+    make_env=make_proprio,
+    budget_steps=500_000,
+    # Reference configs.yaml `dmc_proprio`: size1m, train_ratio 1024, 16 envs.
+    # Proprio physics steps in ~0.1 ms, less than a worker round trip, so the
+    # envs step in the trainer's process.
+    agent_defaults={
+        "agent.size": "1m",
+        "agent.train_ratio": 1024,
+        "run.envs": 16,
+        "run.parallel_envs": False,
+        "run.steps": 500_000,
+    },
+    description="DeepMind Control, 18 tasks, proprioceptive vector observations, no rendering. "
+    + _DMC_SCORES,
+    published_prefix="dmc_",
+    published_suite="dmc_proprio",
+    score_refs={task: (0.0, 1000.0) for task in PROPRIO_TASKS},
+)
+
+DMC_VISION = Suite(
+    name="dmc_vision",
+    tasks=VISION_TASKS,
+    default_protocol={"action_repeat": 1, "image_size": 64, "camera": -1},
+    make_env=make_vision,
+    budget_steps=1_000_000,
+    # Reference configs.yaml `dmc_vision`: default size (200m), train_ratio
+    # 256, 16 envs; rendering dominates env time, so envs get worker processes.
+    agent_defaults={
+        "agent.size": "200m",
+        "agent.train_ratio": 256,
+        "run.envs": 16,
+        "run.parallel_envs": True,
+        "run.steps": 1_000_000,
+    },
+    description="DeepMind Control, 20 tasks, 64x64 RGB images only (camera 2 for quadruped, "
+    "else 0), MuJoCo EGL rendering without shadows or multisampling. " + _DMC_SCORES,
+    published_prefix="dmc_",
+    published_suite="dmc_vision",
+    score_refs={task: (0.0, 1000.0) for task in VISION_TASKS},
+)

@@ -1,0 +1,215 @@
+"""Step N environments of one task together, in worker processes or in-process.
+
+Both variants auto-reset in the embodied/DreamerV3 driver convention: an env
+whose previous observation had ``is_last=True`` ignores its action on the
+next :meth:`VectorEnv.step` and returns its reset observation
+(``is_first=True``). Observations are stacked over envs: ``[N, ...]``.
+
+Workers are started with the ``spawn`` context: the trainer process runs JAX
+threads, and forking a multi-threaded process can deadlock the child.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing as mp
+import traceback
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from suites.base import Env, Suite
+
+# How often the parent checks that a silent worker is still alive.
+_POLL_SECONDS = 0.5
+
+
+class EnvWorkerError(RuntimeError):
+    """An environment raised, or its worker process died."""
+
+
+def env_seeds(seed: int, num_envs: int) -> list[int]:
+    """Distinct, deterministic seeds for the ``num_envs`` envs of a run with ``seed``.
+
+    Runs with different seeds get disjoint ranges as long as
+    ``num_envs <= 1000``; all values stay below 2**31 (ALE's limit).
+    """
+    if num_envs < 1:
+        raise ValueError(f"num_envs={num_envs} must be >= 1")
+    return [(seed * 1000 + index) % 2**31 for index in range(num_envs)]
+
+
+def make_vector_env(
+    suite: Suite,
+    task: str,
+    seed: int,
+    protocol: Mapping[str, Any],
+    num_envs: int,
+    parallel: bool,
+) -> "VectorEnv":
+    """``num_envs`` envs of ``suite``/``task`` with seeds from :func:`env_seeds`."""
+    suite.check_task(task)
+    protocol = dict(protocol)
+    make_fns = [
+        functools.partial(suite.make_env, task, env_seed, protocol)
+        for env_seed in env_seeds(seed, num_envs)
+    ]
+    return VectorEnv(make_fns, parallel)
+
+
+class _AutoReset:
+    """Wraps one env so that the step after ``is_last`` resets it."""
+
+    def __init__(self, env: Env):
+        self.env = env
+        self._needs_reset = True
+
+    def reset(self) -> dict[str, np.ndarray]:
+        obs = self.env.reset()
+        self._needs_reset = bool(obs["is_last"])
+        return obs
+
+    def step(self, action: np.ndarray) -> dict[str, np.ndarray]:
+        if self._needs_reset:
+            return self.reset()
+        obs = self.env.step(action)
+        self._needs_reset = bool(obs["is_last"])
+        return obs
+
+
+class VectorEnv:
+    """N environments of one task; ``parallel`` puts each in its own process.
+
+    ``make_fns`` are zero-argument callables building one env each; for
+    ``parallel=True`` they must be picklable (e.g. ``functools.partial`` of a
+    module-level function, as :func:`make_vector_env` builds).
+    """
+
+    def __init__(self, make_fns: Sequence[Callable[[], Env]], parallel: bool):
+        if not make_fns:
+            raise ValueError("make_fns is empty; need at least one env")
+        self.num_envs = len(make_fns)
+        self.parallel = parallel
+        self._envs: list[_AutoReset] = []
+        self._workers: list[tuple[Any, Any]] = []
+        if parallel:
+            context = mp.get_context("spawn")
+            for index, make_fn in enumerate(make_fns):
+                parent, child = context.Pipe()
+                process = context.Process(
+                    target=_worker, args=(child, make_fn), name=f"env-{index}", daemon=True
+                )
+                process.start()
+                child.close()
+                self._workers.append((process, parent))
+            spaces = [self._receive(index) for index in range(self.num_envs)]
+        else:
+            self._envs = [_AutoReset(make_fn()) for make_fn in make_fns]
+            spaces = [(e.env.obs_space, e.env.act_space) for e in self._envs]
+        self.obs_space, self.act_space = spaces[0]
+        for index, (obs_space, act_space) in enumerate(spaces[1:], 1):
+            if dict(obs_space) != dict(self.obs_space) or act_space != self.act_space:
+                self.close()
+                raise ValueError(f"env {index} has other spaces than env 0")
+
+    def reset(self) -> dict[str, np.ndarray]:
+        """Reset every env; returns observations stacked as ``[N, ...]``."""
+        if self.parallel:
+            for _, pipe in self._workers:
+                pipe.send(("reset", None))
+            return _stack([self._receive(i) for i in range(self.num_envs)])
+        return _stack([env.reset() for env in self._envs])
+
+    def step(self, actions: np.ndarray) -> dict[str, np.ndarray]:
+        """Step env i with ``actions[i]`` (auto-resetting finished envs)."""
+        actions = np.asarray(actions)
+        if actions.shape[:1] != (self.num_envs,):
+            raise ValueError(
+                f"actions has shape {actions.shape}; expected ({self.num_envs}, ...) "
+                "with one action per env"
+            )
+        if self.parallel:
+            for (_, pipe), action in zip(self._workers, actions):
+                pipe.send(("step", action))
+            return _stack([self._receive(i) for i in range(self.num_envs)])
+        return _stack([env.step(action) for env, action in zip(self._envs, actions)])
+
+    def close(self) -> None:
+        """Close every env and end the worker processes."""
+        for env in self._envs:
+            env.env.close()
+        self._envs = []
+        for process, pipe in self._workers:
+            try:
+                pipe.send(("close", None))
+            except (BrokenPipeError, OSError):
+                pass  # The worker is gone already.
+        for process, pipe in self._workers:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=5)
+            pipe.close()
+        self._workers = []
+
+    def __enter__(self) -> "VectorEnv":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _receive(self, index: int) -> Any:
+        process, pipe = self._workers[index]
+        # Poll rather than block: a worker killed by a signal or a segfault
+        # in native env code never answers, and a blocking recv would hang.
+        while not pipe.poll(_POLL_SECONDS):
+            if not process.is_alive():
+                self._died(index)
+        try:
+            status, payload = pipe.recv()
+        except EOFError:
+            # A dead worker's pipe reads as EOF; wait briefly for its exit code.
+            process.join(timeout=_POLL_SECONDS)
+            self._died(index)
+        if status == "error":
+            self.close()
+            raise EnvWorkerError(f"env worker {index} raised:\n{payload}")
+        return payload
+
+    def _died(self, index: int) -> None:
+        exitcode = self._workers[index][0].exitcode
+        self.close()
+        raise EnvWorkerError(f"env worker {index} died with exit code {exitcode}")
+
+
+def _worker(pipe, make_fn: Callable[[], Env]) -> None:
+    """Worker process loop: build the env, then answer reset/step/close."""
+    env = None
+    try:
+        env = _AutoReset(make_fn())
+        pipe.send(("ok", (env.env.obs_space, env.env.act_space)))
+        while True:
+            command, argument = pipe.recv()
+            if command == "reset":
+                pipe.send(("ok", env.reset()))
+            elif command == "step":
+                pipe.send(("ok", env.step(argument)))
+            elif command == "close":
+                break
+            else:
+                raise ValueError(f"unknown worker command {command!r}")
+    except (KeyboardInterrupt, EOFError):
+        pass  # The parent is shutting down.
+    except Exception:  # noqa: BLE001 - every failure must reach the parent.
+        try:
+            pipe.send(("error", traceback.format_exc()))
+        except (BrokenPipeError, OSError):
+            pass
+    finally:
+        if env is not None:
+            env.env.close()
+        pipe.close()
+
+
+def _stack(observations: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {key: np.stack([obs[key] for obs in observations]) for key in observations[0]}

@@ -1,0 +1,98 @@
+"""Real dm_control tasks under the dmc_proprio and dmc_vision protocols."""
+
+import numpy as np
+import pytest
+
+from suites import get_suite
+from suites.dmc import TASKS
+
+PROPRIO = get_suite("dmc_proprio")
+VISION = get_suite("dmc_vision")
+
+
+def _run(env, steps, rng):
+    obs = env.reset()
+    assert obs["is_first"] and not obs["is_last"] and obs["reward"] == 0
+    trajectory = [obs]
+    for _ in range(steps):
+        action = rng.uniform(-1, 1, env.act_space.shape).astype(np.float32)
+        trajectory.append(env.step(action))
+    return trajectory
+
+
+def test_suites_cover_the_published_tasks():
+    assert len(PROPRIO.tasks) == 18 and len(VISION.tasks) == 20
+    assert set(PROPRIO.tasks) < set(VISION.tasks) == set(TASKS)
+
+
+@pytest.mark.parametrize("task", PROPRIO.tasks)
+def test_proprio_task_resets_and_steps(task):
+    env = PROPRIO.make_env(task, 0, PROPRIO.resolve_protocol({}))
+    try:
+        assert set(env.obs_space) == {"vector"}
+        assert env.act_space.dtype == np.float32 and env.act_space.low == -1
+        for obs in _run(env, 3, np.random.default_rng(0)):
+            assert obs["vector"].shape == env.obs_space["vector"].shape
+            assert obs["vector"].dtype == np.float32 and np.isfinite(obs["vector"]).all()
+            assert obs["reward"].dtype == np.float32
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("task", VISION.tasks)
+def test_vision_task_renders_64x64_frames(task):
+    env = VISION.make_env(task, 0, VISION.resolve_protocol({}))
+    try:
+        assert set(env.obs_space) == {"image"}
+        for obs in _run(env, 2, np.random.default_rng(0)):
+            image = obs["image"]
+            assert image.shape == (64, 64, 3) and image.dtype == np.uint8
+            assert image.std() > 5, "frame is blank"
+    finally:
+        env.close()
+
+
+def test_proprio_vector_order_is_sorted_keys():
+    env = PROPRIO.make_env("walker_walk", 3, PROPRIO.resolve_protocol({}))
+    obs = env.reset()
+    physics = env._env.physics
+    spec = env._env.observation_spec()
+    widths = {k: int(np.prod(spec[k].shape)) for k in sorted(spec)}
+    # orientations (14), height (1), velocity (9), in sorted key order.
+    assert list(widths) == ["height", "orientations", "velocity"]
+    assert obs["vector"][0] == pytest.approx(physics.torso_height())
+    env.close()
+
+
+def test_time_limit_is_truncation_not_termination():
+    # Cartpole never fails, so every episode ends at the 1000-step limit.
+    protocol = PROPRIO.resolve_protocol({"action_repeat": 3})
+    env = PROPRIO.make_env("cartpole_balance", 0, protocol)
+    env.reset()
+    steps = 0
+    while True:
+        obs = env.step(np.zeros(1, np.float32))
+        steps += 1
+        if obs["is_last"]:
+            break
+    assert steps == 334  # 333 full repeats, then one control step to reach 1000.
+    assert obs["is_last"] and not obs["is_terminal"]
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.step(np.zeros(1, np.float32))
+
+
+def test_same_seed_same_episode():
+    first, second = (
+        _run(PROPRIO.make_env("reacher_easy", 7, {"action_repeat": 1}), 5, np.random.default_rng(1))
+        for _ in range(2)
+    )
+    np.testing.assert_array_equal(first[-1]["vector"], second[-1]["vector"])
+
+
+def test_bad_action_and_protocol_are_rejected():
+    with pytest.raises(ValueError, match="env.action_repeat=0 .*allowed: int >= 1"):
+        PROPRIO.make_env("cartpole_balance", 0, {"action_repeat": 0})
+    env = PROPRIO.make_env("cartpole_balance", 0, {"action_repeat": 1})
+    env.reset()
+    with pytest.raises(ValueError, match="shape \\(1,\\)"):
+        env.step(np.zeros(2, np.float32))
