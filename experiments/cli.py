@@ -10,6 +10,8 @@ import sys
 # that `dreamerbench suites` does not pay for importing JAX.
 SUBCOMMANDS = {
     "train": "agent.train_cli",
+    "sweep": "experiments.sweep_cli",
+    "status": "experiments.sweep_cli",
 }
 
 
