@@ -124,6 +124,9 @@ class SweepJob(submitit.helpers.Checkpointable):
             from agent.trainer import Trainer
 
             tags = tracking.job_tags()
+            done = int(client.get_run(task.run_id).data.tags.get(tracking.STEPS_TAG, "0") or 0)
+            if done:
+                tags[tracking.TAG + "resumed_at"] = str(done)  # steps of the checkpoint it resumes
             client.log_batch(task.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
             client.update_run(task.run_id, status="RUNNING")
             config = validate(from_dict(task.config))
