@@ -7,7 +7,7 @@ Convention (the analysis package reads runs exactly this way):
 - tags: ``dreamerbench.{run_key,sweep,suite,task,seed,method}``,
   ``dreamerbench.{git_commit,git_dirty}``, ``dreamerbench.{slurm_job_id,
   slurm_array_job_id,slurm_array_task_id,host}``, ``dreamerbench.steps_done``
-  (agent steps covered by the latest checkpoint), ``dreamerbench.resumed_at`` (set
+  (step of the newest record covered by a checkpoint: progress, updated at each flush), ``dreamerbench.resumed_at`` (set
   when a job resumed the run from a checkpoint) and ``dreamerbench.logdir``.
 - params: the flattened resolved config and ``protocol.<key>`` of the suite
   protocol; logged once, when the launcher creates the run.
