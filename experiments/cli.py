@@ -10,6 +10,9 @@ import sys
 # that `dreamerbench suites` does not pay for importing JAX.
 SUBCOMMANDS = {
     "train": "agent.train_cli",
+    "suites": "suites.cli",
+    "table": "analysis.cli",
+    "plot": "analysis.cli",
     "sweep": "experiments.sweep_cli",
     "status": "experiments.sweep_cli",
 }

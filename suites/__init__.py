@@ -7,12 +7,14 @@ each suite's ``make_env``.
 from __future__ import annotations
 
 from suites.base import Env, Space, Suite
+from suites.atari import ATARI57, ATARI100K
 from suites.crafter import CRAFTER
 from suites.dmc import DMC_PROPRIO, DMC_VISION
+from suites.minecraft import MINECRAFT_DIAMOND
 
 SUITES: dict[str, Suite] = {
     suite.name: suite
-    for suite in (DMC_PROPRIO, DMC_VISION, CRAFTER)
+    for suite in (ATARI100K, ATARI57, DMC_PROPRIO, DMC_VISION, CRAFTER, MINECRAFT_DIAMOND)
 }
 
 

@@ -1,0 +1,150 @@
+"""Actor and critic: networks, lambda-returns, return normalisation and their losses."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from agent import distributions as dist
+from agent.networks import MLP, Linear
+
+f32 = jnp.float32
+sg = jax.lax.stop_gradient
+
+
+class Actor(nn.Module):
+    """Features -> policy: categorical with uniform mix (discrete) or bounded normal (continuous)."""
+
+    action_size: int
+    discrete: bool
+    layers: int
+    units: int
+    outscale: float
+    unimix: float
+    min_std: float
+    max_std: float
+    eps: float = 1e-4
+    dtype: jnp.dtype = f32
+
+    @nn.compact
+    def __call__(self, feat):
+        x = MLP(self.layers, self.units, self.eps, self.dtype)(feat)
+        if self.discrete:
+            return Linear(self.action_size, self.dtype, self.outscale)(x)
+        mean = Linear(self.action_size, self.dtype, self.outscale, name="mean")(x)
+        std = Linear(self.action_size, self.dtype, self.outscale, name="std")(x)
+        return jnp.stack([mean, std], -2)
+
+    def distribution(self, out):
+        if self.discrete:
+            return dist.Categorical(out, self.unimix)
+        return dist.BoundedNormal(out[..., 0, :], out[..., 1, :], self.min_std, self.max_std)
+
+
+class Critic(nn.Module):
+    """Features -> logits of a symexp two-hot distribution over returns (output layer zero-init)."""
+
+    layers: int
+    units: int
+    bins: int
+    eps: float = 1e-4
+    dtype: jnp.dtype = f32
+
+    @nn.compact
+    def __call__(self, feat):
+        x = MLP(self.layers, self.units, self.eps, self.dtype)(feat)
+        return f32(Linear(self.bins, self.dtype, outscale=0.0)(x))
+
+
+def lambda_return(is_last, is_terminal, reward, bootstrap, discount, lam):
+    """TD(lambda) targets for steps 0..T-2 of trajectories [N, T].
+
+    R_t = r_{t+1} + gamma c_{t+1} ((1 - lambda l_{t+1}) v_{t+1} + lambda l_{t+1} R_{t+1}),
+    R_{T-1} = v_{T-1}, with c = 1 - terminal, l = 1 - last, v = bootstrap. The reward
+    at index t is the one received on arriving in state t.
+    """
+    live = (1.0 - f32(is_terminal))[:, 1:] * discount
+    cont = (1.0 - f32(is_last))[:, 1:] * lam
+    interm = reward[:, 1:] + (1.0 - cont) * live * bootstrap[:, 1:]
+
+    def step(ret, inputs):
+        interm_t, live_t, cont_t = inputs
+        ret = interm_t + live_t * cont_t * ret
+        return ret, ret
+
+    _, rets = jax.lax.scan(
+        step, bootstrap[:, -1], (interm.T, live.T, cont.T), reverse=True
+    )
+    return rets.T
+
+
+class ReturnNorm(NamedTuple):
+    """EMA of the 5th and 95th return percentiles."""
+
+    low: jnp.ndarray
+    high: jnp.ndarray
+
+    @classmethod
+    def initial(cls) -> "ReturnNorm":
+        return cls(jnp.zeros((), f32), jnp.zeros((), f32))
+
+
+def update_return_norm(norm: ReturnNorm, returns, rate, low_pct, high_pct) -> ReturnNorm:
+    low = jnp.percentile(f32(returns), low_pct)
+    high = jnp.percentile(f32(returns), high_pct)
+    return ReturnNorm(
+        (1 - rate) * norm.low + rate * sg(low), (1 - rate) * norm.high + rate * sg(high)
+    )
+
+
+def return_scale(norm: ReturnNorm, limit) -> jnp.ndarray:
+    """S = max(limit, P95 - P5): returns are divided by S, so small returns are not scaled up."""
+    return jnp.maximum(limit, norm.high - norm.low)
+
+
+def imagination_loss(
+    actor_dist, actions, reward, cont, value_logits, slow_value_mean, bins, norm, cfg
+):
+    """Actor and critic losses on imagined trajectories [N, H + 1].
+
+    `cont` already includes the discount (continue targets are
+    (1 - terminal)(1 - 1/horizon)), so returns use gamma = 1 here.
+    Returns (losses [N, H] per name, updated return norm, lambda-returns [N, H], metrics).
+    """
+    value_mean = dist.TwoHot(value_logits, bins).mean()
+    weight = sg(jnp.cumprod(cont, 1))
+    returns = lambda_return(
+        jnp.zeros_like(cont), 1.0 - cont, reward, sg(value_mean), 1.0, cfg.lam
+    )
+    norm = update_return_norm(norm, returns, cfg.retnorm_rate, cfg.retnorm_low, cfg.retnorm_high)
+    scale = return_scale(norm, cfg.retnorm_limit)
+    advantage = sg((returns - value_mean[:, :-1]) / scale)
+    logp = actor_dist.logp(sg(actions))[:, :-1]
+    entropy = actor_dist.entropy()[:, :-1]
+    policy = -weight[:, :-1] * (logp * advantage + cfg.actent * entropy)
+    value_dist = dist.TwoHot(value_logits[:, :-1], bins)
+    value = weight[:, :-1] * (
+        value_dist.loss(sg(returns)) + cfg.slowreg * value_dist.loss(sg(slow_value_mean[:, :-1]))
+    )
+    metrics = {
+        "imag/return": returns.mean(),
+        "imag/advantage_mag": jnp.abs(advantage).mean(),
+        "imag/entropy": entropy.mean(),
+        "imag/return_scale": scale,
+        "imag/value": value_mean.mean(),
+        "imag/weight": weight.mean(),
+    }
+    return {"policy": policy, "value": value}, norm, returns, metrics
+
+
+def replay_value_loss(is_last, is_terminal, reward, bootstrap, value_logits, slow_value_mean, bins, cfg):
+    """Critic loss on replayed trajectories [B, T], bootstrapped from imagined returns."""
+    discount = 1.0 - 1.0 / cfg.horizon
+    returns = lambda_return(is_last, is_terminal, reward, sg(bootstrap), discount, cfg.lam)
+    weight = 1.0 - f32(is_last)[:, :-1]
+    value_dist = dist.TwoHot(value_logits[:, :-1], bins)
+    loss = value_dist.loss(sg(returns)) + cfg.slowreg * value_dist.loss(sg(slow_value_mean[:, :-1]))
+    return weight * loss

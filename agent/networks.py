@@ -1,0 +1,220 @@
+"""Layers and the observation encoder/decoder.
+
+Every layer keeps float32 parameters and computes in `dtype` (float32 on CPU,
+bfloat16 on GPU). Weights use a truncated normal with variance 1 / fan_in,
+scaled by `outscale` (0 gives zero-initialised output layers).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from agent.distributions import symlog
+
+f32 = jnp.float32
+
+
+def fan_in_init(outscale: float = 1.0, in_axis=-2, out_axis=-1, batch_axis=()):
+    if outscale == 0.0:
+        return nn.initializers.zeros
+    return nn.initializers.variance_scaling(
+        outscale, "fan_in", "truncated_normal", in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis
+    )
+
+
+class Linear(nn.Module):
+    units: int
+    dtype: jnp.dtype = f32
+    outscale: float = 1.0
+
+    @nn.compact
+    def __call__(self, x):
+        kernel = self.param("kernel", fan_in_init(self.outscale), (x.shape[-1], self.units), f32)
+        bias = self.param("bias", nn.initializers.zeros, (self.units,), f32)
+        return x.astype(self.dtype) @ kernel.astype(self.dtype) + bias.astype(self.dtype)
+
+
+class BlockLinear(nn.Module):
+    """Block-diagonal linear map: `blocks` independent Linears on equal slices."""
+
+    units: int
+    blocks: int
+    dtype: jnp.dtype = f32
+
+    @nn.compact
+    def __call__(self, x):
+        g = self.blocks
+        shape = (g, x.shape[-1] // g, self.units // g)
+        kernel = self.param("kernel", fan_in_init(batch_axis=(0,)), shape, f32)
+        bias = self.param("bias", nn.initializers.zeros, (self.units,), f32)
+        x = x.astype(self.dtype).reshape(*x.shape[:-1], g, shape[1])
+        x = jnp.einsum("...gi,gio->...go", x, kernel.astype(self.dtype))
+        return x.reshape(*x.shape[:-2], self.units) + bias.astype(self.dtype)
+
+
+class RMSNorm(nn.Module):
+    """RMS normalisation over the last axis, computed in float32, with scale and shift."""
+
+    eps: float = 1e-4
+    dtype: jnp.dtype = f32
+
+    @nn.compact
+    def __call__(self, x):
+        scale = self.param("scale", nn.initializers.ones, (x.shape[-1],), f32)
+        shift = self.param("shift", nn.initializers.zeros, (x.shape[-1],), f32)
+        x = f32(x)
+        x = x * jax.lax.rsqrt(jnp.square(x).mean(-1, keepdims=True) + self.eps)
+        return (x * scale + shift).astype(self.dtype)
+
+
+class Dense(nn.Module):
+    """Linear -> RMSNorm -> SiLU, the building block of every MLP."""
+
+    units: int
+    eps: float = 1e-4
+    dtype: jnp.dtype = f32
+
+    @nn.compact
+    def __call__(self, x):
+        x = Linear(self.units, self.dtype)(x)
+        return jax.nn.silu(RMSNorm(self.eps, self.dtype)(x))
+
+
+class MLP(nn.Module):
+    layers: int
+    units: int
+    eps: float = 1e-4
+    dtype: jnp.dtype = f32
+
+    @nn.compact
+    def __call__(self, x):
+        for _ in range(self.layers):
+            x = Dense(self.units, self.eps, self.dtype)(x)
+        return x
+
+
+class Conv(nn.Module):
+    """Same-padded stride-1 convolution (NHWC) with fan-in init."""
+
+    features: int
+    kernel: int
+    dtype: jnp.dtype = f32
+    outscale: float = 1.0
+
+    @nn.compact
+    def __call__(self, x):
+        k = self.kernel
+        w = self.param("kernel", fan_in_init(self.outscale), (k, k, x.shape[-1], self.features), f32)
+        b = self.param("bias", nn.initializers.zeros, (self.features,), f32)
+        y = jax.lax.conv_general_dilated(
+            x.astype(self.dtype), w.astype(self.dtype), (1, 1), "SAME",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+        return y + b.astype(self.dtype)
+
+
+def max_pool_2x2(x):
+    n, h, w, c = x.shape
+    return x.reshape(n, h // 2, 2, w // 2, 2, c).max((2, 4))
+
+
+def upsample_2x(x):
+    return x.repeat(2, axis=-3).repeat(2, axis=-2)
+
+
+class Encoder(nn.Module):
+    """Observation dict -> token vector.
+
+    Images (uint8 [..., H, W, C]) go through a CNN of stride-1 convolutions each
+    followed by 2x2 max-pooling down to 4x4; the `vector` key goes through an MLP
+    on symlog inputs. Leading axes are kept.
+    """
+
+    image_keys: Sequence[str]
+    vector_keys: Sequence[str]
+    depth: int
+    mults: Sequence[int]
+    kernel: int
+    units: int
+    layers: int
+    eps: float = 1e-4
+    dtype: jnp.dtype = f32
+
+    @nn.compact
+    def __call__(self, obs):
+        outputs = []
+        lead = None
+        if self.vector_keys:
+            x = jnp.concatenate([f32(obs[k]) for k in self.vector_keys], -1)
+            lead = x.shape[:-1]
+            outputs.append(MLP(self.layers, self.units, self.eps, self.dtype)(symlog(x)))
+        if self.image_keys:
+            x = jnp.concatenate([obs[k] for k in self.image_keys], -1)
+            lead = x.shape[:-3]
+            x = x.reshape(-1, *x.shape[-3:]).astype(self.dtype) / 255.0 - 0.5
+            for mult in self.mults:
+                x = max_pool_2x2(Conv(self.depth * mult, self.kernel, self.dtype)(x))
+                x = jax.nn.silu(RMSNorm(self.eps, self.dtype)(x))
+            outputs.append(x.reshape(*lead, -1))
+        return jnp.concatenate([o.astype(self.dtype) for o in outputs], -1)
+
+
+class Decoder(nn.Module):
+    """Latent features -> reconstructions: image means in [0, 1], vector means in symlog space.
+
+    The image path mirrors the encoder: the deterministic state is mapped by a
+    block-linear layer (cheap for wide states) and the stochastic state by an
+    MLP to a 4x4 grid, then each stage upsamples 2x and convolves.
+    """
+
+    image_shape: tuple[int, ...] | None
+    vector_size: int
+    depth: int
+    mults: Sequence[int]
+    kernel: int
+    units: int
+    layers: int
+    blocks: int
+    eps: float = 1e-4
+    dtype: jnp.dtype = f32
+
+    @nn.compact
+    def __call__(self, deter, stoch_flat):
+        out = {}
+        lead = deter.shape[:-1]
+        if self.vector_size:
+            x = jnp.concatenate([stoch_flat.astype(self.dtype), deter.astype(self.dtype)], -1)
+            x = MLP(self.layers, self.units, self.eps, self.dtype)(x)
+            out["vector"] = f32(Linear(self.vector_size, self.dtype)(x))
+        if self.image_shape:
+            out["image"] = self._image(deter, stoch_flat, lead)
+        return out
+
+    def _image(self, deter, stoch_flat, lead):
+        depths = [self.depth * m for m in self.mults]
+        height, width, channels = self.image_shape
+        factor = 2 ** len(depths)
+        h, w, c = height // factor, width // factor, depths[-1]
+        g = self.blocks
+        deter = deter.reshape(-1, deter.shape[-1])
+        stoch_flat = stoch_flat.reshape(-1, stoch_flat.shape[-1])
+        x0 = BlockLinear(h * w * c, g, self.dtype)(deter)
+        # Each block fills a slice of channels over the whole grid.
+        x0 = x0.reshape(-1, g, h, w, c // g).transpose(0, 2, 3, 1, 4).reshape(-1, h, w, c)
+        x1 = Dense(2 * self.units, self.eps, self.dtype)(stoch_flat)
+        x1 = Linear(h * w * c, self.dtype)(x1).reshape(-1, h, w, c)
+        x = jax.nn.silu(RMSNorm(self.eps, self.dtype)(x0 + x1))
+        for depth in reversed(depths[:-1]):
+            x = Conv(depth, self.kernel, self.dtype)(upsample_2x(x))
+            x = jax.nn.silu(RMSNorm(self.eps, self.dtype)(x))
+        x = Conv(channels, self.kernel, self.dtype)(upsample_2x(x))
+        return jax.nn.sigmoid(f32(x)).reshape(*lead, height, width, channels)
+
+
+def param_count(params) -> int:
+    return sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(params))

@@ -1,0 +1,201 @@
+"""The world model: encoder, recurrent state-space model (RSSM), decoder and reward/continue heads.
+
+Latent state: `deter` [..., D] (block GRU) and `stoch` [..., S, C] one-hot
+samples of S categoricals with C classes each. Features handed to heads and
+the actor-critic are concat(deter, flat(stoch)).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from agent import distributions as dist
+from agent.networks import MLP, BlockLinear, Decoder, Dense, Encoder, Linear, RMSNorm
+
+f32 = jnp.float32
+sg = jax.lax.stop_gradient
+
+
+class Latent(NamedTuple):
+    deter: jnp.ndarray  # [..., D]
+    stoch: jnp.ndarray  # [..., S, C] one-hot
+
+
+def features(latent: Latent) -> jnp.ndarray:
+    stoch = latent.stoch.reshape(*latent.stoch.shape[:-2], -1)
+    return jnp.concatenate([latent.deter, stoch.astype(latent.deter.dtype)], -1)
+
+
+class WorldModel(nn.Module):
+    """All world-model parameters; each method is one piece, composed by `observe`/`imagine`."""
+
+    action_size: int
+    image_keys: Sequence[str]
+    vector_keys: Sequence[str]
+    image_shape: tuple[int, ...] | None
+    vector_size: int
+    deter: int
+    hidden: int
+    stoch: int
+    classes: int
+    units: int
+    depth: int
+    blocks: int
+    mults: Sequence[int]
+    kernel: int
+    mlp_layers: int
+    head_layers: int
+    decoder_blocks: int
+    bins: int
+    unimix: float
+    eps: float
+    dtype: jnp.dtype = f32
+
+    def setup(self):
+        cnn = dict(depth=self.depth, mults=tuple(self.mults), kernel=self.kernel)
+        self.encoder = Encoder(
+            tuple(self.image_keys), tuple(self.vector_keys), units=self.units,
+            layers=self.mlp_layers, eps=self.eps, dtype=self.dtype, **cnn,
+        )
+        self.decoder = Decoder(
+            self.image_shape, self.vector_size, units=self.units, layers=self.mlp_layers,
+            blocks=self.decoder_blocks, eps=self.eps, dtype=self.dtype, **cnn,
+        )
+        dense = lambda units: Dense(units, self.eps, self.dtype)
+        self.dyn_in_deter = dense(self.hidden)
+        self.dyn_in_stoch = dense(self.hidden)
+        self.dyn_in_action = dense(self.hidden)
+        self.dyn_hidden = BlockLinear(self.deter, self.blocks, self.dtype)
+        self.dyn_hidden_norm = RMSNorm(self.eps, self.dtype)
+        self.dyn_gates = BlockLinear(3 * self.deter, self.blocks, self.dtype)
+        self.prior_mlp = MLP(2, self.hidden, self.eps, self.dtype)
+        self.prior_out = Linear(self.stoch * self.classes, self.dtype)
+        self.post_mlp = MLP(1, self.hidden, self.eps, self.dtype)
+        self.post_out = Linear(self.stoch * self.classes, self.dtype)
+        self.reward_mlp = MLP(self.head_layers, self.units, self.eps, self.dtype)
+        self.reward_out = Linear(self.bins, self.dtype, outscale=0.0)
+        self.cont_mlp = MLP(self.head_layers, self.units, self.eps, self.dtype)
+        self.cont_out = Linear(1, self.dtype)
+
+    def encode(self, obs):
+        return self.encoder(obs)
+
+    def core(self, deter, stoch, action):
+        """One block-GRU step: deter_{t-1}, stoch_{t-1}, action_{t-1} -> deter_t."""
+        g = self.blocks
+        stoch = stoch.reshape(*stoch.shape[:-2], -1).astype(self.dtype)
+        # Scale large continuous actions down without changing their direction.
+        action = action / sg(jnp.maximum(1.0, jnp.abs(action)))
+        x = jnp.concatenate(
+            [self.dyn_in_deter(deter), self.dyn_in_stoch(stoch), self.dyn_in_action(action)], -1
+        )
+        # Every block sees the shared inputs plus its own slice of deter.
+        grouped = deter.reshape(*deter.shape[:-1], g, -1).astype(self.dtype)
+        x = jnp.concatenate([grouped, jnp.broadcast_to(x[..., None, :], (*grouped.shape[:-1], x.shape[-1]))], -1)
+        x = x.reshape(*deter.shape[:-1], -1)
+        x = jax.nn.silu(self.dyn_hidden_norm(self.dyn_hidden(x)))
+        x = self.dyn_gates(x).reshape(*deter.shape[:-1], g, -1)
+        reset, cand, update = [
+            part.reshape(*deter.shape[:-1], -1) for part in jnp.split(x, 3, -1)
+        ]
+        reset = jax.nn.sigmoid(f32(reset))
+        cand = jnp.tanh(reset * f32(cand))
+        update = jax.nn.sigmoid(f32(update) - 1.0)
+        return (update * cand + (1 - update) * f32(deter)).astype(self.dtype)
+
+    def prior_logits(self, deter):
+        x = self.prior_out(self.prior_mlp(deter))
+        return f32(x).reshape(*x.shape[:-1], self.stoch, self.classes)
+
+    def post_logits(self, deter, tokens):
+        x = self.post_out(self.post_mlp(jnp.concatenate([deter, tokens.astype(self.dtype)], -1)))
+        return f32(x).reshape(*x.shape[:-1], self.stoch, self.classes)
+
+    def decode(self, latent: Latent):
+        stoch = latent.stoch.reshape(*latent.stoch.shape[:-2], -1).astype(self.dtype)
+        return self.decoder(latent.deter, stoch)
+
+    def reward_logits(self, feat):
+        return f32(self.reward_out(self.reward_mlp(feat)))
+
+    def cont_logit(self, feat):
+        return f32(self.cont_out(self.cont_mlp(feat)))[..., 0]
+
+    def init_all(self, obs, action):
+        """Touch every parameter once (used only by `init`). Shapes: obs [B, ...], action [B, A]."""
+        batch = action.shape[0]
+        deter = jnp.zeros((batch, self.deter), self.dtype)
+        stoch = jnp.zeros((batch, self.stoch, self.classes), self.dtype)
+        tokens = self.encode(obs)
+        deter = self.core(deter, stoch, action)
+        latent = Latent(deter, stoch)
+        feat = features(latent)
+        return (
+            self.post_logits(deter, tokens), self.prior_logits(deter), self.decode(latent),
+            self.reward_logits(feat), self.cont_logit(feat),
+        )
+
+
+def latent_dist(logits, unimix):
+    """Log-probabilities of the 1%-uniform-mixed latent categoricals."""
+    return dist.mix_uniform(logits, unimix)
+
+
+def observe_step(model: WorldModel, params, latent: Latent, action, tokens, is_first, key, unimix):
+    """Posterior step. Episode starts zero the previous state and action.
+
+    Shapes: latent [N, ...], action [N, A], tokens [N, E], is_first [N].
+    Returns the new posterior latent and its log-probabilities [N, S, C].
+    """
+    keep = (~is_first).astype(latent.deter.dtype)[:, None]
+    deter = latent.deter * keep
+    stoch = latent.stoch * keep[..., None].astype(latent.stoch.dtype)
+    action = action * keep.astype(action.dtype)
+    deter = model.apply(params, deter, stoch, action, method=WorldModel.core)
+    logp = latent_dist(model.apply(params, deter, tokens, method=WorldModel.post_logits), unimix)
+    stoch = dist.sample_onehot(key, logp).astype(deter.dtype)
+    return Latent(deter, stoch), logp
+
+
+def observe(model, params, start: Latent, actions, tokens, is_first, key, unimix):
+    """Scan `observe_step` over time. Inputs [B, T, ...]; returns latents and posterior log-probs [B, T, ...]."""
+    keys = jax.random.split(key, tokens.shape[1])
+
+    def step(latent, inputs):
+        action, token, first, step_key = inputs
+        latent, logp = observe_step(model, params, latent, action, token, first, step_key, unimix)
+        return latent, (latent, logp)
+
+    time_major = lambda x: jnp.swapaxes(x, 0, 1)
+    _, (latents, logp) = jax.lax.scan(
+        step, start, (time_major(actions), time_major(tokens), time_major(is_first), keys)
+    )
+    return jax.tree_util.tree_map(time_major, latents), time_major(logp)
+
+
+def imagine(model, params, policy_fn, start: Latent, horizon: int, key, unimix):
+    """Roll the prior forward `horizon` steps from `start` [N, ...] with actions from `policy_fn`.
+
+    Returns latents [N, horizon + 1, ...] (the start included) and the actions
+    taken in each of them [N, horizon + 1, ...] (the last one is sampled too, for
+    the actor loss at the final state).
+    """
+    keys = jax.random.split(key, horizon + 1)
+
+    def step(latent, step_key):
+        act_key, stoch_key = jax.random.split(step_key)
+        action, action_input = policy_fn(latent, act_key)
+        deter = model.apply(params, latent.deter, latent.stoch, action_input, method=WorldModel.core)
+        logp = latent_dist(model.apply(params, deter, method=WorldModel.prior_logits), unimix)
+        stoch = dist.sample_onehot(stoch_key, logp).astype(deter.dtype)
+        return Latent(deter, stoch), (latent, action)
+
+    last, (latents, actions) = jax.lax.scan(step, start, keys[:-1])
+    last_action, _ = policy_fn(last, keys[-1])
+    append = lambda seq, x: jnp.concatenate([jnp.swapaxes(seq, 0, 1), x[:, None]], 1)
+    latents = jax.tree_util.tree_map(append, latents, last)
+    return latents, append(actions, last_action)

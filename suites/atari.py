@@ -1,0 +1,202 @@
+"""Atari 2600 through the Arcade Learning Environment: atari100k and atari57.
+
+Both suites follow danijar/dreamerv3 ``configs.yaml`` (``env.atari100k`` and
+``env.atari``): action repeat 4 with a max over the last two frames, up to 30
+no-op actions after each reset, no life-loss signal, 108,000-frame episodes.
+atari100k: 64x64 RGB, minimal action set, no sticky actions. atari57 follows
+Machado et al. 2018 (arXiv 1709.06009): sticky actions with probability
+0.25, the full 18-action set; 96x96 grayscale as in the reference.
+
+Unlike the reference, the 108k-frame limit is a truncation (``is_last`` and
+not ``is_terminal``): the game did not end, so the agent bootstraps.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from suites.base import Space, Suite, check_field
+from suites.scores import ATARI_RANDOM_HUMAN
+
+ATARI100K_GAMES = (
+    "alien", "amidar", "assault", "asterix", "bank_heist", "battle_zone", "boxing", "breakout",
+    "chopper_command", "crazy_climber", "demon_attack", "freeway", "frostbite", "gopher", "hero",
+    "jamesbond", "kangaroo", "krull", "kung_fu_master", "ms_pacman", "pong", "private_eye",
+    "qbert", "road_runner", "seaquest", "up_n_down",
+)
+ATARI57_GAMES = tuple(ATARI_RANDOM_HUMAN)
+
+_ACTION_SETS = ("minimal", "full")
+
+
+class AtariEnv:
+    """One ALE game as an :class:`suites.base.Env` with ``image`` observations.
+
+    ``seed`` drives both ALE's own generator (sticky actions) and the number
+    of no-ops after each reset, so a seed fixes the whole trajectory for a
+    fixed action sequence.
+    """
+
+    def __init__(self, game: str, seed: int, protocol: Mapping[str, Any]):
+        import ale_py
+        from ale_py import roms
+
+        self._check(protocol)
+        self._repeat = protocol["action_repeat"]
+        self._size = protocol["image_size"]
+        self._gray = protocol["grayscale"]
+        self._noop_max = protocol["noop_max"]
+        self._max_frames = protocol["max_frames"]
+        self._rng = np.random.default_rng(seed)
+        self._ale = ale_py.ALEInterface()
+        self._ale.setLoggerMode(ale_py.LoggerMode.Error)
+        self._ale.setInt("random_seed", int(self._rng.integers(2**31)))
+        self._ale.setFloat("repeat_action_probability", float(protocol["sticky_prob"]))
+        self._ale.loadROM(roms.get_rom_path(game))
+        self._noop = ale_py.Action.NOOP
+        if protocol["action_set"] == "minimal":
+            self._actions = self._ale.getMinimalActionSet()
+        else:
+            # All 18 joystick actions for every game (Machado et al. 2018);
+            # ALE 0.12's getLegalActionSet() drops FIRE actions for Skiing.
+            self._actions = list(ale_py.Action)
+        height, width = self._ale.getScreenDims()
+        # The last `max_pool` frames of a repeat; their max removes the
+        # flicker of sprites drawn on alternate frames (Mnih et al. 2015).
+        self._pool = np.zeros((protocol["max_pool"], height, width, 3), np.uint8)
+        channels = 1 if self._gray else 3
+        self.obs_space = {"image": Space(np.uint8, (self._size, self._size, channels), 0, 255)}
+        self.act_space = Space(np.int32, (), 0, len(self._actions))
+        self._done = True
+
+    @staticmethod
+    def _check(protocol: Mapping[str, Any]) -> None:
+        for key in ("action_repeat", "image_size", "max_pool", "max_frames"):
+            value = protocol[key]
+            check_field(isinstance(value, int) and value >= 1, key, value, "int >= 1")
+        check_field(protocol["max_pool"] <= protocol["action_repeat"], "max_pool",
+                    protocol["max_pool"], f"1 .. action_repeat={protocol['action_repeat']}")
+        check_field(0 <= protocol["sticky_prob"] <= 1, "sticky_prob", protocol["sticky_prob"],
+                    "a probability in [0, 1]")
+        check_field(protocol["action_set"] in _ACTION_SETS, "action_set",
+                    protocol["action_set"], ", ".join(_ACTION_SETS))
+        check_field(protocol["noop_max"] >= 0, "noop_max", protocol["noop_max"], "int >= 0")
+
+    def reset(self) -> dict[str, np.ndarray]:
+        """New game, then 0..noop_max no-ops (drawn from the env's generator)."""
+        self._ale.reset_game()
+        for _ in range(self._rng.integers(self._noop_max + 1)):
+            self._ale.act(self._noop)
+            if self._ale.game_over():
+                self._ale.reset_game()
+        self._ale.getScreenRGB(self._pool[0])
+        self._pool[1:] = self._pool[0]
+        self._done = False
+        return self._obs(0.0, is_first=True, is_last=False, is_terminal=False)
+
+    def step(self, action: np.ndarray) -> dict[str, np.ndarray]:
+        """Repeat ``action`` (an index into the action set) ``action_repeat`` times."""
+        if self._done:
+            raise RuntimeError("step() after the episode ended; call reset() first")
+        index = int(action)
+        if not 0 <= index < len(self._actions):
+            raise ValueError(f"action={index} must be in 0..{len(self._actions) - 1}")
+        reward, terminal, truncated = 0.0, False, False
+        pool = len(self._pool)
+        for repeat in range(self._repeat):
+            reward += self._ale.act(self._actions[index])
+            if repeat >= self._repeat - pool:
+                self._ale.getScreenRGB(self._pool[self._repeat - 1 - repeat])
+            terminal = self._ale.game_over()
+            truncated = self._ale.getEpisodeFrameNumber() >= self._max_frames
+            if terminal or truncated:
+                break
+        self._done = terminal or truncated
+        return self._obs(reward, is_first=False, is_last=self._done, is_terminal=terminal)
+
+    def close(self) -> None:
+        """ALE frees its emulator with the object."""
+
+    def _obs(self, reward, is_first, is_last, is_terminal) -> dict[str, np.ndarray]:
+        import cv2
+
+        image = self._pool.max(0)
+        image = cv2.resize(image, (self._size, self._size), interpolation=cv2.INTER_AREA)
+        if self._gray:
+            # Luminance weights, not the channel mean: a red object on a green
+            # background must stay visible.
+            image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[:, :, None]
+        return {
+            "image": image,
+            "reward": np.float32(reward),
+            "is_first": np.bool_(is_first),
+            "is_last": np.bool_(is_last),
+            "is_terminal": np.bool_(is_terminal),
+        }
+
+
+def make_atari100k(task: str, seed: int, protocol: Mapping[str, Any]) -> AtariEnv:
+    """An Atari100k game (``pong``, ``ms_pacman``, ...)."""
+    return AtariEnv(ATARI100K.check_task(task), seed, protocol)
+
+
+def make_atari57(task: str, seed: int, protocol: Mapping[str, Any]) -> AtariEnv:
+    """An Atari57 game under the Machado et al. 2018 protocol."""
+    return AtariEnv(ATARI57.check_task(task), seed, protocol)
+
+
+_COMMON = {"action_repeat": 4, "max_pool": 2, "noop_max": 30, "max_frames": 108_000}
+
+ATARI100K = Suite(
+    name="atari100k",
+    tasks=ATARI100K_GAMES,
+    default_protocol={
+        **_COMMON, "image_size": 64, "grayscale": False, "sticky_prob": 0.0,
+        "action_set": "minimal",
+    },
+    make_env=make_atari100k,
+    budget_steps=100_000,
+    # Reference configs.yaml `atari100k`: train_ratio 256, 1 env, default size.
+    agent_defaults={
+        "agent.size": "200m",
+        "agent.train_ratio": 256,
+        "run.envs": 1,
+        "run.parallel_envs": False,
+        "run.steps": 100_000,
+    },
+    description="Atari100k: 26 games, 100k agent steps (400k frames), 64x64 RGB, repeat 4 "
+    "with max-pool over 2 frames, no sticky actions, minimal action set, up to 30 no-ops, "
+    "no life-loss signal, 108k-frame episodes (truncation). Scores: human-normalised with "
+    "the random and human scores in suites.scores.",
+    published_prefix="atari_",
+    published_suite="atari100k",
+    score_refs={game: ATARI_RANDOM_HUMAN[game] for game in ATARI100K_GAMES},
+)
+
+ATARI57 = Suite(
+    name="atari57",
+    tasks=ATARI57_GAMES,
+    default_protocol={
+        **_COMMON, "image_size": 96, "grayscale": True, "sticky_prob": 0.25,
+        "action_set": "full",
+    },
+    make_env=make_atari57,
+    budget_steps=50_000_000,
+    # Reference configs.yaml `atari`: train_ratio 32, 16 envs, default size.
+    agent_defaults={
+        "agent.size": "200m",
+        "agent.train_ratio": 32,
+        "run.envs": 16,
+        "run.parallel_envs": True,
+        "run.steps": 50_000_000,
+    },
+    description="Atari57 (Machado et al. 2018): 57 games, 50M agent steps (200M frames), "
+    "96x96 grayscale, repeat 4 with max-pool over 2 frames, sticky actions 0.25, full "
+    "18-action set, up to 30 no-ops as in the reference, no life-loss signal, 108k-frame "
+    "episodes (truncation). Scores: human-normalised (suites.scores).",
+    published_prefix="atari_",
+    published_suite="atari57",
+    score_refs=dict(ATARI_RANDOM_HUMAN),
+)

@@ -1,0 +1,157 @@
+"""The model: size presets, parameter structure, learning on a fixed batch, determinism."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from agent.config import SIZES, Config, apply_overrides
+from agent.dreamer import Dreamer
+from suites.base import Space
+
+IMAGE_OBS = {"image": Space(np.uint8, (64, 64, 3))}
+VECTOR_OBS = {"vector": Space(np.float32, (5,))}
+DISCRETE = Space(np.int32, (), 0, 18)
+CONTINUOUS = Space(np.float32, (2,), -1.0, 1.0)
+
+
+def make_agent(size="debug", obs=VECTOR_OBS, act=CONTINUOUS, **overrides):
+    config = apply_overrides(Config(), {"agent.size": size, **overrides})
+    return Dreamer(config, obs, act)
+
+
+def count(tree) -> int:
+    return sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(tree))
+
+
+@pytest.mark.parametrize("size", [s for s in SIZES if s != "debug"])
+def test_size_presets_have_about_their_nominal_parameter_count(size):
+    agent = make_agent(size, IMAGE_OBS, DISCRETE)
+    shapes = jax.eval_shape(agent.init, jax.random.PRNGKey(0))  # builds, allocates nothing
+    total = count(shapes.params)
+    nominal = float(size[:-1]) * 1e6
+    assert 0.6 * nominal <= total <= 1.1 * nominal, (size, total)
+    assert count(shapes.slow_critic) == count(shapes.params["critic"])
+    deter = SIZES[size].deter
+    wm = shapes.params["world_model"]["params"]
+    # Block GRU: 8 blocks, each mapping (deter/8 + 3 hidden) -> deter/8 and deter/8 -> 3 deter/8.
+    assert wm["dyn_hidden"]["kernel"].shape == (8, deter // 8 + 3 * SIZES[size].hidden, deter // 8)
+    assert wm["dyn_gates"]["kernel"].shape == (8, deter // 8, 3 * deter // 8)
+
+
+def test_rssm_parameter_count_matches_the_design_formula():
+    agent = make_agent("12m", VECTOR_OBS, DISCRETE)
+    d, h, u = SIZES["12m"].deter, SIZES["12m"].hidden, SIZES["12m"].units
+    sc, a, g = 32 * SIZES["12m"].classes, 18, 8
+    dense = lambda i, o: i * o + o + 2 * o  # Linear + RMSNorm scale and shift
+    expected = (
+        dense(d, h) + dense(sc, h) + dense(a, h)  # inputs of the core
+        + g * (d // g + 3 * h) * (d // g) + d + 2 * d  # block hidden layer + norm
+        + g * (d // g) * (3 * d // g) + 3 * d  # block gates
+        + dense(d, h) + dense(h, h) + h * sc + sc  # prior: 2 layers + logits
+        + dense(d + u, h) + h * sc + sc  # posterior on (deter, tokens): 1 layer + logits
+    )
+    wm = jax.eval_shape(agent.init, jax.random.PRNGKey(0)).params["world_model"]["params"]
+    rssm_keys = [k for k in wm if k.startswith(("dyn_", "prior_", "post_"))]
+    assert count({k: wm[k] for k in rssm_keys}) == expected
+
+
+def test_heads_start_at_zero_and_policy_near_uniform():
+    agent = make_agent("debug", VECTOR_OBS, DISCRETE)
+    params = jax.jit(agent.init)(jax.random.PRNGKey(0)).params
+    assert not np.any(params["critic"]["params"]["Linear_0"]["kernel"])
+    assert not np.any(params["world_model"]["params"]["reward_out"]["kernel"])
+    feat = jax.random.normal(jax.random.PRNGKey(1), (7, agent.feature_size))
+    logits = agent.actor.apply(params["actor"], feat)
+    probs = jax.nn.softmax(logits)
+    np.testing.assert_allclose(probs, 1 / 18, atol=0.01)  # output scale 0.01
+
+
+def random_batch(agent, batch, length, seed=0):
+    rng = np.random.default_rng(seed)
+    T = length + 1
+    out = {}
+    for key, space in agent.obs_space.items():
+        if space.is_image:
+            # A moving bright square: learnable structure, not noise.
+            frames = np.zeros((batch, T, *space.shape), np.uint8)
+            for b in range(batch):
+                for t in range(T):
+                    x = (3 * t + 7 * b) % 56
+                    frames[b, t, 8:16, x : x + 8] = 255
+            out[key] = frames
+        else:
+            phase = rng.random((batch, 1, 1))
+            steps = np.arange(T)[None, :, None]
+            out[key] = np.sin(0.3 * steps + 6 * phase + np.arange(space.shape[0])).astype(np.float32)
+    if agent.discrete:
+        out["action"] = rng.integers(0, agent.action_size, (batch, T)).astype(np.int32)
+    else:
+        out["action"] = rng.uniform(-1, 1, (batch, T, agent.action_size)).astype(np.float32)
+    out["reward"] = (out["action"].reshape(batch, T, -1)[..., 0] > 0).astype(np.float32)
+    out["is_first"] = np.zeros((batch, T), bool)
+    out["is_first"][:, 0] = True
+    out["is_last"] = np.zeros((batch, T), bool)
+    out["is_terminal"] = np.zeros((batch, T), bool)
+    deter, stoch, _ = agent.latent_shape
+    out["deter"] = np.zeros((batch, T, deter), np.float16)
+    out["stoch"] = np.zeros((batch, T, stoch), np.uint8)
+    return out
+
+
+@pytest.fixture(scope="module")
+def vector_agent():
+    agent = make_agent("debug", VECTOR_OBS, CONTINUOUS, **{"agent.opt.warmup": 0, "agent.opt.lr": 1e-3})
+    return agent, jax.jit(agent.train_step)
+
+
+def run_updates(agent, train_step, batch, n, seed=0):
+    state = jax.jit(agent.init)(jax.random.PRNGKey(seed))
+    history = []
+    for i in range(n):
+        state, out = train_step(state, batch, jax.random.PRNGKey(100 + i))
+        history.append({k: float(v) for k, v in out.metrics.items()})
+    return state, out, history
+
+
+def test_updates_on_a_fixed_batch_lower_the_world_model_loss(vector_agent):
+    agent, train_step = vector_agent
+    batch = random_batch(agent, 4, 16)
+    state, out, history = run_updates(agent, train_step, batch, 30)
+    wm_loss = lambda m: m["loss/rec"] + m["loss/rew"] + m["loss/con"]
+    assert wm_loss(history[-1]) < 0.7 * wm_loss(history[0])
+    assert all(np.isfinite(v) for v in history[-1].values())
+    assert int(state.updates) == 30
+    # Fresh latents for the replayed steps 1..T come back for the replay buffer.
+    assert out.deter.shape == (4, 16, 64) and out.stoch.shape == (4, 16, 32)
+    assert out.stoch.dtype == jnp.uint8 and int(out.stoch.max()) < 4
+
+
+def test_same_seed_gives_bit_identical_parameters(vector_agent):
+    agent, train_step = vector_agent
+    batch = random_batch(agent, 4, 16)
+    first, _, _ = run_updates(agent, train_step, batch, 3, seed=1)
+    second, _, _ = run_updates(agent, train_step, batch, 3, seed=1)
+    other, _, _ = run_updates(agent, train_step, batch, 3, seed=2)
+    same = jax.tree_util.tree_map(lambda a, b: bool(jnp.array_equal(a, b)), first.params, second.params)
+    assert all(jax.tree_util.tree_leaves(same))
+    differ = jax.tree_util.tree_map(lambda a, b: bool(jnp.array_equal(a, b)), first.params, other.params)
+    assert not all(jax.tree_util.tree_leaves(differ))
+
+
+def test_image_discrete_agent_trains_and_acts():
+    agent = make_agent("debug", IMAGE_OBS, DISCRETE, **{"agent.imag_length": 3})
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0))
+    batch = random_batch(agent, 2, 8)
+    state, out = jax.jit(agent.train_step)(state, batch, jax.random.PRNGKey(1))
+    assert np.isfinite(float(out.metrics["loss/total"]))
+    carry = agent.initial_carry(3)
+    obs = {"image": np.zeros((3, 64, 64, 3), np.uint8), "is_first": np.ones(3, bool)}
+    policy_step = jax.jit(agent.policy_step, static_argnames="explore")
+    carry, action, (deter, stoch) = policy_step(state.params, carry, obs, jax.random.PRNGKey(2))
+    assert action.shape == (3,) and int(action.max()) < 18
+    assert deter.shape == (3, 64) and stoch.shape == (3, 32)
+    greedy = policy_step(state.params, carry, obs, jax.random.PRNGKey(2), explore=False)[1]
+    assert greedy.shape == (3,)
