@@ -194,22 +194,14 @@ def test_resubmitting_submits_nothing_then_only_the_deleted_run(sweep):
     runs = tracking.sweep_runs(client, sweep["experiment_id"])
     gone = runs[0]
     client.delete_run(gone.info.run_id)
-    result = dreamerbench("sweep", *sweep["args"])
+    result = dreamerbench("sweep", *sweep["args"], "--wait")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "submitted 1 runs as 1 Slurm jobs" in result.stdout, result.stdout
     assert result.stdout.count("skip ") == 3
     after = tracking.runs_by_key(tracking.sweep_runs(client, sweep["experiment_id"]))
     key = gone.data.tags["dreamerbench.run_key"]
-    assert len(after) == 4 and after[key].info.run_id != gone.info.run_id
-    assert after[key].info.status in ("SCHEDULED", "RUNNING")
+    assert len(after) == 4 and all(r.info.status == "FINISHED" for r in after.values())
+    assert after[key].info.run_id != gone.info.run_id
+    assert "dreamerbench.resumed_at" not in after[key].data.tags  # a new logdir: trained from scratch
     unchanged = {r.info.run_id for r in runs[1:]}
     assert unchanged == {r.info.run_id for k, r in after.items() if k != key}
-    assert all(after[k].info.status == "FINISHED" for k in after if k != key)
-    # The new run trains like the others (the first test shows that); cancel it
-    # to keep the test short, and the next sweep resumes it.
-    job = after[key].data.tags["dreamerbench.slurm_job_id"]
-    subprocess.run(["scancel", "--signal=KILL", job], check=True)
-    wait_slurm([job], poll_s=1, timeout_s=120)
-    result = dreamerbench("sweep", *sweep["args"], "--dry-run")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.count(" skip ") == 3 and "resume" in result.stdout, result.stdout
