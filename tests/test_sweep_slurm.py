@@ -54,7 +54,7 @@ def require_slurm() -> None:
     except SlurmUnavailable as error:
         message = f"the local Slurm cluster is not up ({error})"
         if os.environ.get("CI"):
-            pytest.fail(message + "; `make test` starts it with slurm/local/start.sh")
+            pytest.fail(message + "; `make test` starts it with slurm/local/start.sh", pytrace=False)
         pytest.skip(message)
 
 
@@ -205,3 +205,22 @@ def test_resubmitting_submits_nothing_then_only_the_deleted_run(sweep):
     assert "dreamerbench.resumed_at" not in after[key].data.tags  # a new logdir: trained from scratch
     unchanged = {r.info.run_id for r in runs[1:]}
     assert unchanged == {r.info.run_id for k, r in after.items() if k != key}
+
+
+def test_packed_runs_share_one_job(tmp_path):
+    """runs_per_job: 2 runs train as threads of one Slurm job (sharing its GPU on a GPU cluster)."""
+    require_slurm()
+    profile = tmp_path / "packed.yaml"
+    profile.write_text("partition: debug\ncpus_per_task: 2\nmem_gb: 4\ntimeout_min: 30\nruns_per_job: 2\n")
+    spec = tiny_spec(tmp_path, "test_packed", seeds=1, steps=300)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = dreamerbench("sweep", str(spec), "--executor", "slurm", "--profile", str(profile),
+                          "--workdir", str(tmp_path / "work"), "--tracking-uri", uri, "--wait")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "submitted 2 runs as 1 Slurm jobs" in result.stdout, result.stdout
+    client = tracking.client(uri)
+    runs = tracking.sweep_runs(client, client.get_experiment_by_name("test_packed").experiment_id)
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
+    assert len({r.data.tags["dreamerbench.slurm_job_id"] for r in runs}) == 1
+    assert {r.data.tags["dreamerbench.task"] for r in runs} == {"cartpole_balance", "reacher_easy"}
+    assert all(r.data.tags[tracking.STEPS_TAG] == "300" for r in runs)
