@@ -87,6 +87,10 @@ def check_slurm(profile: SlurmProfile | None = None) -> None:
     )
     if missing:
         raise SlurmUnavailable(f"Slurm is not installed here (missing {', '.join(missing)}); {hint}")
+    conf = os.environ.get("SLURM_CONF")
+    if conf and not Path(conf).is_file():
+        # sinfo would retry reading it for 60 s before giving up.
+        raise SlurmUnavailable(f"SLURM_CONF={conf} does not exist; {hint}")
     try:
         result = subprocess.run(
             ["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=20

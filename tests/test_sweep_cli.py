@@ -42,6 +42,9 @@ def test_missing_slurm_submits_nothing(tmp_path):
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Slurm does not answer" in result.stderr and "nothing was submitted" in result.stderr
     assert "slurm/local/start.sh" in result.stderr
+    result = dreamerbench(*args, env={"SLURM_CONF": str(tmp_path / "missing.conf")})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"SLURM_CONF={tmp_path / 'missing.conf'} does not exist" in result.stderr
     # No Slurm commands at all.
     result = dreamerbench(*args, env={"PATH": str(tmp_path / "empty")})
     assert result.returncode == 2, result.stdout + result.stderr
