@@ -74,10 +74,6 @@ def decide(status: str | None, alive: bool | None, rerun_failed: bool) -> tuple[
 # ---------------------------------------------------------------------------- Slurm queries
 
 
-def slurm_env() -> dict[str, str]:
-    return dict(os.environ)
-
-
 def check_slurm(profile: SlurmProfile | None = None) -> None:
     """Raise SlurmUnavailable with the fix if Slurm cannot take jobs (and the partition exists)."""
     missing = [c for c in ("sbatch", "squeue", "sinfo", "scontrol", "srun") if shutil.which(c) is None]
@@ -242,8 +238,7 @@ def submit_slurm(
     return jobs
 
 
-def wait_slurm(job_ids: Sequence[str], poll_s: float = 3.0, timeout_s: float | None = None,
-               echo: Callable[[str], None] = print) -> None:
+def wait_slurm(job_ids: Sequence[str], poll_s: float = 3.0, timeout_s: float | None = None) -> None:
     """Block until none of `job_ids` is queued or running any more."""
     start = time.monotonic()
     remaining = set(job_ids)

@@ -185,7 +185,7 @@ def _param_text(value: Any) -> str:
 
 def create_run(mlflow_client, experiment_id: str, run, git: Mapping[str, str], logdir: str) -> str:
     """Create the MLflow run of a sweep run, SCHEDULED, with its tags and params."""
-    from mlflow.entities import Param, RunTag
+    from mlflow.entities import Param
 
     tags = run_tags(run, git)
     tags[TAG + "logdir"] = logdir

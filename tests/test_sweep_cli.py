@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 from test_sweep_slurm import dreamerbench, tiny_spec
 
