@@ -93,8 +93,7 @@ class ReturnNorm(NamedTuple):
 
 
 def update_return_norm(norm: ReturnNorm, returns, rate, low_pct, high_pct) -> ReturnNorm:
-    low = jnp.percentile(f32(returns), low_pct)
-    high = jnp.percentile(f32(returns), high_pct)
+    low, high = jnp.percentile(f32(returns), jnp.array([low_pct, high_pct]))
     return ReturnNorm(
         (1 - rate) * norm.low + rate * sg(low), (1 - rate) * norm.high + rate * sg(high)
     )

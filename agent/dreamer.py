@@ -151,9 +151,11 @@ class Dreamer:
         (deter [N, D], stoch indices [N, S]) to store with this step in replay.
         """
         obs_key, act_key = jax.random.split(key)
-        tokens = self.world_model.apply(params["world_model"], obs, method=rssm.WorldModel.encode)
+        wm_params = params["world_model"]
+        tokens = self.world_model.apply(wm_params, obs, method=rssm.WorldModel.encode)
+        token_proj = self.world_model.apply(wm_params, tokens, method=rssm.WorldModel.project_tokens)
         latent, _ = rssm.observe_step(
-            self.world_model, params["world_model"], carry.latent, carry.prev_action, tokens,
+            self.world_model, wm_params, carry.latent, carry.prev_action, token_proj,
             obs["is_first"], obs_key, self.cfg.unimix,
         )
         policy = self.actor.distribution(self.actor.apply(params["actor"], rssm.features(latent)))

@@ -57,6 +57,48 @@ class BlockLinear(nn.Module):
         return x.reshape(*x.shape[:-2], self.units) + bias.astype(self.dtype)
 
 
+class SharedBlockLinear(nn.Module):
+    """BlockLinear over [per-block inputs, inputs shared by every block], without copying the shared part.
+
+    Same parameters and result as `BlockLinear` applied to the concatenation of
+    `grouped` [..., g, i] with `shared` [..., s] broadcast to every block; the
+    shared part becomes one dense matmul instead of g copies.
+    """
+
+    units: int
+    blocks: int
+    dtype: jnp.dtype = f32
+
+    @nn.compact
+    def __call__(self, grouped, shared):
+        g, own_size, shared_size = self.blocks, grouped.shape[-1], shared.shape[-1]
+        shape = (g, own_size + shared_size, self.units // g)
+        kernel = self.param("kernel", fan_in_init(batch_axis=(0,)), shape, f32).astype(self.dtype)
+        bias = self.param("bias", nn.initializers.zeros, (self.units,), f32)
+        own = jnp.einsum("...gi,gio->...go", grouped.astype(self.dtype), kernel[:, :own_size])
+        common = shared.astype(self.dtype) @ kernel[:, own_size:].transpose(1, 0, 2).reshape(shared_size, self.units)
+        return own.reshape(*own.shape[:-2], self.units) + common + bias.astype(self.dtype)
+
+
+class TwoInputLinear(nn.Module):
+    """Linear on concat(a, b), split so that b's part can be computed ahead, e.g. for all time steps at once."""
+
+    units: int
+    a_size: int
+    b_size: int
+    dtype: jnp.dtype = f32
+
+    def setup(self):
+        self.kernel = self.param("kernel", fan_in_init(), (self.a_size + self.b_size, self.units), f32)
+        self.bias = self.param("bias", nn.initializers.zeros, (self.units,), f32)
+
+    def project_b(self, b):
+        return b.astype(self.dtype) @ self.kernel[self.a_size :].astype(self.dtype) + self.bias.astype(self.dtype)
+
+    def __call__(self, a, b_projected):
+        return a.astype(self.dtype) @ self.kernel[: self.a_size].astype(self.dtype) + b_projected
+
+
 class RMSNorm(nn.Module):
     """RMS normalisation over the last axis, computed in float32, with scale and shift."""
 
@@ -125,6 +167,15 @@ def max_pool_2x2(x):
 
 def upsample_2x(x):
     return x.repeat(2, axis=-3).repeat(2, axis=-2)
+
+
+def token_size(image_shape, vector_keys, depth, mults, units) -> int:
+    """Width of the encoder's output: MLP units for vectors plus the flattened final CNN grid."""
+    size = units if vector_keys else 0
+    if image_shape:
+        factor = 2 ** len(mults)
+        size += (image_shape[0] // factor) * (image_shape[1] // factor) * depth * mults[-1]
+    return size
 
 
 class Encoder(nn.Module):

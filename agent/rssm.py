@@ -14,7 +14,9 @@ import jax
 import jax.numpy as jnp
 
 from agent import distributions as dist
-from agent.networks import MLP, BlockLinear, Decoder, Dense, Encoder, Linear, RMSNorm
+from agent.networks import (
+    MLP, BlockLinear, Decoder, Dense, Encoder, Linear, RMSNorm, SharedBlockLinear, TwoInputLinear, token_size,
+)
 
 f32 = jnp.float32
 sg = jax.lax.stop_gradient
@@ -69,12 +71,14 @@ class WorldModel(nn.Module):
         self.dyn_in_deter = dense(self.hidden)
         self.dyn_in_stoch = dense(self.hidden)
         self.dyn_in_action = dense(self.hidden)
-        self.dyn_hidden = BlockLinear(self.deter, self.blocks, self.dtype)
+        self.dyn_hidden = SharedBlockLinear(self.deter, self.blocks, self.dtype)
         self.dyn_hidden_norm = RMSNorm(self.eps, self.dtype)
         self.dyn_gates = BlockLinear(3 * self.deter, self.blocks, self.dtype)
         self.prior_mlp = MLP(2, self.hidden, self.eps, self.dtype)
         self.prior_out = Linear(self.stoch * self.classes, self.dtype)
-        self.post_mlp = MLP(1, self.hidden, self.eps, self.dtype)
+        tokens = token_size(self.image_shape, self.vector_keys, self.depth, self.mults, self.units)
+        self.post_in = TwoInputLinear(self.hidden, self.deter, tokens, self.dtype)
+        self.post_norm = RMSNorm(self.eps, self.dtype)
         self.post_out = Linear(self.stoch * self.classes, self.dtype)
         self.reward_mlp = MLP(self.head_layers, self.units, self.eps, self.dtype)
         self.reward_out = Linear(self.bins, self.dtype, outscale=0.0)
@@ -90,14 +94,12 @@ class WorldModel(nn.Module):
         stoch = stoch.reshape(*stoch.shape[:-2], -1).astype(self.dtype)
         # Scale large continuous actions down without changing their direction.
         action = action / sg(jnp.maximum(1.0, jnp.abs(action)))
-        x = jnp.concatenate(
+        shared = jnp.concatenate(
             [self.dyn_in_deter(deter), self.dyn_in_stoch(stoch), self.dyn_in_action(action)], -1
         )
         # Every block sees the shared inputs plus its own slice of deter.
-        grouped = deter.reshape(*deter.shape[:-1], g, -1).astype(self.dtype)
-        x = jnp.concatenate([grouped, jnp.broadcast_to(x[..., None, :], (*grouped.shape[:-1], x.shape[-1]))], -1)
-        x = x.reshape(*deter.shape[:-1], -1)
-        x = jax.nn.silu(self.dyn_hidden_norm(self.dyn_hidden(x)))
+        grouped = deter.reshape(*deter.shape[:-1], g, -1)
+        x = jax.nn.silu(self.dyn_hidden_norm(self.dyn_hidden(grouped, shared)))
         x = self.dyn_gates(x).reshape(*deter.shape[:-1], g, -1)
         reset, cand, update = [
             part.reshape(*deter.shape[:-1], -1) for part in jnp.split(x, 3, -1)
@@ -111,8 +113,13 @@ class WorldModel(nn.Module):
         x = self.prior_out(self.prior_mlp(deter))
         return f32(x).reshape(*x.shape[:-1], self.stoch, self.classes)
 
-    def post_logits(self, deter, tokens):
-        x = self.post_out(self.post_mlp(jnp.concatenate([deter, tokens.astype(self.dtype)], -1)))
+    def project_tokens(self, tokens):
+        """The tokens' share of the posterior's first layer; computed for all steps before the scan."""
+        return self.post_in.project_b(tokens)
+
+    def post_logits(self, deter, token_proj):
+        x = jax.nn.silu(self.post_norm(self.post_in(deter, token_proj)))
+        x = self.post_out(x)
         return f32(x).reshape(*x.shape[:-1], self.stoch, self.classes)
 
     def decode(self, latent: Latent):
@@ -135,7 +142,7 @@ class WorldModel(nn.Module):
         latent = Latent(deter, stoch)
         feat = features(latent)
         return (
-            self.post_logits(deter, tokens), self.prior_logits(deter), self.decode(latent),
+            self.post_logits(deter, self.project_tokens(tokens)), self.prior_logits(deter), self.decode(latent),
             self.reward_logits(feat), self.cont_logit(feat),
         )
 
@@ -145,10 +152,11 @@ def latent_dist(logits, unimix):
     return dist.mix_uniform(logits, unimix)
 
 
-def observe_step(model: WorldModel, params, latent: Latent, action, tokens, is_first, key, unimix):
+def observe_step(model: WorldModel, params, latent: Latent, action, token_proj, is_first, key, unimix):
     """Posterior step. Episode starts zero the previous state and action.
 
-    Shapes: latent [N, ...], action [N, A], tokens [N, E], is_first [N].
+    Shapes: latent [N, ...], action [N, A], token_proj [N, hidden] (from
+    `WorldModel.project_tokens`), is_first [N].
     Returns the new posterior latent and its log-probabilities [N, S, C].
     """
     keep = (~is_first).astype(latent.deter.dtype)[:, None]
@@ -156,7 +164,7 @@ def observe_step(model: WorldModel, params, latent: Latent, action, tokens, is_f
     stoch = latent.stoch * keep[..., None].astype(latent.stoch.dtype)
     action = action * keep.astype(action.dtype)
     deter = model.apply(params, deter, stoch, action, method=WorldModel.core)
-    logp = latent_dist(model.apply(params, deter, tokens, method=WorldModel.post_logits), unimix)
+    logp = latent_dist(model.apply(params, deter, token_proj, method=WorldModel.post_logits), unimix)
     stoch = dist.sample_onehot(key, logp).astype(deter.dtype)
     return Latent(deter, stoch), logp
 
@@ -164,6 +172,7 @@ def observe_step(model: WorldModel, params, latent: Latent, action, tokens, is_f
 def observe(model, params, start: Latent, actions, tokens, is_first, key, unimix):
     """Scan `observe_step` over time. Inputs [B, T, ...]; returns latents and posterior log-probs [B, T, ...]."""
     keys = jax.random.split(key, tokens.shape[1])
+    token_proj = model.apply(params, tokens, method=WorldModel.project_tokens)
 
     def step(latent, inputs):
         action, token, first, step_key = inputs
@@ -172,7 +181,7 @@ def observe(model, params, start: Latent, actions, tokens, is_first, key, unimix
 
     time_major = lambda x: jnp.swapaxes(x, 0, 1)
     _, (latents, logp) = jax.lax.scan(
-        step, start, (time_major(actions), time_major(tokens), time_major(is_first), keys)
+        step, start, (time_major(actions), time_major(token_proj), time_major(is_first), keys)
     )
     return jax.tree_util.tree_map(time_major, latents), time_major(logp)
 

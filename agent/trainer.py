@@ -76,6 +76,7 @@ class Trainer:
     def run(self, stop: threading.Event | None = None) -> dict[str, Any]:
         """Train until `config.run.steps` agent steps or until `stop` is set; resumes from the logdir."""
         config, run = self.config, self.config.run
+        self.started = time.time()
         stop = stop or threading.Event()
         self.logdir.mkdir(parents=True, exist_ok=True)
         self._write_config()
@@ -95,7 +96,7 @@ class Trainer:
         replay = _make_replay(config, agent, envs)
         root_key = jax.random.PRNGKey(config.seed)
         state = jax.jit(agent.init)(jax.random.fold_in(root_key, 0))
-        counters = {"steps": 0, "updates": 0, "episodes": 0, "policy_calls": 0, "update_credit": 0.0}
+        counters = {"steps": 0, "updates": 0, "episodes": 0, "policy_calls": 0, "update_credit": 0.0, "wall_s": 0.0}
         files = {"episodes": self.logdir / "episodes.jsonl", "metrics": self.logdir / "metrics.jsonl"}
         latest = checkpoint.latest(self.logdir / "checkpoint")
         if latest:
@@ -108,6 +109,8 @@ class Trainer:
             for path in files.values():
                 path.write_text("")
         logs = {name: open(path, "a") for name, path in files.items()}
+        session_start, wall_offset = time.time(), counters["wall_s"]
+        first_update_done = counters["updates"] > 0
 
         policy_step = jax.jit(agent.policy_step, static_argnames="explore")
         train_step = jax.jit(agent.train_step, donate_argnums=0)
@@ -130,6 +133,7 @@ class Trainer:
             replay.add({**_replay_obs(obs, envs), "action": action, "deter": np.asarray(deter), "stoch": np.asarray(stoch)})
             for record in episode.track(obs):
                 record["step"] = counters["steps"]
+                record["wall_s"] = round(wall_offset + time.time() - session_start, 3)
                 self._emit(logs["episodes"], "episode", record)
                 scores.append(record["score"])
                 counters["episodes"] += 1
@@ -148,10 +152,17 @@ class Trainer:
                     train_metrics.add(out.metrics)
                     counters["updates"] += 1
                     counters["update_credit"] -= 1.0
+                    if not first_update_done:  # start-up cost: env, replay warm-up and compiles
+                        jax.block_until_ready(state)
+                        first_update_done = True
+                        self._emit(logs["metrics"], "fps", {
+                            "step": counters["steps"], "time_to_first_update_s": time.time() - self.started,
+                        })
 
             if time.time() - last_log >= run.log_every and train_metrics.count:
                 fps_clock = self._log_train(logs["metrics"], counters, train_metrics, fps_clock)
                 last_log = time.time()
+            counters["wall_s"] = wall_offset + time.time() - session_start
             if counters["steps"] >= next_save:
                 self._save(state, replay, counters, logs)
                 next_save = counters["steps"] + run.save_every

@@ -1,6 +1,7 @@
 """Final scores per run and normalisation, from the tidy episode table (analysis.data).
 
-Final-score rule (one per suite, in analysis.references.SUITES, overridable):
+Final-score rule (one per suite, in analysis.references.FINAL_WINDOW_FRAMES; budgets
+from the suites; both overridable):
 the final score of a run is the mean ``score`` of the rows whose ``frames`` lie in
 ``(budget - window, budget]``:
 
@@ -17,9 +18,10 @@ Binned files weigh each non-null bin in the window equally (the number of episod
 bin is not published). A run with no row in the window has no final score: it is
 reported as missing (``n_points == 0``), never dropped.
 
-Normalisation (``normalized``): Atari ``(s - random) / (human - random)``;
-DMC ``s / 1000``; Crafter score (percent) ``/ 100``; Minecraft return ``/ 12``
-(12 milestones at +1 each; the health term adds at most +-0.2 per episode).
+Normalisation (``normalized``) is the suite's (``Suite.normalize`` with
+``Suite.score_refs``): Atari ``(s - random) / (human - random)``; DMC ``s / 1000``;
+Crafter score (percent) ``/ 100``; Minecraft return ``/ 12`` (12 milestones at +1 each;
+the health term adds at most +-0.2 per episode).
 """
 
 from __future__ import annotations
@@ -29,15 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.references import (
-    ATARI_RANDOM_HUMAN,
-    CRAFTER_ACHIEVEMENTS,
-    DMC_MAX,
-    DMC_MIN,
-    MINECRAFT_MILESTONES,
-    SuiteReference,
-    crafter_score,
-)
+from analysis.references import CRAFTER_ACHIEVEMENTS, MINECRAFT_MILESTONES, SuiteReference
+from suites.scores import crafter_score, success_rates
 
 RUN_KEYS = ["method", "task", "seed"]
 
@@ -69,8 +64,8 @@ def crafter_run_score(episodes: pd.DataFrame) -> float:
     missing = [c for c in columns if c not in episodes]
     if missing:
         raise ValueError(f"crafter runs need metric 'episode/{missing[0]}' (one per achievement)")
-    rates = 100.0 * (episodes[columns].to_numpy() > 0).mean(axis=0)
-    return crafter_score(rates)
+    # An episode unlocked an achievement if its per-episode max flag is > 0.
+    return crafter_score(success_rates(episodes[columns].to_numpy() > 0))
 
 
 def final_scores(episodes: pd.DataFrame, ref: SuiteReference, rule: FinalRule) -> pd.DataFrame:
@@ -79,7 +74,7 @@ def final_scores(episodes: pd.DataFrame, ref: SuiteReference, rule: FinalRule) -
     valid = episodes[episodes["score"].notna()]
     window = valid[rule.mask(valid["frames"])]
     runs = episodes.groupby(RUN_KEYS, sort=True)["frames"].max().rename("last_frames")
-    if ref.normalizer == "crafter":
+    if ref.run_score == "crafter":
         final = window.groupby(RUN_KEYS).apply(crafter_run_score, include_groups=False)
     else:
         final = window.groupby(RUN_KEYS)["score"].mean()
@@ -93,17 +88,7 @@ def normalized(ref: SuiteReference, task: str, score):
     """Normalised score of ``score`` (scalar or array) on ``task`` of suite ``ref``."""
     if task not in ref.tasks:
         raise ValueError(f"task={task!r} is not in suite {ref.name!r}; allowed: {', '.join(ref.tasks)}")
-    score = np.asarray(score, dtype=np.float64)
-    if ref.normalizer == "atari":
-        random, human = ATARI_RANDOM_HUMAN[task]
-        return (score - random) / (human - random)
-    if ref.normalizer == "dmc":
-        return (score - DMC_MIN) / (DMC_MAX - DMC_MIN)
-    if ref.normalizer == "crafter":
-        return score / 100.0
-    if ref.normalizer == "minecraft":
-        return score / len(MINECRAFT_MILESTONES)
-    raise ValueError(f"normalizer={ref.normalizer!r} is unknown; allowed: atari, dmc, crafter, minecraft")
+    return ref.normalize(task, np.asarray(score, dtype=np.float64))
 
 
 def denormalized(ref: SuiteReference, task: str, value):

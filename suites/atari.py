@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from suites.base import Space, Suite, check_field
+from suites.base import Space, Suite, check_field, step_obs
 from suites.scores import ATARI_RANDOM_HUMAN
 
 ATARI100K_GAMES = (
@@ -128,13 +128,7 @@ class AtariEnv:
             # Luminance weights, not the channel mean: a red object on a green
             # background must stay visible.
             image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[:, :, None]
-        return {
-            "image": image,
-            "reward": np.float32(reward),
-            "is_first": np.bool_(is_first),
-            "is_last": np.bool_(is_last),
-            "is_terminal": np.bool_(is_terminal),
-        }
+        return step_obs({"image": image}, reward, is_first, is_last, is_terminal)
 
 
 def make_atari100k(task: str, seed: int, protocol: Mapping[str, Any]) -> AtariEnv:

@@ -82,8 +82,10 @@ class Suite:
     """Stem of the published score files (``atari100k`` in
     ``atari100k-dreamerv3.json.gz``), or None where none were published."""
     score_refs: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    """Per task ``(low, high)`` returns that normalise a score to
-    ``(score - low) / (high - low)`` (Atari: random and human; DMC: 0, 1000)."""
+    """Per task ``(low, high)`` scores that normalise a score to
+    ``(score - low) / (high - low)`` (Atari: random and human returns; DMC: 0,
+    1000; Crafter: 0, 100 on the Crafter score in percent; Minecraft: 0, 12
+    milestones). The one normaliser of the project: analysis uses it too."""
     notes: str = ""
     """Caveats printed by ``dreamerbench suites NAME`` (e.g. unverified adapters)."""
 
@@ -135,7 +137,21 @@ class Suite:
                 f"tasks with references: {', '.join(self.score_refs) or 'none'}"
             )
         low, high = self.score_refs[task]
-        return (score - low) / (high - low)
+        return (score - low) / (high - low)  # works on numpy arrays of scores too
+
+
+def step_obs(
+    values: Mapping[str, Any], reward: float, is_first: bool, is_last: bool, is_terminal: bool
+) -> dict[str, np.ndarray]:
+    """One step of an :class:`Env`: ``values`` (observation keys and ``log/*``) plus the
+    special keys, ``reward`` as float32 and the flags as numpy bools."""
+    return {
+        **values,
+        "reward": np.float32(reward),
+        "is_first": np.bool_(is_first),
+        "is_last": np.bool_(is_last),
+        "is_terminal": np.bool_(is_terminal),
+    }
 
 
 def _coerce_like(default: Any, value: Any, key: str) -> Any:

@@ -12,7 +12,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from suites.base import Space, Suite, check_field
+from suites.base import Space, Suite, check_field, step_obs
+from suites.scores import CRAFTER_SCORE_RANGE
 
 # crafter.constants.achievements (crafter 1.8), spelled out so that listing
 # the suite does not import crafter; a test checks they agree.
@@ -78,14 +79,7 @@ class CrafterEnv:
             f"log/achievement_{name}": np.float32(counts.get(name, 0) > 0)
             for name in ACHIEVEMENTS
         }
-        return {
-            "image": image,
-            "reward": np.float32(reward),
-            "is_first": np.bool_(is_first),
-            "is_last": np.bool_(is_last),
-            "is_terminal": np.bool_(is_terminal),
-            **flags,
-        }
+        return step_obs({"image": image, **flags}, reward, is_first, is_last, is_terminal)
 
 
 def make_crafter(task: str, seed: int, protocol: Mapping[str, Any]) -> CrafterEnv:
@@ -112,4 +106,6 @@ CRAFTER = Suite(
     "the achievement success rates s_i in percent (suites.scores.crafter_score).",
     published_prefix="crafter_",
     published_suite=None,
+    # A run's score is the Crafter score (percent) of its episodes, not a return.
+    score_refs={task: CRAFTER_SCORE_RANGE for task in ("reward", "noreward")},
 )

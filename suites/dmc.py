@@ -13,7 +13,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from suites.base import Space, Suite, check_field
+from suites.base import Space, Suite, check_field, step_obs
+from suites.scores import DMC_RETURN_RANGE
 
 # task -> (dm_control domain, dm_control task). The names are those of the
 # published score files without their "dmc_" prefix; ball_in_cup is the one
@@ -130,13 +131,7 @@ class DMCEnv:
                     [np.asarray(step.observation[k], np.float32).ravel() for k in self._keys]
                 )
             }
-        return {
-            **data,
-            "reward": np.float32(reward),
-            "is_first": np.bool_(is_first),
-            "is_last": np.bool_(is_last),
-            "is_terminal": np.bool_(is_terminal),
-        }
+        return step_obs(data, reward, is_first, is_last, is_terminal)
 
 
 def _load(task: str, seed: int):
@@ -181,7 +176,7 @@ DMC_PROPRIO = Suite(
     + _DMC_SCORES,
     published_prefix="dmc_",
     published_suite="dmc_proprio",
-    score_refs={task: (0.0, 1000.0) for task in PROPRIO_TASKS},
+    score_refs={task: DMC_RETURN_RANGE for task in PROPRIO_TASKS},
 )
 
 DMC_VISION = Suite(
@@ -203,5 +198,5 @@ DMC_VISION = Suite(
     "else 0), MuJoCo EGL rendering without shadows or multisampling. " + _DMC_SCORES,
     published_prefix="dmc_",
     published_suite="dmc_vision",
-    score_refs={task: (0.0, 1000.0) for task in VISION_TASKS},
+    score_refs={task: DMC_RETURN_RANGE for task in VISION_TASKS},
 )

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from suites.base import Space, Suite, check_field
+from suites.base import Space, Suite, check_field, step_obs
 
 INSTALL = (
     "On a Linux x86-64 machine with internet access and Python 3.11: "
@@ -227,18 +227,15 @@ class MinecraftDiamondEnv:
         equipped = np.zeros(len(self._equip), np.float32)
         item = str(raw["equipped_items"]["mainhand"]["type"])
         equipped[self._equip.index(item if item in self._equip else "other")] = 1.0
-        return {
+        values = {
             "image": np.asarray(raw["pov"], np.uint8),
             "inventory": inventory,
             "inventory_max": self._max_inventory.copy(),
             "equipped": equipped,
             "life": self._life(raw),
-            "reward": np.float32(reward),
-            "is_first": np.bool_(is_first),
-            "is_last": np.bool_(is_last),
-            "is_terminal": np.bool_(is_terminal),
             **{f"log/milestone_{m}": np.float32(self._reached[m]) for m in MILESTONES},
         }
+        return step_obs(values, reward, is_first, is_last, is_terminal)
 
 
 def make_minerl_env(image_size: int, break_speed: float):
@@ -365,6 +362,9 @@ MINECRAFT_DIAMOND = Suite(
     "return and diamond success (suites.scores.diamond_success).",
     published_prefix="minecraft_",
     published_suite="minecraft_diamond",
+    # +1 per milestone: a return of 12 reached every milestone (the health term
+    # adds at most +-0.2 per episode).
+    score_refs={"diamond": (0.0, float(len(MILESTONES)))},
     notes="NOT VERIFIED: this adapter has not been run against the real game here (MineRL "
     "cannot be built on this machine); only its logic is tested, with a fake env. " + INSTALL,
 )

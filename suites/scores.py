@@ -13,9 +13,16 @@ We use 16256.9 so that our human-normalised scores are comparable with the
 published DreamerV3 results; note that with it the random-to-human gap is
 only 1411 points, so Video Pinball normalised scores are large.
 
-DMC returns lie in [0, 1000]; Crafter's score is the geometric-style mean of
-achievement success rates (Hafner 2021, arXiv 2109.06780, Sec. 3); Minecraft
-ObtainDiamond is reported as the share of episodes that collect a diamond.
+DMC returns lie in [0, 1000] (Tassa et al. 2018: reward in [0, 1] per control
+step, 1000 steps). Crafter's score is the geometric-style mean of achievement
+success rates (Hafner 2021, arXiv 2109.06780, Eq. 1), in percent, so it lies
+in [0, 100]. Minecraft ObtainDiamond is reported as the share of episodes that
+collect a diamond, and its return (12 milestones at +1 each, DreamerV3
+``minecraft_flat.py``) normalises by 12.
+
+This module and the suite records (``Suite.tasks``, ``score_refs``,
+``action_repeat``, ``budget_frames``) are the only home of these numbers;
+``analysis`` imports them from here.
 """
 
 from __future__ import annotations
@@ -82,6 +89,12 @@ ATARI_RANDOM_HUMAN: dict[str, tuple[float, float]] = {
     "yars_revenge": (3092.9, 54576.9),
     "zaxxon": (32.5, 9173.3),
 }
+
+
+# (low, high) of a DMC episode return, the range every DMC task normalises by.
+DMC_RETURN_RANGE: tuple[float, float] = (0.0, 1000.0)
+# (low, high) of the Crafter score (percent).
+CRAFTER_SCORE_RANGE: tuple[float, float] = (0.0, 100.0)
 
 
 def human_normalized(game: str, score: float) -> float:

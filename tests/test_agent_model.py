@@ -9,6 +9,7 @@ import pytest
 
 from agent.config import SIZES, Config, apply_overrides
 from agent.dreamer import Dreamer
+from agent.synthetic import random_batch
 from suites.base import Space
 
 IMAGE_OBS = {"image": Space(np.uint8, (64, 64, 3))}
@@ -69,38 +70,6 @@ def test_heads_start_at_zero_and_policy_near_uniform():
     np.testing.assert_allclose(probs, 1 / 18, atol=0.01)  # output scale 0.01
 
 
-def random_batch(agent, batch, length, seed=0):
-    rng = np.random.default_rng(seed)
-    T = length + 1
-    out = {}
-    for key, space in agent.obs_space.items():
-        if space.is_image:
-            # A moving bright square: learnable structure, not noise.
-            frames = np.zeros((batch, T, *space.shape), np.uint8)
-            for b in range(batch):
-                for t in range(T):
-                    x = (3 * t + 7 * b) % 56
-                    frames[b, t, 8:16, x : x + 8] = 255
-            out[key] = frames
-        else:
-            phase = rng.random((batch, 1, 1))
-            steps = np.arange(T)[None, :, None]
-            out[key] = np.sin(0.3 * steps + 6 * phase + np.arange(space.shape[0])).astype(np.float32)
-    if agent.discrete:
-        out["action"] = rng.integers(0, agent.action_size, (batch, T)).astype(np.int32)
-    else:
-        out["action"] = rng.uniform(-1, 1, (batch, T, agent.action_size)).astype(np.float32)
-    out["reward"] = (out["action"].reshape(batch, T, -1)[..., 0] > 0).astype(np.float32)
-    out["is_first"] = np.zeros((batch, T), bool)
-    out["is_first"][:, 0] = True
-    out["is_last"] = np.zeros((batch, T), bool)
-    out["is_terminal"] = np.zeros((batch, T), bool)
-    deter, stoch, _ = agent.latent_shape
-    out["deter"] = np.zeros((batch, T, deter), np.float16)
-    out["stoch"] = np.zeros((batch, T, stoch), np.uint8)
-    return out
-
-
 @pytest.fixture(scope="module")
 def vector_agent():
     agent = make_agent("debug", VECTOR_OBS, CONTINUOUS, **{"agent.opt.warmup": 0, "agent.opt.lr": 1e-3})
@@ -155,3 +124,16 @@ def test_image_discrete_agent_trains_and_acts():
     assert deter.shape == (3, 64) and stoch.shape == (3, 32)
     greedy = policy_step(state.params, carry, obs, jax.random.PRNGKey(2), explore=False)[1]
     assert greedy.shape == (3,)
+
+
+def test_shared_block_linear_equals_block_linear_on_the_broadcast_concatenation():
+    from agent.networks import BlockLinear, SharedBlockLinear
+
+    grouped = jax.random.normal(jax.random.PRNGKey(0), (5, 4, 6))  # [N, g, own]
+    shared = jax.random.normal(jax.random.PRNGKey(1), (5, 9))
+    layer = SharedBlockLinear(units=8, blocks=4)
+    params = layer.init(jax.random.PRNGKey(2), grouped, shared)
+    params["params"]["bias"] = jnp.arange(8.0)
+    concat = jnp.concatenate([grouped, jnp.broadcast_to(shared[:, None], (5, 4, 9))], -1).reshape(5, -1)
+    expected = BlockLinear(units=8, blocks=4).apply(params, concat)
+    np.testing.assert_allclose(layer.apply(params, grouped, shared), expected, rtol=1e-5, atol=1e-6)

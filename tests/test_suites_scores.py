@@ -50,6 +50,19 @@ def test_dmc_references():
         assert suite.normalize("walker_walk", 500.0) == 0.5
 
 
+def test_crafter_and_minecraft_references():
+    # Crafter: the Crafter score in percent / 100; Minecraft: return / 12 milestones.
+    for task in ("reward", "noreward"):
+        assert get_suite("crafter").normalize(task, 14.5) == pytest.approx(0.145)
+    assert get_suite("minecraft_diamond").normalize("diamond", 6.0) == 0.5
+
+
+def test_every_task_has_a_score_reference():
+    for suite in SUITES.values():
+        assert set(suite.score_refs) == set(suite.tasks), suite.name
+        assert all(high > low for low, high in suite.score_refs.values())
+
+
 def test_crafter_score_hand_computed():
     # Two achievements at 100% and 0%: exp((ln 101 + ln 1) / 2) - 1 = sqrt(101) - 1.
     assert crafter_score([100.0, 0.0]) == pytest.approx(math.sqrt(101) - 1)

@@ -1,0 +1,80 @@
+"""Every suite (but minecraft_diamond, which needs MineRL) trains end to end in the real trainer.
+
+Tiny budgets: 64 agent steps, updates from step 32, a debug-size agent. Where the
+protocol allows it cheaply, episodes are shortened so that at least one ends
+inside the budget and the episode path (``episodes.jsonl``) is exercised too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from agent import checkpoint
+from agent.trainer import Trainer, resolve_config
+
+pytestmark = pytest.mark.slow
+
+STEPS = 64
+TINY = {
+    "agent.size": "debug",
+    "agent.batch_size": 2,
+    "agent.batch_length": 8,
+    "agent.imag_length": 3,
+    "agent.train_ratio": 16,
+    "run.envs": 1,
+    "run.parallel_envs": False,
+    "run.train_start": 32,
+    "run.steps": STEPS,
+    "run.save_every": 1000,
+    "run.log_every": 0,
+    "run.progress": False,
+    "replay.capacity": 10_000,
+    "run.compile_cache": "",
+}
+
+# suite -> (task, protocol overrides that end an episode within the budget).
+CASES = {
+    "atari100k": ("pong", {"env.max_frames": 80, "env.noop_max": 0}),  # 20 agent steps
+    "atari57": ("pong", {"env.max_frames": 80, "env.noop_max": 0}),
+    "dmc_proprio": ("cartpole_balance", {}),  # 1000-step episodes: no protocol knob
+    "dmc_vision": ("cartpole_balance", {}),
+    "crafter": ("reward", {"env.max_steps": 20}),
+}
+
+
+def _records(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("suite", list(CASES))
+def test_trainer_runs_suite_end_to_end(suite, tmp_path):
+    task, protocol = CASES[suite]
+    config = resolve_config(suite, task, 0, {**TINY, **protocol})
+    summary = Trainer(config, tmp_path).run()
+
+    assert summary["finished"] is True
+    assert summary["steps"] == STEPS
+    # train_ratio 16 / (2 x 8) = 1 update per env step from step 32 on.
+    assert summary["updates"] >= STEPS - config.run.train_start - 1 > 0
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+
+    train = [r for r in _records(tmp_path / "metrics.jsonl") if "loss/total" in r]
+    assert train, "metrics.jsonl holds no training record"
+    assert train[-1]["updates"] == summary["updates"]
+    for record in train:
+        losses = {k: v for k, v in record.items() if k.startswith("loss/")}
+        assert {"loss/total", "loss/rec", "loss/rew", "loss/con"} <= set(losses)
+        assert all(math.isfinite(v) for v in losses.values()), losses
+
+    latest = checkpoint.latest(tmp_path / "checkpoint")
+    assert latest is not None and latest.exists()
+
+    episodes = _records(tmp_path / "episodes.jsonl")
+    assert len(episodes) == summary["episodes"]
+    if protocol:  # shortened episodes: at least one ended inside the budget
+        assert episodes and all(math.isfinite(e["score"]) for e in episodes)
+    if suite == "crafter":  # the per-episode max of the log/achievement_* flags
+        assert all(e["achievement_collect_wood"] in (0.0, 1.0) for e in episodes)
