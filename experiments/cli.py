@@ -13,6 +13,8 @@ SUBCOMMANDS = {
     "suites": "suites.cli",
     "table": "analysis.cli",
     "plot": "analysis.cli",
+    "sweep": "experiments.sweep_cli",
+    "status": "experiments.sweep_cli",
 }
 
 

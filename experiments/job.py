@@ -1,0 +1,181 @@
+"""What runs inside a job: one or more training runs, checkpointable and requeueable.
+
+:class:`SweepJob` is a submitit ``Checkpointable``. Its runs train in threads
+(several when a profile packs runs onto one GPU) so that the main thread stays
+free for submitit's signal handler: on USR2 (preemption or time-out),
+:meth:`SweepJob.checkpoint` sets the trainers' stop event, waits until each has
+saved its checkpoint and flushed its records to MLflow, and returns a
+``DelayedSubmission`` of the unfinished runs. After the requeue they resume
+from their logdirs into the same MLflow runs (the run ids travel with the job).
+
+The local executor starts the same job as ``python -m experiments.job FILE``;
+there SIGINT / SIGTERM play the part of USR2.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import signal
+import sys
+import threading
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import submitit
+
+from experiments import tracking
+
+EXIT_INTERRUPTED = 3
+"""Exit code of ``python -m experiments.job`` when it stopped early; re-running resumes."""
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """One run as a job sees it."""
+
+    run_id: str
+    """MLflow run id (created by the launcher)."""
+    key: str
+    """The run's stable key."""
+    label: str
+    """task/seed[/grid point], for humans."""
+    logdir: str
+    """Checkpoints and replay; the trainer resumes from here."""
+    config: Mapping[str, Any]
+    """Resolved config as a plain dict (agent.config.to_dict)."""
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+
+
+class SweepJob(submitit.helpers.Checkpointable):
+    """Train `tasks` (one per thread) and record them into their MLflow runs."""
+
+    def __init__(self, tasks: list[RunTask], tracking_uri: str, experiment_id: str):
+        self.tasks = list(tasks)
+        self.tracking_uri = tracking_uri
+        self.experiment_id = experiment_id
+        self._reset()
+
+    def _reset(self) -> None:
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._results: dict[str, dict[str, Any]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"tasks": self.tasks, "tracking_uri": self.tracking_uri,
+                "experiment_id": self.experiment_id}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset()
+
+    def __call__(self) -> dict[str, dict[str, Any]]:
+        """Train every task to its budget (or until stopped); return key -> summary."""
+        self._threads = [
+            threading.Thread(target=self._run_one, args=(task,), name=f"run-{task.key}")
+            for task in self.tasks
+        ]
+        for thread in self._threads:
+            thread.start()
+        # Short joins keep the main thread responsive to signal handlers.
+        while any(thread.is_alive() for thread in self._threads):
+            for thread in self._threads:
+                thread.join(timeout=0.2)
+        failed = {k: r["error"] for k, r in self._results.items() if "error" in r}
+        if failed:
+            raise RuntimeError(
+                "runs failed: " + "; ".join(f"{k}: {e.strip().splitlines()[-1]}" for k, e in failed.items())
+            )
+        return dict(self._results)
+
+    def request_stop(self) -> None:
+        """Ask every trainer to save a checkpoint at its next safe point and return."""
+        self._stop.set()
+
+    @property
+    def stopped_early(self) -> bool:
+        return any(not r.get("finished") and "error" not in r for r in self._results.values())
+
+    def checkpoint(self) -> submitit.helpers.DelayedSubmission:
+        """Called by submitit on USR2: stop, wait for the checkpoints, requeue what is left."""
+        self.request_stop()
+        for thread in self._threads:
+            thread.join()
+        remaining = [
+            task for task in self.tasks
+            if not self._results.get(task.key, {}).get("finished")
+            and "error" not in self._results.get(task.key, {})
+        ]
+        return submitit.helpers.DelayedSubmission(
+            SweepJob(remaining, self.tracking_uri, self.experiment_id)
+        )
+
+    def _run_one(self, task: RunTask) -> None:
+        client = tracking.client(self.tracking_uri)
+        try:
+            from mlflow.entities import RunTag
+
+            from agent.config import from_dict, validate
+            from agent.trainer import Trainer
+
+            tags = tracking.job_tags()
+            done = int(client.get_run(task.run_id).data.tags.get(tracking.STEPS_TAG, "0") or 0)
+            if done:
+                tags[tracking.TAG + "resumed_at"] = str(done)  # steps of the checkpoint it resumes
+            client.log_batch(task.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+            client.update_run(task.run_id, status="RUNNING")
+            config = validate(from_dict(task.config))
+            Path(task.logdir).mkdir(parents=True, exist_ok=True)
+            client.log_dict(task.run_id, dict(task.config), "config.yaml")
+            output = tracking.MlflowOutput(client, task.run_id)
+            trainer = Trainer(config, task.logdir, outputs=[output])
+            summary = _jsonable(dict(trainer.run(stop=self._stop)))
+            output.close()
+            if summary.get("finished"):
+                client.log_dict(task.run_id, summary, "summary.json")
+                client.set_terminated(task.run_id, status="FINISHED")
+            else:
+                client.update_run(task.run_id, status="SCHEDULED")  # resumes when requeued
+            self._results[task.key] = summary
+        except BaseException:  # noqa: BLE001 - recorded, then reported by __call__
+            error = traceback.format_exc()
+            print(f"run {task.label} ({task.key}) failed:\n{error}", file=sys.stderr, flush=True)
+            self._results[task.key] = {"error": error, "finished": False}
+            try:
+                client.set_tag(task.run_id, tracking.TAG + "error", error[-4000:])
+                client.set_terminated(task.run_id, status="FAILED")
+            except Exception as mlflow_error:  # noqa: BLE001
+                print(f"could not mark run {task.run_id} FAILED: {mlflow_error}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m experiments.job JOB.pkl``: the local executor's worker process."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m experiments.job JOB.pkl", file=sys.stderr)
+        return 2
+    with open(argv[0], "rb") as f:
+        job: SweepJob = pickle.load(f)
+
+    def stop(signum, frame):  # noqa: ARG001
+        print(f"experiments.job: {signal.Signals(signum).name}: checkpointing, then exiting",
+              file=sys.stderr, flush=True)
+        job.request_stop()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        job()
+    except RuntimeError as error:
+        print(f"experiments.job: {error}", file=sys.stderr)
+        return 1
+    return EXIT_INTERRUPTED if job.stopped_early else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,322 @@
+"""The launcher: expand a spec, decide which runs to (re)submit, create their MLflow
+runs, and hand them to the local or the Slurm executor.
+
+Idempotence: a run is submitted only if it has no MLflow run yet, or its run
+was KILLED, or it is SCHEDULED/RUNNING but its job is gone (interrupted); a
+FINISHED run, and one whose job is queued or running, is skipped; a FAILED run
+is resubmitted only with ``rerun_failed``. A resubmitted run resumes from its
+logdir into the same MLflow run.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from experiments import tracking
+from experiments.job import EXIT_INTERRUPTED, RunTask, SweepJob
+from experiments.profiles import SlurmProfile, executor_parameters
+from experiments.spec import RunSpec, SweepSpec
+
+# squeue states in which a job will still run (or is running).
+ALIVE_SLURM_STATES = frozenset({
+    "PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
+    "REQUEUE_FED", "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD",
+})
+
+
+class SlurmUnavailable(RuntimeError):
+    """Slurm's commands are missing or its controller does not answer."""
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What the launcher does with one run."""
+
+    run: RunSpec
+    action: str
+    """'new' (create an MLflow run and submit), 'resume' (submit into the existing run) or 'skip'."""
+    reason: str
+    mlflow_run: Any = None
+    """The existing MLflow run, if any."""
+
+
+def decide(status: str | None, alive: bool | None, rerun_failed: bool) -> tuple[str, str]:
+    """(action, reason) for a run with MLflow `status` whose job is `alive` (None: unknown)."""
+    if status is None:
+        return "new", "not started"
+    if status == "FINISHED":
+        return "skip", "finished"
+    if status == "FAILED":
+        if rerun_failed:
+            return "resume", "failed; rerun (--rerun-failed)"
+        return "skip", "failed (--rerun-failed reruns it)"
+    if status == "KILLED":
+        return "resume", "killed; resume"
+    if status in tracking.ACTIVE_STATES:
+        if alive is None:
+            return "skip", f"{status.lower()}; its job's state is unknown here"
+        if alive:
+            return "skip", "queued" if status == "SCHEDULED" else "running"
+        return "resume", "interrupted (its job is gone); resume"
+    return "new", f"unknown MLflow status {status!r}"
+
+
+# ---------------------------------------------------------------------------- Slurm queries
+
+
+def check_slurm(profile: SlurmProfile | None = None) -> None:
+    """Raise SlurmUnavailable with the fix if Slurm cannot take jobs (and the partition exists)."""
+    missing = [c for c in ("sbatch", "squeue", "sinfo", "scontrol", "srun") if shutil.which(c) is None]
+    hint = (
+        "start the local test cluster with `bash slurm/local/start.sh` and "
+        "`export SLURM_CONF=/tmp/dreamerbench-slurm/slurm.conf`, or use --executor local"
+    )
+    if missing:
+        raise SlurmUnavailable(f"Slurm is not installed here (missing {', '.join(missing)}); {hint}")
+    conf = os.environ.get("SLURM_CONF")
+    if conf and not Path(conf).is_file():
+        # sinfo would retry reading it for 60 s before giving up.
+        raise SlurmUnavailable(f"SLURM_CONF={conf} does not exist; {hint}")
+    try:
+        result = subprocess.run(
+            ["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=20
+        )
+    except subprocess.TimeoutExpired:
+        raise SlurmUnavailable(f"Slurm's controller did not answer sinfo within 20 s; {hint}") from None
+    if result.returncode != 0:
+        conf = os.environ.get("SLURM_CONF", "(SLURM_CONF is unset)")
+        detail = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no output"
+        raise SlurmUnavailable(f"Slurm does not answer (sinfo: {detail}; SLURM_CONF={conf}); {hint}")
+    partitions = [p.rstrip("*") for p in result.stdout.split()]
+    if profile is not None and profile.partition and profile.partition not in partitions:
+        raise SlurmUnavailable(
+            f"Slurm profile {profile.name!r}: partition={profile.partition!r} is not a partition "
+            f"of this cluster; allowed: {', '.join(partitions)}"
+        )
+
+
+def parse_squeue(text: str) -> dict[str, str]:
+    """'123_4|RUNNING' lines (squeue -h -r -o '%i|%T') -> {'123_4': 'RUNNING'}."""
+    states = {}
+    for line in text.splitlines():
+        if "|" in line:
+            job_id, state = line.strip().split("|", 1)
+            states[job_id] = state
+    return states
+
+
+def slurm_queue() -> dict[str, str] | None:
+    """Job id -> state of every job in the queue, or None if Slurm cannot be asked."""
+    if shutil.which("squeue") is None:
+        return None
+    try:
+        result = subprocess.run(
+            ["squeue", "-h", "-r", "-o", "%i|%T"], capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        return None
+    return parse_squeue(result.stdout) if result.returncode == 0 else None
+
+
+def _local_alive(pid: str, host: str) -> bool | None:
+    if host != socket.gethostname():
+        return None
+    try:
+        cmdline = Path(f"/proc/{int(pid)}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
+    return b"experiments.job" in cmdline
+
+
+def job_alive(tags: Mapping[str, str], queue: Mapping[str, str] | None) -> bool | None:
+    """Is the job of an MLflow run (by its tags) queued or running? None if it cannot be told."""
+    slurm_id = tags.get(tracking.TAG + "slurm_job_id")
+    if slurm_id:
+        if queue is None:
+            return None
+        return queue.get(slurm_id) in ALIVE_SLURM_STATES
+    pid = tags.get(tracking.TAG + "local_pid")
+    if pid:
+        return _local_alive(pid, tags.get(tracking.TAG + "host", ""))
+    return False
+
+
+def plan(
+    runs: Sequence[RunSpec], existing: Mapping[str, Any], rerun_failed: bool,
+    queue: Mapping[str, str] | None,
+) -> list[Planned]:
+    """Decide each run's action from its MLflow run (by key) and the Slurm queue."""
+    planned = []
+    for run in runs:
+        found = existing.get(run.key)
+        status = found.info.status if found is not None else None
+        alive = job_alive(found.data.tags, queue) if found is not None else None
+        action, reason = decide(status, alive, rerun_failed)
+        planned.append(Planned(run, action, reason, found))
+    return planned
+
+
+# ---------------------------------------------------------------------------- launching
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where results go."""
+
+    tracking_uri: str
+    workdir: Path
+    """Run logdirs and executor files: <workdir>/<sweep>/..."""
+
+
+def sweep_dir(target: Target, sweep: str) -> Path:
+    return target.workdir / sweep
+
+
+def logdir_for(target: Target, run: RunSpec, run_id: str) -> str:
+    """A logdir per MLflow run: a new MLflow run never resumes another run's checkpoint."""
+    return str(sweep_dir(target, run.sweep) / f"{run.task}-seed{run.seed}-{run.key}" / run_id)
+
+
+def prepare(
+    planned: Sequence[Planned], client, experiment_id: str, target: Target,
+) -> list[RunTask]:
+    """Create MLflow runs for new runs and mark resumed ones SCHEDULED; the jobs' tasks."""
+    from agent.config import to_dict
+
+    git = tracking.git_state()
+    tasks = []
+    for item in planned:
+        if item.action == "skip":
+            continue
+        if item.action == "new":
+            run_id = tracking.create_run(client, experiment_id, item.run, git, logdir="")
+            logdir = logdir_for(target, item.run, run_id)
+            client.set_tag(run_id, tracking.TAG + "logdir", logdir)
+        else:
+            run_id = item.mlflow_run.info.run_id
+            logdir = item.mlflow_run.data.tags.get(tracking.TAG + "logdir") or logdir_for(
+                target, item.run, run_id
+            )
+            client.update_run(run_id, status="SCHEDULED")
+        tasks.append(RunTask(run_id, item.run.key, item.run.label, logdir, to_dict(item.run.config)))
+    return tasks
+
+
+def chunks(tasks: Sequence[RunTask], size: int) -> list[list[RunTask]]:
+    return [list(tasks[i : i + size]) for i in range(0, len(tasks), size)]
+
+
+def submit_slurm(
+    tasks: Sequence[RunTask], profile: SlurmProfile, spec: SweepSpec, target: Target,
+    experiment_id: str, client,
+) -> list[Any]:
+    """One job array for the sweep (runs_per_job runs per array task); returns submitit jobs."""
+    import submitit
+
+    folder = sweep_dir(target, spec.name) / "slurm" / "%j"
+    executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=profile.max_requeues)
+    executor.update_parameters(**executor_parameters(profile, spec.name))
+    groups = chunks(tasks, profile.runs_per_job)
+    with executor.batch():
+        jobs = [
+            executor.submit(SweepJob(group, target.tracking_uri, experiment_id))
+            for group in groups
+        ]
+    for job, group in zip(jobs, groups):
+        for task in group:
+            client.set_tag(task.run_id, tracking.TAG + "slurm_job_id", job.job_id)
+    return jobs
+
+
+def wait_slurm(job_ids: Sequence[str], poll_s: float = 3.0, timeout_s: float | None = None) -> None:
+    """Block until none of `job_ids` is queued or running any more."""
+    start = time.monotonic()
+    remaining = set(job_ids)
+    while remaining:
+        queue = slurm_queue()
+        if queue is not None:
+            remaining = {j for j in remaining if queue.get(j) in ALIVE_SLURM_STATES}
+        if not remaining:
+            return
+        if timeout_s is not None and time.monotonic() - start > timeout_s:
+            raise TimeoutError(f"jobs still queued or running after {timeout_s:.0f} s: {sorted(remaining)}")
+        time.sleep(poll_s)
+
+
+def run_local(
+    tasks: Sequence[RunTask], parallel: int, spec: SweepSpec, target: Target,
+    experiment_id: str, echo: Callable[[str], None] = print,
+) -> dict[str, int]:
+    """Train the runs in up to `parallel` worker processes; returns key -> exit code.
+
+    Ctrl-C (SIGINT reaches the workers too) or SIGTERM makes every worker save a
+    checkpoint and stop; re-running the sweep resumes them.
+    """
+    folder = sweep_dir(target, spec.name) / "local"
+    folder.mkdir(parents=True, exist_ok=True)
+    waiting = list(tasks)
+    running: dict[str, tuple[subprocess.Popen, RunTask, Any]] = {}
+    codes: dict[str, int] = {}
+    stopping = False
+
+    def forward(signum, frame):  # noqa: ARG001
+        nonlocal stopping
+        if not stopping:
+            echo(f"  {signal.Signals(signum).name}: the runs save a checkpoint and stop; "
+                 "re-run the sweep to resume them")
+        stopping = True
+        for process, _, _ in running.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    total, done = len(tasks), 0
+    try:
+        while waiting or running:
+            while waiting and len(running) < parallel and not stopping:
+                task = waiting.pop(0)
+                job_file = folder / f"{task.key}.pkl"
+                tmp = job_file.with_suffix(".tmp")
+                with open(tmp, "wb") as f:
+                    pickle.dump(SweepJob([task], target.tracking_uri, experiment_id), f)
+                os.replace(tmp, job_file)
+                Path(task.logdir).mkdir(parents=True, exist_ok=True)
+                log_path = Path(task.logdir) / "job.log"
+                log = open(log_path, "ab")
+                process = subprocess.Popen(
+                    [sys.executable, "-u", "-m", "experiments.job", str(job_file)],
+                    stdout=log, stderr=subprocess.STDOUT,
+                )
+                running[task.key] = (process, task, log)
+                echo(f"  started  {task.label:<40} run {task.run_id[:8]}  log {log_path}")
+            time.sleep(0.5)
+            for key, (process, task, log) in list(running.items()):
+                code = process.poll()
+                if code is None:
+                    continue
+                log.close()
+                del running[key]
+                codes[key] = code
+                done += 1
+                outcome = {0: "finished", EXIT_INTERRUPTED: "stopped (resumable)"}.get(
+                    code, f"FAILED (exit {code}; see {Path(task.logdir) / 'job.log'})"
+                )
+                echo(f"  [{done}/{total}] {outcome:<10} {task.label}")
+            if stopping and not running:
+                break
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for task in waiting:
+        codes.setdefault(task.key, EXIT_INTERRUPTED)
+    return codes

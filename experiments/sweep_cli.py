@@ -1,0 +1,170 @@
+"""`dreamerbench sweep SPEC` and `dreamerbench status SWEEP`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from experiments import status as status_lib
+from experiments import sweep as launcher
+from experiments import tracking
+from experiments.profiles import load_profile
+from experiments.spec import EXECUTORS, SpecError, expand, load_spec
+
+
+def register(subparsers) -> None:
+    sweep = subparsers.add_parser(
+        "sweep", help="run a sweep spec (suite x tasks x seeds x grid) locally or on Slurm",
+        description="Expand a sweep spec into runs and submit those that are not finished, "
+        "queued or running; results go to MLflow (one experiment per sweep).",
+    )
+    sweep.add_argument("spec", help="sweep spec, e.g. experiments/quickstart.yaml")
+    sweep.add_argument("--executor", choices=EXECUTORS, help="override the spec's executor")
+    sweep.add_argument("--profile", help="Slurm profile: name in slurm/profiles/ or a path")
+    sweep.add_argument("--dry-run", action="store_true",
+                       help="print the runs and their resources; create and submit nothing")
+    sweep.add_argument("--rerun-failed", action="store_true", help="also resubmit FAILED runs")
+    sweep.add_argument("--tracking-uri",
+                       help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)")
+    sweep.add_argument("--workdir", help="run logdirs and executor files (default: ./runs/sweeps, "
+                       "or the profile's workdir)")
+    sweep.add_argument("--parallel", type=int, help="local executor: runs at once (spec's parallel)")
+    sweep.add_argument("--wait", action="store_true", help="slurm executor: wait for the jobs to end")
+    sweep.set_defaults(func=run_sweep)
+
+    status = subparsers.add_parser("status", help="progress of a sweep's runs (from MLflow)")
+    status.add_argument("sweep", help="sweep name or spec file")
+    status.add_argument("--tracking-uri", help="MLflow tracking URI (as for sweep)")
+    status.set_defaults(func=run_status)
+
+
+def run_sweep(args: argparse.Namespace, echo=print) -> int:
+    spec = load_spec(args.spec)
+    executor = args.executor or spec.executor
+    parallel = args.parallel or spec.parallel
+    if parallel < 1:
+        raise SpecError(f"--parallel={parallel} must be >= 1")
+    profile = load_profile(args.profile or spec.profile) if executor == "slurm" else None
+    runs = expand(spec)
+    tracking_uri = tracking.resolve_tracking_uri(args.tracking_uri)
+    workdir = Path(args.workdir or (profile.workdir if profile and profile.workdir else "runs/sweeps"))
+    target = launcher.Target(tracking_uri=tracking_uri, workdir=workdir.resolve())
+
+    if executor == "slurm":
+        resources = profile.describe()
+        jobs = -(-len(runs) // profile.runs_per_job)
+        where = f"slurm, profile {profile.name}: {jobs} array jobs, each {resources}"
+    else:
+        where = f"local, {parallel} run(s) at a time on this machine"
+    echo(f"sweep {spec.name}: {len(runs)} runs ({spec.suite}) -> {where}")
+    echo(f"MLflow: {tracking_uri} (experiment {spec.name!r}); logdirs under {sweep_dir_text(target, spec)}")
+
+    if args.dry_run:
+        existing = _existing_runs(tracking_uri, spec.name)
+        queue = launcher.slurm_queue() if existing else {}
+        planned = launcher.plan(runs, existing, args.rerun_failed, queue)
+        for item in planned:
+            c = item.run.config
+            echo(f"  {item.run.key}  {item.run.label:<40} steps={c.run.steps:<9,} "
+                 f"size={c.agent.size:<5} envs={c.run.envs:<3} {item.action:<6} ({item.reason})")
+        echo("dry run: nothing created or submitted")
+        return 0
+
+    if executor == "slurm":
+        try:
+            launcher.check_slurm(profile)  # before anything is created
+        except launcher.SlurmUnavailable as error:
+            print(f"dreamerbench sweep: error: {error}; nothing was submitted", file=sys.stderr)
+            return 2
+    client = tracking.client(tracking_uri)
+    experiment_id = tracking.ensure_experiment(client, spec.name, tracking_uri)
+    existing = tracking.runs_by_key(tracking.sweep_runs(client, experiment_id))
+    queue = launcher.slurm_queue() if executor == "slurm" or _has_slurm_runs(existing) else None
+    planned = launcher.plan(runs, existing, args.rerun_failed, queue)
+    skipped = [p for p in planned if p.action == "skip"]
+    for item in skipped:
+        echo(f"  skip     {item.run.label:<40} {item.reason}")
+    tasks = launcher.prepare(planned, client, experiment_id, target)
+    if not tasks:
+        echo(f"nothing to submit: {len(skipped)} runs finished, queued, running or failed")
+        _print_where(echo, spec, tracking_uri)
+        return 0
+
+    start = time.monotonic()
+    if executor == "slurm":
+        jobs = launcher.submit_slurm(tasks, profile, spec, target, experiment_id, client)
+        echo(f"submitted {len(tasks)} runs as {len(jobs)} Slurm jobs: "
+             f"{', '.join(j.job_id for j in jobs)}")
+        if args.wait:
+            launcher.wait_slurm([j.job_id for j in jobs])
+            echo(f"jobs ended after {time.monotonic() - start:.0f} s")
+            return _report(echo, spec, tracking_uri, client, experiment_id, [t.key for t in tasks])
+        _print_where(echo, spec, tracking_uri)
+        return 0
+    echo(f"training {len(tasks)} runs locally, {parallel} at a time")
+    launcher.run_local(tasks, parallel, spec, target, experiment_id, echo=echo)
+    echo(f"sweep {spec.name} took {time.monotonic() - start:.0f} s")
+    return _report(echo, spec, tracking_uri, client, experiment_id, [t.key for t in tasks])
+
+
+def sweep_dir_text(target, spec) -> str:
+    return str(launcher.sweep_dir(target, spec.name))
+
+
+def _existing_runs(tracking_uri: str, name: str) -> dict:
+    """MLflow runs of the sweep, without creating a database or experiment."""
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).exists():
+        return {}
+    client = tracking.client(tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return {}
+    return tracking.runs_by_key(tracking.sweep_runs(client, experiment.experiment_id))
+
+
+def _has_slurm_runs(existing: dict) -> bool:
+    return any(tracking.TAG + "slurm_job_id" in r.data.tags for r in existing.values())
+
+
+def _report(echo, spec, tracking_uri, client, experiment_id, keys) -> int:
+    runs = tracking.runs_by_key(tracking.sweep_runs(client, experiment_id))
+    states = {k: runs[k].info.status if k in runs else "MISSING" for k in keys}
+    counts: dict[str, int] = {}
+    for state in states.values():
+        counts[state] = counts.get(state, 0) + 1
+    echo("runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    _print_where(echo, spec, tracking_uri)
+    return 0 if all(s == "FINISHED" for s in states.values()) else 1
+
+
+def _print_where(echo, spec, tracking_uri) -> None:
+    echo(f"results: MLflow experiment {spec.name!r} at {tracking_uri}")
+    echo(f"  dreamerbench status {spec.name}" + (
+        "" if tracking_uri == tracking.default_tracking_uri() else f" --tracking-uri {tracking_uri}"))
+    if tracking_uri.startswith("sqlite:///"):
+        echo(f"  mlflow ui --backend-store-uri {tracking_uri}")
+
+
+def run_status(args: argparse.Namespace, echo=print) -> int:
+    tracking_uri = tracking.resolve_tracking_uri(args.tracking_uri)
+    expected = []
+    name = args.sweep
+    if name.endswith((".yaml", ".yml")) or os.path.sep in name:
+        spec = load_spec(name)
+        name = spec.name
+        expected = expand(spec)
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).exists():
+        raise FileNotFoundError(f"no MLflow store at {tracking_uri}; run a sweep first or pass --tracking-uri")
+    client = tracking.client(tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        names = [e.name for e in client.search_experiments() if e.name != "Default"]
+        raise ValueError(f"no sweep {name!r} in {tracking_uri}; sweeps there: {', '.join(names) or 'none'}")
+    runs = tracking.sweep_runs(client, experiment.experiment_id)
+    queue = launcher.slurm_queue()
+    rows = status_lib.rows_from_runs(runs, queue, expected)
+    echo(status_lib.render(name, rows))
+    return 0

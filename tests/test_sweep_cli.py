@@ -1,0 +1,63 @@
+"""`dreamerbench sweep` refuses bad specs and a missing Slurm clearly, creating and submitting nothing."""
+
+from __future__ import annotations
+
+
+from test_sweep_slurm import dreamerbench, tiny_spec
+
+
+def test_bad_spec_fails_before_anything_is_created(tmp_path):
+    spec = tiny_spec(tmp_path, "bad", tasks=["cartpole_balance", "cartpole_balanse"])
+    db = tmp_path / "mlflow.db"
+    result = dreamerbench("sweep", str(spec), "--tracking-uri", f"sqlite:///{db}",
+                          "--workdir", str(tmp_path / "work"))
+    assert result.returncode == 2
+    line = next(i for i, text in enumerate(spec.read_text().splitlines(), 1) if "cartpole_balanse" in text)
+    assert f"{spec}:{line}: tasks[1]='cartpole_balanse' is not a task of suite 'dmc_proprio'" in result.stderr
+    assert "allowed: all, acrobot_swingup" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not db.exists() and not (tmp_path / "work").exists()
+
+
+def test_unknown_executor_and_profile(tmp_path):
+    spec = tiny_spec(tmp_path, "p")
+    result = dreamerbench("sweep", str(spec), "--executor", "slurm", "--profile", "nope")
+    assert result.returncode == 2
+    assert "no such Slurm profile; available in" in result.stderr and "local" in result.stderr
+    result = dreamerbench("sweep", str(spec), "--executor", "cloud")
+    assert result.returncode == 2 and "invalid choice: 'cloud'" in result.stderr
+
+
+def test_missing_slurm_submits_nothing(tmp_path):
+    spec = tiny_spec(tmp_path, "noslurm")
+    db = tmp_path / "mlflow.db"
+    args = ("sweep", str(spec), "--executor", "slurm", "--profile", "local",
+            "--tracking-uri", f"sqlite:///{db}", "--workdir", str(tmp_path / "work"))
+    # A controller that does not answer (no cluster behind this config).
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=none\nSlurmctldHost=localhost\nSlurmctldPort=1\n"
+                    "NodeName=localhost\nPartitionName=debug Nodes=localhost\n")
+    result = dreamerbench(*args, env={"SLURM_CONF": str(conf)})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Slurm does not answer" in result.stderr and "nothing was submitted" in result.stderr
+    assert "slurm/local/start.sh" in result.stderr
+    result = dreamerbench(*args, env={"SLURM_CONF": str(tmp_path / "missing.conf")})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"SLURM_CONF={tmp_path / 'missing.conf'} does not exist" in result.stderr
+    # No Slurm commands at all.
+    result = dreamerbench(*args, env={"PATH": str(tmp_path / "empty")})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Slurm is not installed here (missing sbatch" in result.stderr
+    assert not db.exists() and not (tmp_path / "work").exists()
+
+
+def test_dry_run_prints_runs_and_resources(tmp_path):
+    spec = tiny_spec(tmp_path, "dry")
+    db = tmp_path / "mlflow.db"
+    result = dreamerbench("sweep", str(spec), "--dry-run", "--executor", "slurm",
+                          "--profile", "gpu_packed", "--tracking-uri", f"sqlite:///{db}")
+    assert result.returncode == 0, result.stderr
+    assert "4 runs (dmc_proprio) -> slurm, profile gpu_packed: 1 array jobs" in result.stdout
+    assert "gpus=1 cpus=16 mem=96GB time=1440min runs/job=4" in result.stdout
+    assert result.stdout.count(" new ") == 4 and "nothing created or submitted" in result.stdout
+    assert not db.exists()
