@@ -108,7 +108,7 @@ class Trainer:
         else:
             for path in files.values():
                 path.write_text("")
-        logs = {name: open(path, "a") for name, path in files.items()}
+        logs = {name: open(path, "a", buffering=1) for name, path in files.items()}  # line-buffered: readable live
         session_start, wall_offset = time.time(), counters["wall_s"]
         first_update_done = counters["updates"] > 0
 

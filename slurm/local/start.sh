@@ -25,6 +25,8 @@ for pair in slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client munged:munge \
 done
 if [ "${#packages[@]}" -gt 0 ]; then
   log "installing ${packages[*]}"
+  # A fresh machine may have no package lists yet.
+  apt-get update -q >&2 || die "apt-get update failed"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${packages[@]}" >&2 \
     || die "apt-get install ${packages[*]} failed"
 fi
