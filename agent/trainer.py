@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import yaml
 
 from agent import checkpoint
 from agent.config import Config, ConfigError, apply_overrides, flatten, to_dict, validate
-from agent.dreamer import Dreamer, PolicyCarry
+from agent.dreamer import Dreamer
+from agent.replay import Replay
 from suites import get_suite
 from suites.vector import make_vector_env
 
@@ -80,6 +80,9 @@ class Trainer:
         stop = stop or threading.Event()
         self.logdir.mkdir(parents=True, exist_ok=True)
         self._write_config()
+        done = self.logdir / "summary.json"
+        if done.exists() and json.loads(done.read_text())["steps"] >= run.steps:
+            return json.loads(done.read_text())  # finished before: nothing to do
         _enable_compile_cache(run.compile_cache)
 
         suite = get_suite(config.suite)
@@ -246,9 +249,7 @@ def _enable_compile_cache(directory: str) -> None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
-def _make_replay(config: Config, agent: Dreamer, envs):
-    from agent.replay import Replay
-
+def _make_replay(config: Config, agent: Dreamer, envs) -> Replay:
     deter, stoch, _ = agent.latent_shape
     specs = {k: (s.shape, s.dtype) for k, s in envs.obs_space.items()}
     specs.update({

@@ -5,7 +5,6 @@ import sys
 
 import pytest
 
-import suites
 from suites import SUITES, get_suite
 
 
