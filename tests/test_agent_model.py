@@ -137,3 +137,13 @@ def test_shared_block_linear_equals_block_linear_on_the_broadcast_concatenation(
     concat = jnp.concatenate([grouped, jnp.broadcast_to(shared[:, None], (5, 4, 9))], -1).reshape(5, -1)
     expected = BlockLinear(units=8, blocks=4).apply(params, concat)
     np.testing.assert_allclose(layer.apply(params, grouped, shared), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_bfloat16_compute_keeps_float32_parameters_and_finite_losses():
+    agent = make_agent("debug", IMAGE_OBS, DISCRETE, **{"agent.compute_dtype": "bfloat16", "agent.imag_length": 2})
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0))
+    assert {x.dtype for x in jax.tree_util.tree_leaves(state.params)} == {jnp.dtype("float32")}
+    state, out = jax.jit(agent.train_step)(state, random_batch(agent, 2, 4), jax.random.PRNGKey(1))
+    assert all(np.isfinite(float(v)) for v in out.metrics.values())
+    assert {x.dtype for x in jax.tree_util.tree_leaves(state.params)} == {jnp.dtype("float32")}
+    assert out.deter.dtype == jnp.float32
