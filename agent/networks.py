@@ -39,18 +39,18 @@ class Linear(nn.Module):
         return x.astype(self.dtype) @ kernel.astype(self.dtype) + bias.astype(self.dtype)
 
 
-def block_matmul(x, kernel):
-    """x [..., g * i] times block-diagonal kernel [g, i, o] -> [..., g * o].
+def block_matmul(x, kernel, blocks_first_out: bool = False):
+    """x [..., g * i] times block-diagonal kernel [g, i, o] -> [..., g * o] (or [g, N, o]).
 
     The blocks are moved to the front before the batched matmul: XLA:CPU
     otherwise emits the product in a transposed layout that the following
-    elementwise fusions read with strided access.
+    elementwise fusions read with strided access. `blocks_first_out` keeps the
+    product as [g, N, o] for callers that work per block anyway.
     """
     g, i, o = kernel.shape
     lead = x.shape[:-1]
-    blocks_first = x.reshape(-1, g, i).transpose(1, 0, 2)
-    y = jnp.einsum("gni,gio->gno", blocks_first, kernel)
-    return y.transpose(1, 0, 2).reshape(*lead, g * o)
+    y = jnp.einsum("gni,gio->gno", x.reshape(-1, g, i).transpose(1, 0, 2), kernel)
+    return y if blocks_first_out else y.transpose(1, 0, 2).reshape(*lead, g * o)
 
 
 class BlockLinear(nn.Module):
@@ -61,12 +61,13 @@ class BlockLinear(nn.Module):
     dtype: jnp.dtype = f32
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, blocks_first_out: bool = False):
         g = self.blocks
         shape = (g, x.shape[-1] // g, self.units // g)
         kernel = self.param("kernel", fan_in_init(batch_axis=(0,)), shape, f32)
-        bias = self.param("bias", nn.initializers.zeros, (self.units,), f32)
-        return block_matmul(x.astype(self.dtype), kernel.astype(self.dtype)) + bias.astype(self.dtype)
+        bias = self.param("bias", nn.initializers.zeros, (self.units,), f32).astype(self.dtype)
+        y = block_matmul(x.astype(self.dtype), kernel.astype(self.dtype), blocks_first_out)
+        return y + (bias.reshape(g, 1, -1) if blocks_first_out else bias)
 
 
 class SharedBlockLinear(nn.Module):

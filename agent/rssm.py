@@ -100,14 +100,15 @@ class WorldModel(nn.Module):
         # Every block sees the shared inputs plus its own slice of deter.
         grouped = deter.reshape(*deter.shape[:-1], g, -1)
         x = jax.nn.silu(self.dyn_hidden_norm(self.dyn_hidden(grouped, shared)))
-        x = self.dyn_gates(x).reshape(*deter.shape[:-1], g, -1)
-        reset, cand, update = [
-            part.reshape(*deter.shape[:-1], -1) for part in jnp.split(x, 3, -1)
-        ]
-        reset = jax.nn.sigmoid(f32(reset))
-        cand = jnp.tanh(reset * f32(cand))
-        update = jax.nn.sigmoid(f32(update) - 1.0)
-        return (update * cand + (1 - update) * f32(deter)).astype(self.dtype)
+        # Gate per block in the blocks-first layout of the matmul: [g, N, deter / g].
+        reset, cand, update = jnp.split(f32(self.dyn_gates(x, blocks_first_out=True)), 3, -1)
+        reset = jax.nn.sigmoid(reset)
+        cand = jnp.tanh(reset * cand)
+        update = jax.nn.sigmoid(update - 1.0)
+        lead = deter.shape[:-1]
+        old = f32(deter).reshape(-1, g, self.deter // g).transpose(1, 0, 2)
+        new = update * cand + (1 - update) * old
+        return new.transpose(1, 0, 2).reshape(*lead, self.deter).astype(self.dtype)
 
     def prior_logits(self, deter):
         x = self.prior_out(self.prior_mlp(deter))
