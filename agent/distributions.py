@@ -36,24 +36,29 @@ def symexp_bins(num_bins: int) -> jnp.ndarray:
     return jnp.concatenate([half, -half[::-1]])
 
 
-def twohot(x, bins):
-    """Encode scalars `x[...]` as weights `[..., len(bins)]` on the two nearest bins.
+def twohot_weights(x, bins):
+    """The two bins around each scalar `x[...]` and their weights: (below, above, w_below, w_above).
 
-    The weights sum to 1 and decode back to x by `weights @ bins` for x inside
-    the bin range; values outside are clipped to the edge bin.
+    The weights are linear in the distance to the other bin, sum to 1 and
+    decode back to x; values outside the bin range go to the edge bin.
     """
     x = f32(x)
     n = bins.shape[0]
-    below = jnp.clip((bins <= x[..., None]).astype(jnp.int32).sum(-1) - 1, 0, n - 1)
-    above = jnp.clip(n - (bins > x[..., None]).astype(jnp.int32).sum(-1), 0, n - 1)
+    count = jnp.searchsorted(bins, x, side="right", method="scan")  # bins <= x
+    below = jnp.clip(count - 1, 0, n - 1)
+    above = jnp.clip(count, 0, n - 1)
     equal = below == above
     dist_below = jnp.where(equal, 1.0, jnp.abs(bins[below] - x))
     dist_above = jnp.where(equal, 1.0, jnp.abs(bins[above] - x))
     total = dist_below + dist_above
-    return (
-        jax.nn.one_hot(below, n) * (dist_above / total)[..., None]
-        + jax.nn.one_hot(above, n) * (dist_below / total)[..., None]
-    )
+    return below, above, dist_above / total, dist_below / total
+
+
+def twohot(x, bins):
+    """Encode scalars `x[...]` as weights `[..., len(bins)]` on the two nearest bins."""
+    below, above, w_below, w_above = twohot_weights(x, bins)
+    n = bins.shape[0]
+    return jax.nn.one_hot(below, n) * w_below[..., None] + jax.nn.one_hot(above, n) * w_above[..., None]
 
 
 class TwoHot:
@@ -77,9 +82,11 @@ class TwoHot:
         return (left + probs[..., m:] * self.bins[m:]).sum(-1)
 
     def loss(self, target):
-        """Cross-entropy against the two-hot encoding of `target`."""
-        target = twohot(sg(f32(target)), self.bins)
-        return -(target * jax.nn.log_softmax(self.logits, -1)).sum(-1)
+        """Cross-entropy against the two-hot encoding of `target` (read at its two bins only)."""
+        below, above, w_below, w_above = twohot_weights(sg(f32(target)), self.bins)
+        logp = jax.nn.log_softmax(self.logits, -1)
+        at = lambda index: jnp.take_along_axis(logp, index[..., None], -1)[..., 0]
+        return -(w_below * at(below) + w_above * at(above))
 
 
 def mix_uniform(logits, unimix: float):

@@ -134,3 +134,11 @@ def test_optimizer_first_step_is_sign_times_warmup_lr():
     for _ in range(5):
         updates, state = opt.update(grads, state, params)
     np.testing.assert_allclose(updates["w"], -1e-3 * 4 / 10 * np.sign(grads["w"]), rtol=1e-4)
+
+
+def test_twohot_loss_is_cross_entropy_against_the_two_hot_encoding():
+    bins = dist.symexp_bins(255)
+    logits = jax.random.normal(jax.random.PRNGKey(0), (6, 255))
+    targets = jnp.array([-3e5, -7.5, 0.0, 0.2, 41.0, 3e9])  # includes both edges
+    expected = -(dist.twohot(targets, bins) * jax.nn.log_softmax(logits, -1)).sum(-1)
+    np.testing.assert_allclose(dist.TwoHot(logits, bins).loss(targets), expected, rtol=1e-6)
