@@ -7,7 +7,6 @@ scaled by `outscale` (0 gives zero-initialised output layers).
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import flax.linen as nn
@@ -278,7 +277,3 @@ class Decoder(nn.Module):
             x = jax.nn.silu(RMSNorm(self.eps, self.dtype)(x))
         x = Conv(channels, self.kernel, self.dtype)(upsample_2x(x))
         return jax.nn.sigmoid(f32(x)).reshape(*lead, height, width, channels)
-
-
-def param_count(params) -> int:
-    return sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(params))
