@@ -32,6 +32,7 @@ from agent.config import Config, ConfigError, apply_overrides, flatten, to_dict,
 from agent.dreamer import Dreamer
 from agent.replay import Replay
 from suites import get_suite
+from suites.base import SPECIAL_KEYS
 from suites.vector import make_vector_env
 
 
@@ -253,7 +254,7 @@ def _make_replay(config: Config, agent: Dreamer, envs) -> Replay:
     deter, stoch, _ = agent.latent_shape
     specs = {k: (s.shape, s.dtype) for k, s in envs.obs_space.items()}
     specs.update({
-        "reward": ((), np.float32), "is_first": ((), bool), "is_last": ((), bool), "is_terminal": ((), bool),
+        **{key: ((), np.float32 if key == "reward" else bool) for key in SPECIAL_KEYS},
         "action": (envs.act_space.shape, envs.act_space.dtype),
         # float16 halves the memory of stored start states; deter lies in [-1, 1].
         "deter": ((deter,), np.float16), "stoch": ((stoch,), np.uint8),
@@ -265,7 +266,7 @@ def _make_replay(config: Config, agent: Dreamer, envs) -> Replay:
 
 
 def _replay_obs(obs, envs) -> dict[str, np.ndarray]:
-    keys = (*envs.obs_space, "reward", "is_first", "is_last", "is_terminal")
+    keys = (*envs.obs_space, *SPECIAL_KEYS)
     return {k: obs[k] for k in keys}
 
 
