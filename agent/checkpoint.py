@@ -37,11 +37,13 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
-def save(directory: Path, step: int, state: Any, replay: Mapping[str, np.ndarray], counters: Mapping) -> Path:
-    """Write checkpoint `ckpt-<step>` under `directory` and point `latest` at it."""
+def save(
+    directory: Path, step: int, state: Any, replay: Mapping[str, np.ndarray], counters: Mapping, keep: int = 1,
+) -> Path:
+    """Write checkpoint `ckpt-<step>` under `directory`, point `latest` at it, keep the newest `keep`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    final = directory / f"ckpt-{step:012d}"
+    final = path_for(directory, step)
     tmp = Path(tempfile.mkdtemp(dir=directory, prefix=".tmp-ckpt-"))
     try:
         (tmp / "state.msgpack").write_bytes(flax.serialization.to_bytes(state))
@@ -62,12 +64,20 @@ def save(directory: Path, step: int, state: Any, replay: Mapping[str, np.ndarray
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     atomic_write_text(directory / "latest", final.name)
-    for old in directory.glob("ckpt-*"):
-        if old != final:
-            shutil.rmtree(old, ignore_errors=True)
+    for old in steps(directory)[:-keep]:
+        shutil.rmtree(path_for(directory, old), ignore_errors=True)
     for stale in directory.glob(".tmp-ckpt-*"):
         shutil.rmtree(stale, ignore_errors=True)
     return final
+
+
+def path_for(directory: Path, step: int) -> Path:
+    return Path(directory) / f"ckpt-{step:012d}"
+
+
+def steps(directory: Path) -> list[int]:
+    """Steps of the complete checkpoints under `directory`, oldest first (a `ckpt-*` exists only once complete)."""
+    return sorted(int(path.name[len("ckpt-"):]) for path in Path(directory).glob("ckpt-*"))
 
 
 def latest(directory: Path) -> Path | None:

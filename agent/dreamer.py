@@ -265,3 +265,20 @@ class Dreamer:
         metrics["wm/prior_entropy"] = dist.categorical_entropy(prior_logp).sum(-1).mean()
         metrics["wm/post_entropy"] = dist.categorical_entropy(post_logp).sum(-1).mean()
         return loss, (metrics, return_norm, (post.deter, post.stoch))
+
+
+def over_runs(fn, runs: int):
+    """`fn` applied to `runs` runs stacked on a leading axis of every argument and result.
+
+    Several runs (seeds of one task) share one compiled step through `vmap`. A
+    single run only drops and restores the axis, so it compiles to the same
+    program as `fn` itself.
+    """
+    if runs > 1:
+        return jax.vmap(fn)
+
+    def single(*args):
+        unstacked = jax.tree_util.tree_map(lambda x: x[0], args)
+        return jax.tree_util.tree_map(lambda x: x[None], fn(*unstacked))
+
+    return single

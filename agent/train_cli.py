@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import threading
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -15,7 +16,12 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--suite", required=True, help="suite name (see `dreamerbench suites`)")
     parser.add_argument("--task", required=True, help="task within the suite")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed (the first seed with --seeds-per-process)")
+    parser.add_argument(
+        "--seeds-per-process", type=int, default=1, metavar="K",
+        help="train seeds SEED..SEED+K-1 in this process with one vmapped train step; "
+        "run i then writes to LOGDIR/seed<SEED+i>",
+    )
     parser.add_argument("--size", help="model size preset, e.g. 1m, 12m (sets agent.size)")
     parser.add_argument("--steps", type=float, help="agent steps in total (sets run.steps)")
     parser.add_argument("--logdir", required=True, help="run directory (resumed if it holds a checkpoint)")
@@ -27,6 +33,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agent.config import ConfigError
     from agent.trainer import Trainer, resolve_config
 
     overrides = {}
@@ -34,11 +41,19 @@ def run(args: argparse.Namespace) -> int:
         overrides["agent.size"] = args.size
     if args.steps:
         overrides["run.steps"] = args.steps
-    config = resolve_config(args.suite, args.task, args.seed, [f"{k}={v}" for k, v in overrides.items()] + args.overrides)
+    if args.seeds_per_process < 1:
+        raise ConfigError(f"--seeds-per-process={args.seeds_per_process} must be a whole number >= 1")
+    overrides = [f"{k}={v}" for k, v in overrides.items()] + args.overrides
+    seeds = range(args.seed, args.seed + args.seeds_per_process)
+    configs = [resolve_config(args.suite, args.task, seed, overrides) for seed in seeds]
     stop = threading.Event()
     # Ctrl-C and SIGTERM stop at the next safe point, after a checkpoint.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    summary = Trainer(config, args.logdir).run(stop)
-    print(json.dumps(summary))
+    if len(configs) == 1:
+        print(json.dumps(Trainer(configs[0], args.logdir).run(stop)))
+        return 0
+    logdirs = [Path(args.logdir) / f"seed{seed}" for seed in seeds]
+    for summary in Trainer.packed(configs, logdirs).run_all(stop):
+        print(json.dumps(summary))
     return 0

@@ -1,12 +1,16 @@
 """The training loop: collect with the policy, replay, update, log, checkpoint, resume.
 
-Read `Trainer.run` top to bottom: it is the whole algorithm's outer loop.
+Read `Trainer._loop` top to bottom: it is the whole algorithm's outer loop. It
+trains one run, or K seeds of one task at once (`Trainer.packed`,
+`--seeds-per-process K`) with the policy and train steps vmapped over the runs.
 
 Files in the logdir:
 - `config.yaml`     the resolved config (checked on resume)
 - `episodes.jsonl`  one record per finished episode: step, score, length, log/* flags
 - `metrics.jsonl`   training metrics averaged over each logging interval, and fps
-- `checkpoint/`     agent state (msgpack), replay (npz), counters (JSON)
+- `checkpoint/`     agent state (msgpack), replay (npz), counters (JSON); packed
+                    runs keep the last two, so a kill between their saves
+                    leaves a step that every run holds
 - `summary.json`    written when the run finishes
 
 On resume the JSONL files are cut back to their size at the checkpoint, so an
@@ -15,6 +19,8 @@ interrupted and resumed run holds each record exactly once.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import sys
@@ -24,12 +30,13 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import yaml
 
 from agent import checkpoint
 from agent.config import Config, ConfigError, apply_overrides, flatten, to_dict, validate
-from agent.dreamer import Dreamer
+from agent.dreamer import Dreamer, over_runs
 from agent.replay import Replay
 from suites import get_suite
 from suites.base import SPECIAL_KEYS
@@ -69,165 +76,222 @@ def resolve_config(
 
 
 class Trainer:
+    """Trains one run, or several runs that differ only in seed (`Trainer.packed`).
+
+    Packed runs step in lockstep: one vmapped policy step acts for all of
+    them and one vmapped train step updates all of them, while each keeps its
+    own parameters, optimizer state, replay, envs, logdir and outputs. Each
+    run's logdir is the same as if it had trained alone, so a packed run
+    resumes alone and vice versa.
+    """
+
     def __init__(self, config: Config, logdir: str | Path, outputs: Sequence[Output] = ()):
-        self.config = validate(config)
-        self.logdir = Path(logdir).expanduser()
-        self.outputs = list(outputs)
+        self.runs = [_Run(validate(config), Path(logdir).expanduser(), list(outputs))]
+
+    @classmethod
+    def packed(
+        cls, configs: Sequence[Config], logdirs: Sequence[str | Path],
+        outputs: Sequence[Sequence[Output]] | None = None,
+    ) -> "Trainer":
+        """K runs of one task and config, differing only in seed, trained by one process."""
+        if not configs or len(configs) != len(logdirs) or (outputs is not None and len(outputs) != len(configs)):
+            raise ValueError("packed runs need one logdir (and one list of outputs) per config")
+        trainer = cls.__new__(cls)
+        outputs = outputs or [() for _ in configs]
+        trainer.runs = [_Run(validate(c), Path(d).expanduser(), list(o)) for c, d, o in zip(configs, logdirs, outputs)]
+        first = _without_seed(configs[0])
+        for config in configs[1:]:
+            changed = sorted(k for k in set(first) | set(_without_seed(config)) if first.get(k) != _without_seed(config).get(k))
+            if changed:
+                raise ConfigError(f"packed runs may differ only in seed; these keys differ: {', '.join(changed)}")
+        seeds = [c.seed for c in configs]
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"packed runs need distinct seeds; got seed={seeds}")
+        return trainer
+
+    @property
+    def config(self) -> Config:
+        return self.runs[0].config
 
     def run(self, stop: threading.Event | None = None) -> dict[str, Any]:
-        """Train until `config.run.steps` agent steps or until `stop` is set; resumes from the logdir."""
-        config, run = self.config, self.config.run
+        """Train one run until `config.run.steps` agent steps or until `stop` is set; resumes from the logdir."""
+        if len(self.runs) != 1:
+            raise TypeError("a packed Trainer trains several runs: call run_all()")
+        return self.run_all(stop)[0]
+
+    def run_all(self, stop: threading.Event | None = None) -> list[dict[str, Any]]:
+        """Train every run to its budget or until `stop` is set; one summary per run, in order."""
         self.started = time.time()
         stop = stop or threading.Event()
-        self.logdir.mkdir(parents=True, exist_ok=True)
-        self._write_config()
-        done = self.logdir / "summary.json"
-        if done.exists() and json.loads(done.read_text())["steps"] >= run.steps:
-            return json.loads(done.read_text())  # finished before: nothing to do
-        _enable_compile_cache(run.compile_cache)
-
+        for run in self.runs:
+            run.logdir.mkdir(parents=True, exist_ok=True)
+            run.write_config()
+        finished = [run.finished_summary() for run in self.runs]
+        if all(finished):
+            return finished  # finished before: nothing to do
+        config = self.config
+        _enable_compile_cache(config.run.compile_cache)
         suite = get_suite(config.suite)
         protocol = suite.resolve_protocol(config.env)
-        envs = make_vector_env(suite, config.task, config.seed, protocol, run.envs, run.parallel_envs)
-        try:
-            return self._loop(envs, stop)
-        finally:
-            envs.close()
+        with contextlib.ExitStack() as stack:
+            for run in self.runs:
+                run.envs = stack.enter_context(make_vector_env(
+                    suite, config.task, run.config.seed, protocol, config.run.envs, config.run.parallel_envs,
+                ))
+            return self._loop(stop)
 
-    def _loop(self, envs, stop: threading.Event) -> dict[str, Any]:
-        config, cfg, run = self.config, self.config.agent, self.config.run
-        agent = Dreamer(config, envs.obs_space, envs.act_space)
-        replay = _make_replay(config, agent, envs)
-        root_key = jax.random.PRNGKey(config.seed)
-        state = jax.jit(agent.init)(jax.random.fold_in(root_key, 0))
-        counters = {"steps": 0, "updates": 0, "episodes": 0, "policy_calls": 0, "update_credit": 0.0, "wall_s": 0.0}
-        files = {"episodes": self.logdir / "episodes.jsonl", "metrics": self.logdir / "metrics.jsonl"}
-        latest = checkpoint.latest(self.logdir / "checkpoint")
-        if latest:
-            state, replay_state, saved = checkpoint.load(latest, state)
-            replay.load_state_dict(replay_state)
-            counters.update(saved["counters"])
-            for name, path in files.items():
-                _truncate(path, saved["file_sizes"][name])
-        else:
-            for path in files.values():
-                path.write_text("")
-        logs = {name: open(path, "a", buffering=1) for name, path in files.items()}  # line-buffered: readable live
+    def _loop(self, stop: threading.Event) -> list[dict[str, Any]]:
+        config, cfg, schedule = self.config, self.config.agent, self.config.run
+        runs, first_env = self.runs, self.runs[0].envs
+        agent = Dreamer(config, first_env.obs_space, first_env.act_space)
+        root_keys = [jax.random.PRNGKey(run.config.seed) for run in runs]
+        init = jax.jit(agent.init)
+        states = [init(jax.random.fold_in(key, 0)) for key in root_keys]
+        counters = {"steps": 0, "updates": 0, "policy_calls": 0, "update_credit": 0.0, "wall_s": 0.0}
+        resume_step = self._resume_step()
+        for index, run in enumerate(runs):
+            run.replay = _make_replay(run.config, agent, run.envs)
+            if resume_step is None:
+                run.start_logs()
+            else:
+                states[index], saved = run.resume(resume_step, states[index])
+                counters.update(saved)
+        state = _stack(states)
         session_start, wall_offset = time.time(), counters["wall_s"]
         first_update_done = counters["updates"] > 0
 
-        policy_step = jax.jit(agent.policy_step, static_argnames="explore")
-        train_step = jax.jit(agent.train_step, donate_argnums=0)
+        keep = 1 if len(runs) == 1 else 2  # a kill between the runs' saves leaves a step they all hold
+        policy_step = jax.jit(over_runs(functools.partial(agent.policy_step, explore=True), len(runs)))
+        train_step = jax.jit(over_runs(agent.train_step, len(runs)), donate_argnums=0)
         updates_per_step = cfg.train_ratio / (cfg.batch_size * cfg.batch_length)
-        carry = agent.initial_carry(run.envs)
-        obs = envs.reset()
-        episode = _EpisodeStats(run.envs)
-        train_metrics = _Mean()
-        progress = _Progress(run.steps, enabled=run.progress)
-        next_save = counters["steps"] + run.save_every
+        carry = _stack([agent.initial_carry(schedule.envs)] * len(runs))
+        obs = [run.envs.reset() for run in runs]
+        progress = _Progress(schedule.steps, enabled=schedule.progress)
+        next_save = counters["steps"] + schedule.save_every
         last_log = time.time()
         fps_clock = (time.time(), counters["steps"], counters["updates"])
-        scores: list[float] = []
+
+        def keys(stream: int, index: int):
+            return jnp.stack([jax.random.fold_in(jax.random.fold_in(key, stream), index) for key in root_keys])
+
+        def sample_batch():
+            samples = [run.replay.sample(cfg.batch_size) for run in runs]
+            return _stack([batch for batch, _, _ in samples]), [where for _, *where in samples]
 
         def record_episodes(obs):
-            for record in episode.track(obs):
-                record["step"] = counters["steps"]
-                record["wall_s"] = round(wall_offset + time.time() - session_start, 3)
-                self._emit(logs["episodes"], "episode", record)
-                scores.append(record["score"])
-                counters["episodes"] += 1
+            wall_s = round(wall_offset + time.time() - session_start, 3)
+            for run, run_obs in zip(runs, obs):
+                run.record_episodes(run_obs, counters["steps"], wall_s)
 
-        while counters["steps"] < run.steps and not stop.is_set():
-            # Act: observe the newest step of every env and choose actions.
-            key = jax.random.fold_in(jax.random.fold_in(root_key, 1), counters["policy_calls"])
-            carry, action, (deter, stoch) = policy_step(state.params, carry, _device_obs(obs, envs), key)
-            action = np.asarray(action)
-            replay.add({**_replay_obs(obs, envs), "action": action, "deter": np.asarray(deter), "stoch": np.asarray(stoch)})
+        while counters["steps"] < schedule.steps and not stop.is_set():
+            # Act: observe the newest step of every env of every run and choose actions.
+            device_obs = _stack([_device_obs(run_obs, run.envs) for run, run_obs in zip(runs, obs)])
+            carry, action, (deter, stoch) = policy_step(state.params, carry, device_obs, keys(1, counters["policy_calls"]))
+            action, deter, stoch = jax.device_get((action, deter, stoch))
+            for index, (run, run_obs) in enumerate(zip(runs, obs)):
+                run.replay.add({
+                    **_replay_obs(run_obs, run.envs), "action": action[index],
+                    "deter": deter[index], "stoch": stoch[index],
+                })
             record_episodes(obs)
-            obs = envs.step(_env_action(action, envs.act_space))
-            counters["steps"] += run.envs
+            obs = [run.envs.step(_env_action(action[i], run.envs.act_space)) for i, run in enumerate(runs)]
+            counters["steps"] += schedule.envs
             counters["policy_calls"] += 1
 
-            # Learn: keep replayed steps per env step at train_ratio.
-            if counters["steps"] >= run.train_start and replay.ready():
-                counters["update_credit"] += run.envs * updates_per_step
-                while counters["update_credit"] >= 1.0:
-                    batch, batch_envs, starts = replay.sample(cfg.batch_size)
-                    key = jax.random.fold_in(jax.random.fold_in(root_key, 2), counters["updates"])
-                    state, out = train_step(state, batch, key)
-                    replay.update_latents(batch_envs, starts, {"deter": np.asarray(out.deter), "stoch": np.asarray(out.stoch)})
-                    train_metrics.add(out.metrics)
+            # Learn: keep replayed steps per env step at train_ratio. The next
+            # batch is sampled while the dispatched step runs.
+            if counters["steps"] >= schedule.train_start and runs[0].replay.ready():
+                counters["update_credit"] += schedule.envs * updates_per_step
+                batch = sample_batch() if counters["update_credit"] >= 1.0 else None
+                while batch is not None:
+                    (batch_arrays, sampled) = batch
+                    state, out = train_step(state, batch_arrays, keys(2, counters["updates"]))
                     counters["updates"] += 1
                     counters["update_credit"] -= 1.0
+                    batch = sample_batch() if counters["update_credit"] >= 1.0 else None
+                    metrics, latents = jax.device_get((out.metrics, (out.deter, out.stoch)))
+                    for index, (run, (batch_envs, starts)) in enumerate(zip(runs, sampled)):
+                        run.replay.update_latents(batch_envs, starts, {"deter": latents[0][index], "stoch": latents[1][index]})
+                        run.train_metrics.add({name: value[index] for name, value in metrics.items()})
                     if not first_update_done:  # start-up cost: env, replay warm-up and compiles
-                        jax.block_until_ready(state)
                         first_update_done = True
-                        self._emit(logs["metrics"], "fps", {
-                            "step": counters["steps"], "time_to_first_update_s": time.time() - self.started,
-                        })
+                        for run in runs:
+                            run.emit("metrics", "fps", {
+                                "step": counters["steps"], "time_to_first_update_s": time.time() - self.started,
+                            })
 
-            if time.time() - last_log >= run.log_every and train_metrics.count:
-                fps_clock = self._log_train(logs["metrics"], counters, train_metrics, fps_clock)
+            if time.time() - last_log >= schedule.log_every and runs[0].train_metrics.count:
+                fps_clock = self._log_train(counters, fps_clock)
                 last_log = time.time()
             counters["wall_s"] = wall_offset + time.time() - session_start
             if counters["steps"] >= next_save:
-                self._save(state, replay, counters, logs)
-                next_save = counters["steps"] + run.save_every
-            progress.update(counters, scores[-1] if scores else None)
+                self._save(state, counters, keep)
+                next_save = counters["steps"] + schedule.save_every
+            progress.update(counters, _latest_score(runs))
 
-        finished = counters["steps"] >= run.steps
+        finished = counters["steps"] >= schedule.steps
         if finished:  # the budget's last step may end an episode; nothing acts on it
             record_episodes(obs)
-        if train_metrics.count:
-            self._log_train(logs["metrics"], counters, train_metrics, fps_clock)
-        self._save(state, replay, counters, logs)
+        if runs[0].train_metrics.count:
+            self._log_train(counters, fps_clock)
+        self._save(state, counters, keep)
         progress.close()
-        for log in logs.values():
-            log.close()
-        summary = {
-            "steps": counters["steps"], "updates": counters["updates"], "episodes": counters["episodes"],
-            "finished": finished, "last_score": scores[-1] if scores else None,
-            "mean_score_last_10": float(np.mean(scores[-10:])) if scores else None,
-        }
-        if finished:
-            checkpoint.atomic_write_text(self.logdir / "summary.json", json.dumps(summary, indent=1))
-            for output in self.outputs:
-                output.close()
-        return summary
+        return [run.finish(counters, finished) for run in runs]
 
     # ------------------------------------------------------------- helpers
 
-    def _emit(self, log, kind: str, record: Mapping[str, Any]) -> None:
-        log.write(json.dumps(record) + "\n")
-        values = {k: float(v) for k, v in record.items() if k != "step"}
-        for output in self.outputs:
-            output.write(int(record["step"]), kind, values)
+    def _resume_step(self) -> int | None:
+        """The newest checkpoint step that every run holds; None for a fresh start."""
+        held = [set(checkpoint.steps(run.checkpoint_dir)) for run in self.runs]
+        common = set.intersection(*held)
+        if common:
+            return max(common)
+        if all(len(steps) <= 1 for steps in held) and len(set.union(*held)) <= 1:
+            return None  # nothing saved yet, or the runs' first save was cut short
+        found = ", ".join(f"{run.logdir}: {sorted(steps) or 'none'}" for run, steps in zip(self.runs, held))
+        raise ConfigError(
+            f"packed runs hold checkpoints at no common step ({found}); resume them one per process "
+            "(--seeds-per-process 1) or use new logdirs"
+        )
 
-    def _log_train(self, log, counters, train_metrics, fps_clock):
+    def _log_train(self, counters, fps_clock):
         now = time.time()
         then, steps, updates = fps_clock
         elapsed = max(now - then, 1e-9)
-        record = {"step": counters["steps"], "updates": counters["updates"], **train_metrics.pop()}
-        self._emit(log, "train", record)
         fps = {
             "step": counters["steps"],
             "env_steps_per_s": (counters["steps"] - steps) / elapsed,
             "updates_per_s": (counters["updates"] - updates) / elapsed,
         }
-        self._emit(log, "fps", fps)
+        for run in self.runs:
+            run.emit("metrics", "train", {"step": counters["steps"], "updates": counters["updates"], **run.train_metrics.pop()})
+            run.emit("metrics", "fps", fps)
         return now, counters["steps"], counters["updates"]
 
-    def _save(self, state, replay, counters, logs) -> None:
-        for log in logs.values():
-            log.flush()
-            os.fsync(log.fileno())
-        sizes = {name: os.path.getsize(log.name) for name, log in logs.items()}
-        saved = {"counters": counters, "file_sizes": sizes}
-        checkpoint.save(self.logdir / "checkpoint", counters["steps"], state, replay.state_dict(), saved)
-        for output in self.outputs:
-            output.flush()
+    def _save(self, state, counters, keep: int) -> None:
+        # Outputs publish only after every run's checkpoint holds their records.
+        for index, run in enumerate(self.runs):
+            run.save(_unstack(state, index), counters, keep)
+        for run in self.runs:
+            for output in run.outputs:
+                output.flush()
 
-    def _write_config(self) -> None:
+
+class _Run:
+    """One run's files, outputs, envs, replay and episode records."""
+
+    def __init__(self, config: Config, logdir: Path, outputs: list[Output]):
+        self.config, self.logdir, self.outputs = config, logdir, outputs
+        self.checkpoint_dir = logdir / "checkpoint"
+        self.files = {"episodes": logdir / "episodes.jsonl", "metrics": logdir / "metrics.jsonl"}
+        self.envs = self.replay = None
+        self.logs: dict[str, Any] = {}
+        self.episode = _EpisodeStats(config.run.envs)
+        self.train_metrics = _Mean()
+        self.scores: list[float] = []
+        self.episodes = 0
+
+    def write_config(self) -> None:
         path = self.logdir / "config.yaml"
         current = to_dict(self.config)
         if path.exists():
@@ -242,6 +306,85 @@ class Trainer:
                     "use a new logdir, or the same settings to resume"
                 )
         checkpoint.atomic_write_text(path, yaml.safe_dump(current, sort_keys=False))
+
+    def finished_summary(self) -> dict[str, Any] | None:
+        path = self.logdir / "summary.json"
+        if path.exists() and json.loads(path.read_text())["steps"] >= self.config.run.steps:
+            return json.loads(path.read_text())
+        return None
+
+    def start_logs(self) -> None:
+        for path in self.files.values():
+            path.write_text("")
+        self._open_logs()
+
+    def resume(self, step: int, state_template):
+        """Load the checkpoint at `step`, cut the JSONL files back to it; returns (state, shared counters)."""
+        state, replay_state, saved = checkpoint.load(checkpoint.path_for(self.checkpoint_dir, step), state_template)
+        self.replay.load_state_dict(replay_state)
+        for name, path in self.files.items():
+            _truncate(path, saved["file_sizes"][name])
+        self._open_logs()
+        counters = dict(saved["counters"])
+        self.episodes = counters.pop("episodes")
+        return state, counters
+
+    def _open_logs(self) -> None:
+        self.logs = {name: open(path, "a", buffering=1) for name, path in self.files.items()}  # line-buffered: readable live
+
+    def emit(self, file: str, kind: str, record: Mapping[str, Any]) -> None:
+        self.logs[file].write(json.dumps(record) + "\n")
+        values = {k: float(v) for k, v in record.items() if k != "step"}
+        for output in self.outputs:
+            output.write(int(record["step"]), kind, values)
+
+    def record_episodes(self, obs, step: int, wall_s: float) -> None:
+        for record in self.episode.track(obs):
+            self.emit("episodes", "episode", {**record, "step": step, "wall_s": wall_s})
+            self.scores.append(record["score"])
+            self.episodes += 1
+
+    def save(self, state, counters, keep: int) -> None:
+        for log in self.logs.values():
+            log.flush()
+            os.fsync(log.fileno())
+        sizes = {name: os.path.getsize(log.name) for name, log in self.logs.items()}
+        saved = {"counters": {**counters, "episodes": self.episodes}, "file_sizes": sizes}
+        checkpoint.save(self.checkpoint_dir, counters["steps"], state, self.replay.state_dict(), saved, keep)
+
+    def finish(self, counters, finished: bool) -> dict[str, Any]:
+        for log in self.logs.values():
+            log.close()
+        scores = self.scores
+        summary = {
+            "steps": counters["steps"], "updates": counters["updates"], "episodes": self.episodes,
+            "finished": finished, "last_score": scores[-1] if scores else None,
+            "mean_score_last_10": float(np.mean(scores[-10:])) if scores else None,
+        }
+        if finished:
+            checkpoint.atomic_write_text(self.logdir / "summary.json", json.dumps(summary, indent=1))
+            for output in self.outputs:
+                output.close()
+        return summary
+
+
+def _without_seed(config: Config) -> dict[str, Any]:
+    values = flatten(to_dict(config))
+    values.pop("seed")
+    return values
+
+
+def _stack(trees: Sequence[Any]) -> Any:
+    return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves) if isinstance(leaves[0], np.ndarray) else jnp.stack(leaves), *trees)
+
+
+def _unstack(tree: Any, index: int) -> Any:
+    return jax.tree_util.tree_map(lambda leaf: leaf[index], tree)
+
+
+def _latest_score(runs: Sequence[_Run]) -> float | None:
+    scores = [run.scores[-1] for run in runs if run.scores]
+    return float(np.mean(scores)) if scores else None
 
 
 def _enable_compile_cache(directory: str) -> None:
@@ -309,14 +452,14 @@ class _EpisodeStats:
 
 
 class _Mean:
-    """Running mean of dicts of scalars (device arrays are fetched once per add)."""
+    """Running mean of dicts of host scalars."""
 
     def __init__(self):
         self.sums: dict[str, float] = {}
         self.count = 0
 
     def add(self, values: Mapping[str, Any]) -> None:
-        for key, value in jax.device_get(dict(values)).items():
+        for key, value in values.items():
             self.sums[key] = self.sums.get(key, 0.0) + float(value)
         self.count += 1
 
