@@ -2,12 +2,15 @@
 
     python -m bench.train_step                    # the three issue cases, each in its own process
     python -m bench.train_step --case proprio_1m  # one case in this process
+    python -m bench.train_step --case proprio_1m --seeds 4  # 4 seeds in one vmapped step
 
 Cases (B16 x T64, float32): DMC proprio (cartpole, 5-dim vector, 1 action) at
 size 1m and 12m, and a Crafter-like 64x64x3 image with 17 discrete actions at
 size 1m. Reports the median seconds per update after warm-up, compile time,
 XLA's FLOP count per update, achieved FLOP/s as a fraction of this machine's
 float32 matmul peak (measured here with a 2048^2 matmul), and peak RSS.
+With `--seeds K` the step updates K seeds at once (`agent.dreamer.over_runs`,
+as `--seeds-per-process K` trains them); updates/s then counts all K seeds.
 """
 
 from __future__ import annotations
@@ -41,12 +44,12 @@ def matmul_peak_flops(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / min(times)
 
 
-def run_case(name: str, updates: int, batch_size: int, batch_length: int, overrides: list[str]) -> dict:
+def run_case(name: str, updates: int, batch_size: int, batch_length: int, overrides: list[str], seeds: int = 1) -> dict:
     import jax
     import numpy as np
 
     from agent.config import Config, apply_overrides
-    from agent.dreamer import Dreamer
+    from agent.dreamer import Dreamer, over_runs
     from suites.base import Space
     from agent.synthetic import random_batch
 
@@ -59,26 +62,35 @@ def run_case(name: str, updates: int, batch_size: int, batch_length: int, overri
     obs = {"image": Space(np.uint8, (64, 64, 3))} if case["obs"] == "image" else {"vector": Space(np.float32, (5,))}
     act = Space(np.int32, (), 0, 17) if case["actions"] == "discrete" else Space(np.float32, (1,), -1.0, 1.0)
     agent = Dreamer(config, obs, act)
-    state = jax.jit(agent.init)(jax.random.PRNGKey(0))
-    batch = random_batch(agent, batch_size, batch_length)
+
+    def stacked(make):
+        return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *[make(seed) for seed in range(seeds)])
+
+    state = stacked(lambda seed: jax.jit(agent.init)(jax.random.PRNGKey(seed)))
+    batch = stacked(lambda seed: random_batch(agent, batch_size, batch_length, seed))
+
+    def keys(i):
+        return stacked(lambda seed: jax.random.fold_in(jax.random.PRNGKey(seed), i))
+
     start = time.perf_counter()
-    compiled = jax.jit(agent.train_step, donate_argnums=0).lower(state, batch, jax.random.PRNGKey(1)).compile()
+    step = jax.jit(over_runs(agent.train_step, seeds), donate_argnums=0)
+    compiled = step.lower(state, batch, keys(0)).compile()
     compile_s = time.perf_counter() - start
     cost = compiled.cost_analysis()
     flops = float((cost[0] if isinstance(cost, list) else cost).get("flops", float("nan")))
     times = []
     for i in range(updates + 2):
         start = time.perf_counter()
-        state, out = compiled(state, batch, jax.random.PRNGKey(i))
+        state, out = compiled(state, batch, keys(i))
         jax.block_until_ready((state, out))
         times.append(time.perf_counter() - start)
-    seconds = float(np.median(times[2:]))
+    seconds = float(np.median(times[2:]))  # one call: an update of every seed
     peak = matmul_peak_flops()
     return {
-        "case": name, **case, "batch": [batch_size, batch_length], "backend": jax.default_backend(),
-        "seconds_per_update": round(seconds, 4), "updates_per_s": round(1 / seconds, 3),
-        "replayed_steps_per_s": round(batch_size * batch_length / seconds, 1),
-        "compile_s": round(compile_s, 2), "gflop_per_update": round(flops / 1e9, 2),
+        "case": name, **case, "batch": [batch_size, batch_length], "seeds": seeds, "backend": jax.default_backend(),
+        "seconds_per_call": round(seconds, 4), "updates_per_s": round(seeds / seconds, 3),
+        "replayed_steps_per_s": round(seeds * batch_size * batch_length / seconds, 1),
+        "compile_s": round(compile_s, 2), "gflop_per_call": round(flops / 1e9, 2),
         "matmul_peak_gflops": round(peak / 1e9, 1), "fraction_of_matmul_peak": round(flops / seconds / peak, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "overrides": overrides,
@@ -91,14 +103,16 @@ def main(argv=None) -> None:
     parser.add_argument("--updates", type=int, default=10, help="timed updates after 2 warm-up updates")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--batch-length", type=int, default=64)
+    parser.add_argument("--seeds", type=int, default=1, help="seeds updated by one vmapped step")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     if args.case:
-        print(json.dumps(run_case(args.case, args.updates, args.batch_size, args.batch_length, args.overrides)))
+        print(json.dumps(run_case(args.case, args.updates, args.batch_size, args.batch_length, args.overrides, args.seeds)))
         return
     for name in CASES:  # separate processes, so peak RSS and compile caches are per case
         command = [sys.executable, "-m", "bench.train_step", "--case", name, "--updates", str(args.updates),
-                   "--batch-size", str(args.batch_size), "--batch-length", str(args.batch_length)]
+                   "--batch-size", str(args.batch_size), "--batch-length", str(args.batch_length),
+                   "--seeds", str(args.seeds)]
         for override in args.overrides:
             command += ["--set", override]
         subprocess.run(command, check=True)
