@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import yaml
 
@@ -144,35 +143,42 @@ class Trainer:
         config, cfg, schedule = self.config, self.config.agent, self.config.run
         runs, first_env = self.runs, self.runs[0].envs
         agent = Dreamer(config, first_env.obs_space, first_env.act_space)
-        root_keys = [jax.random.PRNGKey(run.config.seed) for run in runs]
-        init = jax.jit(agent.init)
-        states = [init(jax.random.fold_in(key, 0)) for key in root_keys]
+        # Whole-run-axis arrays are built by one jitted call or in numpy: an eager
+        # JAX op per parameter would compile once per distinct shape.
+        run_keys = np.stack([np.asarray(jax.random.PRNGKey(run.config.seed)) for run in runs])
+        state = jax.jit(over_runs(lambda key: agent.init(jax.random.fold_in(key, 0)), len(runs)))(run_keys)
         counters = {"steps": 0, "updates": 0, "policy_calls": 0, "update_credit": 0.0, "wall_s": 0.0}
         resume_step = self._resume_step()
+        fresh = jax.device_get(state) if resume_step is not None else None
+        loaded = []
         for index, run in enumerate(runs):
             run.replay = _make_replay(run.config, agent, run.envs)
             if resume_step is None:
                 run.start_logs()
             else:
-                states[index], saved = run.resume(resume_step, states[index])
+                run_state, saved = run.resume(resume_step, _unstack(fresh, index))
+                loaded.append(run_state)
                 counters.update(saved)
-        state = _stack(states)
+        if loaded:
+            state = _stack(loaded)
         session_start, wall_offset = time.time(), counters["wall_s"]
         first_update_done = counters["updates"] > 0
 
         keep = 1 if len(runs) == 1 else 2  # a kill between the runs' saves leaves a step they all hold
-        policy_step = jax.jit(over_runs(functools.partial(agent.policy_step, explore=True), len(runs)))
-        train_step = jax.jit(over_runs(agent.train_step, len(runs)), donate_argnums=0)
+        policy_step = jax.jit(over_runs(_keyed(functools.partial(agent.policy_step, explore=True), 1), len(runs)))
+        train_step = jax.jit(over_runs(_keyed(agent.train_step, 2), len(runs)), donate_argnums=0)
         updates_per_step = cfg.train_ratio / (cfg.batch_size * cfg.batch_length)
-        carry = _stack([agent.initial_carry(schedule.envs)] * len(runs))
+        carry = jax.tree_util.tree_map(
+            lambda leaf: np.zeros((len(runs), *leaf.shape), leaf.dtype), jax.eval_shape(functools.partial(agent.initial_carry, schedule.envs)),
+        )
         obs = [run.envs.reset() for run in runs]
         progress = _Progress(schedule.steps, enabled=schedule.progress)
         next_save = counters["steps"] + schedule.save_every
         last_log = time.time()
         fps_clock = (time.time(), counters["steps"], counters["updates"])
 
-        def keys(stream: int, index: int):
-            return jnp.stack([jax.random.fold_in(jax.random.fold_in(key, stream), index) for key in root_keys])
+        def counts(name: str):
+            return np.full(len(runs), counters[name], np.uint32)
 
         def sample_batch():
             samples = [run.replay.sample(cfg.batch_size) for run in runs]
@@ -186,7 +192,7 @@ class Trainer:
         while counters["steps"] < schedule.steps and not stop.is_set():
             # Act: observe the newest step of every env of every run and choose actions.
             device_obs = _stack([_device_obs(run_obs, run.envs) for run, run_obs in zip(runs, obs)])
-            carry, action, (deter, stoch) = policy_step(state.params, carry, device_obs, keys(1, counters["policy_calls"]))
+            carry, action, (deter, stoch) = policy_step(state.params, carry, device_obs, run_keys, counts("policy_calls"))
             action, deter, stoch = jax.device_get((action, deter, stoch))
             for index, (run, run_obs) in enumerate(zip(runs, obs)):
                 run.replay.add({
@@ -205,7 +211,7 @@ class Trainer:
                 batch = sample_batch() if counters["update_credit"] >= 1.0 else None
                 while batch is not None:
                     (batch_arrays, sampled) = batch
-                    state, out = train_step(state, batch_arrays, keys(2, counters["updates"]))
+                    state, out = train_step(state, batch_arrays, run_keys, counts("updates"))
                     counters["updates"] += 1
                     counters["update_credit"] -= 1.0
                     batch = sample_batch() if counters["update_credit"] >= 1.0 else None
@@ -269,9 +275,10 @@ class Trainer:
         return now, counters["steps"], counters["updates"]
 
     def _save(self, state, counters, keep: int) -> None:
-        # Outputs publish only after every run's checkpoint holds their records.
+        host_state = jax.device_get(state)
         for index, run in enumerate(self.runs):
-            run.save(_unstack(state, index), counters, keep)
+            run.save(_unstack(host_state, index), counters, keep)
+        # Outputs publish only after every run's checkpoint holds their records.
         for run in self.runs:
             for output in run.outputs:
                 output.flush()
@@ -368,6 +375,17 @@ class _Run:
         return summary
 
 
+def _keyed(step, stream: int):
+    """`step(*args, key)` called as `(*args, root_key, count)`: the key is derived inside the
+    jitted step rather than by eager JAX ops (a dispatch each) on every call."""
+
+    def keyed(*args):
+        *args, root_key, count = args
+        return step(*args, jax.random.fold_in(jax.random.fold_in(root_key, stream), count))
+
+    return keyed
+
+
 def _without_seed(config: Config) -> dict[str, Any]:
     values = flatten(to_dict(config))
     values.pop("seed")
@@ -375,7 +393,7 @@ def _without_seed(config: Config) -> dict[str, Any]:
 
 
 def _stack(trees: Sequence[Any]) -> Any:
-    return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves) if isinstance(leaves[0], np.ndarray) else jnp.stack(leaves), *trees)
+    return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *trees)
 
 
 def _unstack(tree: Any, index: int) -> Any:
