@@ -393,6 +393,8 @@ def _without_seed(config: Config) -> dict[str, Any]:
 
 
 def _stack(trees: Sequence[Any]) -> Any:
+    if len(trees) == 1:  # a view: no copy of a single run's batch
+        return jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[None], trees[0])
     return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *trees)
 
 
