@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+
 import pytest
 
 from experiments import tracking
 from experiments.job import RunTask, SweepJob
 from experiments.spec import expand, parse_spec
 from experiments.sweep import Planned, pack_runs
-from test_sweep_slurm import dreamerbench, require_slurm, tiny_spec
+from test_sweep_slurm import REPO, dreamerbench, require_slurm, tiny_spec, wait_for
 
 SPEC = """\
 name: packing
@@ -82,9 +86,15 @@ def test_a_failing_pack_marks_each_of_its_runs_failed(tmp_path):
         assert "packed runs may differ only in seed" in run.data.tags["dreamerbench.error"]
 
 
+def sweep_runs(uri, name):
+    client = tracking.client(uri)
+    experiment = client.get_experiment_by_name(name)
+    return tracking.sweep_runs(client, experiment.experiment_id) if experiment else []
+
+
 def assert_packed_runs_finished(uri, name, steps, same_tag):
     client = tracking.client(uri)
-    runs = tracking.sweep_runs(client, client.get_experiment_by_name(name).experiment_id)
+    runs = sweep_runs(uri, name)
     assert sorted(r.data.tags["dreamerbench.seed"] for r in runs) == ["0", "1"]
     for run in runs:
         assert run.info.status == "FINISHED", run.data.tags.get("dreamerbench.error")
@@ -95,17 +105,37 @@ def assert_packed_runs_finished(uri, name, steps, same_tag):
     assert len({r.data.tags["dreamerbench.logdir"] for r in runs}) == 2
     # Both runs trained in one process (local pid) or one job (Slurm job id).
     assert len({r.data.tags[same_tag] for r in runs}) == 1
+    return runs
 
 
-def test_local_sweep_trains_two_seeds_in_one_process(tmp_path):
-    spec = tiny_spec(tmp_path, "test_local_packed", tasks=["cartpole_balance"], seeds=2, steps=300,
+def test_local_sweep_trains_two_seeds_in_one_process_stops_and_resumes(tmp_path):
+    steps = 600  # checkpoints at 250 and 500: time to stop the pack between them
+    spec = tiny_spec(tmp_path, "test_local_packed", tasks=["cartpole_balance"], seeds=2, steps=steps,
                      seeds_per_process=2)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = dreamerbench("sweep", str(spec), "--workdir", str(tmp_path / "work"), "--tracking-uri", uri)
+    args = ("sweep", str(spec), "--workdir", str(tmp_path / "work"), "--tracking-uri", uri)
+    sweep = subprocess.Popen([sys.executable, "-m", "experiments.cli", *args], cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def checkpointed():
+        runs = sweep_runs(uri, "test_local_packed")
+        return len(runs) == 2 and all(int(r.data.tags[tracking.STEPS_TAG]) > 0 for r in runs)
+
+    wait_for(checkpointed, 300, "the pack's first checkpoint")
+    sweep.send_signal(signal.SIGTERM)  # the launcher forwards it to the worker
+    output = sweep.communicate(timeout=120)[0]
+    assert "training 2 runs locally in 1 processes" in output, output
+    assert "stopped (resumable) cartpole_balance/seed0 + cartpole_balance/seed1" in output, output
+    stopped = {r.info.run_id: r for r in sweep_runs(uri, "test_local_packed")}
+    assert {r.info.status for r in stopped.values()} == {"SCHEDULED"}
+
+    result = dreamerbench(*args)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "training 2 runs locally in 1 processes" in result.stdout, result.stdout
-    assert "cartpole_balance/seed0 + cartpole_balance/seed1" in result.stdout
-    assert_packed_runs_finished(uri, "test_local_packed", 300, "dreamerbench.local_pid")
+    runs = assert_packed_runs_finished(uri, "test_local_packed", steps, "dreamerbench.local_pid")
+    # Resumed together, from the checkpoint step both hold, into the same MLflow runs.
+    assert {r.info.run_id for r in runs} == set(stopped)
+    (resumed_at,) = {r.data.tags["dreamerbench.resumed_at"] for r in runs}
+    assert 0 < int(resumed_at) < steps
 
 
 def test_slurm_sweep_trains_two_seeds_in_one_job(tmp_path):
