@@ -1,5 +1,6 @@
 """The launcher: expand a spec, decide which runs to (re)submit, create their MLflow
-runs, and hand them to the local or the Slurm executor.
+runs, and hand them to the local or the Slurm executor in packs (:func:`pack_runs`:
+up to ``seeds_per_process`` runs that differ only in seed share one trainer).
 
 Idempotence: a run is submitted only if it has no MLflow run yet, or its run
 was KILLED, or it is SCHEDULED/RUNNING but its job is gone (interrupted); a
