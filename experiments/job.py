@@ -1,8 +1,10 @@
-"""What runs inside a job: one or more training runs, checkpointable and requeueable.
+"""What runs inside a job: one or more packs of training runs, checkpointable and requeueable.
 
-:class:`SweepJob` is a submitit ``Checkpointable``. Its runs train in threads
-(several when a profile packs runs onto one GPU) so that the main thread stays
-free for submitit's signal handler: on USR2 (preemption or time-out),
+A pack is up to ``seeds_per_process`` runs that differ only in seed, trained by
+one vmapped train step (``Trainer.packed``); each run keeps its own MLflow run
+and logdir. :class:`SweepJob` is a submitit ``Checkpointable``. Its packs train
+in threads (several when a profile puts ``runs_per_job`` packs onto one GPU) so
+that the main thread stays free for submitit's signal handler: on USR2 (preemption or time-out),
 :meth:`SweepJob.checkpoint` sets the trainers' stop event, waits until each has
 saved its checkpoint and flushed its records to MLflow, and returns a
 ``DelayedSubmission`` of the unfinished runs. After the requeue they resume
@@ -53,10 +55,15 @@ def _jsonable(value: Any) -> Any:
 
 
 class SweepJob(submitit.helpers.Checkpointable):
-    """Train `tasks` (one per thread) and record them into their MLflow runs."""
+    """Train `packs` of runs (one thread per pack) and record each run into its MLflow run.
 
-    def __init__(self, tasks: list[RunTask], tracking_uri: str, experiment_id: str):
-        self.tasks = list(tasks)
+    A pack is a list of runs that differ only in seed; its runs train in lockstep
+    with one vmapped train step (``Trainer.packed``), so they finish, stop and
+    fail together.
+    """
+
+    def __init__(self, packs: list[list[RunTask]], tracking_uri: str, experiment_id: str):
+        self.packs = [list(pack) for pack in packs]
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self._reset()
@@ -67,7 +74,7 @@ class SweepJob(submitit.helpers.Checkpointable):
         self._results: dict[str, dict[str, Any]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"tasks": self.tasks, "tracking_uri": self.tracking_uri,
+        return {"packs": self.packs, "tracking_uri": self.tracking_uri,
                 "experiment_id": self.experiment_id}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -75,10 +82,10 @@ class SweepJob(submitit.helpers.Checkpointable):
         self._reset()
 
     def __call__(self) -> dict[str, dict[str, Any]]:
-        """Train every task to its budget (or until stopped); return key -> summary."""
+        """Train every run to its budget (or until stopped); return key -> summary."""
         self._threads = [
-            threading.Thread(target=self._run_one, args=(task,), name=f"run-{task.key}")
-            for task in self.tasks
+            threading.Thread(target=self._run_pack, args=(pack,), name=f"pack-{pack[0].key}")
+            for pack in self.packs
         ]
         for thread in self._threads:
             thread.start()
@@ -102,55 +109,71 @@ class SweepJob(submitit.helpers.Checkpointable):
         return any(not r.get("finished") and "error" not in r for r in self._results.values())
 
     def checkpoint(self) -> submitit.helpers.DelayedSubmission:
-        """Called by submitit on USR2: stop, wait for the checkpoints, requeue what is left."""
+        """Called by submitit on USR2: stop, wait for the checkpoints, requeue what is left.
+
+        The unfinished runs keep their packs: they hold checkpoints at the same step.
+        """
         self.request_stop()
         for thread in self._threads:
             thread.join()
-        remaining = [
-            task for task in self.tasks
-            if not self._results.get(task.key, {}).get("finished")
-            and "error" not in self._results.get(task.key, {})
-        ]
+        remaining = [[task for task in pack if self._unfinished(task)] for pack in self.packs]
         return submitit.helpers.DelayedSubmission(
-            SweepJob(remaining, self.tracking_uri, self.experiment_id)
+            SweepJob([pack for pack in remaining if pack], self.tracking_uri, self.experiment_id)
         )
 
-    def _run_one(self, task: RunTask) -> None:
+    def _unfinished(self, task: RunTask) -> bool:
+        result = self._results.get(task.key, {})
+        return not result.get("finished") and "error" not in result
+
+    def _run_pack(self, pack: list[RunTask]) -> None:
         client = tracking.client(self.tracking_uri)
         try:
-            from mlflow.entities import RunTag
-
             from agent.config import from_dict, validate
             from agent.trainer import Trainer
 
-            tags = tracking.job_tags()
-            done = int(client.get_run(task.run_id).data.tags.get(tracking.STEPS_TAG, "0") or 0)
-            if done:
-                tags[tracking.TAG + "resumed_at"] = str(done)  # steps of the checkpoint it resumes
-            client.log_batch(task.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-            client.update_run(task.run_id, status="RUNNING")
-            config = validate(from_dict(task.config))
-            Path(task.logdir).mkdir(parents=True, exist_ok=True)
-            client.log_dict(task.run_id, dict(task.config), "config.yaml")
-            output = tracking.MlflowOutput(client, task.run_id)
-            trainer = Trainer(config, task.logdir, outputs=[output])
-            summary = _jsonable(dict(trainer.run(stop=self._stop)))
-            output.close()
-            if summary.get("finished"):
-                client.log_dict(task.run_id, summary, "summary.json")
-                client.set_terminated(task.run_id, status="FINISHED")
-            else:
-                client.update_run(task.run_id, status="SCHEDULED")  # resumes when requeued
-            self._results[task.key] = summary
+            outputs = [self._start(client, task) for task in pack]
+            configs = [validate(from_dict(task.config)) for task in pack]
+            trainer = Trainer.packed(configs, [task.logdir for task in pack], [[output] for output in outputs])
+            summaries = trainer.run_all(stop=self._stop)
+            for task, output, summary in zip(pack, outputs, summaries):
+                self._end(client, task, output, _jsonable(dict(summary)))
         except BaseException:  # noqa: BLE001 - recorded, then reported by __call__
             error = traceback.format_exc()
-            print(f"run {task.label} ({task.key}) failed:\n{error}", file=sys.stderr, flush=True)
-            self._results[task.key] = {"error": error, "finished": False}
-            try:
-                client.set_tag(task.run_id, tracking.TAG + "error", error[-4000:])
-                client.set_terminated(task.run_id, status="FAILED")
-            except Exception as mlflow_error:  # noqa: BLE001
-                print(f"could not mark run {task.run_id} FAILED: {mlflow_error}", file=sys.stderr)
+            labels = ", ".join(f"{task.label} ({task.key})" for task in pack)
+            print(f"runs {labels} failed:\n{error}", file=sys.stderr, flush=True)
+            for task in pack:
+                self._fail(client, task, error)
+
+    def _start(self, client, task: RunTask) -> tracking.MlflowOutput:
+        """Mark the run RUNNING with this job's tags; its MLflow output."""
+        from mlflow.entities import RunTag
+
+        tags = tracking.job_tags()
+        done = int(client.get_run(task.run_id).data.tags.get(tracking.STEPS_TAG, "0") or 0)
+        if done:
+            tags[tracking.TAG + "resumed_at"] = str(done)  # steps of the checkpoint it resumes
+        client.log_batch(task.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        client.update_run(task.run_id, status="RUNNING")
+        Path(task.logdir).mkdir(parents=True, exist_ok=True)
+        client.log_dict(task.run_id, dict(task.config), "config.yaml")
+        return tracking.MlflowOutput(client, task.run_id)
+
+    def _end(self, client, task: RunTask, output: tracking.MlflowOutput, summary: dict[str, Any]) -> None:
+        output.close()
+        if summary.get("finished"):
+            client.log_dict(task.run_id, summary, "summary.json")
+            client.set_terminated(task.run_id, status="FINISHED")
+        else:
+            client.update_run(task.run_id, status="SCHEDULED")  # resumes when requeued
+        self._results[task.key] = summary
+
+    def _fail(self, client, task: RunTask, error: str) -> None:
+        self._results[task.key] = {"error": error, "finished": False}
+        try:
+            client.set_tag(task.run_id, tracking.TAG + "error", error[-4000:])
+            client.set_terminated(task.run_id, status="FAILED")
+        except Exception as mlflow_error:  # noqa: BLE001
+            print(f"could not mark run {task.run_id} FAILED: {mlflow_error}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,7 +46,9 @@ class SlurmProfile:
     array_parallelism: int = 64
     """At most this many jobs of the sweep's job array run at once (--array=...%N)."""
     runs_per_job: int = 1
-    """Pack this many runs into one job, sharing its GPU (threads of one process)."""
+    """Packs per job, sharing its GPU (threads of one process). A pack is one run, or up
+    to the sweep's ``seeds_per_process`` seeds of one task trained by one vmapped train
+    step, so a job trains up to runs_per_job x seeds_per_process runs."""
     signal_delay_s: int = 120
     """Seconds between Slurm's USR2 and the kill at the time limit: time to checkpoint."""
     max_requeues: int = 20

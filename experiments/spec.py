@@ -57,7 +57,11 @@ class SweepSpec:
     profile: str = "local"
     """Slurm profile: a name in slurm/profiles/ or a path (``--profile`` overrides)."""
     parallel: int = 1
-    """Runs the local executor trains at once (processes)."""
+    """Processes the local executor runs at once (each trains one pack of seeds)."""
+    seeds_per_process: int = 1
+    """Seeds of one task and grid point trained together by one vmapped train step
+    (``Trainer.packed``): one local worker process, or one of the ``runs_per_job``
+    packs of a Slurm job; ``--seeds-per-process`` overrides."""
     method: str = "dreamerbench"
     """Method label recorded on every run (tag ``dreamerbench.method``)."""
     description: str = ""
@@ -214,10 +218,11 @@ def parse_spec(text: str, path: str = "<spec>") -> SweepSpec:
             raise fail("steps", f"steps={data['steps']!r} must be a positive integer")
         values["steps"] = steps
 
-    parallel = data.get("parallel", 1)
-    if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
-        raise fail("parallel", f"parallel={parallel!r} must be an integer >= 1")
-    values["parallel"] = parallel
+    for key in ("parallel", "seeds_per_process"):
+        count = data.get(key, 1)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise fail(key, f"{key}={count!r} must be an integer >= 1")
+        values[key] = count
 
     overrides = data.get("overrides") or {}
     if not isinstance(overrides, Mapping):

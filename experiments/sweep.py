@@ -1,5 +1,6 @@
 """The launcher: expand a spec, decide which runs to (re)submit, create their MLflow
-runs, and hand them to the local or the Slurm executor.
+runs, and hand them to the local or the Slurm executor in packs (:func:`pack_runs`:
+up to ``seeds_per_process`` runs that differ only in seed share one trainer).
 
 Idempotence: a run is submitted only if it has no MLflow run yet, or its run
 was KILLED, or it is SCHEDULED/RUNNING but its job is gone (interrupted); a
@@ -10,6 +11,7 @@ logdir into the same MLflow run.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import shutil
@@ -187,53 +189,73 @@ def logdir_for(target: Target, run: RunSpec, run_id: str) -> str:
     return str(sweep_dir(target, run.sweep) / f"{run.task}-seed{run.seed}-{run.key}" / run_id)
 
 
-def prepare(
-    planned: Sequence[Planned], client, experiment_id: str, target: Target,
-) -> list[RunTask]:
-    """Create MLflow runs for new runs and mark resumed ones SCHEDULED; the jobs' tasks."""
-    from agent.config import to_dict
+def chunks(items: Sequence[Any], size: int) -> list[list[Any]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
-    git = tracking.git_state()
-    tasks = []
+
+def pack_runs(planned: Sequence[Planned], seeds_per_process: int) -> list[list[Planned]]:
+    """The runs to train (skipped ones left out) in packs that one trainer trains together.
+
+    Runs whose resolved configs differ only in seed go, in order, into packs of
+    at most `seeds_per_process`. New and resumed runs never share a pack: a
+    packed trainer resumes its runs from a checkpoint step they all hold.
+    """
+    groups: list[tuple[Any, list[Planned]]] = []
     for item in planned:
         if item.action == "skip":
             continue
-        if item.action == "new":
-            run_id = tracking.create_run(client, experiment_id, item.run, git, logdir="")
-            logdir = logdir_for(target, item.run, run_id)
-            client.set_tag(run_id, tracking.TAG + "logdir", logdir)
-        else:
-            run_id = item.mlflow_run.info.run_id
-            logdir = item.mlflow_run.data.tags.get(tracking.TAG + "logdir") or logdir_for(
-                target, item.run, run_id
-            )
-            client.update_run(run_id, status="SCHEDULED")
-        tasks.append(RunTask(run_id, item.run.key, item.run.label, logdir, to_dict(item.run.config)))
-    return tasks
+        # Config is unhashable (it holds dicts): groups are found by equality.
+        key = (item.action, dataclasses.replace(item.run.config, seed=0))
+        group = next((members for known, members in groups if known == key), None)
+        if group is None:
+            group = []
+            groups.append((key, group))
+        group.append(item)
+    return [pack for _, members in groups for pack in chunks(members, seeds_per_process)]
 
 
-def chunks(tasks: Sequence[RunTask], size: int) -> list[list[RunTask]]:
-    return [list(tasks[i : i + size]) for i in range(0, len(tasks), size)]
+def prepare(
+    packs: Sequence[Sequence[Planned]], client, experiment_id: str, target: Target,
+) -> list[list[RunTask]]:
+    """Create MLflow runs for new runs and mark resumed ones SCHEDULED; the jobs' packs of tasks."""
+    git = tracking.git_state()
+    return [[_prepare_one(item, client, experiment_id, target, git) for item in pack] for pack in packs]
+
+
+def _prepare_one(item: Planned, client, experiment_id: str, target: Target, git: Mapping[str, str]) -> RunTask:
+    from agent.config import to_dict
+
+    if item.action == "new":
+        run_id = tracking.create_run(client, experiment_id, item.run, git, logdir="")
+        logdir = logdir_for(target, item.run, run_id)
+        client.set_tag(run_id, tracking.TAG + "logdir", logdir)
+    else:
+        run_id = item.mlflow_run.info.run_id
+        logdir = item.mlflow_run.data.tags.get(tracking.TAG + "logdir") or logdir_for(
+            target, item.run, run_id
+        )
+        client.update_run(run_id, status="SCHEDULED")
+    return RunTask(run_id, item.run.key, item.run.label, logdir, to_dict(item.run.config))
 
 
 def submit_slurm(
-    tasks: Sequence[RunTask], profile: SlurmProfile, spec: SweepSpec, target: Target,
+    packs: Sequence[Sequence[RunTask]], profile: SlurmProfile, spec: SweepSpec, target: Target,
     experiment_id: str, client,
 ) -> list[Any]:
-    """One job array for the sweep (runs_per_job runs per array task); returns submitit jobs."""
+    """One job array for the sweep (runs_per_job packs per array task); returns submitit jobs."""
     import submitit
 
     folder = sweep_dir(target, spec.name) / "slurm" / "%j"
     executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=profile.max_requeues)
     executor.update_parameters(**executor_parameters(profile, spec.name))
-    groups = chunks(tasks, profile.runs_per_job)
+    groups = chunks(packs, profile.runs_per_job)
     with executor.batch():
         jobs = [
             executor.submit(SweepJob(group, target.tracking_uri, experiment_id))
             for group in groups
         ]
     for job, group in zip(jobs, groups):
-        for task in group:
+        for task in (task for pack in group for task in pack):
             client.set_tag(task.run_id, tracking.TAG + "slurm_job_id", job.job_id)
     return jobs
 
@@ -254,18 +276,18 @@ def wait_slurm(job_ids: Sequence[str], poll_s: float = 3.0, timeout_s: float | N
 
 
 def run_local(
-    tasks: Sequence[RunTask], parallel: int, spec: SweepSpec, target: Target,
+    packs: Sequence[Sequence[RunTask]], parallel: int, spec: SweepSpec, target: Target,
     experiment_id: str, echo: Callable[[str], None] = print,
 ) -> dict[str, int]:
-    """Train the runs in up to `parallel` worker processes; returns key -> exit code.
+    """Train the packs in up to `parallel` worker processes (one per pack); returns run key -> exit code.
 
     Ctrl-C (SIGINT reaches the workers too) or SIGTERM makes every worker save a
     checkpoint and stop; re-running the sweep resumes them.
     """
     folder = sweep_dir(target, spec.name) / "local"
     folder.mkdir(parents=True, exist_ok=True)
-    waiting = list(tasks)
-    running: dict[str, tuple[subprocess.Popen, RunTask, Any]] = {}
+    waiting = [list(pack) for pack in packs]
+    running: dict[str, tuple[subprocess.Popen, list[RunTask], Any]] = {}
     codes: dict[str, int] = {}
     stopping = False
 
@@ -280,43 +302,49 @@ def run_local(
                 process.send_signal(signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-    total, done = len(tasks), 0
+    total, done = len(packs), 0
     try:
         while waiting or running:
             while waiting and len(running) < parallel and not stopping:
-                task = waiting.pop(0)
-                job_file = folder / f"{task.key}.pkl"
+                pack = waiting.pop(0)
+                first = pack[0]  # names the pack's job file and holds its log
+                job_file = folder / f"{first.key}.pkl"
                 tmp = job_file.with_suffix(".tmp")
                 with open(tmp, "wb") as f:
-                    pickle.dump(SweepJob([task], target.tracking_uri, experiment_id), f)
+                    pickle.dump(SweepJob([pack], target.tracking_uri, experiment_id), f)
                 os.replace(tmp, job_file)
-                Path(task.logdir).mkdir(parents=True, exist_ok=True)
-                log_path = Path(task.logdir) / "job.log"
+                Path(first.logdir).mkdir(parents=True, exist_ok=True)
+                log_path = Path(first.logdir) / "job.log"
                 log = open(log_path, "ab")
                 process = subprocess.Popen(
                     [sys.executable, "-u", "-m", "experiments.job", str(job_file)],
                     stdout=log, stderr=subprocess.STDOUT,
                 )
-                running[task.key] = (process, task, log)
-                echo(f"  started  {task.label:<40} run {task.run_id[:8]}  log {log_path}")
+                running[first.key] = (process, pack, log)
+                runs = " ".join(task.run_id[:8] for task in pack)
+                echo(f"  started  {_labels(pack):<40} run {runs}  log {log_path}")
             time.sleep(0.5)
-            for key, (process, task, log) in list(running.items()):
+            for key, (process, pack, log) in list(running.items()):
                 code = process.poll()
                 if code is None:
                     continue
                 log.close()
                 del running[key]
-                codes[key] = code
+                codes.update((task.key, code) for task in pack)
                 done += 1
                 outcome = {0: "finished", EXIT_INTERRUPTED: "stopped (resumable)"}.get(
-                    code, f"FAILED (exit {code}; see {Path(task.logdir) / 'job.log'})"
+                    code, f"FAILED (exit {code}; see {Path(pack[0].logdir) / 'job.log'})"
                 )
-                echo(f"  [{done}/{total}] {outcome:<10} {task.label}")
+                echo(f"  [{done}/{total}] {outcome:<10} {_labels(pack)}")
             if stopping and not running:
                 break
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    for task in waiting:
+    for task in (task for pack in waiting for task in pack):
         codes.setdefault(task.key, EXIT_INTERRUPTED)
     return codes
+
+
+def _labels(pack: Sequence[RunTask]) -> str:
+    return " + ".join(task.label for task in pack)

@@ -31,7 +31,11 @@ def register(subparsers) -> None:
                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)")
     sweep.add_argument("--workdir", help="run logdirs and executor files (default: ./runs/sweeps, "
                        "or the profile's workdir)")
-    sweep.add_argument("--parallel", type=int, help="local executor: runs at once (spec's parallel)")
+    sweep.add_argument("--parallel", type=int,
+                       help="local executor: worker processes at once, one per pack of seeds (spec's parallel)")
+    sweep.add_argument("--seeds-per-process", type=int, metavar="K",
+                       help="train up to K seeds of one task and grid point together in one process "
+                       "with one vmapped train step (spec's seeds_per_process)")
     sweep.add_argument("--wait", action="store_true", help="slurm executor: wait for the jobs to end")
     sweep.set_defaults(func=run_sweep)
 
@@ -44,22 +48,29 @@ def register(subparsers) -> None:
 def run_sweep(args: argparse.Namespace, echo=print) -> int:
     spec = load_spec(args.spec)
     executor = args.executor or spec.executor
-    parallel = args.parallel or spec.parallel
-    if parallel < 1:
-        raise SpecError(f"--parallel={parallel} must be >= 1")
+    parallel = spec.parallel if args.parallel is None else args.parallel
+    seeds_per_process = spec.seeds_per_process if args.seeds_per_process is None else args.seeds_per_process
+    for flag, count in (("--parallel", parallel), ("--seeds-per-process", seeds_per_process)):
+        if count < 1:
+            raise SpecError(f"{flag}={count} must be >= 1")
     profile = load_profile(args.profile or spec.profile) if executor == "slurm" else None
     runs = expand(spec)
     tracking_uri = tracking.resolve_tracking_uri(args.tracking_uri)
     workdir = Path(args.workdir or (profile.workdir if profile and profile.workdir else "runs/sweeps"))
     target = launcher.Target(tracking_uri=tracking_uri, workdir=workdir.resolve())
 
+    packs = len(launcher.pack_runs([launcher.Planned(run, "new", "") for run in runs], seeds_per_process))
     if executor == "slurm":
         resources = profile.describe()
-        jobs = -(-len(runs) // profile.runs_per_job)
+        jobs = -(-packs // profile.runs_per_job)
         where = f"slurm, profile {profile.name}: {jobs} array jobs, each {resources}"
     else:
-        where = f"local, {parallel} run(s) at a time on this machine"
+        where = f"local, {parallel} process(es) at a time on this machine"
     echo(f"sweep {spec.name}: {len(runs)} runs ({spec.suite}) -> {where}")
+    if seeds_per_process > 1:
+        trained_by = f"each job trains {profile.runs_per_job} pack(s)" if profile else "one process per pack"
+        echo(f"packed: {len(runs)} runs in {packs} packs of up to {seeds_per_process} seeds of one "
+             f"task and grid point (one vmapped train step per pack); {trained_by}")
     echo(f"MLflow: {tracking_uri} (experiment {spec.name!r}); logdirs under {sweep_dir_text(target, spec)}")
 
     if args.dry_run:
@@ -70,6 +81,10 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
             c = item.run.config
             echo(f"  {item.run.key}  {item.run.label:<40} steps={c.run.steps:<9,} "
                  f"size={c.agent.size:<5} envs={c.run.envs:<3} {item.action:<6} ({item.reason})")
+        if seeds_per_process > 1:
+            for index, pack in enumerate(launcher.pack_runs(planned, seeds_per_process)):
+                where = f"job {index // profile.runs_per_job + 1}" if profile else f"process {index + 1}"
+                echo(f"  {where}: " + " + ".join(item.run.label for item in pack))
         echo("dry run: nothing created or submitted")
         return 0
 
@@ -87,7 +102,8 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
     skipped = [p for p in planned if p.action == "skip"]
     for item in skipped:
         echo(f"  skip     {item.run.label:<40} {item.reason}")
-    tasks = launcher.prepare(planned, client, experiment_id, target)
+    packs = launcher.prepare(launcher.pack_runs(planned, seeds_per_process), client, experiment_id, target)
+    tasks = [task for pack in packs for task in pack]
     if not tasks:
         echo(f"nothing to submit: {len(skipped)} runs finished, queued, running or failed")
         _print_where(echo, spec, tracking_uri)
@@ -95,7 +111,7 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
 
     start = time.monotonic()
     if executor == "slurm":
-        jobs = launcher.submit_slurm(tasks, profile, spec, target, experiment_id, client)
+        jobs = launcher.submit_slurm(packs, profile, spec, target, experiment_id, client)
         echo(f"submitted {len(tasks)} runs as {len(jobs)} Slurm jobs: "
              f"{', '.join(j.job_id for j in jobs)}")
         if args.wait:
@@ -104,8 +120,8 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
             return _report(echo, spec, tracking_uri, client, experiment_id, [t.key for t in tasks])
         _print_where(echo, spec, tracking_uri)
         return 0
-    echo(f"training {len(tasks)} runs locally, {parallel} at a time")
-    launcher.run_local(tasks, parallel, spec, target, experiment_id, echo=echo)
+    echo(f"training {len(tasks)} runs locally in {len(packs)} processes, {parallel} at a time")
+    launcher.run_local(packs, parallel, spec, target, experiment_id, echo=echo)
     echo(f"sweep {spec.name} took {time.monotonic() - start:.0f} s")
     return _report(echo, spec, tracking_uri, client, experiment_id, [t.key for t in tasks])
 

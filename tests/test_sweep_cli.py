@@ -61,3 +61,18 @@ def test_dry_run_prints_runs_and_resources(tmp_path):
     assert "gpus=1 cpus=16 mem=96GB time=1440min runs/job=4" in result.stdout
     assert result.stdout.count(" new ") == 4 and "nothing created or submitted" in result.stdout
     assert not db.exists()
+
+
+def test_seeds_per_process_flag_is_checked_and_the_dry_run_shows_the_packs(tmp_path):
+    spec = tiny_spec(tmp_path, "packs", seeds=3)
+    db = tmp_path / "mlflow.db"
+    result = dreamerbench("sweep", str(spec), "--seeds-per-process", "0", "--tracking-uri", f"sqlite:///{db}")
+    assert result.returncode == 2 and "--seeds-per-process=0 must be >= 1" in result.stderr
+    result = dreamerbench("sweep", str(spec), "--dry-run", "--seeds-per-process", "2", "--executor", "slurm",
+                          "--profile", "gpu_packed", "--tracking-uri", f"sqlite:///{db}")
+    assert result.returncode == 0, result.stderr
+    assert "6 runs (dmc_proprio) -> slurm, profile gpu_packed: 1 array jobs" in result.stdout
+    assert "6 runs in 4 packs of up to 2 seeds" in result.stdout
+    assert "job 1: cartpole_balance/seed0 + cartpole_balance/seed1\n" in result.stdout
+    assert "job 1: reacher_easy/seed2\n" in result.stdout
+    assert not db.exists()

@@ -38,6 +38,7 @@ def test_parse_good_spec():
     assert spec.overrides == {"agent.size": "debug", "run.envs": 1}
     assert spec.grid == {"agent.train_ratio": (8, 16)}
     assert spec.executor == "local"
+    assert spec.seeds_per_process == 1
 
 
 def test_unknown_field_names_line_and_allowed_fields():
@@ -77,6 +78,8 @@ def test_duplicate_key_is_an_error():
         ("seeds: 0", "spec.yaml:3: seeds=0 must be a count >= 1 or a list of distinct seeds >= 0"),
         ("tasks: pong", "spec.yaml:3: tasks='pong' must be 'all' or a non-empty list of task names"),
         ("steps: -5", "spec.yaml:3: steps=-5 must be a positive integer"),
+        ("seeds_per_process: 0", "spec.yaml:3: seeds_per_process=0 must be an integer >= 1"),
+        ("seeds_per_process: two", "spec.yaml:3: seeds_per_process='two' must be an integer >= 1"),
         ("overrides: {run.steps: 5}", "spec.yaml:3: give the budget once, as the top-level field"),
         ("grid: {seed: [1, 2]}", "spec.yaml:3: seed cannot be a grid key"),
     ],
