@@ -88,11 +88,15 @@ def latest(directory: Path) -> Path | None:
     return path if path.exists() else None
 
 
+def read_counters(path: Path) -> dict:
+    """The counters (JSON) of the checkpoint at `path`, without loading its arrays."""
+    return json.loads((Path(path) / "counters.json").read_text())
+
+
 def load(path: Path, state_template: Any) -> tuple[Any, dict[str, np.ndarray], dict]:
     """Read a checkpoint written by :func:`save`; `state_template` gives the pytree structure."""
     path = Path(path)
     state = flax.serialization.from_bytes(state_template, (path / "state.msgpack").read_bytes())
     with np.load(path / "replay.npz", allow_pickle=False) as data:
         replay = {key: data[key] for key in data.files}
-    counters = json.loads((path / "counters.json").read_text())
-    return state, replay, counters
+    return state, replay, read_counters(path)

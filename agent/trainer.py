@@ -252,8 +252,14 @@ class Trainer:
         common = set.intersection(*held)
         if common:
             return max(common)
-        if all(len(steps) <= 1 for steps in held) and len(set.union(*held)) <= 1:
-            return None  # nothing saved yet, or the runs' first save was cut short
+        if not set.union(*held):
+            return None  # nothing saved yet
+        seeds = [run.config.seed for run in self.runs]
+        if all(len(steps) <= 1 for steps in held) and all(
+            checkpoint.read_counters(checkpoint.path_for(run.checkpoint_dir, min(steps))).get("pack") == seeds
+            for run, steps in zip(self.runs, held) if steps
+        ):
+            return None  # this pack's first save was cut short: start the pack afresh
         found = ", ".join(f"{run.logdir}: {sorted(steps) or 'none'}" for run, steps in zip(self.runs, held))
         raise ConfigError(
             f"packed runs hold checkpoints at no common step ({found}); resume them one per process "
@@ -276,8 +282,9 @@ class Trainer:
 
     def _save(self, state, counters, keep: int) -> None:
         host_state = jax.device_get(state)
+        pack = [run.config.seed for run in self.runs]
         for index, run in enumerate(self.runs):
-            run.save(_unstack(host_state, index), counters, keep)
+            run.save(_unstack(host_state, index), counters, keep, pack)
         # Outputs publish only after every run's checkpoint holds their records.
         for run in self.runs:
             for output in run.outputs:
@@ -351,12 +358,12 @@ class _Run:
             self.scores.append(record["score"])
             self.episodes += 1
 
-    def save(self, state, counters, keep: int) -> None:
+    def save(self, state, counters, keep: int, pack: list[int]) -> None:
         for log in self.logs.values():
             log.flush()
             os.fsync(log.fileno())
         sizes = {name: os.path.getsize(log.name) for name, log in self.logs.items()}
-        saved = {"counters": {**counters, "episodes": self.episodes}, "file_sizes": sizes}
+        saved = {"counters": {**counters, "episodes": self.episodes}, "file_sizes": sizes, "pack": pack}
         checkpoint.save(self.checkpoint_dir, counters["steps"], state, self.replay.state_dict(), saved, keep)
 
     def finish(self, counters, finished: bool) -> dict[str, Any]:

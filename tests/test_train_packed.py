@@ -115,6 +115,24 @@ def test_packed_seeds_train_resume_together_and_alone(tmp_path):
         Trainer.packed([_config(seed, 320, cache) for seed in (4, 5)], logdirs).run_all()
 
 
+def test_a_pack_restarts_only_when_its_own_first_save_was_cut_short(tmp_path):
+    logdirs = [tmp_path / "a", tmp_path / "b"]
+    pack = Trainer.packed([_config(0, 64, ""), _config(1, 64, "")], logdirs)
+    assert pack._resume_step() is None  # nothing saved
+
+    def save(logdir, step, seeds):
+        checkpoint.save(logdir / "checkpoint", step, {"x": np.zeros(1)}, {}, {"counters": {}, "pack": seeds})
+
+    save(logdirs[0], 64, [0, 1])  # killed before run b saved: both start afresh
+    assert pack._resume_step() is None
+    save(logdirs[1], 64, [0, 1])
+    assert pack._resume_step() == 64
+    shutil.rmtree(logdirs[1])
+    save(logdirs[1], 128, [1])  # b trained on alone: its checkpoint is not this pack's to discard
+    with pytest.raises(ConfigError, match="no common step"):
+        pack._resume_step()
+
+
 def test_packed_runs_must_differ_only_in_seed(tmp_path):
     configs = [_config(0, 64, ""), _config(1, 64, "", **{"agent.train_ratio": 32})]
     with pytest.raises(ConfigError, match="agent.train_ratio"):
