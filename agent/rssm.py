@@ -101,7 +101,7 @@ class WorldModel(nn.Module):
         grouped = deter.reshape(*deter.shape[:-1], g, -1)
         x = jax.nn.silu(self.dyn_hidden_norm(self.dyn_hidden(grouped, shared)))
         # Gate per block in the blocks-first layout of the matmul: [g, N, deter / g].
-        reset, cand, update = jnp.split(f32(self.dyn_gates(x, blocks_first_out=True)), 3, -1)
+        reset, cand, update = map(f32, self.dyn_gates(x, blocks_first_parts=3))
         reset = jax.nn.sigmoid(reset)
         cand = jnp.tanh(reset * cand)
         update = jax.nn.sigmoid(update - 1.0)
