@@ -232,10 +232,9 @@ class Dreamer:
             action = self.actor.distribution(sg(out)).sample(act_key)
             return action, self.encode_action(action), out
 
-        imag, imag_actions, policy_out = rssm.imagine(
+        imag_feat, imag_actions, policy_out = rssm.imagine(
             wm, frozen["world_model"], policy_fn, starts, cfg.imag_length, imag_key, cfg.unimix
         )
-        imag_feat = rssm.features(imag)
         imag_reward = dist.TwoHot(
             wm.apply(frozen["world_model"], imag_feat, method=rssm.WorldModel.reward_logits), self.bins
         ).mean()

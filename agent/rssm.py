@@ -191,9 +191,11 @@ def imagine(model, params, policy_fn, start: Latent, horizon: int, key, unimix):
     """Roll the prior forward `horizon` steps from `start` [N, ...] with actions from `policy_fn`.
 
     `policy_fn(latent, key)` returns (action, encoded action, policy output).
-    Returns latents [N, horizon + 1, ...] (the start included) and, for the
-    first `horizon` of them, the actions taken and the policy outputs they
-    were sampled from, [N, horizon, ...] (no action is taken in the last one).
+    Returns the features of the latents [N, horizon + 1, F] (the start
+    included; features rather than latents, so the rollout's result is copied
+    once) and, for the first `horizon` of them, the actions taken and the
+    policy outputs they were sampled from, [N, horizon, ...] (no action is
+    taken in the last one).
     """
     def step(latent, step_key):
         act_key, stoch_key = jax.random.split(step_key)
@@ -201,10 +203,9 @@ def imagine(model, params, policy_fn, start: Latent, horizon: int, key, unimix):
         deter = model.apply(params, latent.deter, latent.stoch, action_input, method=WorldModel.core)
         logp = latent_dist(model.apply(params, deter, method=WorldModel.prior_logits), unimix)
         stoch = dist.sample_onehot(stoch_key, logp).astype(deter.dtype)
-        return Latent(deter, stoch), (latent, action, policy_out)
+        return Latent(deter, stoch), (features(latent), action, policy_out)
 
-    last, (latents, actions, policy_outs) = jax.lax.scan(step, start, jax.random.split(key, horizon))
+    last, (feats, actions, policy_outs) = jax.lax.scan(step, start, jax.random.split(key, horizon))
     batch_major = lambda x: jnp.swapaxes(x, 0, 1)
-    append = lambda seq, x: jnp.concatenate([batch_major(seq), x[:, None]], 1)
-    latents = jax.tree_util.tree_map(append, latents, last)
-    return latents, batch_major(actions), jax.tree_util.tree_map(batch_major, policy_outs)
+    feats = jnp.concatenate([batch_major(feats), features(last)[:, None]], 1)
+    return feats, batch_major(actions), jax.tree_util.tree_map(batch_major, policy_outs)
