@@ -107,7 +107,7 @@ def return_scale(norm: ReturnNorm, limit) -> jnp.ndarray:
 def imagination_loss(
     actor_dist, actions, reward, cont, value_logits, slow_value_mean, bins, norm, cfg
 ):
-    """Actor and critic losses on imagined trajectories [N, H + 1].
+    """Actor and critic losses on imagined trajectories [N, H + 1]; the policy and actions cover the first H steps.
 
     `cont` already includes the discount (continue targets are
     (1 - terminal)(1 - 1/horizon)), so returns use gamma = 1 here.
@@ -121,8 +121,8 @@ def imagination_loss(
     norm = update_return_norm(norm, returns, cfg.retnorm_rate, cfg.retnorm_low, cfg.retnorm_high)
     scale = return_scale(norm, cfg.retnorm_limit)
     advantage = sg((returns - value_mean[:, :-1]) / scale)
-    logp = actor_dist.logp(sg(actions))[:, :-1]
-    entropy = actor_dist.entropy()[:, :-1]
+    logp = actor_dist.logp(sg(actions))
+    entropy = actor_dist.entropy()
     policy = -weight[:, :-1] * (logp * advantage + cfg.actent * entropy)
     value_dist = dist.TwoHot(value_logits[:, :-1], bins)
     value = weight[:, :-1] * (

@@ -221,26 +221,27 @@ class Dreamer:
 
         # Imagination from every posterior state. Gradients reach only the actor
         # (through log-probabilities) and the critic (through its loss), so the
-        # rollout runs on stopped parameters and the backward pass skips it.
+        # world model runs on stopped parameters and the actions are stopped:
+        # the backward pass goes through the rollout for the actor alone, whose
+        # outputs there are the ones its loss reads (no second forward pass).
         frozen = sg(params)
         starts = jax.tree_util.tree_map(lambda x: sg(x).reshape(B * T, *x.shape[2:]), post)
 
         def policy_fn(latent, act_key):
-            out = self.actor.apply(frozen["actor"], rssm.features(latent))
-            action = self.actor.distribution(out).sample(act_key)
-            return action, self.encode_action(action)
+            out = self.actor.apply(params["actor"], rssm.features(latent))
+            action = self.actor.distribution(sg(out)).sample(act_key)
+            return action, self.encode_action(action), out
 
-        imag, imag_actions = rssm.imagine(
+        imag_feat, imag_actions, policy_out = rssm.imagine(
             wm, frozen["world_model"], policy_fn, starts, cfg.imag_length, imag_key, cfg.unimix
         )
-        imag_feat = rssm.features(imag)
         imag_reward = dist.TwoHot(
             wm.apply(frozen["world_model"], imag_feat, method=rssm.WorldModel.reward_logits), self.bins
         ).mean()
         imag_cont = jax.nn.sigmoid(
             wm.apply(frozen["world_model"], imag_feat, method=rssm.WorldModel.cont_logit)
         )
-        actor_dist = self.actor.distribution(self.actor.apply(params["actor"], imag_feat))
+        actor_dist = self.actor.distribution(policy_out)
         value_logits = self.critic.apply(params["critic"], imag_feat)
         slow_value = dist.TwoHot(self.critic.apply(state.slow_critic, imag_feat), self.bins).mean()
         imag_losses, return_norm, imag_returns, metrics = behavior.imagination_loss(

@@ -101,7 +101,7 @@ class WorldModel(nn.Module):
         grouped = deter.reshape(*deter.shape[:-1], g, -1)
         x = jax.nn.silu(self.dyn_hidden_norm(self.dyn_hidden(grouped, shared)))
         # Gate per block in the blocks-first layout of the matmul: [g, N, deter / g].
-        reset, cand, update = jnp.split(f32(self.dyn_gates(x, blocks_first_out=True)), 3, -1)
+        reset, cand, update = map(f32, self.dyn_gates(x, blocks_first_parts=3))
         reset = jax.nn.sigmoid(reset)
         cand = jnp.tanh(reset * cand)
         update = jax.nn.sigmoid(update - 1.0)
@@ -190,22 +190,22 @@ def observe(model, params, start: Latent, actions, tokens, is_first, key, unimix
 def imagine(model, params, policy_fn, start: Latent, horizon: int, key, unimix):
     """Roll the prior forward `horizon` steps from `start` [N, ...] with actions from `policy_fn`.
 
-    Returns latents [N, horizon + 1, ...] (the start included) and the actions
-    taken in each of them [N, horizon + 1, ...] (the last one is sampled too, for
-    the actor loss at the final state).
+    `policy_fn(latent, key)` returns (action, encoded action, policy output).
+    Returns the features of the latents [N, horizon + 1, F] (the start
+    included; features rather than latents, so the rollout's result is copied
+    once) and, for the first `horizon` of them, the actions taken and the
+    policy outputs they were sampled from, [N, horizon, ...] (no action is
+    taken in the last one).
     """
-    keys = jax.random.split(key, horizon + 1)
-
     def step(latent, step_key):
         act_key, stoch_key = jax.random.split(step_key)
-        action, action_input = policy_fn(latent, act_key)
+        action, action_input, policy_out = policy_fn(latent, act_key)
         deter = model.apply(params, latent.deter, latent.stoch, action_input, method=WorldModel.core)
         logp = latent_dist(model.apply(params, deter, method=WorldModel.prior_logits), unimix)
         stoch = dist.sample_onehot(stoch_key, logp).astype(deter.dtype)
-        return Latent(deter, stoch), (latent, action)
+        return Latent(deter, stoch), (features(latent), action, policy_out)
 
-    last, (latents, actions) = jax.lax.scan(step, start, keys[:-1])
-    last_action, _ = policy_fn(last, keys[-1])
-    append = lambda seq, x: jnp.concatenate([jnp.swapaxes(seq, 0, 1), x[:, None]], 1)
-    latents = jax.tree_util.tree_map(append, latents, last)
-    return latents, append(actions, last_action)
+    last, (feats, actions, policy_outs) = jax.lax.scan(step, start, jax.random.split(key, horizon))
+    batch_major = lambda x: jnp.swapaxes(x, 0, 1)
+    feats = jnp.concatenate([batch_major(feats), features(last)[:, None]], 1)
+    return feats, batch_major(actions), jax.tree_util.tree_map(batch_major, policy_outs)

@@ -139,6 +139,40 @@ def test_shared_block_linear_equals_block_linear_on_the_broadcast_concatenation(
     np.testing.assert_allclose(layer.apply(params, grouped, shared), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_block_linear_parts_are_the_slices_of_its_blocks_first_output():
+    from agent.networks import BlockLinear
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (5, 12))
+    layer = BlockLinear(units=24, blocks=4)
+    params = layer.init(jax.random.PRNGKey(1), x)
+    params["params"]["bias"] = jnp.arange(24.0)
+    blocks_first = layer.apply(params, x).reshape(5, 4, 6).transpose(1, 0, 2)  # [g, N, units / g]
+    parts = layer.apply(params, x, blocks_first_parts=3)
+    np.testing.assert_allclose(jnp.concatenate(parts, -1), blocks_first, rtol=1e-6, atol=1e-6)
+
+
+def test_imagined_policy_outputs_are_the_actor_on_the_imagined_features():
+    from agent import rssm
+
+    agent = make_agent("debug", **{"agent.imag_length": 4})
+    params = jax.jit(agent.init)(jax.random.PRNGKey(0)).params
+    deter, stoch, classes = agent.latent_shape
+    start = agent.stored_latent(
+        jax.random.normal(jax.random.PRNGKey(1), (6, deter)), jax.random.randint(jax.random.PRNGKey(2), (6, stoch), 0, classes)
+    )
+
+    def policy_fn(latent, key):
+        out = agent.actor.apply(params["actor"], rssm.features(latent))
+        action = agent.actor.distribution(out).sample(key)
+        return action, agent.encode_action(action), out
+
+    feats, actions, outs = rssm.imagine(
+        agent.world_model, params["world_model"], policy_fn, start, 4, jax.random.PRNGKey(3), agent.cfg.unimix
+    )
+    assert feats.shape == (6, 5, agent.feature_size) and actions.shape == (6, 4, 2)
+    np.testing.assert_allclose(outs, agent.actor.apply(params["actor"], feats[:, :4]), rtol=1e-5, atol=1e-6)
+
+
 def test_bfloat16_compute_keeps_float32_parameters_and_finite_losses():
     agent = make_agent("debug", IMAGE_OBS, DISCRETE, **{"agent.compute_dtype": "bfloat16", "agent.imag_length": 2})
     state = jax.jit(agent.init)(jax.random.PRNGKey(0))
