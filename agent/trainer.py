@@ -100,7 +100,8 @@ class Trainer:
         trainer.runs = [_Run(validate(c), Path(d).expanduser(), list(o)) for c, d, o in zip(configs, logdirs, outputs)]
         first = _without_seed(configs[0])
         for config in configs[1:]:
-            changed = sorted(k for k in set(first) | set(_without_seed(config)) if first.get(k) != _without_seed(config).get(k))
+            other = _without_seed(config)
+            changed = sorted(k for k in set(first) | set(other) if first.get(k) != other.get(k))
             if changed:
                 raise ConfigError(f"packed runs may differ only in seed; these keys differ: {', '.join(changed)}")
         seeds = [c.seed for c in configs]
@@ -210,7 +211,7 @@ class Trainer:
                 counters["update_credit"] += schedule.envs * updates_per_step
                 batch = sample_batch() if counters["update_credit"] >= 1.0 else None
                 while batch is not None:
-                    (batch_arrays, sampled) = batch
+                    batch_arrays, sampled = batch
                     state, out = train_step(state, batch_arrays, run_keys, counts("updates"))
                     counters["updates"] += 1
                     counters["update_credit"] -= 1.0
@@ -323,9 +324,8 @@ class _Run:
 
     def finished_summary(self) -> dict[str, Any] | None:
         path = self.logdir / "summary.json"
-        if path.exists() and json.loads(path.read_text())["steps"] >= self.config.run.steps:
-            return json.loads(path.read_text())
-        return None
+        summary = json.loads(path.read_text()) if path.exists() else None
+        return summary if summary and summary["steps"] >= self.config.run.steps else None
 
     def start_logs(self) -> None:
         for path in self.files.values():
