@@ -16,7 +16,7 @@ sg = jax.lax.stop_gradient
 
 
 class Actor(nn.Module):
-    """Features -> policy: categorical with uniform mix (discrete) or bounded normal (continuous)."""
+    """Features -> policy: categorical (discrete; `unimix` mixes in a uniform share) or bounded normal (continuous)."""
 
     action_size: int
     discrete: bool

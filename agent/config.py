@@ -107,7 +107,10 @@ class AgentConfig:
     blocks: int = 8
     """Blocks of the block-diagonal GRU."""
     unimix: float = 0.01
-    """Uniform mixture in every categorical (latents and discrete policy)."""
+    """Uniform mixture in the latent categoricals (posterior and prior), in [0, 1)."""
+    policy_unimix: float = 0.0
+    """Uniform mixture in the discrete policy, in [0, 1). 0 as in the reference code (its
+    categorical policy head has none); the paper (Section 3, "unimix categoricals") says 0.01."""
     free_nats: float = 1.0
     """Free bits: KL terms below this many nats (summed over latents) are clipped."""
     norm_eps: float = 1e-4
@@ -125,7 +128,8 @@ class AgentConfig:
     bins: int = 255
     """Bins of the symexp two-hot reward and value heads."""
     policy_outscale: float = 0.01
-    """Init scale of the policy's output layer."""
+    """Init scale of the policy's output layers: their initial weights are this times a
+    fan-in-scaled truncated normal (the reference's `outscale`)."""
     min_std: float = 0.1
     """Lower bound of the continuous policy's standard deviation."""
     max_std: float = 1.0

@@ -145,7 +145,7 @@ class BoundedNormal:
 
 
 class Categorical:
-    """Discrete policy with a uniform mixture."""
+    """Discrete policy; `unimix` > 0 mixes that share of the uniform distribution into it."""
 
     def __init__(self, logits, unimix: float):
         self.logp_all = mix_uniform(logits, unimix)

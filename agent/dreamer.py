@@ -92,7 +92,7 @@ class Dreamer:
         )
         self.actor = behavior.Actor(
             self.action_size, self.discrete, cfg.mlp_layers, dims.units, cfg.policy_outscale,
-            cfg.unimix, cfg.min_std, cfg.max_std, cfg.norm_eps, dtype,
+            cfg.policy_unimix, cfg.min_std, cfg.max_std, cfg.norm_eps, dtype,
         )
         self.critic = behavior.Critic(cfg.mlp_layers, dims.units, cfg.bins, cfg.norm_eps, dtype)
         self.optimizer = make_optimizer(cfg.opt)

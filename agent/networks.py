@@ -1,8 +1,10 @@
 """Layers and the observation encoder/decoder.
 
 Every layer keeps float32 parameters and computes in `dtype` (float32 on CPU,
-bfloat16 on GPU). Weights use a truncated normal with variance 1 / fan_in,
-scaled by `outscale` (0 gives zero-initialised output layers).
+bfloat16 on GPU). Weights use a truncated normal with standard deviation
+outscale / sqrt(fan_in), where fan_in is the whole input width (for block-
+diagonal kernels [g, i, o] too: g * i), as `Initializer('trunc_normal')` and
+`_scaled_winit` in danijar/dreamerv3 `embodied/jax/nets.py` (e3f0224).
 """
 
 from __future__ import annotations
@@ -18,12 +20,18 @@ from agent.distributions import symlog
 f32 = jnp.float32
 
 
-def fan_in_init(outscale: float = 1.0, in_axis=-2, out_axis=-1, batch_axis=()):
+def fan_in_init(outscale: float = 1.0):
+    """Truncated normal (cut at 2 std) with std = outscale / sqrt(fan_in); zeros for outscale 0.
+
+    fan_in = shape[-2] times the product of the leading axes: the input width
+    for a dense kernel [i, o], k * k * i for a convolution [k, k, i, o], and the
+    whole input g * i for a block-diagonal kernel [g, i, o] (reference
+    `Initializer.compute_fans`). The reference multiplies the initialised
+    kernel by outscale, so the variance scales with outscale ** 2.
+    """
     if outscale == 0.0:
         return nn.initializers.zeros
-    return nn.initializers.variance_scaling(
-        outscale, "fan_in", "truncated_normal", in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis
-    )
+    return nn.initializers.variance_scaling(outscale**2, "fan_in", "truncated_normal", in_axis=-2, out_axis=-1)
 
 
 class Linear(nn.Module):
@@ -70,7 +78,7 @@ class BlockLinear(nn.Module):
         """
         g = self.blocks
         shape = (g, x.shape[-1] // g, self.units // g)
-        kernel = self.param("kernel", fan_in_init(batch_axis=(0,)), shape, f32)
+        kernel = self.param("kernel", fan_in_init(), shape, f32)
         bias = self.param("bias", nn.initializers.zeros, (self.units,), f32).astype(self.dtype)
         y = block_matmul(x.astype(self.dtype), kernel.astype(self.dtype), blocks_first_out=bool(blocks_first_parts))
         if not blocks_first_parts:
@@ -95,7 +103,7 @@ class SharedBlockLinear(nn.Module):
     def __call__(self, grouped, shared):
         g, own_size, shared_size = self.blocks, grouped.shape[-1], shared.shape[-1]
         shape = (g, own_size + shared_size, self.units // g)
-        kernel = self.param("kernel", fan_in_init(batch_axis=(0,)), shape, f32).astype(self.dtype)
+        kernel = self.param("kernel", fan_in_init(), shape, f32).astype(self.dtype)
         bias = self.param("bias", nn.initializers.zeros, (self.units,), f32)
         own = block_matmul(grouped.reshape(*grouped.shape[:-2], -1).astype(self.dtype), kernel[:, :own_size])
         common = shared.astype(self.dtype) @ kernel[:, own_size:].transpose(1, 0, 2).reshape(shared_size, self.units)
@@ -122,7 +130,11 @@ class TwoInputLinear(nn.Module):
 
 
 class RMSNorm(nn.Module):
-    """RMS normalisation over the last axis, computed in float32, with scale and shift."""
+    """x / sqrt(mean(x^2) + eps) * scale over the last axis, computed in float32.
+
+    A learned scale and no shift, as the reference's `Norm('rms')`
+    (danijar/dreamerv3 `embodied/jax/nets.py`, e3f0224).
+    """
 
     eps: float = 1e-4
     dtype: jnp.dtype = f32
@@ -130,10 +142,9 @@ class RMSNorm(nn.Module):
     @nn.compact
     def __call__(self, x):
         scale = self.param("scale", nn.initializers.ones, (x.shape[-1],), f32)
-        shift = self.param("shift", nn.initializers.zeros, (x.shape[-1],), f32)
         x = f32(x)
         x = x * jax.lax.rsqrt(jnp.square(x).mean(-1, keepdims=True) + self.eps)
-        return (x * scale + shift).astype(self.dtype)
+        return (x * scale).astype(self.dtype)
 
 
 class Dense(nn.Module):

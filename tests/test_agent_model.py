@@ -46,10 +46,10 @@ def test_rssm_parameter_count_matches_the_design_formula():
     agent = make_agent("12m", VECTOR_OBS, DISCRETE)
     d, h, u = SIZES["12m"].deter, SIZES["12m"].hidden, SIZES["12m"].units
     sc, a, g = 32 * SIZES["12m"].classes, 18, 8
-    dense = lambda i, o: i * o + o + 2 * o  # Linear + RMSNorm scale and shift
+    dense = lambda i, o: i * o + o + o  # Linear + RMSNorm scale (no shift, as the reference)
     expected = (
         dense(d, h) + dense(sc, h) + dense(a, h)  # inputs of the core
-        + g * (d // g + 3 * h) * (d // g) + d + 2 * d  # block hidden layer + norm
+        + g * (d // g + 3 * h) * (d // g) + d + d  # block hidden layer + norm
         + g * (d // g) * (3 * d // g) + 3 * d  # block gates
         + dense(d, h) + dense(h, h) + h * sc + sc  # prior: 2 layers + logits
         + dense(d + u, h) + h * sc + sc  # posterior on (deter, tokens): 1 layer + logits
@@ -181,3 +181,44 @@ def test_bfloat16_compute_keeps_float32_parameters_and_finite_losses():
     assert all(np.isfinite(float(v)) for v in out.metrics.values())
     assert {x.dtype for x in jax.tree_util.tree_leaves(state.params)} == {jnp.dtype("float32")}
     assert out.deter.dtype == jnp.float32
+
+
+def test_initial_weight_scales_match_the_reference():
+    """std = outscale / sqrt(fan_in), fan_in over the whole input also for block-diagonal kernels.
+
+    danijar/dreamerv3 e3f0224 `embodied/jax/nets.py`: `Initializer.compute_fans` counts g * i
+    inputs for a kernel [g, i, o], and `_scaled_winit` multiplies the kernel by outscale.
+    """
+    agent = make_agent("1m", IMAGE_OBS, CONTINUOUS)
+    params = jax.jit(agent.init)(jax.random.PRNGKey(0)).params
+    wm, actor = params["world_model"]["params"], params["actor"]["params"]
+    dims = SIZES["1m"]
+    kernels = {
+        "dyn_hidden": (wm["dyn_hidden"]["kernel"], 1 / math.sqrt(dims.deter + 8 * 3 * dims.hidden)),
+        "dyn_gates": (wm["dyn_gates"]["kernel"], 1 / math.sqrt(dims.deter)),
+        "decoder block projection": (wm["decoder"]["BlockLinear_0"]["kernel"], 1 / math.sqrt(dims.deter)),
+        "policy mean": (actor["mean"]["kernel"], 0.01 / math.sqrt(dims.units)),
+        "policy std": (actor["std"]["kernel"], 0.01 / math.sqrt(dims.units)),
+    }
+    for name, (kernel, std) in kernels.items():
+        kernel = np.asarray(kernel)
+        assert abs(kernel.std() / std - 1) < 0.05, (name, kernel.std(), std)
+        # A normal cut at +-2 and rescaled by 1.1368 to unit variance: |w| <= 2.2736 std.
+        assert np.abs(kernel).max() <= 2 * 1.1368 * std * 1.001, name
+
+
+def test_rms_norms_have_a_scale_and_no_shift():
+    agent = make_agent("debug", IMAGE_OBS, DISCRETE)
+    params = jax.eval_shape(agent.init, jax.random.PRNGKey(0)).params
+    paths = [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_leaves_with_path(params)]
+    assert any("RMSNorm" in p and "scale" in p for p in paths)
+    assert not any("shift" in p for p in paths)
+
+
+def test_discrete_policy_has_no_uniform_mix_unless_asked():
+    logits = jnp.array([[4.0, 0.0, -4.0]])
+    for unimix in (0.0, 0.1):
+        agent = make_agent("debug", VECTOR_OBS, DISCRETE, **{"agent.policy_unimix": unimix})
+        probs = np.exp(agent.actor.distribution(logits).logp_all)
+        expected = (1 - unimix) * np.asarray(jax.nn.softmax(logits)) + unimix / 3
+        np.testing.assert_allclose(probs, expected, rtol=1e-6)
