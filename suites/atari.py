@@ -2,7 +2,8 @@
 
 Both suites follow danijar/dreamerv3 ``configs.yaml`` (``env.atari100k`` and
 ``env.atari``): action repeat 4 with a max over the last two frames, up to 30
-no-op actions after each reset, no life-loss signal, 108,000-frame episodes.
+no-op actions after each reset, no life-loss signal, episodes cut at 108,000
+frames after the reset's no-ops.
 atari100k: 64x64 RGB, minimal action set, no sticky actions. atari57 follows
 Machado et al. 2018 (arXiv 1709.06009): sticky actions with probability
 0.25, the full 18-action set; 96x96 grayscale as in the reference.
@@ -93,6 +94,8 @@ class AtariEnv:
                 self._ale.reset_game()
         self._ale.getScreenRGB(self._pool[0])
         self._pool[1:] = self._pool[0]
+        self._newest = 0
+        self._frames = 0
         self._done = False
         return self._obs(0.0, is_first=True, is_last=False, is_terminal=False)
 
@@ -104,13 +107,18 @@ class AtariEnv:
         if not 0 <= index < len(self._actions):
             raise ValueError(f"action={index} must be in 0..{len(self._actions) - 1}")
         reward, terminal, truncated = 0.0, False, False
-        pool = len(self._pool)
-        for repeat in range(self._repeat):
+        for _ in range(self._repeat):
             reward += self._ale.act(self._actions[index])
-            if repeat >= self._repeat - pool:
-                self._ale.getScreenRGB(self._pool[self._repeat - 1 - repeat])
+            self._frames += 1
+            # Every emulated frame goes into the ring of the last `max_pool`
+            # frames, so an episode that ends inside the repeat shows its
+            # last frames rather than the previous step's.
+            self._newest = (self._newest + 1) % len(self._pool)
+            self._ale.getScreenRGB(self._pool[self._newest])
             terminal = self._ale.game_over()
-            truncated = self._ale.getEpisodeFrameNumber() >= self._max_frames
+            # Frames since the reset's no-ops, as the reference counts them:
+            # with a limit divisible by the repeat, truncation ends a repeat.
+            truncated = self._frames >= self._max_frames
             if terminal or truncated:
                 break
         self._done = terminal or truncated

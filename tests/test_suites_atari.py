@@ -87,6 +87,50 @@ def test_frame_limit_is_truncation_not_termination():
         obs(np.int32(0))
 
 
+def test_frame_limit_counts_frames_after_the_reset_no_ops():
+    # With up to 30 no-ops at the reset, a 40-frame limit still ends the 10th agent
+    # step, on a repeat boundary (the reference counts frames after the reset too).
+    for seed in range(4):
+        protocol = ATARI100K.resolve_protocol({"max_frames": 40, "noop_max": 30})
+        env = ATARI100K.make_env("pong", seed, protocol)
+        env.reset()
+        noops = env._ale.getEpisodeFrameNumber()
+        lasts = [bool(env.step(np.int32(0))["is_last"]) for _ in range(10)]
+        assert lasts == [False] * 9 + [True], (seed, noops)
+        assert env._ale.getEpisodeFrameNumber() == noops + 40
+
+
+def _breakout_episode(seed, repeat, max_pool):
+    """A random-play Breakout episode; returns the observations and the raw screens after every frame."""
+    protocol = ATARI100K.resolve_protocol({"action_repeat": repeat, "max_pool": max_pool})
+    env = ATARI100K.make_env("breakout", seed, protocol)
+    actions = np.random.default_rng(seed).integers(env.act_space.num_actions, size=5000)
+    observations, screens = [env.reset()], [env._ale.getScreenRGB()]
+    for action in actions:
+        for _ in range(4 // repeat):
+            observations.append(env.step(np.int32(action)))
+            screens.append(env._ale.getScreenRGB())
+            if observations[-1]["is_last"]:
+                return observations, screens
+    raise AssertionError("the episode did not end")
+
+
+def test_an_episode_ending_inside_a_repeat_shows_its_last_frames():
+    import cv2
+
+    inside = 0
+    for seed in range(6):
+        observations, _ = _breakout_episode(seed, repeat=4, max_pool=2)
+        # The same actions one frame at a time give every emulated frame.
+        _, screens = _breakout_episode(seed, repeat=1, max_pool=1)
+        frames_in_last_step = (len(screens) - 1) % 4 or 4
+        inside += frames_in_last_step < 4
+        assert observations[-1]["is_terminal"]
+        expected = cv2.resize(np.maximum(screens[-1], screens[-2]), (64, 64), interpolation=cv2.INTER_AREA)
+        np.testing.assert_array_equal(observations[-1]["image"], expected, err_msg=f"seed {seed}")
+    assert inside >= 1  # The case the test is about occurred.
+
+
 def test_game_over_is_termination():
     # Boxing ends after two minutes (about 7,100 frames) whatever the agent does.
     env = ATARI100K.make_env("boxing", 0, ATARI100K.resolve_protocol({}))
