@@ -1,22 +1,33 @@
-"""Learning speed on this CPU: DMC proprio cartpole_balance, episode return against wall-clock.
+"""The learning benchmark: our learning curves next to the published DreamerV3 runs.
 
-    python -m bench.learn --minutes 60 --logdir /tmp/learn
-    python -m bench.learn --minutes 4 --seeds-per-process 4 --logdir /tmp/k4   # throughput of 4 packed seeds
+    python -m bench.learn curves --protocol cpu --out /tmp/learn         # train, then write JSON + PNGs
+    python -m bench.learn plot --protocol cpu --out /tmp/learn           # JSON + PNGs from the runs so far
+    python -m bench.learn throughput --minutes 3 --logdir /tmp/tp        # start-up time and updates/s
 
-Runs `dreamerbench train` as a subprocess (so the start-up cost is real),
-stops it with SIGINT after `--minutes`, and prints one JSON object: the
-settings, the time from process start to the first update, the episode curve
-(wall seconds, agent steps, frames, return), and when the mean of the last 5
-returns first reached 800. It also reports the trainer's own update rate
-(`updates_per_s` records, one per `run.log_every` seconds) as the median over
-the records after the first (which holds the start-up), times the number of
-packed seeds: the aggregate updates/s of the process.
+`curves` trains every task x seed of a protocol with `dreamerbench train` (one
+subprocess per task, so start-up costs are real; re-running resumes unfinished
+runs from their checkpoints), then does what `plot` does: it reads each run's
+`episodes.jsonl`, writes `curves.json` (settings, machine, load, and per run the
+episode curve on the frame axis plus 10k-frame bin means) and one `TASK.png` per
+task with our runs over the published DreamerV3 seeds (mean and min-max band of
+the per-seed 10k-frame bins of `SUITE-dreamerv3.json.gz`) on the same axis.
+
+Frames are environment frames (agent steps x action repeat), the x axis of the
+published files.
+
+`throughput` runs one task for `--minutes`, stops it with SIGINT and prints one
+JSON object: the time from process start to the first update, the episode curve
+against wall-clock, and the trainer's median updates/s (times the number of
+packed seeds: the aggregate updates/s of the process).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
+import platform
 import signal
 import statistics
 import subprocess
@@ -24,7 +35,242 @@ import sys
 import time
 from pathlib import Path
 
-SETTINGS = {
+import numpy as np
+
+BIN_FRAMES = 10_000  # the published files' grid
+SHARED_BASELINES = Path(__file__).resolve().parents[1].parent / "shared" / "baselines" / "dreamerv3"
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """One learning benchmark: which runs to train and with which settings."""
+
+    suite: str
+    """Suite name; its protocol and agent defaults apply unless overridden."""
+    tasks: tuple[str, ...]
+    """Tasks of the suite to train."""
+    seeds: tuple[int, ...]
+    """Seeds per task."""
+    frames: int
+    """Environment frames per run (agent steps x action repeat)."""
+    size: str
+    """Model size preset."""
+    overrides: tuple[tuple[str, object], ...] = ()
+    """Config overrides on top of the suite's defaults."""
+    seeds_per_process: int = 1
+    """Seeds trained together in one process (`--seeds-per-process`); must divide len(seeds)."""
+    note: str = ""
+    """Why the settings are what they are."""
+
+
+PROTOCOLS = {
+    # Suite settings (16 envs, repeat 1, size1m) except the train ratio: 128 instead
+    # of the published 1024, so that 60k frames fit in one to two hours of a 2-core CPU.
+    "cpu": Protocol(
+        suite="dmc_proprio", tasks=("cartpole_swingup", "ball_in_cup_catch"), seeds=(0,), frames=60_000,
+        size="1m", overrides=(("agent.train_ratio", 128),),
+        note="dmc_proprio suite settings except agent.train_ratio=128 (published: 1024)",
+    ),
+    # The published dmc_proprio settings (train ratio 1024, 16 envs, size1m), four
+    # seeds packed in one process, for an accelerator.
+    "gpu": Protocol(
+        suite="dmc_proprio", tasks=("cartpole_swingup", "ball_in_cup_catch"), seeds=(0, 1, 2, 3), frames=100_000,
+        size="1m", seeds_per_process=4, note="published dmc_proprio settings, 4 seeds packed per process",
+    ),
+}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Records of a JSON-lines file (a missing file has none)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _rundir(out: Path, task: str, seed: int) -> Path:
+    return out / "runs" / task / f"seed{seed}"
+
+
+def _action_repeat(protocol: Protocol) -> int:
+    from suites import get_suite
+
+    overrides = {k[len("env."):]: v for k, v in protocol.overrides if k.startswith("env.")}
+    return int(get_suite(protocol.suite).resolve_protocol(overrides).get("action_repeat", 1))
+
+
+def train_command(protocol: Protocol, task: str, first_seed: int, logdir: Path) -> list[str]:
+    """The `dreamerbench train` command of one process of the protocol."""
+    steps = protocol.frames // _action_repeat(protocol)
+    command = [
+        sys.executable, "-m", "experiments.cli", "train", "--suite", protocol.suite, "--task", task,
+        "--seed", str(first_seed), "--size", protocol.size, "--steps", str(steps), "--logdir", str(logdir),
+    ]
+    if protocol.seeds_per_process > 1:
+        command += ["--seeds-per-process", str(protocol.seeds_per_process)]
+    for key, value in protocol.overrides:
+        command += ["--set", f"{key}={value}"]
+    return command
+
+
+def bin_means(frames: np.ndarray, scores: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Mean score of the episodes ending in each bin (edges[i-1], edges[i]]; NaN where none.
+
+    frames, scores: [N] per episode; edges: [M + 1] increasing; returns [M].
+    """
+    index = np.searchsorted(edges, frames, side="left") - 1  # frames == edges[i] falls in bin i - 1
+    out = np.full(len(edges) - 1, np.nan)
+    for i in range(len(out)):
+        chosen = scores[index == i]
+        if len(chosen):
+            out[i] = chosen.mean()
+    return out
+
+
+def published_bins(suite: str, task: str, frames: int, source: Path) -> dict:
+    """Per-seed published DreamerV3 returns on the 10k-frame grid up to `frames`: {x, seeds [S, M], mean, min, max}."""
+    from analysis.data import load_published
+
+    runs = load_published(suite, "dreamerv3", source)
+    runs = runs[(runs["task"] == task) & (runs["frames"] <= frames)]
+    xs = np.arange(BIN_FRAMES, frames + 1, BIN_FRAMES, dtype=float)
+    seeds = []
+    for _, run in runs.groupby("seed"):
+        series = dict(zip(run["frames"], run["score"]))
+        seeds.append([series.get(x, np.nan) for x in xs])
+    seeds = np.asarray(seeds, dtype=float)
+    return {
+        "x_frames": xs.tolist(), "seeds": seeds.tolist(),
+        "mean": np.nanmean(seeds, 0).tolist(), "min": np.nanmin(seeds, 0).tolist(), "max": np.nanmax(seeds, 0).tolist(),
+    }
+
+
+def collect(protocol: Protocol, out: Path, source: Path) -> dict:
+    """Every run's curve and the published bins of every task, as one JSON-able dict."""
+    repeat = _action_repeat(protocol)
+    edges = np.arange(0, protocol.frames + BIN_FRAMES, BIN_FRAMES, dtype=float)
+    runs, published = [], {}
+    for task in protocol.tasks:
+        published[task] = published_bins(protocol.suite, task, protocol.frames, source)
+        for seed in protocol.seeds:
+            rundir = _rundir(out, task, seed)
+            episodes = read_jsonl(rundir / "episodes.jsonl")
+            frames = np.asarray([e["step"] * repeat for e in episodes], dtype=float)
+            scores = np.asarray([e["score"] for e in episodes], dtype=float)
+            summary = rundir / "summary.json"
+            runs.append({
+                "task": task, "seed": seed, "logdir": str(rundir),
+                "finished": summary.exists(), "episodes": len(episodes),
+                "frames": frames.tolist(), "score": scores.round(2).tolist(),
+                "wall_s": [e.get("wall_s") for e in episodes],
+                "bins": {"x_frames": edges[1:].tolist(), "mean": bin_means(frames, scores, edges).round(2).tolist()},
+            })
+    return {"runs": runs, "published_dreamerv3": published}
+
+
+def plot(protocol: Protocol, curves: dict, out: Path) -> list[Path]:
+    """One PNG per task: our runs (episodes and 10k-frame bin means) over the published seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    paths = []
+    for task in protocol.tasks:
+        fig, ax = plt.subplots(figsize=(6.4, 4.0), constrained_layout=True)
+        pub = curves["published_dreamerv3"][task]
+        x = np.asarray(pub["x_frames"])
+        ax.fill_between(x, pub["min"], pub["max"], color="tab:gray", alpha=0.25,
+                        label=f"published DreamerV3, min-max of {len(pub['seeds'])} seeds")
+        ax.plot(x, pub["mean"], color="tab:gray", lw=2, label="published DreamerV3, mean")
+        for i, run in enumerate(r for r in curves["runs"] if r["task"] == task):
+            color = f"C{i}"
+            ax.scatter(run["frames"], run["score"], s=6, color=color, alpha=0.35)
+            bins = run["bins"]
+            ax.plot(bins["x_frames"], bins["mean"], color=color, lw=2, marker="o", ms=3,
+                    label=f"dreamerbench seed {run['seed']}, 10k-frame means (dots: episodes)")
+        ax.set_xlim(0, protocol.frames)
+        ax.set_ylim(0, 1000)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:.0f}k"))
+        ax.set_xlabel("environment frames")
+        ax.set_ylabel("episode return")
+        ax.set_title(f"{protocol.suite} {task}")
+        ax.legend(fontsize=7, loc="upper left")
+        path = out / f"{task}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _machine() -> dict:
+    return {"host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version()}
+
+
+def write_results(protocol_name: str, out: Path, source: Path, extra: dict | None = None) -> dict:
+    """`curves.json` and the PNGs for the runs under `out`; returns the JSON written."""
+    protocol = PROTOCOLS[protocol_name]
+    curves = collect(protocol, out, source)
+    result = {
+        "protocol": protocol_name, **{k: v for k, v in dataclasses.asdict(protocol).items()},
+        "machine": _machine(), "written_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **(extra or {}), **curves,
+    }
+    (out / "curves.json").write_text(json.dumps(result))
+    result["plots"] = [str(p) for p in plot(protocol, curves, out)]
+    return result
+
+
+def run_curves(args) -> None:
+    protocol = PROTOCOLS[args.protocol]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    k = protocol.seeds_per_process
+    pending = [(task, first) for task in (args.tasks or protocol.tasks) for first in protocol.seeds[::k]]
+    log = {"jobs": args.jobs, "load_1m_before": os.getloadavg()[0], "load_1m_every_5_min": [], "processes": []}
+    running, sampled = [], 0.0
+    while pending or running:
+        if time.time() - sampled >= 300:
+            sampled = time.time()
+            log["load_1m_every_5_min"].append(round(os.getloadavg()[0], 2))
+        while pending and len(running) < args.jobs:
+            task, first = pending.pop(0)
+            logdir = _rundir(out, task, first) if k == 1 else out / "runs" / task
+            command = train_command(protocol, task, first, logdir)
+            stderr = open(out / f"train-{task}-{first}.log", "ab")
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+            running.append((process, command, time.time(), stderr, task, first))
+        time.sleep(2.0)
+        for entry in [e for e in running if e[0].poll() is not None]:
+            process, command, start, stderr, task, first = entry
+            running.remove(entry)
+            stderr.close()
+            log["processes"].append({
+                "command": " ".join(command), "returncode": process.returncode,
+                "wall_s": round(time.time() - start, 1), "load_1m_at_end": os.getloadavg()[0],
+            })
+            if process.returncode != 0:
+                raise SystemExit(f"train failed ({process.returncode}); see {out}/train-{task}-{first}.log")
+    result = write_results(args.protocol, out, Path(args.published_dir), {"training": log})
+    print(json.dumps(_summary(result)))
+
+
+def _summary(result: dict) -> dict:
+    """Curves.json without the per-episode lists: what the benchmark prints."""
+    runs = [{k: v for k, v in r.items() if k not in ("frames", "score", "wall_s")} for r in result["runs"]]
+    published = {t: {"x_frames": p["x_frames"], "mean": np.round(p["mean"], 1).tolist(),
+                      "min": np.round(p["min"], 1).tolist(), "max": np.round(p["max"], 1).tolist()}
+                 for t, p in result["published_dreamerv3"].items()}
+    return {**{k: v for k, v in result.items() if k not in ("runs", "published_dreamerv3")},
+            "runs": runs, "published_dreamerv3": published}
+
+
+def run_plot(args) -> None:
+    print(json.dumps(_summary(write_results(args.protocol, Path(args.out), Path(args.published_dir)))))
+
+
+# --- throughput ---------------------------------------------------------------------
+
+THROUGHPUT_SETTINGS = {
     "agent.train_ratio": 512,
     "env.action_repeat": 4,
     "run.envs": 1,
@@ -33,25 +279,11 @@ SETTINGS = {
 }
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=60.0)
-    parser.add_argument("--logdir", required=True, help="a new directory for the run")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--size", default="1m")
-    parser.add_argument("--seeds-per-process", type=int, default=1, help="seeds trained together (the curve is the first's)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    args = parser.parse_args(argv)
+def run_throughput(args) -> None:
     logdir = Path(args.logdir)
     if logdir.exists():
-        parser.error(f"--logdir {logdir} exists; the benchmark needs a fresh run")
-    settings = {**SETTINGS, **dict(item.split("=", 1) for item in args.overrides)}
+        raise SystemExit(f"--logdir {logdir} exists; the benchmark needs a fresh run")
+    settings = {**THROUGHPUT_SETTINGS, **dict(item.split("=", 1) for item in args.overrides)}
     command = [
         sys.executable, "-m", "experiments.cli", "train", "--suite", "dmc_proprio", "--task", "cartpole_balance",
         "--seed", str(args.seed), "--size", args.size, "--steps", "10000000", "--logdir", str(logdir),
@@ -74,12 +306,6 @@ def main(argv=None) -> None:
     repeat = int(settings["env.action_repeat"])
     episodes = read_jsonl(rundir / "episodes.jsonl")
     curve = [(e["wall_s"], e["step"], e["step"] * repeat, round(e["score"], 1)) for e in episodes]
-    reached = None
-    for i in range(5, len(curve) + 1):
-        window = [c[3] for c in curve[i - 5 : i]]
-        if sum(window) / 5 >= 800:
-            reached = {"wall_s": curve[i - 1][0], "step": curve[i - 1][1], "frames": curve[i - 1][2]}
-            break
     metrics = read_jsonl(rundir / "metrics.jsonl")
     updates = [r["updates"] for r in metrics if "updates" in r]
     rates = [r["updates_per_s"] for r in metrics if "updates_per_s" in r][1:]
@@ -88,12 +314,35 @@ def main(argv=None) -> None:
         "minutes": args.minutes, "process_start_to_first_update_s": first_update,
         "seeds_per_process": args.seeds_per_process,
         "aggregate_updates_per_s": round(statistics.median(rates) * args.seeds_per_process, 4) if rates else None,
-        "updates_per_s_records": len(rates),
-        "updates": updates[-1] if updates else 0, "episodes": len(curve),
-        "mean_last_5": round(sum(c[3] for c in curve[-5:]) / max(1, len(curve[-5:])), 1),
-        "first_reached_800_mean_of_5": reached,
+        "updates_per_s_records": len(rates), "updates": updates[-1] if updates else 0, "episodes": len(curve),
         "curve_wall_s_step_frames_return": curve,
     }))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, func, text in (("curves", run_curves, "train the protocol's runs, then write JSON and plots"),
+                             ("plot", run_plot, "write JSON and plots from the runs so far")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--protocol", choices=sorted(PROTOCOLS), default="cpu")
+        sub.add_argument("--out", required=True, help="directory of the runs, curves.json and the PNGs")
+        sub.add_argument("--published-dir", default=str(SHARED_BASELINES),
+                         help="directory of the published SUITE-dreamerv3.json.gz files")
+        sub.set_defaults(func=func)
+    curves = commands.choices["curves"]
+    curves.add_argument("--tasks", nargs="+", help="a subset of the protocol's tasks")
+    curves.add_argument("--jobs", type=int, default=1, help="training processes at once")
+    tp = commands.add_parser("throughput", help="start-up time and updates/s of one run")
+    tp.add_argument("--minutes", type=float, default=60.0)
+    tp.add_argument("--logdir", required=True, help="a new directory for the run")
+    tp.add_argument("--seed", type=int, default=0)
+    tp.add_argument("--size", default="1m")
+    tp.add_argument("--seeds-per-process", type=int, default=1, help="seeds trained together (the curve is the first's)")
+    tp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    tp.set_defaults(func=run_throughput)
+    args = parser.parse_args(argv)
+    args.func(args)
 
 
 if __name__ == "__main__":
