@@ -227,6 +227,7 @@ def run_curves(args) -> None:
     k = protocol.seeds_per_process
     pending = [(task, first) for task in (args.tasks or protocol.tasks) for first in protocol.seeds[::k]]
     log = {"jobs": args.jobs, "load_1m_before": os.getloadavg()[0], "load_1m_every_5_min": [], "processes": []}
+    log["pinned"] = args.pin
     running, sampled = [], 0.0
     while pending or running:
         if time.time() - sampled >= 300:
@@ -236,12 +237,20 @@ def run_curves(args) -> None:
             task, first = pending.pop(0)
             logdir = _rundir(out, task, first) if k == 1 else out / "runs" / task
             command = train_command(protocol, task, first, logdir)
+            if args.pin:
+                # One core per process: XLA sizes its thread pool to the affinity mask,
+                # so a busy machine cannot stall a parallel op's threads on each other.
+                free = sorted(set(range(os.cpu_count())) - {e[6] for e in running})
+                core = free[0]
+                command = ["taskset", "-c", str(core), *command]
+            else:
+                core = None
             stderr = open(out / f"train-{task}-{first}.log", "ab")
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
-            running.append((process, command, time.time(), stderr, task, first))
+            running.append((process, command, time.time(), stderr, task, first, core))
         time.sleep(2.0)
         for entry in [e for e in running if e[0].poll() is not None]:
-            process, command, start, stderr, task, first = entry
+            process, command, start, stderr, task, first, _ = entry
             running.remove(entry)
             stderr.close()
             log["processes"].append({
@@ -333,6 +342,7 @@ def main(argv=None) -> None:
     curves = commands.choices["curves"]
     curves.add_argument("--tasks", nargs="+", help="a subset of the protocol's tasks")
     curves.add_argument("--jobs", type=int, default=1, help="training processes at once")
+    curves.add_argument("--pin", action="store_true", help="pin each training process to its own core (jobs <= cores)")
     tp = commands.add_parser("throughput", help="start-up time and updates/s of one run")
     tp.add_argument("--minutes", type=float, default=60.0)
     tp.add_argument("--logdir", required=True, help="a new directory for the run")
