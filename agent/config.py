@@ -60,7 +60,8 @@ SIZES: dict[str, ModelDims] = {
 }
 
 
-Seed = Annotated[int, Range(ge=0, le=2**31 - 1)]
+SEED_MAX = 2**31 - 1
+Seed = Annotated[int, Range(ge=0, le=SEED_MAX)]
 """A run's seed: it seeds JAX, numpy and (through ``suites.vector.env_seeds``) the envs."""
 
 

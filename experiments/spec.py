@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Mapping
 
 from agent.config import Config, Seed, apply_overrides, flatten, to_dict
+from agent.reader import flatten as reader_flatten
 from agent.reader import (
     Length, Match, PositiveInt, Range, ReadError, Source, describe, load_yaml, read, read_dataclass, refuse,
 )
@@ -189,10 +190,9 @@ def _read_grid(data: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
 
 
 def _flat(tree: Mapping[str, Any], field_name: str) -> dict[str, Any]:
-    try:
-        return flatten(tree)
-    except ReadError as error:
-        raise ReadError(str(error), f"{field_name}.{error.field}") from None
+    """``tree`` as dotted keys; ReadError naming ``FIELD.KEY`` if a key is given twice."""
+    prefix = f"{field_name}."
+    return {key[len(prefix):]: value for key, value in reader_flatten(tree, prefix).items()}
 
 
 def _check_key(key: str, field_name: str) -> None:
