@@ -1,9 +1,13 @@
 """The one home of every default.
 
 Frozen dataclasses are the schema: suite presets and ``--set key=value``
-overrides only replace fields, and are validated against the schema (unknown
-keys and wrong types raise :class:`ConfigError` naming the field, the value and
-what is allowed). Values derived from the config live in :class:`ModelDims`.
+overrides only replace fields. Each field's annotation carries its type and
+range (``PositiveInt``, ``Annotated[float, Range(gt=0, le=1)]``, ...), which
+its docstring states too; :mod:`agent.reader` reads every value against it, so
+``--set``, a spec's overrides and a job's config obey one rule (unknown keys,
+wrong types, non-finite numbers and values out of range raise
+:class:`ConfigError` naming the field, the value and what is allowed).
+Values derived from the config live in :class:`ModelDims`.
 
 Defaults follow DreamerV3 (Hafner et al. 2023, arXiv 2301.04104, Table W.1)
 as in danijar/dreamerv3 ``configs.yaml`` (commit e3f0224).
@@ -12,16 +16,18 @@ as in danijar/dreamerv3 ``configs.yaml`` (commit e3f0224).
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Annotated, Any, Literal, Mapping, Sequence
 
-import yaml
+from agent import reader
+from agent.reader import (
+    Fraction, Length, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Range,
+    ReadError, show,
+)
 
 
-class ConfigError(ValueError):
-    """A config key or value that the schema does not allow."""
+class ConfigError(ReadError):
+    """A config key or value that the schema does not allow (one line, naming the field)."""
 
 
 @dataclass(frozen=True)
@@ -54,115 +60,122 @@ SIZES: dict[str, ModelDims] = {
 }
 
 
+SEED_MAX = 2**31 - 1
+Seed = Annotated[int, Range(ge=0, le=SEED_MAX)]
+"""A run's seed: it seeds JAX, numpy and (through ``suites.vector.env_seeds``) the envs."""
+
+
 @dataclass(frozen=True)
 class LossScales:
-    """Weights of the loss terms summed into the single training loss."""
+    """Weights of the loss terms summed into the single training loss (each a finite number >= 0)."""
 
-    rec: float = 1.0
-    """Observation reconstruction (every decoded key)."""
-    rew: float = 1.0
-    """Reward prediction."""
-    con: float = 1.0
-    """Episode-continuation prediction."""
-    dyn: float = 1.0
-    """Dynamics KL: trains the prior towards the (stopped) posterior."""
-    rep: float = 0.1
-    """Representation KL: trains the posterior towards the (stopped) prior."""
-    policy: float = 1.0
-    """REINFORCE actor loss on imagined trajectories."""
-    value: float = 1.0
-    """Critic loss on imagined trajectories."""
-    repval: float = 0.3
-    """Critic loss on replayed trajectories."""
+    rec: NonNegativeFloat = 1.0
+    """Observation reconstruction (every decoded key). Range: >= 0."""
+    rew: NonNegativeFloat = 1.0
+    """Reward prediction. Range: >= 0."""
+    con: NonNegativeFloat = 1.0
+    """Episode-continuation prediction. Range: >= 0."""
+    dyn: NonNegativeFloat = 1.0
+    """Dynamics KL: trains the prior towards the (stopped) posterior. Range: >= 0."""
+    rep: NonNegativeFloat = 0.1
+    """Representation KL: trains the posterior towards the (stopped) prior. Range: >= 0."""
+    policy: NonNegativeFloat = 1.0
+    """REINFORCE actor loss on imagined trajectories. Range: >= 0."""
+    value: NonNegativeFloat = 1.0
+    """Critic loss on imagined trajectories. Range: >= 0."""
+    repval: NonNegativeFloat = 0.3
+    """Critic loss on replayed trajectories. Range: >= 0."""
 
 
 @dataclass(frozen=True)
 class OptimizerConfig:
     """LaProp with adaptive gradient clipping, as an optax chain."""
 
-    lr: float = 4e-5
-    """Learning rate after warm-up."""
-    warmup: int = 1000
-    """Updates of linear learning-rate warm-up from 0."""
-    agc: float = 0.3
-    """Adaptive gradient clipping: max ratio of update norm to parameter norm."""
-    agc_pmin: float = 1e-3
-    """Floor on the parameter norm in adaptive gradient clipping."""
-    beta1: float = 0.9
-    """Momentum decay (applied after RMS scaling, as in LaProp)."""
-    beta2: float = 0.999
-    """Decay of the squared-gradient average."""
-    eps: float = 1e-20
-    """Added to the RMS denominator."""
+    lr: PositiveFloat = 4e-5
+    """Learning rate after warm-up. Range: > 0."""
+    warmup: NonNegativeInt = 1000
+    """Updates of linear learning-rate warm-up from 0 (0: none). Range: >= 0."""
+    agc: PositiveFloat = 0.3
+    """Adaptive gradient clipping: max ratio of update norm to parameter norm. Range: > 0."""
+    agc_pmin: PositiveFloat = 1e-3
+    """Floor on the parameter norm in adaptive gradient clipping. Range: > 0."""
+    beta1: Annotated[float, Fraction] = 0.9
+    """Momentum decay (applied after RMS scaling, as in LaProp). Range: in [0, 1)."""
+    beta2: Annotated[float, Fraction] = 0.999
+    """Decay of the squared-gradient average. Range: in [0, 1)."""
+    eps: PositiveFloat = 1e-20
+    """Added to the RMS denominator. Range: > 0."""
 
 
 @dataclass(frozen=True)
 class AgentConfig:
     """Architecture and learning hyperparameters of DreamerV3."""
 
-    size: str = "12m"
+    size: Literal[tuple(SIZES)] = "12m"  # type: ignore[valid-type]
     """Model size preset, one of SIZES."""
-    stoch: int = 32
-    """Number of categorical latents in the stochastic state."""
-    blocks: int = 8
-    """Blocks of the block-diagonal GRU."""
-    unimix: float = 0.01
-    """Uniform mixture in the latent categoricals (posterior and prior), in [0, 1)."""
-    policy_unimix: float = 0.0
-    """Uniform mixture in the discrete policy, in [0, 1). 0 as in the reference code (its
-    categorical policy head has none); the paper (Section 3, "unimix categoricals") says 0.01."""
-    free_nats: float = 1.0
-    """Free bits: KL terms below this many nats (summed over latents) are clipped."""
-    norm_eps: float = 1e-4
-    """Epsilon of RMSNorm."""
-    mlp_layers: int = 3
-    """Hidden layers of the vector encoder/decoder, policy and value MLPs."""
-    head_layers: int = 1
-    """Hidden layers of the reward and continue heads."""
-    cnn_mults: tuple[int, ...] = (2, 3, 4, 4)
-    """Channel multipliers of the CNN stages (times the size's depth)."""
-    cnn_kernel: int = 5
-    """Kernel size of every convolution."""
-    decoder_blocks: int = 8
-    """Blocks of the block-linear map from the deterministic state to the image decoder."""
-    bins: int = 255
-    """Bins of the symexp two-hot reward and value heads."""
-    policy_outscale: float = 0.01
+    stoch: PositiveInt = 32
+    """Number of categorical latents in the stochastic state. Range: >= 1."""
+    blocks: PositiveInt = 8
+    """Blocks of the block-diagonal GRU; must divide the size's deter. Range: >= 1."""
+    unimix: Annotated[float, Fraction] = 0.01
+    """Uniform mixture in the latent categoricals (posterior and prior). Range: in [0, 1)."""
+    policy_unimix: Annotated[float, Fraction] = 0.0
+    """Uniform mixture in the discrete policy. 0 as in the reference code (its
+    categorical policy head has none); the paper (Section 3, "unimix categoricals") says 0.01.
+    Range: in [0, 1)."""
+    free_nats: NonNegativeFloat = 1.0
+    """Free bits: KL terms below this many nats (summed over latents) are clipped. Range: >= 0."""
+    norm_eps: PositiveFloat = 1e-4
+    """Epsilon of RMSNorm. Range: > 0."""
+    mlp_layers: PositiveInt = 3
+    """Hidden layers of the vector encoder/decoder, policy and value MLPs. Range: >= 1."""
+    head_layers: PositiveInt = 1
+    """Hidden layers of the reward and continue heads. Range: >= 1."""
+    cnn_mults: Annotated[tuple[PositiveInt, ...], Length(min=1)] = (2, 3, 4, 4)
+    """Channel multipliers of the CNN stages (times the size's depth), one per stage.
+    Range: at least 1 item, each >= 1."""
+    cnn_kernel: PositiveInt = 5
+    """Kernel size of every convolution. Range: >= 1."""
+    decoder_blocks: PositiveInt = 8
+    """Blocks of the block-linear map from the deterministic state to the image decoder. Range: >= 1."""
+    bins: Annotated[int, Range(ge=2)] = 255
+    """Bins of the symexp two-hot reward and value heads. Range: >= 2."""
+    policy_outscale: NonNegativeFloat = 0.01
     """Init scale of the policy's output layers: their initial weights are this times a
-    fan-in-scaled truncated normal (the reference's `outscale`)."""
-    min_std: float = 0.1
-    """Lower bound of the continuous policy's standard deviation."""
-    max_std: float = 1.0
-    """Upper bound of the continuous policy's standard deviation."""
-    imag_length: int = 15
-    """Imagination horizon in steps."""
-    horizon: int = 333
-    """Discount horizon: gamma = 1 - 1/horizon."""
-    lam: float = 0.95
-    """Lambda of the lambda-returns."""
-    actent: float = 3e-4
-    """Entropy bonus of the actor."""
-    slow_critic_rate: float = 0.02
-    """EMA rate of the slow critic that regularises the critic."""
-    slowreg: float = 1.0
-    """Weight of the critic's regulariser towards the slow critic."""
-    retnorm_rate: float = 0.01
-    """EMA rate of the return percentiles (decay 0.99)."""
-    retnorm_limit: float = 1.0
-    """Returns are divided by max(limit, P95 - P5)."""
-    retnorm_low: float = 5.0
-    """Lower return percentile."""
-    retnorm_high: float = 95.0
-    """Upper return percentile."""
-    train_ratio: float = 32.0
-    """Replayed steps per environment step: updates/step = train_ratio / (B * T)."""
-    batch_size: int = 16
-    """Sequences per training batch (B)."""
-    batch_length: int = 64
-    """Trained steps per sequence (T); one more context step is replayed in front."""
+    fan-in-scaled truncated normal (the reference's `outscale`). Range: >= 0."""
+    min_std: PositiveFloat = 0.1
+    """Lower bound of the continuous policy's standard deviation. Range: > 0, and <= max_std."""
+    max_std: PositiveFloat = 1.0
+    """Upper bound of the continuous policy's standard deviation. Range: > 0, and >= min_std."""
+    imag_length: PositiveInt = 15
+    """Imagination horizon in steps. Range: >= 1."""
+    horizon: PositiveInt = 333
+    """Discount horizon: gamma = 1 - 1/horizon. Range: >= 1."""
+    lam: Annotated[float, Probability] = 0.95
+    """Lambda of the lambda-returns. Range: in [0, 1]."""
+    actent: NonNegativeFloat = 3e-4
+    """Entropy bonus of the actor. Range: >= 0."""
+    slow_critic_rate: Annotated[float, Range(gt=0, le=1)] = 0.02
+    """EMA rate of the slow critic that regularises the critic. Range: in (0, 1]."""
+    slowreg: NonNegativeFloat = 1.0
+    """Weight of the critic's regulariser towards the slow critic. Range: >= 0."""
+    retnorm_rate: Annotated[float, Range(gt=0, le=1)] = 0.01
+    """EMA rate of the return percentiles (decay 0.99). Range: in (0, 1]."""
+    retnorm_limit: PositiveFloat = 1.0
+    """Returns are divided by max(limit, P95 - P5). Range: > 0."""
+    retnorm_low: Annotated[float, Range(ge=0, le=100)] = 5.0
+    """Lower return percentile. Range: in [0, 100], and < retnorm_high."""
+    retnorm_high: Annotated[float, Range(ge=0, le=100)] = 95.0
+    """Upper return percentile. Range: in [0, 100], and > retnorm_low."""
+    train_ratio: PositiveFloat = 32.0
+    """Replayed steps per environment step: updates/step = train_ratio / (B * T). Range: > 0."""
+    batch_size: PositiveInt = 16
+    """Sequences per training batch (B). Range: >= 1."""
+    batch_length: Annotated[int, Range(ge=2)] = 64
+    """Trained steps per sequence (T); one more context step is replayed in front. Range: >= 2."""
     loss_scales: LossScales = field(default_factory=LossScales)
     opt: OptimizerConfig = field(default_factory=OptimizerConfig)
-    compute_dtype: str = "auto"
+    compute_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     """float32, bfloat16, or auto (bfloat16 on GPU, float32 on CPU). Parameters stay float32."""
 
 
@@ -170,8 +183,8 @@ class AgentConfig:
 class ReplayConfig:
     """Replay buffer."""
 
-    capacity: int = 5_000_000
-    """Environment steps kept (oldest dropped first)."""
+    capacity: PositiveInt = 5_000_000
+    """Environment steps kept (oldest dropped first). Range: >= 1, and >= batch_length + 1."""
     online: bool = True
     """Put every fresh window into the next batches before uniform samples."""
 
@@ -180,18 +193,19 @@ class ReplayConfig:
 class RunConfig:
     """How long and how a training run goes."""
 
-    steps: int = 1_000_000
-    """Agent steps (environment steps after action repeat) in total."""
-    envs: int = 1
-    """Environments stepped in parallel."""
+    steps: PositiveInt = 1_000_000
+    """Agent steps (environment steps after action repeat) in total. Range: >= 1."""
+    envs: PositiveInt = 1
+    """Environments stepped in parallel. Range: >= 1."""
     parallel_envs: bool = False
     """Step environments in worker processes rather than in the trainer's process."""
-    train_start: int = 1024
-    """Agent steps collected with the (untrained) policy before the first update."""
-    save_every: int = 10_000
-    """Agent steps between checkpoints."""
-    log_every: float = 30.0
-    """Seconds between training-metric records."""
+    train_start: NonNegativeInt = 1024
+    """Agent steps collected with the (untrained) policy before the first update (0: update
+    as soon as replay holds a batch). Range: >= 0."""
+    save_every: PositiveInt = 10_000
+    """Agent steps between checkpoints. Range: >= 1."""
+    log_every: NonNegativeFloat = 30.0
+    """Seconds between training-metric records (0: after every update). Range: >= 0."""
     progress: bool = True
     """Show a progress bar on stderr."""
     compile_cache: str = "~/.cache/dreamerbench/jax"
@@ -206,10 +220,10 @@ class Config:
     """Suite name (see `dreamerbench suites`)."""
     task: str = "cartpole_balance"
     """Task within the suite."""
-    seed: int = 0
-    """Seeds parameters, policy sampling, replay sampling and environments."""
+    seed: Seed = 0
+    """Seeds parameters, policy sampling, replay sampling and environments. Range: in [0, 2147483647]."""
     env: Mapping[str, Any] = field(default_factory=dict)
-    """Overrides of the suite's protocol (validated by the suite)."""
+    """Overrides of the suite's protocol (read and checked by the suite's protocol fields)."""
     agent: AgentConfig = field(default_factory=AgentConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     run: RunConfig = field(default_factory=RunConfig)
@@ -220,9 +234,10 @@ class Config:
 
 
 def model_dims(agent: AgentConfig) -> ModelDims:
+    """Widths of ``agent.size``; ConfigError naming the presets if it is not one."""
     if agent.size not in SIZES:
         raise ConfigError(
-            f"agent.size={agent.size!r} is not a size preset; allowed: {', '.join(SIZES)}"
+            f"agent.size={agent.size!r} is not allowed; allowed: {', '.join(SIZES)}", "agent.size"
         )
     return SIZES[agent.size]
 
@@ -243,151 +258,83 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
+    """{'a': {'b': 1}} -> {'a.b': 1}; ConfigError if one key is given both nested and dotted."""
+    try:
+        return reader.flatten(tree, prefix)
+    except ReadError as error:
+        raise ConfigError(str(error), error.field) from None
 
 
 def from_dict(tree: Mapping[str, Any]) -> Config:
-    """Inverse of :func:`to_dict`, validating every key and type."""
+    """Inverse of :func:`to_dict`, reading every key and value (types and ranges)."""
     return apply_overrides(Config(), flatten(tree))
 
 
+def hint(key: str) -> Any:
+    """The type hint (with its range) of a dotted config key, e.g. for a CLI flag that sets it."""
+    return reader.field_hint(Config, key)
+
+
 def parse_override(text: str) -> tuple[str, Any]:
-    """'agent.train_ratio=64' -> ('agent.train_ratio', 64); the value is YAML."""
+    """'agent.train_ratio=64' -> ('agent.train_ratio', 64); the value is YAML 1.2, read as in specs."""
     if "=" not in text:
-        raise ConfigError(f"override {text!r} is not of the form key=value")
+        raise ConfigError(f"--set {text!r} is not allowed; allowed: KEY=VALUE, e.g. agent.train_ratio=64")
     key, raw = text.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.strip(), value
+    return key.strip(), reader.parse_value(raw)
 
 
 def apply_overrides(config: Config, overrides: Mapping[str, Any] | Sequence[str]) -> Config:
-    """Return a copy of `config` with dotted keys replaced.
+    """Return a copy of `config` with dotted keys replaced, each value read against its field.
 
     `overrides` is a mapping {'agent.train_ratio': 64} or a list of
-    'key=value' strings. Keys under `env` are free-form here; the suite
-    validates them against its protocol.
+    'key=value' strings (a key given twice is refused). Keys under `env` are
+    free-form here; :func:`validate` reads them against the suite's protocol.
+    ConfigError names the key, the value and what is allowed.
     """
     if not isinstance(overrides, Mapping):
-        overrides = dict(parse_override(text) for text in overrides)
-    for key, value in overrides.items():
-        config = _replace_path(config, key.split("."), value, key)
+        pairs = [parse_override(text) for text in overrides]
+        overrides = dict(pairs)
+        if len(overrides) != len(pairs):
+            twice = next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i]))
+            given = " and ".join(f"{k}={show(v)}" for k, v in pairs if k == twice)
+            raise ConfigError(f"{twice} is given twice ({given}); give each key once", twice)
+    try:
+        for key, value in overrides.items():
+            config = reader.override(config, key, value)
+    except ReadError as error:
+        raise ConfigError(str(error), error.field) from None
     return config
 
 
-def _replace_path(node: Any, path: list[str], value: Any, full_key: str) -> Any:
-    name, rest = path[0], path[1:]
-    fields = {f.name: f for f in dataclasses.fields(node)}
-    if name not in fields:
-        where = full_key[: len(full_key) - len(".".join(path))].rstrip(".") or "the top level"
-        raise ConfigError(
-            f"unknown config key {full_key!r}; allowed keys at {where}: {', '.join(sorted(fields))}"
-        )
-    hints = typing.get_type_hints(type(node))
-    current = getattr(node, name)
-    if name == "env" and isinstance(node, Config):
-        env = dict(current)
-        if rest:
-            env[".".join(rest)] = value
-        elif isinstance(value, Mapping):
-            env.update(value)
-        else:
-            raise ConfigError(f"{full_key}={value!r}: expected a mapping of protocol overrides")
-        return dataclasses.replace(node, env=env)
-    if rest:
-        if not dataclasses.is_dataclass(current):
-            raise ConfigError(f"config key {full_key!r}: {name!r} has no sub-keys")
-        return dataclasses.replace(node, **{name: _replace_path(current, rest, value, full_key)})
-    if dataclasses.is_dataclass(current):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{full_key}={value!r}: expected a mapping of {name} fields")
-        return dataclasses.replace(
-            node, **{name: apply_overrides_to(current, value, full_key)}
-        )
-    return dataclasses.replace(node, **{name: _coerce(value, hints[name], full_key)})
-
-
-def apply_overrides_to(node: Any, values: Mapping[str, Any], prefix: str) -> Any:
-    for key, value in values.items():
-        node = _replace_path(node, key.split("."), value, f"{prefix}.{key}")
-    return node
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)  # YAML reads 1e6 as a float.
-        if isinstance(value, str):
-            try:
-                as_float = float(value)
-            except ValueError:
-                pass
-            else:
-                if as_float.is_integer():
-                    return int(as_float)
-    elif hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif hint is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)  # e.g. agent.size=12m is a str, but size=1e3 is not.
-    elif origin is tuple:
-        item = typing.get_args(hint)[0]
-        if isinstance(value, (list, tuple)):
-            return tuple(_coerce(v, item, key) for v in value)
-    elif origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(hint):
-            try:
-                return _coerce(value, option, key)
-            except ConfigError:
-                continue
-    else:
-        return value
-    allowed = getattr(hint, "__name__", str(hint))
-    raise ConfigError(f"{key}={value!r} has the wrong type; expected {allowed}")
-
-
 def validate(config: Config) -> Config:
-    """Check cross-field constraints that types alone do not express."""
-    dims = model_dims(config.agent)
-    agent = config.agent
+    """Everything a run checks before it creates anything; returns the config, read anew.
+
+    Every field is read again against its type and range (so a Config built
+    in Python or loaded from a job file is checked too), then the rules that
+    join fields, then the suite, the task and the protocol overrides
+    (``Suite.resolve_protocol``). ``dreamerbench train``, ``sweep`` (its dry
+    run too), a sweep's job and the Trainer all call this, so they accept
+    and refuse the same configs. Raises ConfigError or ValueError, one line.
+    """
+    import suites  # cheap: environment libraries load inside make_env.
+
+    config = from_dict(to_dict(config))
+    agent, dims = config.agent, model_dims(config.agent)
     checks = [
-        (dims.deter % agent.blocks == 0, f"agent.blocks={agent.blocks} must divide deter={dims.deter}"),
-        (agent.batch_size >= 1, f"agent.batch_size={agent.batch_size} must be >= 1"),
-        (agent.batch_length >= 2, f"agent.batch_length={agent.batch_length} must be >= 2"),
-        (agent.train_ratio > 0, f"agent.train_ratio={agent.train_ratio} must be > 0"),
-        (agent.compute_dtype in ("auto", "float32", "bfloat16"),
-         f"agent.compute_dtype={agent.compute_dtype!r}; allowed: auto, float32, bfloat16"),
-        (config.run.envs >= 1, f"run.envs={config.run.envs} must be >= 1"),
-        (config.run.steps >= 1, f"run.steps={config.run.steps} must be >= 1"),
-        (config.replay.capacity >= agent.batch_length + 1,
-         f"replay.capacity={config.replay.capacity} must hold at least one window "
-         f"of batch_length + 1 = {agent.batch_length + 1} steps"),
+        (dims.deter % agent.blocks == 0, "agent.blocks", agent.blocks,
+         f"a divisor of the size's deter={dims.deter}"),
+        (agent.min_std <= agent.max_std, "agent.min_std", agent.min_std,
+         f"a finite number > 0 and <= agent.max_std={agent.max_std}"),
+        (agent.retnorm_low < agent.retnorm_high, "agent.retnorm_low", agent.retnorm_low,
+         f"a finite number in [0, 100) and < agent.retnorm_high={agent.retnorm_high}"),
+        (config.replay.capacity >= agent.batch_length + 1, "replay.capacity", config.replay.capacity,
+         f"an integer >= agent.batch_length + 1 = {agent.batch_length + 1} (one replayed window)"),
     ]
-    for ok, message in checks:
+    for ok, key, value, allowed in checks:
         if not ok:
-            raise ConfigError(message)
+            error = reader.refuse(key, value, allowed)
+            raise ConfigError(str(error), key)
+    suite = suites.get_suite(config.suite)
+    suite.check_task(config.task)
+    suite.resolve_protocol(config.env)
     return config

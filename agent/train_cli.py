@@ -8,6 +8,9 @@ import signal
 import threading
 from pathlib import Path
 
+from agent.config import SEED_MAX, hint
+from agent.reader import PositiveInt, flag, refuse
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -16,14 +19,17 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--suite", required=True, help="suite name (see `dreamerbench suites`)")
     parser.add_argument("--task", required=True, help="task within the suite")
-    parser.add_argument("--seed", type=int, default=0, help="seed (the first seed with --seeds-per-process)")
+    parser.add_argument("--seed", type=flag(hint("seed"), "--seed"), default=0,
+                        help="seed (the first seed with --seeds-per-process)")
     parser.add_argument(
-        "--seeds-per-process", type=int, default=1, metavar="K",
+        "--seeds-per-process", type=flag(PositiveInt, "--seeds-per-process"), default=1, metavar="K",
         help="train seeds SEED..SEED+K-1 in this process with one vmapped train step; "
         "run i then writes to LOGDIR/seed<SEED+i>",
     )
-    parser.add_argument("--size", help="model size preset, e.g. 1m, 12m (sets agent.size)")
-    parser.add_argument("--steps", type=float, help="agent steps in total (sets run.steps)")
+    parser.add_argument("--size", type=flag(hint("agent.size"), "--size"),
+                        help="model size preset, e.g. 1m, 12m (sets agent.size)")
+    parser.add_argument("--steps", type=flag(hint("run.steps"), "--steps"),
+                        help="agent steps in total (sets run.steps)")
     parser.add_argument("--logdir", required=True, help="run directory (resumed if it holds a checkpoint)")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -33,27 +39,40 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agent.config import ConfigError
+    """Read and check everything (flags, ``--set``, the suite protocol, the logdir), then train.
+
+    Every config is fully validated (:func:`agent.config.validate`) before the
+    Trainer exists, so a refused start writes nothing into the logdir.
+    """
     from agent.trainer import Trainer, resolve_config
 
-    overrides = {}
-    if args.size:
-        overrides["agent.size"] = args.size
-    if args.steps:
-        overrides["run.steps"] = args.steps
-    if args.seeds_per_process < 1:
-        raise ConfigError(f"--seeds-per-process={args.seeds_per_process} must be a whole number >= 1")
-    overrides = [f"{k}={v}" for k, v in overrides.items()] + args.overrides
-    seeds = range(args.seed, args.seed + args.seeds_per_process)
+    flags = {"agent.size": args.size, "run.steps": args.steps}
+    overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + args.overrides
+    last_seed = args.seed + args.seeds_per_process - 1
+    if last_seed > SEED_MAX:
+        raise refuse("--seeds-per-process", args.seeds_per_process,
+                     f"an integer in [1, {SEED_MAX - args.seed + 1}] from --seed={args.seed} (seeds end at {SEED_MAX})")
+    seeds = range(args.seed, last_seed + 1)
     configs = [resolve_config(args.suite, args.task, seed, overrides) for seed in seeds]
+    logdirs = [Path(args.logdir)] if len(configs) == 1 else [Path(args.logdir) / f"seed{seed}" for seed in seeds]
+    for logdir in logdirs:
+        check_logdir(logdir)
     stop = threading.Event()
     # Ctrl-C and SIGTERM stop at the next safe point, after a checkpoint.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     if len(configs) == 1:
-        print(json.dumps(Trainer(configs[0], args.logdir).run(stop)))
+        print(json.dumps(Trainer(configs[0], logdirs[0]).run(stop)))
         return 0
-    logdirs = [Path(args.logdir) / f"seed{seed}" for seed in seeds]
     for summary in Trainer.packed(configs, logdirs).run_all(stop):
         print(json.dumps(summary))
     return 0
+
+
+def check_logdir(logdir: Path) -> None:
+    """ReadError unless ``logdir`` is an existing directory or can become one (no part of it is a file)."""
+    path = logdir.expanduser()
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            what = "is a file" if part == path else f"lies under the file {part}"
+            raise refuse("--logdir", str(logdir), f"a directory, new or existing ({logdir} {what})")

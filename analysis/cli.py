@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from agent.reader import NonNegativeInt, PositiveFloat, PositiveInt, flag
 from analysis.references import SUITES, get_suite
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -24,10 +25,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="published method to compare with (repeatable), e.g. dreamerv3, ppo_fixhp")
     parser.add_argument("--published-dir", help=f"directory or URL of SUITE-METHOD.json.gz files (default: {DEFAULT_PUBLISHED} if it exists)")
     parser.add_argument("--cache-dir", help="where published files fetched from a URL are kept")
-    parser.add_argument("--budget-frames", type=float, help="override the suite's budget (frames) of the final-score rule")
-    parser.add_argument("--window-frames", type=float, help="override the suite's final window (frames)")
-    parser.add_argument("--reps", type=int, help="bootstrap resamples (table: 50000, plots: 2000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap's random generator")
+    parser.add_argument("--budget-frames", type=flag(PositiveFloat, "--budget-frames"), help="override the suite's budget (frames) of the final-score rule")
+    parser.add_argument("--window-frames", type=flag(PositiveFloat, "--window-frames"), help="override the suite's final window (frames)")
+    parser.add_argument("--reps", type=flag(PositiveInt, "--reps"), help="bootstrap resamples (table: 50000, plots: 2000)")
+    parser.add_argument("--seed", type=flag(NonNegativeInt, "--seed"), default=0, help="seed of the bootstrap's random generator")
 
 
 def register(subparsers) -> None:
@@ -40,7 +41,7 @@ def register(subparsers) -> None:
     _common(plot)
     plot.add_argument("--kind", required=True, choices=KINDS)
     plot.add_argument("--out", required=True, help="output path; written as .png and .pdf")
-    plot.add_argument("--bins", type=int, default=30, help="points per curve")
+    plot.add_argument("--bins", type=flag(PositiveInt, "--bins"), default=30, help="points per curve")
     plot.set_defaults(func=run_plot)
 
 

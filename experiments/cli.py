@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 # subcommand -> module that defines `register(subparsers)`; imported lazily so
@@ -18,8 +19,17 @@ SUBCOMMANDS = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with bad flags reported as every bad input is: one line, exit 2
+    (argparse's own usage block is left to ``--help``)."""
+
+    def error(self, message: str):
+        message = re.sub(r"^argument (\S+): (?=\1=)", "", message)  # typed flags name themselves
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="dreamerbench", description="DreamerV3 benchmarks: train, sweep, analyse."
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -13,49 +13,56 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
-from experiments.spec import SpecError, _load_yaml
+from agent.reader import (
+    NonNegativeInt, OneLine, PositiveFloat, PositiveInt, Range, ReadError, Source, load_yaml, read_dataclass,
+)
+from experiments.spec import SpecError
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "slurm" / "profiles"
 
 
 @dataclass(frozen=True)
 class SlurmProfile:
-    """Resources of one Slurm job and how a sweep's runs map onto jobs."""
+    """Resources of one Slurm job and how a sweep's runs map onto jobs.
+
+    Each field's annotation is its type and range (:mod:`agent.reader`); a
+    profile file gives any of them, and ``null`` leaves a field's default.
+    """
 
     name: str = "local"
     """Profile name (the file name without .yaml)."""
-    partition: str | None = None
+    partition: OneLine | None = None
     """Slurm partition (--partition); the cluster's default if unset."""
-    account: str | None = None
+    account: OneLine | None = None
     """Slurm account (--account)."""
-    qos: str | None = None
+    qos: OneLine | None = None
     """Quality of service (--qos)."""
-    constraint: str | None = None
+    constraint: OneLine | None = None
     """Node features (--constraint), e.g. 'a100|h100'."""
-    gpus_per_node: int = 0
-    """GPUs per job (--gpus-per-node); the packed runs of a job share them."""
-    cpus_per_task: int = 1
-    """CPUs per job (--cpus-per-task)."""
-    mem_gb: float = 4.0
-    """Memory per job in GB (--mem)."""
-    timeout_min: int = 24 * 60
-    """Wall-clock limit per job in minutes (--time). Keep it above 10: submitit treats
-    every USR2 as a time-out (not a preemption) when timeout_min <= 10."""
-    array_parallelism: int = 64
-    """At most this many jobs of the sweep's job array run at once (--array=...%N)."""
-    runs_per_job: int = 1
+    gpus_per_node: NonNegativeInt = 0
+    """GPUs per job (--gpus-per-node); the packed runs of a job share them. Range: >= 0."""
+    cpus_per_task: PositiveInt = 1
+    """CPUs per job (--cpus-per-task). Range: >= 1."""
+    mem_gb: PositiveFloat = 4.0
+    """Memory per job in GB (--mem). Range: > 0."""
+    timeout_min: Annotated[int, Range(gt=10, note="submitit takes every USR2 for a time-out at 10 or less")] = 24 * 60
+    """Wall-clock limit per job in minutes (--time). Range: > 10: submitit treats every USR2
+    as a time-out (not a preemption) when timeout_min <= 10."""
+    array_parallelism: PositiveInt = 64
+    """At most this many jobs of the sweep's job array run at once (--array=...%N). Range: >= 1."""
+    runs_per_job: PositiveInt = 1
     """Packs per job, sharing its GPU (threads of one process). A pack is one run, or up
     to the sweep's ``seeds_per_process`` seeds of one task trained by one vmapped train
-    step, so a job trains up to runs_per_job x seeds_per_process runs."""
-    signal_delay_s: int = 120
-    """Seconds between Slurm's USR2 and the kill at the time limit: time to checkpoint."""
-    max_requeues: int = 20
-    """Time-outs after which a run is not requeued again (preemptions do not count)."""
-    setup: tuple[str, ...] = ()
+    step, so a job trains up to runs_per_job x seeds_per_process runs. Range: >= 1."""
+    signal_delay_s: NonNegativeInt = 120
+    """Seconds between Slurm's USR2 and the kill at the time limit: time to checkpoint. Range: >= 0."""
+    max_requeues: NonNegativeInt = 20
+    """Time-outs after which a run is not requeued again (preemptions do not count). Range: >= 0."""
+    setup: tuple[OneLine, ...] = ()
     """Shell lines run in the job before the run (e.g. 'module load cuda'); trusted text."""
-    workdir: str | None = None
+    workdir: OneLine | None = None
     """Shared directory for run logdirs and submitit files; default ./runs/sweeps."""
 
     def describe(self) -> str:
@@ -73,10 +80,7 @@ class SlurmProfile:
         return " ".join(parts)
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(SlurmProfile)}
-_INT_FIELDS = ("gpus_per_node", "cpus_per_task", "timeout_min", "array_parallelism",
-               "runs_per_job", "signal_delay_s", "max_requeues")
-_MIN = {"gpus_per_node": 0, "signal_delay_s": 0, "max_requeues": 0}
+_FIELDS = [f.name for f in dataclasses.fields(SlurmProfile)]
 
 
 def profile_path(name_or_path: str) -> Path:
@@ -101,7 +105,10 @@ def load_profile(name_or_path: str) -> SlurmProfile:
             f"{path}: no such Slurm profile; available in {PROFILE_DIR}: "
             f"{', '.join(available_profiles())}"
         ) from None
-    data, lines = _load_yaml(text, str(path))
+    try:
+        data, lines = load_yaml(text, str(path))
+    except ReadError as error:
+        raise SpecError(str(error), error.field) from None
     return parse_profile(data or {}, str(path), lines, default_name=path.stem)
 
 
@@ -109,42 +116,15 @@ def parse_profile(
     data: Mapping[str, Any], path: str, lines: Mapping[str, int] | None = None,
     default_name: str = "local",
 ) -> SlurmProfile:
-    lines = lines or {}
-
-    def fail(key: str, message: str) -> SpecError:
-        line = lines.get(key)
-        return SpecError(f"{path}{f':{line}' if line else ''}: {message}")
-
+    """A profile from the mapping of a profile file, every field read against its annotation
+    (``null`` keeps the default); SpecError ``FILE:LINE: FIELD=VALUE ...; allowed: ...``."""
     if not isinstance(data, Mapping):
         raise SpecError(f"{path}: a profile is a YAML mapping with the fields {', '.join(_FIELDS)}")
-    values: dict[str, Any] = {"name": default_name}
-    for key, value in data.items():
-        if key not in _FIELDS:
-            raise fail(str(key), f"unknown field {key!r}; allowed fields: {', '.join(_FIELDS)}")
-        if value is None:
-            continue
-        if key in _INT_FIELDS:
-            if not isinstance(value, int) or isinstance(value, bool) or value < _MIN.get(key, 1):
-                raise fail(key, f"{key}={value!r} must be an integer >= {_MIN.get(key, 1)}")
-        elif key == "mem_gb":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise fail(key, f"mem_gb={value!r} must be a positive number")
-            value = float(value)
-        elif key == "setup":
-            if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-                raise fail(key, f"setup={value!r} must be a list of shell lines")
-            value = tuple(value)
-        elif not isinstance(value, str) or "\n" in value:
-            raise fail(key, f"{key}={value!r} must be a one-line string")
-        values[key] = value
-    profile = SlurmProfile(**values)
-    if profile.timeout_min <= 10:
-        raise fail(
-            "timeout_min",
-            f"timeout_min={profile.timeout_min} must be > 10: submitit treats a preemption "
-            "signal as a time-out below that",
-        )
-    return profile
+    given = {key: value for key, value in data.items() if value is not None}
+    try:
+        return read_dataclass(SlurmProfile, {"name": default_name, **given})
+    except ReadError as error:
+        raise SpecError(f"{Source(path, lines or {}).where(error.field)}: {error}", error.field) from None
 
 
 def mem_text(mem_gb: float) -> str:

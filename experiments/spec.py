@@ -17,20 +17,27 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import re
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Annotated, Any, Callable, Literal, Mapping
 
-import yaml
-
-from agent.config import Config, ConfigError, apply_overrides, flatten, to_dict
+from agent.config import Config, Seed, apply_overrides, flatten, to_dict
+from agent.reader import flatten as reader_flatten
+from agent.reader import (
+    Length, Match, PositiveInt, Range, ReadError, Source, describe, load_yaml, read, read_dataclass, refuse,
+)
 
 EXECUTORS = ("local", "slurm")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MAX_RUNS = 10_000
+"""Most runs one sweep may expand to (tasks x grid points x seeds): a typo such as
+``seeds: 10000000`` is refused instead of expanding for minutes."""
+NAME = Annotated[str, Match(r"[A-Za-z0-9][A-Za-z0-9_.-]*", "letters, digits and _.- (not first)")]
+TASKS = Literal["all"] | Annotated[tuple[str, ...], Length(min=1)] | None
+SEEDS = Annotated[int, Range(ge=1, le=MAX_RUNS)] | Annotated[tuple[Seed, ...], Length(min=1, max=MAX_RUNS)]
 
 
-class SpecError(ValueError):
+class SpecError(ReadError):
     """A sweep spec that cannot be run; the message names file, line, field and allowed values."""
 
 
@@ -38,30 +45,31 @@ class SpecError(ValueError):
 class SweepSpec:
     """One sweep as written in its YAML file (field names are the YAML keys)."""
 
-    name: str
+    name: NAME
     """Sweep name: the MLflow experiment and the work directory are named after it."""
     suite: str
     """Suite name, one of ``suites.SUITES``."""
-    tasks: tuple[str, ...] | None = None
-    """Task names without suite prefix; ``all`` (or leaving it out) means every task of the suite."""
-    seeds: tuple[int, ...] = (0,)
-    """A list of seeds, or a count N meaning seeds 0 .. N-1."""
-    steps: int | None = None
-    """Budget in agent steps per run (``run.steps``); by default the suite's budget."""
+    tasks: TASKS = None
+    """Task names without suite prefix, each once; ``all`` (or leaving it out) means every task of the suite."""
+    seeds: SEEDS = (0,)
+    """A count N in [1, MAX_RUNS] meaning seeds 0 .. N-1, or a list of distinct seeds
+    (each in [0, 2147483647], as ``Config.seed``)."""
+    steps: PositiveInt | None = None
+    """Budget in agent steps per run (``run.steps``); by default the suite's budget. Range: >= 1."""
     overrides: Mapping[str, Any] = field(default_factory=dict)
-    """Config overrides applied to every run, as dotted keys or nested mappings."""
-    grid: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
-    """Dotted config key -> list of values; every combination becomes its own run."""
-    executor: str = "local"
+    """Config overrides applied to every run, as dotted keys or nested mappings (a key once)."""
+    grid: Mapping[str, Any] = field(default_factory=dict)
+    """Dotted config key -> non-empty list of values; every combination becomes its own run."""
+    executor: Literal[EXECUTORS] = "local"  # type: ignore[valid-type]
     """Where runs go by default: local or slurm (``--executor`` overrides)."""
     profile: str = "local"
     """Slurm profile: a name in slurm/profiles/ or a path (``--profile`` overrides)."""
-    parallel: int = 1
-    """Processes the local executor runs at once (each trains one pack of seeds)."""
-    seeds_per_process: int = 1
+    parallel: PositiveInt = 1
+    """Processes the local executor runs at once (each trains one pack of seeds). Range: >= 1."""
+    seeds_per_process: PositiveInt = 1
     """Seeds of one task and grid point trained together by one vmapped train step
     (``Trainer.packed``): one local worker process, or one of the ``runs_per_job``
-    packs of a Slurm job; ``--seeds-per-process`` overrides."""
+    packs of a Slurm job; ``--seeds-per-process`` overrides. Range: >= 1."""
     method: str = "dreamerbench"
     """Method label recorded on every run (tag ``dreamerbench.method``)."""
     description: str = ""
@@ -73,13 +81,7 @@ class SweepSpec:
 
     def where(self, field_path: str) -> str:
         """'file:line' of a field (or of the closest parent that has a line), or 'file'."""
-        path = field_path
-        while path:
-            if path in self.lines:
-                return f"{self.path}:{self.lines[path]}"
-            path = path.rsplit(".", 1)[0] if "." in path else ""
-        return self.path or "<spec>"
-
+        return Source(self.path or "<spec>", self.lines).where(field_path)
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -105,163 +107,117 @@ class RunSpec:
         return f"{self.task}/seed{self.seed}" + (f"/{point}" if point else "")
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(SweepSpec) if f.name not in ("path", "lines")}
+_FIELDS = [f.name for f in dataclasses.fields(SweepSpec) if f.name not in ("path", "lines")]
 _REQUIRED = ("name", "suite")
-
-
-def _field_list() -> str:
-    return ", ".join(_FIELDS)
-
-
-def _load_yaml(text: str, path: str) -> tuple[Any, dict[str, int]]:
-    """Parse YAML and record the line of every mapping key and list item."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = f":{mark.line + 1}" if mark else ""
-        problem = error.problem or error.context or "invalid YAML"
-        raise SpecError(f"{path}{line}: bad YAML: {problem}") from None
-    except yaml.YAMLError as error:
-        raise SpecError(f"{path}: bad YAML: {error}") from None
-    finally:
-        loader.dispose()
-    lines: dict[str, int] = {}
-
-    def walk(node: yaml.Node, prefix: str) -> None:
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for key_node, value_node in node.value:
-                key = str(key_node.value)
-                name = f"{prefix}.{key}" if prefix else key
-                if key in seen:
-                    raise SpecError(
-                        f"{path}:{key_node.start_mark.line + 1}: {name} is given twice"
-                    )
-                seen.add(key)
-                lines[name] = key_node.start_mark.line + 1
-                walk(value_node, name)
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                lines[f"{prefix}[{index}]"] = item.start_mark.line + 1
-                walk(item, f"{prefix}[{index}]")
-
-    if node is not None:
-        walk(node, "")
-    return data, lines
+_OWN_FIELDS = {"run.steps": "steps", "seed": "seeds", "suite": "suite", "task": "tasks"}
+"""Config keys that the spec sets through its own fields, never as overrides or grid keys."""
 
 
 def parse_spec(text: str, path: str = "<spec>") -> SweepSpec:
-    """Parse and type-check a spec (suite and tasks are checked by :func:`expand`)."""
-    data, lines = _load_yaml(text, path)
+    """Parse and read a spec (suite and tasks are checked by :func:`expand`).
 
-    def fail(field_path: str, message: str) -> SpecError:
-        line = lines.get(field_path)
-        return SpecError(f"{path}{f':{line}' if line else ''}: {message}")
-
+    Text is YAML 1.2 without aliases (:func:`agent.reader.load_yaml`); each
+    field is read against its annotation above and each override and grid
+    value against its config field, so a spec, ``--set`` and a job refuse
+    the same values. SpecError: ``FILE:LINE: FIELD=VALUE ...; allowed: ...``.
+    """
+    try:
+        data, lines = load_yaml(text, path)
+    except ReadError as error:
+        raise SpecError(str(error), error.field) from None
+    source = Source(path, lines)
     if not isinstance(data, Mapping):
-        raise SpecError(f"{path}: a sweep spec is a YAML mapping with the fields {_field_list()}")
+        raise SpecError(f"{path}: a sweep spec is a YAML mapping with the fields {', '.join(_FIELDS)}")
+    for key in _REQUIRED:
+        if data.get(key) in (None, ""):
+            raise SpecError(f"{path}: the field {key!r} is required (fields: {', '.join(_FIELDS)})", key)
     unknown = [key for key in data if key not in _FIELDS]
     if unknown:
-        raise fail(
-            str(unknown[0]), f"unknown field {unknown[0]!r}; allowed fields: {_field_list()}"
+        raise SpecError(f"{source.where(str(unknown[0]))}: unknown field {unknown[0]!r}; "
+                        f"allowed fields: {', '.join(_FIELDS)}", str(unknown[0]))
+    try:
+        plain = {k: v for k, v in data.items() if k not in ("name", "suite", "overrides", "grid")}
+        spec = read_dataclass(
+            SweepSpec, plain, name=read(data["name"], NAME, "name"), suite=read(data["suite"], str, "suite"),
+            path=path, lines=lines,
         )
-    for key in _REQUIRED:
-        if key not in data or data[key] in (None, ""):
-            raise SpecError(f"{path}: the field {key!r} is required (fields: {_field_list()})")
-
-    values: dict[str, Any] = {"path": path, "lines": lines}
-    for key in ("name", "suite", "executor", "profile", "method", "description"):
-        if key in data:
-            if not isinstance(data[key], str):
-                raise fail(key, f"{key}={data[key]!r} must be a string")
-            values[key] = data[key]
-    if not NAME_PATTERN.match(values["name"]):
-        raise fail("name", f"name={values['name']!r} may only use letters, digits and _.- ")
-    if values.get("executor", "local") not in EXECUTORS:
-        raise fail(
-            "executor", f"executor={values['executor']!r}; allowed: {', '.join(EXECUTORS)}"
-        )
-
-    tasks = data.get("tasks", "all")
-    if tasks in ("all", None):
-        values["tasks"] = None
-    elif isinstance(tasks, list) and tasks and all(isinstance(t, str) for t in tasks):
-        if len(set(tasks)) != len(tasks):
-            raise fail("tasks", f"tasks={tasks!r} lists a task twice")
-        values["tasks"] = tuple(tasks)
-    else:
-        raise fail("tasks", f"tasks={tasks!r} must be 'all' or a non-empty list of task names")
-
-    seeds = data.get("seeds", 1)
-    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
-        values["seeds"] = tuple(range(seeds))
-    elif (
-        isinstance(seeds, list)
-        and seeds
-        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
-        and len(set(seeds)) == len(seeds)
-    ):
-        values["seeds"] = tuple(seeds)
-    else:
-        raise fail(
-            "seeds", f"seeds={seeds!r} must be a count >= 1 or a list of distinct seeds >= 0"
-        )
-
-    if data.get("steps") is not None:
-        steps = data["steps"]
-        if isinstance(steps, float) and steps.is_integer():
-            steps = int(steps)  # YAML reads 1e6 as a float.
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-            raise fail("steps", f"steps={data['steps']!r} must be a positive integer")
-        values["steps"] = steps
-
-    for key in ("parallel", "seeds_per_process"):
-        count = data.get(key, 1)
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise fail(key, f"{key}={count!r} must be an integer >= 1")
-        values[key] = count
-
-    overrides = data.get("overrides") or {}
-    if not isinstance(overrides, Mapping):
-        raise fail("overrides", "overrides must be a mapping of config keys to values")
-    values["overrides"] = flatten(overrides)
-    if "run.steps" in values["overrides"]:
-        raise fail(
-            "overrides.run.steps" if "overrides.run.steps" in lines else "overrides",
-            "give the budget once, as the top-level field 'steps', not as run.steps",
-        )
-
-    grid = data.get("grid") or {}
-    if not isinstance(grid, Mapping):
-        raise fail("grid", "grid must be a mapping of config keys to lists of values")
-    values["grid"] = {}
-    for key, options in flatten(grid).items():
-        if not isinstance(options, list) or not options:
-            raise fail(f"grid.{key}", f"grid.{key}={options!r} must be a non-empty list of values")
-        if key in values["overrides"]:
-            raise fail(f"grid.{key}", f"{key} is both in overrides and in grid")
-        if key in ("run.steps", "seed", "suite", "task"):
-            raise fail(f"grid.{key}", f"{key} cannot be a grid key; use the spec's own field")
-        values["grid"][key] = tuple(options)
-
-    spec = SweepSpec(**values)
-    # Check every override key and type now, so the error can name its line.
-    for key, value in {**spec.overrides, **{k: v[0] for k, v in spec.grid.items()}}.items():
-        if key.split(".")[0] in ("suite", "task", "seed"):
-            raise fail(_override_path(spec, key), f"{key} is set by the spec's own field, not an override")
-        for candidate in ([value] if key in spec.overrides else list(spec.grid[key])):
-            try:
-                apply_overrides(Config(), {key: candidate})
-            except ConfigError as error:
-                raise SpecError(f"{spec.where(_override_path(spec, key))}: {error}") from None
+        spec = dataclasses.replace(spec, **_read_lists(spec), overrides=_read_overrides(data), grid=_read_grid(data))
+    except ReadError as error:
+        raise SpecError(f"{source.where(error.field)}: {error}", error.field) from None
     return spec
 
 
-def _override_path(spec: SweepSpec, key: str) -> str:
-    return f"grid.{key}" if key in spec.grid else f"overrides.{key}"
+def _read_lists(spec: SweepSpec) -> dict[str, Any]:
+    """Rules beyond one hint: tasks and seeds are distinct, and a seed count N means 0 .. N-1."""
+    tasks = None if spec.tasks in ("all", None) else spec.tasks
+    if tasks is not None and len(set(tasks)) != len(tasks):
+        raise refuse("tasks", list(tasks), "'all' or a list of distinct task names")
+    seeds = tuple(range(spec.seeds)) if isinstance(spec.seeds, int) else spec.seeds
+    if len(set(seeds)) != len(seeds):
+        raise refuse("seeds", list(seeds), describe(SEEDS) + ", the seeds distinct")
+    return {"tasks": tasks, "seeds": seeds}
+
+
+def _read_overrides(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``overrides`` flattened to dotted keys, each value read against its config field."""
+    overrides = data.get("overrides") or {}
+    if not isinstance(overrides, Mapping):
+        raise refuse("overrides", overrides, "a mapping of config keys to values")
+    flat = _flat(overrides, "overrides")
+    for key, value in flat.items():
+        _check_key(key, "overrides")
+        _read_config_value(key, value, f"overrides.{key}")
+    return flat
+
+
+def _read_grid(data: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """``grid`` flattened to dotted keys, each a non-empty list of values read against its config field."""
+    grid = data.get("grid") or {}
+    if not isinstance(grid, Mapping):
+        raise refuse("grid", grid, "a mapping of config keys to lists of values")
+    out = {}
+    overrides = _flat(data.get("overrides") or {}, "overrides")
+    for key, options in _flat(grid, "grid").items():
+        if not isinstance(options, list) or not options:
+            raise refuse(f"grid.{key}", options, "a non-empty list of values")
+        if key in overrides:
+            raise ReadError(f"{key} is both in overrides and in grid; give it once", f"grid.{key}")
+        _check_key(key, "grid")
+        for index, value in enumerate(options):
+            _read_config_value(key, value, f"grid.{key}[{index}]")
+        out[key] = tuple(options)
+    return out
+
+
+def _flat(tree: Mapping[str, Any], field_name: str) -> dict[str, Any]:
+    """``tree`` as dotted keys; ReadError naming ``FIELD.KEY`` if a key is given twice."""
+    prefix = f"{field_name}."
+    return {key[len(prefix):]: value for key, value in reader_flatten(tree, prefix).items()}
+
+
+def _check_key(key: str, field_name: str) -> None:
+    if key in _OWN_FIELDS:
+        raise ReadError(f"{field_name}.{key} is not allowed; allowed: the spec's own field "
+                        f"'{_OWN_FIELDS[key]}' (give it once)", f"{field_name}.{key}")
+
+
+def _read_config_value(key: str, value: Any, field_path: str) -> None:
+    """Read one value as ``--set`` would: ReadError about ``field_path`` if its config field refuses it."""
+    try:
+        apply_overrides(Config(), {key: value})
+    except ReadError as error:
+        raise ReadError(str(error), field_path) from None
+
+
+def _blame(spec: SweepSpec, key: str, point: Mapping[str, Any]) -> str:
+    """The spec field that set config ``key``: its grid or override line, else the whole section."""
+    if key in spec.grid:
+        return f"grid.{key}[{spec.grid[key].index(point[key])}]"
+    if key in spec.overrides:
+        return f"overrides.{key}"
+    if key == "run.steps":
+        return "steps"
+    return "grid" if point else "overrides"
 
 
 def load_spec(path: str | Path) -> SweepSpec:
@@ -300,15 +256,20 @@ def expand(spec: SweepSpec, resolve: Resolver | None = None) -> list[RunSpec]:
     """All runs of a sweep in a stable order (task, grid point, seed).
 
     ``resolve(suite=, task=, seed=, overrides=)`` builds the resolved config;
-    it is :func:`agent.trainer.resolve_config` unless given.
+    it is :func:`agent.trainer.resolve_config` unless given, which ends in
+    :func:`agent.config.validate`: every run gets the whole validation a job
+    does (fields, joint rules, suite protocol) before anything is created, so
+    ``sweep --dry-run`` refuses what a job would. SpecError names the line of
+    the override or grid value at fault, the run and the rule; also when the
+    sweep would have more than ``MAX_RUNS`` runs.
     """
     import suites  # cheap: environment libraries load inside make_env.
 
     resolve = resolve or default_resolver()
     if spec.suite not in suites.SUITES:
         raise SpecError(
-            f"{spec.where('suite')}: suite={spec.suite!r} is unknown; "
-            f"allowed: {', '.join(suites.SUITES)}"
+            f"{spec.where('suite')}: suite={spec.suite!r} is not allowed; "
+            f"allowed: {', '.join(suites.SUITES)}", "suite",
         )
     suite = suites.get_suite(spec.suite)
     tasks = spec.tasks if spec.tasks is not None else suite.tasks
@@ -316,8 +277,15 @@ def expand(spec: SweepSpec, resolve: Resolver | None = None) -> list[RunSpec]:
         if task not in suite.tasks:
             raise SpecError(
                 f"{spec.where(f'tasks[{index}]')}: tasks[{index}]={task!r} is not a task of "
-                f"suite {suite.name!r}; allowed: all, {', '.join(suite.tasks)}"
+                f"suite {suite.name!r}; allowed: all, {', '.join(suite.tasks)}", f"tasks[{index}]",
             )
+    count = len(tasks) * len(spec.seeds) * math.prod(len(values) for values in spec.grid.values())
+    if count > MAX_RUNS:
+        raise SpecError(
+            f"{spec.where('seeds')}: this sweep has {count:,} runs ({len(tasks)} tasks x "
+            f"{math.prod(len(v) for v in spec.grid.values())} grid points x {len(spec.seeds)} seeds); "
+            f"allowed: at most {MAX_RUNS:,} runs per sweep", "seeds",
+        )
     steps = spec.steps if spec.steps is not None else suite.budget_steps
     grid_keys = list(spec.grid)
     points = [dict(zip(grid_keys, combo)) for combo in itertools.product(*spec.grid.values())]
@@ -330,7 +298,7 @@ def expand(spec: SweepSpec, resolve: Resolver | None = None) -> list[RunSpec]:
                     config = resolve(suite=suite.name, task=task, seed=seed, overrides=overrides)
                     protocol = suite.resolve_protocol(config.env)
                 except ValueError as error:  # ConfigError and the suite's own checks
-                    where = spec.where("grid") if point else spec.where("overrides")
+                    where = spec.where(_blame(spec, getattr(error, "field", ""), point))
                     raise SpecError(f"{where}: run {task}/seed{seed}: {error}") from None
                 runs.append(
                     RunSpec(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from experiments import status as status_lib
 from experiments import sweep as launcher
+from agent.reader import PositiveInt, flag
 from experiments import tracking
 from experiments.profiles import load_profile
 from experiments.spec import EXECUTORS, SpecError, expand, load_spec
@@ -31,9 +32,9 @@ def register(subparsers) -> None:
                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)")
     sweep.add_argument("--workdir", help="run logdirs and executor files (default: ./runs/sweeps, "
                        "or the profile's workdir)")
-    sweep.add_argument("--parallel", type=int,
+    sweep.add_argument("--parallel", type=flag(PositiveInt, "--parallel"),
                        help="local executor: worker processes at once, one per pack of seeds (spec's parallel)")
-    sweep.add_argument("--seeds-per-process", type=int, metavar="K",
+    sweep.add_argument("--seeds-per-process", type=flag(PositiveInt, "--seeds-per-process"), metavar="K",
                        help="train up to K seeds of one task and grid point together in one process "
                        "with one vmapped train step (spec's seeds_per_process)")
     sweep.add_argument("--wait", action="store_true", help="slurm executor: wait for the jobs to end")
@@ -50,9 +51,6 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
     executor = args.executor or spec.executor
     parallel = spec.parallel if args.parallel is None else args.parallel
     seeds_per_process = spec.seeds_per_process if args.seeds_per_process is None else args.seeds_per_process
-    for flag, count in (("--parallel", parallel), ("--seeds-per-process", seeds_per_process)):
-        if count < 1:
-            raise SpecError(f"{flag}={count} must be >= 1")
     profile = load_profile(args.profile or spec.profile) if executor == "slurm" else None
     runs = expand(spec)
     tracking_uri = tracking.resolve_tracking_uri(args.tracking_uri)

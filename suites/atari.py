@@ -14,10 +14,11 @@ not ``is_terminal``): the game did not end, so the agent bootstraps.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import numpy as np
 
+from agent.reader import NonNegativeInt, PositiveInt, Probability
 from suites.base import Space, Suite, check_field, step_obs
 from suites.scores import ATARI_RANDOM_HUMAN
 
@@ -44,7 +45,6 @@ class AtariEnv:
         import ale_py
         from ale_py import roms
 
-        self._check(protocol)
         self._repeat = protocol["action_repeat"]
         self._size = protocol["image_size"]
         self._gray = protocol["grayscale"]
@@ -71,19 +71,6 @@ class AtariEnv:
         self.obs_space = {"image": Space(np.uint8, (self._size, self._size, channels), 0, 255)}
         self.act_space = Space(np.int32, (), 0, len(self._actions))
         self._done = True
-
-    @staticmethod
-    def _check(protocol: Mapping[str, Any]) -> None:
-        for key in ("action_repeat", "image_size", "max_pool", "max_frames"):
-            value = protocol[key]
-            check_field(isinstance(value, int) and value >= 1, key, value, "int >= 1")
-        check_field(protocol["max_pool"] <= protocol["action_repeat"], "max_pool",
-                    protocol["max_pool"], f"1 .. action_repeat={protocol['action_repeat']}")
-        check_field(0 <= protocol["sticky_prob"] <= 1, "sticky_prob", protocol["sticky_prob"],
-                    "a probability in [0, 1]")
-        check_field(protocol["action_set"] in _ACTION_SETS, "action_set",
-                    protocol["action_set"], ", ".join(_ACTION_SETS))
-        check_field(protocol["noop_max"] >= 0, "noop_max", protocol["noop_max"], "int >= 0")
 
     def reset(self) -> dict[str, np.ndarray]:
         """New game, then 0..noop_max no-ops (drawn from the env's generator)."""
@@ -141,15 +128,27 @@ class AtariEnv:
 
 def make_atari100k(task: str, seed: int, protocol: Mapping[str, Any]) -> AtariEnv:
     """An Atari100k game (``pong``, ``ms_pacman``, ...)."""
-    return AtariEnv(ATARI100K.check_task(task), seed, protocol)
+    return AtariEnv(ATARI100K.check_task(task), seed, ATARI100K.resolve_protocol(protocol))
 
 
 def make_atari57(task: str, seed: int, protocol: Mapping[str, Any]) -> AtariEnv:
     """An Atari57 game under the Machado et al. 2018 protocol."""
-    return AtariEnv(ATARI57.check_task(task), seed, protocol)
+    return AtariEnv(ATARI57.check_task(task), seed, ATARI57.resolve_protocol(protocol))
 
 
 _COMMON = {"action_repeat": 4, "max_pool": 2, "noop_max": 30, "max_frames": 108_000}
+# Types and ranges of the protocol fields (agent.reader), for both Atari suites.
+_FIELDS = {
+    "action_repeat": PositiveInt, "max_pool": PositiveInt, "noop_max": NonNegativeInt,
+    "max_frames": PositiveInt, "image_size": PositiveInt, "grayscale": bool,
+    "sticky_prob": Annotated[float, Probability], "action_set": Literal[_ACTION_SETS],
+}
+
+
+def _check_max_pool(protocol: Mapping[str, Any]) -> None:
+    check_field(protocol["max_pool"] <= protocol["action_repeat"], "max_pool",
+                protocol["max_pool"], f"an integer in [1, action_repeat={protocol['action_repeat']}]")
+
 
 ATARI100K = Suite(
     name="atari100k",
@@ -158,6 +157,8 @@ ATARI100K = Suite(
         **_COMMON, "image_size": 64, "grayscale": False, "sticky_prob": 0.0,
         "action_set": "minimal",
     },
+    protocol_fields=_FIELDS,
+    check_protocol=_check_max_pool,
     make_env=make_atari100k,
     budget_steps=100_000,
     # Reference configs.yaml `atari100k`: train_ratio 256, 1 env, default size.
@@ -184,6 +185,8 @@ ATARI57 = Suite(
         **_COMMON, "image_size": 96, "grayscale": True, "sticky_prob": 0.25,
         "action_set": "full",
     },
+    protocol_fields=_FIELDS,
+    check_protocol=_check_max_pool,
     make_env=make_atari57,
     budget_steps=50_000_000,
     # Reference configs.yaml `atari`: train_ratio 32, 16 envs, default size.

@@ -20,6 +20,8 @@ from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
 
+from agent.reader import read, refuse
+
 SPECIAL_KEYS = ("reward", "is_first", "is_last", "is_terminal")
 
 
@@ -65,7 +67,7 @@ class Suite:
 
     ``make_env(task, seed, protocol)`` builds one environment;
     ``protocol`` is ``default_protocol`` updated with the run's ``env``
-    overrides (validated by :meth:`resolve_protocol`).
+    overrides (read and checked by :meth:`resolve_protocol`).
     """
 
     name: str
@@ -88,6 +90,12 @@ class Suite:
     milestones). The one normaliser of the project: analysis uses it too."""
     notes: str = ""
     """Caveats printed by ``dreamerbench suites NAME`` (e.g. unverified adapters)."""
+    protocol_fields: Mapping[str, Any] = field(default_factory=dict)
+    """Type hint, with its range or allowed values (:mod:`agent.reader`), of each protocol
+    field, e.g. ``{"action_repeat": PositiveInt}``; every numeric field has one."""
+    check_protocol: Callable[[Mapping[str, Any]], None] | None = None
+    """Rules that join protocol fields (e.g. Atari's max_pool <= action_repeat): raises
+    ValueError (:func:`check_field`) on a resolved protocol."""
 
     def check_task(self, task: str) -> str:
         """Return ``task`` if it is in the suite, else raise listing the valid tasks."""
@@ -98,11 +106,13 @@ class Suite:
         return task
 
     def resolve_protocol(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        """The default protocol with ``overrides`` applied.
+        """The default protocol with ``overrides`` applied, each read against its
+        :attr:`protocol_fields` hint (the default's type where none is given),
+        then :attr:`check_protocol`. Idempotent: a resolved protocol resolves
+        to itself, so an env may check the protocol it is given this way.
 
-        Unknown fields and values of another type than the default's raise
-        ValueError naming the field, the value and what is allowed (ints are
-        accepted where floats are expected).
+        Unknown fields and values of another type or out of range raise
+        ValueError naming the field, the value and what is allowed.
         """
         unknown = sorted(set(overrides) - set(self.default_protocol))
         if unknown:
@@ -112,7 +122,10 @@ class Suite:
             )
         resolved = dict(self.default_protocol)
         for key, value in overrides.items():
-            resolved[key] = _coerce_like(self.default_protocol[key], value, key)
+            hint = self.protocol_fields.get(key, type(self.default_protocol[key]))
+            resolved[key] = read(value, hint, f"env.{key}")
+        if self.check_protocol is not None:
+            self.check_protocol(resolved)
         return resolved
 
     def published_task(self, task: str) -> str:
@@ -154,19 +167,7 @@ def step_obs(
     }
 
 
-def _coerce_like(default: Any, value: Any, key: str) -> Any:
-    """``value`` converted to the type of ``default``, or ValueError."""
-    kind = type(default)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind is int and isinstance(value, float) and value.is_integer():
-        return int(value)  # YAML reads 1e5 as a float.
-    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-        return value
-    raise ValueError(f"env.{key}={value!r} has the wrong type; expected {kind.__name__}")
-
-
 def check_field(ok: bool, key: str, value: Any, allowed: str) -> None:
-    """Raise ValueError ``env.KEY=VALUE ...; allowed: ALLOWED`` unless ``ok``."""
+    """Raise ValueError ``env.KEY=VALUE is not allowed; allowed: ALLOWED`` unless ``ok``."""
     if not ok:
-        raise ValueError(f"env.{key}={value!r} is not allowed; allowed: {allowed}")
+        raise refuse(f"env.{key}", value, allowed)

@@ -8,11 +8,12 @@ of these flags is the episode's success indicator that the Crafter score
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import numpy as np
 
-from suites.base import Space, Suite, check_field, step_obs
+from agent.reader import PositiveInt, Range
+from suites.base import Space, Suite, step_obs
 from suites.scores import CRAFTER_SCORE_RANGE
 
 # crafter.constants.achievements (crafter 1.8), spelled out so that listing
@@ -37,11 +38,8 @@ class CrafterEnv:
     def __init__(self, task: str, seed: int, protocol: Mapping[str, Any]):
         import crafter
 
+        protocol = CRAFTER.resolve_protocol(protocol)
         size, length = protocol["image_size"], protocol["max_steps"]
-        check_field(isinstance(size, int) and size >= 9, "image_size", size, "int >= 9")
-        check_field(isinstance(length, int) and length >= 1, "max_steps", length, "int >= 1")
-        check_field(protocol["action_repeat"] == 1, "action_repeat", protocol["action_repeat"],
-                    "1 (Crafter has no action repeat)")
         # Crafter seeds each episode's world from (seed, episode index).
         self._env = crafter.Env(
             size=(size, size), reward=(task == "reward"), length=length, seed=seed
@@ -91,6 +89,11 @@ CRAFTER = Suite(
     name="crafter",
     tasks=("reward", "noreward"),
     default_protocol={"action_repeat": 1, "image_size": 64, "max_steps": 10_000},
+    protocol_fields={
+        "action_repeat": Literal[1],  # Crafter has no action repeat
+        "image_size": Annotated[int, Range(ge=9)],
+        "max_steps": PositiveInt,
+    },
     make_env=make_crafter,
     budget_steps=1_000_000,
     # Reference configs.yaml `crafter`: train_ratio 512, 1 env, default size.

@@ -9,11 +9,12 @@ end after dm_control's 1000 control steps; that time limit is a truncation
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
 import numpy as np
 
-from suites.base import Space, Suite, check_field, step_obs
+from agent.reader import PositiveInt, Range
+from suites.base import Space, Suite, step_obs
 from suites.scores import DMC_RETURN_RANGE
 
 # task -> (dm_control domain, dm_control task). The names are those of the
@@ -59,9 +60,7 @@ class DMCEnv:
     """
 
     def __init__(self, task: str, seed: int, protocol: Mapping[str, Any], image: bool):
-        repeat = protocol["action_repeat"]
-        check_field(isinstance(repeat, int) and repeat >= 1, "action_repeat", repeat, "int >= 1")
-        self._repeat = repeat
+        self._repeat = protocol["action_repeat"]
         self._image = image
         self._env = _load(task, seed)
         self._physics = self._env.physics
@@ -71,9 +70,6 @@ class DMCEnv:
         self.act_space = Space(np.float32, tuple(spec.shape), -1.0, 1.0)
         if image:
             size, camera = protocol["image_size"], protocol["camera"]
-            check_field(isinstance(size, int) and size >= 1, "image_size", size, "int >= 1")
-            check_field(isinstance(camera, int) and camera >= -1, "camera", camera,
-                        "-1 (the task's default camera) or a camera id >= 0")
             domain = TASKS[task][0]
             self._size = size
             self._camera = DEFAULT_CAMERAS.get(domain, 0) if camera == -1 else camera
@@ -146,13 +142,20 @@ def _load(task: str, seed: int):
 
 def make_proprio(task: str, seed: int, protocol: Mapping[str, Any]) -> DMCEnv:
     """A dmc_proprio environment (vector observations, never renders)."""
-    return DMCEnv(DMC_PROPRIO.check_task(task), seed, protocol, image=False)
+    return DMCEnv(DMC_PROPRIO.check_task(task), seed, DMC_PROPRIO.resolve_protocol(protocol), image=False)
 
 
 def make_vision(task: str, seed: int, protocol: Mapping[str, Any]) -> DMCEnv:
     """A dmc_vision environment (image observations only)."""
-    return DMCEnv(DMC_VISION.check_task(task), seed, protocol, image=True)
+    return DMCEnv(DMC_VISION.check_task(task), seed, DMC_VISION.resolve_protocol(protocol), image=True)
 
+
+# Types and ranges of the protocol fields (agent.reader), for both DMC suites.
+PROTOCOL_FIELDS = {
+    "action_repeat": PositiveInt,
+    "image_size": PositiveInt,
+    "camera": Annotated[int, Range(ge=-1, note="-1: the task's default camera")],
+}
 
 _DMC_SCORES = "DMC returns lie in [0, 1000] (1 per control step at most)."
 
@@ -160,6 +163,7 @@ DMC_PROPRIO = Suite(
     name="dmc_proprio",
     tasks=PROPRIO_TASKS,
     default_protocol={"action_repeat": 1},
+    protocol_fields={"action_repeat": PROTOCOL_FIELDS["action_repeat"]},
     make_env=make_proprio,
     budget_steps=500_000,
     # Reference configs.yaml `dmc_proprio`: size1m, train_ratio 1024, 16 envs.
@@ -183,6 +187,7 @@ DMC_VISION = Suite(
     name="dmc_vision",
     tasks=VISION_TASKS,
     default_protocol={"action_repeat": 1, "image_size": 64, "camera": -1},
+    protocol_fields=PROTOCOL_FIELDS,
     make_env=make_vision,
     budget_steps=1_000_000,
     # Reference configs.yaml `dmc_vision`: default size (200m), train_ratio

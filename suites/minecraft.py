@@ -18,11 +18,12 @@ pressed, camera pitch limited to +-60 degrees.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
 import numpy as np
 
-from suites.base import Space, Suite, check_field, step_obs
+from agent.reader import PositiveFloat, PositiveInt, Range
+from suites.base import Space, Suite, step_obs
 
 INSTALL = (
     "On a Linux x86-64 machine with internet access and Python 3.11: "
@@ -111,7 +112,7 @@ class MinecraftDiamondEnv:
     """
 
     def __init__(self, minerl_env, protocol: Mapping[str, Any]):
-        self._check(protocol)
+        protocol = MINECRAFT_DIAMOND.resolve_protocol(protocol)
         self._env = minerl_env
         self._max_steps = protocol["max_steps"]
         self._sticky_jump = protocol["sticky_jump"]
@@ -134,17 +135,6 @@ class MinecraftDiamondEnv:
         }
         self.act_space = Space(np.int32, (), 0, len(ACTIONS))
         self._done = True
-
-    @staticmethod
-    def _check(protocol: Mapping[str, Any]) -> None:
-        for key in ("action_repeat", "image_size", "max_steps"):
-            value = protocol[key]
-            check_field(isinstance(value, int) and value >= 1, key, value, "int >= 1")
-        check_field(protocol["sticky_jump"] >= 0, "sticky_jump", protocol["sticky_jump"],
-                    "int >= 0 (0: off)")
-        check_field(0 < protocol["pitch_limit"] <= 90, "pitch_limit", protocol["pitch_limit"],
-                    "degrees in (0, 90]")
-        check_field(protocol["break_speed"] > 0, "break_speed", protocol["break_speed"], "> 0")
 
     def reset(self) -> dict[str, np.ndarray]:
         """New world; milestones already in the inventory earn nothing."""
@@ -334,7 +324,7 @@ def make_minerl_env(image_size: int, break_speed: float):
 def make_minecraft(task: str, seed: int, protocol: Mapping[str, Any]) -> MinecraftDiamondEnv:
     """ObtainDiamond on the real game (MineRL seeds worlds itself; ``seed`` is recorded only)."""
     MINECRAFT_DIAMOND.check_task(task)
-    MinecraftDiamondEnv._check(protocol)
+    protocol = MINECRAFT_DIAMOND.resolve_protocol(protocol)
     env = make_minerl_env(protocol["image_size"], protocol["break_speed"])
     return MinecraftDiamondEnv(env, protocol)
 
@@ -345,6 +335,12 @@ MINECRAFT_DIAMOND = Suite(
     default_protocol={
         "action_repeat": 1, "image_size": 64, "max_steps": 36_000, "break_speed": 100.0,
         "sticky_jump": 10, "pitch_limit": 60.0,
+    },
+    protocol_fields={
+        "action_repeat": PositiveInt, "image_size": PositiveInt, "max_steps": PositiveInt,
+        "break_speed": PositiveFloat,
+        "sticky_jump": Annotated[int, Range(ge=0, note="0: off")],
+        "pitch_limit": Annotated[float, Range(gt=0, le=90, note="degrees")],
     },
     make_env=make_minecraft,
     budget_steps=100_000_000,

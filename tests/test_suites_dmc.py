@@ -90,7 +90,7 @@ def test_same_seed_same_episode():
 
 
 def test_bad_action_and_protocol_are_rejected():
-    with pytest.raises(ValueError, match="env.action_repeat=0 .*allowed: int >= 1"):
+    with pytest.raises(ValueError, match="env.action_repeat=0 is not allowed; allowed: an integer >= 1"):
         PROPRIO.make_env("cartpole_balance", 0, {"action_repeat": 0})
     env = PROPRIO.make_env("cartpole_balance", 0, {"action_repeat": 1})
     env.reset()

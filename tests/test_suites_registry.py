@@ -42,7 +42,7 @@ def test_resolve_protocol_checks_fields_and_types():
     assert suite.resolve_protocol({"action_repeat": 2.0})["action_repeat"] == 2
     with pytest.raises(ValueError, match="env.repeat .*allowed: action_repeat, camera, image_size"):
         suite.resolve_protocol({"repeat": 2})
-    with pytest.raises(ValueError, match="env.image_size='64' has the wrong type; expected int"):
+    with pytest.raises(ValueError, match="env.image_size='64' is not allowed; allowed: an integer >= 1"):
         suite.resolve_protocol({"image_size": "64"})
 
 

@@ -67,7 +67,7 @@ def test_seeds_per_process_flag_is_checked_and_the_dry_run_shows_the_packs(tmp_p
     spec = tiny_spec(tmp_path, "packs", seeds=3)
     db = tmp_path / "mlflow.db"
     result = dreamerbench("sweep", str(spec), "--seeds-per-process", "0", "--tracking-uri", f"sqlite:///{db}")
-    assert result.returncode == 2 and "--seeds-per-process=0 must be >= 1" in result.stderr
+    assert result.returncode == 2 and "--seeds-per-process=0 is not allowed; allowed: an integer >= 1" in result.stderr
     result = dreamerbench("sweep", str(spec), "--dry-run", "--seeds-per-process", "2", "--executor", "slurm",
                           "--profile", "gpu_packed", "--tracking-uri", f"sqlite:///{db}")
     assert result.returncode == 0, result.stderr

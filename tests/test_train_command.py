@@ -83,11 +83,11 @@ def test_train_writes_its_files_and_resumes_exactly_after_sigkill(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--size", "huge"], "agent.size='huge' is not a size preset; allowed: debug, 1m, 12m"),
+        (["--size", "huge"], "--size='huge' is not allowed; allowed: debug, 1m, 12m"),
         (["--task", "cartpole_dance"], "task='cartpole_dance' is not in suite 'dmc_proprio'; allowed: acrobot_swingup"),
         (["--suite", "pong"], "suite='pong' is unknown; allowed:"),
-        (["--set", "agent.train_rate=64"], "unknown config key 'agent.train_rate'; allowed keys at agent: actent"),
-        (["--set", "agent.batch_size=many"], "agent.batch_size='many' has the wrong type; expected int"),
+        (["--set", "agent.train_rate=64"], "unknown field 'agent.train_rate'; allowed fields at agent: size, stoch"),
+        (["--set", "agent.batch_size=many"], "agent.batch_size='many' is not allowed; allowed: an integer >= 1"),
         (["--set", "env.frame_skip=2"], "env.frame_skip is not a protocol field of suite 'dmc_proprio'; allowed: action_repeat"),
     ],
 )
