@@ -11,6 +11,8 @@ import gzip
 import http.server
 import json
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -370,3 +372,33 @@ def test_bad_options_are_one_line_errors(store, cli, tmp_path, capsys, command):
         assert err.count("\n") == 1 and message in err, (extra, err)
     assert not missing.parent.exists()  # nothing created
     assert not list(tmp_path.glob("p.*"))
+
+
+@pytest.mark.slow
+def test_a_train_run_reaches_the_table(tmp_path, cli, capsys):
+    # `dreamerbench train --tracking-uri` records one MLflow run (tags, params, episodes)
+    # that the table reads; tiny config of tests/test_train_command.py: 126-step episodes.
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    sets = ["agent.batch_size=2", "agent.batch_length=8", "agent.imag_length=3", "agent.train_ratio=16",
+            "run.envs=1", "run.train_start=40", "run.save_every=126", "run.log_every=0", "replay.capacity=5000",
+            "env.action_repeat=8", f"run.compile_cache={tmp_path / 'jax'}"]
+    command = [sys.executable, "-m", "experiments.cli", "train", "--suite", "dmc_proprio", "--task",
+               "cartpole_balance", "--size", "debug", "--steps", "252", "--logdir", str(tmp_path / "run"),
+               "--tracking-uri", uri, *[a for s in sets for a in ("--set", s)]]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    episodes = [json.loads(line) for line in (tmp_path / "run" / "episodes.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in episodes] == [125, 251]
+    assert cli(["table", "--suite", "dmc_proprio", "--runs", "train", "--tracking-uri", uri, "--format", "csv",
+                "--reps", "100"]) == 0
+    values = _csv(capsys.readouterr().out)
+    # Budget 252 steps x action repeat 8 = 2016 frames, the window capped at it: both episodes.
+    assert values[("task", "cartpole_balance", "dreamerbench", "score")] == pytest.approx(
+        np.mean([e["score"] for e in episodes]))
+    run = tracking.client(uri).search_runs([tracking.client(uri).get_experiment_by_name("train").experiment_id])[0]
+    assert run.info.status == "FINISHED" and run.data.tags["dreamerbench.task"] == "cartpole_balance"
+    # Training the same logdir again resumes the same MLflow run: nothing is recorded twice.
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    df = load_runs(uri, "train")
+    assert len(df) == 2 and df["run_key"].nunique() == 1
