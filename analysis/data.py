@@ -75,13 +75,13 @@ def _file_names(suite: Suite, method: str) -> list[str]:
 
 def available_methods(suite: Suite, source: str) -> list[str]:
     """Methods published for ``suite`` (at the pinned commit) plus those with a file in folder ``source``."""
-    methods = set(suite.published.files) if suite.published and _is_url(source) else set()
-    if not _is_url(source):
-        names = {p.name for p in Path(source).glob("*.json*")}
-        known = dict(suite.published.files) if suite.published else {}
-        methods |= {m for m, f in known.items() if f in names or f + ".gz" in names or f.removesuffix(".gz") in names}
-        methods |= {n.split("-", 1)[1].split(".json")[0] for n in names if n.startswith(f"{suite.name}-")}
-    return sorted(methods)
+    known = list(suite.published.files) if suite.published else []
+    if _is_url(source):
+        return sorted(known)
+    names = {p.name for p in Path(source).glob("*.json*")}
+    found = {m for m in known if any(name in names for name in _file_names(suite, m))}
+    found |= {n[len(suite.name) + 1 :].split(".json")[0] for n in names if n.startswith(f"{suite.name}-")}
+    return sorted(found)
 
 
 def _cache_path(cache: Path, source: str, name: str) -> Path:

@@ -138,8 +138,10 @@ def plot_curves(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng: n
     fig.supylabel(f"{'Crafter score (%) per bin' if suite.run_score == 'crafter' else 'episode return'}"
                   " (mean over seeds)", fontsize=9)
     handles, labels = _entries(axes.flat, methods)
+    # As many columns as fit the figure's width (about 13 characters an inch at 8 pt).
+    ncol = max(1, min(len(labels), int(fig.get_figwidth() * 13) // (max(map(len, labels)) + 5)))
     # The legend, titled with what the figure shows, sits above the grid: clear of every label.
-    fig.legend(handles, labels, loc="outside upper center", frameon=False, ncol=min(3, len(labels)), fontsize=8,
+    fig.legend(handles, labels, loc="outside upper center", frameon=False, ncol=ncol, fontsize=8,
                title=f"{suite.name}: mean over seeds\n{_ci_text(reps)}", title_fontsize=9)
     return fig
 
@@ -182,7 +184,7 @@ def plot_aggregate(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng
     ax.set_xlabel("environment frames")
     ax.set_ylabel(f"IQM {suite.normalized_name} (%)")
     ax.set_title(f"{suite.name}: IQM over tasks and seeds\n{_ci_text(reps)}", fontsize=9)
-    ax.legend(*_entries([ax], methods), fontsize=8, loc="best")
+    _legend_below(fig, *_entries([ax], methods))
     return fig
 
 
@@ -200,8 +202,13 @@ def plot_profile(finals: dict[str, np.ndarray], suite: Suite, rng: np.random.Gen
     ax.set_ylabel(r"fraction of runs with score $> \tau$")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(f"{suite.name}: final scores\n{_ci_text(reps)}", fontsize=9)
-    ax.legend(fontsize=8, loc="best")
+    _legend_below(fig, *ax.get_legend_handles_labels())
     return fig
+
+
+def _legend_below(fig, handles, labels) -> None:
+    """One legend under the x label, where no curve or band can be."""
+    fig.legend(handles, labels, loc="outside lower center", frameon=False, fontsize=8, ncol=1)
 
 
 def save(fig, out: str | Path) -> list[Path]:

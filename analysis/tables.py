@@ -89,8 +89,9 @@ def _report_missing(comp: Comparison, method: str, finals: pd.DataFrame, suite: 
         how = row.treated
         if how == MISSING["last"]:
             how += f", ({row.scored_to - comp.rule.window_frames:,.0f}, {row.scored_to:,.0f}] frames"
+        last = f"its last ended at {row.last_frames:,.0f} frames" if np.isfinite(row.last_frames) else "it has none"
         comp.note(f"{method} on {row.task}, seed {row.seed}: no episode in the final window {_window(comp.rule)} "
-                  f"(its last ended at {row.last_frames:,.0f} frames); {how}.", (method, row.task))
+                  f"({last}); {how}.", (method, row.task))
     tasks = [t for t in suite.tasks if t in set(have["task"])]
     dead = sorted(set(finals["task"]) - set(tasks))
     if dead:

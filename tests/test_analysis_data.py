@@ -303,6 +303,15 @@ def test_grid_points_are_separate_rows(tmp_path, cli, capsys):
     assert rows == {"dreamerbench (agent.train_ratio=32.0)": 100.0, "dreamerbench (agent.train_ratio=512.0)": 900.0}
 
 
+def test_a_run_without_episodes_is_footnoted(tmp_path, cli, capsys):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    spec = _spec("name: early\nsuite: atari100k\ntasks: [pong]\nseeds: 2\nsteps: 1000\noverrides: {agent.size: debug}\n")
+    record_sweep(uri, spec, lambda run: [(1000, {"score": -20.0})] if run.seed == 0 else [])  # seed 1: queued
+    assert cli(["table", "--suite", "atari100k", "--runs", "early", "--tracking-uri", uri, "--reps", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "pong, seed 1: no episode in the final window (0, 4,000] frames (it has none); left out." in out
+
+
 def test_quickstart_sized_runs_need_no_extra_flags(tmp_path, cli, capsys):
     # experiments/quickstart.yaml as it is: 1500 steps of DMC, whose episodes last 1000
     # steps, so each run has one episode, at step 1000, before the suite's 25k window.

@@ -64,7 +64,10 @@ def test_aggregate_is_in_percent_and_names_its_band(seeds):
     # The last bin: every run is at (1 + 0.1 seed) x its human score (normalised 1 + 0.1 seed).
     expected = 100 * aggregate_iqm(np.repeat((1 + 0.1 * np.arange(seeds))[:, None], 3, axis=1))
     assert ax.get_lines()[0].get_ydata()[-1] == pytest.approx(expected)
-    assert _texts(ax.get_legend().get_texts()) == [f"ours (3 tasks, {seeds} seed{'s' if seeds > 1 else ''})"]
+    legend = fig.legends[0]
+    assert _texts(legend.get_texts()) == [f"ours (3 tasks, {seeds} seed{'s' if seeds > 1 else ''})"]
+    fig.canvas.draw()
+    assert legend.get_window_extent().y1 <= ax.get_tightbbox().y0  # under the x label, clear of the curves
 
 
 def test_profile_is_in_percent():
@@ -74,7 +77,7 @@ def test_profile_is_in_percent():
     assert ax.get_xlabel() == r"final human-normalised score $\tau$ (%)"
     xs = ax.get_lines()[0].get_xdata()
     assert xs[-1] == pytest.approx(1.5 * 1.05 * 100)
-    assert _texts(ax.get_legend().get_texts()) == ["ours (2 tasks, 3 runs)"]
+    assert _texts(fig.legends[0].get_texts()) == ["ours (2 tasks, 3 runs)"]
 
 
 def test_a_lone_point_gets_a_ci_bar():
