@@ -227,7 +227,23 @@ def store(tmp_path_factory):
 
     record_sweep(uri, _spec(TINY), episodes)
     tracking.ensure_experiment(tracking.client(uri), "empty", uri)
+    # Two grid points, one seed each: 100 and 900.
+    grid = _spec("name: grid\nsuite: atari100k\ntasks: [pong]\nseeds: 1\nsteps: 1000\n"
+                 "overrides: {agent.size: debug}\ngrid: {agent.train_ratio: [512, 32]}\n")
+    record_sweep(uri, grid, lambda run: [(1000, {"score": GRID_SCORES[run.config.agent.train_ratio]})])
+    # A run that has not finished an episode yet (seed 1).
+    early = _spec("name: early\nsuite: atari100k\ntasks: [pong]\nseeds: 2\nsteps: 1000\noverrides: {agent.size: debug}\n")
+    record_sweep(uri, early, lambda run: [(1000, {"score": -20.0})] if run.seed == 0 else [])
+    # experiments/quickstart.yaml as it is: 1500 steps of DMC, whose episodes last 1000
+    # steps, so each run has one episode, at step 1000, before the suite's 25k window.
+    record_sweep(uri, load_spec(ROOT / "experiments" / "quickstart.yaml"),
+                 lambda run: [(1000, {"score": QUICKSTART_SCORES[(run.task, run.seed)]})])
     return uri
+
+
+GRID_SCORES = {32.0: 100.0, 512.0: 900.0}
+QUICKSTART_SCORES = {("cartpole_balance", 0): 300.0, ("cartpole_balance", 1): 500.0, ("reacher_easy", 0): 50.0,
+                     ("reacher_easy", 1): 150.0}
 
 
 def test_load_runs_tidy(store):
@@ -290,37 +306,22 @@ def test_end_to_end_markdown_footnotes(store, cli, capsys):
     assert "window 4,000 frames (the suite's 10,000 capped at the budget)" in out
 
 
-def test_grid_points_are_separate_rows(tmp_path, cli, capsys):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    spec = _spec("name: grid\nsuite: atari100k\ntasks: [pong]\nseeds: 1\nsteps: 1000\n"
-                 "overrides: {agent.size: debug}\ngrid: {agent.train_ratio: [512, 32]}\n")
-    scores = {32.0: 100.0, 512.0: 900.0}
-    record_sweep(uri, spec, lambda run: [(1000, {"score": scores[run.config.agent.train_ratio]})])
-    assert cli(["table", "--suite", "atari100k", "--runs", "grid", "--tracking-uri", uri, "--format", "csv",
+def test_grid_points_are_separate_rows(store, cli, capsys):
+    assert cli(["table", "--suite", "atari100k", "--runs", "grid", "--tracking-uri", store, "--format", "csv",
                 "--reps", "100"]) == 0
     values = _csv(capsys.readouterr().out)
     rows = {k[2]: v for k, v in values.items() if k[0] == "task" and k[3] == "score"}
     assert rows == {"dreamerbench (agent.train_ratio=32.0)": 100.0, "dreamerbench (agent.train_ratio=512.0)": 900.0}
 
 
-def test_a_run_without_episodes_is_footnoted(tmp_path, cli, capsys):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    spec = _spec("name: early\nsuite: atari100k\ntasks: [pong]\nseeds: 2\nsteps: 1000\noverrides: {agent.size: debug}\n")
-    record_sweep(uri, spec, lambda run: [(1000, {"score": -20.0})] if run.seed == 0 else [])  # seed 1: queued
-    assert cli(["table", "--suite", "atari100k", "--runs", "early", "--tracking-uri", uri, "--reps", "100"]) == 0
+def test_a_run_without_episodes_is_footnoted(store, cli, capsys):
+    assert cli(["table", "--suite", "atari100k", "--runs", "early", "--tracking-uri", store, "--reps", "100"]) == 0
     out = capsys.readouterr().out
     assert "pong, seed 1: no episode in the final window (0, 4,000] frames (it has none); left out." in out
 
 
-def test_quickstart_sized_runs_need_no_extra_flags(tmp_path, cli, capsys):
-    # experiments/quickstart.yaml as it is: 1500 steps of DMC, whose episodes last 1000
-    # steps, so each run has one episode, at step 1000, before the suite's 25k window.
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    scores = {("cartpole_balance", 0): 300.0, ("cartpole_balance", 1): 500.0, ("reacher_easy", 0): 50.0,
-              ("reacher_easy", 1): 150.0}
-    record_sweep(uri, load_spec(ROOT / "experiments" / "quickstart.yaml"),
-                 lambda run: [(1000, {"score": scores[(run.task, run.seed)]})])
-    base = ["--suite", "dmc_proprio", "--runs", "quickstart", "--tracking-uri", uri, "--reps", "200"]
+def test_quickstart_sized_runs_need_no_extra_flags(store, tmp_path, cli, capsys):
+    base = ["--suite", "dmc_proprio", "--runs", "quickstart", "--tracking-uri", store, "--reps", "200"]
     assert cli(["table", *base]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "(0, 1,500] frames: budget 1,500 frames (the budget the runs of 'quickstart' were asked for" in out
