@@ -35,6 +35,11 @@ def register(subparsers) -> None:
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="config override, e.g. --set agent.train_ratio=64 (repeatable)",
     )
+    parser.add_argument(
+        "--tracking-uri", help="also record to MLflow (off by default), e.g. sqlite:///mlflow.db, as a run "
+        "of --experiment that `dreamerbench table --runs EXPERIMENT` reads",
+    )
+    parser.add_argument("--experiment", default="train", help="MLflow experiment with --tracking-uri (default: train)")
     parser.set_defaults(func=run)
 
 
@@ -57,14 +62,23 @@ def run(args: argparse.Namespace) -> int:
     logdirs = [Path(args.logdir)] if len(configs) == 1 else [Path(args.logdir) / f"seed{seed}" for seed in seeds]
     for logdir in logdirs:
         check_logdir(logdir)
+    tracked = []
+    if args.tracking_uri:
+        from experiments import train_tracking
+
+        tracked = train_tracking.start(args.tracking_uri, args.experiment, configs, logdirs)
     stop = threading.Event()
     # Ctrl-C and SIGTERM stop at the next safe point, after a checkpoint.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    outputs = [[run.output] for run in tracked] if tracked else [[] for _ in configs]
     if len(configs) == 1:
-        print(json.dumps(Trainer(configs[0], logdirs[0]).run(stop)))
-        return 0
-    for summary in Trainer.packed(configs, logdirs).run_all(stop):
+        summaries = [Trainer(configs[0], logdirs[0], outputs[0]).run(stop)]
+    else:
+        summaries = Trainer.packed(configs, logdirs, outputs).run_all(stop)
+    if tracked:
+        train_tracking.finish(tracked, summaries)
+    for summary in summaries:
         print(json.dumps(summary))
     return 0
 

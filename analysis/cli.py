@@ -4,86 +4,128 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from agent.reader import NonNegativeInt, PositiveFloat, PositiveInt, flag
-from analysis.references import SUITES, get_suite
+import suites
+from analysis.scores import DEFAULT_MISSING, MISSING, FinalRule
+from suites import SUITES, Suite
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PUBLISHED = REPO_ROOT.parent / "shared" / "baselines" / "dreamerv3"
 KINDS = ("curves", "aggregate", "profile")
+TABLE_REPS = 50_000
+PUBLISHED_HELP = (
+    "Published scores: by default the per-run files published with danijar/dreamerv3 (folder scores/, "
+    "commit e3f0224; Atari, DMC, Minecraft) and danijar/crafter (folder scores/, commit e04542a; Crafter), "
+    "downloaded once from raw.githubusercontent.com into --cache-dir; --published-dir DIR reads a local "
+    "copy instead. `dreamerbench suites NAME` lists the methods published for a suite."
+)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", required=True, help=f"one of {', '.join(SUITES)}")
     parser.add_argument("--runs", metavar="SWEEP", help="MLflow experiment (sweep) with our runs")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLflow's own default)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else "
+                        "sqlite:///./mlflow.db, as for `dreamerbench sweep`)")
     parser.add_argument("--baseline", action="append", default=[], metavar="METHOD",
-                        help="published method to compare with (repeatable), e.g. dreamerv3, ppo_fixhp")
-    parser.add_argument("--published-dir", help=f"directory or URL of SUITE-METHOD.json.gz files (default: {DEFAULT_PUBLISHED} if it exists)")
-    parser.add_argument("--cache-dir", help="where published files fetched from a URL are kept")
-    parser.add_argument("--budget-frames", type=flag(PositiveFloat, "--budget-frames"), help="override the suite's budget (frames) of the final-score rule")
-    parser.add_argument("--window-frames", type=flag(PositiveFloat, "--window-frames"), help="override the suite's final window (frames)")
-    parser.add_argument("--reps", type=flag(PositiveInt, "--reps"), help="bootstrap resamples (table: 50000, plots: 2000)")
+                        help="published method to compare with (repeatable), e.g. dreamerv3, ppo_fixhp; "
+                        "Crafter: human, random")
+    parser.add_argument("--published-dir", metavar="DIR_OR_URL",
+                        help="folder or http(s) URL of the published files (default: the suite's files at "
+                        "the pinned commit, e.g. https://raw.githubusercontent.com/danijar/dreamerv3/"
+                        "e3f02248693a79dc8b0ebd62c93683888ddaccfe/scores)")
+    parser.add_argument("--cache-dir", help="where files fetched from a URL are kept "
+                        "(default: ~/.cache/dreamerbench/published)")
+    parser.add_argument("--budget-frames", type=flag(PositiveFloat, "--budget-frames"), help="budget of the final-score rule, in frames "
+                        "(default: the budget recorded with the --runs runs, else the suite's)")
+    parser.add_argument("--window-frames", type=flag(PositiveFloat, "--window-frames"),
+                        help="final window in frames (default: the suite's, capped at the budget)")
+    parser.add_argument("--missing", choices=tuple(MISSING), default=DEFAULT_MISSING,
+                        help="runs with no episode in the final window: leave-out (default: no score from "
+                        "outside a run's own window), task-mean (mean of the task's other seeds) or last "
+                        "(the run's own last episodes); every such run is footnoted")
+    parser.add_argument("--reps", type=flag(PositiveInt, "--reps"), help=f"bootstrap resamples (table: {TABLE_REPS}, plots: 2000)")
     parser.add_argument("--seed", type=flag(NonNegativeInt, "--seed"), default=0, help="seed of the bootstrap's random generator")
 
 
 def register(subparsers) -> None:
-    table = subparsers.add_parser("table", help="per-task and aggregate scores with CIs, methods side by side")
+    table = subparsers.add_parser("table", help="per-task and aggregate scores with CIs, methods side by side",
+                                  description="Final scores of our runs and published baselines, per task and "
+                                  "aggregated, with 95%% stratified-bootstrap CIs.", epilog=PUBLISHED_HELP)
     _common(table)
     table.add_argument("--format", default="markdown", choices=("markdown", "latex", "csv"))
     table.add_argument("--out", help="write the table here instead of stdout")
     table.set_defaults(func=run_table)
-    plot = subparsers.add_parser("plot", help="learning curves, aggregate IQM curve or performance profile")
+    plot = subparsers.add_parser("plot", help="learning curves, aggregate IQM curve or performance profile",
+                                 epilog=PUBLISHED_HELP)
     _common(plot)
     plot.add_argument("--kind", required=True, choices=KINDS)
     plot.add_argument("--out", required=True, help="output path; written as .png and .pdf")
-    plot.add_argument("--bins", type=flag(PositiveInt, "--bins"), default=30, help="points per curve")
+    plot.add_argument("--bins", type=flag(PositiveInt, "--bins"), default=30, help="points per curve (>= 1)")
     plot.set_defaults(func=run_plot)
 
 
-def published_dir(given: str | None) -> str:
-    """``given``, else the default shared folder; a clear error if neither exists."""
-    if given:
-        return given
-    if DEFAULT_PUBLISHED.is_dir():
-        return str(DEFAULT_PUBLISHED)
-    raise ValueError(f"--published-dir is required: the default {DEFAULT_PUBLISHED} does not exist")
+@dataclass
+class Inputs:
+    """What ``table`` and ``plot`` read: episodes, method order, notes, our runs' budget."""
+
+    episodes: pd.DataFrame
+    methods: list[str]
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    sources: str = ""
+    """Where the published scores come from, for the table's rule line."""
+    budget_frames: float | None = None
+    """The one budget recorded with our runs (None without --runs or where none was recorded)."""
 
 
-def collect(args) -> tuple[pd.DataFrame, list[str]]:
-    """Episodes of our runs (``--runs``) and published baselines, and method order."""
-    from analysis.data import load_published, load_runs
+def collect(args, suite: Suite) -> Inputs:
+    """Episodes of our runs (``--runs``) and of the published baselines, in method order."""
+    from analysis.data import load_published, load_runs, published_source, recorded_budget
 
-    ref = get_suite(args.suite)
-    parts, methods = [], []
+    parts, methods, budget, sources = [], [], None, ""
     if args.runs:
         ours = load_runs(args.tracking_uri, args.runs)
-        suites = sorted(set(ours["suite"]))
-        ours = ours[ours["suite"] == ref.name]
+        names = sorted(set(ours["suite"]))
+        ours = ours[ours["suite"] == suite.name]
         if ours.empty:
-            raise ValueError(f"experiment={args.runs!r} has no runs of suite {ref.name!r}; its suites: {', '.join(suites)}")
+            raise ValueError(f"experiment={args.runs!r} has no runs of suite {suite.name!r}; its suites: {', '.join(names)}")
+        budget = recorded_budget(ours, args.runs)
         parts.append(ours)
-        methods += sorted(set(ours["method"]))
+        methods += list(dict.fromkeys(ours["method"]))
+    notes = []
     if args.baseline:
-        source = published_dir(args.published_dir)
-        for method in args.baseline:
-            if method in methods:
-                raise ValueError(f"baseline={method!r} has the same name as a method of --runs; rename one")
-            parts.append(load_published(ref.name, method, source, args.cache_dir))
-            methods.append(method)
+        source = published_source(suite, args.published_dir)
+        reward_free = suite.published.reward_free if suite.published else ()
+        loaded = {}
+        # Methods that never see the reward count for the tasks the others show.
+        for method in sorted(args.baseline, key=lambda m: m in reward_free):
+            if method in methods or method in loaded:
+                raise ValueError(f"baseline={method!r} is given twice or is also a method of --runs; rename one")
+            shown = sorted(set().union(*[set(p["task"]) for p in parts])) or None
+            loaded[method] = load_published(suite.name, method, source, args.cache_dir, tasks=shown)
+            parts.append(loaded[method])
+            if method in reward_free:
+                notes.append((method, f"{method} never sees the reward: its published episodes count for "
+                                      f"task(s) {', '.join(sorted(set(loaded[method]['task'])))}."))
+        methods += list(args.baseline)
+        where = suite.published.where if not args.published_dir and suite.published else source
+        sources = f"{', '.join(args.baseline)} from {where}"
     if not parts:
         raise ValueError("nothing to show: give --runs SWEEP and/or --baseline METHOD")
-    return pd.concat(parts, ignore_index=True), methods
+    return Inputs(pd.concat(parts, ignore_index=True), methods, notes, sources, budget)
 
 
-def _rule(args):
-    from analysis.scores import FinalRule
-
-    return FinalRule.for_suite(get_suite(args.suite), args.budget_frames, args.window_frames)
+def _rule(args, suite: Suite, inputs: Inputs) -> FinalRule:
+    if args.budget_frames is not None:
+        budget, source = args.budget_frames, "--budget-frames"
+    elif inputs.budget_frames is not None:
+        budget, source = inputs.budget_frames, f"the budget the runs of {args.runs!r} were asked for (run.steps x action repeat)"
+    else:
+        budget, source = None, "the suite's budget"
+    return FinalRule.for_suite(suite, budget, args.window_frames, args.missing, source)
 
 
 def _warn(notes: list[str]) -> None:
@@ -94,9 +136,11 @@ def _warn(notes: list[str]) -> None:
 def run_table(args) -> int:
     from analysis.tables import compare, render
 
-    episodes, methods = collect(args)
-    comp = compare(episodes, get_suite(args.suite), _rule(args), methods,
-                   np.random.default_rng(args.seed), reps=args.reps or 50_000)
+    suite = suites.get_suite(args.suite)
+    inputs = collect(args, suite)
+    comp = compare(inputs.episodes, suite, _rule(args, suite, inputs), inputs.methods,
+                   np.random.default_rng(args.seed), reps=args.reps or TABLE_REPS, notes=tuple(inputs.notes),
+                   sources=inputs.sources)
     _warn(comp.notes)
     text = render(comp, args.format)
     if args.out:
@@ -108,21 +152,24 @@ def run_table(args) -> int:
 
 def run_plot(args) -> int:
     from analysis import plots
-    from analysis.tables import compare, score_matrix
 
-    ref, rule = get_suite(args.suite), _rule(args)
-    episodes, methods = collect(args)
+    suite = suites.get_suite(args.suite)
+    inputs = collect(args, suite)
+    rule = _rule(args, suite, inputs)
     rng = np.random.default_rng(args.seed)
     reps = args.reps or plots.CURVE_REPS
-    comp = compare(episodes, ref, rule, methods, rng, reps=reps)
-    _warn(comp.notes)
     if args.kind == "curves":
-        fig = plots.plot_curves(episodes, ref, methods, rng, rule.budget_frames, args.bins, reps)
+        fig = plots.plot_curves(inputs.episodes, suite, inputs.methods, rng, rule.budget_frames, args.bins, reps)
     elif args.kind == "aggregate":
-        fig = plots.plot_aggregate(episodes, ref, methods, rng, rule.budget_frames, args.bins, reps)
-    else:
-        finals = {m: score_matrix(comp.finals[m], "normalized", comp.tasks[m]) for m in methods}
-        fig = plots.plot_profile(finals, ref.name, rng, reps)
+        fig = plots.plot_aggregate(inputs.episodes, suite, inputs.methods, rng, rule.budget_frames, args.bins, reps)
+    else:  # the profile is of final scores: it needs the final-score rule
+        from analysis.tables import compare, score_matrix
+
+        comp = compare(inputs.episodes, suite, rule, inputs.methods, rng, reps=reps, notes=tuple(inputs.notes),
+                       sources=inputs.sources)
+        _warn(comp.notes)
+        finals = {m: score_matrix(comp.finals[m], "normalized", comp.tasks[m]) for m in inputs.methods}
+        fig = plots.plot_profile(finals, suite, rng, reps)
     for path in plots.save(fig, args.out):
         print(path)
     return 0

@@ -2,12 +2,18 @@
 
 Both loaders return a DataFrame with one row per episode (or per bin of a binned
 file) and the columns of :data:`COLUMNS`, plus ``achievement_<name>`` (Crafter) or
-``milestone_<name>`` (Minecraft) columns when runs logged them:
+``milestone_<name>`` (Minecraft) columns where the runs or files hold them:
 
+- ``method``: what a table row or plot line is. For our runs it is the method tag
+  plus, when runs of one sweep differ in their resolved config (a grid), the values
+  that differ: ``dreamerbench (agent.train_ratio=32.0)``. Runs of different configs
+  are never averaged together.
 - ``step``: agent steps; ``frames``: environment frames = ``step x action_repeat``.
 - ``layout``: ``episode`` (one row per finished episode) or ``binned`` (one row per
   bin of a uniform grid, ``score`` the mean of the bin's episodes, NaN where a bin had
   no episode: kept, so that gaps stay visible).
+- ``budget_frames``: the budget the run was asked for (our runs: ``run.steps x
+  action_repeat`` as recorded in MLflow; published files: the suite's budget).
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -24,51 +32,124 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.references import SuiteReference, get_suite
+import suites
+from suites import Suite
 
-COLUMNS = ("method", "suite", "task", "seed", "run_key", "step", "frames", "score", "layout")
-RUN_FIELDS = ("task", "method", "seed", "xs", "ys")
+COLUMNS = ("method", "suite", "task", "seed", "run_key", "step", "frames", "score", "layout", "budget_frames")
+CURVE_FIELDS = ("task", "method", "seed", "xs", "ys")
+EPISODE_FIELDS = ("task", "method", "seed", "xs", "reward")
 TAG = "dreamerbench."
 EPISODE_PREFIX = "episode/"
 DEFAULT_METHOD = "dreamerbench"
+DEFAULT_CACHE = Path.home() / ".cache" / "dreamerbench" / "published"
+METHOD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+IDENTITY_PARAMS = ("suite", "task", "seed")
+"""Config params that say which run of a method this is, not which method."""
 
 
 # --- published files ---------------------------------------------------------------
 
 
-def _fetch(source: str, filename: str, cache_dir: str | os.PathLike | None) -> Path:
-    """Local path of ``source/filename``; URLs are downloaded once into ``cache_dir``."""
-    if urllib.parse.urlparse(source).scheme not in ("http", "https"):
-        path = Path(source) / filename
-        if not path.exists():
-            raise FileNotFoundError(f"published file {path} does not exist")
-        return path
-    cache = Path(cache_dir or Path.home() / ".cache" / "dreamerbench" / "published")
-    # One cache folder per source URL, so two sources never shadow each other.
-    path = cache / hashlib.sha256(source.encode()).hexdigest()[:16] / filename
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".part")
-        with urllib.request.urlopen(f"{source.rstrip('/')}/{filename}") as response:
-            with open(partial, "wb") as out:
-                shutil.copyfileobj(response, out)
-        partial.replace(path)  # atomic: a failed download never poisons the cache
+def published_source(suite: Suite, given: str | os.PathLike | None) -> str:
+    """``given`` (a folder or an http(s) URL), else the suite's pinned published folder."""
+    if given:
+        return str(given)
+    if suite.published is None:
+        raise ValueError(f"suite {suite.name!r} has no published scores; give --published-dir DIR with SUITE-METHOD.json.gz files")
+    return suite.published.url
+
+
+def _is_url(source: str) -> bool:
+    return urllib.parse.urlparse(source).scheme in ("http", "https")
+
+
+def _file_names(suite: Suite, method: str) -> list[str]:
+    """Names ``method``'s file may have: the published name (or ``SUITE-METHOD.json.gz``),
+    gzipped or not (Crafter publishes plain JSON; copies may be gzipped)."""
+    if not METHOD_NAME.match(method):
+        raise ValueError(f"baseline={method!r} is not a method name; allowed: letters, digits and _.- "
+                         "(no path), e.g. " + ", ".join(list(suite.published.files)[:3] if suite.published else ["dreamerv3"]))
+    name = (suite.published.files.get(method) if suite.published else None) or f"{suite.name}-{method}.json.gz"
+    return [name, name[: -len(".gz")] if name.endswith(".gz") else name + ".gz"]
+
+
+def available_methods(suite: Suite, source: str) -> list[str]:
+    """Methods published for ``suite`` (at the pinned commit) plus those with a file in folder ``source``."""
+    known = list(suite.published.files) if suite.published else []
+    if _is_url(source):
+        return sorted(known)
+    names = {p.name for p in Path(source).glob("*.json*")}
+    found = {m for m in known if any(name in names for name in _file_names(suite, m))}
+    found |= {n[len(suite.name) + 1 :].split(".json")[0] for n in names if n.startswith(f"{suite.name}-")}
+    return sorted(found)
+
+
+def _cache_path(cache: Path, source: str, name: str) -> Path:
+    # One folder per source URL, so that two sources never shadow each other.
+    folder = (cache / hashlib.sha256(source.encode()).hexdigest()[:16]).resolve()
+    path = (folder / name).resolve()
+    if path.parent != folder:  # _file_names admits no path; this guards the rule itself
+        raise ValueError(f"published file name {name!r} would leave the cache folder {folder}")
     return path
 
 
-def available_methods(suite: str, source: str) -> list[str]:
-    """Methods with a ``SUITE-METHOD.json.gz`` file in directory ``source``."""
-    return sorted(p.name[len(suite) + 1 : -len(".json.gz")] for p in Path(source).glob(f"{suite}-*.json.gz"))
+def _download(url: str, path: Path) -> None:
+    """``url`` to ``path`` through ``path.part``: a failed download never poisons the cache."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
+        shutil.copyfileobj(response, out)
+    partial.replace(path)
 
 
-def _check_record(record, index: int, path: Path) -> None:
+def fetch_published(suite: Suite, method: str, source: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Local path of ``method``'s published file for ``suite`` in folder or URL ``source``.
+
+    URLs are downloaded once into ``cache_dir`` (default ``~/.cache/dreamerbench/published``).
+    Raises ValueError naming the method and what is allowed, or why the source cannot be read.
+    """
+    names = _file_names(suite, method)
+    if not _is_url(source):
+        for name in names:
+            if (Path(source) / name).is_file():
+                return Path(source) / name
+        allowed = available_methods(suite, source)
+        raise ValueError(f"baseline={method!r} has no published file for suite {suite.name!r} in {source}; "
+                         f"allowed: {', '.join(allowed) or '(none)'}")
+    cache = Path(cache_dir) if cache_dir else DEFAULT_CACHE
+    for name in names:
+        path = _cache_path(cache, source, name)
+        if path.exists():
+            return path
+    for name in names:
+        url = f"{source.rstrip('/')}/{name}"
+        path = _cache_path(cache, source, name)
+        try:
+            _download(url, path)
+            return path
+        except urllib.error.HTTPError as error:
+            if error.code != 404:
+                raise ValueError(f"published scores: {url} answered HTTP {error.code} {error.reason}") from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise ValueError(f"published scores at {source} cannot be reached ({reason}); "
+                             "give --published-dir DIR with a local copy of the files") from None
+    allowed = available_methods(suite, source)
+    raise ValueError(f"baseline={method!r} has no published file for suite {suite.name!r} at {source} "
+                     f"(HTTP 404 for {' and '.join(names)}); allowed: {', '.join(allowed) or '(see the source)'}")
+
+
+def _check_record(record, index: int, path: Path) -> str:
+    """``curve`` ({task, method, seed, xs, ys}) or ``episodes`` (Crafter: xs, reward, achievement_*)."""
     if not isinstance(record, dict):
-        raise ValueError(f"{path}: entry {index} is a {type(record).__name__}; expected an object with fields {', '.join(RUN_FIELDS)}")
-    missing = [f for f in RUN_FIELDS if f not in record]
+        raise ValueError(f"{path}: entry {index} is a {type(record).__name__}; expected an object with fields {', '.join(CURVE_FIELDS)}")
+    kind, fields, ys = ("curve", CURVE_FIELDS, "ys") if "reward" not in record else ("episodes", EPISODE_FIELDS, "reward")
+    missing = [f for f in fields if f not in record]
     if missing:
-        raise ValueError(f"{path}: entry {index} lacks field {missing[0]!r}; required fields: {', '.join(RUN_FIELDS)}")
-    if not isinstance(record["xs"], list) or not isinstance(record["ys"], list) or len(record["xs"]) != len(record["ys"]):
-        raise ValueError(f"{path}: entry {index}: 'xs' and 'ys' must be lists of equal length")
+        raise ValueError(f"{path}: entry {index} lacks field {missing[0]!r}; required fields: {', '.join(fields)}")
+    if not isinstance(record["xs"], list) or not isinstance(record[ys], list) or len(record["xs"]) != len(record[ys]):
+        raise ValueError(f"{path}: entry {index}: 'xs' and {ys!r} must be lists of equal length")
+    return kind
 
 
 def _on_grid(xs: np.ndarray) -> bool:
@@ -87,70 +168,102 @@ def _file_layout(runs: list[pd.DataFrame]) -> str:
     return "binned" if all(_on_grid(r["frames"].to_numpy()) for r in runs) else "episode"
 
 
+def _read_json(path: Path):
+    """A JSON file, gzipped or not (told apart by gzip's magic bytes, not the name)."""
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    try:
+        with (gzip.open(path, "rt") if gzipped else open(path)) as f:
+            return json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not a (gzip) JSON file ({error})") from None
+
+
 def load_published(
     suite: str,
     method: str,
-    source: str | os.PathLike,
+    source: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
+    tasks: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Episodes of ``method`` on ``suite`` from a published ``SUITE-METHOD.json.gz``.
+    """Episodes of ``method`` on ``suite`` from its published per-run file.
 
-    ``source`` is a directory or an http(s) URL of one (downloaded once into
-    ``cache_dir``). The file is a gzip JSON list of ``{task, method, seed, xs, ys}``
-    with ``xs`` in environment frames; task names lose their suite prefix
-    (``atari_pong`` -> ``pong``) and ``step = frames / action_repeat`` of our suite.
+    ``source`` is a folder or an http(s) URL of one (default: the suite's files at a
+    pinned commit, :attr:`suites.base.Suite.published`; URLs are downloaded once into
+    ``cache_dir``). Two layouts are read: score curves, a gzip JSON list of
+    ``{task, method, seed, xs, ys}`` with ``xs`` in environment frames (danijar/dreamerv3),
+    and per-episode records ``{task, method, seed, xs, reward, achievement_<name>...}``
+    (danijar/crafter, ``xs`` = steps at each episode end, achievement counts per
+    episode). Task names lose their suite prefix (``atari_pong`` -> ``pong``) and
+    ``step = frames / action_repeat`` of our suite. A method that never sees the reward
+    (``Suite.published.reward_free``, e.g. Crafter's random policy) stands for every
+    task in ``tasks`` (default: every task of the suite).
     """
-    ref = get_suite(suite)
-    source = str(source)
-    filename = f"{suite}-{method}.json.gz"
-    if urllib.parse.urlparse(source).scheme not in ("http", "https") and not (Path(source) / filename).exists():
-        allowed = available_methods(suite, source)
-        raise ValueError(f"method={method!r} has no published file for suite {suite!r} in {source}; allowed: {', '.join(allowed) or '(none)'}")
-    path = _fetch(source, filename, cache_dir)
-    try:
-        with gzip.open(path, "rt") as f:
-            records = json.load(f)
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: not a gzip JSON file ({error})") from error
+    ref = suites.get_suite(suite)
+    path = fetch_published(ref, method, published_source(ref, source), cache_dir)
+    records = _read_json(path)
     if not isinstance(records, list):
         raise ValueError(f"{path}: top level is a {type(records).__name__}; expected a list of runs")
     if not records:
         raise ValueError(f"{path}: the file holds no runs")
     runs = [_published_run(r, i, path, ref) for i, r in enumerate(records)]
+    layout = _file_layout(runs)
     out = pd.concat(runs, ignore_index=True)
-    out["layout"] = _file_layout(runs)
+    out["layout"] = layout
+    if ref.published and method in ref.published.reward_free:
+        out = pd.concat([out.assign(task=t, run_key=out["run_key"] + f"/as/{t}") for t in (tasks or ref.tasks)],
+                        ignore_index=True)
     return out
 
 
-def _published_run(record, index: int, path: Path, ref: SuiteReference) -> pd.DataFrame:
-    _check_record(record, index, path)
-    task = str(record["task"])
-    if task.startswith(ref.published_prefix):
-        task = task[len(ref.published_prefix) :]
+def _published_run(record, index: int, path: Path, ref: Suite) -> pd.DataFrame:
+    kind = _check_record(record, index, path)
+    task = ref.task_of_published(str(record["task"]))
     xs = np.asarray(record["xs"], dtype=np.float64)
-    ys = np.asarray([np.nan if y is None else y for y in record["ys"]], dtype=np.float64)
+    ys = record["ys"] if kind == "curve" else record["reward"]
     seed = int(record["seed"])
-    return pd.DataFrame(
-        {
-            "method": str(record["method"]),
-            "suite": ref.name,
-            "task": task,
-            "seed": seed,
-            "run_key": f"published/{ref.name}/{record['method']}/{task}/{seed}",
-            "step": xs / ref.action_repeat,
-            "frames": xs,
-            "score": ys,
-        }
-    )
+    columns = {
+        "method": str(record["method"]),
+        "suite": ref.name,
+        "task": task,
+        "seed": seed,
+        "run_key": f"published/{ref.name}/{record['method']}/{task}/{seed}",
+        "step": xs / ref.action_repeat,
+        "frames": xs,
+        "score": np.asarray([np.nan if y is None else y for y in ys], dtype=np.float64),
+        "budget_frames": float(ref.budget_frames),
+    }
+    for key, values in record.items():
+        if key.startswith("achievement_"):
+            columns[key] = np.asarray(values, dtype=np.float64)
+    return pd.DataFrame(columns)
 
 
 # --- MLflow runs ---------------------------------------------------------------------
 
 
-def _client(tracking_uri: str):
+def open_store(tracking_uri: str | None):
+    """An MlflowClient for reading an existing store; nothing is created.
+
+    ``tracking_uri`` as in ``dreamerbench sweep`` (default: ``sqlite:///./mlflow.db``
+    or ``MLFLOW_TRACKING_URI``; ``file:`` stores are refused). A missing sqlite file
+    is a FileNotFoundError; a server that does not answer within 5 s a ValueError.
+    """
+    from experiments.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        raise FileNotFoundError(f"no MLflow store at {uri}; run a sweep first or pass --tracking-uri")
+    if _is_url(uri):
+        try:  # MLflow itself retries a dead server for minutes
+            urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5).close()
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise ValueError(f"tracking URI {uri}: no MLflow server answers ({reason}); "
+                             "start `mlflow server` or pass another --tracking-uri") from None
     from mlflow import MlflowClient  # lazy: importing mlflow costs about a second
 
-    return MlflowClient(tracking_uri=tracking_uri)
+    return MlflowClient(tracking_uri=uri)
 
 
 def _histories(client, run_ids: list[str], keys: list[str]) -> pd.DataFrame:
@@ -199,6 +312,8 @@ def _run_row(run) -> dict:
         raise ValueError(f"run {run.info.run_id} lacks tag {TAG + missing[0]!r}; every run needs tags {TAG}suite, {TAG}task, {TAG}seed")
     if "protocol.action_repeat" not in params:
         raise ValueError(f"run {run.info.run_id} lacks param 'protocol.action_repeat'")
+    repeat = int(params["protocol.action_repeat"])
+    steps = params.get("run.steps")
     return {
         "run_id": run.info.run_id,
         "method": tags.get(TAG + "method", DEFAULT_METHOD),
@@ -206,23 +321,61 @@ def _run_row(run) -> dict:
         "task": tags[TAG + "task"],
         "seed": int(tags[TAG + "seed"]),
         "run_key": tags.get(TAG + "run_key", run.info.run_id),
-        "action_repeat": int(params["protocol.action_repeat"]),
+        "action_repeat": repeat,
+        "budget_frames": float(steps) * repeat if steps is not None else np.nan,
     }
 
 
-def load_runs(tracking_uri: str, experiment: str) -> pd.DataFrame:
+def _natural(text: str) -> tuple:
+    """Sort key that orders numbers by value: ``ratio=32`` before ``ratio=512``."""
+    return tuple(float(p) if i % 2 else p for i, p in enumerate(re.split(r"(\d+(?:\.\d+)?)", text)))
+
+
+def variant_labels(methods: list[str], params: list[dict[str, str]]) -> list[str]:
+    """One label per run: its method, plus ``key=value`` for every config param that
+    differs between that method's runs (other than suite, task and seed).
+
+    ``methods[i]`` and ``params[i]`` (MLflow params: the flattened resolved config)
+    describe run i. Runs with the same label have the same config.
+    """
+    labels = list(methods)
+    for method in dict.fromkeys(methods):
+        rows = [i for i, m in enumerate(methods) if m == method]
+        keys = sorted({k for i in rows for k in params[i]} - set(IDENTITY_PARAMS))
+        differ = [k for k in keys if len({params[i].get(k) for i in rows}) > 1]
+        if differ:
+            for i in rows:
+                point = ", ".join(f"{k}={params[i].get(k, '-')}" for k in differ)
+                labels[i] = f"{method} ({point})"
+    return labels
+
+
+def recorded_budget(runs: pd.DataFrame, experiment: str) -> float | None:
+    """The one budget (frames) the runs of ``experiment`` were asked for, from the
+    ``budget_frames`` column of :func:`load_runs`; None where none was recorded.
+    Runs with different budgets are a ValueError: the final window would differ."""
+    budgets = sorted(set(runs["budget_frames"].dropna()))
+    if len(budgets) > 1:
+        raise ValueError(f"runs of experiment={experiment!r} have different budgets "
+                         f"({', '.join(f'{b:,.0f}' for b in budgets)} frames); pass --budget-frames")
+    return budgets[0] if budgets else None
+
+
+def load_runs(tracking_uri: str | None, experiment: str) -> pd.DataFrame:
     """Episodes of every run of MLflow experiment ``experiment`` (one per sweep).
 
-    Reads the run tags ``dreamerbench.{suite,task,seed,method,run_key}``, the param
-    ``protocol.action_repeat`` and the metric histories ``episode/score`` and
+    Reads the run tags ``dreamerbench.{suite,task,seed,method,run_key}``, the params
+    (``protocol.action_repeat``, ``run.steps`` and the rest of the resolved config,
+    see :func:`variant_labels`) and the metric histories ``episode/score`` and
     ``episode/achievement_*`` / ``episode/milestone_*`` (MLflow ``step`` = agent steps).
     """
-    client = _client(tracking_uri)
+    client = open_store(tracking_uri)
     exp = _find_experiment(client, experiment)
     runs = _all_runs(client, exp.experiment_id)
     if not runs:
         raise ValueError(f"experiment={experiment!r} has no runs")
     meta = pd.DataFrame([_run_row(r) for r in runs])
+    meta["method"] = variant_labels(meta["method"].tolist(), [dict(r.data.params) for r in runs])
     keys = sorted({k for r in runs for k in r.data.metrics if k.startswith(EPISODE_PREFIX)})
     if EPISODE_PREFIX + "score" not in keys:
         raise ValueError(f"experiment={experiment!r}: no run logged metric 'episode/score'")
@@ -235,9 +388,11 @@ def load_runs(tracking_uri: str, experiment: str) -> pd.DataFrame:
     wide = hist.pivot(index=["run_id", "step", "episode"], columns="key", values="value").reset_index()
     wide.columns.name = None
     wide = wide.rename(columns={k: k[len(EPISODE_PREFIX) :] for k in keys})
-    out = meta.merge(wide, on="run_id", how="left")
+    out = meta.merge(wide, on="run_id", how="left")  # a run without an episode keeps one empty row
     out["frames"] = out["step"] * out["action_repeat"]
     out["layout"] = "episode"
     extra = sorted(c for c in out.columns if c.startswith(("achievement_", "milestone_")))
-    out = out[list(COLUMNS) + extra].sort_values(["method", "task", "seed", "step"], kind="stable")
+    rank = {m: i for i, m in enumerate(sorted(set(out["method"]), key=_natural))}
+    out = out[list(COLUMNS) + extra].assign(_rank=out["method"].map(rank))
+    out = out.sort_values(["_rank", "task", "seed", "step"], kind="stable").drop(columns="_rank")
     return out.reset_index(drop=True)

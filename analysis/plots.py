@@ -1,8 +1,10 @@
 """Figures: per-task learning curves, aggregate IQM curve, performance profile.
 
 Every figure works with a single seed (the CI band then collapses onto the line) and
-is saved as both PNG and PDF. The x axis is agent environment steps; frames are
-``steps x action_repeat`` of the suite.
+is saved as both PNG and PDF. The x axis of curves is environment frames (agent steps
+x the suite's action repeat), as in the tables' final-score rule; normalised scores
+are in percent, as in the tables. Bands are 95% stratified-bootstrap CIs
+(analysis.metrics) and every figure says so.
 """
 
 from __future__ import annotations
@@ -15,17 +17,20 @@ matplotlib.use("Agg")  # headless: tests, notebooks and clusters have no display
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from analysis.metrics import aggregate_iqm, bootstrap, performance_profile, task_means
-from analysis.references import SuiteReference
-from analysis.scores import normalized
+from analysis.scores import normalized, run_score
+from suites import Suite
 
 CURVE_REPS = 2_000
 """Resamples per curve point: bands are for the eye; tables use 50,000."""
 
 
-def bin_runs(episodes: pd.DataFrame, budget_frames: float, bins: int = 30) -> pd.DataFrame:
-    """Mean score per run in ``bins`` equal bins of ``(0, budget_frames]``.
+def bin_runs(episodes: pd.DataFrame, suite: Suite, budget_frames: float, bins: int = 30) -> pd.DataFrame:
+    """Score per run in ``bins`` equal bins of ``(0, budget_frames]``: the suite's run
+    score (:func:`analysis.scores.run_score`: mean return, or Crafter score) of the
+    episodes ending in each bin.
 
     Returns columns method, task, seed, bin, frames (bin end), score (NaN if no episode
     ended in the bin). Rows beyond the budget are ignored.
@@ -33,12 +38,32 @@ def bin_runs(episodes: pd.DataFrame, budget_frames: float, bins: int = 30) -> pd
     edges = np.linspace(0.0, budget_frames, bins + 1)
     ep = episodes[episodes["score"].notna() & (episodes["frames"] > 0) & (episodes["frames"] <= budget_frames)]
     ep = ep.assign(bin=np.searchsorted(edges, ep["frames"], side="left") - 1)
-    means = ep.groupby(["method", "task", "seed", "bin"])["score"].mean()
+    groups = ep.groupby(["method", "task", "seed", "bin"])
+    if suite.run_score == "mean":
+        means = groups["score"].mean()
+    else:
+        means = pd.Series({key: run_score(rows, suite) for key, rows in groups}, name="score", dtype=np.float64)
+        means.index.names = ["method", "task", "seed", "bin"]
     runs = episodes[["method", "task", "seed"]].drop_duplicates()
     full = runs.merge(pd.DataFrame({"bin": np.arange(bins)}), how="cross")
     out = full.merge(means.reset_index(), on=["method", "task", "seed", "bin"], how="left")
     out["frames"] = edges[1:][out["bin"]]
     return out
+
+
+def compact(x: float, _pos=None) -> str:
+    """Short tick label of a count or score: ``0``, ``250``, ``200k``, ``1.5M``, ``2G``, ``-0.5``."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def _frames_axis(ax, budget_frames: float, ticks: int) -> None:
+    """x from 0 to the budget with at most ``ticks`` short labels (0, 200k, 400k)."""
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=ticks, steps=[1, 2, 2.5, 5, 10], min_n_ticks=2))
+    ax.xaxis.set_major_formatter(FuncFormatter(compact))
+    ax.set_xlim(0, budget_frames)
 
 
 def _band(values: np.ndarray, rng: np.random.Generator, reps: int):
@@ -52,51 +77,96 @@ def _band(values: np.ndarray, rng: np.random.Generator, reps: int):
     return mean, lo, hi
 
 
-def _methods_legend(fig, axes) -> None:
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), frameon=False)
+def _line(ax, xs, mean, lo, hi, color: str, label: str) -> None:
+    """A line with its CI band; one or two points (short runs) as points with CI bars."""
+    ok = np.isfinite(mean)
+    if ok.sum() < 3:
+        ax.errorbar(xs[ok], mean[ok], yerr=[mean[ok] - lo[ok], hi[ok] - mean[ok]], color=color, label=label,
+                    fmt="o", ms=4, capsize=3)
+        return
+    ax.plot(xs[ok], mean[ok], color=color, label=label)
+    ax.fill_between(xs[ok], lo[ok], hi[ok], color=color, alpha=0.2, lw=0)
 
 
-def plot_curves(episodes: pd.DataFrame, ref: SuiteReference, methods: list[str], rng: np.random.Generator,
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("s" if n != 1 else "")
+
+
+def _label(episodes: pd.DataFrame, method: str, tasks: bool) -> str:
+    """``method (26 tasks, 5 seeds)``: what a line averages over (``1-5 seeds`` if uneven)."""
+    runs = episodes[episodes["method"] == method]
+    counts = sorted(set(runs.groupby("task")["seed"].nunique()))
+    seeds = _plural(counts[-1], "seed") if len(counts) == 1 else f"{counts[0]}-{counts[-1]} seeds"
+    return f"{method} ({_plural(runs['task'].nunique(), 'task') + ', ' if tasks else ''}{seeds})"
+
+
+def _ci_text(reps: int) -> str:
+    return f"band (bar at a lone point): 95% CI, stratified bootstrap, {reps:,} resamples"
+
+
+def plot_curves(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng: np.random.Generator,
                 budget_frames: float, bins: int = 30, reps: int = CURVE_REPS):
-    """Grid of per-task learning curves: mean over seeds with a 95% CI band."""
-    binned = bin_runs(episodes, budget_frames, bins)
-    tasks = [t for t in ref.tasks if t in set(binned["task"])]
+    """Grid of per-task learning curves: mean score (:func:`bin_runs`) over seeds with a 95% CI band.
+
+    One panel per task of the first of ``methods`` that has episodes (our runs, when
+    compared with published ones)."""
+    binned = bin_runs(episodes, suite, budget_frames, bins)
+    # The tasks of the first method with episodes (ours, when compared with published runs).
+    first = next((m for m in methods if (binned["method"] == m).any()), None)
+    if first is None:
+        raise ValueError(f"no episodes of {', '.join(methods)} to plot")
+    tasks = [t for t in suite.tasks if t in set(binned.loc[binned["method"] == first, "task"])]
     cols = min(len(tasks), 6)
     rows = int(np.ceil(len(tasks) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.2 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(2.4 * cols + 0.6, 5.0), 2.0 * rows + 1.2), squeeze=False,
+                             layout="constrained")
     for ax in axes.flat[len(tasks):]:
         ax.axis("off")
+    xs = np.linspace(0, budget_frames, bins + 1)[1:]
     for ax, task in zip(axes.flat, tasks):
         for i, method in enumerate(methods):
             sub = binned[(binned["task"] == task) & (binned["method"] == method)]
             if sub.empty:
                 continue
             values = sub.pivot(index="seed", columns="bin", values="score").reindex(columns=range(bins)).to_numpy()
-            mean, lo, hi = _band(values, rng, reps)
-            steps = np.linspace(0, budget_frames, bins + 1)[1:] / ref.action_repeat
-            ok = np.isfinite(mean)
-            ax.plot(steps[ok], mean[ok], color=f"C{i}", label=method, marker="." if ok.sum() < 3 else None)
-            ax.fill_between(steps[ok], lo[ok], hi[ok], color=f"C{i}", alpha=0.2, lw=0)
+            _line(ax, xs, *_band(values, rng, reps), color=f"C{i}", label=_label(episodes, method, tasks=False))
         ax.set_title(task, fontsize=9)
         ax.tick_params(labelsize=7)
-    fig.supxlabel(f"agent steps (x{ref.action_repeat} frames)", fontsize=9)
-    _methods_legend(fig, axes.flat)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+        ax.yaxis.set_major_formatter(FuncFormatter(compact))
+        _frames_axis(ax, budget_frames, ticks=3)  # small panels: 3 labels never run together
+    fig.supxlabel("environment frames", fontsize=9)
+    fig.supylabel(f"{'Crafter score (%) per bin' if suite.run_score == 'crafter' else 'episode return'}"
+                  " (mean over seeds)", fontsize=9)
+    handles, labels = _entries(axes.flat, methods)
+    # As many columns as fit the figure's width (about 13 characters an inch at 8 pt).
+    ncol = max(1, min(len(labels), int(fig.get_figwidth() * 13) // (max(map(len, labels)) + 5)))
+    # The legend, titled with what the figure shows, sits above the grid: clear of every label.
+    fig.legend(handles, labels, loc="outside upper center", frameon=False, ncol=ncol, fontsize=8,
+               title=f"{suite.name}: mean over seeds\n{_ci_text(reps)}", title_fontsize=9)
     return fig
 
 
-def plot_aggregate(episodes: pd.DataFrame, ref: SuiteReference, methods: list[str], rng: np.random.Generator,
+def _entries(axes, methods: list[str]) -> tuple[list, list[str]]:
+    """Legend handles and labels of all ``axes``, once each, in the order of ``methods``."""
+    entries = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    labels = sorted(entries, key=lambda label: methods.index(label.rsplit(" (", 1)[0]))
+    return [entries[label] for label in labels], labels
+
+
+def plot_aggregate(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng: np.random.Generator,
                    budget_frames: float, bins: int = 30, reps: int = CURVE_REPS):
-    """IQM of the normalised score over tasks and seeds at each bin, with 95% CI.
+    """IQM of the normalised score (%) over tasks and seeds at each bin, with a 95% CI.
 
     A bin is drawn only where every task the method ran has a score on some seed
     (otherwise the IQM would silently change its task set along the curve).
     """
-    binned = bin_runs(episodes, budget_frames, bins)
-    binned["norm"] = [float(normalized(ref, t, s)) for t, s in zip(binned["task"], binned["score"])]
-    fig, ax = plt.subplots(figsize=(4.5, 3.4))
-    steps = np.linspace(0, budget_frames, bins + 1)[1:] / ref.action_repeat
+    binned = bin_runs(episodes, suite, budget_frames, bins)
+    binned["norm"] = [100 * float(normalized(suite, t, s)) for t, s in zip(binned["task"], binned["score"])]
+    fig, ax = plt.subplots(figsize=(5.0, 3.6), layout="constrained")
+    xs = np.linspace(0, budget_frames, bins + 1)[1:]
     for i, method in enumerate(methods):
         sub = binned[binned["method"] == method]
         cube = sub.set_index(["bin", "seed", "task"])["norm"].unstack("task")  # rows (bin, seed)
@@ -109,32 +179,36 @@ def plot_aggregate(episodes: pd.DataFrame, ref: SuiteReference, methods: list[st
                 continue
             est = bootstrap(mat, {"iqm": aggregate_iqm}, rng, reps)["iqm"]
             iqm[b], lo[b], hi[b] = est.point, est.lo, est.hi
-        ok = np.isfinite(iqm)
-        ax.plot(steps[ok], iqm[ok], color=f"C{i}", label=method, marker="." if ok.sum() < 3 else None)
-        ax.fill_between(steps[ok], lo[ok], hi[ok], color=f"C{i}", alpha=0.2, lw=0)
-    ax.set_xlabel(f"agent steps (x{ref.action_repeat} frames)")
-    ax.set_ylabel("IQM normalised score")
-    ax.set_title(ref.name)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+        _line(ax, xs, iqm, lo, hi, color=f"C{i}", label=_label(episodes, method, tasks=True))
+    _frames_axis(ax, budget_frames, ticks=5)
+    ax.set_xlabel("environment frames")
+    ax.set_ylabel(f"IQM {suite.normalized_name} (%)")
+    ax.set_title(f"{suite.name}: IQM over tasks and seeds\n{_ci_text(reps)}", fontsize=9)
+    _legend_below(fig, *_entries([ax], methods))
     return fig
 
 
-def plot_profile(finals: dict[str, np.ndarray], title: str, rng: np.random.Generator, reps: int = CURVE_REPS):
-    """Performance profiles ``F(tau)`` of normalised final scores ``{method: [R, T]}``."""
+def plot_profile(finals: dict[str, np.ndarray], suite: Suite, rng: np.random.Generator, reps: int = CURVE_REPS):
+    """Performance profiles ``F(tau)`` of normalised final scores ``{method: [R, T]}`` (fractions)."""
     top = max(np.nanmax(m) for m in finals.values())
     taus = np.linspace(0.0, max(top, 1e-9) * 1.05, 101)
-    fig, ax = plt.subplots(figsize=(4.5, 3.4))
+    fig, ax = plt.subplots(figsize=(5.0, 3.6), layout="constrained")
     for i, (method, scores) in enumerate(finals.items()):
         est = bootstrap(scores, {"f": lambda x: performance_profile(x, taus)}, rng, reps)["f"]
-        ax.plot(taus, est.point, color=f"C{i}", label=method)
-        ax.fill_between(taus, est.lo, est.hi, color=f"C{i}", alpha=0.2, lw=0)
-    ax.set_xlabel(r"normalised score $\tau$")
+        label = f"{method} ({_plural(scores.shape[1], 'task')}, {_plural(int(np.sum(~np.isnan(scores))), 'run')})"
+        ax.plot(100 * taus, est.point, color=f"C{i}", label=label)
+        ax.fill_between(100 * taus, est.lo, est.hi, color=f"C{i}", alpha=0.2, lw=0)
+    ax.set_xlabel(rf"final {suite.normalized_name} $\tau$ (%)")
     ax.set_ylabel(r"fraction of runs with score $> \tau$")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"{suite.name}: final scores\n{_ci_text(reps)}", fontsize=9)
+    _legend_below(fig, *ax.get_legend_handles_labels())
     return fig
+
+
+def _legend_below(fig, handles, labels) -> None:
+    """One legend under the x label, where no curve or band can be."""
+    fig.legend(handles, labels, loc="outside lower center", frameon=False, fontsize=8, ncol=1)
 
 
 def save(fig, out: str | Path) -> list[Path]:

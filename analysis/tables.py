@@ -1,7 +1,11 @@
 """Comparison tables: per-task final scores and aggregates with CIs, methods side by side.
 
 Nothing missing is dropped silently: every task without runs, missing seed and run
-without a final score becomes a numbered note; the cells it affects carry ``[n]``.
+without an episode in the final window (and how it was treated) becomes a numbered
+note; the cells it affects carry ``[n]``. Suites with per-episode successes
+(``Suite.episode_successes``: Crafter achievements, the Minecraft diamond) get one row
+per item: the percent of scored episodes with it, and how many runs ever had it.
+Normalised scores, aggregates and success rates are in percent everywhere.
 """
 
 from __future__ import annotations
@@ -12,23 +16,29 @@ import numpy as np
 import pandas as pd
 
 from analysis.metrics import AGGREGATES, bootstrap, bootstrap_improvement, task_means
-from analysis.references import SuiteReference
-from analysis.scores import FinalRule, add_normalized, denormalized, final_scores
+from analysis.scores import DEFAULT_MISSING, MISSING, FinalRule, add_normalized, denormalized, final_scores, success_table
+from suites import Suite
 
 AGGREGATE_NAMES = {"mean": "Mean", "median": "Median", "iqm": "IQM", "optimality_gap": "Optimality gap"}
 
 
 @dataclass
 class Comparison:
-    """Everything a table shows; ``per_task``/``aggregates``/``improvement`` are long."""
+    """Everything a table shows; ``per_task``/``aggregates``/``improvement``/``successes`` are long.
 
-    suite: str
+    Units: ``per_task.raw*`` the suite's score (return, or Crafter score in %),
+    ``per_task.norm*`` and ``aggregates`` normalised scores as fractions (1 = the
+    suite's reference high), ``improvement`` probabilities, ``successes.rate*`` percent.
+    """
+
+    suite: Suite
     methods: list[str]
     rule: FinalRule
     reps: int
     per_task: pd.DataFrame
     aggregates: pd.DataFrame
     improvement: pd.DataFrame
+    successes: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
     marks: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     """(method, task or aggregate name) -> note numbers."""
@@ -36,6 +46,8 @@ class Comparison:
     """method -> final and normalised score per (task, seed), NaN where missing."""
     tasks: dict[str, list[str]] = field(default_factory=dict)
     """method -> tasks with a final score (those its aggregates use)."""
+    sources: str = ""
+    """Where the published scores came from."""
 
     def note(self, text: str, *cells: tuple[str, str]) -> None:
         self.notes.append(text)
@@ -49,18 +61,22 @@ def score_matrix(finals: pd.DataFrame, column: str, tasks: list[str]) -> np.ndar
     return wide.reindex(columns=tasks).to_numpy(dtype=np.float64)
 
 
-def _check_tasks(episodes: pd.DataFrame, ref: SuiteReference) -> None:
-    unknown = sorted(set(episodes["task"]) - set(ref.tasks))
+def _check_tasks(episodes: pd.DataFrame, suite: Suite) -> None:
+    unknown = sorted(set(episodes["task"]) - set(suite.tasks))
     if unknown:
-        raise ValueError(f"task={unknown[0]!r} is not in suite {ref.name!r}; allowed: {', '.join(ref.tasks)}")
+        raise ValueError(f"task={unknown[0]!r} is not in suite {suite.name!r}; allowed: {', '.join(suite.tasks)}")
 
 
-def _report_missing(comp: Comparison, method: str, finals: pd.DataFrame, ref: SuiteReference) -> list[str]:
+def _window(rule: FinalRule) -> str:
+    return f"({rule.start:,.0f}, {rule.budget_frames:,.0f}] frames"
+
+
+def _report_missing(comp: Comparison, method: str, finals: pd.DataFrame, suite: Suite) -> list[str]:
     """Add notes for what ``method`` lacks; return the tasks it has a final score on."""
     have = finals[finals["final"].notna()]
-    absent = [t for t in ref.tasks if t not in set(finals["task"])]
+    absent = [t for t in suite.tasks if t not in set(finals["task"])]
     if absent:
-        comp.note(f"{method}: no runs on {len(absent)} of {len(ref.tasks)} tasks ({', '.join(absent)}); "
+        comp.note(f"{method}: no runs on {len(absent)} of {len(suite.tasks)} tasks ({', '.join(absent)}); "
                   f"its aggregates use the other tasks only.",
                   *[(method, a) for a in AGGREGATE_NAMES])
     seeds = sorted(set(finals["seed"]))
@@ -69,11 +85,14 @@ def _report_missing(comp: Comparison, method: str, finals: pd.DataFrame, ref: Su
         if lost:
             comp.note(f"{method} on {task}: {len(group)} of {len(seeds)} seeds; missing seed(s) {', '.join(map(str, lost))}.",
                       (method, task))
-    for row in finals[finals["final"].isna()].itertuples():
-        comp.note(f"{method} on {row.task}, seed {row.seed}: no episode in the final window "
-                  f"({comp.rule.budget_frames - comp.rule.window_frames:.0f}, {comp.rule.budget_frames:.0f}] frames "
-                  f"(run ended at {row.last_frames:.0f} frames); left out of the mean.", (method, row.task))
-    tasks = [t for t in ref.tasks if t in set(have["task"])]
+    for row in finals[finals["treated"] != ""].itertuples():
+        how = row.treated
+        if how == MISSING["last"]:
+            how += f", ({row.scored_to - comp.rule.window_frames:,.0f}, {row.scored_to:,.0f}] frames"
+        last = f"its last ended at {row.last_frames:,.0f} frames" if np.isfinite(row.last_frames) else "it has none"
+        comp.note(f"{method} on {row.task}, seed {row.seed}: no episode in the final window {_window(comp.rule)} "
+                  f"({last}); {how}.", (method, row.task))
+    tasks = [t for t in suite.tasks if t in set(have["task"])]
     dead = sorted(set(finals["task"]) - set(tasks))
     if dead:
         comp.note(f"{method}: no final score on any seed of {', '.join(dead)}; its aggregates leave these tasks out.",
@@ -83,37 +102,47 @@ def _report_missing(comp: Comparison, method: str, finals: pd.DataFrame, ref: Su
 
 def compare(
     episodes: pd.DataFrame,
-    ref: SuiteReference,
+    suite: Suite,
     rule: FinalRule,
     methods: list[str],
     rng: np.random.Generator,
     reps: int = 50_000,
+    notes: tuple[tuple[str, str], ...] = (),
+    sources: str = "",
 ) -> Comparison:
-    """Final scores, per-task means with CIs, aggregates and P(first > other)."""
-    _check_tasks(episodes, ref)
-    comp = Comparison(ref.name, methods, rule, reps, pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
+    """Final scores, per-task means with CIs, aggregates, P(first > other) and successes.
+
+    ``notes``: ``(method, text)`` pairs to footnote first; they mark the method's
+    aggregates. ``sources``: where published scores came from, for the rule line.
+    """
+    _check_tasks(episodes, suite)
+    comp = Comparison(suite, methods, rule, reps, pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
+    comp.sources = sources
+    for method, text in notes:
+        comp.note(text, *[(method, a) for a in AGGREGATE_NAMES])
     per_task, aggregates, normalized = [], [], {}
     for method in methods:
         runs = episodes[episodes["method"] == method]
         if runs.empty:
             raise ValueError(f"method={method!r} has no episodes; allowed: {', '.join(sorted(set(episodes['method'])))}")
-        finals = add_normalized(final_scores(runs, ref, rule), ref)
-        tasks = _report_missing(comp, method, finals, ref)
+        finals = add_normalized(final_scores(runs, suite, rule), suite)
+        tasks = _report_missing(comp, method, finals, suite)
         if not tasks:
-            raise ValueError(f"method={method!r} has no final score on any task of {ref.name!r} "
-                             f"(final window ({rule.budget_frames - rule.window_frames:.0f}, {rule.budget_frames:.0f}] frames)")
+            raise ValueError(f"method={method!r} has no final score on any task of {suite.name!r} "
+                             f"(final window {_window(rule)})")
         raw = score_matrix(finals, "final", tasks)
         norm = score_matrix(finals, "normalized", tasks)
         normalized[method] = (tasks, norm)
         comp.finals[method], comp.tasks[method] = finals, tasks
         est = bootstrap(norm, {"task": task_means, **AGGREGATES}, rng, reps)
         counts = np.sum(~np.isnan(raw), axis=0)
-        t = est["task"]
+        std, norm_std = np.nanstd(raw, axis=0), np.nanstd(norm, axis=0)  # population std, as Crafter's scoreboard
+        t, raw_means = est["task"], task_means(raw)
         for i, task in enumerate(tasks):
-            raw_point, raw_lo, raw_hi = denormalized(ref, task, [t.point[i], t.lo[i], t.hi[i]])
+            raw_lo, raw_hi = denormalized(suite, task, [t.lo[i], t.hi[i]])
             per_task.append(dict(method=method, task=task, n_seeds=int(counts[i]),
-                                 raw=raw_point, raw_lo=raw_lo, raw_hi=raw_hi,
-                                 norm=t.point[i], norm_lo=t.lo[i], norm_hi=t.hi[i]))
+                                 raw=raw_means[i], raw_lo=raw_lo, raw_hi=raw_hi, raw_std=std[i],
+                                 norm=t.point[i], norm_lo=t.lo[i], norm_hi=t.hi[i], norm_std=norm_std[i]))
         for name in AGGREGATES:
             e = est[name]
             aggregates.append(dict(method=method, metric=name, point=float(e.point), lo=float(e.lo),
@@ -121,6 +150,7 @@ def compare(
     comp.per_task = pd.DataFrame(per_task)
     comp.aggregates = pd.DataFrame(aggregates)
     comp.improvement = _improvements(comp, normalized, rng, reps)
+    comp.successes = _successes(episodes, comp, rng, reps)
     return comp
 
 
@@ -141,6 +171,26 @@ def _improvements(comp: Comparison, normalized: dict, rng: np.random.Generator, 
     return pd.DataFrame(rows, columns=["method", "point", "lo", "hi", "n_tasks"])
 
 
+def _successes(episodes: pd.DataFrame, comp: Comparison, rng: np.random.Generator, reps: int) -> pd.DataFrame:
+    """Per (method, task, item): success rate in % (mean over seeds, 95% CI) and runs that ever had it."""
+    rows = []
+    for method in comp.methods:
+        table = success_table(episodes[episodes["method"] == method], comp.suite, comp.rule)
+        for task, group in table.groupby("task", sort=False):
+            wide = group.pivot(index="seed", columns="item", values="rate")
+            items = list(dict.fromkeys(group["item"]))
+            rates = wide.reindex(columns=items).to_numpy(dtype=np.float64)
+            scored = ~np.isnan(rates).all(axis=1)
+            obtained = group.groupby("item")["obtained"].sum()
+            est = bootstrap(rates[scored], {"m": task_means}, rng, reps)["m"] if scored.any() else None
+            for i, item in enumerate(items):
+                rows.append(dict(method=method, task=task, item=item, n_seeds=int(scored.sum()),
+                                 rate=est.point[i] if est else np.nan, rate_lo=est.lo[i] if est else np.nan,
+                                 rate_hi=est.hi[i] if est else np.nan,
+                                 obtained=int(obtained[item]), n_runs=int(group["seed"].nunique())))
+    return pd.DataFrame(rows)
+
+
 # --- rendering -----------------------------------------------------------------------
 
 
@@ -155,12 +205,17 @@ def _cell(point, lo, hi, marks=()) -> str:
     return text + "".join(f" [{n}]" for n in marks)
 
 
+def _success_label(comp: Comparison, task: str, item: str) -> str:
+    several = comp.successes["task"].nunique() > 1
+    return f"{item} (% of episodes{', ' + task if several else ''})"
+
+
 def grid(comp: Comparison) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: tasks, then aggregates (normalised, %), then P(improvement)."""
+    """Header and rows: tasks, success items, aggregates (normalised, %), then P(improvement)."""
     header = ["Task"] + [f"{m} {kind}" for m in comp.methods for kind in ("score", "norm. %")]
     rows = []
-    by = comp.per_task.set_index(["task", "method"]) if len(comp.per_task) else None
-    tasks = [t for t in dict.fromkeys(comp.per_task["task"])] if by is not None else []
+    by = comp.per_task.set_index(["task", "method"])
+    tasks = list(dict.fromkeys(comp.per_task["task"]))
     missing_tasks = {(m, t) for (m, t) in comp.marks if t not in AGGREGATE_NAMES and t != "poi"}
     tasks += sorted({t for _, t in missing_tasks} - set(tasks))
     for task in tasks:
@@ -173,6 +228,17 @@ def grid(comp: Comparison) -> tuple[list[str], list[list[str]]]:
             else:
                 row += ["-" + "".join(f" [{n}]" for n in marks), "-"]
         rows.append(row)
+    if len(comp.successes):
+        succ = comp.successes.set_index(["task", "item", "method"])
+        for task, item in dict.fromkeys(zip(comp.successes["task"], comp.successes["item"])):
+            row = [_success_label(comp, task, item)]
+            for m in comp.methods:
+                if (task, item, m) in succ.index:
+                    r = succ.loc[(task, item, m)]
+                    row += [f"{_cell(r.rate, r.rate_lo, r.rate_hi)} ({r.obtained:.0f} of {r.n_runs:.0f} runs)", ""]
+                else:
+                    row += ["-", ""]
+            rows.append(row)
     agg = comp.aggregates.set_index(["metric", "method"])
     for name, label in AGGREGATE_NAMES.items():
         row = [f"**{label}** (norm. %)"]
@@ -189,15 +255,31 @@ def grid(comp: Comparison) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def _caption(comp: Comparison) -> str:
-    return (f"{comp.suite}: final score = mean of episodes ending in "
-            f"({comp.rule.budget_frames - comp.rule.window_frames:.0f}, {comp.rule.budget_frames:.0f}] frames; "
-            f"mean over seeds [95% CI, stratified bootstrap, {comp.reps} resamples].")
+def rule_line(comp: Comparison) -> str:
+    """How the table was made: final-score rule, budget and its source, window,
+    treatment of runs without an episode in the window, CIs."""
+    suite, rule = comp.suite, comp.rule
+    how = "Crafter score (%) of the episodes" if suite.run_score == "crafter" else "mean score of the episodes"
+    capped = rule.window_frames == rule.budget_frames < suite.final_window_frames
+    window = f"window {rule.window_frames:,.0f} frames" + (
+        f" (the suite's {suite.final_window_frames:,} capped at the budget)" if capped else "")
+    missing = f"{MISSING[rule.missing]} (--missing {rule.missing}" + (
+        "; the default, as it takes no score from outside a run's own window)" if rule.missing == DEFAULT_MISSING else ")")
+    text = (f"{suite.name}: final score = {how} ending in {_window(rule)}: budget {rule.budget_frames:,.0f} frames "
+            f"({rule.budget_from}), {window}. Runs with no episode in the window: {missing}. "
+            f"Per task: mean over seeds [95% CI, stratified bootstrap, {comp.reps:,} resamples]; "
+            f"normalised scores and aggregates in %.")
+    if comp.sources:
+        text += f" Published scores: {comp.sources}."
+    if len(comp.successes):
+        text += (" Success rows: % of the scored episodes with the item, mean over seeds [95% CI]; "
+                 "(k of n runs): runs with it in at least one episode up to the budget.")
+    return text
 
 
 def to_markdown(comp: Comparison) -> str:
     header, rows = grid(comp)
-    lines = [_caption(comp), "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [rule_line(comp), "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines += [""] + [f"[{i}] {n}" for i, n in enumerate(comp.notes, 1)]
     return "\n".join(lines) + "\n"
@@ -214,7 +296,7 @@ def _tex(text: str) -> str:
 
 def to_latex(comp: Comparison) -> str:
     header, rows = grid(comp)
-    lines = [r"\begin{table}", r"\centering", r"\caption{" + _tex(_caption(comp)) + "}",
+    lines = [r"\begin{table}", r"\centering", r"\caption{" + _tex(rule_line(comp)) + "}",
              r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
              " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
     lines += [" & ".join(_tex(c) for c in r) + r" \\" for r in rows]
@@ -224,25 +306,41 @@ def to_latex(comp: Comparison) -> str:
     return "\n".join(lines) + "\n"
 
 
+CSV_COLUMNS = ["section", "name", "task", "method", "quantity", "unit", "value", "lo", "hi", "std",
+               "n_seeds", "n_tasks", "n_runs", "notes"]
+
+
 def to_csv(comp: Comparison) -> str:
-    """Long format, one number per column; notes go in the ``notes`` column."""
+    """Long format: one quantity per row with its ``unit`` (normalised scores, aggregates
+    and success rates in percent, probabilities as fractions); ``n_seeds`` counts seeds
+    of a task, ``n_tasks`` tasks of an aggregate, ``n_runs`` runs; notes in ``notes``."""
     def notes(method, key):
         return " ".join(comp.notes[n - 1] for n in comp.marks.get((method, key), []))
 
+    unit = "Crafter score %" if comp.suite.run_score == "crafter" else "return"
     rows = []
     for r in comp.per_task.itertuples():
-        rows.append(dict(section="task", name=r.task, method=r.method, score=r.raw, score_lo=r.raw_lo,
-                         score_hi=r.raw_hi, normalized=r.norm, normalized_lo=r.norm_lo, normalized_hi=r.norm_hi,
-                         n=r.n_seeds, notes=notes(r.method, r.task)))
+        common = dict(section="task", name=r.task, task=r.task, method=r.method, n_seeds=r.n_seeds,
+                      notes=notes(r.method, r.task))
+        rows.append(dict(common, quantity="score", unit=unit, value=r.raw, lo=r.raw_lo, hi=r.raw_hi, std=r.raw_std))
+        rows.append(dict(common, quantity="normalized", unit="%", value=100 * r.norm, lo=100 * r.norm_lo,
+                         hi=100 * r.norm_hi, std=100 * r.norm_std))
+    for r in comp.successes.itertuples():
+        common = dict(section="success", name=r.item, task=r.task, method=r.method, n_seeds=r.n_seeds, n_runs=r.n_runs)
+        rows.append(dict(common, quantity="episodes_with_item", unit="%", value=r.rate, lo=r.rate_lo, hi=r.rate_hi))
+        rows.append(dict(common, quantity="runs_with_item", unit="runs", value=r.obtained))
     for r in comp.aggregates.itertuples():
-        rows.append(dict(section="aggregate", name=r.metric, method=r.method, normalized=r.point,
-                         normalized_lo=r.lo, normalized_hi=r.hi, n=r.n_tasks,
+        rows.append(dict(section="aggregate", name=r.metric, method=r.method, quantity=r.metric, unit="%",
+                         value=100 * r.point, lo=100 * r.lo, hi=100 * r.hi, n_tasks=r.n_tasks, n_runs=r.n_runs,
                          notes=notes(r.method, AGGREGATE_NAMES[r.metric])))
     for r in comp.improvement.itertuples():
         rows.append(dict(section="probability_of_improvement", name=f"P({comp.methods[0]} > {r.method})",
-                         method=r.method, normalized=r.point, normalized_lo=r.lo, normalized_hi=r.hi,
-                         n=r.n_tasks, notes=notes(r.method, "poi")))
-    return pd.DataFrame(rows).to_csv(index=False)
+                         method=r.method, quantity="probability_of_improvement", unit="probability",
+                         value=r.point, lo=r.lo, hi=r.hi, n_tasks=r.n_tasks, notes=notes(r.method, "poi")))
+    out = pd.DataFrame(rows, columns=CSV_COLUMNS)
+    counts = ["n_seeds", "n_tasks", "n_runs"]
+    out[counts] = out[counts].astype("Int64")  # integers, blank where a count does not apply
+    return out.to_csv(index=False)
 
 
 FORMATS = {"markdown": to_markdown, "latex": to_latex, "csv": to_csv}

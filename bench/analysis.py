@@ -15,9 +15,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from analysis.references import ATARI_RANDOM_HUMAN, SUITES
 from analysis.scores import FinalRule
 from analysis.tables import compare, render
+from suites import SUITES
+from suites.scores import ATARI_RANDOM_HUMAN
 
 
 def synthetic_episodes(methods: int, seeds: int, episodes: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -32,7 +33,7 @@ def synthetic_episodes(methods: int, seeds: int, episodes: int, rng: np.random.G
                 rows.append(pd.DataFrame({"method": f"method{m}", "suite": ref.name, "task": task, "seed": seed,
                                           "run_key": f"m{m}/{task}/{seed}", "step": frames / ref.action_repeat,
                                           "frames": frames, "score": level * rng.uniform(0.8, 1.2, episodes),
-                                          "layout": "episode"}))
+                                          "layout": "episode", "budget_frames": float(ref.budget_frames)}))
     return pd.concat(rows, ignore_index=True)
 
 

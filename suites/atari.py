@@ -20,7 +20,7 @@ import numpy as np
 
 from agent.reader import NonNegativeInt, PositiveInt, Probability
 from suites.base import Space, Suite, check_field, step_obs
-from suites.scores import ATARI_RANDOM_HUMAN
+from suites.scores import ATARI_RANDOM_HUMAN, dreamerv3_scores
 
 ATARI100K_GAMES = (
     "alien", "amidar", "assault", "asterix", "bank_heist", "battle_zone", "boxing", "breakout",
@@ -161,20 +161,22 @@ ATARI100K = Suite(
     check_protocol=_check_max_pool,
     make_env=make_atari100k,
     budget_steps=100_000,
+    # Episodes ending between 390k and 400k frames.
+    final_window_frames=10_000,
     # Reference configs.yaml `atari100k`: train_ratio 256, 1 env, default size.
     agent_defaults={
         "agent.size": "200m",
         "agent.train_ratio": 256,
         "run.envs": 1,
         "run.parallel_envs": False,
-        "run.steps": 100_000,
     },
     description="Atari100k: 26 games, 100k agent steps (400k frames), 64x64 RGB, repeat 4 "
     "with max-pool over 2 frames, no sticky actions, minimal action set, up to 30 no-ops, "
     "no life-loss signal, 108k-frame episodes (truncation). Scores: human-normalised with "
     "the random and human scores in suites.scores.",
     published_prefix="atari_",
-    published_suite="atari100k",
+    published=dreamerv3_scores("atari100k", ("dreamerv3", "ppo_fixhp")),
+    normalized_name="human-normalised score",
     score_refs={game: ATARI_RANDOM_HUMAN[game] for game in ATARI100K_GAMES},
 )
 
@@ -189,19 +191,21 @@ ATARI57 = Suite(
     check_protocol=_check_max_pool,
     make_env=make_atari57,
     budget_steps=50_000_000,
+    # Last 1% of the budget.
+    final_window_frames=2_000_000,
     # Reference configs.yaml `atari`: train_ratio 32, 16 envs, default size.
     agent_defaults={
         "agent.size": "200m",
         "agent.train_ratio": 32,
         "run.envs": 16,
         "run.parallel_envs": True,
-        "run.steps": 50_000_000,
     },
     description="Atari57 (Machado et al. 2018): 57 games, 50M agent steps (200M frames), "
     "96x96 grayscale, repeat 4 with max-pool over 2 frames, sticky actions 0.25, full "
     "18-action set, up to 30 no-ops as in the reference, no life-loss signal, 108k-frame "
     "episodes (truncation). Scores: human-normalised (suites.scores).",
     published_prefix="atari_",
-    published_suite="atari57",
+    published=dreamerv3_scores("atari57", ("dreamerv3", "muzero", "ppo_fixhp")),
+    normalized_name="human-normalised score",
     score_refs=dict(ATARI_RANDOM_HUMAN),
 )

@@ -61,13 +61,51 @@ class Env(Protocol):
     def close(self) -> None: ...
 
 
+RUN_SCORES = ("mean", "crafter")
+
+
+@dataclass(frozen=True)
+class PublishedScores:
+    """Per-run score files published for a suite, pinned to one commit of one repository.
+
+    Each file is a gzip (or plain) JSON list of runs (see ``analysis.data``). The
+    default source of ``dreamerbench table/plot --baseline METHOD`` is :attr:`url`;
+    a local folder or another URL holding the same file names overrides it.
+    """
+
+    repo: str
+    """GitHub ``owner/name``."""
+    commit: str
+    """Full commit hash the files are read at (raw URLs of a commit never change)."""
+    folder: str
+    """Folder of the files in the repository."""
+    files: Mapping[str, str]
+    """method -> file name in :attr:`folder` (``dreamerv3`` -> ``atari100k-dreamerv3.json.gz``)."""
+    reward_free: tuple[str, ...] = ()
+    """Methods whose policy never sees the reward (a random policy): their
+    episodes are episodes of every task that differs from theirs only in the reward."""
+
+    @property
+    def url(self) -> str:
+        """``https://raw.githubusercontent.com/REPO/COMMIT/FOLDER``."""
+        return f"https://raw.githubusercontent.com/{self.repo}/{self.commit}/{self.folder}"
+
+    @property
+    def where(self) -> str:
+        """Human-readable origin: ``github.com/REPO, folder FOLDER/, commit 1234567``."""
+        return f"github.com/{self.repo}, folder {self.folder}/, commit {self.commit[:7]}"
+
+
 @dataclass(frozen=True)
 class Suite:
-    """One benchmark: its tasks, protocol, budget and references.
+    """One benchmark: its tasks, protocol, budget, references and final-score rule.
 
     ``make_env(task, seed, protocol)`` builds one environment;
     ``protocol`` is ``default_protocol`` updated with the run's ``env``
     overrides (read and checked by :meth:`resolve_protocol`).
+
+    The budget is written once, as :attr:`budget_steps`; ``agent_defaults``
+    gets ``run.steps`` from it (giving ``run.steps`` there is an error).
     """
 
     name: str
@@ -75,19 +113,33 @@ class Suite:
     default_protocol: Mapping[str, Any]
     make_env: Callable[[str, int, Mapping[str, Any]], Env]
     budget_steps: int
+    """Training budget in agent steps (frames = steps x ``action_repeat``)."""
+    final_window_frames: int
+    """Final score of a run = its episodes ending in ``(budget - window, budget]``
+    frames (see ``analysis.scores.FinalRule``; a shorter budget caps the window)."""
     agent_defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     published_prefix: str = ""
     """Prefix that turns a task into its name in the published score files
     (``atari_`` + ``pong``); see :meth:`published_task`."""
-    published_suite: str | None = None
-    """Stem of the published score files (``atari100k`` in
-    ``atari100k-dreamerv3.json.gz``), or None where none were published."""
+    published: PublishedScores | None = None
+    """Published per-run scores of other methods, or None where none were published."""
+    run_score: str = "mean"
+    """How a run's episodes in the final window make its final score: ``mean`` of
+    their scores, or ``crafter``: the Crafter score (:func:`suites.scores.crafter_score`)
+    of the success rates of :attr:`episode_successes`."""
+    episode_successes: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]] | None = None
+    """Per-episode successes the tables report next to the score: given an
+    episode's columns (``score``, ``achievement_<name>``, ...: arrays over
+    episodes) return item -> bool array (Crafter: the 22 achievements;
+    Minecraft: the diamond). None: the suite has none."""
     score_refs: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     """Per task ``(low, high)`` scores that normalise a score to
     ``(score - low) / (high - low)`` (Atari: random and human returns; DMC: 0,
     1000; Crafter: 0, 100 on the Crafter score in percent; Minecraft: 0, 12
     milestones). The one normaliser of the project: analysis uses it too."""
+    normalized_name: str = "normalised score"
+    """What a normalised score is called on plot axes (``human-normalised score``)."""
     notes: str = ""
     """Caveats printed by ``dreamerbench suites NAME`` (e.g. unverified adapters)."""
     protocol_fields: Mapping[str, Any] = field(default_factory=dict)
@@ -96,6 +148,18 @@ class Suite:
     check_protocol: Callable[[Mapping[str, Any]], None] | None = None
     """Rules that join protocol fields (e.g. Atari's max_pool <= action_repeat): raises
     ValueError (:func:`check_field`) on a resolved protocol."""
+
+    def __post_init__(self):
+        if "run.steps" in self.agent_defaults:
+            raise ValueError(f"suite {self.name!r}: give the budget once, as budget_steps, not as agent_defaults['run.steps']")
+        if self.run_score not in RUN_SCORES:
+            raise ValueError(f"run_score={self.run_score!r} is unknown; allowed: {', '.join(RUN_SCORES)}")
+        if self.run_score == "crafter" and self.episode_successes is None:
+            raise ValueError(f"suite {self.name!r}: run_score 'crafter' needs episode_successes")
+        if not 0 < self.final_window_frames <= self.budget_frames:
+            raise ValueError(f"suite {self.name!r}: final_window_frames={self.final_window_frames} "
+                             f"must be in (0, budget_frames={self.budget_frames}]")
+        object.__setattr__(self, "agent_defaults", {**self.agent_defaults, "run.steps": self.budget_steps})
 
     def check_task(self, task: str) -> str:
         """Return ``task`` if it is in the suite, else raise listing the valid tasks."""
@@ -131,6 +195,16 @@ class Suite:
     def published_task(self, task: str) -> str:
         """Name of ``task`` in the published score files, e.g. ``dmc_walker_walk``."""
         return self.published_prefix + self.check_task(task)
+
+    def task_of_published(self, name: str) -> str:
+        """Inverse of :meth:`published_task`: ``atari_pong`` -> ``pong``; Crafter's
+        files also write ``crafter-reward``. Raises naming the suite's tasks."""
+        name = name.replace("-", "_")
+        task = name[len(self.published_prefix):] if name.startswith(self.published_prefix) else name
+        if task not in self.tasks:
+            raise ValueError(f"published task {name!r} is not in suite {self.name!r}; "
+                             f"allowed: {', '.join(self.published_task(t) for t in self.tasks)}")
+        return task
 
     @property
     def action_repeat(self) -> int:

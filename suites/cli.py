@@ -42,9 +42,9 @@ def listing() -> str:
 def describe(suite: Suite) -> str:
     """Tasks, protocol, budget, agent defaults, score references and notes of a suite."""
     published = (
-        f"{suite.published_suite}-METHOD.json.gz, tasks named like "
+        f"{', '.join(suite.published.files)} ({suite.published.where}); tasks named like "
         f"{suite.published_task(suite.tasks[0])!r}"
-        if suite.published_suite
+        if suite.published
         else "none"
     )
     sections = [
@@ -52,7 +52,8 @@ def describe(suite: Suite) -> str:
         f"tasks ({len(suite.tasks)}): {', '.join(suite.tasks)}",
         f"protocol (override with --set env.FIELD=VALUE): {json.dumps(dict(suite.default_protocol))}",
         f"budget: {suite.budget_steps:,} agent steps = {suite.budget_frames:,} frames "
-        f"(action_repeat {suite.action_repeat})",
+        f"(action_repeat {suite.action_repeat}); final score: {suite.run_score} of the episodes "
+        f"ending in the last {suite.final_window_frames:,} frames",
         f"agent defaults: {json.dumps(dict(suite.agent_defaults))}",
         f"published scores: {published}",
     ]

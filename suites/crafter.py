@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Mapping
 import numpy as np
 
 from agent.reader import PositiveInt, Range
-from suites.base import Space, Suite, step_obs
+from suites.base import PublishedScores, Space, Suite, step_obs
 from suites.scores import CRAFTER_SCORE_RANGE
 
 # crafter.constants.achievements (crafter 1.8), spelled out so that listing
@@ -80,6 +80,37 @@ class CrafterEnv:
         return step_obs({"image": image, **flags}, reward, is_first, is_last, is_terminal)
 
 
+def achievement_episodes(columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Achievement -> whether each episode unlocked it (its count or flag is >= 1).
+
+    ``columns`` holds ``achievement_<name>`` arrays over episodes: our runs log a
+    0/1 flag per episode, the published Crafter files a count per episode.
+    """
+    missing = [a for a in ACHIEVEMENTS if f"achievement_{a}" not in columns]
+    if missing:
+        raise ValueError(f"crafter scores need per-episode achievements; 'achievement_{missing[0]}' "
+                         "is missing (our runs log it as metric 'episode/achievement_<name>')")
+    return {a: np.asarray(columns[f"achievement_{a}"], dtype=np.float64) >= 1 for a in ACHIEVEMENTS}
+
+
+# The Crafter benchmark's per-episode files (danijar/crafter, scores/, as read by its
+# analysis/common.py): expert humans on the reward task; a random policy and two
+# unsupervised agents, which never see the reward, on the no-reward task.
+CRAFTER_SCORES = PublishedScores(
+    "danijar/crafter", "e04542a2159f1aad3d4c5ad52e8185717380ee3a", "scores",
+    {
+        "human": "crafter_reward-human.json",
+        "dreamerv2": "crafter_reward-dreamerv2.json",
+        "ppo": "crafter_reward-ppo.json",
+        "rainbow": "crafter_reward-rainbow.json",
+        "random": "crafter_noreward-random.json",
+        "unsup_plan2explore": "crafter_noreward-unsup_plan2explore.json",
+        "unsup_rnd": "crafter_noreward-unsup_rnd.json",
+    },
+    reward_free=("random", "unsup_plan2explore", "unsup_rnd"),
+)
+
+
 def make_crafter(task: str, seed: int, protocol: Mapping[str, Any]) -> CrafterEnv:
     """A Crafter environment: task ``reward`` (sparse achievement rewards) or ``noreward``."""
     return CrafterEnv(CRAFTER.check_task(task), seed, protocol)
@@ -96,19 +127,23 @@ CRAFTER = Suite(
     },
     make_env=make_crafter,
     budget_steps=1_000_000,
+    # Success rates are over every episode of the budget (Hafner 2021).
+    final_window_frames=1_000_000,
     # Reference configs.yaml `crafter`: train_ratio 512, 1 env, default size.
     agent_defaults={
         "agent.size": "200m",
         "agent.train_ratio": 512,
         "run.envs": 1,
         "run.parallel_envs": False,
-        "run.steps": 1_000_000,
     },
     description="Crafter, 64x64 RGB, 17 actions, 10,000-step episodes; the 22 achievements "
     "are logged per episode as log/achievement_<name>. Score: exp(mean(ln(1 + s_i))) - 1 over "
     "the achievement success rates s_i in percent (suites.scores.crafter_score).",
     published_prefix="crafter_",
-    published_suite=None,
+    published=CRAFTER_SCORES,
     # A run's score is the Crafter score (percent) of its episodes, not a return.
+    run_score="crafter",
+    episode_successes=achievement_episodes,
+    normalized_name="Crafter score",
     score_refs={task: CRAFTER_SCORE_RANGE for task in ("reward", "noreward")},
 )

@@ -15,7 +15,7 @@ import numpy as np
 
 from agent.reader import PositiveInt, Range
 from suites.base import Space, Suite, step_obs
-from suites.scores import DMC_RETURN_RANGE
+from suites.scores import DMC_RETURN_RANGE, dreamerv3_scores
 
 # task -> (dm_control domain, dm_control task). The names are those of the
 # published score files without their "dmc_" prefix; ball_in_cup is the one
@@ -166,6 +166,8 @@ DMC_PROPRIO = Suite(
     protocol_fields={"action_repeat": PROTOCOL_FIELDS["action_repeat"]},
     make_env=make_proprio,
     budget_steps=500_000,
+    # Last 5%: 25 episodes of 1000 frames.
+    final_window_frames=25_000,
     # Reference configs.yaml `dmc_proprio`: size1m, train_ratio 1024, 16 envs.
     # Proprio physics steps in ~0.1 ms, less than a worker round trip, so the
     # envs step in the trainer's process.
@@ -174,12 +176,12 @@ DMC_PROPRIO = Suite(
         "agent.train_ratio": 1024,
         "run.envs": 16,
         "run.parallel_envs": False,
-        "run.steps": 500_000,
     },
     description="DeepMind Control, 18 tasks, proprioceptive vector observations, no rendering. "
     + _DMC_SCORES,
     published_prefix="dmc_",
-    published_suite="dmc_proprio",
+    published=dreamerv3_scores("dmc_proprio", ("d4pg", "ddpg", "dmpo", "dreamerv3", "mpo", "ppo_fixhp")),
+    normalized_name="normalised return (/ 1000)",
     score_refs={task: DMC_RETURN_RANGE for task in PROPRIO_TASKS},
 )
 
@@ -190,6 +192,8 @@ DMC_VISION = Suite(
     protocol_fields=PROTOCOL_FIELDS,
     make_env=make_vision,
     budget_steps=1_000_000,
+    # Last 5%: 50 episodes of 1000 frames.
+    final_window_frames=50_000,
     # Reference configs.yaml `dmc_vision`: default size (200m), train_ratio
     # 256, 16 envs; rendering dominates env time, so envs get worker processes.
     agent_defaults={
@@ -197,11 +201,11 @@ DMC_VISION = Suite(
         "agent.train_ratio": 256,
         "run.envs": 16,
         "run.parallel_envs": True,
-        "run.steps": 1_000_000,
     },
     description="DeepMind Control, 20 tasks, 64x64 RGB images only (camera 2 for quadruped, "
     "else 0), MuJoCo EGL rendering without shadows or multisampling. " + _DMC_SCORES,
     published_prefix="dmc_",
-    published_suite="dmc_vision",
+    published=dreamerv3_scores("dmc_vision", ("curl", "dreamerv3", "drqv2", "ppo_fixhp", "sac")),
+    normalized_name="normalised return (/ 1000)",
     score_refs={task: DMC_RETURN_RANGE for task in VISION_TASKS},
 )

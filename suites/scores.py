@@ -27,7 +27,21 @@ This module and the suite records (``Suite.tasks``, ``score_refs``,
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
+
+from suites.base import PublishedScores
+
+# danijar/dreamerv3 at the commit this project reproduces; its scores/ folder
+# holds SUITE-METHOD.json.gz per-run score curves (May 2024 data).
+DREAMERV3_REPO, DREAMERV3_COMMIT = "danijar/dreamerv3", "e3f02248693a79dc8b0ebd62c93683888ddaccfe"
+
+
+def dreamerv3_scores(stem: str, methods: Iterable[str]) -> PublishedScores:
+    """The published ``scores/STEM-METHOD.json.gz`` files of danijar/dreamerv3."""
+    return PublishedScores(DREAMERV3_REPO, DREAMERV3_COMMIT, "scores",
+                           {m: f"{stem}-{m}.json.gz" for m in methods})
 
 # game -> (random, human) episode return. Order and values as in the sources above.
 ATARI_RANDOM_HUMAN: dict[str, tuple[float, float]] = {

@@ -1,19 +1,40 @@
-"""Loaders on the real published files and a real MLflow store; CLI end to end; bad input."""
+"""Loaders on the real published files and real MLflow stores; CLI end to end; bad input.
 
+Our runs are recorded the way ``dreamerbench sweep`` records them (a spec expanded by
+``experiments.spec.expand``, runs created by ``experiments.tracking.create_run``,
+episodes delivered by ``MlflowOutput``), so tags and params are the real ones.
+"""
+
+import dataclasses
+import functools
 import gzip
+import http.server
 import json
+import socket
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import experiments.cli
+import suites
 from analysis import load_published, load_runs
-from analysis.references import SUITES
 from analysis.scores import FinalRule, final_scores
+from experiments import tracking
+from experiments.spec import expand, load_spec, parse_spec
 
-PUBLISHED = Path(__file__).resolve().parents[1].parent / "shared" / "baselines" / "dreamerv3"
-needs_published = pytest.mark.skipif(not PUBLISHED.is_dir(), reason=f"{PUBLISHED} not present")
+ROOT = Path(__file__).resolve().parents[1]
+BASELINES = ROOT.parent / "shared" / "baselines"
+PUBLISHED = BASELINES / "dreamerv3"
+CRAFTER = BASELINES / "crafter"
+needs_published = pytest.mark.skipif(not (PUBLISHED.is_dir() and CRAFTER.is_dir()), reason=f"{BASELINES} not present")
+SUITES = suites.SUITES
+
+
+# --- published files ---------------------------------------------------------------
 
 
 @needs_published
@@ -23,7 +44,7 @@ def test_published_per_episode_file():
     assert (df["layout"] == "episode").all()
     assert df.groupby("task")["seed"].nunique().eq(5).all()
     np.testing.assert_allclose(df["step"] * 4, df["frames"])  # frames vs agent steps
-    assert df["frames"].max() <= 400_000
+    assert df["frames"].max() <= 400_000 and (df["budget_frames"] == 400_000).all()
 
 
 @needs_published
@@ -35,11 +56,24 @@ def test_published_binned_file_keeps_null_bins():
     short = finals[finals["final"].isna()]
     # A run that stopped early has no final score, and it is reported, not dropped.
     assert (short["last_frames"] < 198e6).all() and len(short) >= 1
+    assert (short["treated"] == "left out").all()
+
+
+@needs_published
+def test_published_crafter_files():
+    human = load_published("crafter", "human", CRAFTER)
+    assert set(human["task"]) == {"reward"} and sorted(set(human["seed"])) == [0, 1, 2, 3, 4]  # "crafter-reward", "0"
+    assert len(human) == 100 and (human["layout"] == "episode").all()
+    assert {f"achievement_{a}" for a in suites.crafter.ACHIEVEMENTS} <= set(human.columns)
+    # The random policy never sees the reward: its no-reward episodes stand for the tasks asked for.
+    random = load_published("crafter", "random", CRAFTER, tasks=["reward"])
+    assert set(random["task"]) == {"reward"} and len(random) == 29_784
+    assert set(load_published("crafter", "random", CRAFTER)["task"]) == {"reward", "noreward"}
 
 
 @needs_published
 def test_published_unknown_method_names_allowed_ones():
-    with pytest.raises(ValueError, match=r"method='nope'.*allowed: dreamerv3, ppo_fixhp"):
+    with pytest.raises(ValueError, match=r"baseline='nope' has no published file .*allowed: dreamerv3, ppo_fixhp"):
         load_published("atari100k", "nope", PUBLISHED)
 
 
@@ -59,47 +93,166 @@ def test_unknown_suite():
         load_published("atari", "dreamerv3", PUBLISHED)
 
 
+# --- a fresh clone: the published files come from an http server --------------------
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    requests: list = []
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def do_GET(self):
+        self.requests.append(self.path)
+        super().do_GET()
+
+
+@pytest.fixture(scope="module")
+def server():
+    """``http://127.0.0.1:PORT`` serving ../shared/baselines (dreamerv3/ and crafter/)."""
+    handler = functools.partial(_Handler, directory=str(BASELINES))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture
+def fresh_clone(server, tmp_path, monkeypatch):
+    """The pinned raw.githubusercontent.com folders replaced by the local server; an empty cache."""
+    def url(published):
+        return f"{server}/{'crafter' if published.repo == 'danijar/crafter' else 'dreamerv3'}"
+
+    monkeypatch.setattr(suites.base.PublishedScores, "url", property(url))
+    monkeypatch.setattr("analysis.data.DEFAULT_CACHE", tmp_path / "cache")
+    _Handler.requests.clear()
+    return tmp_path / "cache"
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@needs_published
+def test_fresh_clone_downloads_the_published_files_once(fresh_clone, cli, capsys):
+    args = ["table", "--suite", "atari100k", "--baseline", "dreamerv3", "--format", "csv", "--reps", "200"]
+    assert cli(args) == 0, capsys.readouterr().err
+    downloaded = capsys.readouterr().out
+    assert _Handler.requests == ["/dreamerv3/atari100k-dreamerv3.json.gz"]
+    assert cli(args) == 0 and capsys.readouterr().out == downloaded  # from the cache
+    assert len(_Handler.requests) == 1
+    assert cli([*args, "--published-dir", str(PUBLISHED)]) == 0  # the local folder overrides
+    assert capsys.readouterr().out == downloaded
+    assert cli(args[:5] + ["--reps", "200"]) == 0 and len(_Handler.requests) == 1
+    assert "Published scores: dreamerv3 from github.com/danijar/dreamerv3, folder scores/, commit e3f0224." in (
+        capsys.readouterr().out)
+    # Crafter's repository publishes plain JSON; a gzipped copy is read as well.
+    assert cli(["table", "--suite", "crafter", "--baseline", "human", "--reps", "200"]) == 0
+    assert _Handler.requests[1:] == ["/crafter/crafter_reward-human.json", "/crafter/crafter_reward-human.json.gz"]
+    out = capsys.readouterr().out
+    assert "Published scores: human from github.com/danijar/crafter, folder scores/, commit e04542a." in out
+
+
+@needs_published
+def test_fresh_clone_refuses_a_method_that_is_a_path(fresh_clone, tmp_path, server, cli, capsys):
+    for method in ("../../x", "../dreamerv3/atari100k-dreamerv3", "/etc/passwd", ".hidden"):
+        assert cli(["table", "--suite", "atari100k", "--baseline", method, "--published-dir", f"{server}/dreamerv3",
+                    "--cache-dir", str(tmp_path / "cache")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"baseline={method!r} is not a method name; allowed: letters" in err
+    assert _Handler.requests == [] and not (tmp_path / "cache").exists() and sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_down_server_and_missing_file_are_one_line(tmp_path, server, cli, capsys):
+    down = f"http://127.0.0.1:{_closed_port()}"
+    assert cli(["table", "--suite", "atari100k", "--baseline", "dreamerv3", "--published-dir", down,
+                "--cache-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"published scores at {down} cannot be reached" in err
+    assert cli(["table", "--suite", "atari100k", "--baseline", "nope", "--published-dir", f"{server}/dreamerv3",
+                "--cache-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "baseline='nope' has no published file for suite 'atari100k'" in err
+    assert "allowed: dreamerv3, ppo_fixhp" in err and not list(tmp_path.rglob("*.part"))
+
+
 # --- MLflow ----------------------------------------------------------------------------
 
 
-def _log_sweep(uri, name, runs):
-    """Log runs the way the sweep recorder does (tags, protocol params, episode metrics)."""
-    from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param, RunTag
+def record_sweep(uri: str, spec, episodes) -> None:
+    """Record ``spec``'s runs as ``dreamerbench sweep`` does and deliver ``episodes(run)``:
+    a list of ``(step, {metric: value})`` (None: the run is never created)."""
+    client = tracking.client(uri)
+    experiment_id = tracking.ensure_experiment(client, spec.name, uri)
+    for run in expand(spec):
+        records = episodes(run)
+        if records is None:
+            continue
+        run_id = tracking.create_run(client, experiment_id, run, {"git_commit": "unknown", "git_dirty": "unknown"},
+                                     f"/nonexistent/{run.key}")
+        output = tracking.MlflowOutput(client, run_id)
+        for step, values in records:
+            output.write(step, "episode", {"length": 100.0, **values})
+        output.flush()
+        client.set_terminated(run_id)
 
-    client = MlflowClient(uri)
-    exp = client.create_experiment(name)
-    for task, seed, scores in runs:
-        run = client.create_run(exp)
-        tags = {"run_key": f"{name}/{task}/{seed}", "sweep": name, "suite": "atari100k", "task": task, "seed": str(seed)}
-        metrics = [Metric("episode/score", s, 0, step) for step, s in scores]
-        metrics += [Metric("episode/length", 100.0, 0, step) for step, _ in scores]
-        client.log_batch(run.info.run_id, metrics=metrics,
-                         params=[Param("protocol.action_repeat", "4")],
-                         tags=[RunTag("dreamerbench." + k, v) for k, v in tags.items()])
-        client.set_terminated(run.info.run_id)
-    return exp
+
+def _spec(text: str):
+    return parse_spec(text, "spec.yaml")
+
+
+TINY = """
+name: tiny
+suite: atari100k
+tasks: [pong, breakout]
+seeds: 2
+steps: 1000
+overrides: {agent.size: debug}
+"""
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root}/mlflow.db"
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
     rng = np.random.default_rng(0)
-    runs = [(task, seed, [(step, float(rng.normal(base + step / 100)))
-                          for step in (200, 400, 600, 800, 1000)])
-            for task, base in (("pong", -20.0), ("breakout", 2.0)) for seed in (0, 1)
-            if (task, seed) != ("breakout", 1)]  # one missing seed, to be reported
-    _log_sweep(uri, "tiny", runs)
-    _log_sweep(uri, "empty", [])
+    base = {"pong": -20.0, "breakout": 2.0}
+
+    def episodes(run):
+        if (run.task, run.seed) == ("breakout", 1):
+            return None  # one missing seed, to be reported
+        return [(step, {"score": float(rng.normal(base[run.task] + step / 100))}) for step in (200, 400, 600, 800, 1000)]
+
+    record_sweep(uri, _spec(TINY), episodes)
+    tracking.ensure_experiment(tracking.client(uri), "empty", uri)
+    # Two grid points, one seed each: 100 and 900.
+    grid = _spec("name: grid\nsuite: atari100k\ntasks: [pong]\nseeds: 1\nsteps: 1000\n"
+                 "overrides: {agent.size: debug}\ngrid: {agent.train_ratio: [512, 32]}\n")
+    record_sweep(uri, grid, lambda run: [(1000, {"score": GRID_SCORES[run.config.agent.train_ratio]})])
+    # A run that has not finished an episode yet (seed 1).
+    early = _spec("name: early\nsuite: atari100k\ntasks: [pong]\nseeds: 2\nsteps: 1000\noverrides: {agent.size: debug}\n")
+    record_sweep(uri, early, lambda run: [(1000, {"score": -20.0})] if run.seed == 0 else [])
+    # experiments/quickstart.yaml as it is: 1500 steps of DMC, whose episodes last 1000
+    # steps, so each run has one episode, at step 1000, before the suite's 25k window.
+    record_sweep(uri, load_spec(ROOT / "experiments" / "quickstart.yaml"),
+                 lambda run: [(1000, {"score": QUICKSTART_SCORES[(run.task, run.seed)]})])
     return uri
+
+
+GRID_SCORES = {32.0: 100.0, 512.0: 900.0}
+QUICKSTART_SCORES = {("cartpole_balance", 0): 300.0, ("cartpole_balance", 1): 500.0, ("reacher_easy", 0): 50.0,
+                     ("reacher_easy", 1): 150.0}
 
 
 def test_load_runs_tidy(store):
     df = load_runs(store, "tiny")
-    assert list(df.columns[:9]) == ["method", "suite", "task", "seed", "run_key", "step", "frames", "score", "layout"]
+    assert list(df.columns[:10]) == ["method", "suite", "task", "seed", "run_key", "step", "frames", "score",
+                                     "layout", "budget_frames"]
     assert len(df) == 3 * 5 and set(df["method"]) == {"dreamerbench"}
     np.testing.assert_allclose(df["frames"], df["step"] * 4)
+    assert (df["budget_frames"] == 4000).all()  # run.steps 1000 x action repeat 4
 
 
 def test_load_runs_errors(store):
@@ -116,38 +269,81 @@ def cli(monkeypatch):
     return experiments.cli.main
 
 
-SMALL = ["--budget-frames", "4000", "--window-frames", "500", "--reps", "500"]
+def _csv(out: str) -> dict:
+    """(section, name, method, quantity) -> value of a ``--format csv`` table."""
+    import io
+
+    import pandas as pd
+
+    df = pd.read_csv(io.StringIO(out))
+    return {(r.section, r.name, r.method, r.quantity): r.value for r in df.itertuples()}
 
 
 @needs_published
 def test_end_to_end_table(store, cli, capsys):
     code = cli(["table", "--suite", "atari100k", "--runs", "tiny", "--tracking-uri", store,
-                "--baseline", "dreamerv3", "--published-dir", str(PUBLISHED), "--format", "csv", *SMALL])
+                "--baseline", "dreamerv3", "--published-dir", str(PUBLISHED), "--format", "csv", "--reps", "500"])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "dreamerbench on breakout: 1 of 2 seeds; missing seed(s) 1." in err  # warned
-    lines = out.splitlines()
-    pong = [line for line in lines if line.startswith("task,pong,dreamerbench,")]
-    assert len(pong) == 1
-    # Our pong final = mean over seeds of the episode at 4000 frames (step 1000).
+    values = _csv(out)
+    # Our pong final = mean over seeds of the episodes in (0, 4000] frames: the budget the
+    # sweep asked for (1000 steps x 4), the suite's 10k-frame window capped at it.
     df = load_runs(store, "tiny")
-    expected = df[(df["task"] == "pong") & (df["step"] == 1000)]["score"].mean()
-    assert float(pong[0].split(",")[3]) == pytest.approx(expected)
-    assert any(line.startswith("probability_of_improvement,P(dreamerbench > dreamerv3)") for line in lines)
+    expected = df[df["task"] == "pong"].groupby("seed")["score"].mean().mean()
+    assert values[("task", "pong", "dreamerbench", "score")] == pytest.approx(expected)
+    assert ("probability_of_improvement", "P(dreamerbench > dreamerv3)", "dreamerv3",
+            "probability_of_improvement") in values
 
 
 def test_end_to_end_markdown_footnotes(store, cli, capsys):
-    code = cli(["table", "--suite", "atari100k", "--runs", "tiny", "--tracking-uri", store, *SMALL])
+    code = cli(["table", "--suite", "atari100k", "--runs", "tiny", "--tracking-uri", store, "--reps", "500"])
     out, _ = capsys.readouterr()
     assert code == 0
     assert "| breakout | " in out and "missing seed(s) 1" in out
     assert "no runs on 24 of 26 tasks" in out  # absent tasks are footnoted too
+    assert "budget 4,000 frames (the budget the runs of 'tiny' were asked for (run.steps x action repeat))" in out
+    assert "window 4,000 frames (the suite's 10,000 capped at the budget)" in out
+
+
+def test_grid_points_are_separate_rows(store, cli, capsys):
+    assert cli(["table", "--suite", "atari100k", "--runs", "grid", "--tracking-uri", store, "--format", "csv",
+                "--reps", "100"]) == 0
+    values = _csv(capsys.readouterr().out)
+    rows = {k[2]: v for k, v in values.items() if k[0] == "task" and k[3] == "score"}
+    assert rows == {"dreamerbench (agent.train_ratio=32.0)": 100.0, "dreamerbench (agent.train_ratio=512.0)": 900.0}
+
+
+def test_a_run_without_episodes_is_footnoted(store, cli, capsys):
+    assert cli(["table", "--suite", "atari100k", "--runs", "early", "--tracking-uri", store, "--reps", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "pong, seed 1: no episode in the final window (0, 4,000] frames (it has none); left out." in out
+
+
+def test_quickstart_sized_runs_need_no_extra_flags(store, tmp_path, cli, capsys):
+    base = ["--suite", "dmc_proprio", "--runs", "quickstart", "--tracking-uri", store, "--reps", "200"]
+    assert cli(["table", *base]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "(0, 1,500] frames: budget 1,500 frames (the budget the runs of 'quickstart' were asked for" in out
+    assert "| cartpole_balance | 400.0 [300.0, 500.0] | 40.0 [30.0, 50.0] |" in out
+    assert "| reacher_easy | 100.0 [50.0, 150.0] | 10.0 [5.00, 15.0] |" in out
+    for kind in ("curves", "aggregate", "profile"):
+        assert cli(["plot", *base, "--kind", kind, "--out", str(tmp_path / kind)]) == 0, capsys.readouterr().err
+        assert (tmp_path / kind).with_suffix(".png").stat().st_size > 1000
+
+
+def test_curves_need_no_final_window(store, cli, tmp_path, capsys):
+    # A window the runs never reach: the curves do not care, the table says why it is empty.
+    args = ["--suite", "atari100k", "--runs", "tiny", "--tracking-uri", store, "--budget-frames", "400000"]
+    assert cli(["plot", *args, "--kind", "curves", "--out", str(tmp_path / "c"), "--reps", "100"]) == 0
+    assert cli(["table", *args]) == 2
+    assert "has no final score on any task" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("kind", ["curves", "aggregate", "profile"])
 def test_end_to_end_plot_one_seed(store, cli, tmp_path, kind, capsys):
     code = cli(["plot", "--suite", "atari100k", "--runs", "tiny", "--tracking-uri", store,
-                "--kind", kind, "--out", str(tmp_path / kind), "--bins", "4", *SMALL])
+                "--kind", kind, "--out", str(tmp_path / kind), "--bins", "4", "--reps", "200"])
     assert code == 0, capsys.readouterr().err
     for suffix in (".png", ".pdf"):
         assert (tmp_path / kind).with_suffix(suffix).stat().st_size > 1000
@@ -162,3 +358,64 @@ def test_cli_bad_input(store, cli, capsys):
     assert "has no runs of suite 'dmc_proprio'; its suites: atari100k" in capsys.readouterr().err
     assert cli(["table", "--suite", "atari100k"]) == 2
     assert "give --runs SWEEP and/or --baseline METHOD" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["table", "plot"])
+def test_bad_options_are_one_line_errors(store, cli, tmp_path, capsys, command):
+    base = [command, "--suite", "atari100k", "--runs", "tiny"] + (["--kind", "curves", "--out", str(tmp_path / "p")]
+                                                                  if command == "plot" else [])
+    missing = tmp_path / "nothing" / "mlflow.db"
+    cases = [
+        (["--tracking-uri", f"sqlite:///{missing}"], f"no MLflow store at sqlite:///{missing}"),
+        (["--tracking-uri", f"file://{tmp_path}/mlruns"], "file store in maintenance mode; use sqlite:///"),
+        (["--tracking-uri", f"http://127.0.0.1:{_closed_port()}"], "no MLflow server answers"),
+        (["--tracking-uri", store, "--reps", "0"], "--reps=0 is not allowed; allowed: an integer >= 1"),
+        (["--tracking-uri", store, "--reps", "-5"], "--reps=-5 is not allowed; allowed: an integer >= 1"),
+        (["--tracking-uri", store, "--budget-frames", "0"], "--budget-frames=0 is not allowed; allowed: a finite number > 0"),
+        (["--tracking-uri", store, "--window-frames", "9000"], "window_frames=9000 must be in (0, budget_frames=4000]"),
+    ]
+    if command == "plot":
+        cases.append((["--tracking-uri", store, "--bins", "0"], "--bins=0 is not allowed; allowed: an integer >= 1"))
+
+    def exit_code(argv):  # flags are refused by argparse (SystemExit), values by the command
+        try:
+            return cli(argv)
+        except SystemExit as stop:
+            return stop.code
+
+    for extra, message in cases:
+        assert exit_code(base + extra) == 2, extra
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (extra, err)
+    assert not missing.parent.exists()  # nothing created
+    assert not list(tmp_path.glob("p.*"))
+
+
+@pytest.mark.slow
+def test_a_train_run_reaches_the_table(tmp_path, cli, capsys):
+    # `dreamerbench train --tracking-uri` records one MLflow run (tags, params, episodes)
+    # that the table reads; tiny config of tests/test_train_command.py: 126-step episodes.
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    sets = ["agent.batch_size=2", "agent.batch_length=8", "agent.imag_length=3", "agent.train_ratio=16",
+            "run.envs=1", "run.train_start=40", "run.save_every=126", "run.log_every=0", "replay.capacity=5000",
+            "env.action_repeat=8", f"run.compile_cache={tmp_path / 'jax'}"]
+    command = [sys.executable, "-m", "experiments.cli", "train", "--suite", "dmc_proprio", "--task",
+               "cartpole_balance", "--size", "debug", "--steps", "252", "--logdir", str(tmp_path / "run"),
+               "--tracking-uri", uri, *[a for s in sets for a in ("--set", s)]]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    episodes = [json.loads(line) for line in (tmp_path / "run" / "episodes.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in episodes] == [125, 251]
+    assert cli(["table", "--suite", "dmc_proprio", "--runs", "train", "--tracking-uri", uri, "--format", "csv",
+                "--reps", "100"]) == 0
+    values = _csv(capsys.readouterr().out)
+    # Budget 252 steps x action repeat 8 = 2016 frames, the window capped at it: both episodes.
+    assert values[("task", "cartpole_balance", "dreamerbench", "score")] == pytest.approx(
+        np.mean([e["score"] for e in episodes]))
+    run = tracking.client(uri).search_runs([tracking.client(uri).get_experiment_by_name("train").experiment_id])[0]
+    assert run.info.status == "FINISHED" and run.data.tags["dreamerbench.task"] == "cartpole_balance"
+    # Training the same logdir again resumes the same MLflow run: nothing is recorded twice.
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    df = load_runs(uri, "train")
+    assert len(df) == 2 and df["run_key"].nunique() == 1

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from analysis import metrics
-from analysis.references import SUITES, atari_normalized, crafter_score
 from analysis.scores import normalized
+from suites import SUITES
+from suites.scores import crafter_score
+from suites.scores import human_normalized as atari_normalized
 
 
 def test_atari_normalisation_by_hand():
@@ -118,17 +120,20 @@ def test_bootstrap_improvement_interval():
     assert math.isclose(est.point, metrics.probability_of_improvement(x, y))
 
 
-def test_crafter_run_score_and_milestone_success_from_episodes():
+def test_crafter_run_score_and_diamond_successes_from_episodes():
     import pandas as pd
 
-    from analysis.references import CRAFTER_ACHIEVEMENTS
-    from analysis.scores import FinalRule, crafter_run_score, milestone_success
+    from analysis.scores import FinalRule, run_score, success_table
+    from suites.crafter import ACHIEVEMENTS
 
-    episodes = pd.DataFrame({f"achievement_{a}": [0.0, 0.0] for a in CRAFTER_ACHIEVEMENTS})
+    episodes = pd.DataFrame({f"achievement_{a}": [0.0, 0.0] for a in ACHIEVEMENTS})
     episodes["achievement_collect_wood"] = [1.0, 0.0]  # 50% on one of 22 achievements
-    assert crafter_run_score(episodes) == pytest.approx(math.exp(math.log(51) / 22) - 1)
-    mc = pd.DataFrame({"method": "m", "seed": 0, "frames": [10.0, 20.0, 30.0],
-                       "milestone_log": [1.0, 1.0, 0.0], "milestone_diamond": [0.0, 1.0, 0.0]})
-    rates = milestone_success(mc, FinalRule(30.0, 25.0))  # frames 10, 20, 30 in (5, 30]
-    assert rates.loc[("m", 0), "milestone_log"] == pytest.approx(200 / 3)
-    assert rates.loc[("m", 0), "milestone_diamond"] == pytest.approx(100 / 3)
+    assert run_score(episodes, SUITES["crafter"]) == pytest.approx(math.exp(math.log(51) / 22) - 1)
+    episodes["achievement_collect_wood"] = [3.0, 0.0]  # published files hold counts: >= 1 is a success
+    assert run_score(episodes, SUITES["crafter"]) == pytest.approx(math.exp(math.log(51) / 22) - 1)
+    # Minecraft: 12 milestones return >= 11.99, 11 at most 11.01 (float noise above 11 included).
+    mc = pd.DataFrame({"method": "m", "task": "diamond", "seed": 0, "frames": [10.0, 20.0, 30.0, 40.0],
+                       "score": [11.0000000003, 11.995, 12.0, 10.99]})
+    table = success_table(mc, SUITES["minecraft_diamond"], FinalRule(40.0, 25.0))  # frames 20, 30, 40 scored
+    assert table["item"].tolist() == ["diamond obtained"]
+    assert table["rate"].iloc[0] == pytest.approx(200 / 3) and bool(table["obtained"].iloc[0])

@@ -7,7 +7,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from test_analysis_data import PUBLISHED, _log_sweep
+from test_analysis_data import PUBLISHED, _spec, record_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.skipif(not PUBLISHED.is_dir(), reason=f"{PUBLISHED} not present")
 def test_notebook_executes(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    _log_sweep(uri, "nb", [("pong", 0, [(step, -20.0 + step / 100) for step in (25_000, 50_000, 99_000)])])
+    spec = _spec("name: nb\nsuite: atari100k\ntasks: [pong]\nseeds: 1\noverrides: {agent.size: debug}\n")
+    record_sweep(uri, spec, lambda run: [(step, {"score": -20.0 + step / 100}) for step in (25_000, 50_000, 99_000)])
     env = {"DREAMERBENCH_TRACKING_URI": uri, "DREAMERBENCH_SWEEP": "nb", "DREAMERBENCH_PUBLISHED": str(PUBLISHED),
            "DREAMERBENCH_SUITE": "atari100k", "DREAMERBENCH_REPS": "500",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}

@@ -1,8 +1,10 @@
-"""The suite registry, protocol resolution and task names."""
+"""The suite registry (the only one: analysis reads it too), protocol resolution and task names."""
 
+import dataclasses
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from suites import SUITES, get_suite
@@ -25,7 +27,7 @@ def test_suite_record_is_consistent(name):
     assert isinstance(suite.default_protocol["action_repeat"], int)
     assert len(set(suite.tasks)) == len(suite.tasks)
     assert suite.budget_frames == suite.budget_steps * suite.action_repeat
-    assert suite.agent_defaults["run.steps"] == suite.budget_steps
+    assert suite.agent_defaults["run.steps"] == suite.budget_steps  # derived from budget_steps
     for task in suite.tasks:
         assert not task.startswith(name), "task names carry no suite prefix"
         assert suite.published_task(task).startswith(suite.published_prefix)
@@ -55,6 +57,73 @@ def test_import_is_cheap():
     # Listing suites must not pay for JAX or any environment library.
     code = (
         "import sys, suites; heavy = {'jax', 'dm_control', 'mujoco', 'crafter', 'ale_py', 'minerl'};"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# suite -> (budget frames, final window frames, action repeat, run score); the documented rules.
+RULES = {
+    "atari100k": (400_000, 10_000, 4, "mean"),
+    "atari57": (200_000_000, 2_000_000, 4, "mean"),
+    "dmc_proprio": (500_000, 25_000, 1, "mean"),
+    "dmc_vision": (1_000_000, 50_000, 1, "mean"),
+    "crafter": (1_000_000, 1_000_000, 1, "crafter"),
+    "minecraft_diamond": (100_000_000, 5_000_000, 1, "mean"),
+}
+
+
+@pytest.mark.parametrize("name", list(RULES))
+def test_final_score_rules_live_on_the_suite(name):
+    from analysis.scores import FinalRule
+
+    budget, window, repeat, score = RULES[name]
+    suite = SUITES[name]
+    assert (suite.budget_frames, suite.final_window_frames, suite.action_repeat, suite.run_score) == RULES[name]
+    assert FinalRule.for_suite(suite) == FinalRule(float(budget), float(window))
+    # A shorter budget (a short sweep) caps the window at the budget.
+    assert FinalRule.for_suite(suite, budget_frames=1500).window_frames == min(window, 1500)
+
+
+def test_the_budget_is_written_once():
+    suite = SUITES["dmc_proprio"]
+    with pytest.raises(ValueError, match="give the budget once, as budget_steps"):
+        dataclasses.replace(suite, agent_defaults={**suite.agent_defaults})  # holds the derived run.steps
+    other = dataclasses.replace(suite, budget_steps=7, final_window_frames=7,
+                                agent_defaults={k: v for k, v in suite.agent_defaults.items() if k != "run.steps"})
+    assert other.agent_defaults["run.steps"] == 7
+
+
+def test_every_task_has_a_normaliser():
+    from analysis.scores import normalized
+
+    for suite in SUITES.values():
+        for task in suite.tasks:
+            low, high = suite.score_refs[task]
+            np.testing.assert_allclose(normalized(suite, task, [low, high]), [0.0, 1.0], atol=1e-12)
+    with pytest.raises(ValueError, match="task='pongg' is not in suite 'atari100k'"):
+        normalized(SUITES["atari100k"], "pongg", 0.0)
+
+
+def test_published_sources_are_pinned():
+    for name, suite in SUITES.items():
+        published = suite.published
+        assert len(published.commit) == 40 and published.url.startswith("https://raw.githubusercontent.com/")
+        for file in published.files.values():
+            assert file.startswith(("crafter_", name + "-"))
+    assert get_suite("atari100k").published.url == (
+        "https://raw.githubusercontent.com/danijar/dreamerv3/e3f02248693a79dc8b0ebd62c93683888ddaccfe/scores")
+    assert get_suite("crafter").task_of_published("crafter-reward") == "reward"
+    assert get_suite("atari57").task_of_published("atari_pong") == "pong"
+    with pytest.raises(ValueError, match="published task 'atari_pongg' is not in suite 'atari57'"):
+        get_suite("atari57").task_of_published("atari_pongg")
+
+
+def test_analysis_import_is_cheap():
+    code = (
+        "import sys, analysis.scores, analysis.tables;"
+        "heavy = {'jax', 'dm_control', 'mujoco', 'crafter', 'ale_py', 'minerl', 'mlflow'};"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
