@@ -7,13 +7,7 @@ module maps names both ways; it needs only NumPy, so CI can use it without the
 reference installed (the names come from the recorded npz files).
 
 Every reference leaf is exactly one of our leaves with the same shape and memory
-layout, except the vector decoder's output:
-
-- ``dec/vec/<key>/pred`` (one Linear per vector observation key, the reference's
-  `DictHead`) are column blocks of our single ``decoder/Linear_0`` over the keys
-  concatenated in sorted order (`Target.columns`).
-
-Layouts that agree although the code is organised differently:
+layout. Layouts that agree although the code is organised differently:
 
 - ``dyn/obs0`` is a Linear on concat(deter, tokens): kernel rows [0, deter) act on
   deter and the rest on the tokens; our `TwoInputLinear` ``post_in`` has the same
@@ -25,9 +19,11 @@ Layouts that agree although the code is organised differently:
   candidate, update); our ``dyn_gates`` splits each block's outputs the same way.
 - ``dec/sp0`` is a BlockLinear whose output (g h w c) becomes h w (g c); our
   ``decoder/BlockLinear_0`` output is reshaped [g, h, w, c/g] and g moved next to c.
+- ``dec/vec/<key>/pred``, the output layer of each vector key, is our
+  ``decoder/Linear_<i>`` with i the key's place in sorted order.
 - ``dec/sp2`` is a Linear with units (h, w, c): its kernel is stored flat
-  [in, h * w * c] and reshaped row-major, as our ``decoder/Linear_0`` (``Linear_1``
-  when vector keys are decoded too).
+  [in, h * w * c] and reshaped row-major, as our ``decoder/Linear_<k>`` (k = the
+  number of vector keys, which come first).
 - The decoder's conv stages run from the coarsest grid: reference conv{n-2} ..
   conv0, then imgout, are our Conv_0 .. Conv_{n-1} (n = len(cnn_mults)), and
   ``dec/spnorm``, conv{n-2}norm .. conv0norm are our RMSNorm_0 .. RMSNorm_{n-1}.
@@ -64,21 +60,19 @@ RETURN_NORM = {"low": "retnorm/lo/value", "high": "retnorm/hi/value"}
 
 @dataclass(frozen=True)
 class Layout:
-    """What the names depend on: the vector keys (sorted, as our encoder and decoder concatenate
-    them) with their flat sizes, and the number of CNN stages (0 without images)."""
+    """What the names depend on: the vector observation keys (sorted, as our encoder and
+    decoder order them) and the number of CNN stages (0 without images)."""
 
-    vector_sizes: tuple[tuple[str, int], ...] = ()
+    vector_keys: tuple[str, ...] = ()
     cnn_stages: int = 0
 
 
 @dataclass(frozen=True)
 class Target:
-    """One of our leaves: `tree` is 'params' or 'slow_critic', `path` the keys inside it;
-    `columns` is the (start, stop) block of the last axis when the reference leaf fills only part of it."""
+    """One of our leaves: `tree` is 'params' or 'slow_critic', `path` the keys inside it."""
 
     tree: str
     path: tuple[str, ...]
-    columns: tuple[int, int] | None = None
 
 
 def is_parameter(name: str) -> bool:
@@ -90,24 +84,17 @@ def _dense(prefix: tuple[str, ...], index: str, norm: bool, leaf: str) -> tuple[
 
 
 def _rules(layout: Layout) -> list[tuple[str, Callable[..., tuple]]]:
-    """(regex, fn(match) -> (tree, path) or (tree, path, columns)) for every reference parameter."""
+    """(regex, fn(match) -> (tree, path)) for every reference parameter."""
     n = layout.cnn_stages
     wm = ("world_model", "params")
     actor, critic = ("actor", "params"), ("critic", "params")
     dyn_inputs = {"0": "dyn_in_deter", "1": "dyn_in_stoch", "2": "dyn_in_action"}
-    image_linear = "Linear_1" if layout.vector_sizes else "Linear_0"
-    offsets, start = {}, 0
-    for key, size in layout.vector_sizes:
-        offsets[key] = (start, start + size)
-        start += size
+    image_linear = f"Linear_{len(layout.vector_keys)}"
 
     def vector_head(m):
-        if m[1] not in offsets:
-            raise KeyError(f"reference decoder head for vector key {m[1]!r}; layout keys: {sorted(offsets)}")
-        return "params", (*wm, "decoder", "Linear_0", m[2]), offsets[m[1]]
-
-    def mlp(prefix):
-        return lambda m: ("params", (*prefix, "MLP_0", f"Dense_{m[1]}", "RMSNorm_0" if m[2] else "Linear_0", m[3]))
+        if m[1] not in layout.vector_keys:
+            raise KeyError(f"reference decoder head for vector key {m[1]!r}; layout keys: {layout.vector_keys}")
+        return "params", (*wm, "decoder", f"Linear_{layout.vector_keys.index(m[1])}", m[2])
 
     return [
         (r"dyn/dynin(\d)(norm)?/(\w+)",
@@ -181,43 +168,25 @@ def get_leaf(tree: Mapping, path: tuple[str, ...]):
 def to_ours(flat: Mapping[str, np.ndarray], layout: Layout, prefix: str = "") -> dict[str, dict]:
     """Reference parameters {prefix + name: array} -> {'params': our params tree, 'slow_critic': ...}.
 
-    `prefix` selects e.g. the optimiser's moments (``opt/state/1/1/``). Column
-    blocks are concatenated in order and must tile the whole leaf.
+    `prefix` selects e.g. the optimiser's moments (``opt/state/1/1/``); other names are skipped.
     """
     trees: dict[str, dict] = {"params": {}, "slow_critic": {}}
-    blocks: dict[tuple[str, tuple[str, ...]], list] = {}
     for full, value in flat.items():
-        if not full.startswith(prefix) or not is_parameter(full[len(prefix):]):
-            continue
-        where = target(full[len(prefix):], layout)
-        if where.columns is None:
+        if full.startswith(prefix) and is_parameter(full[len(prefix):]):
+            where = target(full[len(prefix):], layout)
             _set(trees[where.tree], where.path, np.asarray(value))
-        else:
-            blocks.setdefault((where.tree, where.path), []).append((where.columns, np.asarray(value)))
-    for (tree, path), parts in blocks.items():
-        parts.sort(key=lambda part: part[0][0])
-        stops = [0] + [stop for (_, stop), _ in parts]
-        starts = [start for (start, _), _ in parts]
-        if starts != stops[:-1]:
-            raise ValueError(f"column blocks of {'/'.join(path)} do not tile it: {[c for c, _ in parts]}")
-        _set(trees[tree], path, np.concatenate([value for _, value in parts], -1))
     return trees
 
 
 def to_reference(trees: Mapping[str, Mapping], names: Iterable[str], layout: Layout) -> dict[str, np.ndarray]:
     """Our trees {'params': ..., 'slow_critic': ...} (either may be missing) -> {reference name: array}
-    for the reference parameter `names` whose tree is present (column blocks cut out)."""
+    for the reference parameter `names` whose tree is present."""
     flat = {}
     for name in names:
-        if not is_parameter(name):
-            continue
-        where = target(name, layout)
-        if where.tree not in trees:
-            continue
-        value = np.asarray(get_leaf(trees[where.tree], where.path))
-        if where.columns is not None:
-            value = value[..., where.columns[0]:where.columns[1]]
-        flat[name] = value
+        if is_parameter(name):
+            where = target(name, layout)
+            if where.tree in trees:
+                flat[name] = np.asarray(get_leaf(trees[where.tree], where.path))
     return flat
 
 
