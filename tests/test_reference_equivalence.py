@@ -20,6 +20,7 @@ Regenerate the data with the reference's venv (tools/README.md):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 from typing import NamedTuple
@@ -31,7 +32,7 @@ import optax
 import pytest
 
 from agent import behavior, distributions as dist
-from agent.config import SIZES, AgentConfig, Config, apply_overrides
+from agent.config import SIZES, AgentConfig, Config, LossScales, apply_overrides
 from agent.dreamer import Dreamer, TrainState
 from suites.base import Space
 from tools import reference_map
@@ -39,6 +40,7 @@ from tools.fixed_noise import FixedNoise
 
 DATA = pathlib.Path(__file__).parent / "data"
 KINDS = ("vector", "image")
+LOSS_TERMS = tuple(f.name for f in dataclasses.fields(LossScales))  # rec, rew, con, dyn, rep, policy, value, repval
 
 
 def load(kind: str) -> dict[str, np.ndarray]:
@@ -300,7 +302,7 @@ def test_our_defaults_are_the_reference_config():
         "agent.opt.beta1": ours.opt.beta1, "agent.opt.beta2": ours.opt.beta2, "agent.opt.wd": 0.0,
         "agent.opt.schedule": "const", "agent.opt.momentum": True,
         "agent.policy_dist_disc": "categorical", "agent.policy_dist_cont": "bounded_normal",
-        **{f"agent.loss_scales.{k}": getattr(ours.loss_scales, k) for k in ("rec", "rew", "con", "dyn", "rep", "policy", "value", "repval")},
+        **{f"agent.loss_scales.{k}": getattr(ours.loss_scales, k) for k in LOSS_TERMS},
     }
     wrong = {k: (cfg[k], v) for k, v in pairs.items() if cfg[k] != v}
     assert not wrong, f"reference config vs ours: {wrong}"
@@ -329,14 +331,13 @@ def test_recorded_step_exercises_both_sides_of_every_threshold(kind):
 
 def loss_pairs(step: Step) -> dict[str, tuple]:
     """Our loss means and per-element terms next to the reference's."""
-    data, m, cap, agent = step.data, step.metrics, step.captured, step.agent
+    data, m, cap = step.data, step.metrics, step.captured
     B, T = data["batch/is_first"].shape[0], data["batch/is_first"].shape[1] - 1
-    obs_terms = [k for k in agent.obs_space]  # the reference has one reconstruction term per key
-    pairs = {f"loss/{k}": (m[f"loss/{k}"], data[f"loss/{k}"].mean()) for k in ("dyn", "rep", "rew", "con", "policy", "value", "repval")}
-    pairs["loss/rec"] = (m["loss/rec"], sum(data[f"loss/{k}"].mean() for k in obs_terms))
-    scales = agent.cfg.loss_scales
-    total = sum(getattr(scales, k) * pairs[f"loss/{k}"][1] for k in ("dyn", "rep", "rew", "con", "policy", "value", "repval", "rec"))
-    pairs["loss/total"] = (m["loss/total"], total)
+    reference = {k: data[f"loss/{k}"].mean() for k in LOSS_TERMS if k != "rec"}
+    reference["rec"] = sum(data[f"loss/{k}"].mean() for k in step.agent.obs_space)  # a term per key there
+    pairs = {f"loss/{k}": (m[f"loss/{k}"], value) for k, value in reference.items()}
+    scales = step.agent.cfg.loss_scales
+    pairs["loss/total"] = (m["loss/total"], sum(getattr(scales, k) * value for k, value in reference.items()))
     for k in ("policy", "value"):
         pairs[f"{k} [B, T]"] = (cap["imag"]["losses"][k].mean(1).reshape(B, T), data[f"loss/{k}"])
     pairs["repval [B, T - 1]"] = (cap["repval"], data["loss/repval"])
