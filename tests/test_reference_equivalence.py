@@ -136,7 +136,6 @@ class Captured(dict):
 class Step(NamedTuple):
     data: dict
     agent: Dreamer
-    state: TrainState
     new_state: TrainState
     metrics: dict
     deter: np.ndarray
@@ -191,7 +190,7 @@ def run_ours(kind: str) -> Step:
         jax.block_until_ready((new_state, out))
         jax.effects_barrier()
     assert sorted(noise.used) == sorted(k for k in data if k.startswith("noise/")), noise.used
-    return Step(data, agent, state, new_state, jax.device_get(out.metrics), np.asarray(out.deter),
+    return Step(data, agent, new_state, jax.device_get(out.metrics), np.asarray(out.deter),
                 np.asarray(out.stoch), captured)
 
 
