@@ -78,12 +78,12 @@ class Dreamer:
         if self.image_keys:
             first = obs_space[self.image_keys[0]].shape
             image_shape = (*first[:2], sum(obs_space[k].shape[-1] for k in self.image_keys))
-        self.vector_size = sum(int(np.prod(obs_space[k].shape)) for k in self.vector_keys)
+        self.vector_sizes = tuple(int(np.prod(obs_space[k].shape)) for k in self.vector_keys)
         dtype = compute_dtype(cfg.compute_dtype)
         self.dtype = dtype
         self.world_model = rssm.WorldModel(
             action_size=self.action_size, image_keys=self.image_keys, vector_keys=self.vector_keys,
-            image_shape=image_shape, vector_size=self.vector_size, deter=dims.deter,
+            image_shape=image_shape, vector_sizes=self.vector_sizes, deter=dims.deter,
             hidden=dims.hidden, stoch=cfg.stoch, classes=dims.classes, units=dims.units,
             depth=dims.depth, blocks=cfg.blocks, mults=cfg.cnn_mults, kernel=cfg.cnn_kernel,
             mlp_layers=cfg.mlp_layers, head_layers=cfg.head_layers,

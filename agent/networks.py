@@ -251,13 +251,19 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """Latent features -> reconstructions: image means in [0, 1], vector means in symlog space.
 
+    Vector keys share an MLP on concat(stoch, deter); each key has its own output
+    layer (`vector_sizes`: flat sizes in the encoder's sorted key order), as the
+    reference's per-key heads (danijar/dreamerv3 e3f0224 `dreamerv3/rssm.py`
+    L302-305), so adaptive gradient clipping bounds each key's layer on its own.
+    The outputs are returned concatenated as `out["vector"]` [..., sum(vector_sizes)].
+
     The image path mirrors the encoder: the deterministic state is mapped by a
     block-linear layer (cheap for wide states) and the stochastic state by an
     MLP to a 4x4 grid, then each stage upsamples 2x and convolves.
     """
 
     image_shape: tuple[int, ...] | None
-    vector_size: int
+    vector_sizes: tuple[int, ...]
     depth: int
     mults: Sequence[int]
     kernel: int
@@ -271,10 +277,10 @@ class Decoder(nn.Module):
     def __call__(self, deter, stoch_flat):
         out = {}
         lead = deter.shape[:-1]
-        if self.vector_size:
+        if self.vector_sizes:
             x = jnp.concatenate([stoch_flat.astype(self.dtype), deter.astype(self.dtype)], -1)
             x = MLP(self.layers, self.units, self.eps, self.dtype)(x)
-            out["vector"] = f32(Linear(self.vector_size, self.dtype)(x))
+            out["vector"] = jnp.concatenate([f32(Linear(size, self.dtype)(x)) for size in self.vector_sizes], -1)
         if self.image_shape:
             out["image"] = self._image(deter, stoch_flat, lead)
         return out

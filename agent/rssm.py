@@ -39,7 +39,7 @@ class WorldModel(nn.Module):
     image_keys: Sequence[str]
     vector_keys: Sequence[str]
     image_shape: tuple[int, ...] | None
-    vector_size: int
+    vector_sizes: tuple[int, ...]
     deter: int
     hidden: int
     stoch: int
@@ -64,7 +64,7 @@ class WorldModel(nn.Module):
             layers=self.mlp_layers, eps=self.eps, dtype=self.dtype, **cnn,
         )
         self.decoder = Decoder(
-            self.image_shape, self.vector_size, units=self.units, layers=self.mlp_layers,
+            self.image_shape, tuple(self.vector_sizes), units=self.units, layers=self.mlp_layers,
             blocks=self.decoder_blocks, eps=self.eps, dtype=self.dtype, **cnn,
         )
         dense = lambda units: Dense(units, self.eps, self.dtype)

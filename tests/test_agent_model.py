@@ -222,3 +222,33 @@ def test_discrete_policy_has_no_uniform_mix_unless_asked():
         probs = np.exp(agent.actor.distribution(logits).logp_all)
         expected = (1 - unimix) * np.asarray(jax.nn.softmax(logits)) + unimix / 3
         np.testing.assert_allclose(probs, expected, rtol=1e-6)
+
+
+def test_each_vector_key_has_its_own_decoder_output_layer_so_clipping_bounds_it_alone():
+    """danijar/dreamerv3 e3f0224 `dreamerv3/rssm.py` L302-305: one output head per vector key
+    after a shared MLP; adaptive gradient clipping (per tensor) then bounds each key's head alone."""
+    from agent.networks import MLP
+    from agent.optimizer import clip_by_agc
+    from agent.rssm import Latent, WorldModel
+
+    obs = {"velocity": Space(np.float32, (2,)), "joints": Space(np.float32, (3,))}
+    agent = make_agent("debug", obs, CONTINUOUS)
+    params = jax.jit(agent.init)(jax.random.PRNGKey(0)).params
+    decoder = params["world_model"]["params"]["decoder"]
+    deter, stoch, classes = agent.latent_shape
+    latent = Latent(
+        jax.random.normal(jax.random.PRNGKey(1), (4, deter)),
+        jax.nn.one_hot(jax.random.randint(jax.random.PRNGKey(2), (4, stoch), 0, classes), classes),
+    )
+    recon = agent.world_model.apply(params["world_model"], latent, method=WorldModel.decode)["vector"]
+    hidden = MLP(3, 32).apply({"params": decoder["MLP_0"]}, jnp.concatenate([latent.stoch.reshape(4, -1), latent.deter], -1))
+    head = lambda name: hidden @ decoder[name]["kernel"] + decoder[name]["bias"]
+    # Keys in sorted order, as the loss concatenates the targets: joints (3), then velocity (2).
+    np.testing.assert_allclose(recon, jnp.concatenate([head("Linear_0"), head("Linear_1")], -1), rtol=1e-5, atol=1e-6)
+    heads = {k: decoder[k] for k in ("Linear_0", "Linear_1")}
+    # A gradient far above 0.3 |param| on one key's head, one far below on the other's.
+    grads = jax.tree_util.tree_map(lambda p: 1e-3 * jnp.ones_like(p), heads)
+    grads["Linear_0"] = jax.tree_util.tree_map(lambda g: 1e6 * g, grads["Linear_0"])
+    clipped, _ = clip_by_agc(0.3, 1e-3).update(grads, None, heads)
+    assert float(jnp.linalg.norm(clipped["Linear_0"]["kernel"])) < float(jnp.linalg.norm(grads["Linear_0"]["kernel"]))
+    np.testing.assert_array_equal(clipped["Linear_1"]["kernel"], grads["Linear_1"]["kernel"])

@@ -1,0 +1,1 @@
+"""Developer tools that CI does not run (tools/README.md); importable from the repository root."""
