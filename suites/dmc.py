@@ -14,7 +14,7 @@ from typing import Annotated, Any, Mapping
 import numpy as np
 
 from agent.reader import PositiveInt, Range
-from suites.base import Space, Suite, step_obs
+from suites.base import SPECIAL_KEYS, Space, Suite, step_obs
 from suites.scores import DMC_RETURN_RANGE, dreamerv3_scores
 
 # task -> (dm_control domain, dm_control task). The names are those of the
@@ -53,9 +53,13 @@ DEFAULT_CAMERAS = {"quadruped": 2}
 class DMCEnv:
     """One dm_control task as an :class:`suites.base.Env`.
 
-    Observations are either ``vector`` (all dm_control observation arrays,
-    flattened and concatenated in sorted key order, float32) or ``image``
-    (``image_size`` x ``image_size`` x 3 uint8). Actions are float32 in
+    Observations are either dm_control's own proprioceptive keys (each a
+    flat float32 vector, scalars of shape (1,); a key that is one of the step
+    keys such as ``reward`` is renamed ``obs_<key>``) or ``image``
+    (``image_size`` x ``image_size`` x 3 uint8). Keeping the keys apart, as the
+    reference does (danijar/dreamerv3 ``embodied/envs/from_dm.py``), gives
+    each its own decoder output layer, which adaptive gradient clipping
+    bounds separately. Actions are float32 in
     [-1, 1], rescaled to the task's action bounds.
     """
 
@@ -80,9 +84,11 @@ class DMCEnv:
             self._physics.model.vis.quality.offsamples = 0
             self.obs_space = {"image": Space(np.uint8, (size, size, 3), 0, 255)}
         else:
-            self._keys = sorted(self._env.observation_spec())
-            width = sum(int(np.prod(s.shape)) for s in self._env.observation_spec().values())
-            self.obs_space = {"vector": Space(np.float32, (width,))}
+            spec = self._env.observation_spec()
+            self._keys = {key: f"obs_{key}" if key in SPECIAL_KEYS else key for key in sorted(spec)}
+            self.obs_space = {
+                name: Space(np.float32, (max(1, int(np.prod(spec[key].shape))),)) for key, name in self._keys.items()
+            }
         self._done = True
 
     def reset(self) -> dict[str, np.ndarray]:
@@ -123,9 +129,7 @@ class DMCEnv:
             data = {"image": self._physics.render(self._size, self._size, camera_id=self._camera)}
         else:
             data = {
-                "vector": np.concatenate(
-                    [np.asarray(step.observation[k], np.float32).ravel() for k in self._keys]
-                )
+                name: np.asarray(step.observation[key], np.float32).reshape(-1) for key, name in self._keys.items()
             }
         return step_obs(data, reward, is_first, is_last, is_terminal)
 

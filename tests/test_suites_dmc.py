@@ -29,11 +29,13 @@ def test_suites_cover_the_published_tasks():
 def test_proprio_task_resets_and_steps(task):
     env = PROPRIO.make_env(task, 0, PROPRIO.resolve_protocol({}))
     try:
-        assert set(env.obs_space) == {"vector"}
+        spec = env._env.observation_spec()
+        assert set(env.obs_space) == set(spec)  # dm_control's keys, kept apart as in the reference
         assert env.act_space.dtype == np.float32 and env.act_space.low == -1
         for obs in _run(env, 3, np.random.default_rng(0)):
-            assert obs["vector"].shape == env.obs_space["vector"].shape
-            assert obs["vector"].dtype == np.float32 and np.isfinite(obs["vector"]).all()
+            for key, space in env.obs_space.items():
+                assert obs[key].shape == space.shape == (max(1, int(np.prod(spec[key].shape))),)
+                assert obs[key].dtype == np.float32 and np.isfinite(obs[key]).all()
             assert obs["reward"].dtype == np.float32
     finally:
         env.close()
@@ -52,15 +54,14 @@ def test_vision_task_renders_64x64_frames(task):
         env.close()
 
 
-def test_proprio_vector_order_is_sorted_keys():
+def test_proprio_observations_are_the_dm_control_keys():
     env = PROPRIO.make_env("walker_walk", 3, PROPRIO.resolve_protocol({}))
     obs = env.reset()
     physics = env._env.physics
-    spec = env._env.observation_spec()
-    widths = {k: int(np.prod(spec[k].shape)) for k in sorted(spec)}
-    # orientations (14), height (1), velocity (9), in sorted key order.
-    assert list(widths) == ["height", "orientations", "velocity"]
-    assert obs["vector"][0] == pytest.approx(physics.torso_height())
+    # orientations (14), height (a scalar, given as shape (1,)), velocity (9).
+    assert {k: s.shape for k, s in env.obs_space.items()} == {"height": (1,), "orientations": (14,), "velocity": (9,)}
+    assert obs["height"][0] == pytest.approx(physics.torso_height())
+    np.testing.assert_allclose(obs["velocity"], physics.velocity(), rtol=1e-6)
     env.close()
 
 
@@ -86,7 +87,8 @@ def test_same_seed_same_episode():
         _run(PROPRIO.make_env("reacher_easy", 7, {"action_repeat": 1}), 5, np.random.default_rng(1))
         for _ in range(2)
     )
-    np.testing.assert_array_equal(first[-1]["vector"], second[-1]["vector"])
+    for key in first[-1]:
+        np.testing.assert_array_equal(first[-1][key], second[-1][key])
 
 
 def test_bad_action_and_protocol_are_rejected():

@@ -72,17 +72,18 @@ def test_real_envs_match_between_variants(parallel):
     protocol = PROPRIO.resolve_protocol({})
     with make_vector_env(PROPRIO, "walker_walk", 5, protocol, 2, parallel) as env:
         obs = env.reset()
-        assert obs["vector"].shape == (2, 24) and obs["vector"].dtype == np.float32
+        assert obs["orientations"].shape == (2, 14) and obs["orientations"].dtype == np.float32
         for _ in range(3):
             obs = env.step(np.full((2, 6), 0.3, np.float32))
         # Envs have distinct seeds, so distinct initial states.
-        assert not np.array_equal(obs["vector"][0], obs["vector"][1])
-        final = obs["vector"]
+        assert not np.array_equal(obs["orientations"][0], obs["orientations"][1])
+        final = obs
     single = PROPRIO.make_env("walker_walk", env_seeds(5, 2)[1], protocol)
     single.reset()
     for _ in range(3):
-        expected = single.step(np.full(6, 0.3, np.float32))["vector"]
-    np.testing.assert_array_equal(final[1], expected)
+        expected = single.step(np.full(6, 0.3, np.float32))
+    for key in ("height", "orientations", "velocity", "reward"):
+        np.testing.assert_array_equal(final[key][1], expected[key])
 
 
 def test_seeds_are_distinct_and_deterministic():
