@@ -186,15 +186,17 @@ def plot(protocol: Protocol, curves: dict, out: Path) -> list[Path]:
         for i, run in enumerate(r for r in curves["runs"] if r["task"] == task):
             color = f"C{i}"
             ax.scatter(run["frames"], run["score"], s=6, color=color, alpha=0.35)
-            bins = run["bins"]
-            ax.plot(bins["x_frames"], bins["mean"], color=color, lw=2, marker="o", ms=3,
-                    label=f"dreamerbench seed {run['seed']}, 10k-frame means (dots: episodes)")
+            # Mean of the episodes that end together (all envs end at once on DMC's fixed-length episodes).
+            ends = sorted(set(run["frames"]))
+            means = [np.mean([s for f, s in zip(run["frames"], run["score"]) if f == end]) for end in ends]
+            ax.plot(ends, means, color=color, lw=2, marker="o", ms=4,
+                    label=f"dreamerbench seed {run['seed']}: mean of the episodes ending together (dots: episodes)")
         ax.set_xlim(0, protocol.frames)
         ax.set_ylim(0, 1000)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:.0f}k"))
         ax.set_xlabel("environment frames")
         ax.set_ylabel("episode return")
-        ax.set_title(f"{protocol.suite} {task}")
+        ax.set_title(f"{protocol.suite} {task}" + (f"\n{protocol.note}" if protocol.note else ""), fontsize=10)
         ax.legend(fontsize=7, loc="upper left")
         path = out / f"{task}.png"
         fig.savefig(path, dpi=120)
