@@ -60,7 +60,9 @@ def collect(args) -> tuple[pd.DataFrame, list[str]]:
     ref = get_suite(args.suite)
     parts, methods = [], []
     if args.runs:
-        ours = load_runs(args.tracking_uri, args.runs)
+        notes: list[str] = []
+        ours = load_runs(args.tracking_uri, args.runs, notes)
+        _warn(notes)
         suites = sorted(set(ours["suite"]))
         ours = ours[ours["suite"] == ref.name]
         if ours.empty:

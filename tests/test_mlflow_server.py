@@ -66,7 +66,8 @@ def test_local_sweep_into_mlflow_server_with_interrupt_and_resume(tmp_path, mlfl
     """Local executor: SIGINT makes the run checkpoint and stop; re-running resumes it."""
     spec = tiny_spec(tmp_path, "server_sweep", tasks=["cartpole_balance"], seeds=1, steps=1100)
     args = ["sweep", str(spec), "--tracking-uri", mlflow_server, "--workdir", str(tmp_path / "work")]
-    client = tracking.client(mlflow_server)
+    tracker = tracking.Tracker(mlflow_server)
+    client = tracker.client
     launcher = subprocess.Popen(
         [sys.executable, "-m", "experiments.cli", *args], cwd=REPO,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -74,7 +75,7 @@ def test_local_sweep_into_mlflow_server_with_interrupt_and_resume(tmp_path, mlfl
     try:
         def checkpointed():
             experiment = client.get_experiment_by_name("server_sweep")
-            runs = tracking.sweep_runs(client, experiment.experiment_id) if experiment else []
+            runs = tracker.runs(experiment.experiment_id) if experiment else []
             return [r for r in runs if int(r.data.tags.get(tracking.STEPS_TAG, "0")) > 0]
 
         (first,) = wait_for(checkpointed, 180, "the run's first checkpoint", poll=0.5)
@@ -94,7 +95,7 @@ def test_local_sweep_into_mlflow_server_with_interrupt_and_resume(tmp_path, mlfl
     assert result.returncode == 0, result.stdout + result.stderr
     assert "runs: 1 FINISHED" in result.stdout and mlflow_server in result.stdout
     experiment = client.get_experiment_by_name("server_sweep")
-    (run,) = tracking.sweep_runs(client, experiment.experiment_id)
+    (run,) = tracker.runs(experiment.experiment_id)
     assert run.info.run_id == first.info.run_id and run.info.status == "FINISHED"
     assert run.data.tags["dreamerbench.resumed_at"] == str(stopped_at)
     assert run.data.tags["dreamerbench.local_pid"] and run.data.tags["dreamerbench.host"]
