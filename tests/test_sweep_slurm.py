@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from agent import checkpoint
 from experiments import tracking
 from experiments.slurm_cluster import default_state_dir
 from experiments.sweep import SlurmUnavailable, check_slurm, wait_slurm
@@ -94,16 +95,15 @@ def sweep(tmp_path_factory):
 
     def checkpointed_running_run():
         for run in tracker.runs(experiment.experiment_id):
-            steps = int(run.data.tags.get(tracking.STEPS_TAG, "0"))
-            # steps_done is the step of the newest record a checkpoint covers;
-            # records come every few seconds, so this leaves time to preempt.
-            if run.info.status == "RUNNING" and 0 < steps <= 800:
+            held = checkpoint.complete(Path(run.data.tags[tracking.TAG + "logdir"]) / "checkpoint")
+            # A checkpoint every 250 steps: one at 800 or below leaves time to preempt.
+            if run.info.status == "RUNNING" and held and held[-1].step <= 800:
                 return run
         return None
 
-    victim = wait_for(checkpointed_running_run, 240, "a running job with a checkpoint")
+    victim = wait_for(checkpointed_running_run, 480, "a running job with a checkpoint")
     victim_job = victim.data.tags[tracking.TAG + "slurm_job_id"]
-    print(f"preempting {victim_job} at steps_done={victim.data.tags[tracking.STEPS_TAG]}, "
+    print(f"preempting {victim_job} at steps_done={victim.data.tags.get(tracking.STEPS_TAG)}, "
           f"{time.monotonic() - start:.1f} s after submission")
     # USR2 is what Slurm sends before preempting or timing out a submitit job
     # (--signal=USR2@delay). Plain `scontrol requeue` would restart the job
