@@ -237,6 +237,61 @@ class RunDir:
         return summary
 
 
+def load_pack(dirs: Sequence[RunDir], seeds: Sequence[int]) -> list[tuple[Checkpoint, bytes, dict, dict]] | None:
+    """The newest checkpoint step that every run of a pack holds and can read, loaded for each run
+    as (checkpoint, state bytes, replay arrays, saved counters); None for a fresh start.
+
+    A damaged checkpoint is skipped with a warning naming the bad file (an older one is
+    tried). A step counts only if no run holds a later checkpoint saved without the
+    others of this pack (it trained on apart: resuming the pack would throw that away). A fresh
+    start happens only when no run has saved yet, or when the pack's first save was cut
+    short (every run holds at most one checkpoint, saved by this very pack of `seeds`).
+    Raises CheckpointError if none can be read, ConfigError if the runs hold checkpoints
+    at no common step (they trained apart).
+    """
+    held = [run.checkpoints() for run in dirs]  # newest first
+    # A checkpoint saved by a pack without all of `seeds`: its run trained on apart from the others.
+    apart = max((c.step for h in held for c in h if not set(seeds) <= set(_pack(c) or seeds)), default=-1)
+    problems: list[str] = []
+    common = set.intersection(*({c.step for c in h} for h in held))
+    for step in sorted((step for step in common if step >= apart), reverse=True):
+        loaded = [_load_newest(run, [c for c in h if c.step == step], problems) for run, h in zip(dirs, held)]
+        if all(loaded):
+            return loaded
+    if not any(held) or _first_save_cut_short(held, seeds):
+        return None
+    if problems:
+        where = dirs[0].checkpoint_dir if len(dirs) == 1 else "the runs' checkpoint directories"
+        raise CheckpointError(f"no checkpoint can be read ({problems[-1]}); to start afresh, move {where} away")
+    found = ", ".join(f"{run.logdir}: {sorted(c.step for c in h) or 'none'}" for run, h in zip(dirs, held))
+    raise ConfigError(
+        f"packed runs hold checkpoints at no common step ({found}); resume them one per process "
+        "(--seeds-per-process 1) or use new logdirs"
+    )
+
+
+def _load_newest(run: RunDir, candidates: Sequence[Checkpoint], problems: list[str]):
+    for ckpt in candidates:
+        try:
+            return (ckpt, *run.load(ckpt))
+        except CheckpointError as error:
+            problems.append(str(error))
+            _warn(f"{error}; trying an older checkpoint")
+    return None
+
+
+def _first_save_cut_short(held: Sequence[Sequence[Checkpoint]], seeds: Sequence[int]) -> bool:
+    return all(len(h) <= 1 for h in held) and all(_pack(h[0]) == list(seeds) for h in held if h)
+
+
+def _pack(ckpt: Checkpoint) -> list[int] | None:
+    """Seeds of the pack that saved `ckpt`; None if its counters cannot be read."""
+    try:
+        return checkpoint.read_counters(ckpt).get("pack")
+    except CheckpointError:
+        return None
+
+
 def deliverable(logdir: str | Path) -> dict[str, int]:
     """Bytes of each JSONL file that no resume can cut back any more (see the module doc).
 

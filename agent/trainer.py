@@ -10,8 +10,7 @@ Who does what:
 - ``agent/rundir.py``   the logdir (config check, JSONL records with their identity,
   checkpoints, summary) and the :class:`~agent.rundir.Counters`;
 - ``agent/learner.py``  DreamerV3 for K runs (JAX); any :class:`Agent` can stand in;
-- this file             the loop, and resuming a pack from the newest checkpoint step
-  that every run of it holds and can read.
+- this file             the loop.
 
 Outputs (MLflow: ``experiments/tracking.py``) get ``publish(logdir)`` after every
 save of all runs and read from the files what :func:`agent.rundir.deliverable`
@@ -31,11 +30,9 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from agent import checkpoint
-from agent.checkpoint import CheckpointError
 from agent.config import Config, ConfigError, apply_overrides, flatten, to_dict, validate
 from agent.replay import Replay
-from agent.rundir import Counters, EpisodeStats, RunDir
+from agent.rundir import Counters, EpisodeStats, RunDir, load_pack
 from suites import get_suite
 from suites.base import SPECIAL_KEYS, Space
 from suites.vector import VectorEnv, make_vector_env
@@ -287,57 +284,21 @@ class Trainer:
                 output.publish(run.dir.logdir)
 
     def _resume(self, agent: Agent) -> Counters:
-        """Continue from the newest checkpoint step that every run holds and can read.
-
-        A damaged checkpoint is skipped with a warning naming the bad file (an
-        older one is tried); a fresh start happens only when no run has saved yet,
-        or when a pack's first save was cut short. Returns the counters to go on from.
-        """
-        held = [run.dir.checkpoints() for run in self.runs]  # newest first
-        problems: list[str] = []
-        for step in sorted(set.intersection(*({c.step for c in h} for h in held)), reverse=True):
-            loaded = [_load_newest([c for c in h if c.step == step], run.dir, problems) for run, h in zip(self.runs, held)]
-            if all(loaded):
-                agent.set_state([state for _, state, _, _ in loaded])
-                for run, (ckpt, _, replay, saved) in zip(self.runs, loaded):
-                    run.replay.load_state_dict(replay)
-                    counters = run.dir.resume(ckpt, saved)
-                return counters
-        if not any(held) or self._first_save_cut_short(held):
+        """Continue every run from the checkpoint :func:`agent.rundir.load_pack` picks, or start afresh."""
+        loaded = load_pack([run.dir for run in self.runs], [run.config.seed for run in self.runs])
+        if loaded is None:
             for run in self.runs:
                 run.dir.start()
             return Counters()
-        if problems:
-            where = self.runs[0].dir.checkpoint_dir if len(self.runs) == 1 else "the runs' checkpoint directories"
-            raise CheckpointError(f"no checkpoint can be read ({problems[-1]}); to start afresh, move {where} away")
-        found = ", ".join(f"{run.dir.logdir}: {sorted(c.step for c in h) or 'none'}" for run, h in zip(self.runs, held))
-        raise ConfigError(
-            f"packed runs hold checkpoints at no common step ({found}); resume them one per process "
-            "(--seeds-per-process 1) or use new logdirs"
-        )
-
-    def _first_save_cut_short(self, held) -> bool:
-        """Every run holds at most one checkpoint, saved by this very pack: a kill came between its runs' first saves."""
-        seeds = [run.config.seed for run in self.runs]
-        try:
-            return all(len(h) <= 1 for h in held) and all(checkpoint.read_counters(h[0]).get("pack") == seeds for h in held if h)
-        except CheckpointError:
-            return False
+        agent.set_state([state for _, state, _, _ in loaded])
+        for run, (ckpt, _, replay, saved) in zip(self.runs, loaded):
+            run.replay.load_state_dict(replay)
+            counters = run.dir.resume(ckpt, saved)
+        return counters
 
     def _latest_score(self) -> float | None:
         scores = [run.last_score for run in self.runs if run.last_score is not None]
         return float(np.mean(scores)) if scores else None
-
-
-def _load_newest(candidates, rundir: RunDir, problems: list[str]):
-    """(checkpoint, state, replay, saved) of the newest readable candidate; None if none can be read."""
-    for ckpt in candidates:
-        try:
-            return (ckpt, *rundir.load(ckpt))
-        except CheckpointError as error:
-            problems.append(str(error))
-            print(f"warning: {error}; trying an older checkpoint", file=sys.stderr, flush=True)
-    return None
 
 
 def _without_seed(config: Config) -> dict[str, Any]:
