@@ -111,7 +111,7 @@ class RunDir:
             return
         try:
             previous = flatten(yaml.safe_load(path.read_text()) or {})
-        except (yaml.YAMLError, AttributeError, UnicodeDecodeError) as error:
+        except (yaml.YAMLError, AttributeError, TypeError, UnicodeDecodeError) as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ConfigError(f"{path} is not a readable config ({reason}); restore it, or use a new logdir") from None
         current = flatten(to_dict(config))
@@ -320,17 +320,25 @@ def read_records(path: Path, start: int = 0, end: int | None = None) -> Iterator
     for line in data.splitlines(keepends=True):
         if not line.endswith(b"\n"):
             return  # a line cut short (by a kill or a full disk) is not a record yet
+        yield offset + len(line), _parse(path, offset, line)
         offset += len(line)
-        yield offset, json.loads(line)
 
 
 def _last_record(path: Path) -> dict | None:
-    if not path.exists() or path.stat().st_size == 0:
+    size = path.stat().st_size if path.exists() else 0
+    if size == 0:
         return None
     with open(path, "rb") as file:
-        file.seek(max(0, path.stat().st_size - 65536))
-        lines = file.read().splitlines()
-    return json.loads(lines[-1]) if lines else None
+        file.seek(max(0, size - 65536))
+        last = file.read().splitlines(keepends=True)[-1]
+    return _parse(path, size - len(last), last)
+
+
+def _parse(path: Path, offset: int, line: bytes) -> dict:
+    try:
+        return json.loads(line)
+    except ValueError:
+        raise StorageError(f"{path} is damaged: the line at byte {offset} is not a JSON record") from None
 
 
 def _warn(message: str) -> None:

@@ -132,7 +132,8 @@ class SweepJob(submitit.helpers.Checkpointable):
             from agent.trainer import Trainer
 
             tracker = tracking.Tracker(self.tracking_uri)
-            recorders = [tracker.start(task.run_id, task.config, task.logdir) for task in pack]
+            for task in pack:
+                recorders.append(tracker.start(task.run_id, task.config, task.logdir))
             configs = [validate(from_dict(task.config)) for task in pack]
             trainer = Trainer.packed(configs, [task.logdir for task in pack], [[r] for r in recorders])
             summaries = trainer.run_all(stop=self._stop)

@@ -55,6 +55,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -155,17 +156,27 @@ class Tracker:
                 lock.release()
 
     def call(self, method: Callable, *args, **kwargs):
-        """``method(*args, **kwargs)`` of the MLflow client; an unreachable store raises TrackingUnavailable."""
-        from mlflow.exceptions import MlflowException
+        """``method(*args, **kwargs)`` of the MLflow client; an unreachable store raises TrackingUnavailable.
 
-        try:
-            return method(*args, **kwargs)
-        except MlflowException as error:
-            if error.error_code not in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"):
-                raise
-            raise TrackingUnavailable(f"MLflow at {self.uri} failed: {_first_line(error)}") from None
-        except OSError as error:
-            raise TrackingUnavailable(f"MLflow at {self.uri} failed: {_first_line(error)}") from None
+        A sqlite store is tried three times over about 3 s: other jobs writing to it
+        make it busy ("database is locked") for a moment.
+        """
+        from mlflow.exceptions import MlflowException
+        from sqlalchemy.exc import OperationalError
+
+        attempts = 3 if self.uri.startswith("sqlite:") else 1
+        for attempt in range(attempts):
+            try:
+                return method(*args, **kwargs)
+            except MlflowException as error:
+                if error.error_code not in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"):
+                    raise
+                reason = error
+            except (OSError, OperationalError) as error:
+                reason = error
+            if attempt + 1 < attempts:
+                time.sleep(2**attempt)
+        raise TrackingUnavailable(f"MLflow at {self.uri} failed: {_first_line(reason)}")
 
     # ------------------------------------------------------------------ reading
 
@@ -332,7 +343,7 @@ class RunRecorder:
             self._deliver()
             self.tracker.tag(self.run_id, {"error": error[-4000:]})
             self.tracker.call(self.tracker.client.set_terminated, self.run_id, status="FAILED")
-        except TrackingUnavailable as mlflow_error:
+        except StorageError as mlflow_error:
             print(f"could not mark run {self.run_id} FAILED: {mlflow_error}", file=sys.stderr)
 
     def _deliver(self) -> None:
