@@ -145,15 +145,18 @@ class Tracker:
             _check_server(self.uri)
         from mlflow import MlflowClient  # lazy: importing mlflow costs about a second
 
-        self.client = MlflowClient(tracking_uri=self.uri)
-        if scheme == "sqlite":
-            lock = FileLock(Path(f"{db}.lock"))
-            if not lock.acquire(wait_s=120):
-                raise TrackingUnavailable(f"{db} is being set up by {lock.holder()} for more than 120 s")
-            try:
-                self.call(self.client.search_experiments, max_results=1)  # creates the schema of a new file
-            finally:
-                lock.release()
+        if scheme != "sqlite":
+            self.client = MlflowClient(tracking_uri=self.uri)
+            return
+        # The client's store creates the schema of a new database file, and two
+        # processes doing that at once crash (alembic): one at a time.
+        lock = FileLock(Path(f"{db}.lock"))
+        if not lock.acquire(wait_s=120):
+            raise TrackingUnavailable(f"{db} is being set up by {lock.holder()} for more than 120 s")
+        try:
+            self.client = MlflowClient(tracking_uri=self.uri)
+        finally:
+            lock.release()
 
     def call(self, method: Callable, *args, **kwargs):
         """``method(*args, **kwargs)`` of the MLflow client; an unreachable store raises TrackingUnavailable.
@@ -338,9 +341,9 @@ class RunRecorder:
         self.tracker.call(client.set_terminated, self.run_id, status="FINISHED")
 
     def fail(self, error: str) -> None:
-        """Deliver what is deliverable and mark the run FAILED with `error` (its last 4000 characters)."""
+        """Mark the run FAILED with `error` (its last 4000 characters). Its records wait on disk: a
+        failure can come between the saves of a pack, where a rerun may start the pack afresh."""
         try:
-            self._deliver()
             self.tracker.tag(self.run_id, {"error": error[-4000:]})
             self.tracker.call(self.tracker.client.set_terminated, self.run_id, status="FAILED")
         except StorageError as mlflow_error:
