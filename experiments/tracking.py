@@ -306,7 +306,8 @@ class RunRecorder:
         self._warned = False
 
     def publish(self, logdir: Path) -> None:
-        """Deliver what is deliverable; an unreachable store only delays it (one warning, then quiet)."""
+        """Deliver what is deliverable from `logdir` (the recorder's own; the trainer names it for
+        outputs that do not know it); an unreachable store only delays it (one warning, then quiet)."""
         try:
             self._deliver()
             self._warned = False
@@ -318,8 +319,8 @@ class RunRecorder:
 
     def pending(self) -> int:
         """Bytes of the logdir's records that MLflow does not hold yet."""
-        sizes = {name: (self.logdir / f"{name}.jsonl") for name in LOGS}
-        return sum(max(0, (path.stat().st_size if path.exists() else 0) - self.cursor[name]) for name, path in sizes.items())
+        paths = {name: self.logdir / f"{name}.jsonl" for name in LOGS}
+        return sum(max(0, (path.stat().st_size if path.exists() else 0) - self.cursor[name]) for name, path in paths.items())
 
     def end(self, summary: Mapping[str, Any]) -> None:
         """A finished run: deliver every record, then FINISHED (TrackingUnavailable if MLflow
