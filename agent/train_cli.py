@@ -39,7 +39,10 @@ def register(subparsers) -> None:
         "--tracking-uri", help="also record to MLflow (off by default), e.g. sqlite:///mlflow.db, as a run "
         "of --experiment that `dreamerbench table --runs EXPERIMENT` reads",
     )
-    parser.add_argument("--experiment", default="train", help="MLflow experiment with --tracking-uri (default: train)")
+    from experiments.spec import NAME
+
+    parser.add_argument("--experiment", type=flag(NAME, "--experiment"), default="train",
+                        help="MLflow experiment with --tracking-uri (default: train)")
     parser.set_defaults(func=run)
 
 
@@ -71,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     # Ctrl-C and SIGTERM stop at the next safe point, after a checkpoint.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    outputs = [[run.output] for run in tracked] if tracked else [[] for _ in configs]
+    outputs = [[recorder] for recorder in tracked] if tracked else [[] for _ in configs]
     if len(configs) == 1:
         summaries = [Trainer(configs[0], logdirs[0], outputs[0]).run(stop)]
     else:

@@ -1,61 +1,73 @@
-"""The training loop: collect with the policy, replay, update, log, checkpoint, resume.
+"""The training loop: act, learn as the train ratio allows, log on a clock, save on a schedule.
 
-Read `Trainer._loop` top to bottom: it is the whole algorithm's outer loop. It
-trains one run, or K seeds of one task at once (`Trainer.packed`,
-`--seeds-per-process K`) with the policy and train steps vmapped over the runs.
+Read :meth:`Trainer._loop` top to bottom: it is the algorithm's outer loop (compare
+``embodied/run/train.py`` in danijar/dreamerv3 and dqn_zoo's ``run_loop``). It trains
+one run, or K seeds of one task in lockstep (:meth:`Trainer.packed`,
+``--seeds-per-process K``), each run with its own envs, replay and logdir.
 
-Files in the logdir:
-- `config.yaml`     the resolved config (checked on resume)
-- `episodes.jsonl`  one record per finished episode: step, score, length, log/* flags
-- `metrics.jsonl`   training metrics averaged over each logging interval, and fps
-- `checkpoint/`     agent state (msgpack), replay (npz), counters (JSON); packed
-                    runs keep the last two, so a kill between their saves
-                    leaves a step that every run holds
-- `summary.json`    written when the run finishes
+Who does what:
 
-On resume the JSONL files are cut back to their size at the checkpoint, so an
-interrupted and resumed run holds each record exactly once.
+- ``agent/rundir.py``   the logdir (config check, JSONL records with their identity,
+  checkpoints, summary) and the :class:`~agent.rundir.Counters`;
+- ``agent/learner.py``  DreamerV3 for K runs (JAX); any :class:`Agent` can stand in;
+- this file             the loop.
+
+Outputs (MLflow: ``experiments/tracking.py``) get ``publish(logdir)`` after every
+save of all runs and read from the files what :func:`agent.rundir.deliverable`
+allows: the trainer never hands a record to a store itself.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
 import os
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
-import jax
 import numpy as np
-import yaml
 
-from agent import checkpoint
 from agent.config import Config, ConfigError, apply_overrides, flatten, to_dict, validate
-from agent.dreamer import Dreamer, over_runs
 from agent.replay import Replay
+from agent.rundir import Counters, EpisodeStats, RunDir, load_pack
 from suites import get_suite
-from suites.base import SPECIAL_KEYS
-from suites.vector import make_vector_env
+from suites.base import SPECIAL_KEYS, Space
+from suites.vector import VectorEnv, make_vector_env
+
+
+class Agent(Protocol):
+    """An agent for K runs stepping in lockstep; every argument and result holds one entry per run.
+
+    ``agent/learner.py`` is DreamerV3's; tests drive the loop with a stub.
+    """
+
+    step_specs: Mapping[str, tuple[tuple[int, ...], Any]]
+    """Per-step outputs of :meth:`act` (besides ``action``) that replay stores: name -> (shape, dtype)."""
+
+    def act(self, obs: Sequence[Mapping[str, np.ndarray]], count: int) -> list[dict[str, np.ndarray]]:
+        """Observations [envs, ...] -> ``action`` [envs, ...] plus :attr:`step_specs`; `count` = policy calls so far."""
+
+    def learn(self, replays: Sequence[Replay], count: int, updates: int) -> list[list[dict[str, float]]]:
+        """`updates` train steps on batches from each run's replay; metrics per run, per update."""
+
+    def get_state(self) -> list[bytes]:
+        """Each run's state as bytes, for checkpoints."""
+
+    def set_state(self, states: Sequence[bytes]) -> None:
+        """Continue from per-run states that :meth:`get_state` made."""
 
 
 class Output(Protocol):
-    """A sink for records (e.g. MLflow).
+    """A store that a run's records go to (e.g. MLflow); see the module doc."""
 
-    `flush()` is called after every checkpoint: what was written before it is
-    covered by that checkpoint, so a sink that publishes only at `flush()`
-    delivers every record exactly once across kills and resumes. `close()` is
-    called once, when the run has reached its budget (not when stopped early).
-    """
+    def publish(self, logdir: Path) -> None:
+        """Called after every save: take the records :func:`agent.rundir.deliverable` allows."""
 
-    def write(self, step: int, kind: str, values: Mapping[str, float]) -> None: ...
 
-    def flush(self) -> None: ...
-
-    def close(self) -> None: ...
+AgentFactory = Callable[[Config, Mapping[str, Space], Space, Sequence[int]], Agent]
 
 
 def resolve_config(
@@ -74,30 +86,71 @@ def resolve_config(
     return validate(config)
 
 
-class Trainer:
-    """Trains one run, or several runs that differ only in seed (`Trainer.packed`).
+def dreamer_agent(config: Config, obs_space: Mapping[str, Space], act_space: Space, seeds: Sequence[int]) -> Agent:
+    """The default :data:`AgentFactory`: DreamerV3 (JAX loads here, only when a Dreamer trains)."""
+    from agent.learner import PackedDreamer
 
-    Packed runs step in lockstep: one vmapped policy step acts for all of
-    them and one vmapped train step updates all of them, while each keeps its
-    own parameters, optimizer state, replay, envs, logdir and outputs. Each
-    run's logdir is the same as if it had trained alone, so a packed run
-    resumes alone and vice versa.
+    return PackedDreamer(config, obs_space, act_space, seeds)
+
+
+class _Mean:
+    """Running mean of dicts of host scalars."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def extend(self, items: Sequence[Mapping[str, Any]]) -> None:
+        for values in items:
+            for key, value in values.items():
+                self.sums[key] = self.sums.get(key, 0.0) + float(value)
+            self.count += 1
+
+    def pop(self) -> dict[str, float]:
+        means = {k: v / self.count for k, v in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return means
+
+
+@dataclass
+class _Run:
+    """One run while it trains: its config, logdir, outputs, envs, replay and running statistics."""
+
+    config: Config
+    dir: RunDir
+    outputs: list[Output]
+    envs: VectorEnv | None = None
+    replay: Replay | None = None
+    episodes: EpisodeStats = field(init=False)
+    train: _Mean = field(default_factory=_Mean)
+    last_score: float | None = None
+
+    def __post_init__(self):
+        self.episodes = EpisodeStats(self.config.run.envs)
+
+
+class Trainer:
+    """Trains one run, or several runs that differ only in seed (:meth:`packed`).
+
+    Packed runs step in lockstep: one vmapped policy step acts for all of them and
+    one vmapped train step updates all of them, while each keeps its own parameters,
+    optimizer state, replay, envs, logdir and outputs. Each run's logdir is the same
+    as if it had trained alone, so a packed run resumes alone and vice versa.
     """
 
-    def __init__(self, config: Config, logdir: str | Path, outputs: Sequence[Output] = ()):
-        self.runs = [_Run(validate(config), Path(logdir).expanduser(), list(outputs))]
+    def __init__(self, config: Config, logdir: str | Path, outputs: Sequence[Output] = (),
+                 make_agent: AgentFactory = dreamer_agent):
+        self.runs = [_Run(validate(config), RunDir(logdir), list(outputs))]
+        self.make_agent = make_agent
 
     @classmethod
     def packed(
         cls, configs: Sequence[Config], logdirs: Sequence[str | Path],
-        outputs: Sequence[Sequence[Output]] | None = None,
+        outputs: Sequence[Sequence[Output]] | None = None, make_agent: AgentFactory = dreamer_agent,
     ) -> "Trainer":
         """K runs of one task and config, differing only in seed, trained by one process."""
         if not configs or len(configs) != len(logdirs) or (outputs is not None and len(outputs) != len(configs)):
             raise ValueError("packed runs need one logdir (and one list of outputs) per config")
-        trainer = cls.__new__(cls)
-        outputs = outputs or [() for _ in configs]
-        trainer.runs = [_Run(validate(c), Path(d).expanduser(), list(o)) for c, d, o in zip(configs, logdirs, outputs)]
         first = _without_seed(configs[0])
         for config in configs[1:]:
             other = _without_seed(config)
@@ -107,6 +160,9 @@ class Trainer:
         seeds = [c.seed for c in configs]
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"packed runs need distinct seeds; got seed={seeds}")
+        outputs = outputs or [() for _ in configs]
+        trainer = cls(configs[0], logdirs[0], outputs[0], make_agent)
+        trainer.runs += [_Run(validate(c), RunDir(d), list(o)) for c, d, o in zip(configs[1:], logdirs[1:], outputs[1:])]
         return trainer
 
     @property
@@ -120,277 +176,129 @@ class Trainer:
         return self.run_all(stop)[0]
 
     def run_all(self, stop: threading.Event | None = None) -> list[dict[str, Any]]:
-        """Train every run to its budget or until `stop` is set; one summary per run, in order."""
-        self.started = time.time()
-        stop = stop or threading.Event()
-        for run in self.runs:
-            run.logdir.mkdir(parents=True, exist_ok=True)
-            run.write_config()
-        finished = [run.finished_summary() for run in self.runs]
-        if all(finished):
-            return finished  # finished before: nothing to do
+        """Train every run to its budget or until `stop` is set; one summary per run, in order.
+
+        Raises LogdirBusy if another process trains one of the logdirs, ConfigError
+        if a logdir holds another config, CheckpointError if no checkpoint can be
+        read, DiskFull naming the file if the disk fills up (run again to resume).
+        """
+        started = time.time()
         config = self.config
-        _enable_compile_cache(config.run.compile_cache)
-        suite = get_suite(config.suite)
-        protocol = suite.resolve_protocol(config.env)
         with contextlib.ExitStack() as stack:
+            for run in self.runs:
+                stack.enter_context(run.dir)
+                run.dir.check_config(run.config)
+            finished = [run.dir.finished_summary(run.config.run.steps) for run in self.runs]
+            if all(finished):
+                return finished  # finished before: nothing to do
+            for run in self.runs:
+                run.dir.write_config(run.config)
+            suite = get_suite(config.suite)
+            protocol = suite.resolve_protocol(config.env)
             for run in self.runs:
                 run.envs = stack.enter_context(make_vector_env(
                     suite, config.task, run.config.seed, protocol, config.run.envs, config.run.parallel_envs,
                 ))
-            return self._loop(stop)
+            envs = self.runs[0].envs
+            agent = self.make_agent(config, envs.obs_space, envs.act_space, [run.config.seed for run in self.runs])
+            for run in self.runs:
+                run.replay = _make_replay(run.config, agent.step_specs, run.envs)
+            counters = self._resume(agent)
+            return self._loop(agent, counters, stop or threading.Event(), started)
 
-    def _loop(self, stop: threading.Event) -> list[dict[str, Any]]:
-        config, cfg, schedule = self.config, self.config.agent, self.config.run
-        runs, first_env = self.runs, self.runs[0].envs
-        agent = Dreamer(config, first_env.obs_space, first_env.act_space)
-        # Whole-run-axis arrays are built by one jitted call or in numpy: an eager
-        # JAX op per parameter would compile once per distinct shape.
-        run_keys = np.stack([np.asarray(jax.random.PRNGKey(run.config.seed)) for run in runs])
-        state = jax.jit(over_runs(lambda key: agent.init(jax.random.fold_in(key, 0)), len(runs)))(run_keys)
-        counters = {"steps": 0, "updates": 0, "policy_calls": 0, "update_credit": 0.0, "wall_s": 0.0}
-        resume_step = self._resume_step()
-        fresh = jax.device_get(state) if resume_step is not None else None
-        loaded = []
-        for index, run in enumerate(runs):
-            run.replay = _make_replay(run.config, agent, run.envs)
-            if resume_step is None:
-                run.start_logs()
-            else:
-                run_state, saved = run.resume(resume_step, _unstack(fresh, index))
-                loaded.append(run_state)
-                counters.update(saved)
-        if loaded:
-            state = _stack(loaded)
-        session_start, wall_offset = time.time(), counters["wall_s"]
-        first_update_done = counters["updates"] > 0
-
-        keep = 1 if len(runs) == 1 else 2  # a kill between the runs' saves leaves a step they all hold
-        policy_step = jax.jit(over_runs(_keyed(functools.partial(agent.policy_step, explore=True), 1), len(runs)))
-        train_step = jax.jit(over_runs(_keyed(agent.train_step, 2), len(runs)), donate_argnums=0)
+    def _loop(self, agent: Agent, counters: Counters, stop: threading.Event, started: float) -> list[dict[str, Any]]:
+        runs, schedule, cfg = self.runs, self.config.run, self.config.agent
         updates_per_step = cfg.train_ratio / (cfg.batch_size * cfg.batch_length)
-        carry = jax.tree_util.tree_map(
-            lambda leaf: np.zeros((len(runs), *leaf.shape), leaf.dtype), jax.eval_shape(functools.partial(agent.initial_carry, schedule.envs)),
-        )
+        self._origin = time.time() - counters.wall_s  # wall-clock seconds count across sessions
         obs = [run.envs.reset() for run in runs]
+        speed = _Speed(counters)
+        last_log, next_save = time.time(), counters.steps + schedule.save_every
         progress = _Progress(schedule.steps, enabled=schedule.progress)
-        next_save = counters["steps"] + schedule.save_every
-        last_log = time.time()
-        fps_clock = (time.time(), counters["steps"], counters["updates"])
+        while counters.steps < schedule.steps and not stop.is_set():
+            # Act: observe the newest step of every env of every run, store it, choose actions.
+            acts = agent.act(obs, counters.policy_calls)
+            for run, run_obs, act in zip(runs, obs, acts):
+                run.replay.add({**{key: run_obs[key] for key in (*run.envs.obs_space, *SPECIAL_KEYS)}, **act})
+            self._record_episodes(obs, counters.steps)
+            obs = [run.envs.step(_env_action(act["action"], run.envs.act_space)) for run, act in zip(runs, acts)]
+            counters.steps += schedule.envs
+            counters.policy_calls += 1
 
-        def counts(name: str):
-            return np.full(len(runs), counters[name], np.uint32)
-
-        def sample_batch():
-            samples = [run.replay.sample(cfg.batch_size) for run in runs]
-            return _stack([batch for batch, _, _ in samples]), [where for _, *where in samples]
-
-        def record_episodes(obs):
-            wall_s = round(wall_offset + time.time() - session_start, 3)
-            for run, run_obs in zip(runs, obs):
-                run.record_episodes(run_obs, counters["steps"], wall_s)
-
-        while counters["steps"] < schedule.steps and not stop.is_set():
-            # Act: observe the newest step of every env of every run and choose actions.
-            device_obs = _stack([_device_obs(run_obs, run.envs) for run, run_obs in zip(runs, obs)])
-            carry, action, (deter, stoch) = policy_step(state.params, carry, device_obs, run_keys, counts("policy_calls"))
-            action, deter, stoch = jax.device_get((action, deter, stoch))
-            for index, (run, run_obs) in enumerate(zip(runs, obs)):
-                run.replay.add({
-                    **_replay_obs(run_obs, run.envs), "action": action[index],
-                    "deter": deter[index], "stoch": stoch[index],
-                })
-            record_episodes(obs)
-            obs = [run.envs.step(_env_action(action[i], run.envs.act_space)) for i, run in enumerate(runs)]
-            counters["steps"] += schedule.envs
-            counters["policy_calls"] += 1
-
-            # Learn: keep replayed steps per env step at train_ratio. The next
-            # batch is sampled while the dispatched step runs.
-            if counters["steps"] >= schedule.train_start and runs[0].replay.ready():
-                counters["update_credit"] += schedule.envs * updates_per_step
-                batch = sample_batch() if counters["update_credit"] >= 1.0 else None
-                while batch is not None:
-                    batch_arrays, sampled = batch
-                    state, out = train_step(state, batch_arrays, run_keys, counts("updates"))
-                    counters["updates"] += 1
-                    counters["update_credit"] -= 1.0
-                    batch = sample_batch() if counters["update_credit"] >= 1.0 else None
-                    metrics, latents = jax.device_get((out.metrics, (out.deter, out.stoch)))
-                    for index, (run, (batch_envs, starts)) in enumerate(zip(runs, sampled)):
-                        run.replay.update_latents(batch_envs, starts, {"deter": latents[0][index], "stoch": latents[1][index]})
-                        run.train_metrics.add({name: value[index] for name, value in metrics.items()})
-                    if not first_update_done:  # start-up cost: env, replay warm-up and compiles
-                        first_update_done = True
+            # Learn: as many updates as the train ratio (replayed steps per env step) has earned.
+            if counters.steps >= schedule.train_start and runs[0].replay.ready():
+                counters.update_credit += schedule.envs * updates_per_step
+                due = int(counters.update_credit)
+                if due:
+                    first = counters.updates == 0
+                    for run, metrics in zip(runs, agent.learn([run.replay for run in runs], counters.updates, due)):
+                        run.train.extend(metrics)
+                    counters.updates += due
+                    counters.update_credit -= due
+                    if first:  # start-up cost: env, replay warm-up and compiles
                         for run in runs:
-                            run.emit("metrics", "fps", {
-                                "step": counters["steps"], "time_to_first_update_s": time.time() - self.started,
+                            run.dir.append("metrics", {
+                                "kind": "fps", "step": counters.steps, "time_to_first_update_s": time.time() - started,
                             })
 
-            if time.time() - last_log >= schedule.log_every and runs[0].train_metrics.count:
-                fps_clock = self._log_train(counters, fps_clock)
+            # Log on a clock, save on a schedule.
+            counters.wall_s = time.time() - self._origin
+            if time.time() - last_log >= schedule.log_every and runs[0].train.count:
+                self._log(counters, speed)
                 last_log = time.time()
-            counters["wall_s"] = wall_offset + time.time() - session_start
-            if counters["steps"] >= next_save:
-                self._save(state, counters, keep)
-                next_save = counters["steps"] + schedule.save_every
-            progress.update(counters, _latest_score(runs))
+            if counters.steps >= next_save:
+                self._save(agent, counters)
+                next_save = counters.steps + schedule.save_every
+            progress.update(counters, self._latest_score())
 
-        finished = counters["steps"] >= schedule.steps
+        finished = counters.steps >= schedule.steps
         if finished:  # the budget's last step may end an episode; nothing acts on it
-            record_episodes(obs)
-        if runs[0].train_metrics.count:
-            self._log_train(counters, fps_clock)
-        self._save(state, counters, keep)
+            self._record_episodes(obs, counters.steps)
+        if runs[0].train.count:
+            self._log(counters, speed)
+        self._save(agent, counters)
         progress.close()
-        return [run.finish(counters, finished) for run in runs]
+        return [run.dir.summary(counters, finished) for run in runs]
 
     # ------------------------------------------------------------- helpers
 
-    def _resume_step(self) -> int | None:
-        """The newest checkpoint step that every run holds; None for a fresh start."""
-        held = [set(checkpoint.steps(run.checkpoint_dir)) for run in self.runs]
-        common = set.intersection(*held)
-        if common:
-            return max(common)
-        if not set.union(*held):
-            return None  # nothing saved yet
-        seeds = [run.config.seed for run in self.runs]
-        if all(len(steps) <= 1 for steps in held) and all(
-            checkpoint.read_counters(checkpoint.path_for(run.checkpoint_dir, min(steps))).get("pack") == seeds
-            for run, steps in zip(self.runs, held) if steps
-        ):
-            return None  # this pack's first save was cut short: start the pack afresh
-        found = ", ".join(f"{run.logdir}: {sorted(steps) or 'none'}" for run, steps in zip(self.runs, held))
-        raise ConfigError(
-            f"packed runs hold checkpoints at no common step ({found}); resume them one per process "
-            "(--seeds-per-process 1) or use new logdirs"
-        )
+    def _record_episodes(self, obs: Sequence[Mapping[str, np.ndarray]], step: int) -> None:
+        wall_s = round(time.time() - self._origin, 3)
+        for run, run_obs in zip(self.runs, obs):
+            for record in run.episodes.track(run_obs):
+                run.dir.record_episode({**record, "step": step, "wall_s": wall_s})
+                run.last_score = record["score"]
 
-    def _log_train(self, counters, fps_clock):
-        now = time.time()
-        then, steps, updates = fps_clock
-        elapsed = max(now - then, 1e-9)
-        fps = {
-            "step": counters["steps"],
-            "env_steps_per_s": (counters["steps"] - steps) / elapsed,
-            "updates_per_s": (counters["updates"] - updates) / elapsed,
-        }
+    def _log(self, counters: Counters, speed: "_Speed") -> None:
+        fps = speed.measure(counters)
         for run in self.runs:
-            run.emit("metrics", "train", {"step": counters["steps"], "updates": counters["updates"], **run.train_metrics.pop()})
-            run.emit("metrics", "fps", fps)
-        return now, counters["steps"], counters["updates"]
+            run.dir.append("metrics", {"kind": "train", "step": counters.steps, "updates": counters.updates, **run.train.pop()})
+            run.dir.append("metrics", {"kind": "fps", "step": counters.steps, **fps})
 
-    def _save(self, state, counters, keep: int) -> None:
-        host_state = jax.device_get(state)
+    def _save(self, agent: Agent, counters: Counters) -> None:
         pack = [run.config.seed for run in self.runs]
-        for index, run in enumerate(self.runs):
-            run.save(_unstack(host_state, index), counters, keep, pack)
+        for run, state in zip(self.runs, agent.get_state()):
+            run.dir.save(state, run.replay.state_dict(), counters, pack)
         # Outputs publish only after every run's checkpoint holds their records.
         for run in self.runs:
             for output in run.outputs:
-                output.flush()
+                output.publish(run.dir.logdir)
 
+    def _resume(self, agent: Agent) -> Counters:
+        """Continue every run from the checkpoint :func:`agent.rundir.load_pack` picks, or start afresh."""
+        loaded = load_pack([run.dir for run in self.runs], [run.config.seed for run in self.runs])
+        if loaded is None:
+            for run in self.runs:
+                run.dir.start()
+            return Counters()
+        agent.set_state([state for _, state, _, _ in loaded])
+        for run, (ckpt, _, replay, saved) in zip(self.runs, loaded):
+            run.replay.load_state_dict(replay)
+            counters = run.dir.resume(ckpt, saved)
+        return counters
 
-class _Run:
-    """One run's files, outputs, envs, replay and episode records."""
-
-    def __init__(self, config: Config, logdir: Path, outputs: list[Output]):
-        self.config, self.logdir, self.outputs = config, logdir, outputs
-        self.checkpoint_dir = logdir / "checkpoint"
-        self.files = {"episodes": logdir / "episodes.jsonl", "metrics": logdir / "metrics.jsonl"}
-        self.envs = self.replay = None
-        self.logs: dict[str, Any] = {}
-        self.episode = _EpisodeStats(config.run.envs)
-        self.train_metrics = _Mean()
-        self.scores: list[float] = []
-        self.episodes = 0
-
-    def write_config(self) -> None:
-        path = self.logdir / "config.yaml"
-        current = to_dict(self.config)
-        if path.exists():
-            previous = flatten(yaml.safe_load(path.read_text()) or {})
-            changed = sorted(
-                key for key in set(previous) | set(flatten(current))
-                if previous.get(key) != flatten(current).get(key) and not key.startswith("run.")
-            )
-            if changed:
-                raise ConfigError(
-                    f"logdir {self.logdir} holds a run with a different config ({', '.join(changed)}); "
-                    "use a new logdir, or the same settings to resume"
-                )
-        checkpoint.atomic_write_text(path, yaml.safe_dump(current, sort_keys=False))
-
-    def finished_summary(self) -> dict[str, Any] | None:
-        path = self.logdir / "summary.json"
-        summary = json.loads(path.read_text()) if path.exists() else None
-        return summary if summary and summary["steps"] >= self.config.run.steps else None
-
-    def start_logs(self) -> None:
-        for path in self.files.values():
-            path.write_text("")
-        self._open_logs()
-
-    def resume(self, step: int, state_template):
-        """Load the checkpoint at `step`, cut the JSONL files back to it; returns (state, shared counters)."""
-        state, replay_state, saved = checkpoint.load(checkpoint.path_for(self.checkpoint_dir, step), state_template)
-        self.replay.load_state_dict(replay_state)
-        for name, path in self.files.items():
-            _truncate(path, saved["file_sizes"][name])
-        self._open_logs()
-        counters = dict(saved["counters"])
-        self.episodes = counters.pop("episodes")
-        return state, counters
-
-    def _open_logs(self) -> None:
-        self.logs = {name: open(path, "a", buffering=1) for name, path in self.files.items()}  # line-buffered: readable live
-
-    def emit(self, file: str, kind: str, record: Mapping[str, Any]) -> None:
-        self.logs[file].write(json.dumps(record) + "\n")
-        values = {k: float(v) for k, v in record.items() if k != "step"}
-        for output in self.outputs:
-            output.write(int(record["step"]), kind, values)
-
-    def record_episodes(self, obs, step: int, wall_s: float) -> None:
-        for record in self.episode.track(obs):
-            self.emit("episodes", "episode", {**record, "step": step, "wall_s": wall_s})
-            self.scores.append(record["score"])
-            self.episodes += 1
-
-    def save(self, state, counters, keep: int, pack: list[int]) -> None:
-        for log in self.logs.values():
-            log.flush()
-            os.fsync(log.fileno())
-        sizes = {name: os.path.getsize(log.name) for name, log in self.logs.items()}
-        saved = {"counters": {**counters, "episodes": self.episodes}, "file_sizes": sizes, "pack": pack}
-        checkpoint.save(self.checkpoint_dir, counters["steps"], state, self.replay.state_dict(), saved, keep)
-
-    def finish(self, counters, finished: bool) -> dict[str, Any]:
-        for log in self.logs.values():
-            log.close()
-        scores = self.scores
-        summary = {
-            "steps": counters["steps"], "updates": counters["updates"], "episodes": self.episodes,
-            "finished": finished, "last_score": scores[-1] if scores else None,
-            "mean_score_last_10": float(np.mean(scores[-10:])) if scores else None,
-        }
-        if finished:
-            checkpoint.atomic_write_text(self.logdir / "summary.json", json.dumps(summary, indent=1))
-            for output in self.outputs:
-                output.close()
-        return summary
-
-
-def _keyed(step, stream: int):
-    """`step(*args, key)` called as `(*args, root_key, count)`: the key is derived inside the
-    jitted step rather than by eager JAX ops (a dispatch each) on every call."""
-
-    def keyed(*args):
-        *args, root_key, count = args
-        return step(*args, jax.random.fold_in(jax.random.fold_in(root_key, stream), count))
-
-    return keyed
+    def _latest_score(self) -> float | None:
+        scores = [run.last_score for run in self.runs if run.last_score is not None]
+        return float(np.mean(scores)) if scores else None
 
 
 def _without_seed(config: Config) -> dict[str, Any]:
@@ -399,101 +307,34 @@ def _without_seed(config: Config) -> dict[str, Any]:
     return values
 
 
-def _stack(trees: Sequence[Any]) -> Any:
-    if len(trees) == 1:  # a view: no copy of a single run's batch
-        return jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[None], trees[0])
-    return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *trees)
-
-
-def _unstack(tree: Any, index: int) -> Any:
-    return jax.tree_util.tree_map(lambda leaf: leaf[index], tree)
-
-
-def _latest_score(runs: Sequence[_Run]) -> float | None:
-    scores = [run.scores[-1] for run in runs if run.scores]
-    return float(np.mean(scores)) if scores else None
-
-
-def _enable_compile_cache(directory: str) -> None:
-    if directory:
-        jax.config.update("jax_compilation_cache_dir", str(Path(directory).expanduser()))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-
-
-def _make_replay(config: Config, agent: Dreamer, envs) -> Replay:
-    deter, stoch, _ = agent.latent_shape
+def _make_replay(config: Config, step_specs: Mapping[str, tuple], envs: VectorEnv) -> Replay:
     specs = {k: (s.shape, s.dtype) for k, s in envs.obs_space.items()}
-    specs.update({
-        **{key: ((), np.float32 if key == "reward" else bool) for key in SPECIAL_KEYS},
-        "action": (envs.act_space.shape, envs.act_space.dtype),
-        # float16 halves the memory of stored start states; deter lies in [-1, 1].
-        "deter": ((deter,), np.float16), "stoch": ((stoch,), np.uint8),
-    })
+    specs.update({key: ((), np.float32 if key == "reward" else bool) for key in SPECIAL_KEYS})
+    specs.update({"action": (envs.act_space.shape, envs.act_space.dtype), **step_specs})
     return Replay(
         specs, config.run.envs, config.replay.capacity, config.agent.batch_length + 1,
         config.replay.online, seed=config.seed,
     )
 
 
-def _replay_obs(obs, envs) -> dict[str, np.ndarray]:
-    keys = (*envs.obs_space, *SPECIAL_KEYS)
-    return {k: obs[k] for k in keys}
-
-
-def _device_obs(obs, envs) -> dict[str, np.ndarray]:
-    return {k: obs[k] for k in (*envs.obs_space, "is_first")}
-
-
-def _env_action(action: np.ndarray, space) -> np.ndarray:
+def _env_action(action: np.ndarray, space: Space) -> np.ndarray:
     if space.discrete:
         return action
     return np.clip(action, space.low, space.high)
 
 
-def _truncate(path: Path, size: int) -> None:
-    with open(path, "a+b") as file:
-        file.truncate(size)
+class _Speed:
+    """Env steps and updates per second since the previous measurement."""
 
+    def __init__(self, counters: Counters):
+        self.last = (time.time(), counters.steps, counters.updates)
 
-class _EpisodeStats:
-    """Per-env running score, length and max of `log/*` values; yields a record per finished episode."""
-
-    def __init__(self, num_envs: int):
-        self.score = np.zeros(num_envs)
-        self.length = np.zeros(num_envs, np.int64)
-        self.logs: list[dict[str, float]] = [{} for _ in range(num_envs)]
-
-    def track(self, obs):
-        for i in range(len(self.score)):
-            if obs["is_first"][i]:
-                self.score[i], self.length[i], self.logs[i] = 0.0, 0, {}
-            else:
-                self.score[i] += float(obs["reward"][i])
-                self.length[i] += 1
-            for key in obs:
-                if key.startswith("log/"):
-                    name = key[4:]
-                    self.logs[i][name] = max(self.logs[i].get(name, -np.inf), float(obs[key][i]))
-            if obs["is_last"][i]:
-                yield {"score": float(self.score[i]), "length": int(self.length[i]), **self.logs[i]}
-
-
-class _Mean:
-    """Running mean of dicts of host scalars."""
-
-    def __init__(self):
-        self.sums: dict[str, float] = {}
-        self.count = 0
-
-    def add(self, values: Mapping[str, Any]) -> None:
-        for key, value in values.items():
-            self.sums[key] = self.sums.get(key, 0.0) + float(value)
-        self.count += 1
-
-    def pop(self) -> dict[str, float]:
-        means = {k: v / self.count for k, v in self.sums.items()}
-        self.sums, self.count = {}, 0
-        return means
+    def measure(self, counters: Counters) -> dict[str, float]:
+        now = time.time()
+        then, steps, updates = self.last
+        elapsed = max(now - then, 1e-9)
+        self.last = (now, counters.steps, counters.updates)
+        return {"env_steps_per_s": (counters.steps - steps) / elapsed, "updates_per_s": (counters.updates - updates) / elapsed}
 
 
 class _Progress:
@@ -506,19 +347,19 @@ class _Progress:
         self.last = 0.0
         self.first_steps: int | None = None
 
-    def update(self, counters, score) -> None:
+    def update(self, counters: Counters, score: float | None) -> None:
         now = time.time()
         if self.first_steps is None:
-            self.first_steps = counters["steps"]
+            self.first_steps = counters.steps
         if not self.enabled or now - self.last < 1.0:
             return
         self.last = now
-        done = counters["steps"] / self.total
-        fps = (counters["steps"] - self.first_steps) / max(now - self.start, 1e-9)
+        done = counters.steps / self.total
+        fps = (counters.steps - self.first_steps) / max(now - self.start, 1e-9)
         bar = "#" * int(30 * done) + "-" * (30 - int(30 * done))
         score_text = "-" if score is None else f"{score:.1f}"
         sys.stderr.write(
-            f"\r[{bar}] {counters['steps']}/{self.total} steps  {counters['updates']} updates  "
+            f"\r[{bar}] {counters.steps}/{self.total} steps  {counters.updates} updates  "
             f"{fps:.0f} fps  score {score_text}   "
         )
         sys.stderr.flush()

@@ -87,7 +87,9 @@ def collect(args, suite: Suite) -> Inputs:
 
     parts, methods, budget, sources = [], [], None, ""
     if args.runs:
-        ours = load_runs(args.tracking_uri, args.runs)
+        duplicates: list[str] = []
+        ours = load_runs(args.tracking_uri, args.runs, duplicates)
+        _warn(duplicates)
         names = sorted(set(ours["suite"]))
         ours = ours[ours["suite"] == suite.name]
         if ours.empty:

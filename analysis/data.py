@@ -38,7 +38,7 @@ from suites import Suite
 COLUMNS = ("method", "suite", "task", "seed", "run_key", "step", "frames", "score", "layout", "budget_frames")
 CURVE_FIELDS = ("task", "method", "seed", "xs", "ys")
 EPISODE_FIELDS = ("task", "method", "seed", "xs", "reward")
-TAG = "dreamerbench."
+from experiments.tracking import TAG, Tracker, group_by_key, runs_by_key
 EPISODE_PREFIX = "episode/"
 DEFAULT_METHOD = "dreamerbench"
 DEFAULT_CACHE = Path.home() / ".cache" / "dreamerbench" / "published"
@@ -242,69 +242,6 @@ def _published_run(record, index: int, path: Path, ref: Suite) -> pd.DataFrame:
 # --- MLflow runs ---------------------------------------------------------------------
 
 
-def open_store(tracking_uri: str | None):
-    """An MlflowClient for reading an existing store; nothing is created.
-
-    ``tracking_uri`` as in ``dreamerbench sweep`` (default: ``sqlite:///./mlflow.db``
-    or ``MLFLOW_TRACKING_URI``; ``file:`` stores are refused). A missing sqlite file
-    is a FileNotFoundError; a server that does not answer within 5 s a ValueError.
-    """
-    from experiments.tracking import resolve_tracking_uri
-
-    uri = resolve_tracking_uri(tracking_uri)
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
-        raise FileNotFoundError(f"no MLflow store at {uri}; run a sweep first or pass --tracking-uri")
-    if _is_url(uri):
-        try:  # MLflow itself retries a dead server for minutes
-            urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5).close()
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise ValueError(f"tracking URI {uri}: no MLflow server answers ({reason}); "
-                             "start `mlflow server` or pass another --tracking-uri") from None
-    from mlflow import MlflowClient  # lazy: importing mlflow costs about a second
-
-    return MlflowClient(tracking_uri=uri)
-
-
-def _histories(client, run_ids: list[str], keys: list[str]) -> pd.DataFrame:
-    """All values of ``keys`` for ``run_ids``: columns run_id, key, step, timestamp, value.
-
-    SQL stores answer one query per key for all runs (``get_metric_history_bulk``);
-    other stores (e.g. a tracking server over HTTP) fall back to one call per run and
-    key. MLflow's public client has no bulk call, hence the store lookup.
-    """
-    store = client._tracking_client.store
-    bulk = getattr(store, "get_metric_history_bulk", None)
-    rows = []
-    for key in keys:
-        if bulk is not None:
-            metrics = bulk(run_ids, key, max_results=2**62)
-            rows += [(m.run_id, key, m.step, m.timestamp, m.value) for m in metrics]
-        else:
-            for run_id in run_ids:
-                history = client.get_metric_history(run_id, key)
-                rows += [(run_id, key, m.step, m.timestamp, m.value) for m in history]
-    return pd.DataFrame(rows, columns=["run_id", "key", "step", "timestamp", "value"])
-
-
-def _find_experiment(client, name: str):
-    experiment = client.get_experiment_by_name(name)
-    if experiment is None:
-        names = [e.name for e in client.search_experiments()]
-        raise ValueError(f"experiment={name!r} does not exist in the tracking store; allowed: {', '.join(names) or '(none)'}")
-    return experiment
-
-
-def _all_runs(client, experiment_id: str) -> list:
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], max_results=1000, page_token=token)
-        runs += list(page)
-        token = page.token
-        if not token:
-            return runs
-
-
 def _run_row(run) -> dict:
     tags, params = run.data.tags, run.data.params
     missing = [k for k in ("suite", "task", "seed") if TAG + k not in tags]
@@ -361,33 +298,45 @@ def recorded_budget(runs: pd.DataFrame, experiment: str) -> float | None:
     return budgets[0] if budgets else None
 
 
-def load_runs(tracking_uri: str | None, experiment: str) -> pd.DataFrame:
+def load_runs(tracking_uri: str | None, experiment: str, notes: list[str] | None = None) -> pd.DataFrame:
     """Episodes of every run of MLflow experiment ``experiment`` (one per sweep).
 
     Reads the run tags ``dreamerbench.{suite,task,seed,method,run_key}``, the params
     (``protocol.action_repeat``, ``run.steps`` and the rest of the resolved config,
     see :func:`variant_labels`) and the metric histories ``episode/score`` and
-    ``episode/achievement_*`` / ``episode/milestone_*`` (MLflow ``step`` = agent steps).
+    ``episode/achievement_*`` / ``episode/milestone_*`` (MLflow ``step`` = agent steps),
+    as ``experiments/tracking.py`` records them. A run key with several MLflow runs
+    counts once (its FINISHED run, else its newest); each such key adds a line to `notes`.
+    A missing sqlite store is a FileNotFoundError (nothing is created), a server that
+    does not answer a one-line error naming the URI.
     """
-    client = open_store(tracking_uri)
-    exp = _find_experiment(client, experiment)
-    runs = _all_runs(client, exp.experiment_id)
+    tracker = Tracker(tracking_uri, create=False)
+    runs = tracker.runs(tracker.find_experiment(experiment).experiment_id)
     if not runs:
         raise ValueError(f"experiment={experiment!r} has no runs")
+    for key, group in group_by_key(runs).items():
+        if len(group) > 1 and notes is not None:
+            others = ", ".join(f"{r.info.run_id} ({r.info.status})" for r in group[:-1])
+            notes.append(f"run key {key} has {len(group)} MLflow runs; using {group[-1].info.run_id} "
+                         f"({group[-1].info.status}), not {others}")
+    counted = {run.info.run_id for run in runs_by_key(runs).values()}
+    runs = [r for r in runs if r.info.run_id in counted or TAG + "run_key" not in r.data.tags]
     meta = pd.DataFrame([_run_row(r) for r in runs])
     meta["method"] = variant_labels(meta["method"].tolist(), [dict(r.data.params) for r in runs])
     keys = sorted({k for r in runs for k in r.data.metrics if k.startswith(EPISODE_PREFIX)})
     if EPISODE_PREFIX + "score" not in keys:
         raise ValueError(f"experiment={experiment!r}: no run logged metric 'episode/score'")
     keys = [k for k in keys if k == "episode/score" or k.startswith(("episode/achievement_", "episode/milestone_"))]
-    hist = _histories(client, meta["run_id"].tolist(), keys)
-    # Episodes of parallel envs can end at the same step: number them within the step
-    # so that none is lost; the i-th score at a step pairs with the i-th achievement.
-    hist = hist.sort_values(["run_id", "key", "step", "timestamp"], kind="stable")
-    hist["episode"] = hist.groupby(["run_id", "key", "step"]).cumcount()
-    wide = hist.pivot(index=["run_id", "step", "episode"], columns="key", values="value").reset_index()
+    hist = pd.DataFrame(tracker.histories(meta["run_id"].tolist(), keys),
+                        columns=["run_id", "key", "step", "timestamp", "value"])
+    # One episode record = (run, step, timestamp): its fields share the timestamp and no
+    # two records of a run share one (experiments/tracking.py), so episodes that end at
+    # one step in parallel envs stay apart and each score pairs with its own achievements.
+    # The count within is a tie-break for stores written without that identity.
+    hist["episode"] = hist.groupby(["run_id", "key", "step", "timestamp"]).cumcount()
+    wide = hist.pivot(index=["run_id", "step", "timestamp", "episode"], columns="key", values="value").reset_index()
     wide.columns.name = None
-    wide = wide.rename(columns={k: k[len(EPISODE_PREFIX) :] for k in keys})
+    wide = wide.drop(columns=["timestamp", "episode"]).rename(columns={k: k[len(EPISODE_PREFIX) :] for k in keys})
     out = meta.merge(wide, on="run_id", how="left")  # a run without an episode keeps one empty row
     out["frames"] = out["step"] * out["action_repeat"]
     out["layout"] = "episode"

@@ -7,6 +7,8 @@ import importlib
 import re
 import sys
 
+from agent.files import StorageError
+
 # subcommand -> module that defines `register(subparsers)`; imported lazily so
 # that `dreamerbench suites` does not pay for importing JAX.
 SUBCOMMANDS = {
@@ -47,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         # Bad input: one clear line, no traceback.
         print(f"dreamerbench {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except StorageError as error:
+        # A file or store that cannot be used now (full disk, busy logdir, unreachable
+        # MLflow, unreadable checkpoint): one line; nothing written before is lost.
+        print(f"dreamerbench {args.command}: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ and logdir. :class:`SweepJob` is a submitit ``Checkpointable``. Its packs train
 in threads (several when a profile puts ``runs_per_job`` packs onto one GPU) so
 that the main thread stays free for submitit's signal handler: on USR2 (preemption or time-out),
 :meth:`SweepJob.checkpoint` sets the trainers' stop event, waits until each has
-saved its checkpoint and flushed its records to MLflow, and returns a
+saved its checkpoint and delivered its records to MLflow, and returns a
 ``DelayedSubmission`` of the unfinished runs. After the requeue they resume
 from their logdirs into the same MLflow runs (the run ids travel with the job).
 
@@ -23,11 +23,11 @@ import sys
 import threading
 import traceback
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 import submitit
 
+from agent.rundir import LogdirBusy
 from experiments import tracking
 
 EXIT_INTERRUPTED = 3
@@ -126,54 +126,42 @@ class SweepJob(submitit.helpers.Checkpointable):
         return not result.get("finished") and "error" not in result
 
     def _run_pack(self, pack: list[RunTask]) -> None:
-        client = tracking.client(self.tracking_uri)
+        recorders: list[tracking.RunRecorder] = []
         try:
             from agent.config import from_dict, validate
             from agent.trainer import Trainer
 
-            outputs = [self._start(client, task) for task in pack]
-            configs = [validate(from_dict(task.config)) for task in pack]
-            trainer = Trainer.packed(configs, [task.logdir for task in pack], [[output] for output in outputs])
-            summaries = trainer.run_all(stop=self._stop)
-            for task, output, summary in zip(pack, outputs, summaries):
-                self._end(client, task, output, _jsonable(dict(summary)))
-        except BaseException:  # noqa: BLE001 - recorded, then reported by __call__
-            error = traceback.format_exc()
-            labels = ", ".join(f"{task.label} ({task.key})" for task in pack)
-            print(f"runs {labels} failed:\n{error}", file=sys.stderr, flush=True)
+            tracker = tracking.Tracker(self.tracking_uri)
             for task in pack:
-                self._fail(client, task, error)
+                recorders.append(tracker.start(task.run_id, task.config, task.logdir))
+            configs = [validate(from_dict(task.config)) for task in pack]
+            trainer = Trainer.packed(configs, [task.logdir for task in pack], [[r] for r in recorders])
+            summaries = trainer.run_all(stop=self._stop)
+        except LogdirBusy as error:  # another job trains these runs: their MLflow runs are its business
+            self._record_error(pack, str(error), [])
+            return
+        except BaseException:  # noqa: BLE001 - recorded, then reported by __call__
+            self._record_error(pack, traceback.format_exc(), recorders)
+            return
+        for task, recorder, summary in zip(pack, recorders, summaries):
+            summary = _jsonable(dict(summary))
+            try:
+                recorder.end(summary)
+            except tracking.TrackingUnavailable as error:
+                # The records wait in the logdir; the run stays unfinished, and the
+                # next job of it (a re-run of the sweep) delivers them.
+                print(f"run {task.label} ({task.key}): {error}; re-run the sweep to deliver them",
+                      file=sys.stderr, flush=True)
+                summary = {**summary, "finished": False}
+            self._results[task.key] = summary
 
-    def _start(self, client, task: RunTask) -> tracking.MlflowOutput:
-        """Mark the run RUNNING with this job's tags; its MLflow output."""
-        from mlflow.entities import RunTag
-
-        tags = tracking.job_tags()
-        done = int(client.get_run(task.run_id).data.tags.get(tracking.STEPS_TAG, "0") or 0)
-        if done:
-            tags[tracking.TAG + "resumed_at"] = str(done)  # steps of the checkpoint it resumes
-        client.log_batch(task.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-        client.update_run(task.run_id, status="RUNNING")
-        Path(task.logdir).mkdir(parents=True, exist_ok=True)
-        client.log_dict(task.run_id, dict(task.config), "config.yaml")
-        return tracking.MlflowOutput(client, task.run_id)
-
-    def _end(self, client, task: RunTask, output: tracking.MlflowOutput, summary: dict[str, Any]) -> None:
-        output.close()
-        if summary.get("finished"):
-            client.log_dict(task.run_id, summary, "summary.json")
-            client.set_terminated(task.run_id, status="FINISHED")
-        else:
-            client.update_run(task.run_id, status="SCHEDULED")  # resumes when requeued
-        self._results[task.key] = summary
-
-    def _fail(self, client, task: RunTask, error: str) -> None:
-        self._results[task.key] = {"error": error, "finished": False}
-        try:
-            client.set_tag(task.run_id, tracking.TAG + "error", error[-4000:])
-            client.set_terminated(task.run_id, status="FAILED")
-        except Exception as mlflow_error:  # noqa: BLE001
-            print(f"could not mark run {task.run_id} FAILED: {mlflow_error}", file=sys.stderr)
+    def _record_error(self, pack: list[RunTask], error: str, recorders: list[tracking.RunRecorder]) -> None:
+        labels = ", ".join(f"{task.label} ({task.key})" for task in pack)
+        print(f"runs {labels} failed:\n{error}", file=sys.stderr, flush=True)
+        for task in pack:
+            self._results[task.key] = {"error": error, "finished": False}
+        for recorder in recorders:
+            recorder.fail(error)
 
 
 def main(argv: list[str] | None = None) -> int:

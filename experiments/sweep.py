@@ -11,6 +11,7 @@ logdir into the same MLflow run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pickle
@@ -22,8 +23,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from agent.files import FileLock, StorageError
 from experiments import tracking
 from experiments.job import EXIT_INTERRUPTED, RunTask, SweepJob
 from experiments.profiles import SlurmProfile, executor_parameters
@@ -184,6 +186,31 @@ def sweep_dir(target: Target, sweep: str) -> Path:
     return target.workdir / sweep
 
 
+class SweepBusy(StorageError):
+    """Another launcher is launching (or, locally, running) the same sweep."""
+
+
+@contextlib.contextmanager
+def launcher_lock(target: Target, sweep: str) -> Iterator[None]:
+    """Hold the sweep's launcher lock (``<workdir>/<sweep>/launcher.lock``) or raise SweepBusy.
+
+    Two launchers of one sweep at once would plan the same runs twice (two MLflow
+    runs per key, both training one logdir). The lock is held from planning to the
+    end of submission (Slurm) or of training (local executor); the kernel drops it
+    when the holder exits, however it exits.
+    """
+    lock = FileLock(sweep_dir(target, sweep) / "launcher.lock")
+    if not lock.acquire():
+        raise SweepBusy(
+            f"sweep {sweep!r} is being launched by {lock.holder()} ({lock.path}); "
+            "wait until that launcher ends, then run this command again"
+        )
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def logdir_for(target: Target, run: RunSpec, run_id: str) -> str:
     """A logdir per MLflow run: a new MLflow run never resumes another run's checkpoint."""
     return str(sweep_dir(target, run.sweep) / f"{run.task}-seed{run.seed}-{run.key}" / run_id)
@@ -215,32 +242,32 @@ def pack_runs(planned: Sequence[Planned], seeds_per_process: int) -> list[list[P
 
 
 def prepare(
-    packs: Sequence[Sequence[Planned]], client, experiment_id: str, target: Target,
+    packs: Sequence[Sequence[Planned]], tracker: tracking.Tracker, experiment_id: str, target: Target,
 ) -> list[list[RunTask]]:
     """Create MLflow runs for new runs and mark resumed ones SCHEDULED; the jobs' packs of tasks."""
     git = tracking.git_state()
-    return [[_prepare_one(item, client, experiment_id, target, git) for item in pack] for pack in packs]
+    return [[_prepare_one(item, tracker, experiment_id, target, git) for item in pack] for pack in packs]
 
 
-def _prepare_one(item: Planned, client, experiment_id: str, target: Target, git: Mapping[str, str]) -> RunTask:
+def _prepare_one(item: Planned, tracker: tracking.Tracker, experiment_id: str, target: Target,
+                 git: Mapping[str, str]) -> RunTask:
     from agent.config import to_dict
 
     if item.action == "new":
-        run_id = tracking.create_run(client, experiment_id, item.run, git, logdir="")
+        run_id = tracker.schedule(experiment_id, item.run, git, lambda run_id: logdir_for(target, item.run, run_id))
         logdir = logdir_for(target, item.run, run_id)
-        client.set_tag(run_id, tracking.TAG + "logdir", logdir)
     else:
         run_id = item.mlflow_run.info.run_id
         logdir = item.mlflow_run.data.tags.get(tracking.TAG + "logdir") or logdir_for(
             target, item.run, run_id
         )
-        client.update_run(run_id, status="SCHEDULED")
+        tracker.reschedule(run_id)
     return RunTask(run_id, item.run.key, item.run.label, logdir, to_dict(item.run.config))
 
 
 def submit_slurm(
     packs: Sequence[Sequence[RunTask]], profile: SlurmProfile, spec: SweepSpec, target: Target,
-    experiment_id: str, client,
+    experiment_id: str, tracker: tracking.Tracker,
 ) -> list[Any]:
     """One job array for the sweep (runs_per_job packs per array task); returns submitit jobs."""
     import submitit
@@ -256,7 +283,7 @@ def submit_slurm(
         ]
     for job, group in zip(jobs, groups):
         for task in (task for pack in group for task in pack):
-            client.set_tag(task.run_id, tracking.TAG + "slurm_job_id", job.job_id)
+            tracker.tag(task.run_id, {"slurm_job_id": job.job_id})
     return jobs
 
 

@@ -92,36 +92,37 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
         except launcher.SlurmUnavailable as error:
             print(f"dreamerbench sweep: error: {error}; nothing was submitted", file=sys.stderr)
             return 2
-    client = tracking.client(tracking_uri)
-    experiment_id = tracking.ensure_experiment(client, spec.name, tracking_uri)
-    existing = tracking.runs_by_key(tracking.sweep_runs(client, experiment_id))
-    queue = launcher.slurm_queue() if executor == "slurm" or _has_slurm_runs(existing) else None
-    planned = launcher.plan(runs, existing, args.rerun_failed, queue)
-    skipped = [p for p in planned if p.action == "skip"]
-    for item in skipped:
-        echo(f"  skip     {item.run.label:<40} {item.reason}")
-    packs = launcher.prepare(launcher.pack_runs(planned, seeds_per_process), client, experiment_id, target)
-    tasks = [task for pack in packs for task in pack]
-    if not tasks:
-        echo(f"nothing to submit: {len(skipped)} runs finished, queued, running or failed")
-        _print_where(echo, spec, tracking_uri)
-        return 0
+    tracker = tracking.Tracker(tracking_uri)  # an unreachable server: one line, nothing created
+    with launcher.launcher_lock(target, spec.name):
+        experiment_id = tracker.experiment(spec.name)
+        existing = tracking.runs_by_key(tracker.runs(experiment_id))
+        queue = launcher.slurm_queue() if executor == "slurm" or _has_slurm_runs(existing) else None
+        planned = launcher.plan(runs, existing, args.rerun_failed, queue)
+        skipped = [p for p in planned if p.action == "skip"]
+        for item in skipped:
+            echo(f"  skip     {item.run.label:<40} {item.reason}")
+        packs = launcher.prepare(launcher.pack_runs(planned, seeds_per_process), tracker, experiment_id, target)
+        tasks = [task for pack in packs for task in pack]
+        if not tasks:
+            echo(f"nothing to submit: {len(skipped)} runs finished, queued, running or failed")
+            _print_where(echo, spec, tracker.uri)
+            return 0
 
-    start = time.monotonic()
-    if executor == "slurm":
-        jobs = launcher.submit_slurm(packs, profile, spec, target, experiment_id, client)
-        echo(f"submitted {len(tasks)} runs as {len(jobs)} Slurm jobs: "
-             f"{', '.join(j.job_id for j in jobs)}")
-        if args.wait:
-            launcher.wait_slurm([j.job_id for j in jobs])
-            echo(f"jobs ended after {time.monotonic() - start:.0f} s")
-            return _report(echo, spec, tracking_uri, client, experiment_id, [t.key for t in tasks])
-        _print_where(echo, spec, tracking_uri)
-        return 0
-    echo(f"training {len(tasks)} runs locally in {len(packs)} processes, {parallel} at a time")
-    launcher.run_local(packs, parallel, spec, target, experiment_id, echo=echo)
-    echo(f"sweep {spec.name} took {time.monotonic() - start:.0f} s")
-    return _report(echo, spec, tracking_uri, client, experiment_id, [t.key for t in tasks])
+        start = time.monotonic()
+        if executor == "slurm":
+            jobs = launcher.submit_slurm(packs, profile, spec, target, experiment_id, tracker)
+            echo(f"submitted {len(tasks)} runs as {len(jobs)} Slurm jobs: "
+                 f"{', '.join(j.job_id for j in jobs)}")
+            if args.wait:
+                launcher.wait_slurm([j.job_id for j in jobs])
+                echo(f"jobs ended after {time.monotonic() - start:.0f} s")
+                return _report(echo, spec, tracker, experiment_id, [t.key for t in tasks])
+            _print_where(echo, spec, tracker.uri)
+            return 0
+        echo(f"training {len(tasks)} runs locally in {len(packs)} processes, {parallel} at a time")
+        launcher.run_local(packs, parallel, spec, target, experiment_id, echo=echo)
+        echo(f"sweep {spec.name} took {time.monotonic() - start:.0f} s")
+        return _report(echo, spec, tracker, experiment_id, [t.key for t in tasks])
 
 
 def sweep_dir_text(target, spec) -> str:
@@ -130,27 +131,25 @@ def sweep_dir_text(target, spec) -> str:
 
 def _existing_runs(tracking_uri: str, name: str) -> dict:
     """MLflow runs of the sweep, without creating a database or experiment."""
-    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).exists():
+    try:
+        tracker = tracking.Tracker(tracking_uri, create=False)
+        return tracking.runs_by_key(tracker.runs(tracker.find_experiment(name).experiment_id))
+    except (FileNotFoundError, ValueError):  # no store, or no experiment of that name yet
         return {}
-    client = tracking.client(tracking_uri)
-    experiment = client.get_experiment_by_name(name)
-    if experiment is None:
-        return {}
-    return tracking.runs_by_key(tracking.sweep_runs(client, experiment.experiment_id))
 
 
 def _has_slurm_runs(existing: dict) -> bool:
     return any(tracking.TAG + "slurm_job_id" in r.data.tags for r in existing.values())
 
 
-def _report(echo, spec, tracking_uri, client, experiment_id, keys) -> int:
-    runs = tracking.runs_by_key(tracking.sweep_runs(client, experiment_id))
+def _report(echo, spec, tracker: tracking.Tracker, experiment_id, keys) -> int:
+    runs = tracking.runs_by_key(tracker.runs(experiment_id))
     states = {k: runs[k].info.status if k in runs else "MISSING" for k in keys}
     counts: dict[str, int] = {}
     for state in states.values():
         counts[state] = counts.get(state, 0) + 1
     echo("runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    _print_where(echo, spec, tracking_uri)
+    _print_where(echo, spec, tracker.uri)
     return 0 if all(s == "FINISHED" for s in states.values()) else 1
 
 
@@ -170,14 +169,8 @@ def run_status(args: argparse.Namespace, echo=print) -> int:
         spec = load_spec(name)
         name = spec.name
         expected = expand(spec)
-    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).exists():
-        raise FileNotFoundError(f"no MLflow store at {tracking_uri}; run a sweep first or pass --tracking-uri")
-    client = tracking.client(tracking_uri)
-    experiment = client.get_experiment_by_name(name)
-    if experiment is None:
-        names = [e.name for e in client.search_experiments() if e.name != "Default"]
-        raise ValueError(f"no sweep {name!r} in {tracking_uri}; sweeps there: {', '.join(names) or 'none'}")
-    runs = tracking.sweep_runs(client, experiment.experiment_id)
+    tracker = tracking.Tracker(tracking_uri, create=False)
+    runs = tracker.runs(tracker.find_experiment(name).experiment_id)
     queue = launcher.slurm_queue()
     rows = status_lib.rows_from_runs(runs, queue, expected)
     echo(status_lib.render(name, rows))

@@ -1,24 +1,51 @@
-"""MLflow recording of sweeps: one experiment per sweep, one MLflow run per sweep run.
+"""MLflow: the one module that changes MLflow state, and the schema that every reader shares.
 
-Convention (the analysis package reads runs exactly this way):
+Recording a run (what ``dreamerbench sweep`` and its jobs do; a single ``train`` run
+does the same with a RunSpec of its own)::
+
+    tracker = Tracker(uri)                               # one line naming the URI if unreachable
+    experiment_id = tracker.experiment(name)             # created if missing (race-safe)
+    run_id = tracker.schedule(experiment_id, run, logdir_for)   # SCHEDULED, with tags and params
+    recorder = tracker.start(run_id, config, logdir)     # RUNNING, with the job's tags
+    summary = Trainer(config, logdir, [recorder]).run()  # recorder.publish(logdir) after each save
+    recorder.end(summary)                                # FINISHED once MLflow holds every record
+    recorder.fail(error)                                 # or FAILED, with the error as a tag
+
+Reading runs (``dreamerbench status``, ``table``, ``plot``): ``Tracker(uri, create=False)``,
+:meth:`Tracker.find_experiment`, :meth:`Tracker.runs`, :func:`runs_by_key`,
+:meth:`Tracker.histories`.
+
+Schema:
 
 - experiment name = sweep name; the launcher creates it before submitting and
   passes its id to the jobs (concurrent ``set_experiment`` calls race).
-- tags: ``dreamerbench.{run_key,sweep,suite,task,seed,method}``,
+- tags: ``dreamerbench.{run_key,sweep,suite,task,seed,method,grid.<key>}``,
   ``dreamerbench.{git_commit,git_dirty}``, ``dreamerbench.{slurm_job_id,
-  slurm_array_job_id,slurm_array_task_id,host}``, ``dreamerbench.steps_done``
-  (step of the newest record covered by a checkpoint: progress, updated at each flush), ``dreamerbench.resumed_at`` (set
-  when a job resumed the run from a checkpoint) and ``dreamerbench.logdir``.
+  slurm_array_job_id,slurm_array_task_id,host,local_pid}``, ``dreamerbench.logdir``,
+  ``dreamerbench.steps_done`` (step of the newest record MLflow holds),
+  ``dreamerbench.delivered`` (bytes of each JSONL file of the logdir MLflow holds),
+  ``dreamerbench.resumed_at`` (``steps_done`` when a job took the run up again),
+  ``dreamerbench.error`` (on FAILED runs).
 - params: the flattened resolved config and ``protocol.<key>`` of the suite
   protocol; logged once, when the launcher creates the run.
-- metrics: ``episode/score``, ``episode/length``, ``episode/achievement_<name>``,
-  ``episode/milestone_<name>``, ``train/<name>``, ``fps/<name>``; MLflow step =
-  agent env steps.
+- metrics: ``episode/<field>`` (``score``, ``length``, ``index``, ``wall_s``,
+  ``achievement_<name>``, ``milestone_<name>``), ``train/<name>``, ``fps/<name>``;
+  step = agent steps; timestamp = the record's ``time_ms``. All metrics of one record
+  share its timestamp, and no two records of a file share one (``agent/rundir.py``),
+  so MLflow, which keeps one row per (key, value, step, timestamp), keeps every
+  record, and a reader pairs an episode's fields by (step, timestamp).
 - artifacts: ``config.yaml`` (resolved config) and ``summary.json`` (final summary).
 
-Run states: the launcher creates runs as SCHEDULED; a job sets RUNNING when it
-starts, FINISHED or FAILED at the end, and SCHEDULED again when it stops early
-to be requeued (preemption, time-out, Ctrl-C of the local executor).
+Lifecycle: the launcher creates runs SCHEDULED; a job sets RUNNING when it starts,
+FINISHED or FAILED at the end, and SCHEDULED again when it stops early to be requeued.
+
+Exactly once: records go to MLflow only from the run's JSONL files, from the byte
+MLflow acknowledged (``dreamerbench.delivered``) up to what
+:func:`agent.rundir.deliverable` allows (what no resume can cut back any more).
+A record delivered twice (a cursor update lost with the connection) has the same
+(key, value, step, timestamp) and MLflow keeps it once. A store that cannot be reached
+only delays delivery: the records wait on disk, and the next job of the run (a re-run
+of the sweep resubmits it) delivers them; a run is FINISHED only once MLflow holds all.
 """
 
 from __future__ import annotations
@@ -29,17 +56,37 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlparse
 
 from agent.config import flatten, to_dict
+from agent.files import FileLock, StorageError
+from agent.rundir import LOGS, deliverable, read_records
 
 TAG = "dreamerbench."
 STEPS_TAG = TAG + "steps_done"
+DELIVERED_TAG = TAG + "delivered"
 METRICS_PER_BATCH = 1000  # MLflow's limit per log_batch call
 PARAMS_PER_BATCH = 100  # MLflow's limit per log_batch call
 ACTIVE_STATES = ("SCHEDULED", "RUNNING")
+KINDS = {"episodes": "episode"}  # JSONL file -> metric group; metrics.jsonl records name theirs ("kind")
+_IDENTITY = ("kind", "step", "time_ms")  # fields of a record that are not values
+
+# MLflow's HTTP client retries a failed call 7 times with exponential back-off
+# (about 4 minutes) and waits 120 s for an answer. These defaults (a user's own
+# MLFLOW_HTTP_* settings win) make an unreachable server an error within seconds.
+_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+
+
+class TrackingUnavailable(StorageError):
+    """The MLflow store does not answer (or refuses a write); nothing on disk is lost."""
 
 
 def default_tracking_uri(workdir: str | os.PathLike | None = None) -> str:
@@ -73,65 +120,304 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     return uri
 
 
-def _artifact_root(tracking_uri: str, name: str) -> str | None:
-    """Artifacts of a sqlite store go next to its database; servers choose their own."""
-    if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri[len("sqlite:///"):])
-        return (db.parent / "mlruns" / name).as_uri()
-    return None
+class Tracker:
+    """One MLflow tracking store; every MLflow write of the project goes through it.
 
+    `uri` as :func:`resolve_tracking_uri`. Raises TrackingUnavailable (one line
+    naming the URI) if an http(s) server does not answer within seconds, and
+    FileNotFoundError if a sqlite store does not exist and `create` is False
+    (readers must not create an empty store). Concurrent first uses of a new
+    sqlite file are serialised (MLflow's schema creation is not safe to race).
+    """
 
-def client(tracking_uri: str):
-    from mlflow import MlflowClient
+    def __init__(self, uri: str | None = None, create: bool = True):
+        self.uri = resolve_tracking_uri(uri)
+        for name, value in _HTTP_DEFAULTS.items():
+            os.environ.setdefault(name, value)
+        scheme = urlparse(self.uri).scheme
+        if scheme == "sqlite":
+            db = Path(self.uri[len("sqlite:///"):])
+            if not create and not db.exists():
+                raise FileNotFoundError(f"no MLflow store at {self.uri}; run a sweep first or pass --tracking-uri")
+            if not db.parent.is_dir():
+                raise FileNotFoundError(f"tracking URI {self.uri}: directory {db.parent} does not exist")
+        elif scheme in ("http", "https"):
+            _check_server(self.uri)
+        from mlflow import MlflowClient  # lazy: importing mlflow costs about a second
 
-    return MlflowClient(tracking_uri=tracking_uri)
+        if scheme != "sqlite":
+            self.client = MlflowClient(tracking_uri=self.uri)
+            return
+        # The client's store creates the schema of a new database file, and two
+        # processes doing that at once crash (alembic): one at a time.
+        lock = FileLock(Path(f"{db}.lock"))
+        if not lock.acquire(wait_s=120):
+            raise TrackingUnavailable(f"{db} is being set up by {lock.holder()} for more than 120 s")
+        try:
+            self.client = MlflowClient(tracking_uri=self.uri)
+        finally:
+            lock.release()
 
+    def call(self, method: Callable, *args, **kwargs):
+        """``method(*args, **kwargs)`` of the MLflow client; an unreachable store raises TrackingUnavailable.
 
-def ensure_experiment(mlflow_client, name: str, tracking_uri: str) -> str:
-    """The id of the experiment called `name`, created if missing (race-safe)."""
-    from mlflow.exceptions import MlflowException
+        A sqlite store is tried three times over about 3 s: other jobs writing to it
+        make it busy ("database is locked") for a moment.
+        """
+        from mlflow.exceptions import MlflowException
+        from sqlalchemy.exc import OperationalError
 
-    experiment = mlflow_client.get_experiment_by_name(name)
-    if experiment is not None:
-        if experiment.lifecycle_stage == "deleted":
-            mlflow_client.restore_experiment(experiment.experiment_id)
-        return experiment.experiment_id
-    try:
-        return mlflow_client.create_experiment(
-            name, artifact_location=_artifact_root(tracking_uri, name),
-            tags={TAG + "sweep": name},
-        )
-    except MlflowException:
-        experiment = mlflow_client.get_experiment_by_name(name)
+        attempts = 3 if self.uri.startswith("sqlite:") else 1
+        for attempt in range(attempts):
+            try:
+                return method(*args, **kwargs)
+            except MlflowException as error:
+                if error.error_code not in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"):
+                    raise
+                reason = error
+            except (OSError, OperationalError) as error:
+                reason = error
+            if attempt + 1 < attempts:
+                time.sleep(2**attempt)
+        raise TrackingUnavailable(f"MLflow at {self.uri} failed: {_first_line(reason)}")
+
+    # ------------------------------------------------------------------ reading
+
+    def find_experiment(self, name: str):
+        """The experiment called `name`; ValueError naming the ones there are if it does not exist."""
+        experiment = self.call(self.client.get_experiment_by_name, name)
         if experiment is None:
-            raise
-        return experiment.experiment_id
+            names = [e.name for e in self.call(self.client.search_experiments) if e.name != "Default"]
+            raise ValueError(f"experiment={name!r} does not exist in {self.uri}; allowed: {', '.join(names) or '(none)'}")
+        return experiment
 
+    def runs(self, experiment_id: str) -> list:
+        """Every active (not deleted) run of an experiment, oldest first (all pages)."""
+        from mlflow.entities import ViewType
 
-def sweep_runs(mlflow_client, experiment_id: str) -> list:
-    """Every active (not deleted) run of an experiment, oldest first."""
-    from mlflow.entities import ViewType
+        runs, token = [], None
+        while True:
+            page = self.call(
+                self.client.search_runs, [experiment_id], run_view_type=ViewType.ACTIVE_ONLY, max_results=1000,
+                order_by=["attributes.start_time ASC"], page_token=token,
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
 
-    runs, token = [], None
-    while True:
-        page = mlflow_client.search_runs(
-            [experiment_id], run_view_type=ViewType.ACTIVE_ONLY, max_results=1000,
-            order_by=["attributes.start_time ASC"], page_token=token,
+    def run(self, run_id: str):
+        return self.call(self.client.get_run, run_id)
+
+    def histories(self, run_ids: list[str], keys: list[str]) -> list[tuple[str, str, int, int, float]]:
+        """(run_id, key, step, timestamp, value) of every value of `keys` logged by `run_ids`.
+
+        SQL stores answer one query per key for all runs (``get_metric_history_bulk``);
+        other stores (a tracking server over HTTP) take one call per run and key.
+        MLflow's public client has no bulk call, hence the store lookup.
+        """
+        bulk = getattr(self.client._tracking_client.store, "get_metric_history_bulk", None)
+        rows = []
+        for key in keys:
+            if bulk is not None:
+                rows += [(m.run_id, key, m.step, m.timestamp, m.value) for m in self.call(bulk, run_ids, key, max_results=2**62)]
+            else:
+                for run_id in run_ids:
+                    rows += [(run_id, key, m.step, m.timestamp, m.value) for m in self.call(self.client.get_metric_history, run_id, key)]
+        return rows
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def experiment(self, name: str) -> str:
+        """The id of the experiment called `name`, created if missing (race-safe)."""
+        from mlflow.exceptions import MlflowException
+
+        experiment = self.call(self.client.get_experiment_by_name, name)
+        if experiment is not None:
+            if experiment.lifecycle_stage == "deleted":
+                self.call(self.client.restore_experiment, experiment.experiment_id)
+            return experiment.experiment_id
+        try:
+            return self.call(
+                self.client.create_experiment, name, artifact_location=_artifact_root(self.uri, name),
+                tags={TAG + "sweep": name},
+            )
+        except MlflowException:  # created by another process meanwhile
+            experiment = self.call(self.client.get_experiment_by_name, name)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
+
+    def schedule(self, experiment_id: str, run, git: Mapping[str, str], logdir_for: Callable[[str], str]) -> str:
+        """Create the MLflow run of sweep run `run` (a spec.RunSpec), SCHEDULED; returns its id.
+
+        `logdir_for(run_id)` names its logdir (one per MLflow run, so a new MLflow
+        run never resumes another one's checkpoint).
+        """
+        from mlflow.entities import Param, RunTag
+
+        created = self.call(
+            self.client.create_run, experiment_id, tags=run_tags(run, git),
+            run_name=f"{run.task}-seed{run.seed}-{run.key[:6]}",
         )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
+        run_id = created.info.run_id
+        tags = [RunTag(TAG + "logdir", logdir_for(run_id)), RunTag(STEPS_TAG, "0")]
+        params = [Param(k, v) for k, v in sorted(run_params(run).items())]
+        for start in range(0, max(len(params), 1), PARAMS_PER_BATCH):
+            self.call(self.client.log_batch, run_id, params=params[start : start + PARAMS_PER_BATCH], tags=tags)
+        self.reschedule(run_id)
+        return run_id
+
+    def reschedule(self, run_id: str) -> None:
+        """Mark a run SCHEDULED: a job will take it up (again)."""
+        self.call(self.client.update_run, run_id, status="SCHEDULED")
+
+    def tag(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Set ``dreamerbench.<name>`` tags of a run (`tags` maps name -> value)."""
+        from mlflow.entities import RunTag
+
+        self.call(self.client.log_batch, run_id, tags=[RunTag(TAG + k, str(v)) for k, v in tags.items()])
+
+    def start(self, run_id: str, config: Mapping[str, Any], logdir: str | Path) -> "RunRecorder":
+        """Mark a run RUNNING with this job's tags and its config artifact; its recorder."""
+        tags = job_tags()
+        done = self.run(run_id).data.tags.get(STEPS_TAG, "0") or "0"
+        if int(done):
+            tags["resumed_at"] = done  # what MLflow held when this job took the run up
+        self.tag(run_id, tags)
+        self.call(self.client.update_run, run_id, status="RUNNING")
+        self.call(self.client.log_dict, run_id, dict(config), "config.yaml")
+        return RunRecorder(self, run_id, logdir)
+
+
+class RunRecorder:
+    """One MLflow run while a job trains it: a trainer Output (``publish``) plus its end.
+
+    Delivers the logdir's records from the byte MLflow acknowledged
+    (``dreamerbench.delivered``) to what :func:`agent.rundir.deliverable` allows.
+    """
+
+    def __init__(self, tracker: Tracker, run_id: str, logdir: str | Path):
+        self.tracker, self.run_id, self.logdir = tracker, run_id, Path(logdir)
+        tags = tracker.run(run_id).data.tags
+        delivered = json.loads(tags.get(DELIVERED_TAG) or "{}")
+        self.cursor = {name: int(delivered.get(name, 0)) for name in LOGS}
+        self.steps_done = int(tags.get(STEPS_TAG, "0") or 0)
+        self._warned = False
+
+    def publish(self, logdir: Path) -> None:
+        """Deliver what is deliverable from `logdir` (the recorder's own; the trainer names it for
+        outputs that do not know it); an unreachable store only delays it (one warning, then quiet)."""
+        try:
+            self._deliver()
+            self._warned = False
+        except TrackingUnavailable as error:
+            if not self._warned:
+                print(f"warning: {error}; the records wait in {self.logdir} and are delivered later",
+                      file=sys.stderr, flush=True)
+            self._warned = True
+
+    def pending(self) -> int:
+        """Bytes of the logdir's records that MLflow does not hold yet."""
+        paths = {name: self.logdir / f"{name}.jsonl" for name in LOGS}
+        return sum(max(0, (path.stat().st_size if path.exists() else 0) - self.cursor[name]) for name, path in paths.items())
+
+    def end(self, summary: Mapping[str, Any]) -> None:
+        """A finished run: deliver every record, then FINISHED (TrackingUnavailable if MLflow
+        cannot take them all: the run stays unfinished and a re-run delivers them).
+        A run stopped early: deliver what is deliverable, then SCHEDULED (to be resumed)."""
+        if not summary.get("finished"):
+            self.publish(self.logdir)
+            self.tracker.reschedule(self.run_id)
+            return
+        self._deliver()
+        left = self.pending()
+        if left:
+            raise TrackingUnavailable(f"MLflow at {self.tracker.uri} did not take {left} bytes of records of {self.logdir}")
+        from mlflow.entities import RunTag
+
+        client = self.tracker.client
+        self.tracker.call(client.log_dict, self.run_id, dict(summary), "summary.json")
+        self.tracker.call(client.log_batch, self.run_id, tags=[RunTag(STEPS_TAG, str(summary["steps"]))])
+        self.tracker.call(client.set_terminated, self.run_id, status="FINISHED")
+
+    def fail(self, error: str) -> None:
+        """Mark the run FAILED with `error` (its last 4000 characters). Its records wait on disk: a
+        failure can come between the saves of a pack, where a rerun may start the pack afresh."""
+        try:
+            self.tracker.tag(self.run_id, {"error": error[-4000:]})
+            self.tracker.call(self.tracker.client.set_terminated, self.run_id, status="FAILED")
+        except StorageError as mlflow_error:
+            print(f"could not mark run {self.run_id} FAILED: {mlflow_error}", file=sys.stderr)
+
+    def _deliver(self) -> None:
+        limits = deliverable(self.logdir)
+        for name in LOGS:
+            path = self.logdir / f"{name}.jsonl"
+            size = path.stat().st_size if path.exists() else 0
+            if size < self.cursor[name]:
+                raise StorageError(
+                    f"{path} has {size} bytes but MLflow run {self.run_id} holds its records up to byte "
+                    f"{self.cursor[name]}: the logdir was replaced; delete the MLflow run to train the run again"
+                )
+            batch, end, step = [], self.cursor[name], self.steps_done
+            for offset, record in read_records(path, self.cursor[name], limits[name]):
+                metrics = record_metrics(name, record)
+                if batch and len(batch) + len(metrics) > METRICS_PER_BATCH:
+                    self._send(name, batch, end, step)
+                    batch = []
+                batch += metrics
+                end, step = offset, max(step, int(record["step"]))
+            if end > self.cursor[name]:
+                self._send(name, batch, end, step)
+
+    def _send(self, name: str, metrics: list, end: int, step: int) -> None:
+        """One log_batch: the metrics, and the cursor that says MLflow holds them."""
+        from mlflow.entities import RunTag
+
+        cursor = {**self.cursor, name: end}
+        tags = [RunTag(DELIVERED_TAG, json.dumps(cursor)), RunTag(STEPS_TAG, str(step))]
+        self.tracker.call(self.tracker.client.log_batch, self.run_id, metrics=metrics, tags=tags)
+        self.cursor, self.steps_done = cursor, step
+
+
+def record_metrics(file: str, record: Mapping[str, Any]) -> list:
+    """The MLflow metrics of one JSONL record of ``<file>.jsonl`` (see the schema above)."""
+    from mlflow.entities import Metric
+
+    kind = KINDS.get(file) or record.get("kind")
+    return [
+        Metric(metric_name(kind, key), float(value), int(record["time_ms"]), int(record["step"]))
+        for key, value in record.items()
+        if key not in _IDENTITY and isinstance(value, (int, float))
+    ]
+
+
+def metric_name(kind: str, name: str) -> str:
+    """Trainer record kind + value name -> MLflow metric name (``group/name``)."""
+    if kind not in ("episode", "train", "fps"):
+        raise ValueError(f"record kind={kind!r}; allowed: episode, train, fps")
+    return f"{kind}/{name}"
+
+
+def group_by_key(runs: Iterable) -> dict[str, list]:
+    """run key -> its MLflow runs, the one that counts last (FINISHED before others, then newest)."""
+    groups: dict[str, list] = {}
+    for run in runs:
+        key = run.data.tags.get(TAG + "run_key")
+        if key:
+            groups.setdefault(key, []).append(run)
+    order = lambda run: (run.info.status == "FINISHED", run.info.start_time)  # noqa: E731
+    return {key: sorted(group, key=order) for key, group in groups.items()}
 
 
 def runs_by_key(runs: Iterable) -> dict[str, Any]:
-    """run key -> its newest MLflow run."""
-    found: dict[str, Any] = {}
-    for run in runs:
-        key = run.data.tags.get(TAG + "run_key")
-        if key and (key not in found or run.info.start_time >= found[key].info.start_time):
-            found[key] = run
-    return found
+    """run key -> the MLflow run that counts for it: its newest FINISHED run, else its newest run.
+
+    One key has several active MLflow runs only after a race or a manual change;
+    :func:`group_by_key` shows them.
+    """
+    return {key: group[-1] for key, group in group_by_key(runs).items()}
 
 
 def git_state(directory: str | os.PathLike | None = None) -> dict[str, str]:
@@ -183,112 +469,44 @@ def _param_text(value: Any) -> str:
     return str(value)
 
 
-def create_run(mlflow_client, experiment_id: str, run, git: Mapping[str, str], logdir: str) -> str:
-    """Create the MLflow run of a sweep run, SCHEDULED, with its tags and params."""
-    from mlflow.entities import Param
-
-    tags = run_tags(run, git)
-    tags[TAG + "logdir"] = logdir
-    tags[STEPS_TAG] = "0"
-    created = mlflow_client.create_run(
-        experiment_id, tags=tags, run_name=f"{run.task}-seed{run.seed}-{run.key[:6]}"
-    )
-    run_id = created.info.run_id
-    params = [Param(k, v) for k, v in sorted(run_params(run).items())]
-    for start in range(0, len(params), PARAMS_PER_BATCH):
-        mlflow_client.log_batch(run_id, params=params[start : start + PARAMS_PER_BATCH])
-    mlflow_client.update_run(run_id, status="SCHEDULED")
-    return run_id
-
-
-def metric_name(kind: str, name: str) -> str:
-    """Trainer record kind + value name -> MLflow metric name (``group/name``)."""
-    if kind not in ("episode", "train", "fps"):
-        raise ValueError(f"record kind={kind!r}; allowed: episode, train, fps")
-    return f"{kind}/{name}"
-
-
 def job_tags() -> dict[str, str]:
-    """Where a job runs: host and, inside Slurm, the job id and array index."""
-    tags = {TAG + "host": socket.gethostname()}
+    """Where a job runs (names without the tag prefix): host and, inside Slurm, the job id and array index."""
+    tags = {"host": socket.gethostname()}
     job_id = os.environ.get("SLURM_JOB_ID")
     if job_id:
         array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
         array_task = os.environ.get("SLURM_ARRAY_TASK_ID")
-        tags[TAG + "slurm_job_id"] = f"{array_job}_{array_task}" if array_job else job_id
+        tags["slurm_job_id"] = f"{array_job}_{array_task}" if array_job else job_id
         if array_job:
-            tags[TAG + "slurm_array_job_id"] = array_job
-            tags[TAG + "slurm_array_task_id"] = array_task or ""
+            tags["slurm_array_job_id"] = array_job
+            tags["slurm_array_task_id"] = array_task or ""
     else:
-        tags[TAG + "local_pid"] = str(os.getpid())
+        tags["local_pid"] = str(os.getpid())
     return tags
 
 
-class MlflowOutput:
-    """A trainer Output that delivers records to one MLflow run at flush().
+def _artifact_root(tracking_uri: str, name: str) -> str | None:
+    """Artifacts of a sqlite store go next to its database; servers choose their own."""
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri[len("sqlite:///"):])
+        return (db.parent / "mlruns" / name).as_uri()
+    return None
 
-    The trainer calls flush() right after each checkpoint is durably written;
-    delivering only then, and dropping what is pending at close(), gives every
-    record exactly once across kills and preemptions (records after the last
-    checkpoint of a killed process are re-generated after resume).
-    """
 
-    def __init__(self, mlflow_client, run_id: str, retries: int = 5):
-        self._client = mlflow_client
-        self._run_id = run_id
-        self._retries = retries
-        self._pending: list = []
-        self._last_step = 0
-
-    def write(self, step: int, kind: str, values: Mapping[str, float]) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        for name, value in values.items():
-            self._pending.append(Metric(metric_name(kind, name), float(value), now, int(step)))
-        self._last_step = max(self._last_step, int(step))
-
-    def flush(self) -> None:
-        """Deliver every pending record (log_batch, at most 1000 metrics per call).
-
-        Delivery never stops training: after a few failed attempts (e.g.
-        sqlite's 'database is locked'), the rest stays pending for the next flush.
-        """
-        from mlflow.entities import RunTag
-
-        while True:
-            batch = self._pending[:METRICS_PER_BATCH]
-            last = len(self._pending) <= METRICS_PER_BATCH
-            tags = [RunTag(STEPS_TAG, str(self._last_step))] if last else []
-            if not self._deliver(batch, tags):
+def _check_server(uri: str, timeout_s: float = 5.0) -> None:
+    """GET ``/health`` of an MLflow server; TrackingUnavailable naming `uri` if it does not answer."""
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as response:
+            if response.status == 200:
                 return
-            del self._pending[: len(batch)]
-            if last:
-                return
+            reason = f"/health answered {response.status}"
+    except (urllib.error.URLError, OSError) as error:
+        reason = str(getattr(error, "reason", error))
+    raise TrackingUnavailable(
+        f"MLflow tracking server {uri} does not answer ({reason}); start it, or pass another --tracking-uri"
+    )
 
-    def _deliver(self, metrics: list, tags: list) -> bool:
-        delay = 0.5
-        for attempt in range(self._retries):
-            try:
-                self._client.log_batch(self._run_id, metrics=metrics, tags=tags)
-                return True
-            except Exception as error:  # sqlite 'database is locked', HTTP errors, ...
-                if attempt == self._retries - 1:
-                    print(
-                        f"MlflowOutput: log_batch failed {self._retries} times; "
-                        f"{len(self._pending)} records stay pending for the next flush: {error}",
-                        file=sys.stderr,
-                    )
-                    return False
-                time.sleep(delay)
-                delay *= 2
-        return False
 
-    def close(self) -> None:
-        # Records written after the last flush are not covered by a checkpoint:
-        # the trainer re-generates them after a resume, so they are dropped here.
-        self._pending = []
-
-    @property
-    def last_step(self) -> int:
-        return self._last_step
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:300]

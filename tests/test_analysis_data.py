@@ -1,8 +1,9 @@
 """Loaders on the real published files and real MLflow stores; CLI end to end; bad input.
 
 Our runs are recorded the way ``dreamerbench sweep`` records them (a spec expanded by
-``experiments.spec.expand``, runs created by ``experiments.tracking.create_run``,
-episodes delivered by ``MlflowOutput``), so tags and params are the real ones.
+``experiments.spec.expand``, runs scheduled and started by ``experiments.tracking.Tracker``,
+episodes written by ``agent.rundir.RunDir`` and delivered by ``RunRecorder``), so tags,
+params and metrics are the real ones.
 """
 
 import dataclasses
@@ -21,6 +22,7 @@ import pytest
 
 import experiments.cli
 import suites
+from agent.rundir import Counters, RunDir
 from analysis import load_published, load_runs
 from analysis.scores import FinalRule, final_scores
 from experiments import tracking
@@ -183,21 +185,25 @@ def test_down_server_and_missing_file_are_one_line(tmp_path, server, cli, capsys
 
 
 def record_sweep(uri: str, spec, episodes) -> None:
-    """Record ``spec``'s runs as ``dreamerbench sweep`` does and deliver ``episodes(run)``:
-    a list of ``(step, {metric: value})`` (None: the run is never created)."""
-    client = tracking.client(uri)
-    experiment_id = tracking.ensure_experiment(client, spec.name, uri)
+    """Record ``spec``'s runs as ``dreamerbench sweep`` and its jobs do, and deliver ``episodes(run)``:
+    a list of ``(step, {metric: value})`` (None: the run is never created), written to a run
+    directory beside the sqlite store `uri` and delivered by its recorder."""
+    tracker = tracking.Tracker(uri)
+    experiment_id = tracker.experiment(spec.name)
+    root = Path(uri[len("sqlite:///"):]).parent / "logdirs"
     for run in expand(spec):
         records = episodes(run)
         if records is None:
             continue
-        run_id = tracking.create_run(client, experiment_id, run, {"git_commit": "unknown", "git_dirty": "unknown"},
-                                     f"/nonexistent/{run.key}")
-        output = tracking.MlflowOutput(client, run_id)
-        for step, values in records:
-            output.write(step, "episode", {"length": 100.0, **values})
-        output.flush()
-        client.set_terminated(run_id)
+        logdir = root / spec.name / run.key
+        run_id = tracker.schedule(experiment_id, run, {"git_commit": "unknown", "git_dirty": "unknown"}, lambda _: str(logdir))
+        recorder = tracker.start(run_id, {"seed": run.seed}, logdir)
+        with RunDir(logdir) as rundir:
+            rundir.start()
+            for step, values in records:
+                rundir.record_episode({"length": 100.0, **values, "step": step})
+            summary = rundir.summary(Counters(steps=max([s for s, _ in records], default=0)), finished=True)
+        recorder.end(summary)
 
 
 def _spec(text: str):
@@ -226,7 +232,7 @@ def store(tmp_path_factory):
         return [(step, {"score": float(rng.normal(base[run.task] + step / 100))}) for step in (200, 400, 600, 800, 1000)]
 
     record_sweep(uri, _spec(TINY), episodes)
-    tracking.ensure_experiment(tracking.client(uri), "empty", uri)
+    tracking.Tracker(uri).experiment("empty")
     # Two grid points, one seed each: 100 and 900.
     grid = _spec("name: grid\nsuite: atari100k\ntasks: [pong]\nseeds: 1\nsteps: 1000\n"
                  "overrides: {agent.size: debug}\ngrid: {agent.train_ratio: [512, 32]}\n")
@@ -368,7 +374,6 @@ def test_bad_options_are_one_line_errors(store, cli, tmp_path, capsys, command):
     cases = [
         (["--tracking-uri", f"sqlite:///{missing}"], f"no MLflow store at sqlite:///{missing}"),
         (["--tracking-uri", f"file://{tmp_path}/mlruns"], "file store in maintenance mode; use sqlite:///"),
-        (["--tracking-uri", f"http://127.0.0.1:{_closed_port()}"], "no MLflow server answers"),
         (["--tracking-uri", store, "--reps", "0"], "--reps=0 is not allowed; allowed: an integer >= 1"),
         (["--tracking-uri", store, "--reps", "-5"], "--reps=-5 is not allowed; allowed: an integer >= 1"),
         (["--tracking-uri", store, "--budget-frames", "0"], "--budget-frames=0 is not allowed; allowed: a finite number > 0"),
@@ -412,7 +417,8 @@ def test_a_train_run_reaches_the_table(tmp_path, cli, capsys):
     # Budget 252 steps x action repeat 8 = 2016 frames, the window capped at it: both episodes.
     assert values[("task", "cartpole_balance", "dreamerbench", "score")] == pytest.approx(
         np.mean([e["score"] for e in episodes]))
-    run = tracking.client(uri).search_runs([tracking.client(uri).get_experiment_by_name("train").experiment_id])[0]
+    tracker = tracking.Tracker(uri, create=False)
+    run = tracker.runs(tracker.find_experiment("train").experiment_id)[0]
     assert run.info.status == "FINISHED" and run.data.tags["dreamerbench.task"] == "cartpole_balance"
     # Training the same logdir again resumes the same MLflow run: nothing is recorded twice.
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)

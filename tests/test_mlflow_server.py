@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -12,9 +13,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
+from agent import checkpoint
 from experiments import tracking
-from test_sweep_slurm import REPO, dreamerbench, jsonl, tiny_spec, wait_for
+from test_sweep_slurm import QUICKSTART, REPO, dreamerbench, jsonl, tiny_spec, wait_for
+
+EPISODE = 126  # cartpole with action repeat 8: 125 actions per episode
 
 
 def free_port() -> int:
@@ -23,50 +28,67 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def mlflow_server(tmp_path):
-    port = free_port()
-    log = open(tmp_path / "server.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server",
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "artifacts"),
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
+class MlflowServer:
+    """A real ``mlflow server`` on 127.0.0.1 (sqlite backend) that a test can stop and start again."""
+
+    def __init__(self, root: Path):
+        self.root, self.port = root, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self) -> None:
+        self.log = open(self.root / "server.log", "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server",
+             "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
+             "--artifacts-destination", str(self.root / "artifacts"),
+             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        )
         deadline = time.monotonic() + 90
         while True:
             try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
                     if response.status == 200:
-                        break
+                        return
             except OSError:
                 pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    f"mlflow server did not come up: {(tmp_path / 'server.log').read_text()[-2000:]}"
-                )
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"mlflow server did not come up: {(self.root / 'server.log').read_text()[-2000:]}")
             time.sleep(0.5)
-        yield url
-    finally:
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
         # SIGTERM to the server's own process group (it started it) stops its workers too.
-        os.killpg(process.pid, signal.SIGTERM)
+        os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=30)
+            self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+        self.log.close()
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    server = MlflowServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def test_local_sweep_into_mlflow_server_with_interrupt_and_resume(tmp_path, mlflow_server):
     """Local executor: SIGINT makes the run checkpoint and stop; re-running resumes it."""
     spec = tiny_spec(tmp_path, "server_sweep", tasks=["cartpole_balance"], seeds=1, steps=1100)
-    args = ["sweep", str(spec), "--tracking-uri", mlflow_server, "--workdir", str(tmp_path / "work")]
-    client = tracking.client(mlflow_server)
+    args = ["sweep", str(spec), "--tracking-uri", mlflow_server.url, "--workdir", str(tmp_path / "work")]
+    tracker = tracking.Tracker(mlflow_server.url)
+    client = tracker.client
     launcher = subprocess.Popen(
         [sys.executable, "-m", "experiments.cli", *args], cwd=REPO,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -74,10 +96,10 @@ def test_local_sweep_into_mlflow_server_with_interrupt_and_resume(tmp_path, mlfl
     try:
         def checkpointed():
             experiment = client.get_experiment_by_name("server_sweep")
-            runs = tracking.sweep_runs(client, experiment.experiment_id) if experiment else []
-            return [r for r in runs if int(r.data.tags.get(tracking.STEPS_TAG, "0")) > 0]
+            runs = tracker.runs(experiment.experiment_id) if experiment else []
+            return [r for r in runs if checkpoint.complete(Path(r.data.tags["dreamerbench.logdir"]) / "checkpoint")]
 
-        (first,) = wait_for(checkpointed, 180, "the run's first checkpoint", poll=0.5)
+        (first,) = wait_for(checkpointed, 600, "the run's first checkpoint", poll=0.5)
         launcher.send_signal(signal.SIGINT)  # what Ctrl-C sends
         output, _ = launcher.communicate(timeout=120)
     finally:
@@ -92,9 +114,9 @@ def test_local_sweep_into_mlflow_server_with_interrupt_and_resume(tmp_path, mlfl
 
     result = dreamerbench(*args)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "runs: 1 FINISHED" in result.stdout and mlflow_server in result.stdout
+    assert "runs: 1 FINISHED" in result.stdout and mlflow_server.url in result.stdout
     experiment = client.get_experiment_by_name("server_sweep")
-    (run,) = tracking.sweep_runs(client, experiment.experiment_id)
+    (run,) = tracker.runs(experiment.experiment_id)
     assert run.info.run_id == first.info.run_id and run.info.status == "FINISHED"
     assert run.data.tags["dreamerbench.resumed_at"] == str(stopped_at)
     assert run.data.tags["dreamerbench.local_pid"] and run.data.tags["dreamerbench.host"]
@@ -107,3 +129,55 @@ def test_local_sweep_into_mlflow_server_with_interrupt_and_resume(tmp_path, mlfl
     # Idempotent against the server too.
     again = dreamerbench(*args)
     assert again.returncode == 0 and "nothing to submit" in again.stdout, again.stdout
+
+
+def test_records_of_an_outage_to_the_end_arrive_after_a_restart_and_only_then_finished(tmp_path, mlflow_server):
+    """Issue 11, fault 2: with the server down from mid-run to the end, MLflow kept 0 of 8 episode
+    scores, never got them, and the run later showed FINISHED."""
+    quickstart = yaml.safe_load(QUICKSTART.read_text())["overrides"]
+    spec = tiny_spec(tmp_path, "outage", tasks=["cartpole_balance"], seeds=1, steps=8 * EPISODE, overrides={
+        **quickstart, "env.action_repeat": 8, "run.save_every": EPISODE, "run.train_start": 64})
+    args = ["sweep", str(spec), "--tracking-uri", mlflow_server.url, "--workdir", str(tmp_path / "work")]
+    tracker = tracking.Tracker(mlflow_server.url)
+    launcher = subprocess.Popen([sys.executable, "-m", "experiments.cli", *args], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        def delivered():
+            experiment = tracker.client.get_experiment_by_name("outage")
+            runs = tracker.runs(experiment.experiment_id) if experiment else []
+            return [r for r in runs if int(r.data.tags.get(tracking.STEPS_TAG, "0")) > 0]
+
+        (run,) = wait_for(delivered, 600, "the run's first records in MLflow", poll=0.5)
+        mlflow_server.stop()  # down from mid-run to the end of the job
+        output, _ = launcher.communicate(timeout=600)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == 1, output
+    assert "stopped (resumable)" in output, output
+    assert output.strip().splitlines()[-1].startswith(f"dreamerbench sweep: error: MLflow at {mlflow_server.url}")
+    logdir = Path(run.data.tags["dreamerbench.logdir"])
+    episodes = jsonl(logdir / "episodes.jsonl")
+    assert len(episodes) == 8 and json.loads((logdir / "summary.json").read_text())["finished"]
+
+    # While it is down, a launcher says so in one line, within seconds.
+    start = time.monotonic()
+    down = dreamerbench(*args)
+    assert down.returncode == 1 and time.monotonic() - start < 60
+    (line,) = down.stderr.strip().splitlines()
+    assert f"MLflow tracking server {mlflow_server.url} does not answer" in line
+
+    mlflow_server.start()  # the same store again
+    held = tracker.run(run.info.run_id)
+    assert held.info.status == "RUNNING"  # not FINISHED: MLflow lacks records
+    assert len(tracker.client.get_metric_history(run.info.run_id, "episode/score")) < 8
+    again = dreamerbench(*args)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "runs: 1 FINISHED" in again.stdout, again.stdout
+    (done,) = tracker.runs(tracker.find_experiment("outage").experiment_id)
+    assert done.info.run_id == run.info.run_id and done.info.status == "FINISHED"
+    history = sorted(tracker.client.get_metric_history(run.info.run_id, "episode/score"), key=lambda m: m.timestamp)
+    assert [(m.step, m.timestamp, m.value) for m in history] == [(e["step"], e["time_ms"], e["score"]) for e in episodes]
+    train = [r for r in jsonl(logdir / "metrics.jsonl") if r["kind"] == "train"]
+    history = sorted(tracker.client.get_metric_history(run.info.run_id, "train/updates"), key=lambda m: m.step)
+    assert [(m.step, m.value) for m in history] == [(r["step"], float(r["updates"])) for r in train]

@@ -70,30 +70,31 @@ def test_a_failing_pack_marks_each_of_its_runs_failed(tmp_path):
     from agent.config import to_dict
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = tracking.client(uri)
-    experiment_id = tracking.ensure_experiment(client, "packing", uri)
+    tracker = tracking.Tracker(uri)
+    experiment_id = tracker.experiment("packing")
     runs = expand(parse_spec(SPEC.replace("seeds: 3", "seeds: 1")))[:2]  # train_ratio 8 and 16
     pack = []
     for run in runs:
-        run_id = tracking.create_run(client, experiment_id, run, tracking.git_state(), logdir="")
-        pack.append(RunTask(run_id, run.key, run.label, str(tmp_path / run.key), to_dict(run.config)))
+        logdir = str(tmp_path / run.key)
+        run_id = tracker.schedule(experiment_id, run, tracking.git_state(), lambda _: logdir)
+        pack.append(RunTask(run_id, run.key, run.label, logdir, to_dict(run.config)))
     # Runs that differ in more than seed cannot share a trainer: the pack fails as a whole.
     with pytest.raises(RuntimeError, match="runs failed"):
         SweepJob([pack], uri, experiment_id)()
     for task in pack:
-        run = client.get_run(task.run_id)
+        run = tracker.run(task.run_id)
         assert run.info.status == "FAILED"
         assert "packed runs may differ only in seed" in run.data.tags["dreamerbench.error"]
 
 
 def sweep_runs(uri, name):
-    client = tracking.client(uri)
-    experiment = client.get_experiment_by_name(name)
-    return tracking.sweep_runs(client, experiment.experiment_id) if experiment else []
+    tracker = tracking.Tracker(uri)
+    experiment = tracker.client.get_experiment_by_name(name)
+    return tracker.runs(experiment.experiment_id) if experiment else []
 
 
 def assert_packed_runs_finished(uri, name, steps, same_tag):
-    client = tracking.client(uri)
+    client = tracking.Tracker(uri).client
     runs = sweep_runs(uri, name)
     assert sorted(r.data.tags["dreamerbench.seed"] for r in runs) == ["0", "1"]
     for run in runs:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from agent import checkpoint
 from experiments import tracking
 from experiments.slurm_cluster import default_state_dir
 from experiments.sweep import SlurmUnavailable, check_slurm, wait_slurm
@@ -76,8 +77,6 @@ def jsonl(path: Path) -> list[dict]:
 def sweep(tmp_path_factory):
     """Submit a 4-run sweep, preempt one running job with USR2, wait for all jobs."""
     require_slurm()
-    from mlflow import MlflowClient
-
     root = tmp_path_factory.mktemp("slurm_sweep")
     spec = tiny_spec(root, "test_slurm_sweep", steps=STEPS)
     uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -87,24 +86,24 @@ def sweep(tmp_path_factory):
     result = dreamerbench("sweep", *args)
     assert result.returncode == 0, result.stderr
     assert "submitted 4 runs as 4 Slurm jobs" in result.stdout, result.stdout
-    client = MlflowClient(uri)
+    tracker = tracking.Tracker(uri)
+    client = tracker.client
     experiment = client.get_experiment_by_name("test_slurm_sweep")
-    runs = tracking.sweep_runs(client, experiment.experiment_id)
+    runs = tracker.runs(experiment.experiment_id)
     assert len(runs) == 4
     job_ids = [r.data.tags[tracking.TAG + "slurm_job_id"] for r in runs]
 
     def checkpointed_running_run():
-        for run in tracking.sweep_runs(client, experiment.experiment_id):
-            steps = int(run.data.tags.get(tracking.STEPS_TAG, "0"))
-            # steps_done is the step of the newest record a checkpoint covers;
-            # records come every few seconds, so this leaves time to preempt.
-            if run.info.status == "RUNNING" and 0 < steps <= 800:
+        for run in tracker.runs(experiment.experiment_id):
+            held = checkpoint.complete(Path(run.data.tags[tracking.TAG + "logdir"]) / "checkpoint")
+            # A checkpoint every 250 steps: one at 800 or below leaves time to preempt.
+            if run.info.status == "RUNNING" and held and held[-1].step <= 800:
                 return run
         return None
 
-    victim = wait_for(checkpointed_running_run, 240, "a running job with a checkpoint")
+    victim = wait_for(checkpointed_running_run, 480, "a running job with a checkpoint")
     victim_job = victim.data.tags[tracking.TAG + "slurm_job_id"]
-    print(f"preempting {victim_job} at steps_done={victim.data.tags[tracking.STEPS_TAG]}, "
+    print(f"preempting {victim_job} at steps_done={victim.data.tags.get(tracking.STEPS_TAG)}, "
           f"{time.monotonic() - start:.1f} s after submission")
     # USR2 is what Slurm sends before preempting or timing out a submitit job
     # (--signal=USR2@delay). Plain `scontrol requeue` would restart the job
@@ -116,7 +115,7 @@ def sweep(tmp_path_factory):
     print(f"scancel exit {signalled.returncode}: {signalled.stderr.strip()}")
     wait_slurm(job_ids, poll_s=2, timeout_s=480)
     return {
-        "client": client, "experiment_id": experiment.experiment_id, "spec": spec,
+        "client": client, "tracker": tracker, "experiment_id": experiment.experiment_id, "spec": spec,
         "args": args, "victim": victim, "victim_job": victim_job, "root": root,
         "seconds": time.monotonic() - start,
     }
@@ -124,7 +123,7 @@ def sweep(tmp_path_factory):
 
 def test_every_run_finished_with_params_tags_metrics(sweep):
     client = sweep["client"]
-    runs = tracking.sweep_runs(client, sweep["experiment_id"])
+    runs = sweep["tracker"].runs(sweep["experiment_id"])
     assert len(runs) == 4
     print(f"4-run Slurm sweep (one preempted and requeued): {sweep['seconds']:.0f} s")
     assert {(r.data.tags["dreamerbench.task"], r.data.tags["dreamerbench.seed"]) for r in runs} == {
@@ -159,7 +158,7 @@ def test_preempted_run_resumes_into_the_same_mlflow_run(sweep):
     # The requeued job resumed from the checkpoint it saved on USR2, not from scratch.
     resumed_at = int(run.data.tags.get("dreamerbench.resumed_at", "0"))
     assert 0 < resumed_at < STEPS, run.data.tags
-    same_key = [r for r in tracking.sweep_runs(client, sweep["experiment_id"])
+    same_key = [r for r in sweep["tracker"].runs(sweep["experiment_id"])
                 if r.data.tags["dreamerbench.run_key"] == run.data.tags["dreamerbench.run_key"]]
     assert [r.info.run_id for r in same_key] == [victim.info.run_id]
     # Slurm saw the requeue: sacct --duplicates lists the job's earlier attempt too.
@@ -195,14 +194,14 @@ def test_resubmitting_submits_nothing_then_only_the_deleted_run(sweep):
     assert status.returncode == 0, status.stderr
     assert status.stdout.count(" finished ") == 4 and "100.0%" in status.stdout, status.stdout
 
-    runs = tracking.sweep_runs(client, sweep["experiment_id"])
+    runs = sweep["tracker"].runs(sweep["experiment_id"])
     gone = runs[0]
     client.delete_run(gone.info.run_id)
     result = dreamerbench("sweep", *sweep["args"], "--wait")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "submitted 1 runs as 1 Slurm jobs" in result.stdout, result.stdout
     assert result.stdout.count("skip ") == 3
-    after = tracking.runs_by_key(tracking.sweep_runs(client, sweep["experiment_id"]))
+    after = tracking.runs_by_key(sweep["tracker"].runs(sweep["experiment_id"]))
     key = gone.data.tags["dreamerbench.run_key"]
     assert len(after) == 4 and all(r.info.status == "FINISHED" for r in after.values())
     assert after[key].info.run_id != gone.info.run_id
@@ -222,8 +221,8 @@ def test_packed_runs_share_one_job(tmp_path):
                           "--workdir", str(tmp_path / "work"), "--tracking-uri", uri, "--wait")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "submitted 2 runs as 1 Slurm jobs" in result.stdout, result.stdout
-    client = tracking.client(uri)
-    runs = tracking.sweep_runs(client, client.get_experiment_by_name("test_packed").experiment_id)
+    tracker = tracking.Tracker(uri)
+    runs = tracker.runs(tracker.find_experiment("test_packed").experiment_id)
     assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
     assert len({r.data.tags["dreamerbench.slurm_job_id"] for r in runs}) == 1
     assert {r.data.tags["dreamerbench.task"] for r in runs} == {"cartpole_balance", "reacher_easy"}

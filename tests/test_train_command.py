@@ -10,6 +10,8 @@ import time
 import pytest
 import yaml
 
+from agent import checkpoint
+
 # cartpole with action repeat 8: every episode is 125 actions, i.e. 126 observations
 # (the reset one included), so checkpoints every 126 steps fall on episode boundaries.
 EPISODE = 126
@@ -50,12 +52,12 @@ def test_train_writes_its_files_and_resumes_exactly_after_sigkill(tmp_path):
     metrics = read_jsonl(whole / "metrics.jsonl")
     losses = [m for m in metrics if "loss/total" in m]
     assert losses and all(m["updates"] > 0 for m in losses)
-    assert (whole / "summary.json").exists() and (whole / "checkpoint" / "latest").exists()
+    assert (whole / "summary.json").exists() and checkpoint.complete(whole / "checkpoint")
 
     # Same run, killed hard once its first checkpoint exists, then resumed.
     process = subprocess.Popen(train_command(killed, cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 300
-    while not (killed / "checkpoint" / "latest").exists():
+    while not checkpoint.complete(killed / "checkpoint"):
         assert process.poll() is None, process.stderr.read().decode()[-3000:]
         assert time.time() < deadline
         time.sleep(0.05)

@@ -16,6 +16,7 @@ from agent.config import Config, ConfigError, apply_overrides
 from agent.dreamer import Dreamer, over_runs
 from agent.synthetic import random_batch
 from agent.trainer import Trainer, resolve_config
+from stub_agent import StubAgent
 from suites.base import Space
 
 
@@ -66,6 +67,10 @@ def _records(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def _steps(logdir):
+    return [c.step for c in checkpoint.complete(logdir / "checkpoint")]
+
+
 def _metric_steps(logdir):
     return [r["step"] for r in _records(logdir / "metrics.jsonl") if "loss/total" in r]
 
@@ -87,14 +92,16 @@ def test_packed_seeds_train_resume_together_and_alone(tmp_path):
     logdirs = [tmp_path / "runs" / "seed4", tmp_path / "runs" / "seed5"]
     for seed, logdir in zip((4, 5), logdirs):
         assert f"seed: {seed}" in (logdir / "config.yaml").read_text()
-        assert checkpoint.steps(logdir / "checkpoint") == [64, 128]  # packed runs keep two
+        assert _steps(logdir) == [64, 128]  # the last two are kept
         assert [r["step"] for r in _records(logdir / "episodes.jsonl")] == [EPISODE - 1]
     scores = [_records(logdir / "episodes.jsonl")[0]["score"] for logdir in logdirs]
     assert scores[0] != scores[1], "the two seeds acted identically"
 
     # 2. A kill between the two runs' saves at step 128: seed5 never wrote it.
     # The group resumes both from 64, the newest step they both hold.
-    shutil.rmtree(checkpoint.path_for(logdirs[1] / "checkpoint", 128))
+    for ckpt in checkpoint.complete(logdirs[1] / "checkpoint"):
+        if ckpt.step == 128:
+            checkpoint.remove(ckpt)
     packed = Trainer.packed([_config(seed, 192, cache) for seed in (4, 5)], logdirs)
     summaries = packed.run_all()
     assert [s["steps"] for s in summaries] == [192, 192]
@@ -108,7 +115,7 @@ def test_packed_seeds_train_resume_together_and_alone(tmp_path):
     alone = Trainer(_config(5, 256, cache), logdirs[1]).run()
     # Its env restarts at 192, so no second episode ends by 256.
     assert alone["steps"] == 256 and alone["updates"] == 256 - 32 + 1 and alone["episodes"] == 1
-    assert checkpoint.steps(logdirs[1] / "checkpoint") == [256]  # a lone run keeps one
+    assert _steps(logdirs[1])[-1] == 256 and len(_steps(logdirs[1])) == 2  # a lone run keeps two as well
 
     # 4. Now the two runs share no checkpoint step: packing them again is refused, not guessed.
     with pytest.raises(ConfigError, match="no common step"):
@@ -117,20 +124,23 @@ def test_packed_seeds_train_resume_together_and_alone(tmp_path):
 
 def test_a_pack_restarts_only_when_its_own_first_save_was_cut_short(tmp_path):
     logdirs = [tmp_path / "a", tmp_path / "b"]
-    pack = Trainer.packed([_config(0, 64, ""), _config(1, 64, "")], logdirs)
-    assert pack._resume_step() is None  # nothing saved
 
-    def save(logdir, step, seeds):
-        checkpoint.save(logdir / "checkpoint", step, {"x": np.zeros(1)}, {}, {"counters": {}, "pack": seeds})
+    def pack(steps):
+        return Trainer.packed([_config(0, steps, ""), _config(1, steps, "")], logdirs, make_agent=StubAgent)
 
-    save(logdirs[0], 64, [0, 1])  # killed before run b saved: both start afresh
-    assert pack._resume_step() is None
-    save(logdirs[1], 64, [0, 1])
-    assert pack._resume_step() == 64
-    shutil.rmtree(logdirs[1])
-    save(logdirs[1], 128, [1])  # b trained on alone: its checkpoint is not this pack's to discard
+    assert [s["steps"] for s in pack(64).run_all()] == [64, 64]
+    # Killed between the runs' first saves: a holds this pack's one checkpoint, b none.
+    for ckpt in checkpoint.complete(logdirs[0] / "checkpoint")[1:]:
+        checkpoint.remove(ckpt)
+    shutil.rmtree(logdirs[1] / "checkpoint")
+    (logdirs[0] / "summary.json").unlink()
+    (logdirs[1] / "summary.json").unlink()
+    restarted = pack(64).run_all()
+    assert [s["steps"] for s in restarted] == [64, 64] and restarted[0]["updates"] == 64 - 32 + 1
+    # b trained on alone: its checkpoint is not this pack's to discard.
+    Trainer(_config(1, 128, ""), logdirs[1], make_agent=StubAgent).run()
     with pytest.raises(ConfigError, match="no common step"):
-        pack._resume_step()
+        pack(192).run_all()
 
 
 def test_packed_runs_must_differ_only_in_seed(tmp_path):

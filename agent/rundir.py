@@ -1,0 +1,372 @@
+"""One run's logdir: the files a run owns, and the only code that writes them.
+
+- ``config.yaml``     the resolved config; resuming needs the same one (``run.*`` may change)
+- ``episodes.jsonl``  one record per finished episode: index, step, score, length, log/* maxima
+- ``metrics.jsonl``   training means per log interval (``"kind": "train"``) and speeds (``"fps"``)
+- ``checkpoint/``     the last two checkpoints (``agent/checkpoint.py``); each holds the
+                      :class:`Counters` and the size of each JSONL file it covers
+- ``summary.json``    written when the run reaches its budget
+- ``.lock``           held (``flock``) by the one process that trains the run
+
+Identity: every record carries ``step`` (agent steps) and ``time_ms`` (milliseconds since
+the epoch, strictly increasing within its file); episode records also carry ``index``
+(0, 1, ... over the run). So no two records of a run look alike to a store that merges
+identical (name, value, step, time) rows, as MLflow does, and delivering one record twice
+is a no-op there.
+
+Exactly once: a resume cuts each JSONL file back to the size its checkpoint covers, and the
+resumed run writes what came after again. A resume can fall back to the older of the two
+checkpoints, so only what *that* one covers is final: :func:`deliverable` is that prefix
+(the whole file once the run has finished). A store that takes records only from there
+holds each record once, across kills, preemptions and damaged checkpoints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import yaml
+
+from agent import checkpoint
+from agent.checkpoint import Checkpoint, CheckpointError
+from agent.config import Config, ConfigError, flatten, to_dict
+from agent.files import FileLock, StorageError, atomic_write_text, writing
+
+LOGS = ("episodes", "metrics")
+"""The JSONL files of a run, by name (``<name>.jsonl``)."""
+
+
+class LogdirBusy(StorageError):
+    """Another process trains the run in this logdir."""
+
+
+@dataclass
+class Counters:
+    """Progress of the loop, shared by the runs of a pack; saved with every checkpoint."""
+
+    steps: int = 0
+    """Agent steps taken by each run (all its envs together)."""
+    updates: int = 0
+    """Train steps done."""
+    policy_calls: int = 0
+    """Policy steps done (each acts for every env)."""
+    update_credit: float = 0.0
+    """Updates that the train ratio has earned and that are not done yet."""
+    wall_s: float = 0.0
+    """Seconds spent in the loop, over all sessions."""
+
+
+class RunDir:
+    """The logdir of one run: lock, config check, JSONL records, checkpoints, summary.
+
+    Use as a context manager: entering takes the logdir's lock (:class:`LogdirBusy`
+    if another process holds it) and clears what killed saves left behind.
+    Full-disk errors come out as :class:`agent.files.DiskFull` naming the file.
+    """
+
+    def __init__(self, logdir: str | Path):
+        self.logdir = Path(logdir).expanduser()
+        self.checkpoint_dir = self.logdir / "checkpoint"
+        self.paths = {name: self.logdir / f"{name}.jsonl" for name in LOGS}
+        self.episodes = 0
+        self._lock = FileLock(self.logdir / ".lock")
+        self._files: dict[str, Any] = {}
+        self._last_ms = {name: 0 for name in LOGS}
+        self._saved: tuple[int, dict[str, int]] | None = None  # (step, file sizes) of this session's last save
+
+    def __enter__(self) -> "RunDir":
+        with writing(self.logdir):
+            self.logdir.mkdir(parents=True, exist_ok=True)
+            if not self._lock.acquire():
+                raise LogdirBusy(
+                    f"logdir {self.logdir} is in use by {self._lock.holder()}; "
+                    "wait until that process ends, or use another logdir"
+                )
+        checkpoint.remove_partial(self.checkpoint_dir)  # we hold the lock: nobody else saves here
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for file in self._files.values():
+            try:
+                file.close()
+            except OSError:  # a full disk fails the close too; the checkpoint has what counts
+                pass
+        self._files = {}
+        self._lock.release()
+
+    # ------------------------------------------------------------------ config
+
+    def check_config(self, config: Config) -> None:
+        """Raise ConfigError if the logdir holds a run with another config (``run.*`` may differ)."""
+        path = self.logdir / "config.yaml"
+        if not path.exists():
+            return
+        try:
+            previous = flatten(yaml.safe_load(path.read_text()) or {})
+        except (yaml.YAMLError, AttributeError, TypeError, UnicodeDecodeError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ConfigError(f"{path} is not a readable config ({reason}); restore it, or use a new logdir") from None
+        current = flatten(to_dict(config))
+        changed = sorted(
+            key for key in set(previous) | set(current)
+            if previous.get(key) != current.get(key) and not key.startswith("run.")
+        )
+        if changed:
+            raise ConfigError(
+                f"logdir {self.logdir} holds a run with a different config ({', '.join(changed)}); "
+                "use a new logdir, or the same settings to resume"
+            )
+
+    def write_config(self, config: Config) -> None:
+        atomic_write_text(self.logdir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
+
+    def finished_summary(self, budget: int) -> dict[str, Any] | None:
+        """The summary of a run that reached `budget` steps before; None otherwise."""
+        path = self.logdir / "summary.json"
+        if not path.exists():
+            return None
+        try:
+            summary = json.loads(path.read_text())
+            return summary if summary["steps"] >= budget else None
+        except (ValueError, KeyError, TypeError):
+            _warn(f"{path} is damaged; the run resumes from its last checkpoint and writes it again")
+            return None
+
+    # ------------------------------------------------------------- checkpoints
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """Complete checkpoints, newest first; warns about ``ckpt-*`` entries that are none."""
+        for stray in checkpoint.strays(self.checkpoint_dir):
+            _warn(f"{stray} is not a complete checkpoint (no manifest); it is ignored")
+        return checkpoint.complete(self.checkpoint_dir)[::-1]
+
+    def load(self, ckpt: Checkpoint) -> tuple[bytes, dict[str, np.ndarray], dict]:
+        """(state bytes, replay arrays, saved counters) of `ckpt`, if it and the JSONL files it covers are whole.
+
+        Raises CheckpointError naming the bad file: a damaged checkpoint file, or a
+        JSONL file shorter than the checkpoint says (records were lost).
+        """
+        state, replay, saved = checkpoint.load(ckpt)
+        for name, path in self.paths.items():
+            size = path.stat().st_size if path.exists() else 0
+            if size < saved["file_sizes"][name]:
+                raise CheckpointError(
+                    f"{path} has {size} bytes but checkpoint {ckpt.path.name} covers {saved['file_sizes'][name]}"
+                )
+        return state, replay, saved
+
+    def resume(self, ckpt: Checkpoint, saved: Mapping[str, Any]) -> Counters:
+        """Continue from `ckpt` (loaded by :meth:`load`): cut the JSONL files back to it,
+        drop the checkpoints after it (they belong to the timeline being replaced),
+        and open the files for appending. Returns the saved counters."""
+        for later in checkpoint.complete(self.checkpoint_dir):
+            if later > ckpt:
+                checkpoint.remove(later)
+        (self.logdir / "summary.json").unlink(missing_ok=True)  # a longer budget: not finished any more
+        for name, path in self.paths.items():
+            with open(path, "a+b") as file:  # load() checked that no file is shorter
+                file.truncate(saved["file_sizes"][name])
+        self.episodes = saved["episodes"]
+        self._open()
+        return Counters(**saved["counters"])
+
+    def start(self) -> None:
+        """Begin a run from scratch: empty JSONL files, and no checkpoint of an earlier start."""
+        for old in checkpoint.complete(self.checkpoint_dir):
+            checkpoint.remove(old)
+        with writing(self.logdir):
+            for path in self.paths.values():
+                path.write_bytes(b"")
+        self._open()
+
+    def _open(self) -> None:
+        with writing(self.logdir):
+            for name, path in self.paths.items():
+                last = _last_record(path)
+                self._last_ms[name] = int(last.get("time_ms", 0)) if last else 0
+                self._files[name] = open(path, "a", buffering=1)  # line-buffered: readable while training
+
+    def save(self, state: bytes, replay: Mapping[str, np.ndarray], counters: Counters, pack: Sequence[int]) -> None:
+        """Checkpoint the run: agent state (bytes), replay, counters, and the JSONL sizes written so far (fsynced first).
+
+        Nothing is written if neither the step nor a file changed since this session's last save.
+        """
+        with writing(self.logdir):
+            for file in self._files.values():
+                file.flush()
+                os.fsync(file.fileno())
+        sizes = {name: self.paths[name].stat().st_size for name in LOGS}
+        if self._saved == (counters.steps, sizes):
+            return
+        saved = {"counters": dataclasses.asdict(counters), "episodes": self.episodes, "file_sizes": sizes, "pack": list(pack)}
+        checkpoint.save(self.checkpoint_dir, counters.steps, state, replay, saved)
+        self._saved = (counters.steps, sizes)
+
+    # ----------------------------------------------------------------- records
+
+    def append(self, name: str, record: Mapping[str, Any]) -> None:
+        """Write one record to ``<name>.jsonl`` with its ``time_ms`` identity (see the module doc)."""
+        now = max(int(time.time() * 1000), self._last_ms[name] + 1)
+        self._last_ms[name] = now
+        with writing(self.paths[name]):
+            self._files[name].write(json.dumps({**record, "time_ms": now}) + "\n")
+
+    def record_episode(self, record: Mapping[str, Any]) -> None:
+        """Append a finished episode with its index in the run."""
+        self.append("episodes", {"index": self.episodes, **record})
+        self.episodes += 1
+
+    def summary(self, counters: Counters, finished: bool) -> dict[str, Any]:
+        """The run's summary from every episode on disk (not only this session's); written if `finished`."""
+        scores = [record["score"] for _, record in read_records(self.paths["episodes"])]
+        summary = {
+            "steps": counters.steps, "updates": counters.updates, "episodes": len(scores),
+            "finished": finished, "last_score": scores[-1] if scores else None,
+            "mean_score_last_10": float(np.mean(scores[-10:])) if scores else None,
+        }
+        if finished:
+            atomic_write_text(self.logdir / "summary.json", json.dumps(summary, indent=1))
+        return summary
+
+
+def load_pack(dirs: Sequence[RunDir], seeds: Sequence[int]) -> list[tuple[Checkpoint, bytes, dict, dict]] | None:
+    """The newest checkpoint step that every run of a pack holds and can read, loaded for each run
+    as (checkpoint, state bytes, replay arrays, saved counters); None for a fresh start.
+
+    A damaged checkpoint is skipped with a warning naming the bad file (an older one is
+    tried). A step counts only if no run holds a later checkpoint saved without the
+    others of this pack (it trained on apart: resuming the pack would throw that away). A fresh
+    start happens only when no run has saved yet, or when the pack's first save was cut
+    short (every run holds at most one checkpoint, saved by this very pack of `seeds`).
+    Raises CheckpointError if none can be read, ConfigError if the runs hold checkpoints
+    at no common step (they trained apart).
+    """
+    held = [run.checkpoints() for run in dirs]  # newest first
+    # A checkpoint saved by a pack without all of `seeds`: its run trained on apart from the others.
+    apart = max((c.step for h in held for c in h if not set(seeds) <= set(_pack(c) or seeds)), default=-1)
+    problems: list[str] = []
+    common = set.intersection(*({c.step for c in h} for h in held))
+    for step in sorted((step for step in common if step >= apart), reverse=True):
+        loaded = [_load_newest(run, [c for c in h if c.step == step], problems) for run, h in zip(dirs, held)]
+        if all(loaded):
+            return loaded
+    if not any(held) or _first_save_cut_short(held, seeds):
+        return None
+    if problems:
+        where = dirs[0].checkpoint_dir if len(dirs) == 1 else "the runs' checkpoint directories"
+        raise CheckpointError(f"no checkpoint can be read ({problems[-1]}); to start afresh, move {where} away")
+    found = ", ".join(f"{run.logdir}: {sorted(c.step for c in h) or 'none'}" for run, h in zip(dirs, held))
+    raise ConfigError(
+        f"packed runs hold checkpoints at no common step ({found}); resume them one per process "
+        "(--seeds-per-process 1) or use new logdirs"
+    )
+
+
+def _load_newest(run: RunDir, candidates: Sequence[Checkpoint], problems: list[str]):
+    for ckpt in candidates:
+        try:
+            return (ckpt, *run.load(ckpt))
+        except CheckpointError as error:
+            problems.append(str(error))
+            _warn(f"{error}; trying an older checkpoint")
+    return None
+
+
+def _first_save_cut_short(held: Sequence[Sequence[Checkpoint]], seeds: Sequence[int]) -> bool:
+    return all(len(h) <= 1 for h in held) and all(_pack(h[0]) == list(seeds) for h in held if h)
+
+
+def _pack(ckpt: Checkpoint) -> list[int] | None:
+    """Seeds of the pack that saved `ckpt`; None if its counters cannot be read."""
+    try:
+        return checkpoint.read_counters(ckpt).get("pack")
+    except CheckpointError:
+        return None
+
+
+def deliverable(logdir: str | Path) -> dict[str, int]:
+    """Bytes of each JSONL file that no resume can cut back any more (see the module doc).
+
+    The whole file once ``summary.json`` exists; else what the oldest complete
+    checkpoint covers; nothing before there is a checkpoint.
+    """
+    logdir = Path(logdir)
+    paths = {name: logdir / f"{name}.jsonl" for name in LOGS}
+    if (logdir / "summary.json").exists():
+        return {name: path.stat().st_size if path.exists() else 0 for name, path in paths.items()}
+    kept = checkpoint.complete(logdir / "checkpoint")
+    try:
+        return dict(checkpoint.read_counters(kept[0])["file_sizes"]) if kept else dict.fromkeys(LOGS, 0)
+    except CheckpointError:
+        return dict.fromkeys(LOGS, 0)  # the next save replaces it
+
+
+def read_records(path: Path, start: int = 0, end: int | None = None) -> Iterator[tuple[int, dict]]:
+    """(offset after the line, record) for each whole JSONL line between byte offsets `start` and `end`."""
+    if not Path(path).exists():
+        return
+    with open(path, "rb") as file:
+        file.seek(start)
+        data = file.read(None if end is None else max(0, end - start))
+    offset = start
+    for line in data.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            return  # a line cut short (by a kill or a full disk) is not a record yet
+        yield offset + len(line), _parse(path, offset, line)
+        offset += len(line)
+
+
+def _last_record(path: Path) -> dict | None:
+    size = path.stat().st_size if path.exists() else 0
+    if size == 0:
+        return None
+    with open(path, "rb") as file:
+        file.seek(max(0, size - 65536))
+        last = file.read().splitlines(keepends=True)[-1]
+    return _parse(path, size - len(last), last)
+
+
+def _parse(path: Path, offset: int, line: bytes) -> dict:
+    try:
+        return json.loads(line)
+    except ValueError:
+        raise StorageError(f"{path} is damaged: the line at byte {offset} is not a JSON record") from None
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+class EpisodeStats:
+    """Per-env running score, length and maximum of each ``log/*`` value.
+
+    :meth:`track` takes one observation of every env (arrays ``[envs, ...]``) and
+    yields a record for each env whose episode ended at it.
+    """
+
+    def __init__(self, num_envs: int):
+        self.score = np.zeros(num_envs)
+        self.length = np.zeros(num_envs, np.int64)
+        self.logs: list[dict[str, float]] = [{} for _ in range(num_envs)]
+
+    def track(self, obs: Mapping[str, np.ndarray]) -> Iterator[dict[str, float]]:
+        for i in range(len(self.score)):
+            if obs["is_first"][i]:
+                self.score[i], self.length[i], self.logs[i] = 0.0, 0, {}
+            else:
+                self.score[i] += float(obs["reward"][i])
+                self.length[i] += 1
+            for key in obs:
+                if key.startswith("log/"):
+                    name = key[4:]
+                    self.logs[i][name] = max(self.logs[i].get(name, -np.inf), float(obs[key][i]))
+            if obs["is_last"][i]:
+                yield {"score": float(self.score[i]), "length": int(self.length[i]), **self.logs[i]}

@@ -1,0 +1,54 @@
+"""A stand-in agent that drives the real training loop without JAX (see agent.trainer.Agent).
+
+It acts with seeded random actions and "learns" by sampling real batches from each
+run's replay; its state (a count and the RNG state) round-trips through checkpoints,
+so a resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+
+class StubAgent:
+    step_specs: dict = {}
+
+    def __init__(self, config, obs_space, act_space, seeds):
+        self.act_space = act_space
+        self.batch_size = config.agent.batch_size
+        self.rngs = [np.random.default_rng(seed) for seed in seeds]
+        self.updates = [0 for _ in seeds]
+
+    def act(self, obs, count):
+        out = []
+        for rng, run_obs in zip(self.rngs, obs):
+            envs = len(run_obs["is_first"])
+            space = self.act_space
+            if space.discrete:
+                action = rng.integers(0, space.num_actions, envs).astype(space.dtype)
+            else:
+                action = rng.uniform(space.low, space.high, (envs, *space.shape)).astype(space.dtype)
+            out.append({"action": action})
+        return out
+
+    def learn(self, replays, count, updates):
+        metrics = []
+        for run, replay in enumerate(replays):
+            per_update = []
+            for _ in range(updates):
+                batch, _, _ = replay.sample(self.batch_size)
+                self.updates[run] += 1
+                per_update.append({"loss": float(np.mean(batch["reward"]))})
+            metrics.append(per_update)
+        return metrics
+
+    def get_state(self):
+        return [json.dumps({"updates": n, "rng": rng.bit_generator.state}).encode() for n, rng in zip(self.updates, self.rngs)]
+
+    def set_state(self, states):
+        for run, state in enumerate(states):
+            data = json.loads(state)
+            self.updates[run] = data["updates"]
+            self.rngs[run].bit_generator.state = data["rng"]

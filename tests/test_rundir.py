@@ -1,0 +1,373 @@
+"""The run directory and the training loop, driven by a stub agent on a real DMC task (no JAX).
+
+cartpole with action repeat 8: every episode is 125 actions, so episodes end at
+steps 125, 251, 377, ... (one env). Each test names the fault of issue 11 it covers.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from agent import checkpoint
+from agent.checkpoint import CheckpointError
+from agent.config import ConfigError
+from agent.files import DiskFull
+from agent.rundir import LogdirBusy, RunDir
+from agent.trainer import Trainer, resolve_config
+from stub_agent import StubAgent
+
+REPO = Path(__file__).resolve().parent.parent
+EPISODE = 126  # observations per episode, the reset one included
+TINY = {
+    "agent.size": "debug", "agent.batch_size": 2, "agent.batch_length": 8, "agent.train_ratio": 16,
+    "run.envs": 1, "run.train_start": 32, "run.save_every": EPISODE, "run.log_every": 0,
+    "run.progress": False, "replay.capacity": 5000, "env.action_repeat": 8,
+}
+
+
+def config(steps, seed=0, **extra):
+    return resolve_config("dmc_proprio", "cartpole_balance", seed, {**TINY, "run.steps": steps, **extra})
+
+
+def train(logdir, steps, stop_after_saves=None, **extra):
+    """Train with the stub agent; `stop_after_saves` stops the loop (as Ctrl-C does) after that many saves."""
+    stop = threading.Event()
+    outputs = [_StopAfter(stop_after_saves, stop)] if stop_after_saves else []
+    return Trainer(config(steps, **extra), logdir, outputs, make_agent=StubAgent).run(stop)
+
+
+class _StopAfter:
+    def __init__(self, saves, stop):
+        self.saves, self.stop = saves, stop
+
+    def publish(self, logdir):
+        self.saves -= 1
+        if self.saves <= 0:
+            self.stop.set()
+
+
+def records(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def episode_steps(logdir):
+    return [r["step"] for r in records(Path(logdir) / "episodes.jsonl")]
+
+
+def test_stub_agent_drives_the_loop_without_jax(tmp_path):
+    script = (
+        "import json, sys\n"
+        "from test_rundir import train\n"
+        f"summary = train({str(tmp_path / 'run')!r}, 3 * {EPISODE})\n"
+        "print(json.dumps({'summary': summary, 'jax': 'jax' in sys.modules}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["jax"] is False
+    assert out["summary"]["steps"] == 3 * EPISODE and out["summary"]["updates"] == 3 * EPISODE - 32 + 1
+    episodes = records(tmp_path / "run" / "episodes.jsonl")
+    assert [e["step"] for e in episodes] == [EPISODE - 1, 2 * EPISODE - 1, 3 * EPISODE - 1]
+    assert [e["index"] for e in episodes] == [0, 1, 2]
+    metrics = records(tmp_path / "run" / "metrics.jsonl")
+    assert {m["kind"] for m in metrics} == {"train", "fps"}
+    for log in (episodes, metrics):  # the identity no store can merge: strictly increasing time_ms
+        times = [r["time_ms"] for r in log]
+        assert times == sorted(set(times))
+    assert [c.step for c in checkpoint.complete(tmp_path / "run" / "checkpoint")] == [2 * EPISODE, 3 * EPISODE]
+
+
+def test_summary_after_a_resume_counts_every_episode_on_disk(tmp_path):
+    """Issue 11, fault 6: the summary of a resumed run counted only the episodes after the resume."""
+    logdir = tmp_path / "run"
+    stopped = train(logdir, 4 * EPISODE, stop_after_saves=2)  # stopped (Ctrl-C) at the save at 252
+    assert stopped["steps"] == 2 * EPISODE and not stopped["finished"] and stopped["episodes"] == 2
+    scores = [r["score"] for r in records(logdir / "episodes.jsonl")]
+    summary = train(logdir, 2 * EPISODE + 100)  # resumed; no episode ends before the budget
+    assert summary["finished"] and summary["episodes"] == 2
+    assert summary["last_score"] == scores[-1]
+    assert summary["mean_score_last_10"] == pytest.approx(sum(scores) / 2)
+    assert json.loads((logdir / "summary.json").read_text()) == summary
+
+
+# Calls that change the filesystem; the kill test kills the process just before the k-th of them
+# inside a save. (A process kill loses no written page, so an fsync is not a point of its own.)
+_FS_CALLS = [(os, "open"), (os, "rename"), (os, "replace"), (os, "mkdir"), (os, "unlink"),
+             (os, "truncate"), (os, "ftruncate"), (shutil, "rmtree"), (builtins, "open")]
+
+
+def _changes_files(name, args, kwargs) -> bool:
+    if name == "builtins.open":
+        mode = args[1] if len(args) > 1 else kwargs.get("mode", "r")
+        return any(flag in mode for flag in "wax+")
+    if name == "os.open":
+        return bool((args[1] if len(args) > 1 else kwargs["flags"]) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+    return True
+
+
+def _train_killed_at(logdir, steps, k, **extra) -> int:
+    """Fork; the child trains and dies (os._exit: no clean-up runs) just before its k-th filesystem
+    call inside a save (counted over all its saves). Returns the child's exit code."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            state = {"inside": False, "calls": 0}
+
+            def counted(name, function):
+                def call(*args, **kwargs):
+                    if not state["inside"] or not _changes_files(name, args, kwargs):
+                        return function(*args, **kwargs)
+                    state["calls"] += 1
+                    if state["calls"] > k:
+                        os._exit(137)
+                    state["inside"] = False  # calls made by this one (rmtree's unlinks) are not points of their own
+                    try:
+                        return function(*args, **kwargs)
+                    finally:
+                        state["inside"] = True
+                return call
+
+            for module, name in _FS_CALLS:
+                setattr(module, name, counted(f"{module.__name__}.{name}", getattr(module, name)))
+            real_save = RunDir.save
+
+            def save(self, *args, **kwargs):
+                state["inside"] = True
+                try:
+                    return real_save(self, *args, **kwargs)
+                finally:
+                    state["inside"] = False
+
+            RunDir.save = save
+            train(logdir, steps, **extra)
+            os._exit(0)
+        except BaseException:  # noqa: BLE001
+            os._exit(1)
+    return os.waitpid(pid, 0)[1] >> 8
+
+
+def test_a_kill_at_every_point_of_a_save_and_a_resave_leaves_a_resumable_logdir(tmp_path):
+    """Issue 11, fault 4: a kill while re-saving at the same step left a logdir that could not resume."""
+    # Action repeat 50: 20-step episodes keep each of the ~50 kill points cheap.
+    short = {"env.action_repeat": 50, "run.train_start": 10, "run.save_every": 20}
+    base = tmp_path / "base"
+    train(base, 20, **short)  # saves at 20, then re-saves after recording the episode that ends there
+    (base / "summary.json").unlink()
+    k = 0
+    while True:
+        logdir = tmp_path / f"k{k}"
+        shutil.copytree(base, logdir)
+        # Resumed at 20 (envs restart), the run saves at 40 and re-saves at 40 after
+        # recording the episode that ends there; the child dies before its k-th call.
+        code = _train_killed_at(logdir, 40, k, **short)
+        held = checkpoint.complete(logdir / "checkpoint")
+        assert held and held[-1].step in (20, 40), (k, held)
+        before = (logdir / "episodes.jsonl").read_bytes()
+        summary = train(logdir, 41, **short)  # resume after the kill, and finish
+        episodes = records(logdir / "episodes.jsonl")
+        assert summary["finished"] and summary["episodes"] == len(episodes), (k, summary)
+        assert [e["index"] for e in episodes] == list(range(len(episodes))), k
+        assert [e["step"] for e in episodes][:1] == [20] and len(episodes) in (1, 2), (k, episodes)
+        if (held[-1].step, held[-1].n) == (40, 2):  # the re-save was in place: nothing is lost
+            assert (logdir / "episodes.jsonl").read_bytes() == before and len(episodes) == 2, k
+        train_steps = [m["step"] for m in records(logdir / "metrics.jsonl") if m["kind"] == "train"]
+        assert train_steps == sorted(set(train_steps)), k  # no metric record twice
+        shutil.rmtree(logdir)
+        if code == 0:
+            break
+        assert code == 137, (k, code)
+        k += 1
+    assert k >= 15, f"only {k} kill points inside saves: the kill hook did not reach the saves"
+
+
+@pytest.fixture
+def saved_run(tmp_path):
+    """An unfinished run with checkpoints at 126 and 252 (stopped as by Ctrl-C)."""
+    logdir = tmp_path / "run"
+    train(logdir, 4 * EPISODE, stop_after_saves=2)
+    held = checkpoint.complete(logdir / "checkpoint")
+    assert [c.step for c in held] == [EPISODE, 2 * EPISODE]
+    return logdir, held
+
+
+def _resumes_from(logdir, capsys, bad):
+    summary = train(logdir, 3 * EPISODE)
+    warning = capsys.readouterr().err
+    assert str(bad) in warning and "trying an older checkpoint" in warning, warning
+    assert summary["finished"] and summary["steps"] == 3 * EPISODE
+    assert episode_steps(logdir) == [EPISODE - 1, 2 * EPISODE - 1, 3 * EPISODE - 1]
+    assert json.loads((logdir / "summary.json").read_text())["episodes"] == 3
+
+
+@pytest.mark.parametrize("garble", ["zeros", "ones", "truncate"])
+@pytest.mark.parametrize("name", ["state.msgpack", "replay.npz", "counters.json"])
+def test_a_damaged_checkpoint_file_is_detected_and_the_older_checkpoint_used(saved_run, capsys, name, garble):
+    """Issue 11, fault 5: garbled checkpoint bytes loaded silently; a truncated replay.npz was a traceback."""
+    logdir, held = saved_run
+    bad = held[-1].path / name
+    data = bad.read_bytes()
+    middle = len(data) // 2
+    if garble == "truncate":
+        bad.write_bytes(data[:middle])
+    else:  # 64 bytes in the middle set to 0x00 or 0xFF
+        fill = b"\0" if garble == "zeros" else b"\xff"
+        bad.write_bytes(data[:middle] + fill * 64 + data[middle + 64:])
+    _resumes_from(logdir, capsys, bad)
+
+
+def test_no_readable_checkpoint_is_one_error_naming_the_file(saved_run):
+    logdir, held = saved_run
+    for ckpt in held:
+        (ckpt.path / "replay.npz").write_bytes(b"PK\3\4 cut short")
+    with pytest.raises(CheckpointError) as error:
+        train(logdir, 3 * EPISODE)
+    message = str(error.value)
+    assert "\n" not in message and str(held[0].path / "replay.npz") in message and "move" in message
+    assert records(logdir / "episodes.jsonl"), "a failed resume must not empty the logs"
+
+
+def test_a_jsonl_file_shorter_than_the_checkpoint_says_is_never_padded(saved_run, capsys):
+    """Issue 11, fault 5: a short JSONL was padded with NUL bytes on resume."""
+    logdir, held = saved_run
+    path = logdir / "episodes.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0])  # the 2nd episode (covered by the newest checkpoint) is gone
+    _resumes_from(logdir, capsys, path)
+    assert b"\0" not in path.read_bytes()
+    path.write_bytes(b"")  # shorter than every checkpoint: an error naming the file, nothing padded
+    (logdir / "summary.json").unlink()
+    with pytest.raises(CheckpointError, match=re.escape(str(path))):
+        train(logdir, 4 * EPISODE)
+    assert path.read_bytes() == b""
+
+
+def test_an_empty_stray_checkpoint_directory_does_not_hide_the_good_one(saved_run, capsys):
+    """Issue 11, fault 5: an empty stray ckpt-* hid the good checkpoint."""
+    logdir, held = saved_run
+    stray = logdir / "checkpoint" / "ckpt-999999999999-1"
+    stray.mkdir()
+    summary = train(logdir, 3 * EPISODE)
+    assert f"{stray} is not a complete checkpoint" in capsys.readouterr().err
+    assert summary["updates"] == 3 * EPISODE - 32 + 1  # resumed from 252, not from scratch
+    assert episode_steps(logdir) == [EPISODE - 1, 2 * EPISODE - 1, 3 * EPISODE - 1]
+
+
+def test_a_garbled_config_is_one_error_naming_the_file(saved_run, tmp_path):
+    logdir, _ = saved_run
+    (logdir / "config.yaml").write_text("agent: [unclosed\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{logdir / 'config.yaml'} is not a readable config")):
+        train(logdir, 3 * EPISODE)
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "train", "--suite", "dmc_proprio", "--task", "cartpole_balance",
+         "--size", "debug", "--logdir", str(logdir), "--set", "env.action_repeat=8"],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"dreamerbench train: error: {logdir / 'config.yaml'} is not a readable config "
+        "(while parsing a flow sequence); restore it, or use a new logdir"
+    ], done.stderr
+
+
+def test_a_logdir_trains_in_one_process_at_a_time_and_keeps_others_temporary_files(tmp_path):
+    """Issue 11, fault 3: two processes trained one logdir, and one deleted the other's checkpoint in progress."""
+    logdir = tmp_path / "run"
+    train(logdir, EPISODE)
+    (logdir / "summary.json").unlink()
+    with RunDir(logdir):  # this process trains it, with a save in progress
+        in_progress = logdir / "checkpoint" / ".tmp-ckpt-000000000252-abc"
+        in_progress.mkdir()
+        done = subprocess.run(
+            [sys.executable, "-c", f"from test_rundir import train; train({str(logdir)!r}, 3 * {EPISODE})"],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"},
+        )
+        assert done.returncode != 0 and "LogdirBusy" in done.stderr
+        assert f"logdir {logdir} is in use by {os.getpid()}@" in done.stderr
+        assert in_progress.is_dir()
+    with pytest.raises(LogdirBusy):
+        with RunDir(logdir):
+            with RunDir(logdir):
+                pass
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    return done.returncode == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "64m"):
+        message = "mounting a tmpfs needs root (CAP_SYS_ADMIN)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def _fill(disk: Path) -> Path:
+    filler = disk / "filler"
+    with open(filler, "wb") as file:
+        try:
+            while True:
+                file.write(b"\0" * (1 << 20))
+                file.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_full_disk_is_one_error_and_the_run_resumes_afterwards(small_disk):
+    """Issue 11, fault 8: a full disk was a traceback. The device is a real 64 MB tmpfs filled up mid-run."""
+    logdir = small_disk / "run"
+    stop = threading.Event()
+
+    class FillAfterFirstSave:
+        def publish(self, _logdir):
+            if not (small_disk / "filler").exists():
+                _fill(small_disk)
+
+    trainer = Trainer(config(4 * EPISODE), logdir, [FillAfterFirstSave()], make_agent=StubAgent)
+    with pytest.raises(DiskFull) as error:
+        trainer.run(stop)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"no space left on the device of {logdir}")
+    assert "run the same command again" in message
+    (small_disk / "filler").unlink()
+    summary = train(logdir, 4 * EPISODE)
+    assert summary["finished"] and summary["episodes"] == 4
+    assert episode_steps(logdir) == [EPISODE - 1, 2 * EPISODE - 1, 3 * EPISODE - 1, 4 * EPISODE - 1]
+    assert [r["index"] for r in records(logdir / "episodes.jsonl")] == [0, 1, 2, 3]
+
+
+def test_a_full_disk_through_the_command_line_is_one_line(small_disk):
+    """The `dreamerbench train` path of the same fault: exit 1, one line, no traceback."""
+    logdir = small_disk / "run"
+    (small_disk / "run").mkdir()
+    _fill(small_disk)
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "train", "--suite", "dmc_proprio", "--task", "cartpole_balance",
+         "--size", "debug", "--steps", "100", "--logdir", str(logdir)],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )
+    assert done.returncode == 1, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"dreamerbench train: error: no space left on the device of {logdir}")
+    assert line.endswith("free some space and run the same command again: it resumes from the last checkpoint")

@@ -1,0 +1,46 @@
+"""One launcher per sweep: two `dreamerbench sweep` commands started together on a new store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from experiments import tracking
+from test_sweep_slurm import QUICKSTART, REPO, jsonl, tiny_spec
+
+EPISODE = 126  # cartpole with action repeat 8: 125 actions per episode
+
+
+def test_two_launchers_started_together_make_one_set_of_runs_and_record_each_episode_once(tmp_path):
+    """Issue 11, fault 3: two launchers of one sweep trained the same runs twice (4 MLflow runs for
+    2 keys, every episode recorded twice, 2 runs stuck SCHEDULED), or crashed creating the store."""
+    quickstart = yaml.safe_load(QUICKSTART.read_text())["overrides"]
+    spec = tiny_spec(tmp_path, "twice", tasks=["cartpole_balance"], seeds=2, steps=2 * EPISODE, overrides={
+        **quickstart, "env.action_repeat": 8, "run.save_every": EPISODE, "run.train_start": 64})
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # a new database file: both create its schema
+    command = [sys.executable, "-m", "experiments.cli", "sweep", str(spec), "--tracking-uri", uri,
+               "--workdir", str(tmp_path / "work")]
+    launchers = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+    outputs = [launcher.communicate(timeout=900) for launcher in launchers]
+    codes = [launcher.returncode for launcher in launchers]
+    assert sorted(codes) == [0, 1], outputs
+    (won, _), (_, refused) = outputs[codes.index(0)], outputs[codes.index(1)]
+    assert "runs: 2 FINISHED" in won, won
+    # (Above it, MLflow may log that it created the new store's tables.)
+    line = refused.strip().splitlines()[-1]
+    assert line.startswith("dreamerbench sweep: error: sweep 'twice' is being launched by ") and "launcher.lock" in line
+    assert "Traceback" not in refused, refused
+
+    tracker = tracking.Tracker(uri)
+    runs = tracker.runs(tracker.find_experiment("twice").experiment_id)
+    assert len(runs) == 2 and len({r.data.tags["dreamerbench.run_key"] for r in runs}) == 2
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        episodes = jsonl(Path(run.data.tags["dreamerbench.logdir"]) / "episodes.jsonl")
+        assert [e["step"] for e in episodes] == [EPISODE - 1, 2 * EPISODE - 1]
+        history = tracker.client.get_metric_history(run.info.run_id, "episode/score")
+        assert sorted((m.step, m.value) for m in history) == [(e["step"], e["score"]) for e in episodes]
