@@ -16,13 +16,15 @@ there SIGINT / SIGTERM play the part of USR2.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import pickle
+import os
 import signal
 import sys
 import threading
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 import submitit
@@ -81,6 +83,25 @@ class SweepJob(submitit.helpers.Checkpointable):
         self.__dict__.update(state)
         self._reset()
 
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the job as JSON to `path` (atomically: a reader never sees half a file).
+
+        The local executor's job file; plain data, so reading it cannot run code
+        (unlike a pickle). Raises OSError if it cannot be written.
+        """
+        state = {**self.__getstate__(), "packs": [[dataclasses.asdict(task) for task in pack] for pack in self.packs]}
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(_jsonable(state), indent=1))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SweepJob":
+        """The job :meth:`save` wrote to `path`."""
+        state = json.loads(Path(path).read_text())
+        packs = [[RunTask(**task) for task in pack] for pack in state["packs"]]
+        return cls(packs, state["tracking_uri"], state["experiment_id"])
+
     def __call__(self) -> dict[str, dict[str, Any]]:
         """Train every run to its budget (or until stopped); return key -> summary."""
         self._threads = [
@@ -127,21 +148,22 @@ class SweepJob(submitit.helpers.Checkpointable):
 
     def _run_pack(self, pack: list[RunTask]) -> None:
         recorders: list[tracking.RunRecorder] = []
+        tracker = None
         try:
             from agent.config import from_dict, validate
             from agent.trainer import Trainer
 
             tracker = tracking.Tracker(self.tracking_uri)
+            configs = [validate(from_dict(task.config)) for task in pack]  # before a run is marked RUNNING
             for task in pack:
                 recorders.append(tracker.start(task.run_id, task.config, task.logdir))
-            configs = [validate(from_dict(task.config)) for task in pack]
             trainer = Trainer.packed(configs, [task.logdir for task in pack], [[r] for r in recorders])
             summaries = trainer.run_all(stop=self._stop)
         except LogdirBusy as error:  # another job trains these runs: their MLflow runs are its business
-            self._record_error(pack, str(error), [])
+            self._record_error(pack, str(error), None)
             return
         except BaseException:  # noqa: BLE001 - recorded, then reported by __call__
-            self._record_error(pack, traceback.format_exc(), recorders)
+            self._record_error(pack, traceback.format_exc(), tracker)
             return
         for task, recorder, summary in zip(pack, recorders, summaries):
             summary = _jsonable(dict(summary))
@@ -155,23 +177,23 @@ class SweepJob(submitit.helpers.Checkpointable):
                 summary = {**summary, "finished": False}
             self._results[task.key] = summary
 
-    def _record_error(self, pack: list[RunTask], error: str, recorders: list[tracking.RunRecorder]) -> None:
+    def _record_error(self, pack: list[RunTask], error: str, tracker: tracking.Tracker | None) -> None:
+        """Report a failed pack; mark each of its MLflow runs FAILED through `tracker` (None: leave them)."""
         labels = ", ".join(f"{task.label} ({task.key})" for task in pack)
         print(f"runs {labels} failed:\n{error}", file=sys.stderr, flush=True)
         for task in pack:
             self._results[task.key] = {"error": error, "finished": False}
-        for recorder in recorders:
-            recorder.fail(error)
+            if tracker is not None:
+                tracker.fail(task.run_id, error)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m experiments.job JOB.pkl``: the local executor's worker process."""
+    """``python -m experiments.job JOB.json``: the local executor's worker process."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m experiments.job JOB.pkl", file=sys.stderr)
+        print("usage: python -m experiments.job JOB.json", file=sys.stderr)
         return 2
-    with open(argv[0], "rb") as f:
-        job: SweepJob = pickle.load(f)
+    job = SweepJob.load(argv[0])
 
     def stop(signum, frame):  # noqa: ARG001
         print(f"experiments.job: {signal.Signals(signum).name}: checkpointing, then exiting",

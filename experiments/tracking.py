@@ -9,7 +9,7 @@ does the same with a RunSpec of its own)::
     recorder = tracker.start(run_id, config, logdir)     # RUNNING, with the job's tags
     summary = Trainer(config, logdir, [recorder]).run()  # recorder.publish(logdir) after each save
     recorder.end(summary)                                # FINISHED once MLflow holds every record
-    recorder.fail(error)                                 # or FAILED, with the error as a tag
+    tracker.fail(run_id, error)                          # or FAILED, with the error as a tag
 
 Reading runs (``dreamerbench status``, ``table``, ``plot``): ``Tracker(uri, create=False)``,
 :meth:`Tracker.find_experiment`, :meth:`Tracker.runs`, :func:`runs_by_key`,
@@ -278,6 +278,15 @@ class Tracker:
 
         self.call(self.client.log_batch, run_id, tags=[RunTag(TAG + k, str(v)) for k, v in tags.items()])
 
+    def fail(self, run_id: str, error: str) -> None:
+        """Mark a run FAILED with `error` (its last 4000 characters) as the ``dreamerbench.error`` tag;
+        an unreachable store is reported on stderr, not raised (the job is failing already)."""
+        try:
+            self.tag(run_id, {"error": error[-4000:]})
+            self.call(self.client.set_terminated, run_id, status="FAILED")
+        except StorageError as mlflow_error:
+            print(f"could not mark run {run_id} FAILED: {mlflow_error}", file=sys.stderr)
+
     def start(self, run_id: str, config: Mapping[str, Any], logdir: str | Path) -> "RunRecorder":
         """Mark a run RUNNING with this job's tags and its config artifact; its recorder."""
         tags = job_tags()
@@ -340,15 +349,6 @@ class RunRecorder:
         self.tracker.call(client.log_dict, self.run_id, dict(summary), "summary.json")
         self.tracker.call(client.log_batch, self.run_id, tags=[RunTag(STEPS_TAG, str(summary["steps"]))])
         self.tracker.call(client.set_terminated, self.run_id, status="FINISHED")
-
-    def fail(self, error: str) -> None:
-        """Mark the run FAILED with `error` (its last 4000 characters). Its records wait on disk: a
-        failure can come between the saves of a pack, where a rerun may start the pack afresh."""
-        try:
-            self.tracker.tag(self.run_id, {"error": error[-4000:]})
-            self.tracker.call(self.tracker.client.set_terminated, self.run_id, status="FAILED")
-        except StorageError as mlflow_error:
-            print(f"could not mark run {self.run_id} FAILED: {mlflow_error}", file=sys.stderr)
 
     def _deliver(self) -> None:
         limits = deliverable(self.logdir)
