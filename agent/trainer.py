@@ -202,12 +202,20 @@ class Trainer:
         if a logdir holds another config, CheckpointError if no checkpoint can be
         read, DiskFull naming the file if the disk fills up (run again to resume).
         """
+        from agent.outputs import check_available, make_outputs
+
         started = time.time()
         config = self.config
+        check_available(config)
         with contextlib.ExitStack() as stack:
             for run in self.runs:
                 stack.enter_context(run.dir)
                 run.dir.check_config(run.config)
+            for run in self.runs:  # run.outputs: TensorBoard, W&B (closed when the run stops)
+                made = make_outputs(run.config, run.dir.logdir)
+                run.outputs += made
+                for output in made:
+                    stack.callback(output.close)
             finished = [run.dir.finished_summary(run.config.run.steps) for run in self.runs]
             if all(finished):
                 return finished  # finished before: nothing to do
@@ -301,7 +309,7 @@ class Trainer:
         if runs[0].train.count:
             self._log(counters, speed)
         self._save(agent, counters)
-        progress.close()
+        progress.close(counters, self._latest_score())
         return [run.dir.summary(counters, finished) for run in runs]
 
     # ------------------------------------------------------------- helpers
@@ -475,8 +483,11 @@ class _Progress:
         sys.stderr.write("\r" + progress_line(counters.steps, self.total, counters.updates, self.samples, score).ljust(100))
         sys.stderr.flush()
 
-    def close(self) -> None:
+    def close(self, counters: Counters, score: float | None) -> None:
+        """Show the final state and end the line."""
         if self.enabled:
+            self.last = 0.0
+            self.update(counters, score)
             sys.stderr.write("\n")
 
 
