@@ -138,6 +138,7 @@ CASES = [
     ("sweep", ["--seeds-per-process", "-2"], "--seeds-per-process=-2 is not allowed; allowed: an integer >= 1"),
     # --- analysis flags
     ("table", ["--reps", "0"], "--reps=0 is not allowed; allowed: an integer >= 1"),
+    ("table", ["--episodes", "best"], "--episodes='best' is not allowed; allowed: suite, train, eval"),
     ("table", ["--seed", "-1"], "--seed=-1 is not allowed; allowed: an integer >= 0"),
     ("table", ["--budget-frames", ".inf"], "--budget-frames=inf is not allowed; allowed: a finite number > 0"),
     ("table", ["--window-frames", "-1"], "--window-frames=-1 is not allowed; allowed: a finite number > 0"),

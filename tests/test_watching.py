@@ -203,7 +203,8 @@ def test_tensorboard_and_offline_wandb_hold_the_metrics(tmp_path, monkeypatch):
     assert len({(tmp_path / "wandb" / "run_id").read_text()}) == 1
 
 
-def test_videos_reach_mlflow_as_artifacts_once_across_a_resume(tmp_path, monkeypatch):
+def test_videos_and_eval_episodes_reach_mlflow_once_across_a_resume(tmp_path, monkeypatch):
+    from analysis import load_runs
     from experiments import train_tracking
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -211,7 +212,7 @@ def test_videos_reach_mlflow_as_artifacts_once_across_a_resume(tmp_path, monkeyp
     uploads: list[str] = []
 
     def session(steps, stop_after_saves=None):
-        cfg = config(steps, **{"run.video_every": EPISODE, "run.video_render": True})
+        cfg = config(steps, **{"run.video_every": EPISODE, "run.video_render": True, "run.eval_every": 2 * EPISODE})
         (recorder,) = train_tracking.start(uri, "watch", [cfg], [logdir])
         client = recorder.tracker.client
         real = client.log_artifact
@@ -231,3 +232,15 @@ def test_videos_reach_mlflow_as_artifacts_once_across_a_resume(tmp_path, monkeyp
     held = sorted(Path(a.path).name for a in recorder.tracker.client.list_artifacts(recorder.run_id, "media"))
     assert held == [p.name for p in media_files(logdir / "media")] and len(held) >= 2
     assert sorted(u for u in uploads if u.endswith(".gif")) == held  # each uploaded once, over both sessions
+
+    # Evaluation episodes are metrics of their own (eval/<name>), and the final-score
+    # rules read them instead of the training episodes when asked.
+    evals = records(logdir / "eval.jsonl")
+    history = recorder.tracker.client.get_metric_history(recorder.run_id, "eval/score")
+    assert sorted((m.step, m.value) for m in history) == [(r["step"], r["score"]) for r in evals]
+    assert [r["step"] for r in evals] == [2 * EPISODE, 4 * EPISODE]
+    table = load_runs(uri, "watch", episodes="eval")
+    assert table[["step", "score"]].values.tolist() == [[r["step"], r["score"]] for r in evals]
+    assert table["frames"].tolist() == [8 * r["step"] for r in evals]
+    trained = load_runs(uri, "watch")
+    assert trained["score"].tolist() == [r["score"] for r in records(logdir / "episodes.jsonl")]
