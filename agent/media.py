@@ -56,7 +56,7 @@ def image_key(obs_space: Mapping) -> str | None:
 
 def openloop_grid(true: np.ndarray, pred: np.ndarray, context: int) -> np.ndarray:
     """The open-loop report video: per sequence, true / predicted / error frames stacked vertically,
-    sequences side by side; frames [T, 3 (H + 4), B (W + 4), 3] uint8.
+    sequences side by side, each framed by a 2-pixel border; frames [T, 3 H + 4, B (W + 4), 3] uint8.
 
     `true`, `pred`: [B, T, H, W, 3] uint8; the first `context` steps were observed (green border),
     the rest predicted open loop (red border). Error = (pred - true + 255) / 2, so grey (127) is
@@ -69,6 +69,6 @@ def openloop_grid(true: np.ndarray, pred: np.ndarray, context: int) -> np.ndarra
     video = np.concatenate([true, pred, error], 2)  # [B, T, 3H, W, 3]
     B, T, H, W, _ = video.shape
     border = np.where((np.arange(T) < context)[:, None], CONTEXT_COLOR, OPENLOOP_COLOR)  # [T, 3]
-    framed = np.broadcast_to(border[None, :, None, None, :], (B, T, H + 4, W + 4, 3)).copy()
+    framed = np.broadcast_to(border[None, :, None, None, :], (B, T, H + 4, W + 4, 3)).copy()  # H here is 3 H
     framed[:, :, 2:-2, 2:-2] = video
     return framed.transpose(1, 2, 0, 3, 4).reshape(T, H + 4, B * (W + 4), 3)

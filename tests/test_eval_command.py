@@ -45,8 +45,9 @@ def trained(tmp_path_factory):
 def test_openloop_report_shows_true_predicted_and_error_frames(trained):
     (report,) = [p for p in media_files(trained / "media") if p.name.startswith("openloop-")]
     frames = iio.imread(report, index=None)
-    # One replayed window of T=8 steps (1 env: one window); true / pred / error stacked, each 16 + 4 border.
-    assert frames.shape[1:] == (3 * 20, 20, 3) and 1 < frames.shape[0] <= 8
+    # At step 48 one env holds 5 windows of T + 1 = 9 steps: 5 sequences of T = 8 frames side by
+    # side, each true / pred / error (16 pixels each) stacked, in a 2-pixel border.
+    assert frames.shape[1:] == (3 * 16 + 4, 5 * (16 + 4), 3) and 1 < frames.shape[0] <= 8
     first = frames[0]
     assert tuple(first[0, 0]) == (0, 255, 0)  # an observed (context) frame: green border
     assert tuple(frames[-1][0, 0]) == (255, 0, 0)  # an open-loop frame: red border

@@ -244,3 +244,15 @@ def test_videos_and_eval_episodes_reach_mlflow_once_across_a_resume(tmp_path, mo
     assert table["frames"].tolist() == [8 * r["step"] for r in evals]
     trained = load_runs(uri, "watch")
     assert trained["score"].tolist() == [r["score"] for r in records(logdir / "episodes.jsonl")]
+
+
+def test_openloop_grid_layout_borders_and_error():
+    from agent.media import CONTEXT_COLOR, OPENLOOP_COLOR, openloop_grid
+
+    true = np.zeros((2, 4, 3, 5, 3), np.uint8)  # B=2 sequences, T=4 steps, 3x5 images
+    pred = np.full_like(true, 10)
+    grid = openloop_grid(true, pred, context=2)
+    assert grid.shape == (4, 3 * 3 + 4, 2 * (5 + 4), 3)
+    assert (grid[:2, 0, 0] == CONTEXT_COLOR).all() and (grid[2:, 0, 0] == OPENLOOP_COLOR).all()
+    assert (grid[0, 2:5, 2:7] == 0).all() and (grid[0, 5:8, 2:7] == 10).all()  # true over pred
+    assert (grid[0, 8:11, 2:7] == (10 + 255) // 2).all()  # the error image: (pred - true + 255) / 2
