@@ -11,6 +11,8 @@ An environment speaks dicts of numpy values, one step at a time:
   limit): the agent bootstraps through it.
 - ``act_space`` is one :class:`Space`: discrete (integer dtype, ``shape ()``,
   actions ``0 .. high - 1``) or continuous (float32 vector in [low, high]).
+- optional ``render() -> [H, W, 3] uint8``: a camera frame, for episode videos of
+  tasks without image observations (``run.video_render``; DMC proprio has one).
 """
 
 from __future__ import annotations
