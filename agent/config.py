@@ -221,9 +221,10 @@ class RunConfig:
     """Evaluation actions: the policy's mode (greedy) or samples from it."""
     video_every: NonNegativeInt = 0
     """Agent steps between videos (0: none): the next training episode of env 0 is written to
-    ``media/episode-<step>.gif`` and, for image tasks, an open-loop world-model report
-    (true, predicted and error frames) to ``media/openloop-<step>.gif``; both reach MLflow
-    as run artifacts. Range: >= 0."""
+    ``media/episode-<step>.gif``, and an open-loop world-model report: true, predicted and
+    error frames (``media/openloop-<step>.gif``, image tasks) or a plot of true and predicted
+    vector observations (``media/openloop-<step>.png``); all reach MLflow as run artifacts.
+    Range: >= 0."""
     video_render: bool = False
     """Tasks without image observations (dmc_proprio): render the env's camera for episode videos.
     Off by default, since rendering costs far more than a proprio step."""

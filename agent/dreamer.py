@@ -170,7 +170,9 @@ class Dreamer:
         latent starts the RSSM, as in training). Steps 1..C (C = T // 2) are observed
         (posterior reconstructions); steps C+1..T are rolled forward by the prior with
         the replayed actions and decoded (after danijar/dreamerv3 ``agent.py`` ``report``).
-        Returns (true, pred) images [B, T, H, W, channels] uint8 of the concatenated image keys.
+        Returns {"image": (true, pred)} images [B, T, H, W, channels] uint8 of the concatenated
+        image keys, and/or {"vector": (true, pred)} [B, T, sum of vector sizes] float32 of the
+        concatenated vector keys (predictions mapped back from symlog space).
         """
         wm, wm_params = self.world_model, params["world_model"]
         obs_key, imag_key = jax.random.split(key)
@@ -198,9 +200,16 @@ class Dreamer:
         )
         imagined = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), imagined)
         latents = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b], 1), post, imagined)
-        pred = wm.apply(wm_params, latents, method=rssm.WorldModel.decode)["image"]
-        true = jnp.concatenate([batch[k][:, 1:] for k in self.image_keys], -1)
-        return true, jnp.clip(f32(pred) * 255, 0, 255).astype(jnp.uint8)
+        recon = wm.apply(wm_params, latents, method=rssm.WorldModel.decode)
+        out = {}
+        if self.image_keys:
+            true = jnp.concatenate([batch[k][:, 1:] for k in self.image_keys], -1)
+            out["image"] = (true, jnp.clip(f32(recon["image"]) * 255, 0, 255).astype(jnp.uint8))
+        if self.vector_keys:
+            B = batch["is_first"].shape[0]
+            true = jnp.concatenate([f32(batch[k][:, 1:]).reshape(B, T, -1) for k in self.vector_keys], -1)
+            out["vector"] = (true, dist.symexp(f32(recon["vector"])))
+        return out
 
     # ------------------------------------------------------------- learning
 

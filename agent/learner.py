@@ -45,7 +45,7 @@ class PackedDreamer:
             greedy: jax.jit(over_runs(_keyed(functools.partial(dreamer.policy_step, explore=not greedy), 3), self.runs))
             for greedy in (True, False)
         }
-        self._openloop = jax.jit(over_runs(_keyed(dreamer.openloop, 4), self.runs)) if dreamer.image_keys else None
+        self._openloop = jax.jit(over_runs(_keyed(dreamer.openloop, 4), self.runs))
         self._eval_carry = None
         self._initial_carry = dreamer.initial_carry
         self._carry = jax.tree_util.tree_map(
@@ -85,16 +85,14 @@ class PackedDreamer:
         action = jax.device_get(action)
         return [action[i] for i in range(self.runs)]
 
-    def report(self, replays: Sequence[Replay], count: int, sequences: int = 6) -> list[tuple[np.ndarray, np.ndarray]] | None:
-        """Open-loop predictions of the newest replayed windows (:meth:`agent.dreamer.Dreamer.openloop`):
-        (true, pred) uint8 [B, T, H, W, C] per run, B <= `sequences`; None for a task without images."""
-        if self._openloop is None:
-            return None
+    def report(self, replays: Sequence[Replay], count: int, sequences: int = 6) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """Open-loop predictions of the newest replayed windows, per run: :meth:`agent.dreamer.Dreamer.openloop`'s
+        {"image": (true, pred) uint8 [B, T, H, W, C], "vector": (true, pred) [B, T, D]}, B <= `sequences`."""
         windows = [replay.latest(sequences) for replay in replays]
         shortest = min(len(w["is_first"]) for w in windows)
         batch = _stack([{k: v[:shortest] for k, v in w.items()} for w in windows])
-        true, pred = jax.device_get(self._openloop(self._state.params, batch, self._run_keys, self._counts(count)))
-        return [(true[i], pred[i]) for i in range(self.runs)]
+        out = jax.device_get(self._openloop(self._state.params, batch, self._run_keys, self._counts(count)))
+        return [{kind: (true[i], pred[i]) for kind, (true, pred) in out.items()} for i in range(self.runs)]
 
     def learn(self, replays: Sequence[Replay], count: int, updates: int,
               stop: threading.Event | None = None) -> list[list[dict[str, float]]]:

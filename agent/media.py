@@ -54,6 +54,43 @@ def image_key(obs_space: Mapping) -> str | None:
     return keys[0] if keys else None
 
 
+def openloop_plot(true: np.ndarray, pred: np.ndarray, context: int, max_dims: int = 12) -> bytes:
+    """The open-loop report of vector observations as PNG bytes: one panel per dimension (the
+    first `max_dims`), true values solid, predictions dashed, over the steps of one window.
+
+    `true`, `pred`: [T, D]; the first `context` steps were observed (green background), the
+    rest predicted open loop (red background), as the colours of :func:`openloop_grid`.
+    """
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    from matplotlib.figure import Figure
+
+    true, pred = np.asarray(true, np.float32), np.asarray(pred, np.float32)
+    if true.shape != pred.shape or true.ndim != 2:
+        raise ValueError(f"true {true.shape} and pred {pred.shape} must both be [T, D]")
+    dims = min(true.shape[1], max_dims)
+    cols = min(dims, 4)
+    rows = -(-dims // cols)
+    figure = Figure(figsize=(3 * cols, 2 * rows), dpi=80)
+    steps = np.arange(len(true))
+    for dim in range(dims):
+        axis = figure.add_subplot(rows, cols, dim + 1)
+        axis.axvspan(-0.5, context - 0.5, color="green", alpha=0.1)
+        axis.axvspan(context - 0.5, len(true) - 0.5, color="red", alpha=0.1)
+        axis.plot(steps, true[:, dim], color="black", label="true")
+        axis.plot(steps, pred[:, dim], color="tab:blue", linestyle="--", label="predicted")
+        axis.set_title(f"dim {dim}", fontsize=8)
+        axis.tick_params(labelsize=6)
+    figure.axes[0].legend(fontsize=6)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
 def openloop_grid(true: np.ndarray, pred: np.ndarray, context: int) -> np.ndarray:
     """The open-loop report video: per sequence, true / predicted / error frames stacked vertically,
     sequences side by side, each framed by a 2-pixel border; frames [T, 3 H + 4, B (W + 4), 3] uint8.

@@ -4,7 +4,7 @@
 - ``episodes.jsonl``  one record per finished episode: index, step, score, length, log/* maxima
 - ``metrics.jsonl``   training means per log interval (``"kind": "train"``) and speeds (``"fps"``)
 - ``eval.jsonl``      one record per evaluation episode (``run.eval_every``): index, step, score, length
-- ``media/``          videos (``episode-<step>.gif``, ``openloop-<step>.gif``; ``run.video_every``),
+- ``media/``          videos and plots (``episode-<step>.gif``, ``openloop-<step>.gif|png``; ``run.video_every``),
                       each named by the step it was made at and written whole (rename into place)
 - ``checkpoint/``     the last two checkpoints (``agent/checkpoint.py``); each holds the
                       :class:`Counters` and the size of each JSONL file it covers
@@ -43,7 +43,7 @@ import yaml
 from agent import checkpoint
 from agent.checkpoint import Checkpoint, CheckpointError
 from agent.config import Config, ConfigError, flatten, to_dict
-from agent.files import FileLock, StorageError, atomic_write_text, writing
+from agent.files import FileLock, StorageError, atomic_write_bytes, atomic_write_text, writing
 from agent.media import write_video
 
 LOGS = ("episodes", "metrics", "eval")
@@ -247,6 +247,14 @@ class RunDir:
         """Write `frames` [T, H, W, 3] uint8 as ``media/<kind>-<step:012d>.gif`` (whole or not at all)."""
         return write_video(self.media_dir / f"{kind}-{step:012d}.gif", frames, fps)
 
+    def write_plot(self, kind: str, step: int, png: bytes) -> Path:
+        """Write PNG bytes as ``media/<kind>-<step:012d>.png`` (whole or not at all)."""
+        path = self.media_dir / f"{kind}-{step:012d}.png"
+        with writing(path):
+            self.media_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, png)
+        return path
+
     def summary(self, counters: Counters, finished: bool) -> dict[str, Any]:
         """The run's summary from every episode on disk (not only this session's); written if `finished`."""
         scores = [record["score"] for _, record in read_records(self.paths["episodes"])]
@@ -316,11 +324,12 @@ def _pack(ckpt: Checkpoint) -> list[int] | None:
 
 
 def media_files(directory: Path) -> list[Path]:
-    """The media files of a run (``<kind>-<step>.gif``), oldest step first."""
+    """The media files of a run (``<kind>-<step>.gif`` or ``.png``), oldest step first."""
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    return sorted((p for p in directory.glob("*-*.gif") if not p.name.startswith(".")), key=media_step)
+    found = [p for p in directory.iterdir() if p.suffix in (".gif", ".png") and not p.name.startswith(".")]
+    return sorted(found, key=lambda p: (media_step(p), p.name))
 
 
 def media_step(path: Path) -> int:

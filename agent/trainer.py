@@ -37,7 +37,7 @@ import numpy as np
 
 from agent.config import Config, ConfigError, apply_overrides, flatten, to_dict, validate
 from agent.evaluation import clip_action
-from agent.media import image_key, openloop_grid, rgb
+from agent.media import image_key, openloop_grid, openloop_plot, rgb
 from agent.replay import Replay
 from agent.rundir import Counters, EpisodeStats, RunDir, load_pack
 from suites import get_suite
@@ -68,9 +68,9 @@ class Agent(Protocol):
         """Evaluation actions [envs, ...] per run (policy state apart from :meth:`act`'s; `count` 0 starts
         an evaluation). Needed only with ``run.eval_every`` or ``dreamerbench eval``."""
 
-    def report(self, replays: Sequence[Replay], count: int) -> list[tuple[np.ndarray, np.ndarray]] | None:
-        """Open-loop (true, predicted) images [B, T, H, W, C] uint8 per run, None without images.
-        Optional: an agent without it makes no open-loop report."""
+    def report(self, replays: Sequence[Replay], count: int) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """Open-loop (true, predicted) observations per run: ``image`` [B, T, H, W, C] uint8 and/or
+        ``vector`` [B, T, D]. Optional: an agent without it makes no open-loop report."""
 
     def get_state(self) -> list[bytes]:
         """Each run's state as bytes, for checkpoints."""
@@ -345,12 +345,17 @@ class Trainer:
                 run.frames = None
 
     def _report(self, agent: Agent, counters: Counters) -> None:
-        """Write the open-loop world-model report of each run (image tasks, agents that make one)."""
+        """Write the open-loop world-model report of each run (agents that make one): a video of the
+        images, a plot of the vector observations."""
         report = getattr(agent, "report", None)
-        results = report([run.replay for run in self.runs], counters.updates) if report else None
-        for run, result in zip(self.runs, results or ()):
-            true, pred = (rgb(images) for images in result)
-            run.dir.write_media("openloop", counters.steps, openloop_grid(true, pred, true.shape[1] // 2))
+        results = report([run.replay for run in self.runs], counters.updates) if report else ()
+        for run, result in zip(self.runs, results):
+            if "image" in result:
+                true, pred = (rgb(images) for images in result["image"])
+                run.dir.write_media("openloop", counters.steps, openloop_grid(true, pred, true.shape[1] // 2))
+            if "vector" in result:
+                true, pred = (values[0] for values in result["vector"])  # the newest window
+                run.dir.write_plot("openloop", counters.steps, openloop_plot(true, pred, len(true) // 2))
 
     def _record_episodes(self, obs: Sequence[Mapping[str, np.ndarray]], step: int) -> None:
         wall_s = round(time.time() - self._origin, 3)

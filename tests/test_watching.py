@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from agent import checkpoint
+from agent.media import openloop_plot
 from agent.rundir import RunDir, deliverable_media, media_files
 from agent.trainer import Counters, Trainer, no_update_warning, progress_line, resolve_config
 from stub_agent import StubAgent
@@ -256,3 +257,27 @@ def test_openloop_grid_layout_borders_and_error():
     assert (grid[:2, 0, 0] == CONTEXT_COLOR).all() and (grid[2:, 0, 0] == OPENLOOP_COLOR).all()
     assert (grid[0, 2:5, 2:7] == 0).all() and (grid[0, 5:8, 2:7] == 10).all()  # true over pred
     assert (grid[0, 8:11, 2:7] == (10 + 255) // 2).all()  # the error image: (pred - true + 255) / 2
+
+
+def test_openloop_of_a_proprio_task_is_a_plot_of_true_and_predicted_vectors(tmp_path):
+    """Proprio tasks have no images: the open-loop report plots each vector dimension."""
+    import jax
+
+    from agent.synthetic import random_batch
+    from test_agent_model import CONTINUOUS, VECTOR_OBS, make_agent
+
+    dreamer = make_agent("debug", VECTOR_OBS, CONTINUOUS)
+    params = dreamer.init(jax.random.PRNGKey(0)).params
+    batch = random_batch(dreamer, 2, 8)
+    out = jax.jit(dreamer.openloop)(params, batch, jax.random.PRNGKey(1))
+    assert set(out) == {"vector"}
+    true, pred = out["vector"]
+    assert true.shape == pred.shape == (2, 8, 5)
+    np.testing.assert_array_equal(true, batch["vector"][:, 1:])
+    assert np.isfinite(pred).all()
+    with RunDir(tmp_path) as run:
+        run.start()
+        path = run.write_plot("openloop", 48, openloop_plot(np.asarray(true[0]), np.asarray(pred[0]), 4))
+    assert media_files(tmp_path / "media") == [path] and path.name == f"openloop-{48:012d}.png"
+    image = iio.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0
