@@ -219,11 +219,11 @@ class Trainer:
             finished = [run.dir.finished_summary(run.config.run.steps) for run in self.runs]
             if all(finished):
                 return finished  # finished before: nothing to do
+            for run in self.runs:
+                run.dir.write_config(run.config)
             warning = no_update_warning(config)
             if warning:
                 print(f"warning: {warning}", file=sys.stderr, flush=True)
-            for run in self.runs:
-                run.dir.write_config(run.config)
             suite = get_suite(config.suite)
             protocol = suite.resolve_protocol(config.env)
             for run in self.runs:
