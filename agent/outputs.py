@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from agent.config import Config, ConfigError, to_dict
-from agent.files import atomic_write_text
+from agent.files import StorageError, atomic_write_text
 from agent.rundir import LOGS, deliverable, read_records
 
 PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
@@ -135,6 +135,12 @@ class WandbOutput(_CursorOutput):
     def __init__(self, logdir: str | Path, config: Config):
         super().__init__(logdir, config)
         self._run = None
+        self._failed = False
+
+    def close(self) -> None:
+        """As :meth:`_CursorOutput.close`; nothing to deliver if W&B did not start (the error says so)."""
+        if not self._failed:
+            super().close()
 
     def _start(self):
         import wandb
@@ -143,11 +149,20 @@ class WandbOutput(_CursorOutput):
         id_path = self.dir / "run_id"
         if not id_path.exists():
             atomic_write_text(id_path, uuid.uuid4().hex[:16])
-        run = wandb.init(
-            dir=str(self.logdir), id=id_path.read_text().strip(), resume="allow",
-            project=os.environ.get("WANDB_PROJECT", "dreamerbench"), config=to_dict(self.config),
-            name=f"{self.config.task}-seed{self.config.seed}", reinit="create_new",
-        )
+        try:
+            run = wandb.init(
+                dir=str(self.logdir), id=id_path.read_text().strip(), resume="allow",
+                project=os.environ.get("WANDB_PROJECT", "dreamerbench"), config=to_dict(self.config),
+                name=f"{self.config.task}-seed{self.config.seed}", reinit="create_new",
+                mode=os.environ.get("WANDB_MODE") or None,  # read now: W&B keeps the first process setting
+            )
+        except Exception as error:  # noqa: BLE001 - W&B raises many kinds (no login, no network, ...)
+            self._failed = True
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise StorageError(
+                f"W&B did not start a run for {self.logdir} ({reason}); log in (wandb login), set "
+                "WANDB_MODE=offline, or leave wandb out of run.outputs; the run resumes where it stopped"
+            ) from None
         # Records of different files interleave in step; W&B needs one rising step, so
         # every metric is plotted against agent_step instead.
         run.define_metric("agent_step")

@@ -281,3 +281,23 @@ def test_openloop_of_a_proprio_task_is_a_plot_of_true_and_predicted_vectors(tmp_
     assert media_files(tmp_path / "media") == [path] and path.name == f"openloop-{48:012d}.png"
     image = iio.imread(path)
     assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0
+
+
+def test_wandb_without_a_login_is_one_error_and_the_run_resumes_offline(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    from agent.files import StorageError
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.netrc with a W&B key
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("WANDB_API_KEY", "")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    logdir = tmp_path / "run"
+    with pytest.raises(StorageError, match=r"^W&B did not start a run for .*; log in \(wandb login\), set WANDB_MODE=offline"):
+        train(logdir, EPISODE, **{"run.outputs": ["wandb"]})
+    assert checkpoint.complete(logdir / "checkpoint")  # it failed at the first save's publish
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert train(logdir, EPISODE, **{"run.outputs": ["wandb"]})["finished"]
+    rows = [row for path in glob.glob(str(logdir / "wandb" / "*run-*" / "run-*.wandb")) for row in _wandb_history(Path(path))]
+    assert [row["episode/score"] for row in rows if "episode/score" in row] == [
+        pytest.approx(r["score"]) for r in records(logdir / "episodes.jsonl")
+    ]
