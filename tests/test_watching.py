@@ -301,3 +301,23 @@ def test_wandb_without_a_login_is_one_error_and_the_run_resumes_offline(tmp_path
     assert [row["episode/score"] for row in rows if "episode/score" in row] == [
         pytest.approx(r["score"]) for r in records(logdir / "episodes.jsonl")
     ]
+
+
+class _ReportingStub(StubAgent):
+    """The stub plus an open-loop report whose 'prediction' is the replayed vectors shifted by 0.1."""
+
+    def report(self, replays, count):
+        out = []
+        for replay in replays:
+            windows = replay.latest(2)
+            true = np.concatenate([windows[k] for k in ("position", "velocity")], -1)[:, 1:]
+            out.append({"vector": (true, true + 0.1)})
+        return out
+
+
+def test_the_trainer_writes_an_openloop_plot_for_a_proprio_task_every_video_every_steps(tmp_path):
+    cfg = config(2 * EPISODE, **{"run.video_every": 64})
+    Trainer(cfg, tmp_path, make_agent=_ReportingStub).run()
+    plots = [p for p in media_files(tmp_path / "media") if p.suffix == ".png"]
+    assert [p.name for p in plots] == [f"openloop-{step:012d}.png" for step in (64, 128, 192)]
+    assert all(iio.imread(p).std() > 0 for p in plots)
