@@ -163,8 +163,12 @@ def load_policy(path: str | Path) -> Policy:
 
 
 def _space_dict(space: Space) -> dict[str, Any]:
-    def plain(value):
-        return None if value is None else float(np.asarray(value).reshape(-1)[0]) if np.ndim(value) == 0 or np.size(value) == 1 else np.asarray(value).tolist()
+    """A Space as JSON: bounds as numbers (one per space) or lists (one per dimension)."""
+
+    def plain(bound):
+        if bound is None:
+            return None
+        return float(bound) if np.ndim(bound) == 0 else np.asarray(bound, np.float64).tolist()
 
     return {"dtype": np.dtype(space.dtype).name, "shape": list(space.shape), "low": plain(space.low), "high": plain(space.high)}
 
