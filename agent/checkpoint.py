@@ -177,6 +177,13 @@ def read_counters(checkpoint: Checkpoint) -> dict:
     return json.loads((checkpoint.path / "counters.json").read_text())
 
 
+def load_state(checkpoint: Checkpoint) -> tuple[bytes, dict]:
+    """(state bytes, counters) of a checkpoint, checked against its manifest, without the replay
+    (for inference: ``dreamerbench eval`` and ``export``). CheckpointError names a bad file."""
+    verify(checkpoint, ("state.msgpack", "counters.json"))
+    return (checkpoint.path / "state.msgpack").read_bytes(), json.loads((checkpoint.path / "counters.json").read_text())
+
+
 def load(checkpoint: Checkpoint) -> tuple[bytes, dict[str, np.ndarray], dict]:
     """(state bytes, replay arrays, counters) of a checkpoint written by :func:`save`.
 

@@ -210,6 +210,28 @@ class RunConfig:
     """Show a progress bar on stderr."""
     compile_cache: str = "~/.cache/dreamerbench/jax"
     """Persistent XLA compilation cache directory ('' to disable)."""
+    eval_every: NonNegativeInt = 0
+    """Agent steps between evaluations (0: none). An evaluation plays ``run.eval_episodes``
+    episodes on envs of its own (fresh each time, seeded apart from the training envs) and
+    writes one ``eval`` record per episode to ``eval.jsonl``; the run's last step always
+    evaluates when this is > 0. Range: >= 0."""
+    eval_episodes: PositiveInt = 1
+    """Episodes per evaluation. Range: >= 1."""
+    eval_mode: Literal["greedy", "sample"] = "greedy"
+    """Evaluation actions: the policy's mode (greedy) or samples from it."""
+    video_every: NonNegativeInt = 0
+    """Agent steps between videos (0: none): the next training episode of env 0 is written to
+    ``media/episode-<step>.gif``, and an open-loop world-model report: true, predicted and
+    error frames (``media/openloop-<step>.gif``, image tasks) or a plot of true and predicted
+    vector observations (``media/openloop-<step>.png``); all reach MLflow as run artifacts.
+    Range: >= 0."""
+    video_render: bool = False
+    """Tasks without image observations (dmc_proprio): render the env's camera for episode videos.
+    Off by default, since rendering costs far more than a proprio step."""
+    outputs: tuple[Literal["tensorboard", "wandb"], ...] = ()
+    """Outputs beside MLflow that the run's records also go to: ``tensorboard`` (event files in
+    ``<logdir>/tensorboard``) and ``wandb`` (Weights & Biases; ``WANDB_MODE=offline`` keeps it
+    in ``<logdir>/wandb``). Each needs its package (``pip install dreamerbench[outputs]``)."""
 
 
 @dataclass(frozen=True)

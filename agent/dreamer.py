@@ -163,6 +163,54 @@ class Dreamer:
         stoch_index = jnp.argmax(latent.stoch, -1).astype(jnp.uint8)
         return PolicyCarry(latent, self.encode_action(action)), action, (f32(latent.deter), stoch_index)
 
+    def openloop(self, params, batch, key):
+        """Open-loop prediction of replayed windows: observe the first half, then predict the rest.
+
+        `batch`: a replay window, arrays [B, T + 1, ...] (step 0 is context: its stored
+        latent starts the RSSM, as in training). Steps 1..C (C = T // 2) are observed
+        (posterior reconstructions); steps C+1..T are rolled forward by the prior with
+        the replayed actions and decoded (after danijar/dreamerv3 ``agent.py`` ``report``).
+        Returns {"image": (true, pred)} images [B, T, H, W, channels] uint8 of the concatenated
+        image keys, and/or {"vector": (true, pred)} [B, T, sum of vector sizes] float32 of the
+        concatenated vector keys (predictions mapped back from symlog space).
+        """
+        wm, wm_params = self.world_model, params["world_model"]
+        obs_key, imag_key = jax.random.split(key)
+        T = batch["is_first"].shape[1] - 1
+        context = T // 2
+        obs = {k: batch[k][:, 1 : context + 1] for k in self.obs_space}
+        actions = self.encode_action(batch["action"][:, :-1])  # action t-1 leads to step t
+        start = self.stored_latent(batch["deter"][:, 0], batch["stoch"][:, 0])
+        tokens = wm.apply(wm_params, obs, method=rssm.WorldModel.encode)
+        post, _ = rssm.observe(
+            wm, wm_params, start, actions[:, :context], tokens, batch["is_first"][:, 1 : context + 1],
+            obs_key, self.cfg.unimix,
+        )
+
+        def step(latent, inputs):
+            action, step_key = inputs
+            deter = wm.apply(wm_params, latent.deter, latent.stoch, action, method=rssm.WorldModel.core)
+            logp = rssm.latent_dist(wm.apply(wm_params, deter, method=rssm.WorldModel.prior_logits), self.cfg.unimix)
+            latent = rssm.Latent(deter, dist.sample_onehot(step_key, logp).astype(deter.dtype))
+            return latent, latent
+
+        last = jax.tree_util.tree_map(lambda x: x[:, -1], post)
+        _, imagined = jax.lax.scan(
+            step, last, (jnp.swapaxes(actions[:, context:], 0, 1), jax.random.split(imag_key, T - context))
+        )
+        imagined = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), imagined)
+        latents = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b], 1), post, imagined)
+        recon = wm.apply(wm_params, latents, method=rssm.WorldModel.decode)
+        out = {}
+        if self.image_keys:
+            true = jnp.concatenate([batch[k][:, 1:] for k in self.image_keys], -1)
+            out["image"] = (true, jnp.clip(f32(recon["image"]) * 255, 0, 255).astype(jnp.uint8))
+        if self.vector_keys:
+            B = batch["is_first"].shape[0]
+            true = jnp.concatenate([f32(batch[k][:, 1:]).reshape(B, T, -1) for k in self.vector_keys], -1)
+            out["vector"] = (true, dist.symexp(f32(recon["vector"])))
+        return out
+
     # ------------------------------------------------------------- learning
 
     def train_step(self, state: TrainState, batch, key):

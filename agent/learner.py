@@ -40,6 +40,14 @@ class PackedDreamer:
         self._state = jax.jit(over_runs(lambda key: dreamer.init(jax.random.fold_in(key, 0)), self.runs))(self._run_keys)
         self._policy = jax.jit(over_runs(_keyed(functools.partial(dreamer.policy_step, explore=True), 1), self.runs))
         self._train = jax.jit(over_runs(_keyed(dreamer.train_step, 2), self.runs), donate_argnums=0)
+        # Evaluation and reports draw from key streams of their own, so they change nothing in training.
+        self._eval_policies = {
+            greedy: jax.jit(over_runs(_keyed(functools.partial(dreamer.policy_step, explore=not greedy), 3), self.runs))
+            for greedy in (True, False)
+        }
+        self._openloop = jax.jit(over_runs(_keyed(dreamer.openloop, 4), self.runs))
+        self._eval_carry = None
+        self._initial_carry = dreamer.initial_carry
         self._carry = jax.tree_util.tree_map(
             lambda leaf: np.zeros((self.runs, *leaf.shape), leaf.dtype),
             jax.eval_shape(functools.partial(dreamer.initial_carry, config.run.envs)),
@@ -56,6 +64,35 @@ class PackedDreamer:
         )
         action, deter, stoch = jax.device_get((action, deter, stoch))
         return [{"action": action[i], "deter": deter[i], "stoch": stoch[i]} for i in range(self.runs)]
+
+    def eval_act(self, obs: Sequence[Mapping[str, np.ndarray]], count: int, greedy: bool) -> list[np.ndarray]:
+        """Evaluation actions [envs, ...] per run, from a policy state apart from training's.
+
+        `count` = evaluation policy calls so far in this evaluation (0 starts it: the state is
+        cleared); `greedy` takes the policy's mode, else a sample. Same parameters, envs and
+        counts give the same actions, in training or in ``dreamerbench eval``.
+        """
+        if count == 0 or self._eval_carry is None:
+            envs = len(obs[0]["is_first"])
+            self._eval_carry = jax.tree_util.tree_map(
+                lambda leaf: np.zeros((self.runs, *leaf.shape), leaf.dtype),
+                jax.eval_shape(functools.partial(self._initial_carry, envs)),
+            )
+        device_obs = _stack([{key: run_obs[key] for key in self._obs_keys} for run_obs in obs])
+        self._eval_carry, action, _ = self._eval_policies[greedy](
+            self._state.params, self._eval_carry, device_obs, self._run_keys, self._counts(count),
+        )
+        action = jax.device_get(action)
+        return [action[i] for i in range(self.runs)]
+
+    def report(self, replays: Sequence[Replay], count: int, sequences: int = 6) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """Open-loop predictions of the newest replayed windows, per run: :meth:`agent.dreamer.Dreamer.openloop`'s
+        {"image": (true, pred) uint8 [B, T, H, W, C], "vector": (true, pred) [B, T, D]}, B <= `sequences`."""
+        windows = [replay.latest(sequences) for replay in replays]
+        shortest = min(len(w["is_first"]) for w in windows)
+        batch = _stack([{k: v[:shortest] for k, v in w.items()} for w in windows])
+        out = jax.device_get(self._openloop(self._state.params, batch, self._run_keys, self._counts(count)))
+        return [{kind: (true[i], pred[i]) for kind, (true, pred) in out.items()} for i in range(self.runs)]
 
     def learn(self, replays: Sequence[Replay], count: int, updates: int,
               stop: threading.Event | None = None) -> list[list[dict[str, float]]]:

@@ -99,6 +99,23 @@ class Replay:
         batch = {key: array[envs[:, None], positions] for key, array in self.data.items()}
         return batch, envs, starts
 
+    def latest(self, count: int) -> dict[str, np.ndarray]:
+        """Up to `count` stored windows [n, length, ...] without touching the sampler (no RNG draw, no
+        queue pop): the newest window of each env, then the one before it, and so on (for reports)."""
+        first, end = self._valid_starts()
+        envs, starts = [], []
+        for k in range(count):
+            env = k % self.num_envs
+            start = end[env] - 1 - (k // self.num_envs) * self.length
+            if start >= first[env] and end[env] > first[env]:
+                envs.append(env)
+                starts.append(start)
+        if not envs:
+            raise RuntimeError(f"replay holds no window of {self.length} steps yet")
+        envs, starts = np.array(envs), np.array(starts)
+        positions = (starts[:, None] + np.arange(self.length)) % self.size
+        return {key: array[envs[:, None], positions] for key, array in self.data.items()}
+
     def update_latents(self, envs, starts, values: Mapping[str, np.ndarray]) -> None:
         """Write fresh latents [batch, length - 1, ...] for steps start+1 .. start+length-1."""
         first, _ = self._valid_starts()

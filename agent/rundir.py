@@ -3,6 +3,9 @@
 - ``config.yaml``     the resolved config; resuming needs the same one (``run.*`` may change)
 - ``episodes.jsonl``  one record per finished episode: index, step, score, length, log/* maxima
 - ``metrics.jsonl``   training means per log interval (``"kind": "train"``) and speeds (``"fps"``)
+- ``eval.jsonl``      one record per evaluation episode (``run.eval_every``): index, step, score, length
+- ``media/``          videos and plots (``episode-<step>.gif``, ``openloop-<step>.gif|png``; ``run.video_every``),
+                      each named by the step it was made at and written whole (rename into place)
 - ``checkpoint/``     the last two checkpoints (``agent/checkpoint.py``); each holds the
                       :class:`Counters` and the size of each JSONL file it covers
 - ``summary.json``    written when the run reaches its budget
@@ -18,7 +21,9 @@ Exactly once: a resume cuts each JSONL file back to the size its checkpoint cove
 resumed run writes what came after again. A resume can fall back to the older of the two
 checkpoints, so only what *that* one covers is final: :func:`deliverable` is that prefix
 (the whole file once the run has finished). A store that takes records only from there
-holds each record once, across kills, preemptions and damaged checkpoints.
+holds each record once, across kills, preemptions and damaged checkpoints. Media files
+follow the same rule by their step: a resume deletes those made after its checkpoint, and
+:func:`deliverable_media` lists those no resume can delete any more.
 """
 
 from __future__ import annotations
@@ -38,9 +43,10 @@ import yaml
 from agent import checkpoint
 from agent.checkpoint import Checkpoint, CheckpointError
 from agent.config import Config, ConfigError, flatten, to_dict
-from agent.files import FileLock, StorageError, atomic_write_text, writing
+from agent.files import FileLock, StorageError, atomic_write_bytes, atomic_write_text, writing
+from agent.media import write_video
 
-LOGS = ("episodes", "metrics")
+LOGS = ("episodes", "metrics", "eval")
 """The JSONL files of a run, by name (``<name>.jsonl``)."""
 
 
@@ -76,7 +82,9 @@ class RunDir:
         self.logdir = Path(logdir).expanduser()
         self.checkpoint_dir = self.logdir / "checkpoint"
         self.paths = {name: self.logdir / f"{name}.jsonl" for name in LOGS}
+        self.media_dir = self.logdir / "media"
         self.episodes = 0
+        self.evals = 0
         self._lock = FileLock(self.logdir / ".lock")
         self._files: dict[str, Any] = {}
         self._last_ms = {name: 0 for name in LOGS}
@@ -157,10 +165,9 @@ class RunDir:
         state, replay, saved = checkpoint.load(ckpt)
         for name, path in self.paths.items():
             size = path.stat().st_size if path.exists() else 0
-            if size < saved["file_sizes"][name]:
-                raise CheckpointError(
-                    f"{path} has {size} bytes but checkpoint {ckpt.path.name} covers {saved['file_sizes'][name]}"
-                )
+            covered = saved["file_sizes"].get(name, 0)  # files newer than the checkpoint: 0
+            if size < covered:
+                raise CheckpointError(f"{path} has {size} bytes but checkpoint {ckpt.path.name} covers {covered}")
         return state, replay, saved
 
     def resume(self, ckpt: Checkpoint, saved: Mapping[str, Any]) -> Counters:
@@ -173,8 +180,12 @@ class RunDir:
         (self.logdir / "summary.json").unlink(missing_ok=True)  # a longer budget: not finished any more
         for name, path in self.paths.items():
             with open(path, "a+b") as file:  # load() checked that no file is shorter
-                file.truncate(saved["file_sizes"][name])
+                file.truncate(saved["file_sizes"].get(name, 0))
+        for path in media_files(self.media_dir):
+            if media_step(path) > ckpt.step:  # made in the timeline being replaced
+                path.unlink()
         self.episodes = saved["episodes"]
+        self.evals = saved.get("evals", 0)
         self._open()
         return Counters(**saved["counters"])
 
@@ -182,6 +193,8 @@ class RunDir:
         """Begin a run from scratch: empty JSONL files, and no checkpoint of an earlier start."""
         for old in checkpoint.complete(self.checkpoint_dir):
             checkpoint.remove(old)
+        for path in media_files(self.media_dir):
+            path.unlink()
         with writing(self.logdir):
             for path in self.paths.values():
                 path.write_bytes(b"")
@@ -206,7 +219,8 @@ class RunDir:
         sizes = {name: self.paths[name].stat().st_size for name in LOGS}
         if self._saved == (counters.steps, sizes):
             return
-        saved = {"counters": dataclasses.asdict(counters), "episodes": self.episodes, "file_sizes": sizes, "pack": list(pack)}
+        saved = {"counters": dataclasses.asdict(counters), "episodes": self.episodes, "evals": self.evals,
+                 "file_sizes": sizes, "pack": list(pack)}
         checkpoint.save(self.checkpoint_dir, counters.steps, state, replay, saved)
         self._saved = (counters.steps, sizes)
 
@@ -223,6 +237,23 @@ class RunDir:
         """Append a finished episode with its index in the run."""
         self.append("episodes", {"index": self.episodes, **record})
         self.episodes += 1
+
+    def record_eval(self, record: Mapping[str, Any]) -> None:
+        """Append a finished evaluation episode with its index among the run's evaluation episodes."""
+        self.append("eval", {"index": self.evals, **record})
+        self.evals += 1
+
+    def write_media(self, kind: str, step: int, frames: np.ndarray, fps: float = 20.0) -> Path:
+        """Write `frames` [T, H, W, 3] uint8 as ``media/<kind>-<step:012d>.gif`` (whole or not at all)."""
+        return write_video(self.media_dir / f"{kind}-{step:012d}.gif", frames, fps)
+
+    def write_plot(self, kind: str, step: int, png: bytes) -> Path:
+        """Write PNG bytes as ``media/<kind>-<step:012d>.png`` (whole or not at all)."""
+        path = self.media_dir / f"{kind}-{step:012d}.png"
+        with writing(path):
+            self.media_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, png)
+        return path
 
     def summary(self, counters: Counters, finished: bool) -> dict[str, Any]:
         """The run's summary from every episode on disk (not only this session's); written if `finished`."""
@@ -292,6 +323,31 @@ def _pack(ckpt: Checkpoint) -> list[int] | None:
         return None
 
 
+def media_files(directory: Path) -> list[Path]:
+    """The media files of a run (``<kind>-<step>.gif`` or ``.png``), oldest step first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.iterdir() if p.suffix in (".gif", ".png") and not p.name.startswith(".")]
+    return sorted(found, key=lambda p: (media_step(p), p.name))
+
+
+def media_step(path: Path) -> int:
+    """The agent step a media file was made at (its name's last field)."""
+    return int(Path(path).stem.rsplit("-", 1)[1])
+
+
+def deliverable_media(logdir: str | Path) -> list[Path]:
+    """Media files that no resume can delete any more: all once the run has finished; else those
+    made at or before the oldest complete checkpoint's step; none before there is a checkpoint."""
+    logdir = Path(logdir)
+    files = media_files(logdir / "media")
+    if (logdir / "summary.json").exists():
+        return files
+    kept = checkpoint.complete(logdir / "checkpoint")
+    return [p for p in files if kept and media_step(p) <= kept[0].step]
+
+
 def deliverable(logdir: str | Path) -> dict[str, int]:
     """Bytes of each JSONL file that no resume can cut back any more (see the module doc).
 
@@ -304,7 +360,8 @@ def deliverable(logdir: str | Path) -> dict[str, int]:
         return {name: path.stat().st_size if path.exists() else 0 for name, path in paths.items()}
     kept = checkpoint.complete(logdir / "checkpoint")
     try:
-        return dict(checkpoint.read_counters(kept[0])["file_sizes"]) if kept else dict.fromkeys(LOGS, 0)
+        sizes = checkpoint.read_counters(kept[0])["file_sizes"] if kept else {}
+        return {name: int(sizes.get(name, 0)) for name in LOGS}
     except CheckpointError:
         return dict.fromkeys(LOGS, 0)  # the next save replaces it
 

@@ -30,6 +30,10 @@ def register(subparsers) -> None:
                         help="model size preset, e.g. 1m, 12m (sets agent.size)")
     parser.add_argument("--steps", type=flag(hint("run.steps"), "--steps"),
                         help="agent steps in total (sets run.steps)")
+    parser.add_argument(
+        "--output", type=_outputs_flag, metavar="NAME[,NAME]",
+        help="also write the records to tensorboard and/or wandb (sets run.outputs), e.g. --output tensorboard,wandb",
+    )
     parser.add_argument("--logdir", required=True, help="run directory (resumed if it holds a checkpoint)")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -54,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     """
     from agent.trainer import Trainer, resolve_config
 
-    flags = {"agent.size": args.size, "run.steps": args.steps}
+    flags = {"agent.size": args.size, "run.steps": args.steps,
+             "run.outputs": None if args.output is None else "[" + ", ".join(args.output) + "]"}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + args.overrides
     last_seed = args.seed + args.seeds_per_process - 1
     if last_seed > SEED_MAX:
@@ -84,6 +89,19 @@ def run(args: argparse.Namespace) -> int:
     for summary in summaries:
         print(json.dumps(summary))
     return 0
+
+
+def _outputs_flag(text: str) -> tuple[str, ...]:
+    """``--output tensorboard,wandb`` read as ``run.outputs`` (one line naming what is allowed otherwise)."""
+    import argparse
+
+    from agent.reader import ReadError, read
+
+    try:
+        return read([name.strip() for name in text.split(",")], hint("run.outputs"), "--output")
+    except ReadError:
+        error = refuse("--output", text, "tensorboard, wandb, or both comma-separated (tensorboard,wandb)")
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def check_logdir(logdir: Path) -> None:

@@ -12,13 +12,18 @@ Who does what:
 - ``agent/learner.py``  DreamerV3 for K runs (JAX); any :class:`Agent` can stand in;
 - this file             the loop.
 
-Outputs (MLflow: ``experiments/tracking.py``) get ``publish(logdir)`` after every
-save of all runs and read from the files what :func:`agent.rundir.deliverable`
-allows: the trainer never hands a record to a store itself.
+Outputs (MLflow: ``experiments/tracking.py``; TensorBoard and W&B: ``agent/outputs.py``)
+get ``publish(logdir)`` after every save of all runs and read from the files what
+:func:`agent.rundir.deliverable` (and :func:`agent.rundir.deliverable_media`) allows:
+the trainer never hands a record to a store itself.
+
+Besides training: evaluation episodes (``run.eval_every``, ``agent/evaluation.py``),
+episode videos and open-loop world-model reports (``run.video_every``, ``agent/media.py``).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import sys
@@ -31,6 +36,8 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import numpy as np
 
 from agent.config import Config, ConfigError, apply_overrides, flatten, to_dict, validate
+from agent.evaluation import clip_action
+from agent.media import image_key, openloop_grid, openloop_plot, rgb
 from agent.replay import Replay
 from agent.rundir import Counters, EpisodeStats, RunDir, load_pack
 from suites import get_suite
@@ -56,6 +63,14 @@ class Agent(Protocol):
 
         Once `stop` is set no further update starts: fewer than `updates` lists come back.
         """
+
+    def eval_act(self, obs: Sequence[Mapping[str, np.ndarray]], count: int, greedy: bool) -> list[np.ndarray]:
+        """Evaluation actions [envs, ...] per run (policy state apart from :meth:`act`'s; `count` 0 starts
+        an evaluation). Needed only with ``run.eval_every`` or ``dreamerbench eval``."""
+
+    def report(self, replays: Sequence[Replay], count: int) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """Open-loop (true, predicted) observations per run: ``image`` [B, T, H, W, C] uint8 and/or
+        ``vector`` [B, T, D]. Optional: an agent without it makes no open-loop report."""
 
     def get_state(self) -> list[bytes]:
         """Each run's state as bytes, for checkpoints."""
@@ -125,6 +140,10 @@ class _Run:
     episodes: EpisodeStats = field(init=False)
     train: _Mean = field(default_factory=_Mean)
     last_score: float | None = None
+    film_due: bool = False
+    """A video is due: film env 0's next episode (``run.video_every``)."""
+    frames: list[np.ndarray] | None = None
+    """Frames of env 0's episode being filmed; None when not filming."""
 
     def __post_init__(self):
         self.episodes = EpisodeStats(self.config.run.envs)
@@ -183,17 +202,28 @@ class Trainer:
         if a logdir holds another config, CheckpointError if no checkpoint can be
         read, DiskFull naming the file if the disk fills up (run again to resume).
         """
+        from agent.outputs import check_available, make_outputs
+
         started = time.time()
         config = self.config
+        check_available(config)
         with contextlib.ExitStack() as stack:
             for run in self.runs:
                 stack.enter_context(run.dir)
                 run.dir.check_config(run.config)
+            for run in self.runs:  # run.outputs: TensorBoard, W&B (closed when the run stops)
+                made = make_outputs(run.config, run.dir.logdir)
+                run.outputs += made
+                for output in made:
+                    stack.callback(output.close)
             finished = [run.dir.finished_summary(run.config.run.steps) for run in self.runs]
             if all(finished):
                 return finished  # finished before: nothing to do
             for run in self.runs:
                 run.dir.write_config(run.config)
+            warning = no_update_warning(config)
+            if warning:
+                print(f"warning: {warning}", file=sys.stderr, flush=True)
             suite = get_suite(config.suite)
             protocol = suite.resolve_protocol(config.env)
             for run in self.runs:
@@ -214,14 +244,18 @@ class Trainer:
         obs = [run.envs.reset() for run in runs]
         speed = _Speed(counters)
         last_log, next_save = time.time(), counters.steps + schedule.save_every
+        next_eval, next_video = _next(counters.steps, schedule.eval_every), _next(counters.steps, schedule.video_every)
         progress = _Progress(schedule.steps, enabled=schedule.progress)
+        progress.note("compiling the policy step")  # the first act compiles (seconds to minutes)
+        last_eval, compiled = -1, False
         while counters.steps < schedule.steps and not stop.is_set():
             # Act: observe the newest step of every env of every run, store it, choose actions.
             acts = agent.act(obs, counters.policy_calls)
             for run, run_obs, act in zip(runs, obs, acts):
                 run.replay.add({**{key: run_obs[key] for key in (*run.envs.obs_space, *SPECIAL_KEYS)}, **act})
             self._record_episodes(obs, counters.steps)
-            obs = [run.envs.step(_env_action(act["action"], run.envs.act_space)) for run, act in zip(runs, acts)]
+            self._film(obs, counters.steps)
+            obs = [run.envs.step(clip_action(act["action"], run.envs.act_space)) for run, act in zip(runs, acts)]
             counters.steps += schedule.envs
             counters.policy_calls += 1
 
@@ -231,6 +265,9 @@ class Trainer:
                 due = int(counters.update_credit)
                 if due:
                     first = counters.updates == 0
+                    if not compiled:  # this process's first update compiles the train step
+                        progress.note("compiling the train step (first update)")
+                        compiled = True
                     # A stop (preemption, Ctrl-C) cuts the burst after the running update; the
                     # credit left is saved and spent after the resume.
                     learned = agent.learn([run.replay for run in runs], counters.updates, due, stop)
@@ -249,6 +286,18 @@ class Trainer:
             if time.time() - last_log >= schedule.log_every and runs[0].train.count:
                 self._log(counters, speed)
                 last_log = time.time()
+            # Evaluate every eval_every steps and at the budget's last step.
+            last_step = counters.steps >= schedule.steps and schedule.eval_every and last_eval != counters.steps
+            if counters.steps >= next_eval or last_step:
+                progress.note(f"evaluating ({schedule.eval_episodes} episodes)")
+                self._evaluate(agent, counters.steps)
+                last_eval, next_eval = counters.steps, _next(counters.steps, schedule.eval_every)
+            if counters.steps >= next_video:
+                for run in runs:
+                    run.film_due = True
+                if counters.updates:
+                    self._report(agent, counters)
+                next_video = _next(counters.steps, schedule.video_every)
             if counters.steps >= next_save:
                 self._save(agent, counters)
                 next_save = counters.steps + schedule.save_every
@@ -260,10 +309,53 @@ class Trainer:
         if runs[0].train.count:
             self._log(counters, speed)
         self._save(agent, counters)
-        progress.close()
+        progress.close(counters, self._latest_score())
         return [run.dir.summary(counters, finished) for run in runs]
 
     # ------------------------------------------------------------- helpers
+
+    def _evaluate(self, agent: Agent, step: int) -> None:
+        """Play ``run.eval_episodes`` evaluation episodes per run and record them as ``eval`` records."""
+        from agent.evaluation import evaluate
+
+        config = self.config
+        suite = get_suite(config.suite)
+        greedy = config.run.eval_mode == "greedy"
+        records, _ = evaluate(agent, suite, config.task, [run.config.seed for run in self.runs],
+                              suite.resolve_protocol(config.env), config.run.eval_episodes, greedy)
+        wall_s = round(time.time() - self._origin, 3)
+        for run, run_records in zip(self.runs, records):
+            for record in run_records:
+                run.dir.record_eval({**record, "step": step, "wall_s": wall_s, "mode": config.run.eval_mode})
+
+    def _film(self, obs: Sequence[Mapping[str, np.ndarray]], step: int) -> None:
+        """Collect env 0's frames from the first episode start after a video is due; write the video
+        when that episode ends. Tasks without images film only with ``run.video_render``."""
+        for run, run_obs in zip(self.runs, obs):
+            key = image_key(run.envs.obs_space)
+            if key is None and not run.config.run.video_render:
+                continue
+            if run.frames is None:
+                if not (run.film_due and run_obs["is_first"][0]):
+                    continue
+                run.frames, run.film_due = [], False
+            run.frames.append(rgb(run_obs[key][0]) if key else run.envs.render(0))
+            if run_obs["is_last"][0]:
+                run.dir.write_media("episode", step, np.stack(run.frames))
+                run.frames = None
+
+    def _report(self, agent: Agent, counters: Counters) -> None:
+        """Write the open-loop world-model report of each run (agents that make one): a video of the
+        images, a plot of the vector observations."""
+        report = getattr(agent, "report", None)
+        results = report([run.replay for run in self.runs], counters.updates) if report else ()
+        for run, result in zip(self.runs, results):
+            if "image" in result:
+                true, pred = (rgb(images) for images in result["image"])
+                run.dir.write_media("openloop", counters.steps, openloop_grid(true, pred, true.shape[1] // 2))
+            if "vector" in result:
+                true, pred = (values[0] for values in result["vector"])  # the newest window
+                run.dir.write_plot("openloop", counters.steps, openloop_plot(true, pred, len(true) // 2))
 
     def _record_episodes(self, obs: Sequence[Mapping[str, np.ndarray]], step: int) -> None:
         wall_s = round(time.time() - self._origin, 3)
@@ -321,10 +413,31 @@ def _make_replay(config: Config, step_specs: Mapping[str, tuple], envs: VectorEn
     )
 
 
-def _env_action(action: np.ndarray, space: Space) -> np.ndarray:
-    if space.discrete:
-        return action
-    return np.clip(action, space.low, space.high)
+def _next(step: int, every: int) -> float:
+    """The first multiple of `every` after `step` (infinity for `every` = 0: never)."""
+    return (step // every + 1) * every if every else float("inf")
+
+
+def no_update_warning(config: Config) -> str | None:
+    """Why a run of `config` would end without a single update, or None if it updates.
+
+    The loop updates once ``steps >= run.train_start`` and every env holds a replay window
+    (``agent.batch_length + 1`` steps); from there each policy step earns
+    ``run.envs * train_ratio / (batch_size * batch_length)`` updates.
+    """
+    run, agent = config.run, config.agent
+    calls = -(-run.steps // run.envs)  # policy steps in the run
+    first = max(agent.batch_length + 1, -(-run.train_start // run.envs))  # first policy step that may update
+    earned = max(0, calls - first + 1) * run.envs * agent.train_ratio / (agent.batch_size * agent.batch_length)
+    if earned >= 1:
+        return None
+    return (
+        f"run.steps={run.steps} is too few for any update: updates start after "
+        f"{first * run.envs} agent steps (run.train_start={run.train_start}, a replay window of "
+        f"agent.batch_length + 1 = {agent.batch_length + 1} steps per env, run.envs={run.envs}) and then earn "
+        f"train_ratio / (batch_size * batch_length) = {agent.train_ratio / (agent.batch_size * agent.batch_length):g} "
+        f"per step; raise run.steps or lower run.train_start"
+    )
 
 
 class _Speed:
@@ -342,32 +455,59 @@ class _Speed:
 
 
 class _Progress:
-    """One status line on stderr: steps, updates, fps, latest score."""
+    """One status line on stderr: steps, updates, current fps, ETA, latest score, and what it waits for.
+
+    The fps is that of the last :attr:`WINDOW_S` seconds (not since the start, which
+    compiles and fills replay before any update); the ETA divides the steps left by it.
+    """
+
+    WINDOW_S = 30.0
 
     def __init__(self, total: int, enabled: bool):
         self.total = total
         self.enabled = enabled and (sys.stderr.isatty() or os.environ.get("DREAMERBENCH_PROGRESS") == "1")
-        self.start = time.time()
         self.last = 0.0
-        self.first_steps: int | None = None
+        self.samples: collections.deque[tuple[float, int]] = collections.deque()
+        self.status = ""
+
+    def note(self, status: str) -> None:
+        """Show `status` (e.g. "compiling the train step") now; the next update clears it."""
+        self.status = status
+        if self.enabled:
+            sys.stderr.write(f"\r{status} ...".ljust(100))
+            sys.stderr.flush()
 
     def update(self, counters: Counters, score: float | None) -> None:
         now = time.time()
-        if self.first_steps is None:
-            self.first_steps = counters.steps
-        if not self.enabled or now - self.last < 1.0:
+        self.samples.append((now, counters.steps))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= self.WINDOW_S:
+            self.samples.popleft()
+        if not self.enabled or (now - self.last < 1.0 and not self.status):
             return
-        self.last = now
-        done = counters.steps / self.total
-        fps = (counters.steps - self.first_steps) / max(now - self.start, 1e-9)
-        bar = "#" * int(30 * done) + "-" * (30 - int(30 * done))
-        score_text = "-" if score is None else f"{score:.1f}"
-        sys.stderr.write(
-            f"\r[{bar}] {counters.steps}/{self.total} steps  {counters.updates} updates  "
-            f"{fps:.0f} fps  score {score_text}   "
-        )
+        self.last, self.status = now, ""
+        sys.stderr.write("\r" + progress_line(counters.steps, self.total, counters.updates, self.samples, score).ljust(100))
         sys.stderr.flush()
 
-    def close(self) -> None:
+    def close(self, counters: Counters, score: float | None) -> None:
+        """Show the final state and end the line."""
         if self.enabled:
+            self.last = 0.0
+            self.update(counters, score)
             sys.stderr.write("\n")
+
+
+def progress_line(steps: int, total: int, updates: int, samples: Sequence[tuple[float, int]], score: float | None) -> str:
+    """The progress text: bar, steps, updates, fps over `samples` ((time s, steps), oldest first), ETA, score."""
+    done = min(steps / total, 1.0)
+    bar = "#" * int(30 * done) + "-" * (30 - int(30 * done))
+    (t0, s0), (t1, s1) = samples[0], samples[-1]
+    fps = (s1 - s0) / (t1 - t0) if t1 > t0 and s1 > s0 else None
+    eta = "-" if fps is None else _duration((total - steps) / fps)
+    score_text = "-" if score is None else f"{score:.1f}"
+    fps_text = "-" if fps is None else f"{fps:.0f}"
+    return f"[{bar}] {steps}/{total} steps  {updates} updates  {fps_text} fps  ETA {eta}  score {score_text}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

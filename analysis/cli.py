@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass, field
+from typing import Literal
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="runs with no episode in the final window: leave-out (default: no score from "
                         "outside a run's own window), task-mean (mean of the task's other seeds) or last "
                         "(the run's own last episodes); every such run is footnoted")
+    parser.add_argument("--episodes", type=flag(Literal["suite", "train", "eval"], "--episodes"), default="suite",
+                        help="which episodes of the --runs runs make scores: train, eval (evaluation episodes, "
+                        "run.eval_every) or suite (default: what the suite's protocol asks for, train for every suite here)")
     parser.add_argument("--reps", type=flag(PositiveInt, "--reps"), help=f"bootstrap resamples (table: {TABLE_REPS}, plots: 2000)")
     parser.add_argument("--seed", type=flag(NonNegativeInt, "--seed"), default=0, help="seed of the bootstrap's random generator")
 
@@ -88,7 +92,8 @@ def collect(args, suite: Suite) -> Inputs:
     parts, methods, budget, sources = [], [], None, ""
     if args.runs:
         duplicates: list[str] = []
-        ours = load_runs(args.tracking_uri, args.runs, duplicates)
+        episodes = suite.score_episodes if args.episodes == "suite" else args.episodes
+        ours = load_runs(args.tracking_uri, args.runs, duplicates, episodes)
         _warn(duplicates)
         names = sorted(set(ours["suite"]))
         ours = ours[ours["suite"] == suite.name]

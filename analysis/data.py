@@ -298,7 +298,12 @@ def recorded_budget(runs: pd.DataFrame, experiment: str) -> float | None:
     return budgets[0] if budgets else None
 
 
-def load_runs(tracking_uri: str | None, experiment: str, notes: list[str] | None = None) -> pd.DataFrame:
+EPISODE_PREFIXES = {"train": EPISODE_PREFIX, "eval": "eval/"}
+"""Which episodes of our runs: training episodes (``episode/*``) or evaluation episodes (``eval/*``)."""
+
+
+def load_runs(tracking_uri: str | None, experiment: str, notes: list[str] | None = None,
+              episodes: str = "train") -> pd.DataFrame:
     """Episodes of every run of MLflow experiment ``experiment`` (one per sweep).
 
     Reads the run tags ``dreamerbench.{suite,task,seed,method,run_key}``, the params
@@ -307,6 +312,8 @@ def load_runs(tracking_uri: str | None, experiment: str, notes: list[str] | None
     ``episode/achievement_*`` / ``episode/milestone_*`` (MLflow ``step`` = agent steps),
     as ``experiments/tracking.py`` records them. A run key with several MLflow runs
     counts once (its FINISHED run, else its newest); each such key adds a line to `notes`.
+    ``episodes="eval"`` reads the evaluation episodes (``eval/score``, ``run.eval_every``)
+    instead of the training episodes, in the same columns.
     A missing sqlite store is a FileNotFoundError (nothing is created), a server that
     does not answer a one-line error naming the URI.
     """
@@ -323,10 +330,14 @@ def load_runs(tracking_uri: str | None, experiment: str, notes: list[str] | None
     runs = [r for r in runs if r.info.run_id in counted or TAG + "run_key" not in r.data.tags]
     meta = pd.DataFrame([_run_row(r) for r in runs])
     meta["method"] = variant_labels(meta["method"].tolist(), [dict(r.data.params) for r in runs])
-    keys = sorted({k for r in runs for k in r.data.metrics if k.startswith(EPISODE_PREFIX)})
-    if EPISODE_PREFIX + "score" not in keys:
-        raise ValueError(f"experiment={experiment!r}: no run logged metric 'episode/score'")
-    keys = [k for k in keys if k == "episode/score" or k.startswith(("episode/achievement_", "episode/milestone_"))]
+    if episodes not in EPISODE_PREFIXES:
+        raise ValueError(f"episodes={episodes!r} is not allowed; allowed: {', '.join(EPISODE_PREFIXES)}")
+    prefix = EPISODE_PREFIXES[episodes]
+    keys = sorted({k for r in runs for k in r.data.metrics if k.startswith(prefix)})
+    if prefix + "score" not in keys:
+        hint = "; record them with run.eval_every > 0" if episodes == "eval" else ""
+        raise ValueError(f"experiment={experiment!r}: no run logged metric '{prefix}score'{hint}")
+    keys = [k for k in keys if k == prefix + "score" or k.startswith((prefix + "achievement_", prefix + "milestone_"))]
     hist = pd.DataFrame(tracker.histories(meta["run_id"].tolist(), keys),
                         columns=["run_id", "key", "step", "timestamp", "value"])
     # One episode record = (run, step, timestamp): its fields share the timestamp and no
@@ -336,7 +347,7 @@ def load_runs(tracking_uri: str | None, experiment: str, notes: list[str] | None
     hist["episode"] = hist.groupby(["run_id", "key", "step", "timestamp"]).cumcount()
     wide = hist.pivot(index=["run_id", "step", "timestamp", "episode"], columns="key", values="value").reset_index()
     wide.columns.name = None
-    wide = wide.drop(columns=["timestamp", "episode"]).rename(columns={k: k[len(EPISODE_PREFIX) :] for k in keys})
+    wide = wide.drop(columns=["timestamp", "episode"]).rename(columns={k: k[len(prefix) :] for k in keys})
     out = meta.merge(wide, on="run_id", how="left")  # a run without an episode keeps one empty row
     out["frames"] = out["step"] * out["action_repeat"]
     out["layout"] = "episode"

@@ -13,6 +13,8 @@ from agent.files import StorageError
 # that `dreamerbench suites` does not pay for importing JAX.
 SUBCOMMANDS = {
     "train": "agent.train_cli",
+    "eval": "agent.eval_cli",
+    "export": "agent.eval_cli",
     "suites": "suites.cli",
     "table": "analysis.cli",
     "plot": "analysis.cli",

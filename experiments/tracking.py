@@ -29,12 +29,16 @@ Schema:
 - params: the flattened resolved config and ``protocol.<key>`` of the suite
   protocol; logged once, when the launcher creates the run.
 - metrics: ``episode/<field>`` (``score``, ``length``, ``index``, ``wall_s``,
-  ``achievement_<name>``, ``milestone_<name>``), ``train/<name>``, ``fps/<name>``;
+  ``achievement_<name>``, ``milestone_<name>``), ``train/<name>``, ``fps/<name>``,
+  ``eval/<field>`` (evaluation episodes, ``run.eval_every``: ``score``, ``length``, ``index``);
   step = agent steps; timestamp = the record's ``time_ms``. All metrics of one record
   share its timestamp, and no two records of a file share one (``agent/rundir.py``),
   so MLflow, which keeps one row per (key, value, step, timestamp), keeps every
   record, and a reader pairs an episode's fields by (step, timestamp).
-- artifacts: ``config.yaml`` (resolved config) and ``summary.json`` (final summary).
+- artifacts: ``config.yaml`` (resolved config), ``summary.json`` (final summary) and
+  ``media/<kind>-<step>.gif`` (episode videos and open-loop reports, ``run.video_every``),
+  each uploaded once it is final (:func:`agent.rundir.deliverable_media`); a file MLflow
+  holds already is not sent again.
 
 Lifecycle: the launcher creates runs SCHEDULED; a job sets RUNNING when it starts,
 FINISHED or FAILED at the end, and SCHEDULED again when it stops early to be requeued.
@@ -64,7 +68,7 @@ from urllib.parse import urlparse
 
 from agent.config import flatten, to_dict
 from agent.files import FileLock, StorageError
-from agent.rundir import LOGS, deliverable, read_records
+from agent.rundir import LOGS, deliverable, deliverable_media, read_records
 
 TAG = "dreamerbench."
 STEPS_TAG = TAG + "steps_done"
@@ -72,7 +76,8 @@ DELIVERED_TAG = TAG + "delivered"
 METRICS_PER_BATCH = 1000  # MLflow's limit per log_batch call
 PARAMS_PER_BATCH = 100  # MLflow's limit per log_batch call
 ACTIVE_STATES = ("SCHEDULED", "RUNNING")
-KINDS = {"episodes": "episode"}  # JSONL file -> metric group; metrics.jsonl records name theirs ("kind")
+KINDS = {"episodes": "episode", "eval": "eval"}  # JSONL file -> metric group; metrics.jsonl records name theirs ("kind")
+RECORD_KINDS = ("episode", "train", "fps", "eval")
 _IDENTITY = ("kind", "step", "time_ms")  # fields of a record that are not values
 
 # MLflow's HTTP client retries a failed call 7 times with exponential back-off
@@ -370,6 +375,18 @@ class RunRecorder:
                 end, step = offset, max(step, int(record["step"]))
             if end > self.cursor[name]:
                 self._send(name, batch, end, step)
+        self._deliver_media()
+
+    def _deliver_media(self) -> None:
+        """Upload the final media files (videos) that MLflow does not hold yet, under ``media/``."""
+        files = deliverable_media(self.logdir)
+        if not files:
+            return
+        client = self.tracker.client
+        held = {Path(info.path).name for info in self.tracker.call(client.list_artifacts, self.run_id, "media")}
+        for path in files:
+            if path.name not in held:
+                self.tracker.call(client.log_artifact, self.run_id, str(path), "media")
 
     def _send(self, name: str, metrics: list, end: int, step: int) -> None:
         """One log_batch: the metrics, and the cursor that says MLflow holds them."""
@@ -387,16 +404,23 @@ def record_metrics(file: str, record: Mapping[str, Any]) -> list:
 
     kind = KINDS.get(file) or record.get("kind")
     return [
-        Metric(metric_name(kind, key), float(value), int(record["time_ms"]), int(record["step"]))
-        for key, value in record.items()
+        Metric(metric_name(kind, key), value, int(record["time_ms"]), int(record["step"]))
+        for key, value in record_values(record)
+    ]
+
+
+def record_values(record: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """(name, value) of the numbers of a record: every field but its identity and its text fields."""
+    return [
+        (key, float(value)) for key, value in record.items()
         if key not in _IDENTITY and isinstance(value, (int, float))
     ]
 
 
 def metric_name(kind: str, name: str) -> str:
-    """Trainer record kind + value name -> MLflow metric name (``group/name``)."""
-    if kind not in ("episode", "train", "fps"):
-        raise ValueError(f"record kind={kind!r}; allowed: episode, train, fps")
+    """Trainer record kind + value name -> metric name (``group/name``), for MLflow and the other outputs."""
+    if kind not in RECORD_KINDS:
+        raise ValueError(f"record kind={kind!r}; allowed: {', '.join(RECORD_KINDS)}")
     return f"{kind}/{name}"
 
 

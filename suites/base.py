@@ -11,6 +11,8 @@ An environment speaks dicts of numpy values, one step at a time:
   limit): the agent bootstraps through it.
 - ``act_space`` is one :class:`Space`: discrete (integer dtype, ``shape ()``,
   actions ``0 .. high - 1``) or continuous (float32 vector in [low, high]).
+- optional ``render() -> [H, W, 3] uint8``: a camera frame, for episode videos of
+  tasks without image observations (``run.video_render``; DMC proprio has one).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Env(Protocol):
 
 
 RUN_SCORES = ("mean", "crafter")
+SCORE_EPISODES = ("train", "eval")
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,11 @@ class Suite:
     """What a normalised score is called on plot axes (``human-normalised score``)."""
     notes: str = ""
     """Caveats printed by ``dreamerbench suites NAME`` (e.g. unverified adapters)."""
+    score_episodes: str = "train"
+    """Which of our runs' episodes make final scores (``analysis``): ``train`` (training
+    episodes, as the published DreamerV3 scores of every suite here) or ``eval``
+    (evaluation episodes, ``run.eval_every``), for a protocol that scores a separate
+    evaluation policy. ``dreamerbench table/plot --episodes`` overrides it."""
     protocol_fields: Mapping[str, Any] = field(default_factory=dict)
     """Type hint, with its range or allowed values (:mod:`agent.reader`), of each protocol
     field, e.g. ``{"action_repeat": PositiveInt}``; every numeric field has one."""
@@ -152,6 +160,8 @@ class Suite:
     def __post_init__(self):
         if "run.steps" in self.agent_defaults:
             raise ValueError(f"suite {self.name!r}: give the budget once, as budget_steps, not as agent_defaults['run.steps']")
+        if self.score_episodes not in SCORE_EPISODES:
+            raise ValueError(f"score_episodes={self.score_episodes!r} is unknown; allowed: {', '.join(SCORE_EPISODES)}")
         if self.run_score not in RUN_SCORES:
             raise ValueError(f"run_score={self.run_score!r} is unknown; allowed: {', '.join(RUN_SCORES)}")
         if self.run_score == "crafter" and self.episode_successes is None:

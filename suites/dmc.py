@@ -66,6 +66,7 @@ class DMCEnv:
     def __init__(self, task: str, seed: int, protocol: Mapping[str, Any], image: bool):
         self._repeat = protocol["action_repeat"]
         self._image = image
+        self._domain = TASKS[task][0]
         self._env = _load(task, seed)
         self._physics = self._env.physics
         spec = self._env.action_spec()
@@ -119,6 +120,11 @@ class DMCEnv:
         # (truncation) and on failure with discount 0 (termination).
         terminal = bool(last and step.discount == 0)
         return self._obs(step, reward, is_first=False, is_last=last, is_terminal=terminal)
+
+    def render(self, size: int = 128) -> np.ndarray:
+        """The task's default camera as [size, size, 3] uint8 (for videos of proprio tasks)."""
+        camera = DEFAULT_CAMERAS.get(self._domain, 0)
+        return self._physics.render(size, size, camera_id=camera)
 
     def close(self) -> None:
         """Release the physics and any GL context."""

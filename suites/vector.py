@@ -39,6 +39,12 @@ def env_seeds(seed: int, num_envs: int) -> list[int]:
     return [(seed * 1000 + index) % 2**31 for index in range(num_envs)]
 
 
+def eval_env_seed(seed: int) -> int:
+    """Seed of the evaluation env of a run with ``seed``: the last of the run's 1000 env seeds
+    (:func:`env_seeds`), so no training env of any run with <= 999 envs shares it."""
+    return (seed * 1000 + 999) % 2**31
+
+
 def make_vector_env(
     suite: Suite,
     task: str,
@@ -134,6 +140,13 @@ class VectorEnv:
             return _stack([self._receive(i) for i in range(self.num_envs)])
         return _stack([env.step(action) for env, action in zip(self._envs, actions)])
 
+    def render(self, index: int) -> np.ndarray:
+        """A camera frame [H, W, 3] uint8 of env `index` (its env's ``render()``; tasks that support it)."""
+        if self.parallel:
+            self._workers[index][1].send(("render", None))
+            return self._receive(index)
+        return self._envs[index].env.render()
+
     def close(self) -> None:
         """Close every env and end the worker processes."""
         for env in self._envs:
@@ -194,6 +207,8 @@ def _worker(pipe, make_fn: Callable[[], Env]) -> None:
                 pipe.send(("ok", env.reset()))
             elif command == "step":
                 pipe.send(("ok", env.step(argument)))
+            elif command == "render":
+                pipe.send(("ok", env.env.render()))
             elif command == "close":
                 break
             else:

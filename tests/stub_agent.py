@@ -18,6 +18,7 @@ class StubAgent:
     def __init__(self, config, obs_space, act_space, seeds):
         self.act_space = act_space
         self.batch_size = config.agent.batch_size
+        self.seeds = list(seeds)
         self.rngs = [np.random.default_rng(seed) for seed in seeds]
         self.updates = [0 for _ in seeds]
 
@@ -31,6 +32,18 @@ class StubAgent:
             else:
                 action = rng.uniform(space.low, space.high, (envs, *space.shape)).astype(space.dtype)
             out.append({"action": action})
+        return out
+
+    def eval_act(self, obs, count, greedy):
+        """Seeded by (seed, count) only, as DreamerV3's evaluation policy: same seed, same actions."""
+        out = []
+        for seed, run_obs in zip(self.seeds, obs):
+            rng = np.random.default_rng([seed, count, int(greedy)])
+            envs, space = len(run_obs["is_first"]), self.act_space
+            if space.discrete:
+                out.append(rng.integers(0, space.num_actions, envs).astype(space.dtype))
+            else:
+                out.append(rng.uniform(space.low, space.high, (envs, *space.shape)).astype(space.dtype))
         return out
 
     def learn(self, replays, count, updates, stop=None):

@@ -76,7 +76,13 @@ CASES = [
     ("set", "agent.size=1m", "agent.size is given twice (agent.size='debug' and agent.size='1m')"),
     ("set", "env.frame_skip=2", "env.frame_skip is not a protocol field of suite 'dmc_proprio'; allowed: action_repeat"),
     ("set", "agent.train_rate=64", "unknown field 'agent.train_rate'; allowed fields at agent: size, stoch"),
+    ("set", "run.outputs=[tb]", "run.outputs=['tb'] is not allowed; allowed: a list, each tensorboard, wandb"),
+    ("set", "run.eval_mode=max", "run.eval_mode='max' is not allowed; allowed: greedy, sample"),
+    ("set", "run.eval_episodes=0", "run.eval_episodes=0 is not allowed; allowed: an integer >= 1"),
+    ("set", "run.video_every=-1", "run.video_every=-1 is not allowed; allowed: an integer >= 0"),
     # --- train flags
+    ("flag", ["--output", "tensorboard,mlflow"],
+     "--output='tensorboard,mlflow' is not allowed; allowed: tensorboard, wandb, or both comma-separated"),
     ("flag", ["--seed", "-1"], "--seed=-1 is not allowed; allowed: an integer in [0, 2147483647]"),
     ("flag", ["--seed", "99999999999999999999"], "--seed=99999999999999999999 is not allowed; allowed: an integer in [0, 2147483647]"),
     ("flag", ["--seed", "one"], "--seed='one' is not allowed; allowed: an integer in [0, 2147483647]"),
@@ -132,6 +138,7 @@ CASES = [
     ("sweep", ["--seeds-per-process", "-2"], "--seeds-per-process=-2 is not allowed; allowed: an integer >= 1"),
     # --- analysis flags
     ("table", ["--reps", "0"], "--reps=0 is not allowed; allowed: an integer >= 1"),
+    ("table", ["--episodes", "best"], "--episodes='best' is not allowed; allowed: suite, train, eval"),
     ("table", ["--seed", "-1"], "--seed=-1 is not allowed; allowed: an integer >= 0"),
     ("table", ["--budget-frames", ".inf"], "--budget-frames=inf is not allowed; allowed: a finite number > 0"),
     ("table", ["--window-frames", "-1"], "--window-frames=-1 is not allowed; allowed: a finite number > 0"),

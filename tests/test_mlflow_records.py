@@ -209,8 +209,10 @@ def test_an_unreachable_server_is_one_line_naming_it_within_seconds(tmp_path, co
 
 
 def test_unknown_record_kind():
-    with pytest.raises(ValueError, match="kind='eval'; allowed: episode, train, fps"):
-        tracking.record_metrics("metrics", {"kind": "eval", "step": 1, "time_ms": 1, "score": 1.0})
+    with pytest.raises(ValueError, match="kind='video'; allowed: episode, train, fps, eval"):
+        tracking.record_metrics("metrics", {"kind": "video", "step": 1, "time_ms": 1, "score": 1.0})
+    (metric,) = tracking.record_metrics("eval", {"index": 0, "step": 1, "time_ms": 1, "score": 2.0, "mode": "greedy"})[1:]
+    assert (metric.key, metric.value, metric.step) == ("eval/score", 2.0, 1)
 
 
 def test_tracking_uri_resolution(monkeypatch, tmp_path):

@@ -1,0 +1,183 @@
+"""TensorBoard and Weights & Biases outputs, optional, beside MLflow (``run.outputs``).
+
+Each is a trainer :class:`agent.trainer.Output`: after every save, ``publish(logdir)``
+reads the run's JSONL records from its own cursor up to what
+:func:`agent.rundir.deliverable` allows (what no resume can cut back), so a resumed run
+sends nothing twice that was sent before its checkpoint. Metric names and steps are
+MLflow's (``episode/score``, ``train/loss/total``, ``eval/score``, ...; step = agent
+steps: :func:`experiments.tracking.metric_name`). The cursor is written after the
+records are flushed; a crash between the two sends those records again (TensorBoard
+shows both copies at the same step, W&B keeps the later one).
+
+- ``tensorboard``: event files in ``<logdir>/tensorboard`` (``tensorboard --logdir LOGDIR``).
+- ``wandb``: one W&B run per logdir, its id kept in ``<logdir>/wandb/run_id``, resumed by a
+  resumed run; ``WANDB_MODE=offline`` keeps it in ``<logdir>/wandb`` for ``wandb sync``.
+  ``WANDB_PROJECT`` names the project (default: dreamerbench).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+from agent.config import Config, ConfigError, to_dict
+from agent.files import StorageError, atomic_write_text
+from agent.rundir import LOGS, deliverable, read_records
+
+PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
+"""Output name -> the package it needs (``pip install 'dreamerbench[outputs]'``)."""
+
+
+def check_available(config: Config) -> None:
+    """ConfigError naming ``run.outputs`` if an output's package is not installed (before anything is made)."""
+    for name in config.run.outputs:
+        if importlib.util.find_spec(PACKAGES[name]) is None:
+            raise ConfigError(
+                f"run.outputs={list(config.run.outputs)} needs the package {PACKAGES[name]!r}, which is not installed; "
+                "pip install 'dreamerbench[outputs]', or leave it out", "run.outputs",
+            )
+
+
+def make_outputs(config: Config, logdir: str | Path) -> list:
+    """The outputs ``config.run.outputs`` names, for the run in `logdir`."""
+    makers = {"tensorboard": TensorBoardOutput, "wandb": WandbOutput}
+    return [makers[name](logdir, config) for name in config.run.outputs]
+
+
+class _CursorOutput:
+    """Delivers JSONL records from a cursor file in ``<logdir>/<name>/`` (see the module doc)."""
+
+    name = ""
+
+    def __init__(self, logdir: str | Path, config: Config):
+        self.logdir = Path(logdir)
+        self.dir = self.logdir / self.name
+        self.config = config
+        self.cursor_path = self.dir / "delivered.json"
+
+    def publish(self, logdir: Path) -> None:
+        """Send the deliverable records not sent yet, then move the cursor."""
+        cursor = json.loads(self.cursor_path.read_text()) if self.cursor_path.exists() else {}
+        limits = deliverable(self.logdir)
+        moved = dict(cursor)
+        for file in LOGS:
+            start = min(int(cursor.get(file, 0)), limits[file])
+            for offset, record in read_records(self.logdir / f"{file}.jsonl", start, limits[file]):
+                self.write(int(record["step"]), int(record["time_ms"]) / 1000, dict(_metrics(file, record)))
+                moved[file] = offset
+        if moved != cursor:
+            self.flush()
+            atomic_write_text(self.cursor_path, json.dumps(moved))
+
+    def write(self, step: int, wall_time: float, metrics: dict[str, float]) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Deliver what became final when the run stopped (all of it once ``summary.json`` exists),
+        then release the writer; the trainer calls it when the run stops."""
+        self.publish(self.logdir)
+        self._release()
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+
+def _metrics(file: str, record: dict) -> Iterator[tuple[str, float]]:
+    from experiments.tracking import KINDS, metric_name, record_values
+
+    kind = KINDS.get(file) or record.get("kind")
+    for key, value in record_values(record):
+        yield metric_name(kind, key), value
+
+
+class TensorBoardOutput(_CursorOutput):
+    """Scalars in TensorBoard event files under ``<logdir>/tensorboard`` (one file per session)."""
+
+    name = "tensorboard"
+
+    def __init__(self, logdir: str | Path, config: Config):
+        super().__init__(logdir, config)
+        self._writer = None
+
+    def write(self, step: int, wall_time: float, metrics: dict[str, float]) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        if self._writer is None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._writer = EventFileWriter(str(self.dir))
+        values = [Summary.Value(tag=tag, simple_value=value) for tag, value in metrics.items()]
+        self._writer.add_event(Event(wall_time=wall_time, step=step, summary=Summary(value=values)))
+
+    def flush(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+
+    def _release(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class WandbOutput(_CursorOutput):
+    """A W&B run per logdir (resumed with its id); metrics against ``agent_step``."""
+
+    name = "wandb"
+
+    def __init__(self, logdir: str | Path, config: Config):
+        super().__init__(logdir, config)
+        self._run = None
+        self._failed = False
+
+    def close(self) -> None:
+        """As :meth:`_CursorOutput.close`; nothing to deliver if W&B did not start (the error says so)."""
+        if not self._failed:
+            super().close()
+
+    def _start(self):
+        import wandb
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        id_path = self.dir / "run_id"
+        if not id_path.exists():
+            atomic_write_text(id_path, uuid.uuid4().hex[:16])
+        try:
+            run = wandb.init(
+                dir=str(self.logdir), id=id_path.read_text().strip(), resume="allow",
+                project=os.environ.get("WANDB_PROJECT", "dreamerbench"), config=to_dict(self.config),
+                name=f"{self.config.task}-seed{self.config.seed}", reinit="create_new",
+                mode=os.environ.get("WANDB_MODE") or None,  # read now: W&B keeps the first process setting
+            )
+        except Exception as error:  # noqa: BLE001 - W&B raises many kinds (no login, no network, ...)
+            self._failed = True
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise StorageError(
+                f"W&B did not start a run for {self.logdir} ({reason}); log in (wandb login), set "
+                "WANDB_MODE=offline, or leave wandb out of run.outputs; the run resumes where it stopped"
+            ) from None
+        # Records of different files interleave in step; W&B needs one rising step, so
+        # every metric is plotted against agent_step instead.
+        run.define_metric("agent_step")
+        run.define_metric("*", step_metric="agent_step")
+        return run
+
+    def write(self, step: int, wall_time: float, metrics: dict[str, float]) -> None:
+        if self._run is None:
+            self._run = self._start()
+        self._run.log({"agent_step": step, **metrics})
+
+    def flush(self) -> None:
+        """W&B sends as it goes; the run's files are complete once it is closed."""
+
+    def _release(self) -> None:
+        if self._run is not None:
+            self._run.finish()
+            self._run = None
