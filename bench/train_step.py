@@ -184,14 +184,19 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-length", type=int, default=64)
     parser.add_argument("--seeds", type=int, default=1, help="seeds updated by one vmapped step")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--compile-cache", default="", metavar="DIR",
+                        help="persistent compilation cache (as run.compile_cache); a second run loads the step from it")
     args = parser.parse_args(argv)
     if args.case:
+        from agent.learner import enable_compile_cache
+
+        enable_compile_cache(args.compile_cache)
         print(json.dumps(run_case(args.case, args.updates, args.batch_size, args.batch_length, args.overrides, args.seeds)))
         return
     for name in CASES:  # separate processes, so peak RSS and compile caches are per case
         command = [sys.executable, "-m", "bench.train_step", "--case", name, "--updates", str(args.updates),
                    "--batch-size", str(args.batch_size), "--batch-length", str(args.batch_length),
-                   "--seeds", str(args.seeds)]
+                   "--seeds", str(args.seeds), "--compile-cache", args.compile_cache]
         for override in args.overrides:
             command += ["--set", override]
         subprocess.run(command, check=True)
