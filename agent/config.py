@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Mapping, Sequence
 
 from agent import reader
+from agent.files import file_in_the_way
 from agent.reader import (
     Fraction, Length, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Range,
     ReadError, show,
@@ -352,6 +353,10 @@ def validate(config: Config) -> Config:
         (config.replay.capacity >= agent.batch_length + 1, "replay.capacity", config.replay.capacity,
          f"an integer >= agent.batch_length + 1 = {agent.batch_length + 1} (one replayed window)"),
     ]
+    cache = config.run.compile_cache
+    blocked = file_in_the_way(cache) if cache else None
+    checks.append((blocked is None, "run.compile_cache", cache,
+                   f"'' (no cache) or a directory, new or existing ({blocked} is a file)"))
     for ok, key, value, allowed in checks:
         if not ok:
             error = reader.refuse(key, value, allowed)

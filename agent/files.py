@@ -33,6 +33,12 @@ class DiskFull(StorageError):
     """A write failed because the device (or the quota) is full."""
 
 
+def file_in_the_way(path: str | Path) -> Path | None:
+    """The existing non-directory at `path` (~ expanded) or above it, which stops it being a directory; else None."""
+    path = Path(path).expanduser()
+    return next((part for part in (path, *path.parents) if part.exists() and not part.is_dir()), None)
+
+
 def fsync_dir(path: Path) -> None:
     """Make the entries of directory `path` (renames, new files) durable."""
     fd = os.open(path, os.O_RDONLY)

@@ -29,7 +29,7 @@ class PackedDreamer:
     """DreamerV3 for `len(seeds)` runs of one config: policy, updates and host copies of the state."""
 
     def __init__(self, config: Config, obs_space: Mapping[str, Space], act_space: Space, seeds: Sequence[int]):
-        _enable_compile_cache(config.run.compile_cache)
+        enable_compile_cache(config.run.compile_cache)
         dreamer = Dreamer(config, obs_space, act_space)
         self.runs = len(seeds)
         self.batch_size = config.agent.batch_size
@@ -160,7 +160,9 @@ def _unstack(tree: Any, run: int) -> Any:
     return jax.tree_util.tree_map(lambda leaf: leaf[run], tree)
 
 
-def _enable_compile_cache(directory: str) -> None:
+def enable_compile_cache(directory: str) -> None:
+    """Use `directory` (~ expanded; created by jax at the first write) as jax's persistent compilation
+    cache for programs that take >= 1 s to compile; '' leaves it off. Checked by `config.validate`."""
     if directory:
         jax.config.update("jax_compilation_cache_dir", str(Path(directory).expanduser()))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)

@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 CASES = {
     "proprio_1m": dict(size="1m", obs="vector", actions="continuous"),
@@ -31,11 +31,12 @@ CASES = {
 }
 
 
-def matmul_peak_flops(n: int = 2048, repeats: int = 10) -> float:
+def matmul_peak_flops(n: int = 2048, repeats: int = 10, dtype=None) -> float:
+    """FLOP/s of the fastest of `repeats` n x n matmuls in `dtype` (default float32) on the default device."""
     import jax
     import jax.numpy as jnp
 
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype or jnp.float32)
     matmul = jax.jit(lambda x: x @ x)
     matmul(a).block_until_ready()
     times = []
@@ -79,6 +80,44 @@ def matmul_flops(jaxpr) -> float:
     return total
 
 
+def memory_mb() -> dict:
+    """This process's resident memory now and its peak so far, in MB (Linux `/proc/self/status`)."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    kb = lambda name: int(fields[name].split()[0])
+    return {"rss_mb": round(kb("VmRSS") / 1024, 1), "peak_rss_mb": round(kb("VmHWM") / 1024, 1)}
+
+
+def step_memory_mb(compiled) -> dict:
+    """XLA's own account of a compiled step's buffers, in MB: arguments, outputs (less those aliased
+    to donated arguments), temporaries (activations kept for the backward pass, scan stacks...)
+    and generated code (`Compiled.memory_analysis()`)."""
+    stats = compiled.memory_analysis()
+    mb = lambda n: round(n / 2**20, 1)
+    return {
+        "arguments_mb": mb(stats.argument_size_in_bytes), "outputs_mb": mb(stats.output_size_in_bytes),
+        "aliased_mb": mb(stats.alias_size_in_bytes), "temporaries_mb": mb(stats.temp_size_in_bytes),
+        "code_mb": mb(stats.generated_code_size_in_bytes),
+    }
+
+
+def timed_updates(update, updates: int, warmup: int = 2) -> tuple[float, float]:
+    """Median wall-clock and process-CPU seconds of `update(i)` over `updates` calls after `warmup` calls.
+
+    `update(i)` runs one step and returns its outputs, which are waited for
+    (`jax.block_until_ready`) inside the timed span.
+    """
+    import jax
+    import numpy as np
+
+    wall, cpu = [], []
+    for i in range(warmup + updates):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        jax.block_until_ready(update(i))
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return float(np.median(wall[warmup:])), float(np.median(cpu[warmup:]))
+
+
 def run_case(name: str, updates: int, batch_size: int, batch_length: int, overrides: list[str], seeds: int = 1) -> dict:
     import jax
     import numpy as np
@@ -111,23 +150,29 @@ def run_case(name: str, updates: int, batch_size: int, batch_length: int, overri
     step = jax.jit(over_runs(agent.train_step, seeds), donate_argnums=0)
     compiled = step.lower(state, batch, keys(0)).compile()
     compile_s = time.perf_counter() - start
-    flops = matmul_flops(jax.make_jaxpr(step)(state, batch, keys(0)).jaxpr)
-    times = []
-    for i in range(updates + 2):
-        start = time.perf_counter()
+    after_compile = memory_mb()
+    shapes = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), (state, batch, keys(0)))
+
+    def update(i):
+        nonlocal state
         state, out = compiled(state, batch, keys(i))
-        jax.block_until_ready((state, out))
-        times.append(time.perf_counter() - start)
-    seconds = float(np.median(times[2:]))  # one call: an update of every seed
-    peak = matmul_peak_flops()
+        return state, out
+
+    seconds, cpu_seconds = timed_updates(update, updates)  # one call: an update of every seed
+    after_updates = memory_mb()
+    flops = matmul_flops(jax.make_jaxpr(step)(*shapes).jaxpr)
+    peak = matmul_peak_flops(8192 if jax.default_backend() == "gpu" else 2048, dtype=agent.dtype)
     return {
         "case": name, **case, "batch": [batch_size, batch_length], "seeds": seeds, "backend": jax.default_backend(),
-        "seconds_per_call": round(seconds, 4), "updates_per_s": round(seeds / seconds, 3),
+        "device": jax.devices()[0].device_kind, "compute_dtype": str(np.dtype(agent.dtype)),
+        "seconds_per_call": round(seconds, 4), "cpu_seconds_per_call": round(cpu_seconds, 4),
+        "updates_per_s": round(seeds / seconds, 3),
         "replayed_steps_per_s": round(seeds * batch_size * batch_length / seconds, 1),
         "compile_s": round(compile_s, 2), "matmul_gflop_per_call": round(flops / 1e9, 2),
         "matmul_peak_gflops": round(peak / 1e9, 1), "fraction_of_matmul_peak": round(flops / seconds / peak, 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "overrides": overrides,
+        "peak_rss_mb": after_updates["peak_rss_mb"], "memory_after_compile": after_compile,
+        "step_buffers": step_memory_mb(compiled),
+        "memory_after_updates": after_updates, "jax": jax.__version__, "overrides": overrides,
     }
 
 
@@ -139,14 +184,19 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-length", type=int, default=64)
     parser.add_argument("--seeds", type=int, default=1, help="seeds updated by one vmapped step")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--compile-cache", default="", metavar="DIR",
+                        help="persistent compilation cache (as run.compile_cache); a second run loads the step from it")
     args = parser.parse_args(argv)
     if args.case:
+        from agent.learner import enable_compile_cache
+
+        enable_compile_cache(args.compile_cache)
         print(json.dumps(run_case(args.case, args.updates, args.batch_size, args.batch_length, args.overrides, args.seeds)))
         return
     for name in CASES:  # separate processes, so peak RSS and compile caches are per case
         command = [sys.executable, "-m", "bench.train_step", "--case", name, "--updates", str(args.updates),
                    "--batch-size", str(args.batch_size), "--batch-length", str(args.batch_length),
-                   "--seeds", str(args.seeds)]
+                   "--seeds", str(args.seeds), "--compile-cache", args.compile_cache]
         for override in args.overrides:
             command += ["--set", override]
         subprocess.run(command, check=True)

@@ -252,3 +252,23 @@ def test_each_vector_key_has_its_own_decoder_output_layer_so_clipping_bounds_it_
     clipped, _ = clip_by_agc(0.3, 1e-3).update(grads, None, heads)
     assert float(jnp.linalg.norm(clipped["Linear_0"]["kernel"])) < float(jnp.linalg.norm(grads["Linear_0"]["kernel"]))
     np.testing.assert_array_equal(clipped["Linear_1"]["kernel"], grads["Linear_1"]["kernel"])
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 5, 7])
+@pytest.mark.parametrize("height,width", [(4, 4), (3, 5)])
+def test_upsample_conv_equals_a_convolution_of_the_nearest_upsampled_input_and_its_gradients(kernel, height, width):
+    """The decoder convolves the 2x upsampled grid on the small grid, four phases at once (`upsample_conv`)."""
+    from agent.networks import upsample_conv
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, height, width, 3))
+    w = jax.random.normal(jax.random.PRNGKey(1), (kernel, kernel, 3, 4))
+
+    def upsampled(x, w):
+        big = x.repeat(2, axis=-3).repeat(2, axis=-2)
+        return jax.lax.conv_general_dilated(big, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    np.testing.assert_allclose(upsample_conv(x, w), upsampled(x, w), rtol=1e-5, atol=1e-5)
+    loss = lambda f: lambda x, w: jnp.sum(jnp.sin(f(x, w)))
+    ours, direct = jax.grad(loss(upsample_conv), (0, 1))(x, w), jax.grad(loss(upsampled), (0, 1))(x, w)
+    for a, b in zip(ours, direct):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

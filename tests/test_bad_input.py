@@ -311,6 +311,19 @@ def test_refused_start_writes_nothing_so_the_fix_is_not_blocked(tmp_path, capsys
     assert not logdir.exists()
 
 
+def test_compile_cache_under_a_file_is_refused_before_anything_is_created(tmp_path, capsys):
+    """run.compile_cache is checked with the config: before, jax only warned at every compile, after config.yaml."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    logdir = tmp_path / "run"
+    code, out, err = call([*TRAIN, "--logdir", str(logdir), "--set", f"run.compile_cache={blocker}/jax"], capsys)
+    assert code == 2 and not out
+    assert len(err.splitlines()) == 1 and err.rstrip().endswith(
+        f"run.compile_cache='{blocker}/jax' is not allowed; allowed: '' (no cache) or a directory, new or existing "
+        f"({blocker} is a file)"), err
+    assert not logdir.exists() and blocker.read_text() == ""
+
+
 def _class_docstrings(cls):
     """Field name -> docstring (the string literal after the field) of a dataclass."""
     tree = ast.parse(inspect.getsource(cls))

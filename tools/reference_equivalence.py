@@ -110,25 +110,29 @@ def _import_reference():
         raise SystemExit(2)
 
 
-def reference_config(logdir: str):
-    """configs.yaml defaults with our debug size, float32 on the CPU, B x T, warm-up `WARMUP`."""
+def reference_config(logdir: str, updates: dict | None = None):
+    """configs.yaml defaults, float32 on the CPU, then `updates` (default: our debug size, B x T, warm-up `WARMUP`).
+
+    `updates` may use the keys of a configs.yaml block, regular expressions
+    included (e.g. its `size12m` block).
+    """
     import elements
     import ruamel.yaml as yaml
     import dreamerv3
 
     path = pathlib.Path(dreamerv3.__file__).parent / "configs.yaml"
     config = elements.Config(yaml.YAML(typ="safe").load(path.read_text())["defaults"])
-    units = {f"agent.{m}.units": SIZE["units"] for m in ("rewhead", "conhead", "policy", "value")}
-    config = config.update({
-        "agent.dyn.rssm.deter": SIZE["deter"], "agent.dyn.rssm.hidden": SIZE["hidden"],
-        "agent.dyn.rssm.classes": SIZE["classes"],
-        "agent.enc.simple.depth": SIZE["depth"], "agent.dec.simple.depth": SIZE["depth"],
-        "agent.enc.simple.units": SIZE["units"], "agent.dec.simple.units": SIZE["units"], **units,
-        "agent.opt.warmup": WARMUP,
-        "jax.platform": "cpu", "jax.compute_dtype": "float32",
-        "batch_size": B, "batch_length": T, "logdir": logdir, "seed": 0,
-    })
-    return config
+    config = config.update({"jax.platform": "cpu", "jax.compute_dtype": "float32", "logdir": logdir, "seed": 0})
+    if updates is None:
+        units = {f"agent.{m}.units": SIZE["units"] for m in ("rewhead", "conhead", "policy", "value")}
+        updates = {
+            "agent.dyn.rssm.deter": SIZE["deter"], "agent.dyn.rssm.hidden": SIZE["hidden"],
+            "agent.dyn.rssm.classes": SIZE["classes"],
+            "agent.enc.simple.depth": SIZE["depth"], "agent.dec.simple.depth": SIZE["depth"],
+            "agent.enc.simple.units": SIZE["units"], "agent.dec.simple.units": SIZE["units"], **units,
+            "agent.opt.warmup": WARMUP, "batch_size": B, "batch_length": T,
+        }
+    return config.update(updates)
 
 
 def spaces(kind: str):
@@ -328,18 +332,18 @@ def instrumented(recorder: Recorder):
             setattr(owner, attr, value)
 
 
-def build_agent(kind: str, logdir: str):
+def build_agent(config, obs_space, act_space):
+    """The reference `Agent` for `config` (from `reference_config`), its train function not yet compiled."""
     import elements
     from dreamerv3.agent import Agent
 
-    config = reference_config(logdir)
-    obs_space, act_space = spaces(kind)
     jaxcfg = dict(config.jax, precompile=False, transfer_guard=False)
     agent_config = elements.Config(
-        **config.agent, logdir=logdir, seed=config.seed, jax=jaxcfg, batch_size=B, batch_length=T,
-        replay_context=config.replay_context, report_length=config.report_length, replica=0, replicas=1,
+        **config.agent, logdir=config.logdir, seed=config.seed, jax=jaxcfg, batch_size=config.batch_size,
+        batch_length=config.batch_length, replay_context=config.replay_context,
+        report_length=config.report_length, replica=0, replicas=1,
     )
-    return Agent(obs_space, act_space, agent_config), config
+    return Agent(obs_space, act_space, agent_config)
 
 
 def train_once(agent, state: dict[str, np.ndarray], batch: dict[str, np.ndarray]):
@@ -387,7 +391,8 @@ def record(kind: str, noise_seed: int, min_gap: float) -> dict[str, np.ndarray] 
     recorder = Recorder()
     noise = FixedNoise(seed=noise_seed, record=True)
     with tempfile.TemporaryDirectory() as logdir, instrumented(recorder):
-        agent, config = build_agent(kind, logdir)
+        config = reference_config(logdir)
+        agent = build_agent(config, *spaces(kind))
         init = jax.device_get(dict(agent.params))
         batch = make_batch(kind, rng)
         state = perturb(kind, init, rng)
