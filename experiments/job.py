@@ -17,6 +17,7 @@ there SIGINT / SIGTERM play the part of USR2.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import signal
 import sys
@@ -66,7 +67,17 @@ class SweepJob(submitit.helpers.Checkpointable):
         self.packs = [list(pack) for pack in packs]
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
+        self.local_log: str | None = None
+        """The local executor's ``job.log`` (set by :func:`main`); inside Slurm submitit's files count."""
         self._reset()
+
+    def log_files(self) -> list[str]:
+        """Where this job's output goes: submitit's stdout and stderr files inside a Slurm job
+        (``<folder>/<job>_<task>_log.{out,err}``), else the local executor's ``job.log``."""
+        if "SUBMITIT_FOLDER" in os.environ and "SLURM_JOB_ID" in os.environ:
+            paths = submitit.JobEnvironment().paths
+            return [str(paths.stdout), str(paths.stderr)]
+        return [self.local_log] if self.local_log else []
 
     def _reset(self) -> None:
         self._stop = threading.Event()
@@ -75,7 +86,7 @@ class SweepJob(submitit.helpers.Checkpointable):
 
     def __getstate__(self) -> dict[str, Any]:
         return {"packs": self.packs, "tracking_uri": self.tracking_uri,
-                "experiment_id": self.experiment_id}
+                "experiment_id": self.experiment_id, "local_log": self.local_log}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -133,7 +144,7 @@ class SweepJob(submitit.helpers.Checkpointable):
 
             tracker = tracking.Tracker(self.tracking_uri)
             for task in pack:
-                recorders.append(tracker.start(task.run_id, task.config, task.logdir))
+                recorders.append(tracker.start(task.run_id, task.config, task.logdir, self.log_files()))
             configs = [validate(from_dict(task.config)) for task in pack]
             trainer = Trainer.packed(configs, [task.logdir for task in pack], [[r] for r in recorders])
             summaries = trainer.run_all(stop=self._stop)
@@ -165,13 +176,15 @@ class SweepJob(submitit.helpers.Checkpointable):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m experiments.job JOB.pkl``: the local executor's worker process."""
+    """``python -m experiments.job JOB.pkl [LOG]``: the local executor's worker process, whose
+    output goes to LOG (uploaded to the runs' MLflow artifacts)."""
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m experiments.job JOB.pkl", file=sys.stderr)
+    if len(argv) not in (1, 2):
+        print("usage: python -m experiments.job JOB.pkl [LOG]", file=sys.stderr)
         return 2
     with open(argv[0], "rb") as f:
         job: SweepJob = pickle.load(f)
+    job.local_log = argv[1] if len(argv) == 2 else None
 
     def stop(signum, frame):  # noqa: ARG001
         print(f"experiments.job: {signal.Signals(signum).name}: checkpointing, then exiting",

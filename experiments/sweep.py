@@ -6,7 +6,8 @@ Idempotence: a run is submitted only if it has no MLflow run yet, or its run
 was KILLED, or it is SCHEDULED/RUNNING but its job is gone (interrupted); a
 FINISHED run, and one whose job is queued or running, is skipped; a FAILED run
 is resubmitted only with ``rerun_failed``. A resubmitted run resumes from its
-logdir into the same MLflow run.
+logdir into the same MLflow run. Keys leave bookkeeping out (``spec.BOOKKEEPING``),
+so a spec whose ``steps`` grew finds its FINISHED runs and continues them.
 """
 
 from __future__ import annotations
@@ -166,6 +167,10 @@ def plan(
         status = found.info.status if found is not None else None
         alive = job_alive(found.data.tags, queue) if found is not None else None
         action, reason = decide(status, alive, rerun_failed)
+        if status == "FINISHED":
+            done = int(float(found.data.tags.get(tracking.STEPS_TAG, 0) or 0))
+            if done < run.config.run.steps:  # a larger budget continues the run from its checkpoint
+                action, reason = "resume", f"finished at {done:,} steps; continues to {run.config.run.steps:,} (steps raised)"
         planned.append(Planned(run, action, reason, found))
     return planned
 
@@ -344,7 +349,7 @@ def run_local(
                 log_path = Path(first.logdir) / "job.log"
                 log = open(log_path, "ab")
                 process = subprocess.Popen(
-                    [sys.executable, "-u", "-m", "experiments.job", str(job_file)],
+                    [sys.executable, "-u", "-m", "experiments.job", str(job_file), str(log_path)],
                     stdout=log, stderr=subprocess.STDOUT,
                 )
                 running[first.key] = (process, pack, log)

@@ -25,6 +25,8 @@ Schema:
   ``dreamerbench.steps_done`` (step of the newest record MLflow holds),
   ``dreamerbench.delivered`` (bytes of each JSONL file of the logdir MLflow holds),
   ``dreamerbench.resumed_at`` (``steps_done`` when a job took the run up again),
+  ``dreamerbench.budget_steps`` (``run.steps`` the newest job trains to: a larger
+  ``steps`` continues a finished run, and params cannot change; :func:`budget_steps`),
   ``dreamerbench.error`` (on FAILED runs).
 - params: the flattened resolved config and ``protocol.<key>`` of the suite
   protocol; logged once, when the launcher creates the run.
@@ -34,7 +36,10 @@ Schema:
   share its timestamp, and no two records of a file share one (``agent/rundir.py``),
   so MLflow, which keeps one row per (key, value, step, timestamp), keeps every
   record, and a reader pairs an episode's fields by (step, timestamp).
-- artifacts: ``config.yaml`` (resolved config) and ``summary.json`` (final summary).
+- artifacts: ``config.yaml`` (resolved config), ``summary.json`` (final summary) and
+  ``logs/`` (the job's ``job.log``, or Slurm's stdout and stderr files: uploaded at every
+  checkpoint and when the job ends, finished, requeued or failed; tag ``dreamerbench.logs``
+  names where they are written).
 
 Lifecycle: the launcher creates runs SCHEDULED; a job sets RUNNING when it starts,
 FINISHED or FAILED at the end, and SCHEDULED again when it stops early to be requeued.
@@ -59,7 +64,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlparse
 
 from agent.config import flatten, to_dict
@@ -278,16 +283,29 @@ class Tracker:
 
         self.call(self.client.log_batch, run_id, tags=[RunTag(TAG + k, str(v)) for k, v in tags.items()])
 
-    def start(self, run_id: str, config: Mapping[str, Any], logdir: str | Path) -> "RunRecorder":
-        """Mark a run RUNNING with this job's tags and its config artifact; its recorder."""
+    def start(self, run_id: str, config: Mapping[str, Any], logdir: str | Path,
+              logs: Sequence[str | Path] = ()) -> "RunRecorder":
+        """Mark a run RUNNING with this job's tags and its config artifact; its recorder.
+
+        A run taken up again (resumed, or a finished one continued to a larger
+        ``run.steps``) keeps its id; its ``budget_steps`` tag says the budget now.
+        `logs` are the files the job's output goes to (``job.log``, Slurm's stdout
+        and stderr): the recorder uploads them as artifacts (:meth:`RunRecorder.upload_logs`)
+        and the ``logs`` tag names them.
+        """
         tags = job_tags()
+        if logs:
+            tags["logs"] = ", ".join(str(path) for path in logs)
+        budget = dict(config.get("run") or {}).get("steps")
+        if budget is not None:
+            tags["budget_steps"] = str(budget)
         done = self.run(run_id).data.tags.get(STEPS_TAG, "0") or "0"
         if int(done):
             tags["resumed_at"] = done  # what MLflow held when this job took the run up
         self.tag(run_id, tags)
         self.call(self.client.update_run, run_id, status="RUNNING")
         self.call(self.client.log_dict, run_id, dict(config), "config.yaml")
-        return RunRecorder(self, run_id, logdir)
+        return RunRecorder(self, run_id, logdir, logs)
 
 
 class RunRecorder:
@@ -297,8 +315,9 @@ class RunRecorder:
     (``dreamerbench.delivered``) to what :func:`agent.rundir.deliverable` allows.
     """
 
-    def __init__(self, tracker: Tracker, run_id: str, logdir: str | Path):
+    def __init__(self, tracker: Tracker, run_id: str, logdir: str | Path, logs: Sequence[str | Path] = ()):
         self.tracker, self.run_id, self.logdir = tracker, run_id, Path(logdir)
+        self.logs = [Path(path) for path in logs]
         tags = tracker.run(run_id).data.tags
         delivered = json.loads(tags.get(DELIVERED_TAG) or "{}")
         self.cursor = {name: int(delivered.get(name, 0)) for name in LOGS}
@@ -316,6 +335,25 @@ class RunRecorder:
                 print(f"warning: {error}; the records wait in {self.logdir} and are delivered later",
                       file=sys.stderr, flush=True)
             self._warned = True
+        self.upload_logs()
+
+    def upload_logs(self) -> None:
+        """Copy the job's log files (those that exist) to the run's artifacts under ``logs/``,
+        replacing the previous copies. Called at every checkpoint and when the job ends
+        (finished, stopped to be requeued, failed). A failed upload is a warning: logs never
+        stop training, and the next upload copies the whole file again."""
+        from mlflow.exceptions import MlflowException
+
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        for path in self.logs:
+            if not path.is_file():
+                continue
+            try:
+                self.tracker.call(self.tracker.client.log_artifact, self.run_id, str(path), "logs")
+            except (StorageError, MlflowException, OSError) as error:
+                print(f"warning: could not upload {path} to MLflow run {self.run_id}: {_first_line(error)}",
+                      file=sys.stderr, flush=True)
 
     def pending(self) -> int:
         """Bytes of the logdir's records that MLflow does not hold yet."""
@@ -337,6 +375,7 @@ class RunRecorder:
         from mlflow.entities import RunTag
 
         client = self.tracker.client
+        self.upload_logs()
         self.tracker.call(client.log_dict, self.run_id, dict(summary), "summary.json")
         self.tracker.call(client.log_batch, self.run_id, tags=[RunTag(STEPS_TAG, str(summary["steps"]))])
         self.tracker.call(client.set_terminated, self.run_id, status="FINISHED")
@@ -346,6 +385,7 @@ class RunRecorder:
         failure can come between the saves of a pack, where a rerun may start the pack afresh."""
         try:
             self.tracker.tag(self.run_id, {"error": error[-4000:]})
+            self.upload_logs()
             self.tracker.call(self.tracker.client.set_terminated, self.run_id, status="FAILED")
         except StorageError as mlflow_error:
             print(f"could not mark run {self.run_id} FAILED: {mlflow_error}", file=sys.stderr)
@@ -398,6 +438,13 @@ def metric_name(kind: str, name: str) -> str:
     if kind not in ("episode", "train", "fps"):
         raise ValueError(f"record kind={kind!r}; allowed: episode, train, fps")
     return f"{kind}/{name}"
+
+
+def budget_steps(run) -> int | None:
+    """The budget (agent steps) an MLflow run is trained to: its ``budget_steps`` tag (set by
+    every job), else its ``run.steps`` param (set when it was created); None without either."""
+    value = run.data.tags.get(TAG + "budget_steps") or run.data.params.get("run.steps")
+    return int(float(value)) if value not in (None, "") else None
 
 
 def group_by_key(runs: Iterable) -> dict[str, list]:
