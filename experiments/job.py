@@ -73,10 +73,11 @@ class SweepJob(submitit.helpers.Checkpointable):
 
     def log_files(self) -> list[str]:
         """Where this job's output goes: submitit's stdout and stderr files inside a Slurm job
-        (``<folder>/<job>_<task>_log.{out,err}``), else the local executor's ``job.log``."""
+        (``<folder>/<job>_<task>_log.{out,err}``; Slurm creates them when the job starts, and
+        the ``.err`` file only without ``stderr_to_stdout``), else the local executor's ``job.log``."""
         if "SUBMITIT_FOLDER" in os.environ and "SLURM_JOB_ID" in os.environ:
             paths = submitit.JobEnvironment().paths
-            return [str(paths.stdout), str(paths.stderr)]
+            return [str(path) for path in (paths.stdout, paths.stderr) if path.exists()]
         return [self.local_log] if self.local_log else []
 
     def _reset(self) -> None:

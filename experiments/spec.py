@@ -310,8 +310,16 @@ def expand(spec: SweepSpec, resolve: Resolver | None = None) -> list[RunSpec]:
         )
     suite = suites.get_suite(spec.suite)
     tasks = spec.tasks if spec.tasks is not None else suite.tasks
+    if not tasks:
+        raise SpecError(f"{spec.where('tasks')}: tasks='all' is not allowed for suite {suite.name!r}, which has no "
+                        "fixed task list; allowed: a list of its task names", "tasks")
     for index, task in enumerate(tasks):
-        if task not in suite.tasks:
+        if suite.open_tasks is not None:
+            try:
+                suite.check_task(task)
+            except ValueError as error:
+                raise SpecError(f"{spec.where(f'tasks[{index}]')}: tasks[{index}]: {error}", f"tasks[{index}]") from None
+        elif task not in suite.tasks:
             raise SpecError(
                 f"{spec.where(f'tasks[{index}]')}: tasks[{index}]={task!r} is not a task of "
                 f"suite {suite.name!r}; allowed: all, {', '.join(suite.tasks)}", f"tasks[{index}]",

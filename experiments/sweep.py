@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import os
 import pickle
+import re
 import shutil
 import signal
 import socket
@@ -217,8 +218,12 @@ def launcher_lock(target: Target, sweep: str) -> Iterator[None]:
 
 
 def logdir_for(target: Target, run: RunSpec, run_id: str) -> str:
-    """A logdir per MLflow run: a new MLflow run never resumes another run's checkpoint."""
-    return str(sweep_dir(target, run.sweep) / f"{run.task}-seed{run.seed}-{run.key}" / run_id)
+    """A logdir per MLflow run: a new MLflow run never resumes another run's checkpoint.
+
+    The task's name is one path component (a gym task such as ``my_envs:my_envs/Corridor-v0``
+    has its ``/`` and ``:`` replaced by ``_``)."""
+    task = re.sub(r"[^A-Za-z0-9_.-]", "_", run.task)
+    return str(sweep_dir(target, run.sweep) / f"{task}-seed{run.seed}-{run.key}" / run_id)
 
 
 def chunks(items: Sequence[Any], size: int) -> list[list[Any]]:

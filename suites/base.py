@@ -145,6 +145,10 @@ class Suite:
     protocol_fields: Mapping[str, Any] = field(default_factory=dict)
     """Type hint, with its range or allowed values (:mod:`agent.reader`), of each protocol
     field, e.g. ``{"action_repeat": PositiveInt}``; every numeric field has one."""
+    open_tasks: Callable[[str], str] | None = None
+    """For suites whose tasks are whatever an outside registry holds (``gym``, ``dm_env``):
+    returns a task name it accepts, else raises ValueError naming it and what is allowed;
+    :attr:`tasks` then lists examples (what a spec's ``tasks: all`` means)."""
     check_protocol: Callable[[Mapping[str, Any]], None] | None = None
     """Rules that join protocol fields (e.g. Atari's max_pool <= action_repeat): raises
     ValueError (:func:`check_field`) on a resolved protocol."""
@@ -162,7 +166,10 @@ class Suite:
         object.__setattr__(self, "agent_defaults", {**self.agent_defaults, "run.steps": self.budget_steps})
 
     def check_task(self, task: str) -> str:
-        """Return ``task`` if it is in the suite, else raise listing the valid tasks."""
+        """Return ``task`` if it is in the suite (:attr:`open_tasks` decides where given),
+        else raise ValueError listing the valid tasks."""
+        if self.open_tasks is not None:
+            return self.open_tasks(task)
         if task not in self.tasks:
             raise ValueError(
                 f"task={task!r} is not in suite {self.name!r}; allowed: {', '.join(self.tasks)}"

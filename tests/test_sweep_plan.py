@@ -58,7 +58,7 @@ cartpole_balance/seed1               fedcba9876543210 running              2,500
 walker_walk/seed0                    00000000ffffffff queued                   0 / 10,000        -       -         -
 walker_walk/seed1                    11111111ffffffff failed               1,000 / 10,000        -       -         -
 
-[#################.......................]  33.8%  13,500 / 40,000 steps  (1 failed, 1 finished, 1 queued, 1 running)
+[##############..........................]  33.8%  13,500 / 40,000 steps  (1 failed, 1 finished, 1 queued, 1 running)
 failed walker_walk/seed1: ValueError: boom  (log: /runs/w1/job.log)"""
 
 
