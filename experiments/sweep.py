@@ -331,8 +331,7 @@ def run_local(
     def forward(signum, frame):  # noqa: ARG001
         nonlocal stopping
         if not stopping:
-            echo(f"  {signal.Signals(signum).name}: the runs save a checkpoint and stop; "
-                 "re-run the sweep to resume them")
+            echo(f"  {signal.Signals(signum).name}: the runs save a checkpoint and stop")
         stopping = True
         for process, _, _ in running.values():
             if process.poll() is None:

@@ -123,7 +123,9 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
             _print_where(echo, spec, tracker.uri)
             return 0
         echo(f"training {len(tasks)} runs locally in {len(packs)} processes, {parallel} at a time")
-        launcher.run_local(packs, parallel, spec, target, experiment_id, echo=echo)
+        codes = launcher.run_local(packs, parallel, spec, target, experiment_id, echo=echo)
+        if any(code == launcher.EXIT_INTERRUPTED for code in codes.values()):
+            echo(f"stopped early; resume with: dreamerbench sweep {args.spec}")
         echo(f"sweep {spec.name} took {time.monotonic() - start:.0f} s")
         return _report(echo, spec, tracker, experiment_id, [t.key for t in tasks])
 

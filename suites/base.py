@@ -138,6 +138,9 @@ class Suite:
     ``(score - low) / (high - low)`` (Atari: random and human returns; DMC: 0,
     1000; Crafter: 0, 100 on the Crafter score in percent; Minecraft: 0, 12
     milestones). The one normaliser of the project: analysis uses it too."""
+    score_ref_names: tuple[str, str] = ("low", "high")
+    """What the two reference scores of :attr:`score_refs` are (Atari: random, human), for
+    :meth:`normalization`."""
     normalized_name: str = "normalised score"
     """What a normalised score is called on plot axes (``human-normalised score``)."""
     notes: str = ""
@@ -222,6 +225,18 @@ class Suite:
     def budget_frames(self) -> int:
         """Default budget in frames: ``budget_steps * action_repeat``."""
         return self.budget_steps * self.action_repeat
+
+    def normalization(self) -> str:
+        """What :meth:`normalize` divides by, in words, from :attr:`score_refs`: ``score / 1000``
+        where every task shares one reference pair with low 0; the general formula otherwise."""
+        refs = set(self.score_refs.values())
+        if len(refs) == 1:
+            low, high = refs.pop()
+            return f"score / {high:g}" if low == 0 else f"(score - {low:g}) / ({high:g} - {low:g})"
+        if refs:
+            low, high = self.score_ref_names
+            return f"(score - {low}) / ({high} - {low}) with each task's {low} and {high} scores ({self.normalized_name})"
+        return "none (this suite has no score references)"
 
     def normalize(self, task: str, score: float) -> float:
         """``(score - low) / (high - low)`` with the task's score reference."""
