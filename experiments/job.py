@@ -22,6 +22,7 @@ import pickle
 import signal
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -49,6 +50,11 @@ class RunTask:
     """Checkpoints and replay; the trainer resumes from here."""
     config: Mapping[str, Any]
     """Resolved config as a plain dict (agent.config.to_dict)."""
+
+
+def _now() -> str:
+    """UTC time for the job's log lines."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
 
 
 def _jsonable(value: Any) -> Any:
@@ -146,6 +152,8 @@ class SweepJob(submitit.helpers.Checkpointable):
             tracker = tracking.Tracker(self.tracking_uri)
             for task in pack:
                 recorders.append(tracker.start(task.run_id, task.config, task.logdir, self.log_files()))
+                print(f"{_now()} {task.label}: training to {task.config['run']['steps']:,} steps "
+                      f"(MLflow run {task.run_id}, logdir {task.logdir})", flush=True)
             configs = [validate(from_dict(task.config)) for task in pack]
             trainer = Trainer.packed(configs, [task.logdir for task in pack], [[r] for r in recorders])
             summaries = trainer.run_all(stop=self._stop)
@@ -157,6 +165,9 @@ class SweepJob(submitit.helpers.Checkpointable):
             return
         for task, recorder, summary in zip(pack, recorders, summaries):
             summary = _jsonable(dict(summary))
+            print(f"{_now()} {task.label}: {'finished' if summary.get('finished') else 'stopped (resumable)'} at "
+                  f"{summary.get('steps', 0):,} steps, {summary.get('updates', 0):,} updates, "
+                  f"{summary.get('episodes', 0)} episodes, last score {summary.get('last_score')}", flush=True)
             try:
                 recorder.end(summary)
             except tracking.TrackingUnavailable as error:

@@ -6,6 +6,7 @@ artifact of its run."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -46,6 +47,7 @@ def test_larger_steps_continue_the_finished_run_once_and_logs_reach_mlflow(tmp_p
     assert [a.path for a in tracker.client.list_artifacts(run_id, "logs")] == ["logs/job.log"]
     uploaded = Path(tracker.client.download_artifacts(run_id, "logs/job.log", str(tmp_path / "dl"))).read_text()
     assert (logdir / "job.log").read_text().startswith(uploaded)
+    assert f"cartpole_balance/seed0: finished at {EPISODE} steps" in uploaded, uploaded
 
     # Bookkeeping edits and a larger budget keep the key; the dry run says the run continues.
     grown = spec_for(tmp_path, 3 * EPISODE, **{"run.log_every": 0, "run.save_every": 2 * EPISODE})
@@ -89,3 +91,22 @@ def test_larger_steps_continue_the_finished_run_once_and_logs_reach_mlflow(tmp_p
         assert history == [(s, float(v)) for s, v in expected], metric
     status = dreamerbench("status", "grow", "--tracking-uri", uri)
     assert f"{3 * EPISODE:,} / {3 * EPISODE:,}" in status.stdout and "100.0%" in status.stdout, status.stdout
+
+
+def test_status_shows_a_failed_runs_last_error_line_and_its_log(tmp_path):
+    """A dm_env factory (tests/custom_envs.py) that raises when the job makes the env."""
+    spec = tiny_spec(tmp_path, "broken", suite="dm_env", tasks=["custom_envs:broken"], seeds=1, steps=100,
+                     overrides={"agent.size": "debug"})
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
+    result = dreamerbench("sweep", str(spec), "--tracking-uri", uri, "--workdir", str(tmp_path / "work"), env=env)
+    assert result.returncode == 1 and "FAILED (exit 1; see " in result.stdout, result.stdout + result.stderr
+    status = dreamerbench("status", "broken", "--tracking-uri", uri, env=env)
+    tracker = tracking.Tracker(uri)
+    (run,) = tracker.runs(tracker.find_experiment("broken").experiment_id)
+    log = Path(run.data.tags["dreamerbench.logdir"]) / "job.log"
+    assert status.stdout.splitlines()[-1] == (
+        f"failed custom_envs:broken/seed0: RuntimeError: the simulator did not start (seed 0)  (log: {log})"), status.stdout
+    # The log, with the traceback, is an artifact of the failed run.
+    uploaded = Path(tracker.client.download_artifacts(run.info.run_id, "logs/job.log", str(tmp_path / "dl"))).read_text()
+    assert "Traceback" in uploaded and "the simulator did not start" in uploaded, uploaded
