@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from experiments import tracking
-from experiments.sweep import job_alive
+from experiments.sweep import job_alive, local_launcher_alive
 
 TAIL_BYTES = 65536
 """How much of the end of a run's ``metrics.jsonl`` :func:`live_rate` reads (its newest records)."""
@@ -27,7 +27,8 @@ class StatusRow:
     budget: int
     score: float | None
     rate: float | None = None
-    """Agent steps per second over the trainer's newest log interval (``fps/env_steps_per_s``)."""
+    """Agent steps per second over the trainer's newest log interval (``fps/env_steps_per_s``)
+    of the job that trains the run now."""
     eta_s: float | None = None
     """Seconds to the budget at ``rate`` (running runs only)."""
     error: str | None = None
@@ -91,14 +92,20 @@ def rows_from_runs(
         grid = sorted(k for k in tags if k.startswith(tracking.TAG + "grid."))
         if grid:
             label += "/" + ",".join(f"{k.rsplit('.', 1)[-1]}={tags[k]}" for k in grid)
-        state = run_state(run.info.status, job_alive(tags, queue), steps)
+        alive = job_alive(tags, queue)
+        if not alive and run.info.status == "SCHEDULED" and local_launcher_alive(tags):
+            alive = True  # waiting in a running local launcher for a worker
+        state = run_state(run.info.status, alive, steps)
         budget = tracking.budget_steps(run) or 0
         rate = eta = error = log = None
         if state == "running":
+            # Only this job's speed counts: records up to where it took the run up are an
+            # earlier job's (until its first record, e.g. while it compiles, there is no rate).
+            resumed_at = int(tags.get(tracking.TAG + "resumed_at", 0) or 0)
             live = live_rate(tags.get(tracking.TAG + "logdir", ""))
-            if live is not None:
+            if live is not None and live[0] > resumed_at:
                 steps, rate = max(steps, live[0]), live[1]
-            else:
+            elif live is None and not resumed_at:  # a logdir this machine cannot read
                 rate = run.data.metrics.get("fps/env_steps_per_s")
             eta = eta_seconds(steps, budget, rate)
         if state == "failed":

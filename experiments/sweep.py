@@ -157,6 +157,24 @@ def job_alive(tags: Mapping[str, str], queue: Mapping[str, str] | None) -> bool 
     return False
 
 
+def local_launcher_alive(tags: Mapping[str, str]) -> bool | None:
+    """Is a local launcher of the run's sweep alive on this host (it holds ``launcher.lock`` in the
+    sweep's directory, two levels above the run's logdir, until its runs end)? Its SCHEDULED runs
+    wait there for a worker. None if the lock names another host; False if there is no launcher,
+    or this process is it."""
+    logdir = tags.get(tracking.TAG + "logdir")
+    if not logdir or tracking.TAG + "slurm_job_id" in tags:
+        return False
+    try:
+        holder = (Path(logdir).parent.parent / "launcher.lock").read_text().split()[0]
+        pid, host = holder.split("@", 1)
+    except (OSError, IndexError, ValueError):
+        return False
+    if host != socket.gethostname():
+        return None
+    return int(pid) != os.getpid() and Path(f"/proc/{int(pid)}").exists()
+
+
 def plan(
     runs: Sequence[RunSpec], existing: Mapping[str, Any], rerun_failed: bool,
     queue: Mapping[str, str] | None,
@@ -271,6 +289,7 @@ def _prepare_one(item: Planned, tracker: tracking.Tracker, experiment_id: str, t
         logdir = item.mlflow_run.data.tags.get(tracking.TAG + "logdir") or logdir_for(
             target, item.run, run_id
         )
+        tracker.tag(run_id, {"budget_steps": item.run.config.run.steps})  # status shows the new budget at once
         tracker.reschedule(run_id)
     return RunTask(run_id, item.run.key, item.run.label, logdir, to_dict(item.run.config))
 

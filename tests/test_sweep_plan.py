@@ -90,3 +90,29 @@ def test_live_rate_reads_the_newest_speed_record(tmp_path):
     (tmp_path / "metrics.jsonl").write_text(text)
     assert live_rate(tmp_path) == (200, 7.5)
     assert eta_seconds(200, 1_000, 0.0) is None and eta_seconds(1_200, 1_000, 2.0) == 0.0
+
+
+def test_runs_waiting_in_a_running_local_launcher_are_queued_not_interrupted(tmp_path):
+    """Issue 14: status called every SCHEDULED run of a running local sweep that had no worker yet 'interrupted'."""
+    import socket
+    import subprocess
+
+    from experiments.sweep import local_launcher_alive
+
+    logdir = tmp_path / "sweep" / "task-seed0-key" / "run_id"
+    tags = {"dreamerbench.logdir": str(logdir), "dreamerbench.local_pid": "1"}
+    assert local_launcher_alive(tags) is False  # no launcher.lock
+    lock = tmp_path / "sweep" / "launcher.lock"
+    lock.parent.mkdir(parents=True)
+    launcher = subprocess.Popen(["sleep", "30"])
+    try:
+        lock.write_text(f"{launcher.pid}@{socket.gethostname()} since 2026-11-30 10:00:00\n")
+        assert local_launcher_alive(tags) is True
+        assert local_launcher_alive({**tags, "dreamerbench.slurm_job_id": "7_0"}) is False
+        lock.write_text(f"{launcher.pid}@elsewhere since 2026-11-30 10:00:00\n")
+        assert local_launcher_alive(tags) is None
+    finally:
+        launcher.kill()
+        launcher.wait()
+    lock.write_text(f"{launcher.pid}@{socket.gethostname()} since 2026-11-30 10:00:00\n")
+    assert local_launcher_alive(tags) is False  # the launcher has exited
