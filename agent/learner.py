@@ -11,6 +11,7 @@ seed and the loop's step counts, so a run draws the same random numbers packed o
 from __future__ import annotations
 
 import functools
+import threading
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -56,8 +57,12 @@ class PackedDreamer:
         action, deter, stoch = jax.device_get((action, deter, stoch))
         return [{"action": action[i], "deter": deter[i], "stoch": stoch[i]} for i in range(self.runs)]
 
-    def learn(self, replays: Sequence[Replay], count: int, updates: int) -> list[list[dict[str, float]]]:
+    def learn(self, replays: Sequence[Replay], count: int, updates: int,
+              stop: threading.Event | None = None) -> list[list[dict[str, float]]]:
         """`updates` train steps of every run (`count` = updates so far); metrics per run, per update.
+
+        Once `stop` is set no further update starts (fewer come back), so a stop
+        waits for one update at most.
 
         The next batch is sampled while the dispatched step runs, so it may start
         from a stored latent that the running step is about to refresh: at most
@@ -67,6 +72,8 @@ class PackedDreamer:
         metrics_per_run: list[list[dict[str, float]]] = [[] for _ in replays]
         batch = self._sample(replays)
         for index in range(updates):
+            if stop is not None and stop.is_set():
+                break
             arrays, sampled = batch
             self._state, out = self._train(self._state, arrays, self._run_keys, self._counts(count + index))
             if index + 1 < updates:

@@ -182,10 +182,14 @@ def describe(hint: Any) -> str:
     return getattr(base, "__name__", str(base))
 
 
+SHOW_CHARS = 400
+"""Longest value an error message shows whole: room for any real path, cut for pasted blobs."""
+
+
 def show(value: Any) -> str:
-    """A value as an error message shows it (``repr``, cut at 80 characters)."""
+    """A value as an error message shows it (``repr``, cut at :data:`SHOW_CHARS` characters)."""
     text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= SHOW_CHARS else text[: SHOW_CHARS - 3] + "..."
 
 
 def refuse(name: str, value: Any, allowed: str) -> ReadError:

@@ -50,8 +50,12 @@ class Agent(Protocol):
     def act(self, obs: Sequence[Mapping[str, np.ndarray]], count: int) -> list[dict[str, np.ndarray]]:
         """Observations [envs, ...] -> ``action`` [envs, ...] plus :attr:`step_specs`; `count` = policy calls so far."""
 
-    def learn(self, replays: Sequence[Replay], count: int, updates: int) -> list[list[dict[str, float]]]:
-        """`updates` train steps on batches from each run's replay; metrics per run, per update."""
+    def learn(self, replays: Sequence[Replay], count: int, updates: int,
+              stop: threading.Event | None = None) -> list[list[dict[str, float]]]:
+        """`updates` train steps on batches from each run's replay; metrics per run, per update.
+
+        Once `stop` is set no further update starts: fewer than `updates` lists come back.
+        """
 
     def get_state(self) -> list[bytes]:
         """Each run's state as bytes, for checkpoints."""
@@ -76,14 +80,11 @@ def resolve_config(
     seed: int = 0,
     overrides: Mapping[str, Any] | Sequence[str] = (),
 ) -> Config:
-    """Defaults <- the suite's agent defaults <- `overrides`; validated, with the task checked."""
-    suite_def = get_suite(suite)
-    suite_def.check_task(task)
+    """Defaults <- the suite's agent defaults <- `overrides`, then :func:`agent.config.validate`
+    (which checks the task and the protocol too); ConfigError or ValueError, one line."""
     config = Config(suite=suite, task=task, seed=seed)
-    config = apply_overrides(config, dict(suite_def.agent_defaults))
-    config = apply_overrides(config, overrides)
-    suite_def.resolve_protocol(config.env)
-    return validate(config)
+    config = apply_overrides(config, dict(get_suite(suite).agent_defaults))
+    return validate(apply_overrides(config, overrides))
 
 
 def dreamer_agent(config: Config, obs_space: Mapping[str, Space], act_space: Space, seeds: Sequence[int]) -> Agent:
@@ -230,10 +231,13 @@ class Trainer:
                 due = int(counters.update_credit)
                 if due:
                     first = counters.updates == 0
-                    for run, metrics in zip(runs, agent.learn([run.replay for run in runs], counters.updates, due)):
+                    # A stop (preemption, Ctrl-C) cuts the burst after the running update; the
+                    # credit left is saved and spent after the resume.
+                    learned = agent.learn([run.replay for run in runs], counters.updates, due, stop)
+                    for run, metrics in zip(runs, learned):
                         run.train.extend(metrics)
-                    counters.updates += due
-                    counters.update_credit -= due
+                    counters.updates += len(learned[0])
+                    counters.update_credit -= len(learned[0])
                     if first:  # start-up cost: env, replay warm-up and compiles
                         for run in runs:
                             run.dir.append("metrics", {

@@ -16,15 +16,16 @@ there SIGINT / SIGTERM play the part of USR2.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import pickle
 import signal
 import sys
 import threading
 import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 import submitit
@@ -99,6 +100,25 @@ class SweepJob(submitit.helpers.Checkpointable):
         self.__dict__.update(state)
         self._reset()
 
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the job as JSON to `path` (atomically: a reader never sees half a file).
+
+        The local executor's job file; plain data, so reading it cannot run code
+        (unlike a pickle). Raises OSError if it cannot be written.
+        """
+        state = {**self.__getstate__(), "packs": [[dataclasses.asdict(task) for task in pack] for pack in self.packs]}
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(_jsonable(state), indent=1))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SweepJob":
+        """The job :meth:`save` wrote to `path`."""
+        state = json.loads(Path(path).read_text())
+        packs = [[RunTask(**task) for task in pack] for pack in state["packs"]]
+        return cls(packs, state["tracking_uri"], state["experiment_id"])
+
     def __call__(self) -> dict[str, dict[str, Any]]:
         """Train every run to its budget (or until stopped); return key -> summary."""
         self._threads = [
@@ -145,23 +165,24 @@ class SweepJob(submitit.helpers.Checkpointable):
 
     def _run_pack(self, pack: list[RunTask]) -> None:
         recorders: list[tracking.RunRecorder] = []
+        tracker = None
         try:
             from agent.config import from_dict, validate
             from agent.trainer import Trainer
 
             tracker = tracking.Tracker(self.tracking_uri)
+            configs = [validate(from_dict(task.config)) for task in pack]  # before a run is marked RUNNING
             for task in pack:
                 recorders.append(tracker.start(task.run_id, task.config, task.logdir, self.log_files()))
                 print(f"{_now()} {task.label}: training to {task.config['run']['steps']:,} steps "
                       f"(MLflow run {task.run_id}, logdir {task.logdir})", flush=True)
-            configs = [validate(from_dict(task.config)) for task in pack]
             trainer = Trainer.packed(configs, [task.logdir for task in pack], [[r] for r in recorders])
             summaries = trainer.run_all(stop=self._stop)
         except LogdirBusy as error:  # another job trains these runs: their MLflow runs are its business
-            self._record_error(pack, str(error), [])
+            self._record_error(pack, str(error), None)
             return
         except BaseException:  # noqa: BLE001 - recorded, then reported by __call__
-            self._record_error(pack, traceback.format_exc(), recorders)
+            self._record_error(pack, traceback.format_exc(), tracker)
             return
         for task, recorder, summary in zip(pack, recorders, summaries):
             summary = _jsonable(dict(summary))
@@ -178,24 +199,24 @@ class SweepJob(submitit.helpers.Checkpointable):
                 summary = {**summary, "finished": False}
             self._results[task.key] = summary
 
-    def _record_error(self, pack: list[RunTask], error: str, recorders: list[tracking.RunRecorder]) -> None:
+    def _record_error(self, pack: list[RunTask], error: str, tracker: tracking.Tracker | None) -> None:
+        """Report a failed pack; mark each of its MLflow runs FAILED through `tracker` (None: leave them)."""
         labels = ", ".join(f"{task.label} ({task.key})" for task in pack)
         print(f"runs {labels} failed:\n{error}", file=sys.stderr, flush=True)
         for task in pack:
             self._results[task.key] = {"error": error, "finished": False}
-        for recorder in recorders:
-            recorder.fail(error)
+            if tracker is not None:
+                tracker.fail(task.run_id, error, self.log_files())
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m experiments.job JOB.pkl [LOG]``: the local executor's worker process, whose
+    """``python -m experiments.job JOB.json [LOG]``: the local executor's worker process, whose
     output goes to LOG (uploaded to the runs' MLflow artifacts)."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) not in (1, 2):
-        print("usage: python -m experiments.job JOB.pkl [LOG]", file=sys.stderr)
+        print("usage: python -m experiments.job JOB.json [LOG]", file=sys.stderr)
         return 2
-    with open(argv[0], "rb") as f:
-        job: SweepJob = pickle.load(f)
+    job = SweepJob.load(argv[0])
     job.local_log = argv[1] if len(argv) == 2 else None
 
     def stop(signum, frame):  # noqa: ARG001

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import pickle
 import re
 import shutil
 import signal
@@ -363,11 +362,8 @@ def run_local(
             while waiting and len(running) < parallel and not stopping:
                 pack = waiting.pop(0)
                 first = pack[0]  # names the pack's job file and holds its log
-                job_file = folder / f"{first.key}.pkl"
-                tmp = job_file.with_suffix(".tmp")
-                with open(tmp, "wb") as f:
-                    pickle.dump(SweepJob([pack], target.tracking_uri, experiment_id), f)
-                os.replace(tmp, job_file)
+                job_file = folder / f"{first.key}.json"
+                SweepJob([pack], target.tracking_uri, experiment_id).save(job_file)
                 Path(first.logdir).mkdir(parents=True, exist_ok=True)
                 log_path = Path(first.logdir) / "job.log"
                 log = open(log_path, "ab")

@@ -9,7 +9,7 @@ does the same with a RunSpec of its own)::
     recorder = tracker.start(run_id, config, logdir)     # RUNNING, with the job's tags
     summary = Trainer(config, logdir, [recorder]).run()  # recorder.publish(logdir) after each save
     recorder.end(summary)                                # FINISHED once MLflow holds every record
-    recorder.fail(error)                                 # or FAILED, with the error as a tag
+    tracker.fail(run_id, error)                          # or FAILED, with the error as a tag
 
 Reading runs (``dreamerbench status``, ``table``, ``plot``): ``Tracker(uri, create=False)``,
 :meth:`Tracker.find_experiment`, :meth:`Tracker.runs`, :func:`runs_by_key`,
@@ -283,6 +283,34 @@ class Tracker:
 
         self.call(self.client.log_batch, run_id, tags=[RunTag(TAG + k, str(v)) for k, v in tags.items()])
 
+    def fail(self, run_id: str, error: str, logs: Sequence[str | Path] = ()) -> None:
+        """Mark a run FAILED with `error` (its last 4000 characters) as the ``dreamerbench.error`` tag,
+        after uploading the job's `logs` (:meth:`upload_logs`); an unreachable store is reported on
+        stderr, not raised (the job is failing already)."""
+        try:
+            self.tag(run_id, {"error": error[-4000:]})
+            self.upload_logs(run_id, logs)
+            self.call(self.client.set_terminated, run_id, status="FAILED")
+        except StorageError as mlflow_error:
+            print(f"could not mark run {run_id} FAILED: {mlflow_error}", file=sys.stderr)
+
+    def upload_logs(self, run_id: str, logs: Sequence[str | Path]) -> None:
+        """Copy the job's log files (those that exist) to the run's artifacts under ``logs/``,
+        replacing the previous copies. A failed upload is a warning: logs never stop training,
+        and the next upload copies the whole file again."""
+        from mlflow.exceptions import MlflowException
+
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        for path in map(Path, logs):
+            if not path.is_file():
+                continue
+            try:
+                self.call(self.client.log_artifact, run_id, str(path), "logs")
+            except (StorageError, MlflowException, OSError) as error:
+                print(f"warning: could not upload {path} to MLflow run {run_id}: {_first_line(error)}",
+                      file=sys.stderr, flush=True)
+
     def start(self, run_id: str, config: Mapping[str, Any], logdir: str | Path,
               logs: Sequence[str | Path] = ()) -> "RunRecorder":
         """Mark a run RUNNING with this job's tags and its config artifact; its recorder.
@@ -338,22 +366,9 @@ class RunRecorder:
         self.upload_logs()
 
     def upload_logs(self) -> None:
-        """Copy the job's log files (those that exist) to the run's artifacts under ``logs/``,
-        replacing the previous copies. Called at every checkpoint and when the job ends
-        (finished, stopped to be requeued, failed). A failed upload is a warning: logs never
-        stop training, and the next upload copies the whole file again."""
-        from mlflow.exceptions import MlflowException
-
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
-        for path in self.logs:
-            if not path.is_file():
-                continue
-            try:
-                self.tracker.call(self.tracker.client.log_artifact, self.run_id, str(path), "logs")
-            except (StorageError, MlflowException, OSError) as error:
-                print(f"warning: could not upload {path} to MLflow run {self.run_id}: {_first_line(error)}",
-                      file=sys.stderr, flush=True)
+        """Upload the job's log files (:meth:`Tracker.upload_logs`): at every checkpoint and when
+        the job ends (finished, stopped to be requeued; :meth:`Tracker.fail` when it failed)."""
+        self.tracker.upload_logs(self.run_id, self.logs)
 
     def pending(self) -> int:
         """Bytes of the logdir's records that MLflow does not hold yet."""
@@ -379,16 +394,6 @@ class RunRecorder:
         self.tracker.call(client.log_dict, self.run_id, dict(summary), "summary.json")
         self.tracker.call(client.log_batch, self.run_id, tags=[RunTag(STEPS_TAG, str(summary["steps"]))])
         self.tracker.call(client.set_terminated, self.run_id, status="FINISHED")
-
-    def fail(self, error: str) -> None:
-        """Mark the run FAILED with `error` (its last 4000 characters). Its records wait on disk: a
-        failure can come between the saves of a pack, where a rerun may start the pack afresh."""
-        try:
-            self.tracker.tag(self.run_id, {"error": error[-4000:]})
-            self.upload_logs()
-            self.tracker.call(self.tracker.client.set_terminated, self.run_id, status="FAILED")
-        except StorageError as mlflow_error:
-            print(f"could not mark run {self.run_id} FAILED: {mlflow_error}", file=sys.stderr)
 
     def _deliver(self) -> None:
         limits = deliverable(self.logdir)

@@ -33,16 +33,20 @@ class StubAgent:
             out.append({"action": action})
         return out
 
-    def learn(self, replays, count, updates):
-        metrics = []
-        for run, replay in enumerate(replays):
-            per_update = []
-            for _ in range(updates):
+    def learn(self, replays, count, updates, stop=None):
+        metrics = [[] for _ in replays]
+        for _ in range(updates):
+            if stop is not None and stop.is_set():
+                break
+            for run, replay in enumerate(replays):
                 batch, _, _ = replay.sample(self.batch_size)
                 self.updates[run] += 1
-                per_update.append({"loss": float(np.mean(batch["reward"]))})
-            metrics.append(per_update)
+                metrics[run].append({"loss": float(np.mean(batch["reward"]))})
+            self.after_update()
         return metrics
+
+    def after_update(self):
+        """Called after each update; tests override it (e.g. to stop the loop mid-burst)."""
 
     def get_state(self):
         return [json.dumps({"updates": n, "rng": rng.bit_generator.state}).encode() for n, rng in zip(self.updates, self.rngs)]

@@ -66,11 +66,11 @@ def test_update_latents_writes_steps_after_the_context_step():
 def test_state_dict_round_trips_through_a_checkpoint(tmp_path):
     replay = Replay(SPECS, num_envs=2, capacity=24, length=4, online=True, seed=3, initial_size=4)
     fill(replay, 31, 2)
-    checkpoint.save(tmp_path, 31, {"x": np.arange(3)}, replay.state_dict(), {"steps": 31})
-    _, state, counters = checkpoint.load(checkpoint.latest(tmp_path), {"x": np.zeros(3, int)})
+    checkpoint.save(tmp_path, 31, b"agent", replay.state_dict(), {"steps": 31})
+    agent_state, state, counters = checkpoint.load(checkpoint.complete(tmp_path)[-1])
     restored = Replay(SPECS, num_envs=2, capacity=24, length=4, online=True, seed=99)
     restored.load_state_dict(state)
-    assert counters == {"steps": 31}
+    assert counters == {"steps": 31} and agent_state == b"agent"
     assert list(restored.queue) == list(replay.queue)
     a, b = replay.sample(32), restored.sample(32)
     for key in SPECS:
@@ -81,17 +81,18 @@ def test_state_dict_round_trips_through_a_checkpoint(tmp_path):
 
 
 def test_checkpoint_save_is_atomic_and_keeps_only_the_newest(tmp_path):
-    checkpoint.save(tmp_path, 1, {"x": np.zeros(2)}, {"a": np.zeros(1)}, {"steps": 1})
-    first = checkpoint.latest(tmp_path)
-    with pytest.raises(TypeError, match="plain arrays only"):  # fails after writing state.msgpack
-        checkpoint.save(tmp_path, 2, {"x": np.ones(2)}, {"a": np.array([{}], object)}, {"steps": 2})
-    assert checkpoint.latest(tmp_path) == first  # the failed write left the old one intact
+    first = checkpoint.save(tmp_path, 1, b"one", {"a": np.zeros(1)}, {"steps": 1}, keep=1)
+    with pytest.raises(TypeError, match="plain arrays only"):  # refused before anything is written
+        checkpoint.save(tmp_path, 2, b"two", {"a": np.array([{}], object)}, {"steps": 2}, keep=1)
+    with pytest.raises(TypeError, match="not JSON serializable"):  # fails after state and replay are written
+        checkpoint.save(tmp_path, 2, b"two", {"a": np.ones(1)}, {"steps": {2}}, keep=1)
+    assert checkpoint.complete(tmp_path) == [first]  # the failed writes left the old one intact
     assert not list(tmp_path.glob(".tmp-ckpt-*"))
-    checkpoint.save(tmp_path, 3, {"x": np.ones(2)}, {"a": np.ones(1)}, {"steps": 3})
-    assert [p.name for p in tmp_path.glob("ckpt-*")] == ["ckpt-000000000003"]
-    state, _, counters = checkpoint.load(checkpoint.latest(tmp_path), {"x": np.zeros(2)})
-    np.testing.assert_array_equal(state["x"], np.ones(2))
-    assert counters["steps"] == 3
+    checkpoint.save(tmp_path, 3, b"three", {"a": np.ones(1)}, {"steps": 3}, keep=1)
+    assert [p.name for p in tmp_path.glob("ckpt-*")] == ["ckpt-000000000003-1"]
+    state, replay, counters = checkpoint.load(checkpoint.complete(tmp_path)[-1])
+    assert state == b"three" and counters["steps"] == 3
+    np.testing.assert_array_equal(replay["a"], np.ones(1))
 
 
 def test_replay_is_empty_until_a_full_window_is_stored():

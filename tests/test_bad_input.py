@@ -193,6 +193,23 @@ def test_bad_input_is_one_line_naming_field_value_and_allowed(kind, given, expec
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "work").exists()
 
 
+def test_a_long_path_is_named_whole_and_a_pasted_blob_is_cut(tmp_path, capsys):
+    """A 250-character logdir (deep temporary folders) is shown whole; only blobs are cut."""
+    deep = tmp_path / ("d" * 120) / ("e" * 120)
+    deep.parent.mkdir(parents=True)
+    deep.write_text("")
+    assert len(str(deep)) > 250
+    argv = ["train", "--suite", "dmc_proprio", "--task", "cartpole_balance", "--logdir", str(deep)]
+    assert main(argv) == 2
+    assert f"--logdir='{deep}' is not allowed" in capsys.readouterr().err
+    blob = "x" * 5000
+    assert main(["train", "--suite", "dmc_proprio", "--task", "cartpole_balance", "--logdir", str(tmp_path / "r"),
+                 "--set", f"agent.size={blob}"]) == 2
+    line = capsys.readouterr().err
+    assert line.count("\n") == 1 and len(line) < 1000 and "xxx..." in line
+    assert not (tmp_path / "r").exists()
+
+
 def test_alias_bomb_is_refused_at_once(tmp_path):
     path = tmp_path / "bomb.yaml"
     path.write_text(ALIAS_BOMB)

@@ -371,3 +371,31 @@ def test_a_full_disk_through_the_command_line_is_one_line(small_disk):
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith(f"dreamerbench train: error: no space left on the device of {logdir}")
     assert line.endswith("free some space and run the same command again: it resumes from the last checkpoint")
+
+
+def test_updates_follow_the_train_ratio_exactly_and_a_stop_cuts_a_burst_of_updates(tmp_path):
+    """updates = floor((agent steps from train_start on) x train_ratio / (B x T)), across a stop and resume.
+
+    train_ratio 40 with B x T = 2 x 8 earns 2.5 updates per agent step (bursts of 2 and 3). A stop
+    set after the 101st update (inside the burst from 100 to 102) is obeyed before the next update;
+    the credit left over is saved and spent after the resume.
+    """
+    steps, ratio = 3 * EPISODE, 40
+    expected = int((steps - TINY["run.train_start"] + 1) * ratio / (2 * 8))
+    whole = Trainer(config(steps, **{"agent.train_ratio": ratio}), tmp_path / "whole", make_agent=StubAgent).run()
+    assert whole["updates"] == expected == 867
+
+    stop = threading.Event()
+
+    class Stopping(StubAgent):
+        def after_update(self):
+            if self.updates[0] == 101:
+                stop.set()
+
+    logdir = tmp_path / "stopped"
+    cut = Trainer(config(steps, **{"agent.train_ratio": ratio}), logdir, make_agent=Stopping).run(stop)
+    assert not cut["finished"] and cut["updates"] == 101
+    resumed = Trainer(config(steps, **{"agent.train_ratio": ratio}), logdir, make_agent=StubAgent).run()
+    assert resumed["finished"] and resumed["updates"] == expected
+    state, _, _ = checkpoint.load(checkpoint.complete(logdir / "checkpoint")[-1])
+    assert json.loads(state)["updates"] == expected  # the agent's own count agrees with the loop's

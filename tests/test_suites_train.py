@@ -69,8 +69,9 @@ def test_trainer_runs_suite_end_to_end(suite, tmp_path):
         assert {"loss/total", "loss/rec", "loss/rew", "loss/con"} <= set(losses)
         assert all(math.isfinite(v) for v in losses.values()), losses
 
-    latest = checkpoint.latest(tmp_path / "checkpoint")
-    assert latest is not None and latest.exists()
+    saved = checkpoint.complete(tmp_path / "checkpoint")
+    assert saved and saved[-1].step == summary["steps"]
+    checkpoint.verify(saved[-1])  # every file whole, as its manifest says
 
     episodes = _records(tmp_path / "episodes.jsonl")
     assert len(episodes) == summary["episodes"]

@@ -87,6 +87,41 @@ def test_a_failing_pack_marks_each_of_its_runs_failed(tmp_path):
         assert "packed runs may differ only in seed" in run.data.tags["dreamerbench.error"]
 
 
+def test_the_local_job_file_is_json_and_round_trips(tmp_path):
+    """The local executor's job file is plain JSON (reading it cannot run code) and loads back equal."""
+    import json
+
+    from agent.config import to_dict
+
+    runs = expand(parse_spec(SPEC))[:2]
+    pack = [RunTask(f"id{i}", run.key, run.label, str(tmp_path / run.key), to_dict(run.config))
+            for i, run in enumerate(runs)]
+    job = SweepJob([pack], "sqlite:///x.db", "7")
+    job.save(tmp_path / "job.json")
+    assert json.loads((tmp_path / "job.json").read_text())["packs"][0][1]["key"] == runs[1].key
+    loaded = SweepJob.load(tmp_path / "job.json")
+    assert loaded.packs == [pack] and (loaded.tracking_uri, loaded.experiment_id) == ("sqlite:///x.db", "7")
+    assert [p.name for p in tmp_path.iterdir()] == ["job.json"]  # no temporary file left
+
+
+def test_a_job_with_an_invalid_config_marks_its_runs_failed_never_running(tmp_path):
+    from agent.config import to_dict
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = tracking.Tracker(uri)
+    experiment_id = tracker.experiment("packing")
+    run = expand(parse_spec(SPEC))[0]
+    run_id = tracker.schedule(experiment_id, run, tracking.git_state(), lambda _: str(tmp_path / "run"))
+    config = to_dict(run.config)
+    config["agent"]["batch_size"] = 0
+    with pytest.raises(RuntimeError, match="runs failed"):
+        SweepJob([[RunTask(run_id, run.key, run.label, str(tmp_path / "run"), config)]], uri, experiment_id)()
+    recorded = tracker.run(run_id)
+    assert recorded.info.status == "FAILED" and "batch_size" in recorded.data.tags["dreamerbench.error"]
+    assert "dreamerbench.host" not in recorded.data.tags  # never taken up by the job (RUNNING)
+    assert not (tmp_path / "run").exists()
+
+
 def sweep_runs(uri, name):
     tracker = tracking.Tracker(uri)
     experiment = tracker.client.get_experiment_by_name(name)
