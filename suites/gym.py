@@ -97,7 +97,13 @@ class _Converted:
     def _setup_obs(self, leaves: Mapping[str, Leaf], image_size: int) -> None:
         """`leaves` by internal path (parts joined by NUL; ``""``: a lone array)."""
         self._image_size = image_size
-        self._leaves = obs_keys({path.replace("\0", "_"): leaf for path, leaf in leaves.items()})
+        named = {path.replace("\0", "_"): leaf for path, leaf in leaves.items()}
+        if len(named) != len(leaves):
+            keys = [path.replace("\0", "_") for path in leaves]
+            clash = next(key for key in keys if keys.count(key) > 1)
+            raise ValueError(f"observation key {clash!r} names two arrays of the env's observation (nested keys "
+                             "are joined with '_'); allowed: distinct names")
+        self._leaves = obs_keys(named)
         self._paths = dict(zip(self._leaves, leaves))
         self.obs_space = {key: leaf_space(leaf, image_size) for key, leaf in self._leaves.items()}
 

@@ -72,6 +72,20 @@ def test_dict_observations_images_one_hot_and_box_actions_are_converted():
     env.close()
 
 
+class Clash(Probe):
+    """Two observation arrays whose joined names clash (``a_b``)."""
+
+    observation_space = spaces.Dict({"a_b": spaces.Box(0.0, 1.0, (2,)), "a": spaces.Dict({"b": spaces.Box(0.0, 1.0, (3,))})})
+
+
+gymnasium.register("dreamerbench-test/Clash-v0", entry_point=Clash)
+
+
+def test_observation_names_that_clash_are_refused():
+    with pytest.raises(ValueError, match="observation key 'a_b' names two arrays"):
+        GymEnv("dreamerbench-test/Clash-v0", 0, {})
+
+
 def test_discrete_actions_and_the_registered_time_limit_is_a_truncation():
     env = GymEnv("CartPole-v1", 3, {"max_episode_steps": 5})
     assert env.obs_space == {"vector": suites.Space(np.float32, (4,))}
