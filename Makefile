@@ -13,9 +13,14 @@ TEST_WORKERS ?= 2
 install:
 	$(PYTHON) -m pip install -q -e '.[test]'
 
-# 2 DMC proprio tasks x 2 seeds, tiny model, on this machine; results in ./mlflow.db.
+# 2 DMC proprio tasks x 2 seeds, tiny model, on this machine; results in ./mlflow.db,
+# then the table of final scores and the learning curves (figs/quickstart.png and .pdf).
 quickstart: install
 	dreamerbench sweep experiments/quickstart.yaml
+	dreamerbench table --suite dmc_proprio --runs quickstart
+	dreamerbench plot --suite dmc_proprio --runs quickstart --kind curves --out figs/quickstart
+	@echo "The table's first line says what its numbers are (final-score rule, what the normalisation"
+	@echo "divides by). 1,500 steps of a debug-size model is a smoke test: expect scores far below published ones."
 
 # Starts the real single-node Slurm cluster (installing its Debian packages if
 # missing) for the sweep tests, and stops it afterwards whatever the outcome.

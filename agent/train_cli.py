@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -88,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
         train_tracking.finish(tracked, summaries)
     for summary in summaries:
         print(json.dumps(summary))
+    stopped = [s for s in summaries if not s.get("finished")]
+    if stopped:
+        print(f"stopped at {stopped[0]['steps']:,} of {configs[0].run.steps:,} steps; "
+              f"resume: run the same command again (--logdir {args.logdir})", file=sys.stderr)
     return 0
 
 

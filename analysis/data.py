@@ -38,7 +38,8 @@ from suites import Suite
 COLUMNS = ("method", "suite", "task", "seed", "run_key", "step", "frames", "score", "layout", "budget_frames")
 CURVE_FIELDS = ("task", "method", "seed", "xs", "ys")
 EPISODE_FIELDS = ("task", "method", "seed", "xs", "reward")
-from experiments.tracking import TAG, Tracker, group_by_key, runs_by_key
+from experiments.spec import BOOKKEEPING
+from experiments.tracking import TAG, Tracker, budget_steps, group_by_key, runs_by_key
 EPISODE_PREFIX = "episode/"
 DEFAULT_METHOD = "dreamerbench"
 DEFAULT_CACHE = Path.home() / ".cache" / "dreamerbench" / "published"
@@ -250,7 +251,7 @@ def _run_row(run) -> dict:
     if "protocol.action_repeat" not in params:
         raise ValueError(f"run {run.info.run_id} lacks param 'protocol.action_repeat'")
     repeat = int(params["protocol.action_repeat"])
-    steps = params.get("run.steps")
+    steps = budget_steps(run)
     return {
         "run_id": run.info.run_id,
         "method": tags.get(TAG + "method", DEFAULT_METHOD),
@@ -273,12 +274,13 @@ def variant_labels(methods: list[str], params: list[dict[str, str]]) -> list[str
     differs between that method's runs (other than suite, task and seed).
 
     ``methods[i]`` and ``params[i]`` (MLflow params: the flattened resolved config)
-    describe run i. Runs with the same label have the same config.
+    describe run i. Runs with the same label have the same config, bookkeeping
+    (``experiments.spec.BOOKKEEPING``: budget, logging, saving) aside.
     """
     labels = list(methods)
     for method in dict.fromkeys(methods):
         rows = [i for i, m in enumerate(methods) if m == method]
-        keys = sorted({k for i in rows for k in params[i]} - set(IDENTITY_PARAMS))
+        keys = sorted({k for i in rows for k in params[i]} - set(IDENTITY_PARAMS) - set(BOOKKEEPING))
         differ = [k for k in keys if len({params[i].get(k) for i in rows}) > 1]
         if differ:
             for i in rows:

@@ -268,7 +268,7 @@ def rule_line(comp: Comparison) -> str:
     text = (f"{suite.name}: final score = {how} ending in {_window(rule)}: budget {rule.budget_frames:,.0f} frames "
             f"({rule.budget_from}), {window}. Runs with no episode in the window: {missing}. "
             f"Per task: mean over seeds [95% CI, stratified bootstrap, {comp.reps:,} resamples]; "
-            f"normalised scores and aggregates in %.")
+            f"normalised score = {suite.normalization()}; normalised scores and aggregates in %.")
     if comp.sources:
         text += f" Published scores: {comp.sources}."
     if len(comp.successes):

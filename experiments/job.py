@@ -22,6 +22,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,11 @@ class RunTask:
     """Resolved config as a plain dict (agent.config.to_dict)."""
 
 
+def _now() -> str:
+    """UTC time for the job's log lines."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+
+
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
 
@@ -68,7 +74,18 @@ class SweepJob(submitit.helpers.Checkpointable):
         self.packs = [list(pack) for pack in packs]
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
+        self.local_log: str | None = None
+        """The local executor's ``job.log`` (set by :func:`main`); inside Slurm submitit's files count."""
         self._reset()
+
+    def log_files(self) -> list[str]:
+        """Where this job's output goes: submitit's stdout and stderr files inside a Slurm job
+        (``<folder>/<job>_<task>_log.{out,err}``; Slurm creates them when the job starts, and
+        the ``.err`` file only without ``stderr_to_stdout``), else the local executor's ``job.log``."""
+        if "SUBMITIT_FOLDER" in os.environ and "SLURM_JOB_ID" in os.environ:
+            paths = submitit.JobEnvironment().paths
+            return [str(path) for path in (paths.stdout, paths.stderr) if path.exists()]
+        return [self.local_log] if self.local_log else []
 
     def _reset(self) -> None:
         self._stop = threading.Event()
@@ -77,7 +94,7 @@ class SweepJob(submitit.helpers.Checkpointable):
 
     def __getstate__(self) -> dict[str, Any]:
         return {"packs": self.packs, "tracking_uri": self.tracking_uri,
-                "experiment_id": self.experiment_id}
+                "experiment_id": self.experiment_id, "local_log": self.local_log}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -156,7 +173,9 @@ class SweepJob(submitit.helpers.Checkpointable):
             tracker = tracking.Tracker(self.tracking_uri)
             configs = [validate(from_dict(task.config)) for task in pack]  # before a run is marked RUNNING
             for task in pack:
-                recorders.append(tracker.start(task.run_id, task.config, task.logdir))
+                recorders.append(tracker.start(task.run_id, task.config, task.logdir, self.log_files()))
+                print(f"{_now()} {task.label}: training to {task.config['run']['steps']:,} steps "
+                      f"(MLflow run {task.run_id}, logdir {task.logdir})", flush=True)
             trainer = Trainer.packed(configs, [task.logdir for task in pack], [[r] for r in recorders])
             summaries = trainer.run_all(stop=self._stop)
         except LogdirBusy as error:  # another job trains these runs: their MLflow runs are its business
@@ -167,6 +186,9 @@ class SweepJob(submitit.helpers.Checkpointable):
             return
         for task, recorder, summary in zip(pack, recorders, summaries):
             summary = _jsonable(dict(summary))
+            print(f"{_now()} {task.label}: {'finished' if summary.get('finished') else 'stopped (resumable)'} at "
+                  f"{summary.get('steps', 0):,} steps, {summary.get('updates', 0):,} updates, "
+                  f"{summary.get('episodes', 0)} episodes, last score {summary.get('last_score')}", flush=True)
             try:
                 recorder.end(summary)
             except tracking.TrackingUnavailable as error:
@@ -184,16 +206,18 @@ class SweepJob(submitit.helpers.Checkpointable):
         for task in pack:
             self._results[task.key] = {"error": error, "finished": False}
             if tracker is not None:
-                tracker.fail(task.run_id, error)
+                tracker.fail(task.run_id, error, self.log_files())
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m experiments.job JOB.json``: the local executor's worker process."""
+    """``python -m experiments.job JOB.json [LOG]``: the local executor's worker process, whose
+    output goes to LOG (uploaded to the runs' MLflow artifacts)."""
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m experiments.job JOB.json", file=sys.stderr)
+    if len(argv) not in (1, 2):
+        print("usage: python -m experiments.job JOB.json [LOG]", file=sys.stderr)
         return 2
     job = SweepJob.load(argv[0])
+    job.local_log = argv[1] if len(argv) == 2 else None
 
     def stop(signum, frame):  # noqa: ARG001
         print(f"experiments.job: {signal.Signals(signum).name}: checkpointing, then exiting",

@@ -8,7 +8,7 @@ allowed, and is raised before anything is created or submitted.
 Expansion resolves each run's config exactly as the trainer will see it
 (:func:`agent.trainer.resolve_config`: suite defaults, then the spec's
 overrides) and gives it a stable key: a hash of sweep, suite, task, seed and
-the resolved config.
+the resolved config without its bookkeeping fields (:data:`BOOKKEEPING`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,22 @@ from agent.reader import (
 )
 
 EXECUTORS = ("local", "slurm")
+BOOKKEEPING = {
+    "run.steps": "the budget: a larger one continues a finished run from its checkpoint",
+    "run.save_every": "checkpoint cadence",
+    "run.log_every": "training-metric record cadence",
+    "run.progress": "progress bar on stderr",
+    "run.compile_cache": "where compiled XLA programs are cached",
+    "run.parallel_envs": "whether the same envs (same seeds) step in worker processes or in the trainer's",
+    "run.video_every": "episode videos and open-loop reports (rendering draws no training randomness)",
+    "run.video_render": "whether proprio tasks render a camera for the episode videos",
+    "run.outputs": "TensorBoard / W&B copies of the records, beside MLflow",
+}
+"""The one list of config keys that say how a run is kept, not what it learns: they are
+left out of its key (:func:`run_key`), so editing them in a spec keeps every run's key,
+its MLflow run and its checkpoints. A job takes the new values when it (re)starts
+(``agent.rundir.RunDir.check_config`` lets every ``run.*`` key change on a resume).
+Key -> why it is bookkeeping."""
 MAX_RUNS = 10_000
 """Most runs one sweep may expand to (tasks x grid points x seeds): a typo such as
 ``seeds: 10000000`` is refused instead of expanding for minutes."""
@@ -232,14 +248,38 @@ def load_spec(path: str | Path) -> SweepSpec:
     return parse_spec(text, str(path))
 
 
+def key_fields(config: Config) -> dict[str, Any]:
+    """The flattened resolved config that makes a run's key: every field but :data:`BOOKKEEPING`."""
+    return {k: v for k, v in flatten(to_dict(config)).items() if k not in BOOKKEEPING}
+
+
 def run_key(sweep: str, suite: str, task: str, seed: int, config: Config) -> str:
-    """Stable 16-hex-digit key of one run (same inputs -> same key, across processes)."""
+    """Stable 16-hex-digit key of one run (same inputs -> same key, across processes).
+
+    SHA-256 of sweep, suite, task, seed and :func:`key_fields` of the config, so
+    bookkeeping edits (:data:`BOOKKEEPING`) keep the key.
+    """
     payload = json.dumps(
-        {"sweep": sweep, "suite": suite, "task": task, "seed": seed, "config": to_dict(config)},
+        {"sweep": sweep, "suite": suite, "task": task, "seed": seed, "config": key_fields(config)},
         sort_keys=True,
         default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def key_differences(run: RunSpec, params: Mapping[str, str]) -> list[str]:
+    """The key fields in which `run` differs from a recorded MLflow run's `params`, as
+    ``FIELD: RECORDED -> NOW`` (``-`` where one side lacks the field), sorted by field.
+
+    `params` are that run's MLflow params (:func:`experiments.tracking.run_params`: the
+    flattened resolved config as text); bookkeeping fields never count.
+    """
+    from experiments.tracking import run_params
+
+    now = {k: v for k, v in run_params(run).items() if k not in BOOKKEEPING and not k.startswith("protocol.")}
+    then = {k: v for k, v in params.items() if k not in BOOKKEEPING and not k.startswith("protocol.")}
+    return [f"{k}: {then.get(k, '-')} -> {now.get(k, '-')}"
+            for k in sorted(set(now) | set(then)) if now.get(k) != then.get(k)]
 
 
 Resolver = Callable[..., Config]
@@ -273,8 +313,16 @@ def expand(spec: SweepSpec, resolve: Resolver | None = None) -> list[RunSpec]:
         )
     suite = suites.get_suite(spec.suite)
     tasks = spec.tasks if spec.tasks is not None else suite.tasks
+    if not tasks:
+        raise SpecError(f"{spec.where('tasks')}: tasks='all' is not allowed for suite {suite.name!r}, which has no "
+                        "fixed task list; allowed: a list of its task names", "tasks")
     for index, task in enumerate(tasks):
-        if task not in suite.tasks:
+        if suite.open_tasks is not None:
+            try:
+                suite.check_task(task)
+            except ValueError as error:
+                raise SpecError(f"{spec.where(f'tasks[{index}]')}: tasks[{index}]: {error}", f"tasks[{index}]") from None
+        elif task not in suite.tasks:
             raise SpecError(
                 f"{spec.where(f'tasks[{index}]')}: tasks[{index}]={task!r} is not a task of "
                 f"suite {suite.name!r}; allowed: all, {', '.join(suite.tasks)}", f"tasks[{index}]",

@@ -1,22 +1,40 @@
-"""`dreamerbench status SWEEP`: one line per run and an overall progress bar."""
+"""`dreamerbench status SWEEP`: one line per run (state, steps, rate, ETA, score), an overall
+progress bar, and for each failed run its last error line and its log."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from experiments import tracking
-from experiments.sweep import job_alive
+from experiments.sweep import job_alive, local_launcher_alive
+
+TAIL_BYTES = 65536
+"""How much of the end of a run's ``metrics.jsonl`` :func:`live_rate` reads (its newest records)."""
 
 
 @dataclass(frozen=True)
 class StatusRow:
+    """One run as ``status`` shows it."""
+
     label: str
     key: str
     state: str
     steps: int
+    """Agent steps done: the newest step MLflow holds, or the logdir's if that is newer."""
     budget: int
     score: float | None
+    rate: float | None = None
+    """Agent steps per second over the trainer's newest log interval (``fps/env_steps_per_s``)
+    of the job that trains the run now."""
+    eta_s: float | None = None
+    """Seconds to the budget at ``rate`` (running runs only)."""
+    error: str | None = None
+    """Last line of a failed run's error."""
+    log: str | None = None
+    """Where a failed run's job wrote its output."""
 
 
 def run_state(status: str | None, alive: bool | None, steps: int) -> str:
@@ -32,6 +50,35 @@ def run_state(status: str | None, alive: bool | None, steps: int) -> str:
     return "running"
 
 
+def live_rate(logdir: str | Path) -> tuple[int, float] | None:
+    """(step, agent steps per second) of the newest speed record in ``LOGDIR/metrics.jsonl``, which
+    the trainer writes every ``run.log_every`` seconds, ahead of what MLflow holds (records
+    reach MLflow at checkpoints); None if there is none (or the logdir cannot be read here)."""
+    path = Path(logdir) / "metrics.jsonl"
+    try:
+        with open(path, "rb") as file:
+            size = file.seek(0, 2)
+            file.seek(max(0, size - TAIL_BYTES))
+            lines = file.read().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            record = json.loads(line)
+        except ValueError:  # a line cut by the tail's start, or being written
+            continue
+        if isinstance(record, dict) and "env_steps_per_s" in record:
+            return int(record["step"]), float(record["env_steps_per_s"])
+    return None
+
+
+def eta_seconds(steps: int, budget: int, rate: float | None) -> float | None:
+    """``(budget - steps) / rate`` in seconds; None without a positive rate."""
+    if not rate or rate <= 0:
+        return None
+    return max(budget - steps, 0) / rate
+
+
 def rows_from_runs(
     runs: Sequence[Any], queue: Mapping[str, str] | None, expected: Sequence[Any] = ()
 ) -> list[StatusRow]:
@@ -45,13 +92,29 @@ def rows_from_runs(
         grid = sorted(k for k in tags if k.startswith(tracking.TAG + "grid."))
         if grid:
             label += "/" + ",".join(f"{k.rsplit('.', 1)[-1]}={tags[k]}" for k in grid)
+        alive = job_alive(tags, queue)
+        if not alive and run.info.status == "SCHEDULED" and local_launcher_alive(tags):
+            alive = True  # waiting in a running local launcher for a worker
+        state = run_state(run.info.status, alive, steps)
+        budget = tracking.budget_steps(run) or 0
+        rate = eta = error = log = None
+        if state == "running":
+            # Only this job's speed counts: records up to where it took the run up are an
+            # earlier job's (until its first record, e.g. while it compiles, there is no rate).
+            resumed_at = int(tags.get(tracking.TAG + "resumed_at", 0) or 0)
+            live = live_rate(tags.get(tracking.TAG + "logdir", ""))
+            if live is not None and live[0] > resumed_at:
+                steps, rate = max(steps, live[0]), live[1]
+            elif live is None and not resumed_at:  # a logdir this machine cannot read
+                rate = run.data.metrics.get("fps/env_steps_per_s")
+            eta = eta_seconds(steps, budget, rate)
+        if state == "failed":
+            lines = [line for line in tags.get(tracking.TAG + "error", "").splitlines() if line.strip()]
+            error = lines[-1].strip() if lines else "(no error recorded)"
+            log = tags.get(tracking.TAG + "logs") or str(Path(tags.get(tracking.TAG + "logdir", ".")) / "job.log")
         rows.append(StatusRow(
-            label=label,
-            key=key,
-            state=run_state(run.info.status, job_alive(tags, queue), steps),
-            steps=steps,
-            budget=int(float(run.data.params.get("run.steps", 0) or 0)),
-            score=run.data.metrics.get("episode/score"),
+            label=label, key=key, state=state, steps=steps, budget=budget,
+            score=run.data.metrics.get("episode/score"), rate=rate, eta_s=eta, error=error, log=log,
         ))
     for run in expected:
         if run.key not in by_key:
@@ -59,14 +122,32 @@ def rows_from_runs(
     return sorted(rows, key=lambda r: r.label)
 
 
-def render(sweep: str, rows: Sequence[StatusRow], width: int = 40) -> str:
-    """The status table and progress bar as text."""
-    header = f"{'run':<36} {'key':<16} {'state':<13} {'steps / budget':>21} {'score':>9}"
+def duration(seconds: float | None) -> str:
+    """``1h02m``, ``3m05s``, ``42s``; ``-`` for None."""
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+def render(sweep: str, rows: Sequence[StatusRow], width: int = 40, resume: str | None = None) -> str:
+    """The status table, the progress bar and, below them, each failed run's error and log.
+
+    `resume` is the command that resumes the sweep's interrupted runs (said once if there are any).
+    """
+    header = (f"{'run':<36} {'key':<16} {'state':<13} {'steps / budget':>21} "
+              f"{'steps/s':>8} {'ETA':>7} {'score':>9}")
     lines = [f"sweep {sweep}: {len(rows)} runs", header, "-" * len(header)]
     for row in rows:
         score = f"{row.score:9.1f}" if row.score is not None else f"{'-':>9}"
         steps = f"{row.steps:,} / {row.budget:,}"
-        lines.append(f"{row.label:<36} {row.key:<16} {row.state:<13} {steps:>21} {score}")
+        rate = f"{row.rate:8.1f}" if row.rate is not None else f"{'-':>8}"
+        lines.append(f"{row.label:<36} {row.key:<16} {row.state:<13} {steps:>21} {rate} "
+                     f"{duration(row.eta_s):>7} {score}")
     done = sum(min(r.steps, r.budget) if r.state != "finished" else r.budget for r in rows)
     total = sum(r.budget for r in rows)
     fraction = done / total if total else 0.0
@@ -78,4 +159,9 @@ def render(sweep: str, rows: Sequence[StatusRow], width: int = 40) -> str:
     lines.append("")
     lines.append(f"[{'#' * filled}{'.' * (width - filled)}] {fraction:6.1%}  "
                  f"{done:,} / {total:,} steps  ({summary})")
+    for row in rows:
+        if row.state == "failed":
+            lines.append(f"failed {row.label}: {row.error}  (log: {row.log})")
+    if counts.get("interrupted") and resume:
+        lines.append(f"{counts['interrupted']} run(s) interrupted; resume them with: {resume}")
     return "\n".join(lines)

@@ -6,7 +6,8 @@ Idempotence: a run is submitted only if it has no MLflow run yet, or its run
 was KILLED, or it is SCHEDULED/RUNNING but its job is gone (interrupted); a
 FINISHED run, and one whose job is queued or running, is skipped; a FAILED run
 is resubmitted only with ``rerun_failed``. A resubmitted run resumes from its
-logdir into the same MLflow run.
+logdir into the same MLflow run. Keys leave bookkeeping out (``spec.BOOKKEEPING``),
+so a spec whose ``steps`` grew finds its FINISHED runs and continues them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import shutil
 import signal
 import socket
@@ -154,6 +156,24 @@ def job_alive(tags: Mapping[str, str], queue: Mapping[str, str] | None) -> bool 
     return False
 
 
+def local_launcher_alive(tags: Mapping[str, str]) -> bool | None:
+    """Is a local launcher of the run's sweep alive on this host (it holds ``launcher.lock`` in the
+    sweep's directory, two levels above the run's logdir, until its runs end)? Its SCHEDULED runs
+    wait there for a worker. None if the lock names another host; False if there is no launcher,
+    or this process is it."""
+    logdir = tags.get(tracking.TAG + "logdir")
+    if not logdir or tracking.TAG + "slurm_job_id" in tags:
+        return False
+    try:
+        holder = (Path(logdir).parent.parent / "launcher.lock").read_text().split()[0]
+        pid, host = holder.split("@", 1)
+    except (OSError, IndexError, ValueError):
+        return False
+    if host != socket.gethostname():
+        return None
+    return int(pid) != os.getpid() and Path(f"/proc/{int(pid)}").exists()
+
+
 def plan(
     runs: Sequence[RunSpec], existing: Mapping[str, Any], rerun_failed: bool,
     queue: Mapping[str, str] | None,
@@ -165,6 +185,10 @@ def plan(
         status = found.info.status if found is not None else None
         alive = job_alive(found.data.tags, queue) if found is not None else None
         action, reason = decide(status, alive, rerun_failed)
+        if status == "FINISHED":
+            done = int(float(found.data.tags.get(tracking.STEPS_TAG, 0) or 0))
+            if done < run.config.run.steps:  # a larger budget continues the run from its checkpoint
+                action, reason = "resume", f"finished at {done:,} steps; continues to {run.config.run.steps:,} (steps raised)"
         planned.append(Planned(run, action, reason, found))
     return planned
 
@@ -211,8 +235,12 @@ def launcher_lock(target: Target, sweep: str) -> Iterator[None]:
 
 
 def logdir_for(target: Target, run: RunSpec, run_id: str) -> str:
-    """A logdir per MLflow run: a new MLflow run never resumes another run's checkpoint."""
-    return str(sweep_dir(target, run.sweep) / f"{run.task}-seed{run.seed}-{run.key}" / run_id)
+    """A logdir per MLflow run: a new MLflow run never resumes another run's checkpoint.
+
+    The task's name is one path component (a gym task such as ``my_envs:my_envs/Corridor-v0``
+    has its ``/`` and ``:`` replaced by ``_``)."""
+    task = re.sub(r"[^A-Za-z0-9_.-]", "_", run.task)
+    return str(sweep_dir(target, run.sweep) / f"{task}-seed{run.seed}-{run.key}" / run_id)
 
 
 def chunks(items: Sequence[Any], size: int) -> list[list[Any]]:
@@ -260,6 +288,7 @@ def _prepare_one(item: Planned, tracker: tracking.Tracker, experiment_id: str, t
         logdir = item.mlflow_run.data.tags.get(tracking.TAG + "logdir") or logdir_for(
             target, item.run, run_id
         )
+        tracker.tag(run_id, {"budget_steps": item.run.config.run.steps})  # status shows the new budget at once
         tracker.reschedule(run_id)
     return RunTask(run_id, item.run.key, item.run.label, logdir, to_dict(item.run.config))
 
@@ -320,8 +349,7 @@ def run_local(
     def forward(signum, frame):  # noqa: ARG001
         nonlocal stopping
         if not stopping:
-            echo(f"  {signal.Signals(signum).name}: the runs save a checkpoint and stop; "
-                 "re-run the sweep to resume them")
+            echo(f"  {signal.Signals(signum).name}: the runs save a checkpoint and stop")
         stopping = True
         for process, _, _ in running.values():
             if process.poll() is None:
@@ -340,7 +368,7 @@ def run_local(
                 log_path = Path(first.logdir) / "job.log"
                 log = open(log_path, "ab")
                 process = subprocess.Popen(
-                    [sys.executable, "-u", "-m", "experiments.job", str(job_file)],
+                    [sys.executable, "-u", "-m", "experiments.job", str(job_file), str(log_path)],
                     stdout=log, stderr=subprocess.STDOUT,
                 )
                 running[first.key] = (process, pack, log)

@@ -13,7 +13,7 @@ from experiments import sweep as launcher
 from agent.reader import PositiveInt, flag
 from experiments import tracking
 from experiments.profiles import load_profile
-from experiments.spec import EXECUTORS, SpecError, expand, load_spec
+from experiments.spec import EXECUTORS, SpecError, expand, key_differences, load_spec
 
 
 def register(subparsers) -> None:
@@ -72,13 +72,16 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
     echo(f"MLflow: {tracking_uri} (experiment {spec.name!r}); logdirs under {sweep_dir_text(target, spec)}")
 
     if args.dry_run:
-        existing = _existing_runs(tracking_uri, spec.name)
+        recorded = _recorded_runs(tracking_uri, spec.name)
+        existing = tracking.runs_by_key(recorded)
         queue = launcher.slurm_queue() if existing else {}
         planned = launcher.plan(runs, existing, args.rerun_failed, queue)
         for item in planned:
             c = item.run.config
             echo(f"  {item.run.key}  {item.run.label:<40} steps={c.run.steps:<9,} "
                  f"size={c.agent.size:<5} envs={c.run.envs:<3} {item.action:<6} ({item.reason})")
+            if item.action == "new" and recorded:
+                echo(f"      {why_new(item.run, recorded)}")
         if seeds_per_process > 1:
             for index, pack in enumerate(launcher.pack_runs(planned, seeds_per_process)):
                 where = f"job {index // profile.runs_per_job + 1}" if profile else f"process {index + 1}"
@@ -120,7 +123,9 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
             _print_where(echo, spec, tracker.uri)
             return 0
         echo(f"training {len(tasks)} runs locally in {len(packs)} processes, {parallel} at a time")
-        launcher.run_local(packs, parallel, spec, target, experiment_id, echo=echo)
+        codes = launcher.run_local(packs, parallel, spec, target, experiment_id, echo=echo)
+        if any(code == launcher.EXIT_INTERRUPTED for code in codes.values()):
+            echo(f"stopped early; resume with: dreamerbench sweep {args.spec}")
         echo(f"sweep {spec.name} took {time.monotonic() - start:.0f} s")
         return _report(echo, spec, tracker, experiment_id, [t.key for t in tasks])
 
@@ -129,13 +134,30 @@ def sweep_dir_text(target, spec) -> str:
     return str(launcher.sweep_dir(target, spec.name))
 
 
-def _existing_runs(tracking_uri: str, name: str) -> dict:
+def _recorded_runs(tracking_uri: str, name: str) -> list:
     """MLflow runs of the sweep, without creating a database or experiment."""
     try:
         tracker = tracking.Tracker(tracking_uri, create=False)
-        return tracking.runs_by_key(tracker.runs(tracker.find_experiment(name).experiment_id))
+        return tracker.runs(tracker.find_experiment(name).experiment_id)
     except (FileNotFoundError, ValueError):  # no store, or no experiment of that name yet
-        return {}
+        return []
+
+
+def why_new(run, recorded) -> str:
+    """Why `run` (a spec.RunSpec) has a key that no recorded MLflow run of its sweep has: the
+    key fields (``spec.key_differences``) in which it differs from the recorded run of the
+    same task and seed that is closest to it, or that there is none."""
+    tags = lambda r: r.data.tags  # noqa: E731
+    same = [r for r in recorded if tags(r).get(tracking.TAG + "task") == run.task
+            and tags(r).get(tracking.TAG + "seed") == str(run.seed)]
+    if not same:
+        return f"no recorded run of {run.task} seed {run.seed}"
+    closest = min(same, key=lambda r: len(key_differences(run, r.data.params)))
+    diffs = key_differences(run, closest.data.params)
+    key = closest.data.tags.get(tracking.TAG + "run_key", "?")
+    if not diffs:
+        return f"recorded run {key} has the same config under an older key (keys before issue 14 held bookkeeping fields)"
+    return f"differs from recorded run {key} in " + "; ".join(diffs)
 
 
 def _has_slurm_runs(existing: dict) -> bool:
@@ -165,13 +187,15 @@ def run_status(args: argparse.Namespace, echo=print) -> int:
     tracking_uri = tracking.resolve_tracking_uri(args.tracking_uri)
     expected = []
     name = args.sweep
+    resume = "dreamerbench sweep SPEC (the sweep's spec file)"
     if name.endswith((".yaml", ".yml")) or os.path.sep in name:
         spec = load_spec(name)
         name = spec.name
         expected = expand(spec)
+        resume = f"dreamerbench sweep {args.sweep}"
     tracker = tracking.Tracker(tracking_uri, create=False)
     runs = tracker.runs(tracker.find_experiment(name).experiment_id)
     queue = launcher.slurm_queue()
     rows = status_lib.rows_from_runs(runs, queue, expected)
-    echo(status_lib.render(name, rows))
+    echo(status_lib.render(name, rows, resume=resume))
     return 0

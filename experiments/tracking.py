@@ -25,6 +25,8 @@ Schema:
   ``dreamerbench.steps_done`` (step of the newest record MLflow holds),
   ``dreamerbench.delivered`` (bytes of each JSONL file of the logdir MLflow holds),
   ``dreamerbench.resumed_at`` (``steps_done`` when a job took the run up again),
+  ``dreamerbench.budget_steps`` (``run.steps`` the newest job trains to: a larger
+  ``steps`` continues a finished run, and params cannot change; :func:`budget_steps`),
   ``dreamerbench.error`` (on FAILED runs).
 - params: the flattened resolved config and ``protocol.<key>`` of the suite
   protocol; logged once, when the launcher creates the run.
@@ -38,7 +40,9 @@ Schema:
 - artifacts: ``config.yaml`` (resolved config), ``summary.json`` (final summary) and
   ``media/<kind>-<step>.gif`` (episode videos and open-loop reports, ``run.video_every``),
   each uploaded once it is final (:func:`agent.rundir.deliverable_media`); a file MLflow
-  holds already is not sent again.
+  holds already is not sent again; ``logs/`` (the job's ``job.log``, or Slurm's stdout and
+  stderr files: uploaded at every checkpoint and when the job ends, finished, requeued or
+  failed; tag ``dreamerbench.logs`` names where they are written).
 
 Lifecycle: the launcher creates runs SCHEDULED; a job sets RUNNING when it starts,
 FINISHED or FAILED at the end, and SCHEDULED again when it stops early to be requeued.
@@ -63,7 +67,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlparse
 
 from agent.config import flatten, to_dict
@@ -283,25 +287,57 @@ class Tracker:
 
         self.call(self.client.log_batch, run_id, tags=[RunTag(TAG + k, str(v)) for k, v in tags.items()])
 
-    def fail(self, run_id: str, error: str) -> None:
-        """Mark a run FAILED with `error` (its last 4000 characters) as the ``dreamerbench.error`` tag;
-        an unreachable store is reported on stderr, not raised (the job is failing already)."""
+    def fail(self, run_id: str, error: str, logs: Sequence[str | Path] = ()) -> None:
+        """Mark a run FAILED with `error` (its last 4000 characters) as the ``dreamerbench.error`` tag,
+        after uploading the job's `logs` (:meth:`upload_logs`); an unreachable store is reported on
+        stderr, not raised (the job is failing already)."""
         try:
             self.tag(run_id, {"error": error[-4000:]})
+            self.upload_logs(run_id, logs)
             self.call(self.client.set_terminated, run_id, status="FAILED")
         except StorageError as mlflow_error:
             print(f"could not mark run {run_id} FAILED: {mlflow_error}", file=sys.stderr)
 
-    def start(self, run_id: str, config: Mapping[str, Any], logdir: str | Path) -> "RunRecorder":
-        """Mark a run RUNNING with this job's tags and its config artifact; its recorder."""
+    def upload_logs(self, run_id: str, logs: Sequence[str | Path]) -> None:
+        """Copy the job's log files (those that exist) to the run's artifacts under ``logs/``,
+        replacing the previous copies. A failed upload is a warning: logs never stop training,
+        and the next upload copies the whole file again."""
+        from mlflow.exceptions import MlflowException
+
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        for path in map(Path, logs):
+            if not path.is_file():
+                continue
+            try:
+                self.call(self.client.log_artifact, run_id, str(path), "logs")
+            except (StorageError, MlflowException, OSError) as error:
+                print(f"warning: could not upload {path} to MLflow run {run_id}: {_first_line(error)}",
+                      file=sys.stderr, flush=True)
+
+    def start(self, run_id: str, config: Mapping[str, Any], logdir: str | Path,
+              logs: Sequence[str | Path] = ()) -> "RunRecorder":
+        """Mark a run RUNNING with this job's tags and its config artifact; its recorder.
+
+        A run taken up again (resumed, or a finished one continued to a larger
+        ``run.steps``) keeps its id; its ``budget_steps`` tag says the budget now.
+        `logs` are the files the job's output goes to (``job.log``, Slurm's stdout
+        and stderr): the recorder uploads them as artifacts (:meth:`RunRecorder.upload_logs`)
+        and the ``logs`` tag names them.
+        """
         tags = job_tags()
+        if logs:
+            tags["logs"] = ", ".join(str(path) for path in logs)
+        budget = dict(config.get("run") or {}).get("steps")
+        if budget is not None:
+            tags["budget_steps"] = str(budget)
         done = self.run(run_id).data.tags.get(STEPS_TAG, "0") or "0"
         if int(done):
             tags["resumed_at"] = done  # what MLflow held when this job took the run up
         self.tag(run_id, tags)
         self.call(self.client.update_run, run_id, status="RUNNING")
         self.call(self.client.log_dict, run_id, dict(config), "config.yaml")
-        return RunRecorder(self, run_id, logdir)
+        return RunRecorder(self, run_id, logdir, logs)
 
 
 class RunRecorder:
@@ -311,8 +347,9 @@ class RunRecorder:
     (``dreamerbench.delivered``) to what :func:`agent.rundir.deliverable` allows.
     """
 
-    def __init__(self, tracker: Tracker, run_id: str, logdir: str | Path):
+    def __init__(self, tracker: Tracker, run_id: str, logdir: str | Path, logs: Sequence[str | Path] = ()):
         self.tracker, self.run_id, self.logdir = tracker, run_id, Path(logdir)
+        self.logs = [Path(path) for path in logs]
         tags = tracker.run(run_id).data.tags
         delivered = json.loads(tags.get(DELIVERED_TAG) or "{}")
         self.cursor = {name: int(delivered.get(name, 0)) for name in LOGS}
@@ -330,6 +367,12 @@ class RunRecorder:
                 print(f"warning: {error}; the records wait in {self.logdir} and are delivered later",
                       file=sys.stderr, flush=True)
             self._warned = True
+        self.upload_logs()
+
+    def upload_logs(self) -> None:
+        """Upload the job's log files (:meth:`Tracker.upload_logs`): at every checkpoint and when
+        the job ends (finished, stopped to be requeued; :meth:`Tracker.fail` when it failed)."""
+        self.tracker.upload_logs(self.run_id, self.logs)
 
     def pending(self) -> int:
         """Bytes of the logdir's records that MLflow does not hold yet."""
@@ -351,6 +394,7 @@ class RunRecorder:
         from mlflow.entities import RunTag
 
         client = self.tracker.client
+        self.upload_logs()
         self.tracker.call(client.log_dict, self.run_id, dict(summary), "summary.json")
         self.tracker.call(client.log_batch, self.run_id, tags=[RunTag(STEPS_TAG, str(summary["steps"]))])
         self.tracker.call(client.set_terminated, self.run_id, status="FINISHED")
@@ -422,6 +466,13 @@ def metric_name(kind: str, name: str) -> str:
     if kind not in RECORD_KINDS:
         raise ValueError(f"record kind={kind!r}; allowed: {', '.join(RECORD_KINDS)}")
     return f"{kind}/{name}"
+
+
+def budget_steps(run) -> int | None:
+    """The budget (agent steps) an MLflow run is trained to: its ``budget_steps`` tag (set by
+    every job), else its ``run.steps`` param (set when it was created); None without either."""
+    value = run.data.tags.get(TAG + "budget_steps") or run.data.params.get("run.steps")
+    return int(float(value)) if value not in (None, "") else None
 
 
 def group_by_key(runs: Iterable) -> dict[str, list]:

@@ -10,11 +10,12 @@ from suites.base import Env, Space, Suite
 from suites.atari import ATARI57, ATARI100K
 from suites.crafter import CRAFTER
 from suites.dmc import DMC_PROPRIO, DMC_VISION
+from suites.gym import DM_ENV, GYM
 from suites.minecraft import MINECRAFT_DIAMOND
 
 SUITES: dict[str, Suite] = {
     suite.name: suite
-    for suite in (ATARI100K, ATARI57, DMC_PROPRIO, DMC_VISION, CRAFTER, MINECRAFT_DIAMOND)
+    for suite in (ATARI100K, ATARI57, DMC_PROPRIO, DMC_VISION, CRAFTER, MINECRAFT_DIAMOND, GYM, DM_ENV)
 }
 
 

@@ -177,6 +177,7 @@ ATARI100K = Suite(
     published_prefix="atari_",
     published=dreamerv3_scores("atari100k", ("dreamerv3", "ppo_fixhp")),
     normalized_name="human-normalised score",
+    score_ref_names=("random", "human"),
     score_refs={game: ATARI_RANDOM_HUMAN[game] for game in ATARI100K_GAMES},
 )
 
@@ -207,5 +208,6 @@ ATARI57 = Suite(
     published_prefix="atari_",
     published=dreamerv3_scores("atari57", ("dreamerv3", "muzero", "ppo_fixhp")),
     normalized_name="human-normalised score",
+    score_ref_names=("random", "human"),
     score_refs=dict(ATARI_RANDOM_HUMAN),
 )

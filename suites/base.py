@@ -141,6 +141,9 @@ class Suite:
     ``(score - low) / (high - low)`` (Atari: random and human returns; DMC: 0,
     1000; Crafter: 0, 100 on the Crafter score in percent; Minecraft: 0, 12
     milestones). The one normaliser of the project: analysis uses it too."""
+    score_ref_names: tuple[str, str] = ("low", "high")
+    """What the two reference scores of :attr:`score_refs` are (Atari: random, human), for
+    :meth:`normalization`."""
     normalized_name: str = "normalised score"
     """What a normalised score is called on plot axes (``human-normalised score``)."""
     notes: str = ""
@@ -153,6 +156,10 @@ class Suite:
     protocol_fields: Mapping[str, Any] = field(default_factory=dict)
     """Type hint, with its range or allowed values (:mod:`agent.reader`), of each protocol
     field, e.g. ``{"action_repeat": PositiveInt}``; every numeric field has one."""
+    open_tasks: Callable[[str], str] | None = None
+    """For suites whose tasks are whatever an outside registry holds (``gym``, ``dm_env``):
+    returns a task name it accepts, else raises ValueError naming it and what is allowed;
+    :attr:`tasks` then lists examples (what a spec's ``tasks: all`` means)."""
     check_protocol: Callable[[Mapping[str, Any]], None] | None = None
     """Rules that join protocol fields (e.g. Atari's max_pool <= action_repeat): raises
     ValueError (:func:`check_field`) on a resolved protocol."""
@@ -172,7 +179,10 @@ class Suite:
         object.__setattr__(self, "agent_defaults", {**self.agent_defaults, "run.steps": self.budget_steps})
 
     def check_task(self, task: str) -> str:
-        """Return ``task`` if it is in the suite, else raise listing the valid tasks."""
+        """Return ``task`` if it is in the suite (:attr:`open_tasks` decides where given),
+        else raise ValueError listing the valid tasks."""
+        if self.open_tasks is not None:
+            return self.open_tasks(task)
         if task not in self.tasks:
             raise ValueError(
                 f"task={task!r} is not in suite {self.name!r}; allowed: {', '.join(self.tasks)}"
@@ -225,6 +235,18 @@ class Suite:
     def budget_frames(self) -> int:
         """Default budget in frames: ``budget_steps * action_repeat``."""
         return self.budget_steps * self.action_repeat
+
+    def normalization(self) -> str:
+        """What :meth:`normalize` divides by, in words, from :attr:`score_refs`: ``score / 1000``
+        where every task shares one reference pair with low 0; the general formula otherwise."""
+        refs = set(self.score_refs.values())
+        if len(refs) == 1:
+            low, high = refs.pop()
+            return f"score / {high:g}" if low == 0 else f"(score - {low:g}) / ({high:g} - {low:g})"
+        if refs:
+            low, high = self.score_ref_names
+            return f"(score - {low}) / ({high} - {low}) with each task's {low} and {high} scores ({self.normalized_name})"
+        return "none (this suite has no score references)"
 
     def normalize(self, task: str, score: float) -> float:
         """``(score - low) / (high - low)`` with the task's score reference."""

@@ -107,6 +107,7 @@ def test_local_sweep_into_mlflow_server_with_interrupt_and_resume(tmp_path, mlfl
             launcher.kill()
     assert launcher.returncode == 1, output
     assert "stopped (resumable)" in output and "runs: 1 SCHEDULED" in output, output
+    assert f"stopped early; resume with: dreamerbench sweep {spec}" in output, output
     stopped = client.get_run(first.info.run_id)
     assert stopped.info.status == "SCHEDULED"
     stopped_at = int(stopped.data.tags[tracking.STEPS_TAG])
@@ -125,7 +126,11 @@ def test_local_sweep_into_mlflow_server_with_interrupt_and_resume(tmp_path, mlfl
     train = [r for r in jsonl(Path(run.data.tags["dreamerbench.logdir"]) / "metrics.jsonl") if "updates" in r]
     history = sorted(client.get_metric_history(run.info.run_id, "train/updates"), key=lambda m: m.step)
     assert [(m.step, m.value) for m in history] == [(r["step"], float(r["updates"])) for r in train]
-    assert {"config.yaml", "summary.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "summary.json", "logs"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    # The job's log went to the server's artifact store too (both jobs append to one job.log).
+    logdir = Path(run.data.tags["dreamerbench.logdir"])
+    uploaded = Path(client.download_artifacts(run.info.run_id, "logs/job.log", str(tmp_path / "dl"))).read_text()
+    assert uploaded and (logdir / "job.log").read_text().startswith(uploaded)
     # Idempotent against the server too.
     again = dreamerbench(*args)
     assert again.returncode == 0 and "nothing to submit" in again.stdout, again.stdout

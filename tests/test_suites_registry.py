@@ -99,6 +99,9 @@ def test_every_task_has_a_normaliser():
     from analysis.scores import normalized
 
     for suite in SUITES.values():
+        if suite.open_tasks:  # your own environment (gym, dm_env): no references, and its notes say so
+            assert not suite.score_refs and "No score references" in suite.notes, suite.name
+            continue
         for task in suite.tasks:
             low, high = suite.score_refs[task]
             np.testing.assert_allclose(normalized(suite, task, [low, high]), [0.0, 1.0], atol=1e-12)
@@ -109,6 +112,9 @@ def test_every_task_has_a_normaliser():
 def test_published_sources_are_pinned():
     for name, suite in SUITES.items():
         published = suite.published
+        if suite.open_tasks:  # your own environment: nothing was published
+            assert published is None, name
+            continue
         assert len(published.commit) == 40 and published.url.startswith("https://raw.githubusercontent.com/")
         for file in published.files.values():
             assert file.startswith(("crafter_", name + "-"))

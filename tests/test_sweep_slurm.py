@@ -148,7 +148,12 @@ def test_every_run_finished_with_params_tags_metrics(sweep):
         (episode,) = client.get_metric_history(run.info.run_id, "episode/length")
         assert episode.value == 1000.0 and 1000 <= episode.step <= STEPS
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert {"config.yaml", "summary.json"} <= artifacts
+        assert {"config.yaml", "summary.json", "logs"} <= artifacts
+        # Slurm's output file of the job (submitit's stdout; the profiles send stderr there too)
+        # is an artifact of the run.
+        logs = [Path(path) for path in tags["dreamerbench.logs"].split(", ")]
+        assert [p.suffix for p in logs] == [".out"] and all(p.is_file() for p in logs), logs
+        assert {a.path for a in client.list_artifacts(run.info.run_id, "logs")} == {f"logs/{p.name}" for p in logs}
 
 
 def test_preempted_run_resumes_into_the_same_mlflow_run(sweep):

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 import suites
-from experiments.spec import SpecError, expand, load_spec, parse_spec
+from agent.config import Config, flatten, to_dict
+from experiments.spec import BOOKKEEPING, SpecError, expand, key_differences, key_fields, load_spec, parse_spec
+from experiments.tracking import run_params
 
 SPECS = sorted(glob.glob(str(Path(__file__).resolve().parent.parent / "experiments" / "*.yaml")))
 
@@ -124,7 +126,7 @@ def test_expansion_product_order_and_stable_keys():
     assert run.config.agent.train_ratio == 8 and run.config.seed == 0
     assert run.protocol["action_repeat"] >= 1
     # A changed override changes every key; a different sweep name too.
-    other = expand(parse_spec(GOOD.replace("steps: 500", "steps: 600"), "demo.yaml"))
+    other = expand(parse_spec(GOOD.replace("run.envs: 1", "run.envs: 2"), "demo.yaml"))
     assert not {r.key for r in other} & {r.key for r in runs}
     renamed = expand(parse_spec(GOOD.replace("name: demo", "name: demo2"), "demo.yaml"))
     assert not {r.key for r in renamed} & {r.key for r in runs}
@@ -146,3 +148,34 @@ def test_shipped_specs(path):
     if spec.name == "quickstart":
         assert spec.executor == "local" and len(runs) == 4
         assert {r.config.agent.size for r in runs} == {"debug"}
+
+
+@pytest.mark.parametrize("edit", [
+    ("steps: 500", "steps: 600"),
+    ("  run.envs: 1", "  run.envs: 1\n  run.log_every: 1"),
+    ("  run.envs: 1", "  run.envs: 1\n  run.save_every: 77"),
+    ("  run.envs: 1", "  run.envs: 1\n  run.progress: false"),
+    ("  run.envs: 1", "  run.envs: 1\n  run.compile_cache: ''"),
+    ("  run.envs: 1", "  run.envs: 1\n  run.parallel_envs: true"),
+], ids=lambda edit: edit[1].split()[-2].rstrip(":"))
+def test_bookkeeping_edits_keep_every_key(edit):
+    """Issue 14, item 6: changing only run.log_every or steps gave every run a new key (a whole new sweep)."""
+    keys = [r.key for r in expand(parse_spec(GOOD, "demo.yaml"))]
+    edited = expand(parse_spec(GOOD.replace(*edit), "demo.yaml"))
+    assert [r.key for r in edited] == keys
+    assert [r.config for r in edited] != [r.config for r in expand(parse_spec(GOOD, "demo.yaml"))]
+
+
+def test_bookkeeping_names_config_fields_and_the_rest_are_in_the_key():
+    fields = flatten(to_dict(Config()))
+    assert set(BOOKKEEPING) <= set(fields)
+    (run,) = expand(parse_spec("name: x\nsuite: dmc_proprio\ntasks: [walker_walk]\n", "s.yaml"))
+    assert set(key_fields(run.config)) == set(fields) - set(BOOKKEEPING)
+
+
+def test_key_differences_name_the_fields_that_changed():
+    runs = expand(parse_spec(GOOD, "demo.yaml"))
+    recorded = run_params(runs[0])
+    edited = expand(parse_spec(GOOD.replace("size: debug", "size: 1m").replace("steps: 500", "steps: 900"), "demo.yaml"))
+    assert key_differences(edited[0], recorded) == ["agent.size: debug -> 1m"]
+    assert key_differences(runs[0], recorded) == []

@@ -1,0 +1,139 @@
+"""Your own environment (issue 14, item 7): gymnasium ids and dm_env factories as suite tasks.
+
+A gymnasium task trains end to end through ``dreamerbench train``; the space conversion rules
+are checked on a small gymnasium env registered here (wrapper logic) and on dm_control's
+cartpole as a real dm_env.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+import suites
+from agent.trainer import Trainer, resolve_config
+from experiments.cli import main
+from suites.gym import DmEnv, GymEnv
+from stub_agent import StubAgent
+from test_suites_train import TINY
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Probe(gymnasium.Env):
+    """A Dict observation (an image of another size, a vector, a discrete value) and a Box action
+    in [0, 2] x [-4, 4]; it remembers the last action it got and ends after 3 steps."""
+
+    observation_space = spaces.Dict({
+        "camera": spaces.Box(0, 255, (32, 48, 3), np.uint8),
+        "pose": spaces.Dict({"xy": spaces.Box(-1.0, 1.0, (2,), np.float64)}),
+        "mode": spaces.Discrete(3),
+    })
+    action_space = spaces.Box(np.array([0.0, -4.0], np.float32), np.array([2.0, 4.0], np.float32))
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.last_action = 0, None
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t, self.last_action = self.t + 1, action
+        return self._obs(), 1.0, self.t == 3, False, {}
+
+    def _obs(self):
+        return {"camera": np.full((32, 48, 3), 7 * self.t, np.uint8),
+                "pose": {"xy": np.array([0.5, -0.5])}, "mode": self.t % 3}
+
+
+gymnasium.register("dreamerbench-test/Probe-v0", entry_point=Probe)
+
+
+def test_dict_observations_images_one_hot_and_box_actions_are_converted():
+    env = GymEnv("dreamerbench-test/Probe-v0", 0, {})
+    assert env.obs_space["camera"].is_image and env.obs_space["camera"].shape == (64, 64, 3)
+    assert env.obs_space["pose_xy"].shape == (2,) and env.obs_space["mode"].shape == (3,)
+    assert env.act_space.shape == (2,) and (env.act_space.low, env.act_space.high) == (-1.0, 1.0)
+    first = env.reset()
+    assert first["is_first"] and first["camera"].shape == (64, 64, 3) and first["camera"].dtype == np.uint8
+    assert first["pose_xy"].dtype == np.float32 and list(first["mode"]) == [1.0, 0.0, 0.0]
+    obs = env.step(np.array([-1.0, 1.0], np.float32))
+    np.testing.assert_allclose(env._env.unwrapped.last_action, [0.0, 4.0])  # [-1, 1] -> the env's bounds
+    assert list(obs["mode"]) == [0.0, 1.0, 0.0] and int(obs["camera"][0, 0, 0]) == 7
+    env.step(np.zeros(2, np.float32))
+    last = env.step(np.zeros(2, np.float32))
+    assert last["is_last"] and last["is_terminal"] and last["reward"] == 1.0
+    env.close()
+
+
+class Clash(Probe):
+    """Two observation arrays whose joined names clash (``a_b``)."""
+
+    observation_space = spaces.Dict({"a_b": spaces.Box(0.0, 1.0, (2,)), "a": spaces.Dict({"b": spaces.Box(0.0, 1.0, (3,))})})
+
+
+gymnasium.register("dreamerbench-test/Clash-v0", entry_point=Clash)
+
+
+def test_observation_names_that_clash_are_refused():
+    with pytest.raises(ValueError, match="observation key 'a_b' names two arrays"):
+        GymEnv("dreamerbench-test/Clash-v0", 0, {})
+
+
+def test_discrete_actions_and_the_registered_time_limit_is_a_truncation():
+    env = GymEnv("CartPole-v1", 3, {"max_episode_steps": 5})
+    assert env.obs_space == {"vector": suites.Space(np.float32, (4,))}
+    assert env.act_space.discrete and env.act_space.num_actions == 2
+    obs = env.reset()
+    for _ in range(5):
+        obs = env.step(np.int32(0) if obs["vector"][2] < 0 else np.int32(1))  # keep it balanced
+    assert obs["is_last"] and not obs["is_terminal"]
+
+
+def test_a_dm_env_factory_is_a_task(tmp_path):
+    """dm_control's cartpole, made by tests/custom_envs.py (importable: pytest puts tests/ on the path)."""
+    env = DmEnv("custom_envs:cartpole", 1, {})
+    assert set(env.obs_space) == {"position", "velocity"} and env.act_space.shape == (1,)
+    obs, steps = env.reset(), 0
+    while not obs["is_last"]:
+        obs, steps = env.step(np.ones(1, np.float32)), steps + 1
+    assert steps == 1000 and not obs["is_terminal"]  # DMC's time limit is a truncation
+    # Through the real trainer (the stand-in agent keeps it fast): the suite's vector env and replay.
+    config = resolve_config("dm_env", "custom_envs:cartpole", 0, {**TINY, "run.steps": 40, "run.train_start": 8})
+    summary = Trainer(config, tmp_path, make_agent=StubAgent).run()
+    assert summary["finished"] and summary["steps"] == 40 and summary["updates"] > 0
+
+
+@pytest.mark.parametrize("suite, task, expected", [
+    ("gym", "CartPol-v1", "task='CartPol-v1' is not a registered gymnasium id; allowed: a registered id (e.g. CartPole-v1"),
+    ("gym", "no_such_module:CartPole-v1", "task='no_such_module:CartPole-v1': cannot import 'no_such_module'"),
+    ("dm_env", "CartPole-v1", "task='CartPole-v1' is not allowed; allowed: MODULE:FUNCTION, where FUNCTION(seed)"),
+    ("dm_env", "json:no_such_function", "task='json:no_such_function': module 'json' has no function 'no_such_function'"),
+])
+def test_bad_task_names_are_one_line(suite, task, expected, tmp_path, capsys):
+    code = main(["train", "--suite", suite, "--task", task, "--logdir", str(tmp_path / "run")])
+    out, err = capsys.readouterr()
+    assert code == 2 and not out and len(err.splitlines()) == 1 and expected in err, err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_gymnasium_task_trains_end_to_end_through_dreamerbench_train(tmp_path):
+    sets = [f"--set={k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in
+            {**TINY, "run.steps": 120, "run.train_start": 40, "env.max_episode_steps": 30}.items()]
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "train", "--suite", "gym", "--task", "CartPole-v1",
+         "--logdir", str(tmp_path / "run"), *sets], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["finished"] and summary["steps"] == 120 and summary["updates"] >= 120 - 40 - 1
+    episodes = [json.loads(line) for line in (tmp_path / "run" / "episodes.jsonl").read_text().splitlines()]
+    assert len(episodes) == summary["episodes"] >= 4 and all(1 <= e["length"] <= 30 for e in episodes)
+    train = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any("loss/total" in record and np.isfinite(record["loss/total"]) for record in train)
