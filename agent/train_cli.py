@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from agent.config import SEED_MAX, hint
+from agent.files import file_in_the_way
 from agent.reader import PositiveInt, flag, refuse
 
 
@@ -111,8 +112,7 @@ def _outputs_flag(text: str) -> tuple[str, ...]:
 
 def check_logdir(logdir: Path) -> None:
     """ReadError unless ``logdir`` is an existing directory or can become one (no part of it is a file)."""
-    path = logdir.expanduser()
-    for part in (path, *path.parents):
-        if part.exists() and not part.is_dir():
-            what = "is a file" if part == path else f"lies under the file {part}"
-            raise refuse("--logdir", str(logdir), f"a directory, new or existing ({logdir} {what})")
+    part = file_in_the_way(logdir)
+    if part is not None:
+        what = "is a file" if part == logdir.expanduser() else f"lies under the file {part}"
+        raise refuse("--logdir", str(logdir), f"a directory, new or existing ({logdir} {what})")
