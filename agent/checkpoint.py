@@ -156,7 +156,8 @@ def verify(checkpoint: Checkpoint, names: tuple[str, ...] = FILES) -> None:
     path = checkpoint.path
     try:
         manifest = json.loads((path / MANIFEST).read_text())
-        expected = {name: manifest[name] for name in FILES}
+        expected = {name: {"bytes": int(manifest[name]["bytes"]), "sha256": str(manifest[name]["sha256"])}
+                    for name in FILES}
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise CheckpointError(f"{path / MANIFEST} is damaged ({error})") from None
     for name in names:

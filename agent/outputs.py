@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import netrc
 import os
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
+from urllib.parse import urlparse
 
 from agent.config import Config, ConfigError, to_dict
 from agent.files import StorageError, atomic_write_text
@@ -33,13 +35,47 @@ PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
 
 
 def check_available(config: Config) -> None:
-    """ConfigError naming ``run.outputs`` if an output's package is not installed (before anything is made)."""
+    """Check ``run.outputs`` before anything is made: ConfigError naming it if an output's package
+    is not installed; StorageError (one line, exit 1 like W&B's own start failure) if ``wandb``
+    would send online but finds no login (:func:`wandb_login_missing`)."""
     for name in config.run.outputs:
         if importlib.util.find_spec(PACKAGES[name]) is None:
             raise ConfigError(
                 f"run.outputs={list(config.run.outputs)} needs the package {PACKAGES[name]!r}, which is not installed; "
                 "pip install 'dreamerbench[outputs]', or leave it out", "run.outputs",
             )
+    if "wandb" in config.run.outputs:
+        missing = wandb_login_missing()
+        if missing:
+            raise StorageError(
+                f"run.outputs has wandb but W&B has no login here ({missing}); log in (wandb login), "
+                "set WANDB_MODE=offline, or leave wandb out of run.outputs"
+            )
+
+
+OFFLINE_MODES = ("offline", "dryrun", "disabled")
+"""``WANDB_MODE`` values that need no W&B login."""
+
+
+def wandb_login_missing(environ: Mapping[str, str] = os.environ) -> str | None:
+    """What is missing for W&B to send online, or None if it needs no login or has one.
+
+    W&B takes its key from ``WANDB_API_KEY``, ``WANDB_IDENTITY_TOKEN_FILE``, or the
+    ``.netrc`` entry of its host (``NETRC``, else ``~/.netrc``; host of ``WANDB_BASE_URL``,
+    default api.wandb.ai) that ``wandb login`` writes; this checks the same places without
+    the network.
+    """
+    mode = environ.get("WANDB_MODE") or "online"
+    if mode in OFFLINE_MODES or environ.get("WANDB_API_KEY") or environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return None
+    host = urlparse(environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
+    path = Path(environ["NETRC"]).expanduser() if environ.get("NETRC") else Path("~/.netrc").expanduser()
+    try:
+        if netrc.netrc(path).authenticators(host):
+            return None
+    except (OSError, netrc.NetrcParseError):
+        pass
+    return f"WANDB_MODE={mode}, no WANDB_API_KEY, no {host} entry in {path}"
 
 
 def make_outputs(config: Config, logdir: str | Path) -> list:

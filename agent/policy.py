@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
 from agent.config import Config, from_dict, to_dict, validate
+from agent.files import StorageError, atomic_write_bytes, file_in_the_way, writing
 from agent.reader import refuse
 from suites.base import Space
 
@@ -36,28 +38,25 @@ PARTS = ("world_model", "actor")
 def newest_state(logdir: str | Path) -> tuple[Config, Any, bytes, int]:
     """(config, checkpoint, state bytes, step) of the newest readable checkpoint of a run's logdir.
 
-    Raises ValueError (one line) if `logdir` holds no run or no complete checkpoint;
-    a damaged newest checkpoint falls back to an older one (with a warning).
+    Raises ValueError (one line) if `logdir` holds no run, an unreadable ``config.yaml`` or no
+    readable checkpoint; a damaged newest checkpoint falls back to an older one with the
+    trainer's warning naming the bad file (:func:`agent.rundir.load_newest`).
     """
     from agent import checkpoint
-    from agent.rundir import RunDir
+    from agent.rundir import RunDir, load_newest, read_config
 
     logdir = Path(logdir).expanduser()
     config_path = logdir / "config.yaml"
     if not config_path.is_file():
         raise refuse("LOGDIR", str(logdir), "a run directory of `dreamerbench train` (it has no config.yaml)")
-    import yaml
-
-    config = validate(from_dict(yaml.safe_load(config_path.read_text()) or {}))
-    problems = []
-    for ckpt in RunDir(logdir).checkpoints():
-        try:
-            state, _ = checkpoint.load_state(ckpt)
-            return config, ckpt, state, ckpt.step
-        except checkpoint.CheckpointError as error:
-            problems.append(str(error))
-    reason = problems[-1] if problems else "it has no complete checkpoint yet"
-    raise refuse("LOGDIR", str(logdir), f"a run directory with a readable checkpoint ({reason})")
+    config = validate(from_dict(read_config(config_path)))
+    problems: list[str] = []
+    loaded = load_newest(RunDir(logdir).checkpoints(), checkpoint.load_state, problems)
+    if loaded is None:
+        reason = problems[-1] if problems else "it has no complete checkpoint yet"
+        raise refuse("LOGDIR", str(logdir), f"a run directory with a readable checkpoint ({reason})")
+    ckpt, state, _ = loaded
+    return config, ckpt, state, ckpt.step
 
 
 def env_spaces(config: Config) -> tuple[dict[str, Space], Space]:
@@ -74,10 +73,15 @@ def env_spaces(config: Config) -> tuple[dict[str, Space], Space]:
 
 
 def export(logdir: str | Path, out: str | Path) -> dict[str, Any]:
-    """Write the newest checkpoint's world model and actor to `out` (.npz, see the module doc); its meta."""
+    """Write the newest checkpoint's world model and actor to `out` (.npz, see the module doc); its meta.
+
+    `out` is checked first (:func:`check_out`, ValueError); a failed write raises
+    StorageError naming `out` and leaves no temporary file.
+    """
     import flax.serialization
     from flax import traverse_util
 
+    out = check_out(out)
     config, ckpt, state, step = newest_state(logdir)
     obs_space, act_space = env_spaces(config)
     tree = flax.serialization.msgpack_restore(state)
@@ -88,21 +92,36 @@ def export(logdir: str | Path, out: str | Path) -> dict[str, Any]:
         "obs_space": {k: _space_dict(s) for k, s in obs_space.items()}, "act_space": _space_dict(act_space),
     }
     arrays[META] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    tmp = out.with_name(f".tmp-{out.name}")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(out)
+    try:
+        with writing(out):
+            out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out, buffer.getvalue())  # its temporary file goes if the write fails
+    except OSError as error:  # a full disk is DiskFull already
+        raise StorageError(f"cannot write {out} ({error.strerror or error}); choose another OUT") from None
     return meta
+
+
+def check_out(out: str | Path) -> Path:
+    """`out` (~ expanded) if a policy file may be written there; ValueError (one line) if it is a
+    directory or a file stands where a directory above it would have to be."""
+    out = Path(out).expanduser()
+    allowed = "a new or existing file path (not a directory, and under no existing file)"
+    if out.is_dir():
+        raise refuse("OUT", str(out), f"{allowed}; it is a directory")
+    blocker = file_in_the_way(out.parent)
+    if blocker is not None:
+        raise refuse("OUT", str(out), f"{allowed}; {blocker} is a file")
+    return out
 
 
 class Policy:
     """DreamerV3's policy from exported parameters: observe one env's step, return an action.
 
     `act(obs, state)`: `obs` maps each observation key to one env's array (no batch axis;
-    ``is_first`` optional, True when `state` is None); returns (action, state) where
+    ``is_first`` optional, True when `state` is None; ValueError naming the key for a missing
+    key or a shape other than the exported space's); returns (action, state) where
     action has the action space's shape and dtype. `greedy` takes the policy's mode,
     else a sample drawn with the key in `state` (seeded by :meth:`initial_state`).
     """
@@ -135,6 +154,10 @@ class Policy:
         missing = sorted(set(self.obs_space) - set(obs))
         if missing:
             raise ValueError(f"obs lacks the keys {', '.join(missing)}; the policy needs {', '.join(sorted(self.obs_space))}")
+        for k, space in self.obs_space.items():
+            if np.shape(obs[k]) != tuple(space.shape):
+                raise ValueError(f"obs[{k!r}] has shape {tuple(np.shape(obs[k]))}; the policy needs shape "
+                                 f"{tuple(space.shape)} (one env's observation, no batch axis)")
         batch = {k: np.asarray(obs[k], self.obs_space[k].dtype)[None] for k in self.obs_space}
         batch["is_first"] = np.asarray([obs.get("is_first", first)], bool)
         key, step_key = jax.random.split(key)
@@ -150,7 +173,7 @@ def load_policy(path: str | Path) -> Policy:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
         meta = json.loads(bytes(arrays.pop(META)).decode())
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise refuse("policy", str(path), f"a policy file written by `dreamerbench export` ({error})") from None
     if meta.get("format") != FORMAT:
         raise refuse("policy", str(path), f"a file of format {FORMAT} (it says {meta.get('format')!r})")

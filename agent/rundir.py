@@ -35,7 +35,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import yaml
@@ -68,6 +68,23 @@ class Counters:
     """Updates that the train ratio has earned and that are not done yet."""
     wall_s: float = 0.0
     """Seconds spent in the loop, over all sessions."""
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """The config mapping saved in a run's ``config.yaml`` at `path` (not validated).
+
+    Raises ConfigError (one line naming the file) if it is not readable YAML of a mapping.
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise TypeError(f"a {type(data).__name__}, not a mapping")
+        flatten(data)  # nested keys must be mappings of names too
+    except (yaml.YAMLError, AttributeError, TypeError, UnicodeDecodeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"{path} is not a readable config ({reason}); restore it, or use a new logdir") from None
+    return data
 
 
 class RunDir:
@@ -117,11 +134,7 @@ class RunDir:
         path = self.logdir / "config.yaml"
         if not path.exists():
             return
-        try:
-            previous = flatten(yaml.safe_load(path.read_text()) or {})
-        except (yaml.YAMLError, AttributeError, TypeError, UnicodeDecodeError) as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise ConfigError(f"{path} is not a readable config ({reason}); restore it, or use a new logdir") from None
+        previous = flatten(read_config(path))
         current = flatten(to_dict(config))
         changed = sorted(
             key for key in set(previous) | set(current)
@@ -286,7 +299,7 @@ def load_pack(dirs: Sequence[RunDir], seeds: Sequence[int]) -> list[tuple[Checkp
     problems: list[str] = []
     common = set.intersection(*({c.step for c in h} for h in held))
     for step in sorted((step for step in common if step >= apart), reverse=True):
-        loaded = [_load_newest(run, [c for c in h if c.step == step], problems) for run, h in zip(dirs, held)]
+        loaded = [load_newest([c for c in h if c.step == step], run.load, problems) for run, h in zip(dirs, held)]
         if all(loaded):
             return loaded
     if not any(held) or _first_save_cut_short(held, seeds):
@@ -301,10 +314,16 @@ def load_pack(dirs: Sequence[RunDir], seeds: Sequence[int]) -> list[tuple[Checkp
     )
 
 
-def _load_newest(run: RunDir, candidates: Sequence[Checkpoint], problems: list[str]):
+def load_newest(candidates: Sequence[Checkpoint], load: Callable[[Checkpoint], tuple],
+                problems: list[str]) -> tuple | None:
+    """``(ckpt, *load(ckpt))`` for the first of `candidates` (newest first) that `load` reads; None if none.
+
+    Each one that raises CheckpointError is skipped with a warning naming the bad file
+    (the trainer's resume, ``eval`` and ``export`` alike); its message is appended to `problems`.
+    """
     for ckpt in candidates:
         try:
-            return (ckpt, *run.load(ckpt))
+            return (ckpt, *load(ckpt))
         except CheckpointError as error:
             problems.append(str(error))
             _warn(f"{error}; trying an older checkpoint")

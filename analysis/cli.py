@@ -58,7 +58,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def register(subparsers) -> None:
     table = subparsers.add_parser("table", help="per-task and aggregate scores with CIs, methods side by side",
                                   description="Final scores of our runs and published baselines, per task and "
-                                  "aggregated, with 95%% stratified-bootstrap CIs.", epilog=PUBLISHED_HELP)
+                                  "aggregated, with 95% stratified-bootstrap CIs.",  # not %-formatted, unlike help=
+                                  epilog=PUBLISHED_HELP)
     _common(table)
     table.add_argument("--format", default="markdown", choices=("markdown", "latex", "csv"))
     table.add_argument("--out", help="write the table here instead of stdout")
@@ -83,6 +84,8 @@ class Inputs:
     """Where the published scores come from, for the table's rule line."""
     budget_frames: float | None = None
     """The one budget recorded with our runs (None without --runs or where none was recorded)."""
+    evaluation: bool = False
+    """Our runs' scores come from their evaluation episodes (``--episodes eval``)."""
 
 
 def collect(args, suite: Suite) -> Inputs:
@@ -90,9 +93,11 @@ def collect(args, suite: Suite) -> Inputs:
     from analysis.data import load_published, load_runs, published_source, recorded_budget
 
     parts, methods, budget, sources = [], [], None, ""
+    evaluation = False
     if args.runs:
         duplicates: list[str] = []
         episodes = suite.score_episodes if args.episodes == "suite" else args.episodes
+        evaluation = episodes == "eval"
         ours = load_runs(args.tracking_uri, args.runs, duplicates, episodes)
         _warn(duplicates)
         names = sorted(set(ours["suite"]))
@@ -122,7 +127,7 @@ def collect(args, suite: Suite) -> Inputs:
         sources = f"{', '.join(args.baseline)} from {where}"
     if not parts:
         raise ValueError("nothing to show: give --runs SWEEP and/or --baseline METHOD")
-    return Inputs(pd.concat(parts, ignore_index=True), methods, notes, sources, budget)
+    return Inputs(pd.concat(parts, ignore_index=True), methods, notes, sources, budget, evaluation)
 
 
 def _rule(args, suite: Suite, inputs: Inputs) -> FinalRule:
@@ -147,7 +152,7 @@ def run_table(args) -> int:
     inputs = collect(args, suite)
     comp = compare(inputs.episodes, suite, _rule(args, suite, inputs), inputs.methods,
                    np.random.default_rng(args.seed), reps=args.reps or TABLE_REPS, notes=tuple(inputs.notes),
-                   sources=inputs.sources)
+                   sources=inputs.sources, evaluation=inputs.evaluation)
     _warn(comp.notes)
     text = render(comp, args.format)
     if args.out:
@@ -166,14 +171,16 @@ def run_plot(args) -> int:
     rng = np.random.default_rng(args.seed)
     reps = args.reps or plots.CURVE_REPS
     if args.kind == "curves":
-        fig = plots.plot_curves(inputs.episodes, suite, inputs.methods, rng, rule.budget_frames, args.bins, reps)
+        fig = plots.plot_curves(inputs.episodes, suite, inputs.methods, rng, rule.budget_frames, args.bins, reps,
+                                evaluation=inputs.evaluation)
     elif args.kind == "aggregate":
-        fig = plots.plot_aggregate(inputs.episodes, suite, inputs.methods, rng, rule.budget_frames, args.bins, reps)
+        fig = plots.plot_aggregate(inputs.episodes, suite, inputs.methods, rng, rule.budget_frames, args.bins, reps,
+                                   evaluation=inputs.evaluation)
     else:  # the profile is of final scores: it needs the final-score rule
         from analysis.tables import compare, score_matrix
 
         comp = compare(inputs.episodes, suite, rule, inputs.methods, rng, reps=reps, notes=tuple(inputs.notes),
-                       sources=inputs.sources)
+                       sources=inputs.sources, evaluation=inputs.evaluation)
         _warn(comp.notes)
         finals = {m: score_matrix(comp.finals[m], "normalized", comp.tasks[m]) for m in inputs.methods}
         fig = plots.plot_profile(finals, suite, rng, reps)

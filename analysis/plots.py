@@ -105,11 +105,12 @@ def _ci_text(reps: int) -> str:
 
 
 def plot_curves(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng: np.random.Generator,
-                budget_frames: float, bins: int = 30, reps: int = CURVE_REPS):
+                budget_frames: float, bins: int = 30, reps: int = CURVE_REPS, evaluation: bool = False):
     """Grid of per-task learning curves: mean score (:func:`bin_runs`) over seeds with a 95% CI band.
 
     One panel per task of the first of ``methods`` that has episodes (our runs, when
-    compared with published ones)."""
+    compared with published ones). ``evaluation``: our runs' episodes are evaluation
+    episodes (the y-label says so)."""
     binned = bin_runs(episodes, suite, budget_frames, bins)
     # The tasks of the first method with episodes (ours, when compared with published runs).
     first = next((m for m in methods if (binned["method"] == m).any()), None)
@@ -135,8 +136,8 @@ def plot_curves(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng: n
         ax.yaxis.set_major_formatter(FuncFormatter(compact))
         _frames_axis(ax, budget_frames, ticks=3)  # small panels: 3 labels never run together
     fig.supxlabel("environment frames", fontsize=9)
-    fig.supylabel(f"{'Crafter score (%) per bin' if suite.run_score == 'crafter' else 'episode return'}"
-                  " (mean over seeds)", fontsize=9)
+    score = "Crafter score (%) per bin" if suite.run_score == "crafter" else "episode return"
+    fig.supylabel(f"{_evaluation(evaluation)}{score} (mean over seeds)", fontsize=9)
     handles, labels = _entries(axes.flat, methods)
     # As many columns as fit the figure's width (about 13 characters an inch at 8 pt).
     ncol = max(1, min(len(labels), int(fig.get_figwidth() * 13) // (max(map(len, labels)) + 5)))
@@ -144,6 +145,11 @@ def plot_curves(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng: n
     fig.legend(handles, labels, loc="outside upper center", frameon=False, ncol=ncol, fontsize=8,
                title=f"{suite.name}: mean over seeds\n{_ci_text(reps)}", title_fontsize=9)
     return fig
+
+
+def _evaluation(evaluation: bool) -> str:
+    """The y-label's prefix when our runs' scores come from evaluation episodes (``--episodes eval``)."""
+    return "evaluation episodes: " if evaluation else ""
 
 
 def _entries(axes, methods: list[str]) -> tuple[list, list[str]]:
@@ -157,8 +163,9 @@ def _entries(axes, methods: list[str]) -> tuple[list, list[str]]:
 
 
 def plot_aggregate(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng: np.random.Generator,
-                   budget_frames: float, bins: int = 30, reps: int = CURVE_REPS):
-    """IQM of the normalised score (%) over tasks and seeds at each bin, with a 95% CI.
+                   budget_frames: float, bins: int = 30, reps: int = CURVE_REPS, evaluation: bool = False):
+    """IQM of the normalised score (%) over tasks and seeds at each bin, with a 95% CI
+    (``evaluation``: of our runs' evaluation episodes, as the y-label says).
 
     A bin is drawn only where every task the method ran has a score on some seed
     (otherwise the IQM would silently change its task set along the curve).
@@ -182,7 +189,7 @@ def plot_aggregate(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng
         _line(ax, xs, iqm, lo, hi, color=f"C{i}", label=_label(episodes, method, tasks=True))
     _frames_axis(ax, budget_frames, ticks=5)
     ax.set_xlabel("environment frames")
-    ax.set_ylabel(f"IQM {suite.normalized_name} (%)")
+    ax.set_ylabel(_evaluation(evaluation) + f"IQM {suite.normalized_name} (%)")
     ax.set_title(f"{suite.name}: IQM over tasks and seeds\n{_ci_text(reps)}", fontsize=9)
     _legend_below(fig, *_entries([ax], methods))
     return fig

@@ -48,6 +48,8 @@ class Comparison:
     """method -> tasks with a final score (those its aggregates use)."""
     sources: str = ""
     """Where the published scores came from."""
+    evaluation: bool = False
+    """Our runs' scores come from their evaluation episodes (``run.eval_every``), not training ones."""
 
     def note(self, text: str, *cells: tuple[str, str]) -> None:
         self.notes.append(text)
@@ -109,15 +111,17 @@ def compare(
     reps: int = 50_000,
     notes: tuple[tuple[str, str], ...] = (),
     sources: str = "",
+    evaluation: bool = False,
 ) -> Comparison:
     """Final scores, per-task means with CIs, aggregates, P(first > other) and successes.
 
     ``notes``: ``(method, text)`` pairs to footnote first; they mark the method's
     aggregates. ``sources``: where published scores came from, for the rule line.
+    ``evaluation``: our runs' episodes are evaluation episodes (the rule line says so).
     """
     _check_tasks(episodes, suite)
     comp = Comparison(suite, methods, rule, reps, pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
-    comp.sources = sources
+    comp.sources, comp.evaluation = sources, evaluation
     for method, text in notes:
         comp.note(text, *[(method, a) for a in AGGREGATE_NAMES])
     per_task, aggregates, normalized = [], [], {}
@@ -259,7 +263,8 @@ def rule_line(comp: Comparison) -> str:
     """How the table was made: final-score rule, budget and its source, window,
     treatment of runs without an episode in the window, CIs."""
     suite, rule = comp.suite, comp.rule
-    how = "Crafter score (%) of the episodes" if suite.run_score == "crafter" else "mean score of the episodes"
+    episodes = "evaluation episodes (run.eval_every)" if comp.evaluation else "episodes"
+    how = f"Crafter score (%) of the {episodes}" if suite.run_score == "crafter" else f"mean score of the {episodes}"
     capped = rule.window_frames == rule.budget_frames < suite.final_window_frames
     window = f"window {rule.window_frames:,.0f} frames" + (
         f" (the suite's {suite.final_window_frames:,} capped at the budget)" if capped else "")

@@ -89,3 +89,31 @@ def test_a_lone_point_gets_a_ci_bar():
     (bar,) = ax.containers
     assert bar.lines[0].get_ydata()[0] == pytest.approx(-15.0)  # mean of the two seeds, with its CI bar
     assert _texts(ax.get_xticklabels()) == ["0", "500", "1k", "1.5k"]
+
+
+def test_evaluation_episodes_are_named_in_the_labels_and_the_rule_line():
+    """New-user test, fault 6: with --episodes eval the y-labels and the table's rule line read as for training episodes."""
+    from analysis.tables import FinalRule, compare, rule_line
+
+    episodes = _episodes(2, every=100_000)
+    fig = plots.plot_curves(episodes, ATARI, ["ours"], np.random.default_rng(0), 400_000, bins=4, reps=50,
+                            evaluation=True)
+    assert fig.get_supylabel() == "evaluation episodes: episode return (mean over seeds)"
+    fig = plots.plot_aggregate(episodes, ATARI, ["ours"], np.random.default_rng(0), 400_000, bins=4, reps=50,
+                               evaluation=True)
+    assert fig.axes[0].get_ylabel() == "evaluation episodes: IQM human-normalised score (%)"
+    rule = FinalRule.for_suite(ATARI, 400_000)
+    for evaluation, text in [(True, "final score = mean score of the evaluation episodes (run.eval_every) ending in"),
+                             (False, "final score = mean score of the episodes ending in")]:
+        comp = compare(episodes, ATARI, rule, ["ours"], np.random.default_rng(0), reps=50, evaluation=evaluation)
+        assert text in rule_line(comp)
+
+
+def test_table_help_shows_one_percent_sign(capsys):
+    """New-user test, fault 6: `dreamerbench table --help` showed a literal 95%%."""
+    from experiments.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["table", "--help"])
+    out = capsys.readouterr().out
+    assert "95% stratified-bootstrap CIs" in " ".join(out.split()) and "%%" not in out

@@ -6,6 +6,7 @@ the module; its compiles are cached for the eval process.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +102,116 @@ def test_eval_and_export_refuse_a_directory_without_a_run(tmp_path, capsys):
         main(["eval", str(tmp_path), "--mode", "max"])
     assert exit_info.value.code == 2
     assert "--mode='max' is not allowed; allowed: greedy, sample" in capsys.readouterr().err
+
+
+def _saved_logdir(root: Path, saves: int = 2) -> Path:
+    """A logdir with a valid config and `saves` checkpoints (steps 10, 20, ...) of stand-in state bytes (no training)."""
+    from agent import checkpoint
+    from agent.rundir import RunDir
+    from test_rundir import config
+
+    logdir = root / "run"
+    logdir.mkdir()
+    RunDir(logdir).write_config(config(100))
+    for i in range(saves):
+        checkpoint.save(logdir / "checkpoint", 10 * (i + 1), f"state {i}".encode(), {"x": np.zeros(2)}, {"pack": [0]})
+    return logdir
+
+
+def test_eval_and_export_refuse_a_corrupt_config_in_one_line_as_train_does(tmp_path, capsys):
+    """New-user test, fault 1: a corrupt LOGDIR/config.yaml gave a yaml.parser.ParserError traceback."""
+    from experiments.cli import main
+
+    logdir = _saved_logdir(tmp_path)
+    (logdir / "config.yaml").write_text("agent: {batch_size: [\n")
+    for argv in (["eval", str(logdir)], ["export", str(logdir), str(tmp_path / "p.npz")]):
+        assert main(argv) == 2
+        assert capsys.readouterr().err == (
+            f"dreamerbench {argv[0]}: error: {logdir / 'config.yaml'} is not a readable config "
+            "(while parsing a flow node); restore it, or use a new logdir\n"
+        )
+    assert not (tmp_path / "p.npz").exists()
+
+
+def test_export_refuses_a_directory_or_a_file_in_the_way_before_anything_else(tmp_path, capsys):
+    """New-user test, fault 2: OUT a directory gave IsADirectoryError and left a temporary file;
+    a file as OUT's parent gave FileExistsError. Both are refused before the run is read."""
+    from experiments.cli import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    allowed = "a new or existing file path (not a directory, and under no existing file)"
+    cases = {tmp_path: "it is a directory", blocker / "p.npz": f"{blocker} is a file",
+             blocker / "sub" / "p.npz": f"{blocker} is a file"}
+    for out, why in cases.items():
+        before = sorted(tmp_path.rglob("*"))
+        assert main(["export", str(tmp_path / "no-run"), str(out)]) == 2  # OUT is checked before LOGDIR
+        assert capsys.readouterr().err == (
+            f"dreamerbench export: error: OUT='{out}' is not allowed; allowed: {allowed}; {why}\n"
+        )
+        assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_eval_and_export_warn_as_the_trainer_does_when_falling_back_to_an_older_checkpoint(tmp_path, capsys):
+    """New-user test, fault 4: a damaged newest checkpoint fell back silently (train warns)."""
+    from agent import checkpoint
+    from agent.policy import newest_state
+
+    logdir = _saved_logdir(tmp_path)
+    older, newer = checkpoint.complete(logdir / "checkpoint")
+    state = newer.path / "state.msgpack"
+    state.write_bytes(bytes([state.read_bytes()[0] ^ 1]) + state.read_bytes()[1:])
+    _, ckpt, data, step = newest_state(logdir)
+    assert (ckpt, data, step) == (older, b"state 0", 10)
+    assert capsys.readouterr().err == (
+        f"warning: {state} is damaged: its SHA-256 differs from the manifest's; trying an older checkpoint\n"
+    )
+
+
+@pytest.mark.parametrize("junk", [b"\xff\xfejunk", b"[]", b'{"state.msgpack": 1}', b'{"state.msgpack": {"bytes": "x"}}'])
+def test_a_checkpoint_with_a_junk_manifest_is_named_not_called_missing(tmp_path, capsys, junk):
+    """New-user test, fault 4: the only checkpoint with a junk manifest was reported as no checkpoint."""
+    from agent import checkpoint
+    from experiments.cli import main
+
+    logdir = _saved_logdir(tmp_path, saves=1)
+    (only,) = checkpoint.complete(logdir / "checkpoint")
+    (only.path / "manifest.json").write_bytes(junk)
+    assert main(["eval", str(logdir)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"warning: {only.path / 'manifest.json'} is damaged (")
+    assert err[1].startswith(f"dreamerbench eval: error: LOGDIR='{logdir}' is not allowed; allowed: a run directory "
+                             f"with a readable checkpoint ({only.path / 'manifest.json'} is damaged (")
+    assert len(err) == 2
+
+
+@pytest.mark.slow
+def test_export_write_failures_and_bad_policy_files_are_one_line(trained, tmp_path, capsys):
+    """New-user test, faults 2 and 3: a failed write named the temporary path (exit 2); a truncated or
+    empty policy file raised BadZipFile or EOFError; a wrongly shaped observation reached the network."""
+    from agent import load_policy
+    from experiments.cli import main
+
+    assert main(["export", str(trained), "/proc/p.npz"]) == 1  # a storage fault, not bad input
+    err = capsys.readouterr().err
+    assert err.startswith("dreamerbench export: error: cannot write /proc/p.npz (") and err.count("\n") == 1, err
+    assert ".tmp" not in err and not list(Path("/proc").glob(".p.npz*"))
+
+    out = tmp_path / "policy.npz"
+    assert main(["export", str(trained), str(out)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["policy.npz"]  # no temporary file left
+    policy = load_policy(out)
+    for name, data in {"truncated": out.read_bytes()[:1000], "empty": b""}.items():
+        bad = tmp_path / f"{name}.npz"
+        bad.write_bytes(data)
+        with pytest.raises(ValueError, match=rf"^policy='{bad}' is not allowed; allowed: a policy file written by "
+                           r"`dreamerbench export` \([^\n]*\)$"):
+            load_policy(bad)
+
+    obs = {key: np.zeros(space.shape, space.dtype) for key, space in policy.obs_space.items()}
+    image_shape = tuple(policy.obs_space["image"].shape)
+    with pytest.raises(ValueError, match=re.escape(f"obs['image'] has shape (1, {', '.join(map(str, image_shape))}); "
+                                                   f"the policy needs shape {image_shape}")):
+        policy.act({**obs, "image": obs["image"][None]})
+    action, _ = policy.act(obs)
+    assert action.shape == (1,)

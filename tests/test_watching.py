@@ -284,6 +284,7 @@ def test_openloop_of_a_proprio_task_is_a_plot_of_true_and_predicted_vectors(tmp_
 
 
 def test_wandb_without_a_login_is_one_error_and_the_run_resumes_offline(tmp_path, monkeypatch):
+    """New-user test, fault 5: without a login, --output wandb failed only after training."""
     pytest.importorskip("wandb")
     from agent.files import StorageError
 
@@ -292,9 +293,18 @@ def test_wandb_without_a_login_is_one_error_and_the_run_resumes_offline(tmp_path
     monkeypatch.setenv("WANDB_API_KEY", "")
     monkeypatch.setenv("WANDB_SILENT", "true")
     logdir = tmp_path / "run"
+    # No login at all: refused at startup, before the logdir is made (it used to fail after training).
+    with pytest.raises(StorageError, match=r"^run.outputs has wandb but W&B has no login here \(WANDB_MODE=online, "
+                       r"no WANDB_API_KEY, no api.wandb.ai entry in .*\.netrc\); log in \(wandb login\), "
+                       r"set WANDB_MODE=offline"):
+        train(logdir, EPISODE, **{"run.outputs": ["wandb"]})
+    assert not logdir.exists()
+    # A key that W&B rejects only when it starts: one error at the first save, and the run resumes.
+    monkeypatch.setenv("WANDB_API_KEY", "not-a-key")
     with pytest.raises(StorageError, match=r"^W&B did not start a run for .*; log in \(wandb login\), set WANDB_MODE=offline"):
         train(logdir, EPISODE, **{"run.outputs": ["wandb"]})
     assert checkpoint.complete(logdir / "checkpoint")  # it failed at the first save's publish
+    monkeypatch.setenv("WANDB_API_KEY", "")
     monkeypatch.setenv("WANDB_MODE", "offline")
     assert train(logdir, EPISODE, **{"run.outputs": ["wandb"]})["finished"]
     rows = [row for path in glob.glob(str(logdir / "wandb" / "*run-*" / "run-*.wandb")) for row in _wandb_history(Path(path))]
