@@ -24,6 +24,11 @@ Spaces are converted by one set of rules (:func:`leaf_space`, :func:`leaf_value`
   terminations; gymnasium ``truncated`` and a last step with discount > 0 are truncations.
 
 Anything else (MultiDiscrete, Tuple, Text, ... spaces) is refused in one line naming the space.
+The task check (:func:`film_refusal`, cached per task) makes the env once with seed 0, so an
+unsupported space, a missing package or a factory that fails is refused before anything is written.
+Episode videos of envs without image observations (``run.video_render``) use ``render()``: a
+gymnasium env made with ``render_mode="rgb_array"`` where it declares that mode, a dm_control env's
+``physics.render``; ``run.video_render=true`` is refused for an env whose render fails at the check.
 These suites have no score references (``dreamerbench table`` cannot normalise their scores).
 """
 
