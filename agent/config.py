@@ -364,4 +364,8 @@ def validate(config: Config) -> Config:
     suite = suites.get_suite(config.suite)
     suite.check_task(config.task)
     suite.resolve_protocol(config.env)
+    refusal = suite.film_refusal(config.task) if config.run.video_render and suite.film_refusal else ""
+    if refusal:
+        error = reader.refuse("run.video_render", True, f"false for task={config.task!r}: {refusal}")
+        raise ConfigError(str(error), "run.video_render")
     return config

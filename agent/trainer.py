@@ -219,17 +219,17 @@ class Trainer:
             finished = [run.dir.finished_summary(run.config.run.steps) for run in self.runs]
             if all(finished):
                 return finished  # finished before: nothing to do
-            for run in self.runs:
-                run.dir.write_config(run.config)
-            warning = no_update_warning(config)
-            if warning:
-                print(f"warning: {warning}", file=sys.stderr, flush=True)
             suite = get_suite(config.suite)
             protocol = suite.resolve_protocol(config.env)
             for run in self.runs:
                 run.envs = stack.enter_context(make_vector_env(
                     suite, config.task, run.config.seed, protocol, config.run.envs, config.run.parallel_envs,
                 ))
+            for run in self.runs:  # after the envs: an env that fails to start leaves no config behind
+                run.dir.write_config(run.config)
+            warning = no_update_warning(config)
+            if warning:
+                print(f"warning: {warning}", file=sys.stderr, flush=True)
             envs = self.runs[0].envs
             agent = self.make_agent(config, envs.obs_space, envs.act_space, [run.config.seed for run in self.runs])
             for run in self.runs:

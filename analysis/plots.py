@@ -116,7 +116,9 @@ def plot_curves(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng: n
     first = next((m for m in methods if (binned["method"] == m).any()), None)
     if first is None:
         raise ValueError(f"no episodes of {', '.join(methods)} to plot")
-    tasks = [t for t in suite.tasks if t in set(binned.loc[binned["method"] == first, "task"])]
+    present = set(binned.loc[binned["method"] == first, "task"])
+    # Open-task suites (gym, dm_env): any task the runs have, by name; else the suite's order.
+    tasks = sorted(present) if suite.open_tasks is not None else [t for t in suite.tasks if t in present]
     cols = min(len(tasks), 6)
     rows = int(np.ceil(len(tasks) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(max(2.4 * cols + 0.6, 5.0), 2.0 * rows + 1.2), squeeze=False,

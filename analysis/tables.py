@@ -64,6 +64,9 @@ def score_matrix(finals: pd.DataFrame, column: str, tasks: list[str]) -> np.ndar
 
 
 def _check_tasks(episodes: pd.DataFrame, suite: Suite) -> None:
+    if suite.open_tasks is not None and not suite.score_refs:
+        raise ValueError(f"suite={suite.name!r} has no score references, so a table cannot normalise its scores; "
+                         "allowed: a suite with score references (plot --kind curves shows raw scores of any task)")
     unknown = sorted(set(episodes["task"]) - set(suite.tasks))
     if unknown:
         raise ValueError(f"task={unknown[0]!r} is not in suite {suite.name!r}; allowed: {', '.join(suite.tasks)}")

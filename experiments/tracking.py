@@ -71,7 +71,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlparse
 
 from agent.config import flatten, to_dict
-from agent.files import FileLock, StorageError
+from agent.files import FileLock, StorageError, file_in_the_way
 from agent.rundir import LOGS, deliverable, deliverable_media, read_records
 
 TAG = "dreamerbench."
@@ -146,6 +146,9 @@ class Tracker:
         scheme = urlparse(self.uri).scheme
         if scheme == "sqlite":
             db = Path(self.uri[len("sqlite:///"):])
+            blocked = file_in_the_way(db.parent)
+            if blocked is not None:
+                raise FileNotFoundError(f"tracking URI {self.uri}: {blocked} is a file, not a directory")
             if not create and not db.exists():
                 raise FileNotFoundError(f"no MLflow store at {self.uri}; run a sweep first or pass --tracking-uri")
             if not db.parent.is_dir():

@@ -160,6 +160,10 @@ class Suite:
     """For suites whose tasks are whatever an outside registry holds (``gym``, ``dm_env``):
     returns a task name it accepts, else raises ValueError naming it and what is allowed;
     :attr:`tasks` then lists examples (what a spec's ``tasks: all`` means)."""
+    film_refusal: Callable[[str], str] | None = None
+    """For suites whose tasks may lack both image observations and a working ``render()``
+    (``gym``, ``dm_env``): ``""`` if a task's episodes can be filmed (``run.video_render``), else
+    why not. None: every task can."""
     check_protocol: Callable[[Mapping[str, Any]], None] | None = None
     """Rules that join protocol fields (e.g. Atari's max_pool <= action_repeat): raises
     ValueError (:func:`check_field`) on a resolved protocol."""

@@ -140,10 +140,16 @@ class DMCEnv:
         return step_obs(data, reward, is_first, is_last, is_terminal)
 
 
-def _load(task: str, seed: int):
-    # MUJOCO_GL is read when dm_control is first imported: EGL is headless
-    # (software llvmpipe here, the GPU where there is one). A user's setting wins.
+def headless_gl() -> None:
+    """Set MUJOCO_GL to EGL unless the user set it; call before dm_control is first imported.
+
+    MUJOCO_GL is read at that import: EGL is headless (software llvmpipe here, the GPU
+    where there is one)."""
     os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def _load(task: str, seed: int):
+    headless_gl()
     from dm_control import suite
 
     domain, name = TASKS[task]

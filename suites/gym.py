@@ -24,11 +24,17 @@ Spaces are converted by one set of rules (:func:`leaf_space`, :func:`leaf_value`
   terminations; gymnasium ``truncated`` and a last step with discount > 0 are truncations.
 
 Anything else (MultiDiscrete, Tuple, Text, ... spaces) is refused in one line naming the space.
+The task check (:func:`film_refusal`, cached per task) makes the env once with seed 0, so an
+unsupported space, a missing package or a factory that fails is refused before anything is written.
+Episode videos of envs without image observations (``run.video_render``) use ``render()``: a
+gymnasium env made with ``render_mode="rgb_array"`` where it declares that mode, a dm_control env's
+``physics.render``; ``run.video_render=true`` is refused for an env whose render fails at the check.
 These suites have no score references (``dreamerbench table`` cannot normalise their scores).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
 from typing import Annotated, Any, Callable, Mapping
@@ -171,8 +177,13 @@ class GymEnv(_Converted):
         from gymnasium import spaces
 
         protocol = GYM.resolve_protocol(protocol)
-        check_gym_task(task)
+        _gym_id(task)
         kwargs = {"max_episode_steps": protocol["max_episode_steps"]} if protocol["max_episode_steps"] else {}
+        # rgb_array costs nothing until render() is called (gymnasium renders human mode only per step).
+        self.renders = "rgb_array" in _render_modes(task)
+        if self.renders:
+            kwargs["render_mode"] = "rgb_array"
+        self._task = task
         self._env = gymnasium.make(task, **kwargs)
         self._repeat, self._seed = protocol["action_repeat"], seed
         self._setup_obs(_gym_leaves(self._env.observation_space, task), protocol["image_size"])
@@ -207,14 +218,62 @@ class GymEnv(_Converted):
         self._done = bool(terminated or truncated)
         return step_obs(self._values(raw), total, False, self._done, bool(terminated))
 
+    def render(self) -> np.ndarray:
+        """The env's ``rgb_array`` frame as [H, W, 3] uint8, its longer side scaled to
+        :data:`RENDER_SIDE`; ValueError if the env has no ``rgb_array`` render mode or its
+        renderer's package is not installed."""
+        from gymnasium.error import DependencyNotInstalled
+
+        if not self.renders:
+            raise ValueError(f"task={self._task!r} cannot render: its render_modes have no 'rgb_array'")
+        try:
+            return _frame(self._env.render())
+        except DependencyNotInstalled as error:
+            raise ValueError(f"task={self._task!r} cannot render: {str(error).splitlines()[0]}") from None
+
     def close(self) -> None:
         """Close the gymnasium env."""
         self._env.close()
 
 
+RENDER_SIDE = 128
+"""Longer side, in pixels, of the camera frames :meth:`GymEnv.render` and :meth:`DmEnv.render` give
+(dmc's render() size)."""
+
+
+def _frame(image: Any) -> np.ndarray:
+    """An RGB(A) frame as [H, W, 3] uint8 with its longer side :data:`RENDER_SIDE` (aspect kept)."""
+    import cv2
+
+    image = np.asarray(image, np.uint8)[..., :3]
+    height, width = image.shape[:2]
+    scale = RENDER_SIDE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA) if size != (width, height) else image
+
+
+def _render_modes(task: str) -> list[str]:
+    """The ``render_modes`` a gymnasium id's env class declares ([] if none)."""
+    import gymnasium
+    from gymnasium.envs.registration import load_env_creator
+
+    spec = gymnasium.spec(task)
+    creator = spec.entry_point if callable(spec.entry_point) else load_env_creator(spec.entry_point)
+    metadata = getattr(creator, "metadata", None)
+    return list(metadata.get("render_modes") or []) if isinstance(metadata, Mapping) else []
+
+
 def check_gym_task(task: str) -> str:
-    """Return `task` if it is a registered gymnasium id (``MODULE:ID`` imports MODULE first);
-    ValueError naming the task and what is allowed otherwise."""
+    """Return `task` if it names a gymnasium env this suite can run: a registered id (``MODULE:ID``
+    imports MODULE first) whose env is made once (:func:`film_refusal`, cached per task) and whose
+    spaces convert; ValueError naming the task and what is allowed otherwise."""
+    _gym_id(task)
+    film_refusal("gym", task)
+    return task
+
+
+def _gym_id(task: str) -> str:
+    """`task` if it is a registered gymnasium id (``MODULE:ID`` imports MODULE first); else ValueError."""
     import gymnasium
 
     module, _, env_id = task.rpartition(":")
@@ -249,8 +308,16 @@ class DmEnv(_Converted):
     """A ``dm_env.Environment`` made by ``MODULE:FUNCTION(seed)`` as an :class:`suites.base.Env`."""
 
     def __init__(self, task: str, seed: int, protocol: Mapping[str, Any]):
+        import dm_env
+
         protocol = DM_ENV.resolve_protocol(protocol)
         self._env = dm_env_factory(task)(seed=seed)
+        if not isinstance(self._env, dm_env.Environment):
+            raise ValueError(f"task={task!r}: {task.rpartition(':')[2]}(seed={seed}) returned a "
+                             f"{type(self._env).__name__}, not a dm_env.Environment; allowed: a function "
+                             "that returns a dm_env.Environment")
+        physics = getattr(self._env, "physics", None)
+        self.renders = callable(getattr(physics, "render", None))
         self._repeat = protocol["action_repeat"]
         self._setup_obs(_dm_leaves(self._env.observation_spec(), task), protocol["image_size"])
         spec = self._env.action_spec()
@@ -285,6 +352,13 @@ class DmEnv(_Converted):
         terminal = self._done and timestep.discount is not None and float(timestep.discount) == 0.0
         return step_obs(self._values(timestep.observation), total, False, self._done, terminal)
 
+    def render(self) -> np.ndarray:
+        """Camera 0 of a dm_control env's ``physics.render`` as [RENDER_SIDE, RENDER_SIDE, 3] uint8;
+        ValueError if the env has no ``physics.render``."""
+        if not self.renders:
+            raise ValueError("this dm_env.Environment cannot render: it has no physics.render (dm_control)")
+        return _frame(self._env.physics.render(RENDER_SIDE, RENDER_SIDE, camera_id=0))
+
     def close(self) -> None:
         """Close the dm_env environment."""
         self._env.close()
@@ -293,7 +367,10 @@ class DmEnv(_Converted):
 def dm_env_factory(task: str) -> Callable[..., Any]:
     """The function ``FUNCTION(seed) -> dm_env.Environment`` that task ``MODULE:FUNCTION`` names;
     ValueError naming the task and what is allowed otherwise."""
+    from suites.dmc import headless_gl
+
     allowed = "MODULE:FUNCTION, where FUNCTION(seed) returns a dm_env.Environment (docs/custom_env.md)"
+    headless_gl()  # before MODULE imports dm_control, so that render() works headless
     module, _, name = task.rpartition(":")
     if not module or not name:
         raise ValueError(f"task={task!r} is not allowed; allowed: {allowed}")
@@ -301,6 +378,50 @@ def dm_env_factory(task: str) -> Callable[..., Any]:
     if not callable(factory):
         raise ValueError(f"task={task!r}: module {module!r} has no function {name!r}; allowed: {allowed}")
     return factory
+
+
+def check_dm_env_task(task: str) -> str:
+    """Return `task` if ``MODULE:FUNCTION`` names a function whose ``FUNCTION(seed=0)`` returns a
+    dm_env.Environment with convertible specs (made once, :func:`film_refusal`, cached per task);
+    ValueError naming the task and what is wrong otherwise."""
+    dm_env_factory(task)
+    film_refusal("dm_env", task)
+    return task
+
+
+@functools.lru_cache(maxsize=None)
+def film_refusal(suite: str, task: str) -> str:
+    """Make `task`'s env of `suite` (``gym`` or ``dm_env``) once, with seed 0 and the default
+    protocol, and close it. Returns ``""`` if its episodes can be filmed (an image observation, or
+    a ``render()`` that works after ``reset()``), else why not. A failure to make the env becomes a
+    one-line ValueError naming the task. Cached per task (a failure is not cached)."""
+    make = GymEnv if suite == "gym" else DmEnv
+    try:
+        env = make(task, 0, {})
+    except ValueError:
+        raise
+    except Exception as error:  # the user's env: any failure refuses the task in one line
+        from gymnasium.error import DependencyNotInstalled
+
+        if isinstance(error, (DependencyNotInstalled, ModuleNotFoundError)):
+            missing = getattr(error, "name", None) or str(error).splitlines()[0]
+            raise ValueError(f"task={task!r} needs a package that is not installed: {missing}; allowed: a task "
+                             "whose packages are installed") from None
+        call = f"{task.rpartition(':')[2]}(seed=0)" if suite == "dm_env" else f"gymnasium.make({task!r})"
+        first = str(error).splitlines()[0] if str(error) else ""
+        raise ValueError(f"task={task!r}: {call} raised {type(error).__name__}: {first}; allowed: a task whose "
+                         "env can be made (docs/custom_env.md)") from None
+    try:
+        if any(space.is_image for space in env.obs_space.values()):
+            return ""
+        env.reset()
+        env.render()
+        return ""
+    except Exception as error:  # the user's env: a render that fails only refuses videos
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return f"it has no image observation and render() failed: {first}"
+    finally:
+        env.close()
 
 
 def _import(module: str, task: str, allowed: str):
@@ -328,6 +449,7 @@ GYM = Suite(
     agent_defaults={"agent.size": "1m"},
     description="any registered gymnasium environment (--task ID or MODULE:ID)",
     open_tasks=check_gym_task,
+    film_refusal=lambda task: film_refusal("gym", task),
     notes=_NOTES + " env.max_episode_steps > 0 replaces the id's registered time limit "
     "(a truncation); env.image_size is the side images are resized to.",
 )
@@ -342,6 +464,7 @@ DM_ENV = Suite(
     final_window_frames=10_000,
     agent_defaults={"agent.size": "1m"},
     description="a dm_env.Environment from your own function (--task MODULE:FUNCTION)",
-    open_tasks=lambda task: (dm_env_factory(task), task)[1],
+    open_tasks=check_dm_env_task,
+    film_refusal=lambda task: film_refusal("dm_env", task),
     notes=_NOTES + " env.image_size is the side images are resized to.",
 )

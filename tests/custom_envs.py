@@ -1,6 +1,7 @@
 """A dm_env factory as a user writes one for ``--suite dm_env --task custom_envs:cartpole``
 (the worked example of docs/custom_env.md)."""
 
+import numpy as np
 from dm_control import suite
 
 
@@ -9,6 +10,49 @@ def cartpole(seed: int):
     return suite.load("cartpole", "swingup", task_kwargs={"random": seed})
 
 
+_CALLS = []
+
+
 def broken(seed: int):
-    """A factory that fails when a job calls it (a failed run for tests/test_sweep_continue.py)."""
-    raise RuntimeError(f"the simulator did not start (seed {seed})")
+    """A factory that works the first time a process calls it (the task check of ``dreamerbench
+    train``/``sweep``) and fails after, when the job makes its envs (a failed run for
+    tests/test_sweep_continue.py and tests/test_suites_gym.py)."""
+    _CALLS.append(seed)
+    if len(_CALLS) > 1:
+        raise RuntimeError(f"the simulator did not start (seed {seed})")
+    return cartpole(seed)
+
+
+def boom(seed: int):
+    """A factory that always fails."""
+    raise RuntimeError("boom")
+
+
+def not_an_env(seed: int):
+    """A factory that returns something other than a dm_env.Environment."""
+    return {"seed": seed}
+
+
+def no_physics(seed: int):
+    """A dm_env.Environment without dm_control's ``physics`` (it cannot render a camera)."""
+    import dm_env
+
+    class Plain(dm_env.Environment):
+        def reset(self):
+            return dm_env.restart(np.zeros(2, np.float32))
+
+        def step(self, action):
+            return dm_env.termination(1.0, np.zeros(2, np.float32))
+
+        def observation_spec(self):
+            return dm_env.specs.Array((2,), np.float32)
+
+        def action_spec(self):
+            return dm_env.specs.BoundedArray((), np.int64, 0, 1)
+
+    return Plain()
+
+
+def no_seed():
+    """A factory without the ``seed`` argument."""
+    return cartpole(0)

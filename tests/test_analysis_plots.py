@@ -117,3 +117,24 @@ def test_table_help_shows_one_percent_sign(capsys):
         build_parser().parse_args(["table", "--help"])
     out = capsys.readouterr().out
     assert "95% stratified-bootstrap CIs" in " ".join(out.split()) and "%%" not in out
+
+
+def test_curves_of_an_open_task_suite_show_its_own_tasks():
+    """gym's tasks are whatever the runs used (here a MODULE:ID task outside its example list)."""
+    episodes = _episodes(2, tasks=("pong",)).assign(task="my_envs:my_envs/Corridor-v0")
+    fig = plots.plot_curves(episodes, suites.get_suite("gym"), ["ours"], np.random.default_rng(0), 400_000,
+                            bins=10, reps=50)
+    axes = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
+    assert [ax.get_title() for ax in axes] == ["my_envs:my_envs/Corridor-v0"]
+
+
+def test_a_table_of_an_open_task_suite_is_refused_in_one_line_naming_why():
+    """No score references: the table says so, not that a valid gym task is outside the suite."""
+    from analysis.scores import FinalRule
+    from analysis.tables import compare
+
+    gym = suites.get_suite("gym")
+    episodes = _episodes(2, tasks=("pong",)).assign(task="my_envs:my_envs/Corridor-v0")
+    rule = FinalRule(budget_frames=400_000, window_frames=gym.final_window_frames)
+    with pytest.raises(ValueError, match=r"^suite='gym' has no score references, so a table cannot normalise"):
+        compare(episodes, gym, rule, ["ours"], np.random.default_rng(0), reps=50)

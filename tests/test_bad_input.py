@@ -117,6 +117,8 @@ CASES = [
      "{spec}:4: seeds=10000000 is not allowed; allowed: an integer in [1, 10000], or a list"),
     ("spec_whole", SPEC_HEAD.replace("seeds: 1", "seeds: [1, 1]"), "{spec}:4: seeds=[1, 1] is not allowed; allowed: "),
     ("spec_whole", SPEC_HEAD.replace("seeds: 1", "seeds: [-1]"), "{spec}:4: seeds=[-1] is not allowed; allowed: "),
+    ("spec_whole", SPEC_HEAD.replace("dmc_proprio", "gym").replace("[cartpole_balance]", "[Blackjack-v1]"),
+     "{spec}:3: tasks[0]: task='Blackjack-v1': observation space Tuple(Discrete(32), Discrete(11), Discrete(2)) is not supported"),
     ("spec_whole", SPEC_HEAD.replace("steps: 100", "steps: 0"), "{spec}:5: steps=0 is not allowed; allowed: an integer >= 1"),
     ("spec_whole", SPEC_HEAD.replace("steps: 100", "steps: 1:30"), "{spec}:5: steps='1:30' is not allowed; allowed: an integer >= 1"),
     ("spec_whole", SPEC_HEAD.replace("[cartpole_balance]", "[cartpole_balance, cartpole_balance]"),
@@ -309,6 +311,15 @@ def test_refused_start_writes_nothing_so_the_fix_is_not_blocked(tmp_path, capsys
     with pytest.raises(ValueError, match="env.action_repeat=0 is not allowed"):
         Trainer(bad, logdir)
     assert not logdir.exists()
+
+
+def test_a_tracking_store_under_a_file_is_named_as_a_file(tmp_path):
+    from experiments.tracking import Tracker
+
+    (tmp_path / "afile").write_text("not a directory\n")
+    for create in (True, False):
+        with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'afile'} is a file, not a directory$"):
+            Tracker(f"sqlite:///{tmp_path / 'afile' / 'x.db'}", create=create)
 
 
 def test_compile_cache_under_a_file_is_refused_before_anything_is_created(tmp_path, capsys):

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import gymnasium
+import imageio.v3 as iio
 import numpy as np
 import pytest
 from gymnasium import spaces
@@ -110,7 +111,99 @@ def test_a_dm_env_factory_is_a_task(tmp_path):
     assert summary["finished"] and summary["steps"] == 40 and summary["updates"] > 0
 
 
+class Painter(gymnasium.Env):
+    """Vector observations and an ``rgb_array`` render of 60 x 90 pixels that changes each step;
+    episodes of 5 steps."""
+
+    metadata = {"render_modes": ["rgb_array"]}
+    observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def __init__(self, render_mode=None):
+        self.render_mode, self.t = render_mode, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.zeros(2, np.float32), 1.0, self.t == 5, False, {}
+
+    def render(self):
+        assert self.render_mode == "rgb_array"
+        frame = np.zeros((60, 90, 3), np.uint8)
+        frame[:, : 15 * (self.t + 1)] = 200
+        return frame
+
+
+class Blind(Painter):
+    """Vector observations and no render mode."""
+
+    metadata = {"render_modes": []}
+
+
+class NeedsBox2D(Probe):
+    """An env whose package is missing (as LunarLander-v3 without Box2D)."""
+
+    def __init__(self):
+        raise gymnasium.error.DependencyNotInstalled('Box2D is not installed, run `pip install "gymnasium[box2d]"`')
+
+
+gymnasium.register("dreamerbench-test/Painter-v0", entry_point=Painter)
+gymnasium.register("dreamerbench-test/Blind-v0", entry_point=Blind)
+gymnasium.register("dreamerbench-test/NeedsBox2D-v0", entry_point=NeedsBox2D)
+
+
+def test_video_render_films_a_gym_env_that_renders(tmp_path):
+    overrides = {**TINY, "run.steps": 30, "run.train_start": 8, "run.video_every": 1, "run.video_render": True,
+                 "run.parallel_envs": False}
+    config = resolve_config("gym", "dreamerbench-test/Painter-v0", 0, overrides)
+    summary = Trainer(config, tmp_path, make_agent=StubAgent).run()
+    assert summary["finished"]
+    video = min((tmp_path / "media").glob("episode-*.gif"))  # a video every due episode: check the first
+    frames = iio.imread(video, index=None)
+    assert frames.shape[1:3] == (85, 128) and frames.std() > 0  # 60 x 90, longer side scaled to 128
+
+
+def test_a_dm_control_factory_renders_its_camera():
+    env = DmEnv("custom_envs:cartpole", 0, {})
+    env.reset()
+    frame = env.render()
+    assert frame.shape == (128, 128, 3) and frame.dtype == np.uint8 and frame.std() > 0
+    env.close()
+
+
+@pytest.mark.parametrize("suite, task, reason", [
+    ("gym", "dreamerbench-test/Blind-v0", "render() failed: task='dreamerbench-test/Blind-v0' cannot render: its render_modes have no 'rgb_array'"),
+    ("dm_env", "custom_envs:no_physics", "render() failed: this dm_env.Environment cannot render"),
+])
+def test_video_render_is_refused_for_an_env_that_cannot_render(suite, task, reason, tmp_path, capsys):
+    code = main(["train", "--suite", suite, "--task", task, "--logdir", str(tmp_path / "run"),
+                 "--set", "run.video_render=true"])
+    out, err = capsys.readouterr()
+    assert code == 2 and not out and len(err.splitlines()) == 1, err
+    assert f"run.video_render=True is not allowed; allowed: false for task={task!r}: it has no image observation" in err
+    assert reason in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_env_that_fails_in_the_trainer_leaves_no_config_behind(tmp_path):
+    """custom_envs:broken passes the task check and fails when the trainer makes its envs: the
+    corrected command must not be refused as 'a different config'."""
+    config = resolve_config("dm_env", "custom_envs:broken", 0, {**TINY, "run.steps": 20, "run.parallel_envs": False})
+    with pytest.raises(RuntimeError, match="the simulator did not start"):
+        Trainer(config, tmp_path, make_agent=StubAgent).run()
+    assert not (tmp_path / "config.yaml").exists()
+
+
 @pytest.mark.parametrize("suite, task, expected", [
+    ("gym", "Blackjack-v1", "task='Blackjack-v1': observation space Tuple(Discrete(32), Discrete(11), Discrete(2)) is not supported"),
+    ("gym", "dreamerbench-test/NeedsBox2D-v0", "task='dreamerbench-test/NeedsBox2D-v0' needs a package that is not installed: Box2D is not installed"),
+    ("dm_env", "custom_envs:boom", "task='custom_envs:boom': boom(seed=0) raised RuntimeError: boom"),
+    ("dm_env", "custom_envs:no_seed", "task='custom_envs:no_seed': no_seed(seed=0) raised TypeError: no_seed() got an unexpected keyword argument 'seed'"),
+    ("dm_env", "custom_envs:not_an_env", "task='custom_envs:not_an_env': not_an_env(seed=0) returned a dict, not a dm_env.Environment"),
     ("gym", "CartPol-v1", "task='CartPol-v1' is not a registered gymnasium id; allowed: a registered id (e.g. CartPole-v1"),
     ("gym", "no_such_module:CartPole-v1", "task='no_such_module:CartPole-v1': cannot import 'no_such_module'"),
     ("dm_env", "CartPole-v1", "task='CartPole-v1' is not allowed; allowed: MODULE:FUNCTION, where FUNCTION(seed)"),
