@@ -23,7 +23,7 @@ import netrc
 import os
 import uuid
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Iterator, Mapping
 from urllib.parse import urlparse
 
 from agent.config import Config, ConfigError, to_dict

@@ -13,7 +13,7 @@ from experiments import sweep as launcher
 from agent.reader import PositiveInt, flag
 from experiments import tracking
 from experiments.profiles import load_profile
-from experiments.spec import EXECUTORS, SpecError, expand, key_differences, load_spec
+from experiments.spec import EXECUTORS, expand, key_differences, load_spec
 
 
 def register(subparsers) -> None:

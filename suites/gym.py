@@ -438,15 +438,16 @@ _PROTOCOL_FIELDS = {"action_repeat": PositiveInt, "image_size": Annotated[int, R
 _NOTES = ("Tasks are not a fixed list: see docs/custom_env.md. No score references: "
           "`dreamerbench table` cannot normalise these scores.")
 
+_OPEN_SUITE = dict(budget_steps=100_000, final_window_frames=10_000, agent_defaults={"agent.size": "1m"})
+"""What the two your-own-environment suites share: a default budget, final window and model size."""
+
 GYM = Suite(
     name="gym",
     tasks=EXAMPLE_GYM_TASKS,
     default_protocol={**_PROTOCOL, "max_episode_steps": 0},
     protocol_fields={**_PROTOCOL_FIELDS, "max_episode_steps": NonNegativeInt},
     make_env=lambda task, seed, protocol: GymEnv(task, seed, protocol),
-    budget_steps=100_000,
-    final_window_frames=10_000,
-    agent_defaults={"agent.size": "1m"},
+    **_OPEN_SUITE,
     description="any registered gymnasium environment (--task ID or MODULE:ID)",
     open_tasks=check_gym_task,
     film_refusal=lambda task: film_refusal("gym", task),
@@ -460,9 +461,7 @@ DM_ENV = Suite(
     default_protocol=dict(_PROTOCOL),
     protocol_fields=dict(_PROTOCOL_FIELDS),
     make_env=lambda task, seed, protocol: DmEnv(task, seed, protocol),
-    budget_steps=100_000,
-    final_window_frames=10_000,
-    agent_defaults={"agent.size": "1m"},
+    **_OPEN_SUITE,
     description="a dm_env.Environment from your own function (--task MODULE:FUNCTION)",
     open_tasks=check_dm_env_task,
     film_refusal=lambda task: film_refusal("dm_env", task),
