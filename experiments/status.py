@@ -54,6 +54,8 @@ def live_rate(logdir: str | Path) -> tuple[int, float] | None:
     """(step, agent steps per second) of the newest speed record in ``LOGDIR/metrics.jsonl``, which
     the trainer writes every ``run.log_every`` seconds, ahead of what MLflow holds (records
     reach MLflow at checkpoints); None if there is none (or the logdir cannot be read here)."""
+    if not logdir:  # a run being created has no logdir tag yet
+        return None
     path = Path(logdir) / "metrics.jsonl"
     try:
         with open(path, "rb") as file:
@@ -111,7 +113,8 @@ def rows_from_runs(
         if state == "failed":
             lines = [line for line in tags.get(tracking.TAG + "error", "").splitlines() if line.strip()]
             error = lines[-1].strip() if lines else "(no error recorded)"
-            log = tags.get(tracking.TAG + "logs") or str(Path(tags.get(tracking.TAG + "logdir", ".")) / "job.log")
+            logdir = tags.get(tracking.TAG + "logdir")
+            log = tags.get(tracking.TAG + "logs") or (str(Path(logdir) / "job.log") if logdir else None)
         rows.append(StatusRow(
             label=label, key=key, state=state, steps=steps, budget=budget,
             score=run.data.metrics.get("episode/score"), rate=rate, eta_s=eta, error=error, log=log,
@@ -161,7 +164,7 @@ def render(sweep: str, rows: Sequence[StatusRow], width: int = 40, resume: str |
                  f"{done:,} / {total:,} steps  ({summary})")
     for row in rows:
         if row.state == "failed":
-            lines.append(f"failed {row.label}: {row.error}  (log: {row.log})")
+            lines.append(f"failed {row.label}: {row.error}" + (f"  (log: {row.log})" if row.log else ""))
     if counts.get("interrupted") and resume:
         lines.append(f"{counts['interrupted']} run(s) interrupted; resume them with: {resume}")
     return "\n".join(lines)

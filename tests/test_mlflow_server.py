@@ -97,7 +97,9 @@ def test_local_sweep_into_mlflow_server_with_interrupt_and_resume(tmp_path, mlfl
         def checkpointed():
             experiment = client.get_experiment_by_name("server_sweep")
             runs = tracker.runs(experiment.experiment_id) if experiment else []
-            return [r for r in runs if checkpoint.complete(Path(r.data.tags["dreamerbench.logdir"]) / "checkpoint")]
+            # A run is created before its logdir tag is logged: poll only runs that have it.
+            logdirs = [(r, r.data.tags.get("dreamerbench.logdir")) for r in runs]
+            return [r for r, logdir in logdirs if logdir and checkpoint.complete(Path(logdir) / "checkpoint")]
 
         (first,) = wait_for(checkpointed, 600, "the run's first checkpoint", poll=0.5)
         launcher.send_signal(signal.SIGINT)  # what Ctrl-C sends

@@ -155,7 +155,7 @@ def test_local_sweep_trains_two_seeds_in_one_process_stops_and_resumes(tmp_path)
 
     def checkpointed():
         runs = sweep_runs(uri, "test_local_packed")
-        return len(runs) == 2 and all(int(r.data.tags[tracking.STEPS_TAG]) > 0 for r in runs)
+        return len(runs) == 2 and all(int(r.data.tags.get(tracking.STEPS_TAG, "0")) > 0 for r in runs)
 
     wait_for(checkpointed, 300, "the pack's first checkpoint")
     sweep.send_signal(signal.SIGTERM)  # the launcher forwards it to the worker

@@ -80,7 +80,7 @@ def test_an_interrupted_run_says_how_to_resume():
         "1 run(s) interrupted; resume them with: dreamerbench sweep demo.yaml")
 
 
-def test_live_rate_reads_the_newest_speed_record(tmp_path):
+def test_live_rate_reads_the_newest_speed_record(tmp_path, monkeypatch):
     assert live_rate(tmp_path) is None  # no metrics.jsonl yet
     lines = [{"kind": "fps", "step": 100, "env_steps_per_s": 5.0, "time_ms": 1},
              {"kind": "train", "step": 200, "updates": 3, "time_ms": 2},
@@ -89,6 +89,9 @@ def test_live_rate_reads_the_newest_speed_record(tmp_path):
     text = "".join(json.dumps(line) + "\n" for line in lines) + '{"kind": "fps", "st'  # a line being written
     (tmp_path / "metrics.jsonl").write_text(text)
     assert live_rate(tmp_path) == (200, 7.5)
+    # A run being created has no logdir tag yet: "" must not read ./metrics.jsonl of the cwd.
+    monkeypatch.chdir(tmp_path)
+    assert live_rate("") is None
     assert eta_seconds(200, 1_000, 0.0) is None and eta_seconds(1_200, 1_000, 2.0) == 0.0
 
 
