@@ -177,8 +177,10 @@ def run_plot(args) -> int:
         fig = plots.plot_aggregate(inputs.episodes, suite, inputs.methods, rng, rule.budget_frames, args.bins, reps,
                                    evaluation=inputs.evaluation)
     else:  # the profile is of final scores: it needs the final-score rule
+        from analysis.scores import require_normalization
         from analysis.tables import compare, score_matrix
 
+        require_normalization(suite, "plot --kind profile")  # before the bootstrap, not after
         comp = compare(inputs.episodes, suite, rule, inputs.methods, rng, reps=reps, notes=tuple(inputs.notes),
                        sources=inputs.sources, evaluation=inputs.evaluation)
         _warn(comp.notes)

@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from analysis.metrics import aggregate_iqm, bootstrap, performance_profile, task_means
-from analysis.scores import normalized, run_score
+from analysis.scores import normalized, require_normalization, run_score
 from suites import Suite
 
 CURVE_REPS = 2_000
@@ -172,6 +172,7 @@ def plot_aggregate(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng
     A bin is drawn only where every task the method ran has a score on some seed
     (otherwise the IQM would silently change its task set along the curve).
     """
+    require_normalization(suite, "plot --kind aggregate")
     binned = bin_runs(episodes, suite, budget_frames, bins)
     binned["norm"] = [100 * float(normalized(suite, t, s)) for t, s in zip(binned["task"], binned["score"])]
     fig, ax = plt.subplots(figsize=(5.0, 3.6), layout="constrained")
@@ -198,7 +199,9 @@ def plot_aggregate(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng
 
 
 def plot_profile(finals: dict[str, np.ndarray], suite: Suite, rng: np.random.Generator, reps: int = CURVE_REPS):
-    """Performance profiles ``F(tau)`` of normalised final scores ``{method: [R, T]}`` (fractions)."""
+    """Performance profiles ``F(tau)`` of normalised final scores ``{method: [R, T]}`` (fractions).
+    Raises ValueError for a suite without score references."""
+    require_normalization(suite, "plot --kind profile")
     top = max(np.nanmax(m) for m in finals.values())
     taus = np.linspace(0.0, max(top, 1e-9) * 1.05, 101)
     fig, ax = plt.subplots(figsize=(5.0, 3.6), layout="constrained")

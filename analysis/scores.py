@@ -163,6 +163,19 @@ def success_table(episodes: pd.DataFrame, suite: Suite, rule: FinalRule) -> pd.D
     return pd.DataFrame(parts, columns=RUN_KEYS + ["item", "rate", "obtained"])
 
 
+def normalizes(suite: Suite) -> bool:
+    """Whether ``suite`` has score references, so normalised scores and aggregates exist
+    (not for gym and dm_env, whose tasks are whatever a user brings)."""
+    return bool(suite.score_refs)
+
+
+def require_normalization(suite: Suite, what: str) -> None:
+    """Raise ValueError naming ``what`` (e.g. ``plot --kind aggregate``) if ``suite`` has no score references."""
+    if not normalizes(suite):
+        raise ValueError(f"suite={suite.name!r} has no score references, so {what} (normalised scores) cannot be made; "
+                         "allowed: plot --kind curves and table, which show its raw scores")
+
+
 def normalized(suite: Suite, task: str, score):
     """Normalised score of ``score`` (scalar or array) on ``task`` of ``suite``."""
     suite.check_task(task)

@@ -6,6 +6,11 @@ note; the cells it affects carry ``[n]``. Suites with per-episode successes
 (``Suite.episode_successes``: Crafter achievements, the Minecraft diamond) get one row
 per item: the percent of scored episodes with it, and how many runs ever had it.
 Normalised scores, aggregates and success rates are in percent everywhere.
+
+Suites without score references (``gym``, ``dm_env``: any task a user brings) get a
+raw-score table: per-task scores with CIs and P(improvement), which compares runs
+within each task and so needs no common scale, but no normalised column and no
+aggregates (a mean over tasks of unnormalised returns weighs each task by its scale).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.metrics import AGGREGATES, bootstrap, bootstrap_improvement, task_means
-from analysis.scores import DEFAULT_MISSING, MISSING, FinalRule, add_normalized, denormalized, final_scores, success_table
+from analysis.scores import (DEFAULT_MISSING, MISSING, FinalRule, add_normalized, denormalized, final_scores,
+                             normalizes, success_table)
 from suites import Suite
 
 AGGREGATE_NAMES = {"mean": "Mean", "median": "Median", "iqm": "IQM", "optimality_gap": "Optimality gap"}
@@ -41,7 +47,7 @@ class Comparison:
     successes: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
     marks: dict[tuple[str, str], list[int]] = field(default_factory=dict)
-    """(method, task or aggregate name) -> note numbers."""
+    """(method, task, aggregate key of :data:`AGGREGATE_NAMES` or "poi") -> note numbers."""
     finals: dict[str, pd.DataFrame] = field(default_factory=dict)
     """method -> final and normalised score per (task, seed), NaN where missing."""
     tasks: dict[str, list[str]] = field(default_factory=dict)
@@ -63,27 +69,32 @@ def score_matrix(finals: pd.DataFrame, column: str, tasks: list[str]) -> np.ndar
     return wide.reindex(columns=tasks).to_numpy(dtype=np.float64)
 
 
-def _check_tasks(episodes: pd.DataFrame, suite: Suite) -> None:
-    if suite.open_tasks is not None and not suite.score_refs:
-        raise ValueError(f"suite={suite.name!r} has no score references, so a table cannot normalise its scores; "
-                         "allowed: a suite with score references (plot --kind curves shows raw scores of any task)")
+def table_tasks(episodes: pd.DataFrame, suite: Suite) -> list[str]:
+    """The table's rows: the suite's tasks, or for an open-task suite (gym, dm_env) every
+    task the episodes have, by name. Raises ValueError naming a task outside a closed suite."""
+    if suite.open_tasks is not None:
+        return sorted(set(episodes["task"]))
     unknown = sorted(set(episodes["task"]) - set(suite.tasks))
     if unknown:
         raise ValueError(f"task={unknown[0]!r} is not in suite {suite.name!r}; allowed: {', '.join(suite.tasks)}")
+    return list(suite.tasks)
 
 
 def _window(rule: FinalRule) -> str:
     return f"({rule.start:,.0f}, {rule.budget_frames:,.0f}] frames"
 
 
-def _report_missing(comp: Comparison, method: str, finals: pd.DataFrame, suite: Suite) -> list[str]:
-    """Add notes for what ``method`` lacks; return the tasks it has a final score on."""
+def _report_missing(comp: Comparison, method: str, finals: pd.DataFrame, all_tasks: list[str]) -> list[str]:
+    """Add notes for what ``method`` lacks of ``all_tasks``; return the tasks it has a final score on."""
     have = finals[finals["final"].notna()]
-    absent = [t for t in suite.tasks if t not in set(finals["task"])]
+
+    def marked(tasks: list[str]) -> list[tuple[str, str]]:  # its aggregates; without them, the tasks' cells
+        return [(method, key) for key in (AGGREGATE_NAMES if normalizes(comp.suite) else tasks)]
+
+    absent = [t for t in all_tasks if t not in set(finals["task"])]
     if absent:
-        comp.note(f"{method}: no runs on {len(absent)} of {len(suite.tasks)} tasks ({', '.join(absent)}); "
-                  f"its aggregates use the other tasks only.",
-                  *[(method, a) for a in AGGREGATE_NAMES])
+        comp.note(f"{method}: no runs on {len(absent)} of {len(all_tasks)} tasks ({', '.join(absent)})"
+                  + ("; its aggregates use the other tasks only." if normalizes(comp.suite) else "."), *marked(absent))
     seeds = sorted(set(finals["seed"]))
     for task, group in finals.groupby("task"):
         lost = sorted(set(seeds) - set(group["seed"]))
@@ -97,11 +108,11 @@ def _report_missing(comp: Comparison, method: str, finals: pd.DataFrame, suite: 
         last = f"its last ended at {row.last_frames:,.0f} frames" if np.isfinite(row.last_frames) else "it has none"
         comp.note(f"{method} on {row.task}, seed {row.seed}: no episode in the final window {_window(comp.rule)} "
                   f"({last}); {how}.", (method, row.task))
-    tasks = [t for t in suite.tasks if t in set(have["task"])]
+    tasks = [t for t in all_tasks if t in set(have["task"])]
     dead = sorted(set(finals["task"]) - set(tasks))
     if dead:
-        comp.note(f"{method}: no final score on any seed of {', '.join(dead)}; its aggregates leave these tasks out.",
-                  *[(method, a) for a in AGGREGATE_NAMES])
+        comp.note(f"{method}: no final score on any seed of {', '.join(dead)}"
+                  + ("; its aggregates leave these tasks out." if normalizes(comp.suite) else "."), *marked(dead))
     return tasks
 
 
@@ -116,13 +127,14 @@ def compare(
     sources: str = "",
     evaluation: bool = False,
 ) -> Comparison:
-    """Final scores, per-task means with CIs, aggregates, P(first > other) and successes.
+    """Final scores, per-task means with CIs, aggregates, P(first > other) and successes
+    (without score references: no normalised scores and no aggregates, see the module doc).
 
     ``notes``: ``(method, text)`` pairs to footnote first; they mark the method's
     aggregates. ``sources``: where published scores came from, for the rule line.
     ``evaluation``: our runs' episodes are evaluation episodes (the rule line says so).
     """
-    _check_tasks(episodes, suite)
+    all_tasks = table_tasks(episodes, suite)
     comp = Comparison(suite, methods, rule, reps, pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
     comp.sources, comp.evaluation = sources, evaluation
     for method, text in notes:
@@ -132,17 +144,26 @@ def compare(
         runs = episodes[episodes["method"] == method]
         if runs.empty:
             raise ValueError(f"method={method!r} has no episodes; allowed: {', '.join(sorted(set(episodes['method'])))}")
-        finals = add_normalized(final_scores(runs, suite, rule), suite)
-        tasks = _report_missing(comp, method, finals, suite)
+        finals = final_scores(runs, suite, rule)
+        finals = add_normalized(finals, suite) if normalizes(suite) else finals.assign(normalized=np.nan)
+        tasks = _report_missing(comp, method, finals, all_tasks)
         if not tasks:
             raise ValueError(f"method={method!r} has no final score on any task of {suite.name!r} "
                              f"(final window {_window(rule)})")
         raw = score_matrix(finals, "final", tasks)
+        counts = np.sum(~np.isnan(raw), axis=0)
+        comp.finals[method], comp.tasks[method] = finals, tasks
+        if not normalizes(suite):  # P(improvement) compares runs within a task: raw scores do
+            normalized[method] = (tasks, raw)
+            t = bootstrap(raw, {"task": task_means}, rng, reps)["task"]
+            for i, task in enumerate(tasks):
+                per_task.append(dict(method=method, task=task, n_seeds=int(counts[i]), raw=t.point[i],
+                                     raw_lo=t.lo[i], raw_hi=t.hi[i], raw_std=np.nanstd(raw[:, i]),
+                                     norm=np.nan, norm_lo=np.nan, norm_hi=np.nan, norm_std=np.nan))
+            continue
         norm = score_matrix(finals, "normalized", tasks)
         normalized[method] = (tasks, norm)
-        comp.finals[method], comp.tasks[method] = finals, tasks
         est = bootstrap(norm, {"task": task_means, **AGGREGATES}, rng, reps)
-        counts = np.sum(~np.isnan(raw), axis=0)
         std, norm_std = np.nanstd(raw, axis=0), np.nanstd(norm, axis=0)  # population std, as Crafter's scoreboard
         t, raw_means = est["task"], task_means(raw)
         for i, task in enumerate(tasks):
@@ -155,7 +176,7 @@ def compare(
             aggregates.append(dict(method=method, metric=name, point=float(e.point), lo=float(e.lo),
                                    hi=float(e.hi), n_tasks=len(tasks), n_runs=int(counts.sum())))
     comp.per_task = pd.DataFrame(per_task)
-    comp.aggregates = pd.DataFrame(aggregates)
+    comp.aggregates = pd.DataFrame(aggregates, columns=["method", "metric", "point", "lo", "hi", "n_tasks", "n_runs"])
     comp.improvement = _improvements(comp, normalized, rng, reps)
     comp.successes = _successes(episodes, comp, rng, reps)
     return comp
@@ -218,8 +239,10 @@ def _success_label(comp: Comparison, task: str, item: str) -> str:
 
 
 def grid(comp: Comparison) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: tasks, success items, aggregates (normalised, %), then P(improvement)."""
-    header = ["Task"] + [f"{m} {kind}" for m in comp.methods for kind in ("score", "norm. %")]
+    """Header and rows: tasks, success items, aggregates (normalised, %), then P(improvement);
+    without score references one score column per method and no aggregates."""
+    kinds = ("score", "norm. %") if normalizes(comp.suite) else ("score",)
+    header = ["Task"] + [f"{m} {kind}" for m in comp.methods for kind in kinds]
     rows = []
     by = comp.per_task.set_index(["task", "method"])
     tasks = list(dict.fromkeys(comp.per_task["task"]))
@@ -231,9 +254,10 @@ def grid(comp: Comparison) -> tuple[list[str], list[list[str]]]:
             marks = comp.marks.get((m, task), [])
             if (task, m) in by.index:
                 r = by.loc[(task, m)]
-                row += [_cell(r.raw, r.raw_lo, r.raw_hi, marks), _cell(100 * r.norm, 100 * r.norm_lo, 100 * r.norm_hi)]
+                cells = [_cell(r.raw, r.raw_lo, r.raw_hi, marks), _cell(100 * r.norm, 100 * r.norm_lo, 100 * r.norm_hi)]
             else:
-                row += ["-" + "".join(f" [{n}]" for n in marks), "-"]
+                cells = ["-" + "".join(f" [{n}]" for n in marks), "-"]
+            row += cells[: len(kinds)]
         rows.append(row)
     if len(comp.successes):
         succ = comp.successes.set_index(["task", "item", "method"])
@@ -247,17 +271,18 @@ def grid(comp: Comparison) -> tuple[list[str], list[list[str]]]:
                     row += ["-", ""]
             rows.append(row)
     agg = comp.aggregates.set_index(["metric", "method"])
-    for name, label in AGGREGATE_NAMES.items():
+    for name, label in AGGREGATE_NAMES.items() if normalizes(comp.suite) else ():
         row = [f"**{label}** (norm. %)"]
         for m in comp.methods:
             r = agg.loc[(name, m)]
-            row += ["", _cell(100 * r.point, 100 * r.lo, 100 * r.hi, comp.marks.get((m, label), []))]
+            row += ["", _cell(100 * r.point, 100 * r.lo, 100 * r.hi, comp.marks.get((m, name), []))]
         rows.append(row)
     first = comp.methods[0]
     for r in comp.improvement.itertuples():
         row = [f"**P({first} > {r.method})**"]
-        for m in comp.methods:
-            row += ["", _cell(r.point, r.lo, r.hi, comp.marks.get((m, "poi"), [])) if m == r.method else ""]
+        for m in comp.methods:  # in the method's last column
+            cell = _cell(r.point, r.lo, r.hi, comp.marks.get((m, "poi"), [])) if m == r.method else ""
+            row += [""] * (len(kinds) - 1) + [cell]
         rows.append(row)
     return header, rows
 
@@ -275,8 +300,12 @@ def rule_line(comp: Comparison) -> str:
         "; the default, as it takes no score from outside a run's own window)" if rule.missing == DEFAULT_MISSING else ")")
     text = (f"{suite.name}: final score = {how} ending in {_window(rule)}: budget {rule.budget_frames:,.0f} frames "
             f"({rule.budget_from}), {window}. Runs with no episode in the window: {missing}. "
-            f"Per task: mean over seeds [95% CI, stratified bootstrap, {comp.reps:,} resamples]; "
-            f"normalised score = {suite.normalization()}; normalised scores and aggregates in %.")
+            f"Per task: mean over seeds [95% CI, stratified bootstrap, {comp.reps:,} resamples]; ")
+    if normalizes(suite):
+        text += f"normalised score = {suite.normalization()}; normalised scores and aggregates in %."
+    else:
+        text += (f"raw scores only: {suite.name} has no score references, so there are no normalised scores "
+                 "and no aggregates over tasks (they need a common scale).")
     if comp.sources:
         text += f" Published scores: {comp.sources}."
     if len(comp.successes):
@@ -331,8 +360,9 @@ def to_csv(comp: Comparison) -> str:
         common = dict(section="task", name=r.task, task=r.task, method=r.method, n_seeds=r.n_seeds,
                       notes=notes(r.method, r.task))
         rows.append(dict(common, quantity="score", unit=unit, value=r.raw, lo=r.raw_lo, hi=r.raw_hi, std=r.raw_std))
-        rows.append(dict(common, quantity="normalized", unit="%", value=100 * r.norm, lo=100 * r.norm_lo,
-                         hi=100 * r.norm_hi, std=100 * r.norm_std))
+        if normalizes(comp.suite):
+            rows.append(dict(common, quantity="normalized", unit="%", value=100 * r.norm, lo=100 * r.norm_lo,
+                             hi=100 * r.norm_hi, std=100 * r.norm_std))
     for r in comp.successes.itertuples():
         common = dict(section="success", name=r.item, task=r.task, method=r.method, n_seeds=r.n_seeds, n_runs=r.n_runs)
         rows.append(dict(common, quantity="episodes_with_item", unit="%", value=r.rate, lo=r.rate_lo, hi=r.rate_hi))
@@ -340,7 +370,7 @@ def to_csv(comp: Comparison) -> str:
     for r in comp.aggregates.itertuples():
         rows.append(dict(section="aggregate", name=r.metric, method=r.method, quantity=r.metric, unit="%",
                          value=100 * r.point, lo=100 * r.lo, hi=100 * r.hi, n_tasks=r.n_tasks, n_runs=r.n_runs,
-                         notes=notes(r.method, AGGREGATE_NAMES[r.metric])))
+                         notes=notes(r.method, r.metric)))
     for r in comp.improvement.itertuples():
         rows.append(dict(section="probability_of_improvement", name=f"P({comp.methods[0]} > {r.method})",
                          method=r.method, quantity="probability_of_improvement", unit="probability",

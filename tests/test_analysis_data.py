@@ -244,10 +244,16 @@ def store(tmp_path_factory):
     # steps, so each run has one episode, at step 1000, before the suite's 25k window.
     record_sweep(uri, load_spec(ROOT / "experiments" / "quickstart.yaml"),
                  lambda run: [(1000, {"score": QUICKSTART_SCORES[(run.task, run.seed)]})])
+    # A suite without score references: gym, any task.
+    gym = _spec("name: gymraw\nsuite: gym\ntasks: [CartPole-v1, Acrobot-v1]\nseeds: 2\nsteps: 1000\n"
+                "overrides: {agent.size: debug}\n")
+    record_sweep(uri, gym, lambda run: [(1000, {"score": GYM_SCORES[(run.task, run.seed)]})])
     return uri
 
 
 GRID_SCORES = {32.0: 100.0, 512.0: 900.0}
+GYM_SCORES = {("CartPole-v1", 0): 100.0, ("CartPole-v1", 1): 300.0, ("Acrobot-v1", 0): -500.0,
+              ("Acrobot-v1", 1): -100.0}
 QUICKSTART_SCORES = {("cartpole_balance", 0): 300.0, ("cartpole_balance", 1): 500.0, ("reacher_easy", 0): 50.0,
                      ("reacher_easy", 1): 150.0}
 
@@ -308,6 +314,20 @@ def test_end_to_end_markdown_footnotes(store, cli, capsys):
     assert code == 0
     assert "| breakout | " in out and "missing seed(s) 1" in out
     assert "no runs on 24 of 26 tasks" in out  # absent tasks are footnoted too
+    # ... and every aggregate cell, which uses only the 2 tasks, carries that note's mark.
+    (number,) = [line[1:].split("]")[0] for line in out.splitlines() if "no runs on 24 of 26 tasks" in line]
+    for name in ("Mean", "Median", "IQM", "Optimality gap"):
+        (row,) = [line for line in out.splitlines() if line.startswith(f"| **{name}** (norm. %)")]
+        assert row.endswith(f"] [{number}] |"), row
+    assert cli(["table", "--suite", "atari100k", "--runs", "tiny", "--tracking-uri", store, "--reps", "500",
+                "--format", "csv"]) == 0
+    import io
+
+    import pandas as pd
+
+    csv = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    aggregates = csv[csv["section"] == "aggregate"]
+    assert len(aggregates) == 4 and aggregates["notes"].str.contains("no runs on 24 of 26 tasks").all()
     assert "budget 4,000 frames (the budget the runs of 'tiny' were asked for (run.steps x action repeat))" in out
     assert "window 4,000 frames (the suite's 10,000 capped at the budget)" in out
 
@@ -336,6 +356,21 @@ def test_quickstart_sized_runs_need_no_extra_flags(store, tmp_path, cli, capsys)
     for kind in ("curves", "aggregate", "profile"):
         assert cli(["plot", *base, "--kind", kind, "--out", str(tmp_path / kind)]) == 0, capsys.readouterr().err
         assert (tmp_path / kind).with_suffix(".png").stat().st_size > 1000
+
+
+def test_a_suite_without_score_references_gets_a_raw_score_table(store, cli, tmp_path, capsys):
+    """gym: per-task raw final scores with CIs; no normalised column, no aggregates."""
+    base = ["--suite", "gym", "--runs", "gymraw", "--tracking-uri", store, "--reps", "200"]
+    assert cli(["table", *base]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "| Task | dreamerbench score |" in out and "norm." not in out and "IQM" not in out
+    assert "| Acrobot-v1 | -300.0 [-500.0, -100.0] |" in out
+    assert "| CartPole-v1 | 200.0 [100.0, 300.0] |" in out
+    assert "raw scores only: gym has no score references" in out
+    assert cli(["plot", *base, "--kind", "curves", "--out", str(tmp_path / "c")]) == 0
+    assert cli(["plot", *base, "--kind", "profile", "--out", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "suite='gym' has no score references, so plot --kind profile" in err
 
 
 def test_curves_need_no_final_window(store, cli, tmp_path, capsys):

@@ -1,6 +1,8 @@
 """What the figures say: readable frame ticks, labels, a legend clear of every label, percent
 like the tables, the CI named; at one seed and at five. Episodes are small synthetic tables."""
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -128,13 +130,63 @@ def test_curves_of_an_open_task_suite_show_its_own_tasks():
     assert [ax.get_title() for ax in axes] == ["my_envs:my_envs/Corridor-v0"]
 
 
-def test_a_table_of_an_open_task_suite_is_refused_in_one_line_naming_why():
-    """No score references: the table says so, not that a valid gym task is outside the suite."""
+def _final_episodes(finals: dict[tuple[str, str], list[float]], budget: int = 400_000, every: int = 1_000):
+    """Episodes whose score in the final window (and only there) is the given final per seed."""
+    rows = []
+    for (method, task), per_seed in finals.items():
+        for seed, final in enumerate(per_seed):
+            frames = np.arange(every, budget + 1, every, dtype=np.float64)
+            score = np.where(frames > budget - 10_000, final, -1e6)  # gym's window: 10k frames
+            rows.append(pd.DataFrame({"method": method, "task": task, "seed": seed, "frames": frames,
+                                      "step": frames, "score": score}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_a_table_of_an_open_task_suite_shows_raw_scores_and_no_aggregates():
+    """gym/dm_env have no score references: per-task raw scores with CIs and P(improvement),
+    which compares runs within a task; no normalised column, no aggregate over tasks."""
     from analysis.scores import FinalRule
-    from analysis.tables import compare
+    from analysis.tables import compare, render
 
     gym = suites.get_suite("gym")
-    episodes = _episodes(2, tasks=("pong",)).assign(task="my_envs:my_envs/Corridor-v0")
+    corridor, cartpole, maze = "my_envs:my_envs/Corridor-v0", "CartPole-v1", "my_envs:my_envs/Maze-v0"
+    episodes = _final_episodes({("ours", corridor): [10, 20, 30], ("ours", cartpole): [1, 2, 3],
+                                ("ours", maze): [5, 5, 5],
+                                ("other", corridor): [0, 0, 0], ("other", cartpole): [2, 2, 2]})
     rule = FinalRule(budget_frames=400_000, window_frames=gym.final_window_frames)
-    with pytest.raises(ValueError, match=r"^suite='gym' has no score references, so a table cannot normalise"):
-        compare(episodes, gym, rule, ["ours"], np.random.default_rng(0), reps=50)
+    comp = compare(episodes, gym, rule, ["ours", "other"], np.random.default_rng(0), reps=2_000)
+    per_task = comp.per_task.set_index(["method", "task"])
+    assert per_task.loc[("ours", corridor), "raw"] == 20.0 and per_task.loc[("other", cartpole), "raw"] == 2.0
+    lo, hi = per_task.loc[("ours", corridor), ["raw_lo", "raw_hi"]]
+    assert 10.0 <= lo < 20.0 < hi <= 30.0
+    assert per_task["norm"].isna().all() and comp.aggregates.empty
+    # P(ours > other) per task: corridor 1, cartpole (0 + 0.5 + 1) / 3 = 0.5; the maze is not in common.
+    (poi,) = comp.improvement.itertuples()
+    assert poi.point == pytest.approx(0.75) and poi.n_tasks == 2
+    assert comp.notes == [f"other: no runs on 1 of 3 tasks ({maze}).",
+                          "P(ours > other) uses the 2 tasks both methods have."]
+
+    markdown = render(comp, "markdown")
+    rule_text, _, header, _, *rows = markdown.splitlines()
+    assert "raw scores only: gym has no score references" in rule_text and "normalised score =" not in rule_text
+    assert header == "| Task | ours score | other score |"
+    assert [r.split(" | ")[0] for r in rows[:4]] == [f"| {cartpole}", f"| {corridor}", f"| {maze}", "| **P(ours > other)**"]
+    assert rows[2] == f"| {maze} | 5.00 [5.00, 5.00] | - [1] |"  # the missing cell carries its note
+    assert rows[3].startswith("| **P(ours > other)** |  | 0.75 [")
+    assert "IQM" not in markdown and "norm." not in markdown
+    csv = pd.read_csv(io.StringIO(render(comp, "csv")))
+    assert sorted(set(csv["quantity"])) == ["probability_of_improvement", "score"]
+    assert len(csv[csv["quantity"] == "score"]) == 5
+    assert render(comp, "latex").count(r"\\") == 1 + 4  # header and four rows
+
+
+@pytest.mark.parametrize("kind", ["aggregate", "profile"])
+def test_normalised_plots_of_an_open_task_suite_are_refused_in_one_line(kind):
+    gym = suites.get_suite("gym")
+    episodes = _final_episodes({("ours", "CartPole-v1"): [1, 2]})
+    if kind == "aggregate":
+        with pytest.raises(ValueError, match=r"^suite='gym' has no score references, so plot --kind aggregate"):
+            plots.plot_aggregate(episodes, gym, ["ours"], np.random.default_rng(0), 400_000, bins=5, reps=50)
+    else:
+        with pytest.raises(ValueError, match=r"^suite='gym' has no score references, so plot --kind profile"):
+            plots.plot_profile({"ours": np.ones((2, 1))}, gym, np.random.default_rng(0), reps=50)
