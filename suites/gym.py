@@ -177,10 +177,10 @@ class GymEnv(_Converted):
         from gymnasium import spaces
 
         protocol = GYM.resolve_protocol(protocol)
-        _gym_id(task)
+        env_id = _gym_id(task)
         kwargs = {"max_episode_steps": protocol["max_episode_steps"]} if protocol["max_episode_steps"] else {}
         # rgb_array costs nothing until render() is called (gymnasium renders human mode only per step).
-        self.renders = "rgb_array" in _render_modes(task)
+        self.renders = "rgb_array" in _render_modes(env_id)
         if self.renders:
             kwargs["render_mode"] = "rgb_array"
         self._task = task
@@ -252,12 +252,13 @@ def _frame(image: Any) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA) if size != (width, height) else image
 
 
-def _render_modes(task: str) -> list[str]:
-    """The ``render_modes`` a gymnasium id's env class declares ([] if none)."""
+def _render_modes(env_id: str) -> list[str]:
+    """The ``render_modes`` the env class of registered gymnasium id `env_id` (no ``MODULE:``
+    prefix: :func:`_gym_id` gives it) declares ([] if none)."""
     import gymnasium
     from gymnasium.envs.registration import load_env_creator
 
-    spec = gymnasium.spec(task)
+    spec = gymnasium.spec(env_id)
     creator = spec.entry_point if callable(spec.entry_point) else load_env_creator(spec.entry_point)
     metadata = getattr(creator, "metadata", None)
     return list(metadata.get("render_modes") or []) if isinstance(metadata, Mapping) else []
@@ -273,7 +274,8 @@ def check_gym_task(task: str) -> str:
 
 
 def _gym_id(task: str) -> str:
-    """`task` if it is a registered gymnasium id (``MODULE:ID`` imports MODULE first); else ValueError."""
+    """The registered gymnasium id of `task` (``MODULE:ID`` imports MODULE first and gives ID);
+    ValueError naming the task if it is not registered."""
     import gymnasium
 
     module, _, env_id = task.rpartition(":")
@@ -285,7 +287,7 @@ def _gym_id(task: str) -> str:
             f"(e.g. {', '.join(EXAMPLE_GYM_TASKS)}; {len(gymnasium.registry)} registered now), "
             "or MODULE:ID where importing MODULE registers ID (docs/custom_env.md)"
         )
-    return task
+    return env_id
 
 
 # ---------------------------------------------------------------------------- dm_env

@@ -111,6 +111,26 @@ def test_a_dm_env_factory_is_a_task(tmp_path):
     assert summary["finished"] and summary["steps"] == 40 and summary["updates"] > 0
 
 
+def test_the_docs_gymnasium_example_is_a_task_by_module_and_id(tmp_path, monkeypatch):
+    """docs/custom_env.md's worked example, verbatim: the task MODULE:ID imports my_envs, which
+    registers my_envs/Corridor-v0 (the check once looked MODULE:ID up in the registry as it was)."""
+    section = (REPO / "docs" / "custom_env.md").read_text().split("## Worked example: a gymnasium environment")[1]
+    (tmp_path / "my_envs.py").write_text(section.split("```python\n")[1].split("```")[0])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_envs", raising=False)
+    task = "my_envs:my_envs/Corridor-v0"
+    assert suites.get_suite("gym").check_task(task) == task  # what train and sweep ask
+    env = GymEnv(task, 0, {})
+    assert env.act_space.high == 2 and env.obs_space["vector"].shape == (10,) and not env.renders
+    obs = env.reset()
+    for _ in range(9):  # right, nine times: the end of the corridor
+        obs = env.step(np.int32(1))
+    assert obs["is_last"] and obs["is_terminal"] and obs["reward"] == 1.0
+    config = resolve_config("gym", task, 0, {**TINY, "run.steps": 40, "run.train_start": 8})
+    summary = Trainer(config, tmp_path / "run", make_agent=StubAgent).run()
+    assert summary["finished"] and summary["steps"] == 40 and summary["updates"] > 0
+
+
 class Painter(gymnasium.Env):
     """Vector observations and an ``rgb_array`` render of 60 x 90 pixels that changes each step;
     episodes of 5 steps."""
