@@ -217,12 +217,18 @@ class Suite:
         return resolved
 
     def published_task(self, task: str) -> str:
-        """Name of ``task`` in the published score files, e.g. ``dmc_walker_walk``."""
+        """Name of ``task`` in the published score files, e.g. ``dmc_walker_walk``; an open-task
+        suite's (gym, dm_env) files name tasks as its runs do."""
+        if self.open_tasks is not None:
+            return task
         return self.published_prefix + self.check_task(task)
 
     def task_of_published(self, name: str) -> str:
         """Inverse of :meth:`published_task`: ``atari_pong`` -> ``pong``; Crafter's
-        files also write ``crafter-reward``. Raises naming the suite's tasks."""
+        files also write ``crafter-reward``. Raises naming the suite's tasks. An open-task
+        suite (gym, dm_env) takes the name as it is: a task is whatever a user's runs name."""
+        if self.open_tasks is not None:
+            return name
         name = name.replace("-", "_")
         task = name[len(self.published_prefix):] if name.startswith(self.published_prefix) else name
         if task not in self.tasks:

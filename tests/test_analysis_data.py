@@ -371,6 +371,15 @@ def test_a_suite_without_score_references_gets_a_raw_score_table(store, cli, tmp
     assert cli(["plot", *base, "--kind", "profile", "--out", str(tmp_path / "p")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "suite='gym' has no score references, so plot --kind profile" in err
+    # A user's own published file for gym names its tasks as the runs do (a '-' stays a '-').
+    with gzip.open(tmp_path / "gym-mine.json.gz", "wt") as f:
+        json.dump([{"task": "CartPole-v1", "method": "mine", "seed": seed, "xs": [1000], "ys": [score]}
+                   for seed, score in enumerate([150.0, 350.0])], f)
+    assert cli(["table", *base, "--baseline", "mine", "--published-dir", str(tmp_path)]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "| CartPole-v1 | 200.0 [100.0, 300.0] | 250.0 [150.0, 350.0] |" in out, out
+    # P(dreamerbench > mine) on CartPole, the one task in common: (0 + 0 + 1 + 0) / 4.
+    assert "| **P(dreamerbench > mine)** |  | 0.25 [" in out
 
 
 def test_curves_need_no_final_window(store, cli, tmp_path, capsys):
