@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from agent.reader import NonNegativeInt, PositiveFloat, PositiveInt, flag
+from agent.reader import NonNegativeInt, Range, flag, refuse
 import suites
 from analysis.scores import DEFAULT_MISSING, MISSING, FinalRule
 from suites import SUITES, Suite
 
 KINDS = ("curves", "aggregate", "profile")
 TABLE_REPS = 50_000
+Reps = Annotated[int, Range(ge=100, le=200_000, note=(
+    "below 100 a 95% CI's ends rest on the 2 or 3 most extreme resamples; 200,000 is 4x the table's "
+    "default and halves its resampling error, past it only time and memory grow"))]
+"""``--reps``: bootstrap resamples (atari100k's table with dreamerv3 at 200,000: 3.2 s, 280 MB peak)."""
+Bins = Annotated[int, Range(ge=1, le=1_000, note=(
+    "a curve panel is about 360 pixels wide and the aggregate plot 750 at 150 dpi: more points draw nothing new"))]
+"""``--bins``: points per curve."""
+MAX_FRAMES = 10**12
+Frames = Annotated[int, Range(ge=1, le=MAX_FRAMES, note=(
+    "whole frames, at most 10^12: 5,000 times atari57's 200M-frame budget, the largest suite's"))]
+"""``--budget-frames`` and ``--window-frames``: a number of environment frames."""
+OUT_ALLOWED = ("a file path, not a folder, whose nearest existing folder is writable "
+               "(missing parent folders are created when the result is written)")
 PUBLISHED_HELP = (
     "Published scores: by default the per-run files published with danijar/dreamerv3 (folder scores/, "
     "commit e3f0224; Atari, DMC, Minecraft) and danijar/crafter (folder scores/, commit e04542a; Crafter), "
@@ -40,10 +54,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         "e3f02248693a79dc8b0ebd62c93683888ddaccfe/scores)")
     parser.add_argument("--cache-dir", help="where files fetched from a URL are kept "
                         "(default: ~/.cache/dreamerbench/published)")
-    parser.add_argument("--budget-frames", type=flag(PositiveFloat, "--budget-frames"), help="budget of the final-score rule, in frames "
-                        "(default: the budget recorded with the --runs runs, else the suite's)")
-    parser.add_argument("--window-frames", type=flag(PositiveFloat, "--window-frames"),
-                        help="final window in frames (default: the suite's, capped at the budget)")
+    parser.add_argument("--budget-frames", type=flag(Frames, "--budget-frames"), help="budget of the final-score rule, "
+                        "in whole frames, 1 to 10^12 (default: the budget recorded with the --runs runs, else the suite's)")
+    parser.add_argument("--window-frames", type=flag(Frames, "--window-frames"),
+                        help="final window in whole frames, 1 to the budget (default: the suite's, capped at the budget)")
     parser.add_argument("--missing", choices=tuple(MISSING), default=DEFAULT_MISSING,
                         help="runs with no episode in the final window: leave-out (default: no score from "
                         "outside a run's own window), task-mean (mean of the task's other seeds) or last "
@@ -51,7 +65,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=flag(Literal["suite", "train", "eval"], "--episodes"), default="suite",
                         help="which episodes of the --runs runs make scores: train, eval (evaluation episodes, "
                         "run.eval_every) or suite (default: what the suite's protocol asks for, train for every suite here)")
-    parser.add_argument("--reps", type=flag(PositiveInt, "--reps"), help=f"bootstrap resamples (table: {TABLE_REPS}, plots: 2000)")
+    parser.add_argument("--reps", type=flag(Reps, "--reps"),
+                        help=f"bootstrap resamples, 100 to 200,000 (default: table {TABLE_REPS:,}, plots 2,000); "
+                        "fewer give CIs that rest on a handful of resamples, more only cost time and memory")
     parser.add_argument("--seed", type=flag(NonNegativeInt, "--seed"), default=0, help="seed of the bootstrap's random generator")
 
 
@@ -62,15 +78,59 @@ def register(subparsers) -> None:
                                   epilog=PUBLISHED_HELP)
     _common(table)
     table.add_argument("--format", default="markdown", choices=("markdown", "latex", "csv"))
-    table.add_argument("--out", help="write the table here instead of stdout")
+    table.add_argument("--out", type=_out_flag("table"), help="write the table to this file instead of stdout "
+                       "(missing parent folders are created)")
     table.set_defaults(func=run_table)
     plot = subparsers.add_parser("plot", help="learning curves, aggregate IQM curve or performance profile",
                                  epilog=PUBLISHED_HELP)
     _common(plot)
     plot.add_argument("--kind", required=True, choices=KINDS)
-    plot.add_argument("--out", required=True, help="output path; written as .png and .pdf")
-    plot.add_argument("--bins", type=flag(PositiveInt, "--bins"), default=30, help="points per curve (>= 1)")
+    plot.add_argument("--out", required=True, type=_out_flag("plot"), help="output file path; written as .png and "
+                      ".pdf (OUT with its suffix replaced; missing parent folders are created)")
+    plot.add_argument("--bins", type=flag(Bins, "--bins"), default=30, help="points per curve, 1 to 1,000 (default 30): "
+                      "a curve panel is about 360 pixels wide, so more points draw nothing new")
     plot.set_defaults(func=run_plot)
+
+
+def out_paths(out: str | os.PathLike, command: str) -> list[Path]:
+    """The files ``table``/``plot`` write for ``--out``: the path itself, or for ``plot``
+    the path with its suffix replaced by .png and .pdf (:func:`analysis.plots.save`)."""
+    path = Path(out)
+    return [path.with_suffix(".png"), path.with_suffix(".pdf")] if command == "plot" else [path]
+
+
+def check_out(text: str, command: str) -> str:
+    """``--out`` of ``table`` and ``plot`` (one rule): a file path, not a folder, whose
+    nearest existing folder is writable. Checked before anything is read; nothing is
+    created here. Raises ReadError naming --out, the value and what is allowed."""
+    def refused(why: str):
+        return refuse("--out", text, f"{OUT_ALLOWED}; {why}")
+
+    if not text or text.endswith(("/", os.sep)) or Path(text).name in ("", ".", ".."):
+        raise refused("this names no file")
+    for path in dict.fromkeys([Path(text), *out_paths(text, command)]):
+        if path.is_dir():
+            raise refused(f"{path} is a folder")
+        folder = path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise refused(f"{folder} is not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise refused(f"{folder} is not writable")
+    return text
+
+
+def _out_flag(command: str):
+    """argparse ``type=`` of ``--out`` (:func:`check_out`)."""
+    def parse(text: str) -> str:
+        try:
+            return check_out(text, command)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = "file path"
+    return parse
 
 
 @dataclass
@@ -137,7 +197,19 @@ def _rule(args, suite: Suite, inputs: Inputs) -> FinalRule:
         budget, source = inputs.budget_frames, f"the budget the runs of {args.runs!r} were asked for (run.steps x action repeat)"
     else:
         budget, source = None, "the suite's budget"
-    return FinalRule.for_suite(suite, budget, args.window_frames, args.missing, source)
+    return FinalRule.for_suite(suite, budget, args.window_frames, args.missing, source, names=FLAG_NAMES)
+
+
+FLAG_NAMES = ("--budget-frames", "--window-frames")
+"""What the final-score rule's errors call its two numbers on the command line."""
+
+
+def _check_rule(args, suite: Suite) -> None:
+    """The final-score rule's flags against each other, before anything is read (where
+    the budget is given or is the suite's; a budget recorded with --runs is known later)."""
+    if args.window_frames is not None and (args.budget_frames is not None or not args.runs):
+        source = "--budget-frames" if args.budget_frames is not None else "the suite's budget"
+        FinalRule.for_suite(suite, args.budget_frames, args.window_frames, args.missing, source, names=FLAG_NAMES)
 
 
 def _warn(notes: list[str]) -> None:
@@ -149,6 +221,7 @@ def run_table(args) -> int:
     from analysis.tables import compare, render
 
     suite = suites.get_suite(args.suite)
+    _check_rule(args, suite)
     inputs = collect(args, suite)
     comp = compare(inputs.episodes, suite, _rule(args, suite, inputs), inputs.methods,
                    np.random.default_rng(args.seed), reps=args.reps or TABLE_REPS, notes=tuple(inputs.notes),
@@ -156,6 +229,7 @@ def run_table(args) -> int:
     _warn(comp.notes)
     text = render(comp, args.format)
     if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text)
     else:
         sys.stdout.write(text)
@@ -166,6 +240,7 @@ def run_plot(args) -> int:
     from analysis import plots
 
     suite = suites.get_suite(args.suite)
+    _check_rule(args, suite)
     inputs = collect(args, suite)
     rule = _rule(args, suite, inputs)
     rng = np.random.default_rng(args.seed)

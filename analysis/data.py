@@ -14,6 +14,12 @@ file) and the columns of :data:`COLUMNS`, plus ``achievement_<name>`` (Crafter) 
   no episode: kept, so that gaps stay visible).
 - ``budget_frames``: the budget the run was asked for (our runs: ``run.steps x
   action_repeat`` as recorded in MLflow; published files: the suite's budget).
+
+Our runs (:func:`load_runs`) also carry :data:`RUN_STATE`: ``status`` (the MLflow run
+status: FINISHED, or FAILED, RUNNING, SCHEDULED, KILLED for a run that did not
+finish), ``steps_done`` (agent steps the run reached: the ``dreamerbench.steps_done``
+tag, else its last recorded step, else 0) and ``budget_steps`` (``run.steps`` it was
+asked for, NaN if not recorded). Published files have none of them.
 """
 
 from __future__ import annotations
@@ -39,11 +45,13 @@ COLUMNS = ("method", "suite", "task", "seed", "run_key", "step", "frames", "scor
 CURVE_FIELDS = ("task", "method", "seed", "xs", "ys")
 EPISODE_FIELDS = ("task", "method", "seed", "xs", "reward")
 from experiments.spec import BOOKKEEPING
-from experiments.tracking import TAG, Tracker, budget_steps, group_by_key, runs_by_key
+from experiments.tracking import STEPS_TAG, TAG, Tracker, budget_steps, group_by_key, runs_by_key
 EPISODE_PREFIX = "episode/"
 DEFAULT_METHOD = "dreamerbench"
 DEFAULT_CACHE = Path.home() / ".cache" / "dreamerbench" / "published"
 METHOD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+RUN_STATE = ("status", "steps_done", "budget_steps")
+"""Columns of :func:`load_runs` that say how far each run got (see the module doc)."""
 IDENTITY_PARAMS = ("suite", "task", "seed")
 """Config params that say which run of a method this is, not which method."""
 
@@ -252,6 +260,7 @@ def _run_row(run) -> dict:
         raise ValueError(f"run {run.info.run_id} lacks param 'protocol.action_repeat'")
     repeat = int(params["protocol.action_repeat"])
     steps = budget_steps(run)
+    done = tags.get(STEPS_TAG)
     return {
         "run_id": run.info.run_id,
         "method": tags.get(TAG + "method", DEFAULT_METHOD),
@@ -261,6 +270,9 @@ def _run_row(run) -> dict:
         "run_key": tags.get(TAG + "run_key", run.info.run_id),
         "action_repeat": repeat,
         "budget_frames": float(steps) * repeat if steps is not None else np.nan,
+        "status": run.info.status,
+        "steps_done": float(done) if done else np.nan,
+        "budget_steps": float(steps) if steps is not None else np.nan,
     }
 
 
@@ -314,6 +326,7 @@ def load_runs(tracking_uri: str | None, experiment: str, notes: list[str] | None
     ``episode/achievement_*`` / ``episode/milestone_*`` (MLflow ``step`` = agent steps),
     as ``experiments/tracking.py`` records them. A run key with several MLflow runs
     counts once (its FINISHED run, else its newest); each such key adds a line to `notes`.
+    Each row also carries its run's :data:`RUN_STATE` (MLflow status, steps reached, budget).
     ``episodes="eval"`` reads the evaluation episodes (``eval/score``, ``run.eval_every``)
     instead of the training episodes, in the same columns.
     A missing sqlite store is a FileNotFoundError (nothing is created), a server that
@@ -353,7 +366,9 @@ def load_runs(tracking_uri: str | None, experiment: str, notes: list[str] | None
     out = meta.merge(wide, on="run_id", how="left")  # a run without an episode keeps one empty row
     out["frames"] = out["step"] * out["action_repeat"]
     out["layout"] = "episode"
-    extra = sorted(c for c in out.columns if c.startswith(("achievement_", "milestone_")))
+    reached = out.groupby("run_id")["step"].transform("max").fillna(0)
+    out["steps_done"] = out["steps_done"].fillna(reached)
+    extra = list(RUN_STATE) + sorted(c for c in out.columns if c.startswith(("achievement_", "milestone_")))
     rank = {m: i for i, m in enumerate(sorted(set(out["method"]), key=_natural))}
     out = out[list(COLUMNS) + extra].assign(_rank=out["method"].map(rank))
     out = out.sort_values(["_rank", "task", "seed", "step"], kind="stable").drop(columns="_rank")

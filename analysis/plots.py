@@ -21,6 +21,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from analysis.metrics import aggregate_iqm, bootstrap, performance_profile, task_means
 from analysis.scores import normalized, require_normalization, run_score
+from analysis.tables import plural
 from suites import Suite
 
 CURVE_REPS = 2_000
@@ -66,14 +67,22 @@ def _frames_axis(ax, budget_frames: float, ticks: int) -> None:
     ax.set_xlim(0, budget_frames)
 
 
+BAND_BLOCK = 64
+"""Points of a curve bootstrapped together: the resamples held at once are reps x this many."""
+
+
 def _band(values: np.ndarray, rng: np.random.Generator, reps: int):
-    """Mean over seeds and its bootstrap CI at each point; ``values: [R, K]``."""
-    points = ~np.all(np.isnan(values), axis=0)
+    """Mean over seeds and its bootstrap CI at each point; ``values: [R, K]``.
+
+    Each point is a stratum of its own, so points are resampled in blocks of
+    :data:`BAND_BLOCK` (memory reps x block, not reps x K) with the same distribution."""
+    (points,) = np.nonzero(~np.all(np.isnan(values), axis=0))
     mean = np.full(values.shape[1], np.nan)
     lo, hi = mean.copy(), mean.copy()
-    if points.any():
-        est = bootstrap(values[:, points], {"m": task_means}, rng, reps)["m"]
-        mean[points], lo[points], hi[points] = est.point, est.lo, est.hi
+    for start in range(0, len(points), BAND_BLOCK):
+        block = points[start : start + BAND_BLOCK]
+        est = bootstrap(values[:, block], {"m": task_means}, rng, reps)["m"]
+        mean[block], lo[block], hi[block] = est.point, est.lo, est.hi
     return mean, lo, hi
 
 
@@ -88,16 +97,22 @@ def _line(ax, xs, mean, lo, hi, color: str, label: str) -> None:
     ax.fill_between(xs[ok], lo[ok], hi[ok], color=color, alpha=0.2, lw=0)
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("s" if n != 1 else "")
-
-
 def _label(episodes: pd.DataFrame, method: str, tasks: bool) -> str:
     """``method (26 tasks, 5 seeds)``: what a line averages over (``1-5 seeds`` if uneven)."""
     runs = episodes[episodes["method"] == method]
     counts = sorted(set(runs.groupby("task")["seed"].nunique()))
-    seeds = _plural(counts[-1], "seed") if len(counts) == 1 else f"{counts[0]}-{counts[-1]} seeds"
-    return f"{method} ({_plural(runs['task'].nunique(), 'task') + ', ' if tasks else ''}{seeds})"
+    seeds = plural(counts[-1], "seed") if len(counts) == 1 else f"{counts[0]}-{counts[-1]} seeds"
+    return f"{method} ({plural(runs['task'].nunique(), 'task') + ', ' if tasks else ''}{seeds})"
+
+
+def _nothing_to_plot(episodes: pd.DataFrame, methods: list[str], budget_frames: float, what: str,
+                     allowed: str = "a --budget-frames that some episode ends within") -> ValueError:
+    """The one-line refusal of a figure with nothing on it (``what`` says what each line needs)."""
+    valid = episodes[episodes["score"].notna() & (episodes["frames"] > 0) & episodes["method"].isin(methods)]
+    first = (f" (their first episode ends at {valid['frames'].min():,.0f} frames)" if len(valid)
+             else " (they have no scored episode)")
+    return ValueError(f"nothing to plot: no line of {', '.join(methods)} has {what} in (0, {budget_frames:,.0f}] "
+                      f"frames{first}; allowed: {allowed}")
 
 
 def _ci_text(reps: int) -> str:
@@ -112,10 +127,11 @@ def plot_curves(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng: n
     compared with published ones). ``evaluation``: our runs' episodes are evaluation
     episodes (the y-label says so)."""
     binned = bin_runs(episodes, suite, budget_frames, bins)
-    # The tasks of the first method with episodes (ours, when compared with published runs).
-    first = next((m for m in methods if (binned["method"] == m).any()), None)
-    if first is None:
-        raise ValueError(f"no episodes of {', '.join(methods)} to plot")
+    binned = binned[binned["method"].isin(methods)]
+    if not binned["score"].notna().any():
+        raise _nothing_to_plot(episodes, methods, budget_frames, "an episode")
+    # The tasks of the first method with scores (ours, when compared with published runs).
+    first = next(m for m in methods if binned.loc[binned["method"] == m, "score"].notna().any())
     present = set(binned.loc[binned["method"] == first, "task"])
     # Open-task suites (gym, dm_env): any task the runs have, by name; else the suite's order.
     tasks = sorted(present) if suite.open_tasks is not None else [t for t in suite.tasks if t in present]
@@ -175,9 +191,9 @@ def plot_aggregate(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng
     require_normalization(suite, "plot --kind aggregate")
     binned = bin_runs(episodes, suite, budget_frames, bins)
     binned["norm"] = [100 * float(normalized(suite, t, s)) for t, s in zip(binned["task"], binned["score"])]
-    fig, ax = plt.subplots(figsize=(5.0, 3.6), layout="constrained")
     xs = np.linspace(0, budget_frames, bins + 1)[1:]
-    for i, method in enumerate(methods):
+    lines = []
+    for method in methods:
         sub = binned[binned["method"] == method]
         cube = sub.set_index(["bin", "seed", "task"])["norm"].unstack("task")  # rows (bin, seed)
         iqm, lo, hi = (np.full(bins, np.nan) for _ in range(3))
@@ -189,6 +205,12 @@ def plot_aggregate(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng
                 continue
             est = bootstrap(mat, {"iqm": aggregate_iqm}, rng, reps)["iqm"]
             iqm[b], lo[b], hi[b] = est.point, est.lo, est.hi
+        lines.append((iqm, lo, hi))
+    if not any(np.isfinite(iqm).any() for iqm, _, _ in lines):
+        raise _nothing_to_plot(episodes, methods, budget_frames, "a bin with a score on every task it ran",
+                               "fewer --bins (wider bins) or a larger --budget-frames")
+    fig, ax = plt.subplots(figsize=(5.0, 3.6), layout="constrained")
+    for i, (method, (iqm, lo, hi)) in enumerate(zip(methods, lines)):
         _line(ax, xs, iqm, lo, hi, color=f"C{i}", label=_label(episodes, method, tasks=True))
     _frames_axis(ax, budget_frames, ticks=5)
     ax.set_xlabel("environment frames")
@@ -207,7 +229,7 @@ def plot_profile(finals: dict[str, np.ndarray], suite: Suite, rng: np.random.Gen
     fig, ax = plt.subplots(figsize=(5.0, 3.6), layout="constrained")
     for i, (method, scores) in enumerate(finals.items()):
         est = bootstrap(scores, {"f": lambda x: performance_profile(x, taus)}, rng, reps)["f"]
-        label = f"{method} ({_plural(scores.shape[1], 'task')}, {_plural(int(np.sum(~np.isnan(scores))), 'run')})"
+        label = f"{method} ({plural(scores.shape[1], 'task')}, {plural(int(np.sum(~np.isnan(scores))), 'run')})"
         ax.plot(100 * taus, est.point, color=f"C{i}", label=label)
         ax.fill_between(100 * taus, est.lo, est.hi, color=f"C{i}", alpha=0.2, lw=0)
     ax.set_xlabel(rf"final {suite.normalized_name} $\tau$ (%)")

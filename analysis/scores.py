@@ -64,22 +64,29 @@ class FinalRule:
 
     @classmethod
     def for_suite(cls, suite: Suite, budget_frames=None, window_frames=None, missing: str = DEFAULT_MISSING,
-                  budget_from: str | None = None) -> "FinalRule":
+                  budget_from: str | None = None,
+                  names: tuple[str, str] = ("budget_frames", "window_frames")) -> "FinalRule":
         """The suite's documented rule with optional overrides (e.g. a short sweep's budget).
 
-        Without ``window_frames`` the window is the suite's, capped at the budget.
-        Raises ValueError naming the field, its value and what is allowed.
+        Without ``window_frames`` the window is the suite's, capped at the budget. Both
+        are whole frames (``1500.0`` is read as 1500, ``1500.7`` refused): the budget
+        at least 1, the window 1 to the budget. ``names``: what the error messages call
+        the budget and the window (the CLI's flags). Raises ReadError (a ValueError)
+        naming the field, its value and what is allowed.
         """
+        from agent.reader import refuse
+
         budget = suite.budget_frames if budget_frames is None else budget_frames
-        if not budget > 0:
-            raise ValueError(f"budget_frames={budget:g} must be > 0")
-        window = min(suite.final_window_frames, budget) if window_frames is None else window_frames
-        if not 0 < window <= budget:
-            raise ValueError(f"window_frames={window:g} must be in (0, budget_frames={budget:g}]")
-        if missing not in MISSING:
-            raise ValueError(f"missing={missing!r} is unknown; allowed: {', '.join(MISSING)}")
+        if not _whole(budget) or budget < 1:
+            raise refuse(names[0], budget, "a whole number of frames >= 1")
         if budget_from is None:
             budget_from = "the suite's budget" if budget_frames is None else "given"
+        window = min(suite.final_window_frames, budget) if window_frames is None else window_frames
+        if not _whole(window) or not 1 <= window <= budget:
+            raise refuse(names[1], window, f"a whole number of frames in [1, {budget:,.0f}]: "
+                                           f"the window lies within the budget ({budget_from})")
+        if missing not in MISSING:
+            raise refuse("missing", missing, ", ".join(MISSING))
         return cls(float(budget), float(window), missing, budget_from)
 
     @property
@@ -89,6 +96,11 @@ class FinalRule:
 
     def mask(self, frames: pd.Series) -> pd.Series:
         return (frames > self.start) & (frames <= self.budget_frames)
+
+
+def _whole(x) -> bool:
+    """Whether ``x`` is a finite whole number (an int, or a float such as 1500.0)."""
+    return isinstance(x, (int, float, np.integer, np.floating)) and bool(np.isfinite(x)) and float(x).is_integer()
 
 
 def _columns(rows: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -26,6 +26,18 @@ from analysis.scores import (DEFAULT_MISSING, MISSING, FinalRule, add_normalized
 from suites import Suite
 
 AGGREGATE_NAMES = {"mean": "Mean", "median": "Median", "iqm": "IQM", "optimality_gap": "Optimality gap"}
+UNFINISHED = {
+    "FAILED": "it stopped with an error",
+    "RUNNING": "still training, or its job ended without saying so",
+    "SCHEDULED": "stopped early, waiting for a job to resume it",
+    "KILLED": "killed",
+}
+"""MLflow status of a run that did not finish -> what its footnote says (experiments/tracking.py's lifecycle)."""
+
+
+def plural(n: int, word: str) -> str:
+    """``1 task``, ``2 tasks``, ``0 runs``: the one plural rule of tables and figures."""
+    return f"{n:,} {word}" + ("s" if n != 1 else "")
 
 
 @dataclass
@@ -47,7 +59,10 @@ class Comparison:
     successes: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
     marks: dict[tuple[str, str], list[int]] = field(default_factory=dict)
-    """(method, task, aggregate key of :data:`AGGREGATE_NAMES` or "poi") -> note numbers."""
+    """(method, task, aggregate key of :data:`AGGREGATE_NAMES` or "poi") -> note numbers
+    (1-based, in the order the notes were made; tables renumber them by first appearance)."""
+    task_rows: list[str] = field(default_factory=list)
+    """The table's task rows: the tasks some method has runs on, in the suite's order."""
     finals: dict[str, pd.DataFrame] = field(default_factory=dict)
     """method -> final and normalised score per (task, seed), NaN where missing."""
     tasks: dict[str, list[str]] = field(default_factory=dict)
@@ -80,31 +95,36 @@ def table_tasks(episodes: pd.DataFrame, suite: Suite) -> list[str]:
     return list(suite.tasks)
 
 
+def _span(end: float, width: float) -> str:
+    """``(start, end] frames`` of a window of ``width`` frames ending at ``end``; frames start at 0."""
+    return f"({max(0.0, end - width):,.0f}, {end:,.0f}] frames"
+
+
 def _window(rule: FinalRule) -> str:
-    return f"({rule.start:,.0f}, {rule.budget_frames:,.0f}] frames"
+    return _span(rule.budget_frames, rule.window_frames)
 
 
 def _report_missing(comp: Comparison, method: str, finals: pd.DataFrame, all_tasks: list[str]) -> list[str]:
     """Add notes for what ``method`` lacks of ``all_tasks``; return the tasks it has a final score on."""
     have = finals[finals["final"].notna()]
 
-    def marked(tasks: list[str]) -> list[tuple[str, str]]:  # its aggregates; without them, the tasks' cells
-        return [(method, key) for key in (AGGREGATE_NAMES if normalizes(comp.suite) else tasks)]
+    def marked(tasks: list[str]) -> list[tuple[str, str]]:  # the tasks' cells and its aggregates
+        return [(method, key) for key in [*tasks, *(AGGREGATE_NAMES if normalizes(comp.suite) else ())]]
 
     absent = [t for t in all_tasks if t not in set(finals["task"])]
     if absent:
-        comp.note(f"{method}: no runs on {len(absent)} of {len(all_tasks)} tasks ({', '.join(absent)})"
+        comp.note(f"{method}: no runs on {len(absent)} of {plural(len(all_tasks), 'task')} ({', '.join(absent)})"
                   + ("; its aggregates use the other tasks only." if normalizes(comp.suite) else "."), *marked(absent))
     seeds = sorted(set(finals["seed"]))
     for task, group in finals.groupby("task"):
         lost = sorted(set(seeds) - set(group["seed"]))
         if lost:
-            comp.note(f"{method} on {task}: {len(group)} of {len(seeds)} seeds; missing seed(s) {', '.join(map(str, lost))}.",
+            comp.note(f"{method} on {task}: {len(group)} of {plural(len(seeds), 'seed')}; missing seed(s) {', '.join(map(str, lost))}.",
                       (method, task))
     for row in finals[finals["treated"] != ""].itertuples():
         how = row.treated
         if how == MISSING["last"]:
-            how += f", ({row.scored_to - comp.rule.window_frames:,.0f}, {row.scored_to:,.0f}] frames"
+            how += f", {_span(row.scored_to, comp.rule.window_frames)}"
         last = f"its last ended at {row.last_frames:,.0f} frames" if np.isfinite(row.last_frames) else "it has none"
         comp.note(f"{method} on {row.task}, seed {row.seed}: no episode in the final window {_window(comp.rule)} "
                   f"({last}); {how}.", (method, row.task))
@@ -114,6 +134,22 @@ def _report_missing(comp: Comparison, method: str, finals: pd.DataFrame, all_tas
         comp.note(f"{method}: no final score on any seed of {', '.join(dead)}"
                   + ("; its aggregates leave these tasks out." if normalizes(comp.suite) else "."), *marked(dead))
     return tasks
+
+
+def _report_unfinished(comp: Comparison, method: str, runs: pd.DataFrame) -> None:
+    """A note on each run of ``method`` whose MLflow status is not FINISHED (columns
+    ``status``, ``steps_done``, ``budget_steps`` of :func:`analysis.data.load_runs`;
+    published runs have no status), marking its task's cell."""
+    if "status" not in runs.columns:
+        return
+    states = runs.groupby(["task", "seed"], sort=True)[["status", "steps_done", "budget_steps"]].first()
+    for (task, seed), row in states.iterrows():
+        if not isinstance(row.status, str) or row.status == "FINISHED":
+            continue
+        budget = f" of {row.budget_steps:,.0f}" if np.isfinite(row.budget_steps) else ""
+        comp.note(f"{method} on {task}, seed {seed}: run {row.status} at {row.steps_done:,.0f}{budget} steps "
+                  f"({UNFINISHED.get(row.status, 'not finished')}); its score comes from the episodes it recorded.",
+                  (method, task))
 
 
 def compare(
@@ -137,9 +173,9 @@ def compare(
     all_tasks = table_tasks(episodes, suite)
     comp = Comparison(suite, methods, rule, reps, pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
     comp.sources, comp.evaluation = sources, evaluation
-    for method, text in notes:
-        comp.note(text, *[(method, a) for a in AGGREGATE_NAMES])
-    per_task, aggregates, normalized = [], [], {}
+    for method, text in notes:  # on the method's aggregates; without them, its cells
+        comp.note(text, *[(method, a) for a in (AGGREGATE_NAMES if normalizes(suite) else all_tasks)])
+    per_task, aggregates, normalized, seen = [], [], {}, set()
     for method in methods:
         runs = episodes[episodes["method"] == method]
         if runs.empty:
@@ -147,6 +183,8 @@ def compare(
         finals = final_scores(runs, suite, rule)
         finals = add_normalized(finals, suite) if normalizes(suite) else finals.assign(normalized=np.nan)
         tasks = _report_missing(comp, method, finals, all_tasks)
+        _report_unfinished(comp, method, runs)
+        seen.update(finals["task"])
         if not tasks:
             raise ValueError(f"method={method!r} has no final score on any task of {suite.name!r} "
                              f"(final window {_window(rule)})")
@@ -175,6 +213,7 @@ def compare(
             e = est[name]
             aggregates.append(dict(method=method, metric=name, point=float(e.point), lo=float(e.lo),
                                    hi=float(e.hi), n_tasks=len(tasks), n_runs=int(counts.sum())))
+    comp.task_rows = [t for t in all_tasks if t in seen]
     comp.per_task = pd.DataFrame(per_task)
     comp.aggregates = pd.DataFrame(aggregates, columns=["method", "metric", "point", "lo", "hi", "n_tasks", "n_runs"])
     comp.improvement = _improvements(comp, normalized, rng, reps)
@@ -190,10 +229,11 @@ def _improvements(comp: Comparison, normalized: dict, rng: np.random.Generator, 
         ty, y = normalized[other]
         common = [t for t in tx if t in ty]
         if not common:
-            comp.note(f"P({first} > {other}): no task in common; not computed.")
+            comp.note(f"P({first} > {other}): no task in common; not computed.", (other, "poi"))
+            rows.append(dict(method=other, point=np.nan, lo=np.nan, hi=np.nan, n_tasks=0))
             continue
         if len(common) < max(len(tx), len(ty)):
-            comp.note(f"P({first} > {other}) uses the {len(common)} tasks both methods have.", (other, "poi"))
+            comp.note(f"P({first} > {other}) uses the {plural(len(common), 'task')} both methods have.", (other, "poi"))
         e = bootstrap_improvement(x[:, [tx.index(t) for t in common]], y[:, [ty.index(t) for t in common]], rng, reps)
         rows.append(dict(method=other, point=float(e.point), lo=float(e.lo), hi=float(e.hi), n_tasks=len(common)))
     return pd.DataFrame(rows, columns=["method", "point", "lo", "hi", "n_tasks"])
@@ -229,7 +269,8 @@ def _num(x: float) -> str:
 
 
 def _cell(point, lo, hi, marks=()) -> str:
-    text = f"{_num(point)} [{_num(lo)}, {_num(hi)}]"
+    """``point [lo, hi]`` and the cell's note marks; ``-`` where there is no value."""
+    text = f"{_num(point)} [{_num(lo)}, {_num(hi)}]" if np.isfinite(point) else "-"
     return text + "".join(f" [{n}]" for n in marks)
 
 
@@ -238,25 +279,29 @@ def _success_label(comp: Comparison, task: str, item: str) -> str:
     return f"{item} (% of episodes{', ' + task if several else ''})"
 
 
-def grid(comp: Comparison) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: tasks, success items, aggregates (normalised, %), then P(improvement);
-    without score references one score column per method and no aggregates."""
+def grid(comp: Comparison) -> tuple[list[str], list[list[str]], list[str]]:
+    """Header, rows and notes: tasks, success items, aggregates (normalised, %), then
+    P(improvement); without score references one score column per method and no
+    aggregates. Notes are numbered in the order their marks first appear in the rows
+    (left to right, top to bottom); a note on no shown cell comes last."""
     kinds = ("score", "norm. %") if normalizes(comp.suite) else ("score",)
     header = ["Task"] + [f"{m} {kind}" for m in comp.methods for kind in kinds]
+    number: dict[int, int] = {}
+
+    def marks(key: tuple[str, str]) -> list[int]:
+        return sorted(number.setdefault(n, len(number) + 1) for n in comp.marks.get(key, []))
+
     rows = []
-    by = comp.per_task.set_index(["task", "method"])
-    tasks = list(dict.fromkeys(comp.per_task["task"]))
-    missing_tasks = {(m, t) for (m, t) in comp.marks if t not in AGGREGATE_NAMES and t != "poi"}
-    tasks += sorted({t for _, t in missing_tasks} - set(tasks))
-    for task in tasks:
+    by = comp.per_task.set_index(["task", "method"]) if len(comp.per_task) else None
+    for task in comp.task_rows:
         row = [task]
         for m in comp.methods:
-            marks = comp.marks.get((m, task), [])
-            if (task, m) in by.index:
+            if by is not None and (task, m) in by.index:
                 r = by.loc[(task, m)]
-                cells = [_cell(r.raw, r.raw_lo, r.raw_hi, marks), _cell(100 * r.norm, 100 * r.norm_lo, 100 * r.norm_hi)]
+                cells = [_cell(r.raw, r.raw_lo, r.raw_hi, marks((m, task))),
+                         _cell(100 * r.norm, 100 * r.norm_lo, 100 * r.norm_hi)]
             else:
-                cells = ["-" + "".join(f" [{n}]" for n in marks), "-"]
+                cells = [_cell(np.nan, np.nan, np.nan, marks((m, task))), "-"]
             row += cells[: len(kinds)]
         rows.append(row)
     if len(comp.successes):
@@ -266,7 +311,7 @@ def grid(comp: Comparison) -> tuple[list[str], list[list[str]]]:
             for m in comp.methods:
                 if (task, item, m) in succ.index:
                     r = succ.loc[(task, item, m)]
-                    row += [f"{_cell(r.rate, r.rate_lo, r.rate_hi)} ({r.obtained:.0f} of {r.n_runs:.0f} runs)", ""]
+                    row += [f"{_cell(r.rate, r.rate_lo, r.rate_hi)} ({r.obtained:.0f} of {plural(int(r.n_runs), 'run')})", ""]
                 else:
                     row += ["-", ""]
             rows.append(row)
@@ -275,16 +320,19 @@ def grid(comp: Comparison) -> tuple[list[str], list[list[str]]]:
         row = [f"**{label}** (norm. %)"]
         for m in comp.methods:
             r = agg.loc[(name, m)]
-            row += ["", _cell(100 * r.point, 100 * r.lo, 100 * r.hi, comp.marks.get((m, name), []))]
+            row += ["", _cell(100 * r.point, 100 * r.lo, 100 * r.hi, marks((m, name)))]
         rows.append(row)
     first = comp.methods[0]
     for r in comp.improvement.itertuples():
         row = [f"**P({first} > {r.method})**"]
         for m in comp.methods:  # in the method's last column
-            cell = _cell(r.point, r.lo, r.hi, comp.marks.get((m, "poi"), [])) if m == r.method else ""
+            cell = _cell(r.point, r.lo, r.hi, marks((m, "poi"))) if m == r.method else ""
             row += [""] * (len(kinds) - 1) + [cell]
         rows.append(row)
-    return header, rows
+    for n in range(1, len(comp.notes) + 1):
+        number.setdefault(n, len(number) + 1)
+    notes = [text for _, text in sorted((number[n], text) for n, text in enumerate(comp.notes, 1))]
+    return header, rows, notes
 
 
 def rule_line(comp: Comparison) -> str:
@@ -315,10 +363,10 @@ def rule_line(comp: Comparison) -> str:
 
 
 def to_markdown(comp: Comparison) -> str:
-    header, rows = grid(comp)
+    header, rows, notes = grid(comp)
     lines = [rule_line(comp), "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    lines += [""] + [f"[{i}] {n}" for i, n in enumerate(comp.notes, 1)]
+    lines += [""] + [f"[{i}] {n}" for i, n in enumerate(notes, 1)]
     return "\n".join(lines) + "\n"
 
 
@@ -332,13 +380,13 @@ def _tex(text: str) -> str:
 
 
 def to_latex(comp: Comparison) -> str:
-    header, rows = grid(comp)
+    header, rows, notes = grid(comp)
     lines = [r"\begin{table}", r"\centering", r"\caption{" + _tex(rule_line(comp)) + "}",
              r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
              " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
     lines += [" & ".join(_tex(c) for c in r) + r" \\" for r in rows]
     lines += [r"\bottomrule", r"\end{tabular}"]
-    lines += [r"\par\footnotesize [" + str(i) + "] " + _tex(n) for i, n in enumerate(comp.notes, 1)]
+    lines += [r"\par\footnotesize [" + str(i) + "] " + _tex(n) for i, n in enumerate(notes, 1)]
     lines += [r"\end{table}"]
     return "\n".join(lines) + "\n"
 
@@ -350,19 +398,28 @@ CSV_COLUMNS = ["section", "name", "task", "method", "quantity", "unit", "value",
 def to_csv(comp: Comparison) -> str:
     """Long format: one quantity per row with its ``unit`` (normalised scores, aggregates
     and success rates in percent, probabilities as fractions); ``n_seeds`` counts seeds
-    of a task, ``n_tasks`` tasks of an aggregate, ``n_runs`` runs; notes in ``notes``."""
+    of a task, ``n_tasks`` tasks of an aggregate, ``n_runs`` runs; the text of every note
+    on a row in its ``notes`` (a task row the markdown shows as ``-`` has an empty value
+    and its notes)."""
     def notes(method, key):
         return " ".join(comp.notes[n - 1] for n in comp.marks.get((method, key), []))
 
     unit = "Crafter score %" if comp.suite.run_score == "crafter" else "return"
     rows = []
-    for r in comp.per_task.itertuples():
-        common = dict(section="task", name=r.task, task=r.task, method=r.method, n_seeds=r.n_seeds,
-                      notes=notes(r.method, r.task))
-        rows.append(dict(common, quantity="score", unit=unit, value=r.raw, lo=r.raw_lo, hi=r.raw_hi, std=r.raw_std))
-        if normalizes(comp.suite):
-            rows.append(dict(common, quantity="normalized", unit="%", value=100 * r.norm, lo=100 * r.norm_lo,
-                             hi=100 * r.norm_hi, std=100 * r.norm_std))
+    by = comp.per_task.set_index(["task", "method"]) if len(comp.per_task) else None
+    quantities = ["score", "normalized"] if normalizes(comp.suite) else ["score"]
+    for task in comp.task_rows:  # the rows the table shows, a method without a score with an empty value
+        for m in comp.methods:
+            common = dict(section="task", name=task, task=task, method=m, notes=notes(m, task))
+            if by is None or (task, m) not in by.index:
+                rows += [dict(common, quantity=q, unit=unit if q == "score" else "%", n_seeds=0) for q in quantities]
+                continue
+            r = by.loc[(task, m)]
+            common["n_seeds"] = r.n_seeds
+            rows.append(dict(common, quantity="score", unit=unit, value=r.raw, lo=r.raw_lo, hi=r.raw_hi, std=r.raw_std))
+            if normalizes(comp.suite):
+                rows.append(dict(common, quantity="normalized", unit="%", value=100 * r.norm, lo=100 * r.norm_lo,
+                                 hi=100 * r.norm_hi, std=100 * r.norm_std))
     for r in comp.successes.itertuples():
         common = dict(section="success", name=r.item, task=r.task, method=r.method, n_seeds=r.n_seeds, n_runs=r.n_runs)
         rows.append(dict(common, quantity="episodes_with_item", unit="%", value=r.rate, lo=r.rate_lo, hi=r.rate_hi))

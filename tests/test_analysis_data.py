@@ -184,10 +184,12 @@ def test_down_server_and_missing_file_are_one_line(tmp_path, server, cli, capsys
 # --- MLflow ----------------------------------------------------------------------------
 
 
-def record_sweep(uri: str, spec, episodes) -> None:
+def record_sweep(uri: str, spec, episodes, status=lambda run: "FINISHED") -> None:
     """Record ``spec``'s runs as ``dreamerbench sweep`` and its jobs do, and deliver ``episodes(run)``:
     a list of ``(step, {metric: value})`` (None: the run is never created), written to a run
-    directory beside the sqlite store `uri` and delivered by its recorder."""
+    directory beside the sqlite store `uri` and delivered by its recorder. ``status(run)``:
+    FINISHED, FAILED (the job's error, as ``Tracker.fail``) or RUNNING (a job took it up
+    again, as ``Tracker.start``, and never ended)."""
     tracker = tracking.Tracker(uri)
     experiment_id = tracker.experiment(spec.name)
     root = Path(uri[len("sqlite:///"):]).parent / "logdirs"
@@ -204,6 +206,10 @@ def record_sweep(uri: str, spec, episodes) -> None:
                 rundir.record_episode({"length": 100.0, **values, "step": step})
             summary = rundir.summary(Counters(steps=max([s for s, _ in records], default=0)), finished=True)
         recorder.end(summary)
+        if status(run) == "FAILED":
+            tracker.fail(run_id, "RuntimeError: boom")
+        elif status(run) == "RUNNING":
+            tracker.start(run_id, {"seed": run.seed}, logdir)
 
 
 def _spec(text: str):
@@ -248,6 +254,12 @@ def store(tmp_path_factory):
     gym = _spec("name: gymraw\nsuite: gym\ntasks: [CartPole-v1, Acrobot-v1]\nseeds: 2\nsteps: 1000\n"
                 "overrides: {agent.size: debug}\n")
     record_sweep(uri, gym, lambda run: [(1000, {"score": GYM_SCORES[(run.task, run.seed)]})])
+    # Runs that did not finish: seed 1 FAILED at step 200 of 1000, seed 2 still RUNNING at 600.
+    unfinished = _spec("name: unfinished\nsuite: atari100k\ntasks: [pong]\nseeds: 3\nsteps: 1000\n"
+                       "overrides: {agent.size: debug}\n")
+    reached = {0: 1000, 1: 200, 2: 600}
+    record_sweep(uri, unfinished, lambda run: [(s, {"score": float(s)}) for s in (200, 600, 1000) if s <= reached[run.seed]],
+                 lambda run: {0: "FINISHED", 1: "FAILED", 2: "RUNNING"}[run.seed])
     return uri
 
 
@@ -418,13 +430,16 @@ def test_bad_options_are_one_line_errors(store, cli, tmp_path, capsys, command):
     cases = [
         (["--tracking-uri", f"sqlite:///{missing}"], f"no MLflow store at sqlite:///{missing}"),
         (["--tracking-uri", f"file://{tmp_path}/mlruns"], "file store in maintenance mode; use sqlite:///"),
-        (["--tracking-uri", store, "--reps", "0"], "--reps=0 is not allowed; allowed: an integer >= 1"),
-        (["--tracking-uri", store, "--reps", "-5"], "--reps=-5 is not allowed; allowed: an integer >= 1"),
-        (["--tracking-uri", store, "--budget-frames", "0"], "--budget-frames=0 is not allowed; allowed: a finite number > 0"),
-        (["--tracking-uri", store, "--window-frames", "9000"], "window_frames=9000 must be in (0, budget_frames=4000]"),
+        (["--tracking-uri", store, "--reps", "0"], "--reps=0 is not allowed; allowed: an integer in [100, 200000]"),
+        (["--tracking-uri", store, "--reps", "-5"], "--reps=-5 is not allowed; allowed: an integer in [100, 200000]"),
+        (["--tracking-uri", store, "--budget-frames", "0"], "--budget-frames=0 is not allowed; allowed: an integer in [1, "),
+        # The budget recorded with the runs is known only once they are read.
+        (["--tracking-uri", store, "--window-frames", "9000"],
+         "--window-frames=9000 is not allowed; allowed: a whole number of frames in [1, 4,000]: the window lies within "
+         "the budget (the budget the runs of 'tiny' were asked for (run.steps x action repeat))"),
     ]
     if command == "plot":
-        cases.append((["--tracking-uri", store, "--bins", "0"], "--bins=0 is not allowed; allowed: an integer >= 1"))
+        cases.append((["--tracking-uri", store, "--bins", "0"], "--bins=0 is not allowed; allowed: an integer in [1, 1000]"))
 
     def exit_code(argv):  # flags are refused by argparse (SystemExit), values by the command
         try:
@@ -469,3 +484,147 @@ def test_a_train_run_reaches_the_table(tmp_path, cli, capsys):
     assert again.returncode == 0, again.stderr[-3000:]
     df = load_runs(uri, "train")
     assert len(df) == 2 and df["run_key"].nunique() == 1
+
+
+# --- issue: table/plot faults found by a tester ------------------------------------------
+
+
+def _exit_code(cli, argv):
+    try:
+        return cli(argv)
+    except SystemExit as stop:  # argparse's own exit
+        return stop.code
+
+
+@pytest.mark.parametrize("command", ["table", "plot"])
+def test_flag_ranges_are_refused_before_anything_is_read(cli, tmp_path, capsys, command):
+    """--reps, --bins, --budget-frames and --window-frames have ranges: one line naming the
+    flag, the value and what is allowed, exit 2, before the (missing) store is opened."""
+    missing = tmp_path / "none" / "mlflow.db"
+    base = [command, "--suite", "dmc_proprio", "--runs", "x", "--tracking-uri", f"sqlite:///{missing}"]
+    base += ["--kind", "curves", "--out", str(tmp_path / "p")] if command == "plot" else []
+    reps = "allowed: an integer in [100, 200000] (below 100 a 95% CI's ends rest on the 2 or 3 most extreme"
+    frames = "allowed: an integer in [1, 1000000000000] (whole frames, at most 10^12"
+    cases = [
+        (["--reps", "1"], "--reps=1 is not allowed; " + reps),
+        (["--reps", "99"], "--reps=99 is not allowed; " + reps),
+        (["--reps", "10000000000"], "--reps=10000000000 is not allowed; " + reps),
+        (["--reps", "200001"], "--reps=200001 is not allowed; " + reps),
+        (["--budget-frames", "0.5"], "--budget-frames=0.5 is not allowed; " + frames),
+        (["--budget-frames", "1500.7"], "--budget-frames=1500.7 is not allowed; " + frames),
+        (["--budget-frames", "1e30"], "--budget-frames=1e+30 is not allowed; " + frames),
+        (["--window-frames", "2.5"], "--window-frames=2.5 is not allowed; " + frames),
+        (["--budget-frames", "1500", "--window-frames", "99999"],
+         "--window-frames=99999 is not allowed; allowed: a whole number of frames in [1, 1,500]: the window lies "
+         "within the budget (--budget-frames)"),
+        # Without --runs the budget is the suite's (dmc_proprio: 500k frames).
+        (["--window-frames", "500001"], "--window-frames=500001 is not allowed; allowed: a whole number of frames in "
+         "[1, 500,000]: the window lies within the budget (the suite's budget)"),
+    ]
+    if command == "plot":
+        cases += [(["--bins", "1001"], "--bins=1001 is not allowed; allowed: an integer in [1, 1000] (a curve panel"),
+                  (["--bins", "100000000"], "--bins=100000000 is not allowed; allowed: an integer in [1, 1000]")]
+    for extra, message in cases:
+        argv = base + extra
+        if extra[-1] == "500001":
+            argv = [a for a in argv if a not in ("--runs", "x")] + ["--baseline", "dreamerv3"]
+        assert _exit_code(cli, argv) == 2, extra
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (extra, err)
+    assert not missing.parent.exists() and not list(tmp_path.glob("p.*"))
+
+
+def test_flag_range_ends_are_accepted(store, cli, capsys):
+    """--reps 100 and whole frames written as floats (1e4) are allowed; the CI holds the estimate."""
+    assert cli(["table", "--suite", "atari100k", "--runs", "tiny", "--tracking-uri", store, "--reps", "100",
+                "--budget-frames", "4e3", "--window-frames", "4000.0", "--format", "csv"]) == 0
+    import io
+
+    import pandas as pd
+
+    csv = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    pong = csv[(csv["name"] == "pong") & (csv["quantity"] == "score")].iloc[0]
+    assert pong["lo"] <= pong["value"] <= pong["hi"] and pong["lo"] < pong["hi"]
+
+
+@pytest.mark.parametrize("command", ["table", "plot"])
+def test_out_is_one_rule_checked_before_anything_is_read(cli, tmp_path, capsys, command):
+    """--out: a file path, not a folder, whose nearest existing folder is writable; the same for
+    table and plot, refused in one line naming --out before the (missing) store is opened."""
+    missing = tmp_path / "none" / "mlflow.db"
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "dir.png").mkdir()
+    base = [command, "--suite", "atari100k", "--runs", "x", "--tracking-uri", f"sqlite:///{missing}"]
+    base += ["--kind", "curves"] if command == "plot" else []
+    allowed = ("allowed: a file path, not a folder, whose nearest existing folder is writable "
+               "(missing parent folders are created when the result is written)")
+    cases = [("", "this names no file"), (str(tmp_path), f"{tmp_path} is a folder"),
+             (str(tmp_path) + "/", "this names no file"), (str(tmp_path / "a_file" / "t.md"), f"{tmp_path / 'a_file'} is not a folder")]
+    if command == "plot":  # plot writes OUT.png and OUT.pdf
+        cases.append((str(tmp_path / "dir"), f"{tmp_path / 'dir.png'} is a folder"))
+    for out, why in cases:
+        assert _exit_code(cli, base + ["--out", out]) == 2, out
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"--out={out!r} is not allowed; {allowed}; {why}" in err, (out, err)
+    assert not missing.parent.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "dir.png"]
+
+
+@pytest.mark.parametrize("command", ["table", "plot"])
+def test_out_creates_missing_parent_folders(store, cli, tmp_path, capsys, command):
+    out = tmp_path / "new" / "deeper" / "result"
+    argv = [command, "--suite", "atari100k", "--runs", "tiny", "--tracking-uri", store, "--reps", "100", "--out", str(out)]
+    assert cli(argv + (["--kind", "curves"] if command == "plot" else [])) == 0, capsys.readouterr().err
+    if command == "table":
+        assert out.read_text().startswith("atari100k: final score")
+    else:
+        assert out.with_suffix(".png").stat().st_size > 1000 and out.with_suffix(".pdf").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("kind", ["curves", "aggregate"])
+def test_a_plot_with_nothing_to_draw_is_refused(store, cli, tmp_path, capsys, kind):
+    """No episode ends within --budget-frames 10: one line and exit 2, as the table does, no file."""
+    assert cli(["plot", "--suite", "atari100k", "--runs", "tiny", "--tracking-uri", store, "--kind", kind,
+                "--budget-frames", "10", "--out", str(tmp_path / "p"), "--reps", "100"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nothing to plot: no line of dreamerbench has" in err, err
+    assert "in (0, 10] frames (their first episode ends at 800 frames)" in err  # step 200 x action repeat 4
+    assert not list(tmp_path.glob("p.*"))
+
+
+def test_load_runs_carries_status_and_steps(store):
+    df = load_runs(store, "unfinished")
+    state = df.groupby("seed")[["status", "steps_done", "budget_steps"]].first()
+    assert state.to_dict("index") == {0: {"status": "FINISHED", "steps_done": 1000, "budget_steps": 1000},
+                                      1: {"status": "FAILED", "steps_done": 200, "budget_steps": 1000},
+                                      2: {"status": "RUNNING", "steps_done": 600, "budget_steps": 1000}}
+
+
+def test_runs_that_did_not_finish_are_footnoted(store, cli, capsys):
+    """A FAILED or still RUNNING run is tabulated with a note on its cell; a FINISHED one has none."""
+    base = ["table", "--suite", "atari100k", "--runs", "unfinished", "--tracking-uri", store, "--reps", "100"]
+    assert cli(base) == 0
+    out = capsys.readouterr().out
+    notes = [line for line in out.splitlines() if line.startswith("[")]
+    assert notes == [
+        "[1] dreamerbench on pong, seed 1: run FAILED at 200 of 1,000 steps (it stopped with an error); "
+        "its score comes from the episodes it recorded.",
+        "[2] dreamerbench on pong, seed 2: run RUNNING at 600 of 1,000 steps (still training, or its job ended "
+        "without saying so); its score comes from the episodes it recorded.",
+        "[3] dreamerbench: no runs on 25 of 26 tasks (" + ", ".join(t for t in SUITES["atari100k"].tasks if t != "pong")
+        + "); its aggregates use the other tasks only."]
+    (pong,) = [line for line in out.splitlines() if line.startswith("| pong |")]
+    assert pong.split(" | ")[1].endswith("] [1] [2]")
+    assert cli([*base, "--format", "csv"]) == 0
+    values = {(r.section, r.name, r.quantity): r.notes for r in _read_csv(capsys.readouterr().out).itertuples()}
+    assert values[("task", "pong", "score")] == notes[0][4:] + " " + notes[1][4:]
+    assert cli(["table", "--suite", "atari100k", "--runs", "tiny", "--tracking-uri", store, "--reps", "100"]) == 0
+    finished = capsys.readouterr().out
+    assert "run FINISHED" not in finished and " steps (" not in finished
+
+
+def _read_csv(text):
+    import io
+
+    import pandas as pd
+
+    return pd.read_csv(io.StringIO(text))

@@ -176,7 +176,9 @@ def test_a_table_of_an_open_task_suite_shows_raw_scores_and_no_aggregates():
     assert "IQM" not in markdown and "norm." not in markdown
     csv = pd.read_csv(io.StringIO(render(comp, "csv")))
     assert sorted(set(csv["quantity"])) == ["probability_of_improvement", "score"]
-    assert len(csv[csv["quantity"] == "score"]) == 5
+    assert len(csv[csv["quantity"] == "score"]) == 6  # the missing cell is a row with its note and no value
+    (missing,) = csv[(csv["name"] == maze) & (csv["method"] == "other")].itertuples()
+    assert np.isnan(missing.value) and missing.notes == comp.notes[0]
     assert render(comp, "latex").count(r"\\") == 1 + 4  # header and four rows
 
 
@@ -190,3 +192,88 @@ def test_normalised_plots_of_an_open_task_suite_are_refused_in_one_line(kind):
     else:
         with pytest.raises(ValueError, match=r"^suite='gym' has no score references, so plot --kind profile"):
             plots.plot_profile({"ours": np.ones((2, 1))}, gym, np.random.default_rng(0), reps=50)
+
+
+def _csv_notes(comp) -> "pd.DataFrame":
+    from analysis.tables import render
+
+    return pd.read_csv(io.StringIO(render(comp, "csv")), keep_default_na=False, na_values=[""])
+
+
+def test_a_task_without_a_final_score_keeps_its_row_and_notes_in_the_csv():
+    """Tester, fault 2: markdown showed `Acrobot-v1 | - [1] [2] [3]`, the CSV had no Acrobot-v1 row nor its notes."""
+    from analysis.scores import FinalRule
+    from analysis.tables import compare, render
+
+    gym = suites.get_suite("gym")
+    episodes = pd.concat([_final_episodes({("ours", "CartPole-v1"): [1, 2]}),
+                          _final_episodes({("ours", "Acrobot-v1"): [-5, -6]}, budget=2_000)], ignore_index=True)
+    comp = compare(episodes, gym, FinalRule(400_000, gym.final_window_frames), ["ours"], np.random.default_rng(0), reps=200)
+    assert "| Acrobot-v1 | - [1] [2] [3] |" in render(comp, "markdown")
+    csv = _csv_notes(comp)
+    (row,) = csv[csv["name"] == "Acrobot-v1"].itertuples()
+    assert (row.section, row.method, row.quantity, row.n_seeds) == ("task", "ours", "score", 0) and np.isnan(row.value)
+    assert row.notes == " ".join(comp.notes) and len(comp.notes) == 3
+    assert comp.notes[2] == "ours: no final score on any seed of Acrobot-v1."
+
+
+def test_every_note_marks_its_cells_and_reaches_the_csv():
+    """atari100k: all seeds of a task stop before the window; a method lacks a task another
+    has (its `-` cell is marked, not only its aggregates); P(improvement) on one common task."""
+    from analysis.scores import FinalRule
+    from analysis.tables import compare, render
+
+    episodes = pd.concat([_final_episodes({("ours", "pong"): [1, 2], ("other", "pong"): [0, 0],
+                                           ("other", "alien"): [300, 400], ("other", "breakout"): [3, 4]}),
+                          _final_episodes({("ours", "breakout"): [3, 4]}, budget=1_000)], ignore_index=True)
+    comp = compare(episodes, ATARI, FinalRule.for_suite(ATARI, 400_000), ["ours", "other"], np.random.default_rng(0),
+                   reps=200)
+    markdown = render(comp, "markdown")
+    lines = markdown.splitlines()
+    assert "| alien | - [1] | - | 350.0 [300.0, 400.0] |" in markdown  # ours lacks alien: its cell is marked
+    (breakout,) = [line for line in lines if line.startswith("| breakout |")]
+    assert breakout.startswith("| breakout | - [2] [3] [4] | - | 3.50 [3.00, 4.00]")
+    assert "[6] P(ours > other) uses the 1 task both methods have." in lines
+    csv = _csv_notes(comp)
+    for text in comp.notes:  # every note reaches the CSV, on the rows it concerns
+        assert csv["notes"].fillna("").str.contains(text, regex=False).any(), text
+    ours_breakout = csv[(csv["name"] == "breakout") & (csv["method"] == "ours")]
+    assert list(ours_breakout["quantity"]) == ["score", "normalized"] and ours_breakout["value"].isna().all()
+    assert ours_breakout["notes"].str.contains("ours: no final score on any seed of breakout").all()
+
+
+def test_footnotes_are_numbered_in_order_of_appearance():
+    """Notes are made method by method; the table numbers them by first mark, top to bottom, left to right."""
+    from analysis.scores import FinalRule
+    from analysis.tables import compare, render
+
+    episodes = _final_episodes({("ours", "alien"): [1, 2], ("ours", "pong"): [1, 2, 3], ("other", "pong"): [0, 0, 0],
+                                ("other", "breakout"): [3, 4, 5], ("ours", "breakout"): [3, 4, 5]})
+    episodes = episodes[~((episodes["method"] == "ours") & (episodes["task"] == "pong") & (episodes["seed"] == 1))]
+    comp = compare(episodes, ATARI, FinalRule.for_suite(ATARI, 400_000), ["ours", "other"], np.random.default_rng(0),
+                   reps=200)
+    made = [n.split(":")[0] for n in comp.notes]
+    assert made == ["ours", "ours on alien", "ours on pong", "other", "P(ours > other) uses the 2 tasks both methods have."]
+    lines = render(comp, "markdown").splitlines()
+    notes = [line for line in lines if line[:1] == "["]
+    # alien: ours' seeds note, then other's absent-task note; pong: ours' seed; the aggregates: ours' absent tasks.
+    assert notes == [f"[{i}] {comp.notes[n]}" for i, n in enumerate((1, 3, 2, 0, 4), 1)]
+    (alien,) = [line for line in lines if line.startswith("| alien |")]
+    assert alien.split(" | ")[1].endswith("] [1]") and alien.endswith(" | - [2] | - |")
+    (pong,) = [line for line in lines if line.startswith("| pong |")]
+    assert pong.split(" | ")[1].endswith("] [3]")
+    (mean,) = [line for line in lines if line.startswith("| **Mean**")]
+    assert mean.split(" | ")[2].endswith("] [4]")
+    assert r"\par\footnotesize [2] other: no runs on 24 of 26 tasks" in render(comp, "latex")
+
+
+def test_missing_last_window_starts_at_zero_and_plurals_follow_one_rule():
+    from analysis.scores import FinalRule
+    from analysis.tables import compare, plural
+
+    assert [plural(1, "task"), plural(2, "task"), plural(0, "run"), plural(1, "run")] == ["1 task", "2 tasks", "0 runs", "1 run"]
+    episodes = pd.concat([_final_episodes({("ours", "pong"): [1, 2]}),
+                          _final_episodes({("ours", "breakout"): [3, 4]}, budget=1_000)], ignore_index=True)
+    comp = compare(episodes, ATARI, FinalRule.for_suite(ATARI, 400_000, missing="last"), ["ours"],
+                   np.random.default_rng(0), reps=200)
+    assert comp.notes[1].endswith("; scored on its own last episodes, (0, 1,000] frames.")
