@@ -108,7 +108,7 @@ def test_local_sweep_into_mlflow_server_with_interrupt_and_resume(tmp_path, mlfl
         if launcher.poll() is None:
             launcher.kill()
     assert launcher.returncode == 1, output
-    assert "stopped (resumable)" in output and "runs: 1 SCHEDULED" in output, output
+    assert "stopped (resumable)" in output and "runs: 1 interrupted" in output, output
     assert f"stopped early; resume with: dreamerbench sweep {spec}" in output, output
     stopped = client.get_run(first.info.run_id)
     assert stopped.info.status == "SCHEDULED"
@@ -117,7 +117,7 @@ def test_local_sweep_into_mlflow_server_with_interrupt_and_resume(tmp_path, mlfl
 
     result = dreamerbench(*args)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "runs: 1 FINISHED" in result.stdout and mlflow_server.url in result.stdout
+    assert "runs: 1 finished" in result.stdout and mlflow_server.url in result.stdout
     experiment = client.get_experiment_by_name("server_sweep")
     (run,) = tracker.runs(experiment.experiment_id)
     assert run.info.run_id == first.info.run_id and run.info.status == "FINISHED"
@@ -180,7 +180,7 @@ def test_records_of_an_outage_to_the_end_arrive_after_a_restart_and_only_then_fi
     assert len(tracker.client.get_metric_history(run.info.run_id, "episode/score")) < 8
     again = dreamerbench(*args)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "runs: 1 FINISHED" in again.stdout, again.stdout
+    assert "runs: 1 finished" in again.stdout, again.stdout
     (done,) = tracker.runs(tracker.find_experiment("outage").experiment_id)
     assert done.info.run_id == run.info.run_id and done.info.status == "FINISHED"
     history = sorted(tracker.client.get_metric_history(run.info.run_id, "episode/score"), key=lambda m: m.timestamp)
