@@ -2,6 +2,7 @@
 (the worked example of docs/custom_env.md)."""
 
 import os
+import signal
 
 import numpy as np
 from dm_control import suite
@@ -27,6 +28,9 @@ def broken(seed: int):
 
 FAIL_AFTER = "CUSTOM_ENVS_FAIL_AFTER"
 """Environment variable: the number of steps after which a :func:`fails_later` env raises (unset: never)."""
+KILL_ON_FAIL = "CUSTOM_ENVS_KILL_ON_FAIL"
+"""Environment variable: a process group that a :func:`fails_later` env kills (SIGKILL) just before
+it raises: the MLflow server of tests/test_mlflow_server.py, unreachable at the moment of failure."""
 
 
 def fails_later(seed: int):
@@ -47,6 +51,8 @@ def fails_later(seed: int):
         def step(self, action):
             self.steps += 1
             if limit is not None and self.steps > int(limit):
+                if os.environ.get(KILL_ON_FAIL):
+                    os.killpg(int(os.environ[KILL_ON_FAIL]), signal.SIGKILL)
                 raise RuntimeError(f"the simulator crashed after {limit} steps (seed {seed})")
             return env.step(action)
 
