@@ -20,7 +20,9 @@ is a no-op there.
 Exactly once: a resume cuts each JSONL file back to the size its checkpoint covers, and the
 resumed run writes what came after again. A resume can fall back to the older of the two
 checkpoints, so only what *that* one covers is final: :func:`deliverable` is that prefix
-(the whole file once the run has finished). A store that takes records only from there
+(the whole file once the run has finished). A failed run keeps only the checkpoint its
+resume will take (:func:`settle_pack`), so what that one covers is final and deliverable at
+once; what it wrote after its last checkpoint is not (the rerun writes that stretch anew). A store that takes records only from there
 holds each record once, across kills, preemptions and damaged checkpoints. Media files
 follow the same rule by their step: a resume deletes those made after its checkpoint, and
 :func:`deliverable_media` lists those no resume can delete any more.
@@ -176,12 +178,22 @@ class RunDir:
         JSONL file shorter than the checkpoint says (records were lost).
         """
         state, replay, saved = checkpoint.load(ckpt)
+        self._check_covered(ckpt, saved)
+        return state, replay, saved
+
+    def verify(self, ckpt: Checkpoint) -> tuple[None, None, dict]:
+        """:meth:`load`'s checks without reading the arrays: (None, None, saved counters), or CheckpointError."""
+        checkpoint.verify(ckpt)
+        saved = checkpoint.read_counters(ckpt)
+        self._check_covered(ckpt, saved)
+        return None, None, saved
+
+    def _check_covered(self, ckpt: Checkpoint, saved: Mapping[str, Any]) -> None:
         for name, path in self.paths.items():
             size = path.stat().st_size if path.exists() else 0
             covered = saved["file_sizes"].get(name, 0)  # files newer than the checkpoint: 0
             if size < covered:
                 raise CheckpointError(f"{path} has {size} bytes but checkpoint {ckpt.path.name} covers {covered}")
-        return state, replay, saved
 
     def resume(self, ckpt: Checkpoint, saved: Mapping[str, Any]) -> Counters:
         """Continue from `ckpt` (loaded by :meth:`load`): cut the JSONL files back to it,
@@ -281,9 +293,11 @@ class RunDir:
         return summary
 
 
-def load_pack(dirs: Sequence[RunDir], seeds: Sequence[int]) -> list[tuple[Checkpoint, bytes, dict, dict]] | None:
+def load_pack(dirs: Sequence[RunDir], seeds: Sequence[int], arrays: bool = True,
+              ) -> list[tuple[Checkpoint, bytes, dict, dict]] | None:
     """The newest checkpoint step that every run of a pack holds and can read, loaded for each run
-    as (checkpoint, state bytes, replay arrays, saved counters); None for a fresh start.
+    as (checkpoint, state bytes, replay arrays, saved counters); None for a fresh start. With
+    `arrays` False the checkpoints are only checked (:meth:`RunDir.verify`: state and replay None).
 
     A damaged checkpoint is skipped with a warning naming the bad file (an older one is
     tried). A step counts only if no run holds a later checkpoint saved without the
@@ -299,7 +313,8 @@ def load_pack(dirs: Sequence[RunDir], seeds: Sequence[int]) -> list[tuple[Checkp
     problems: list[str] = []
     common = set.intersection(*({c.step for c in h} for h in held))
     for step in sorted((step for step in common if step >= apart), reverse=True):
-        loaded = [load_newest([c for c in h if c.step == step], run.load, problems) for run, h in zip(dirs, held)]
+        loaded = [load_newest([c for c in h if c.step == step], run.load if arrays else run.verify, problems)
+                  for run, h in zip(dirs, held)]
         if all(loaded):
             return loaded
     if not any(held) or _first_save_cut_short(held, seeds):
@@ -328,6 +343,31 @@ def load_newest(candidates: Sequence[Checkpoint], load: Callable[[Checkpoint], t
             problems.append(str(error))
             _warn(f"{error}; trying an older checkpoint")
     return None
+
+
+def settle_pack(dirs: Sequence[RunDir], seeds: Sequence[int]) -> int | None:
+    """After a pack failed (its runs' locks still held): keep only the checkpoint a resume would
+    take (:func:`load_pack`, checked without reading the arrays) in each run; returns its step.
+
+    Why: :func:`deliverable` is what the *oldest* complete checkpoint covers, because a resume
+    may fall back to it when the newest cannot be read. A failed run waits, perhaps for days,
+    for ``--rerun-failed``; checked now and left alone, the newest is the one its resume takes,
+    so dropping the older ones (and any newer one of a pack's save cut short, which that resume
+    drops too) makes everything the newest covers deliverable now, and still final: the rerun
+    cuts back only records written after it, which no store has taken. Those records (after the
+    last checkpoint) are not delivered: the rerun trains that stretch again and records it anew.
+
+    None, changing nothing, if the pack has no checkpoint it can resume from (a fresh start
+    writes every record again); CheckpointError or ConfigError as :func:`load_pack`.
+    """
+    picked = load_pack(dirs, seeds, arrays=False)
+    if picked is None:
+        return None
+    for run, (keep, *_) in zip(dirs, picked):
+        for other in checkpoint.complete(run.checkpoint_dir):
+            if other != keep:
+                checkpoint.remove(other)
+    return picked[0][0].step
 
 
 def _first_save_cut_short(held: Sequence[Sequence[Checkpoint]], seeds: Sequence[int]) -> bool:

@@ -13,7 +13,8 @@ Who does what:
 - this file             the loop.
 
 Outputs (MLflow: ``experiments/tracking.py``; TensorBoard and W&B: ``agent/outputs.py``)
-get ``publish(logdir)`` after every save of all runs and read from the files what
+get ``publish(logdir)`` after every save of all runs (and after a failure, once
+:func:`agent.rundir.settle_pack` kept only the checkpoint a resume takes) and read from the files what
 :func:`agent.rundir.deliverable` (and :func:`agent.rundir.deliverable_media`) allows:
 the trainer never hands a record to a store itself.
 
@@ -39,7 +40,7 @@ from agent.config import Config, ConfigError, apply_overrides, flatten, to_dict,
 from agent.evaluation import clip_action
 from agent.media import image_key, openloop_grid, openloop_plot, rgb
 from agent.replay import Replay
-from agent.rundir import Counters, EpisodeStats, RunDir, load_pack
+from agent.rundir import Counters, EpisodeStats, RunDir, load_pack, settle_pack
 from suites import get_suite
 from suites.base import SPECIAL_KEYS, Space
 from suites.vector import VectorEnv, make_vector_env
@@ -235,7 +236,24 @@ class Trainer:
             for run in self.runs:
                 run.replay = _make_replay(run.config, agent.step_specs, run.envs)
             counters = self._resume(agent)
-            return self._loop(agent, counters, stop or threading.Event(), started)
+            try:
+                return self._loop(agent, counters, stop or threading.Event(), started)
+            except BaseException:
+                self._settle()
+                raise
+
+    def _settle(self) -> None:
+        """A failed loop (the logdirs still locked): keep only the checkpoint each run's resume will
+        take (:func:`agent.rundir.settle_pack`), then publish, so that the outputs hold every record
+        it covers before the failure is reported. A fault here is a warning: the failure counts."""
+        try:
+            settle_pack([run.dir for run in self.runs], [run.config.seed for run in self.runs])
+            for run in self.runs:
+                for output in run.outputs:
+                    output.publish(run.dir.logdir)
+        except Exception as error:  # noqa: BLE001 - the loop's own error is the one to raise
+            print(f"warning: after the failure, the records could not be settled for delivery: {error}",
+                  file=sys.stderr, flush=True)
 
     def _loop(self, agent: Agent, counters: Counters, stop: threading.Event, started: float) -> list[dict[str, Any]]:
         runs, schedule, cfg = self.runs, self.config.run, self.config.agent

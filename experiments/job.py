@@ -182,7 +182,7 @@ class SweepJob(submitit.helpers.Checkpointable):
             self._record_error(pack, str(error), None)
             return
         except BaseException:  # noqa: BLE001 - recorded, then reported by __call__
-            self._record_error(pack, traceback.format_exc(), tracker)
+            self._record_error(pack, traceback.format_exc(), tracker, recorders)
             return
         for task, recorder, summary in zip(pack, recorders, summaries):
             summary = _jsonable(dict(summary))
@@ -199,13 +199,18 @@ class SweepJob(submitit.helpers.Checkpointable):
                 summary = {**summary, "finished": False}
             self._results[task.key] = summary
 
-    def _record_error(self, pack: list[RunTask], error: str, tracker: tracking.Tracker | None) -> None:
-        """Report a failed pack; mark each of its MLflow runs FAILED through `tracker` (None: leave them)."""
+    def _record_error(self, pack: list[RunTask], error: str, tracker: tracking.Tracker | None,
+                      recorders: list[tracking.RunRecorder] = ()) -> None:
+        """Report a failed pack; mark each of its MLflow runs FAILED through `tracker` (None: leave them),
+        those taken up (`recorders`, in pack order) once MLflow holds their deliverable records
+        (:meth:`tracking.RunRecorder.fail`; the trainer settled the logdirs for that)."""
         labels = ", ".join(f"{task.label} ({task.key})" for task in pack)
         print(f"runs {labels} failed:\n{error}", file=sys.stderr, flush=True)
-        for task in pack:
+        for i, task in enumerate(pack):
             self._results[task.key] = {"error": error, "finished": False}
-            if tracker is not None:
+            if i < len(recorders):
+                recorders[i].fail(error)
+            elif tracker is not None:
                 tracker.fail(task.run_id, error, self.log_files())
 
 

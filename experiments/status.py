@@ -50,6 +50,17 @@ def run_state(status: str | None, alive: bool | None, steps: int) -> str:
     return "running"
 
 
+def state_of(run: Any, queue: Mapping[str, str] | None) -> str:
+    """The state ``status`` shows for an MLflow `run` (:func:`run_state` of its status, its steps
+    tag and whether its job is alive); `queue` is Slurm's (:func:`experiments.sweep.slurm_queue`),
+    None where it cannot be read. The launcher's closing summary says the same (one rule)."""
+    tags = run.data.tags
+    alive = job_alive(tags, queue)
+    if not alive and run.info.status == "SCHEDULED" and local_launcher_alive(tags):
+        alive = True  # waiting in a running local launcher for a worker
+    return run_state(run.info.status, alive, int(float(tags.get(tracking.STEPS_TAG, 0) or 0)))
+
+
 def live_rate(logdir: str | Path) -> tuple[int, float] | None:
     """(step, agent steps per second) of the newest speed record in ``LOGDIR/metrics.jsonl``, which
     the trainer writes every ``run.log_every`` seconds, ahead of what MLflow holds (records
@@ -94,10 +105,7 @@ def rows_from_runs(
         grid = sorted(k for k in tags if k.startswith(tracking.TAG + "grid."))
         if grid:
             label += "/" + ",".join(f"{k.rsplit('.', 1)[-1]}={tags[k]}" for k in grid)
-        alive = job_alive(tags, queue)
-        if not alive and run.info.status == "SCHEDULED" and local_launcher_alive(tags):
-            alive = True  # waiting in a running local launcher for a worker
-        state = run_state(run.info.status, alive, steps)
+        state = state_of(run, queue)
         budget = tracking.budget_steps(run) or 0
         rate = eta = error = log = None
         if state == "running":

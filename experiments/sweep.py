@@ -383,9 +383,7 @@ def run_local(
                 del running[key]
                 codes.update((task.key, code) for task in pack)
                 done += 1
-                outcome = {0: "finished", EXIT_INTERRUPTED: "stopped (resumable)"}.get(
-                    code, f"FAILED (exit {code}; see {Path(pack[0].logdir) / 'job.log'})"
-                )
+                outcome = worker_outcome(code, Path(pack[0].logdir) / "job.log")
                 echo(f"  [{done}/{total}] {outcome:<10} {_labels(pack)}")
             if stopping and not running:
                 break
@@ -395,6 +393,26 @@ def run_local(
     for task in (task for pack in waiting for task in pack):
         codes.setdefault(task.key, EXIT_INTERRUPTED)
     return codes
+
+
+def worker_outcome(code: int, log: Path) -> str:
+    """What a local worker's exit `code` says of its pack: finished, stopped, FAILED (the job
+    marked its runs FAILED), or interrupted (a signal such as SIGKILL ended it before it could mark
+    anything: its runs are left RUNNING with no job, which ``status`` calls interrupted)."""
+    if code == 0:
+        return "finished"
+    if code == EXIT_INTERRUPTED:
+        return "stopped (resumable)"
+    if code < 0:
+        return f"interrupted (killed by {_signal_name(-code)}; resumable; see {log})"
+    return f"FAILED (exit {code}; see {log})"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _labels(pack: Sequence[RunTask]) -> str:

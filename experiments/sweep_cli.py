@@ -165,14 +165,17 @@ def _has_slurm_runs(existing: dict) -> bool:
 
 
 def _report(echo, spec, tracker: tracking.Tracker, experiment_id, keys) -> int:
+    """The closing ``runs:`` line: each run's state as ``dreamerbench status`` shows it
+    (:func:`experiments.status.state_of`); exit 0 only if every run finished."""
     runs = tracking.runs_by_key(tracker.runs(experiment_id))
-    states = {k: runs[k].info.status if k in runs else "MISSING" for k in keys}
+    queue = launcher.slurm_queue() if _has_slurm_runs(runs) else None
+    states = {k: status_lib.state_of(runs[k], queue) if k in runs else "missing" for k in keys}
     counts: dict[str, int] = {}
     for state in states.values():
         counts[state] = counts.get(state, 0) + 1
     echo("runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     _print_where(echo, spec, tracker.uri)
-    return 0 if all(s == "FINISHED" for s in states.values()) else 1
+    return 0 if all(s == "finished" for s in states.values()) else 1
 
 
 def _print_where(echo, spec, tracking_uri) -> None:

@@ -9,7 +9,7 @@ does the same with a RunSpec of its own)::
     recorder = tracker.start(run_id, config, logdir)     # RUNNING, with the job's tags
     summary = Trainer(config, logdir, [recorder]).run()  # recorder.publish(logdir) after each save
     recorder.end(summary)                                # FINISHED once MLflow holds every record
-    tracker.fail(run_id, error)                          # or FAILED, with the error as a tag
+    recorder.fail(error)                                 # or FAILED (after delivering), the error as a tag
 
 Reading runs (``dreamerbench status``, ``table``, ``plot``): ``Tracker(uri, create=False)``,
 :meth:`Tracker.find_experiment`, :meth:`Tracker.runs`, :func:`runs_by_key`,
@@ -54,6 +54,9 @@ A record delivered twice (a cursor update lost with the connection) has the same
 (key, value, step, timestamp) and MLflow keeps it once. A store that cannot be reached
 only delays delivery: the records wait on disk, and the next job of the run (a re-run
 of the sweep resubmits it) delivers them; a run is FINISHED only once MLflow holds all.
+A run that fails is marked FAILED after MLflow took what its resume's checkpoint covers
+(:func:`agent.rundir.settle_pack` makes that deliverable; what came after that checkpoint
+is trained again by ``--rerun-failed`` and delivered then).
 """
 
 from __future__ import annotations
@@ -401,6 +404,18 @@ class RunRecorder:
         self.tracker.call(client.log_dict, self.run_id, dict(summary), "summary.json")
         self.tracker.call(client.log_batch, self.run_id, tags=[RunTag(STEPS_TAG, str(summary["steps"]))])
         self.tracker.call(client.set_terminated, self.run_id, status="FINISHED")
+
+    def fail(self, error: str) -> None:
+        """A failed run: deliver what is deliverable (after a failure in the loop, everything its
+        resume's checkpoint covers: :func:`agent.rundir.settle_pack`), then FAILED
+        (:meth:`Tracker.fail`). Never raises: a store that cannot take the records leaves them
+        on disk (a warning), and the run's next job delivers them from the acknowledged byte."""
+        try:
+            self._deliver()
+        except Exception as delivery_error:  # noqa: BLE001 - the job is failing already
+            print(f"warning: {_first_line(delivery_error)}; the records wait in {self.logdir} and are "
+                  "delivered by the run's next job", file=sys.stderr, flush=True)
+        self.tracker.fail(self.run_id, error, self.logs)
 
     def _deliver(self) -> None:
         limits = deliverable(self.logdir)

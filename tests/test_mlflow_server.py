@@ -17,6 +17,8 @@ import yaml
 
 from agent import checkpoint
 from experiments import tracking
+from custom_envs import FAIL_AFTER, KILL_ON_FAIL
+from test_sweep_failed import FAIL_AT, OVERRIDES, STEPS
 from test_sweep_slurm import QUICKSTART, REPO, dreamerbench, jsonl, tiny_spec, wait_for
 
 EPISODE = 126  # cartpole with action repeat 8: 125 actions per episode
@@ -108,7 +110,7 @@ def test_local_sweep_into_mlflow_server_with_interrupt_and_resume(tmp_path, mlfl
         if launcher.poll() is None:
             launcher.kill()
     assert launcher.returncode == 1, output
-    assert "stopped (resumable)" in output and "runs: 1 SCHEDULED" in output, output
+    assert "stopped (resumable)" in output and "runs: 1 interrupted" in output, output
     assert f"stopped early; resume with: dreamerbench sweep {spec}" in output, output
     stopped = client.get_run(first.info.run_id)
     assert stopped.info.status == "SCHEDULED"
@@ -117,7 +119,7 @@ def test_local_sweep_into_mlflow_server_with_interrupt_and_resume(tmp_path, mlfl
 
     result = dreamerbench(*args)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "runs: 1 FINISHED" in result.stdout and mlflow_server.url in result.stdout
+    assert "runs: 1 finished" in result.stdout and mlflow_server.url in result.stdout
     experiment = client.get_experiment_by_name("server_sweep")
     (run,) = tracker.runs(experiment.experiment_id)
     assert run.info.run_id == first.info.run_id and run.info.status == "FINISHED"
@@ -180,7 +182,7 @@ def test_records_of_an_outage_to_the_end_arrive_after_a_restart_and_only_then_fi
     assert len(tracker.client.get_metric_history(run.info.run_id, "episode/score")) < 8
     again = dreamerbench(*args)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "runs: 1 FINISHED" in again.stdout, again.stdout
+    assert "runs: 1 finished" in again.stdout, again.stdout
     (done,) = tracker.runs(tracker.find_experiment("outage").experiment_id)
     assert done.info.run_id == run.info.run_id and done.info.status == "FINISHED"
     history = sorted(tracker.client.get_metric_history(run.info.run_id, "episode/score"), key=lambda m: m.timestamp)
@@ -188,3 +190,38 @@ def test_records_of_an_outage_to_the_end_arrive_after_a_restart_and_only_then_fi
     train = [r for r in jsonl(logdir / "metrics.jsonl") if r["kind"] == "train"]
     history = sorted(tracker.client.get_metric_history(run.info.run_id, "train/updates"), key=lambda m: m.step)
     assert [(m.step, m.value) for m in history] == [(r["step"], float(r["updates"])) for r in train]
+
+
+def test_a_run_failing_while_the_server_is_down_delivers_its_records_once_on_resume(tmp_path, mlflow_server):
+    """Issue 15 (A): the failure path must not crash when MLflow cannot take the failed run's records,
+    and the next job of the run delivers them, each once (tests/test_sweep_failed.py has the same
+    run with the server up)."""
+    spec = tiny_spec(tmp_path, "fails", suite="dm_env", tasks=["custom_envs:fails_later"], seeds=1, steps=STEPS,
+                     overrides=OVERRIDES)
+    args = ["sweep", str(spec), "--tracking-uri", mlflow_server.url, "--workdir", str(tmp_path / "work")]
+    path = os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])
+    failed = dreamerbench(*args, env={"PYTHONPATH": path, FAIL_AFTER: str(FAIL_AT),
+                                      KILL_ON_FAIL: str(mlflow_server.process.pid)})
+    assert failed.returncode == 1 and "FAILED (exit 1; see " in failed.stdout, failed.stdout + failed.stderr
+    mlflow_server.stop()  # reap the killed server
+    mlflow_server.start()  # the same store again
+    tracker = tracking.Tracker(mlflow_server.url)
+    (run,) = tracker.runs(tracker.find_experiment("fails").experiment_id)
+    logdir = Path(run.data.tags["dreamerbench.logdir"])
+    log = (logdir / "job.log").read_text()
+    assert f"could not mark run {run.info.run_id} FAILED" in log and "the simulator crashed after 150 steps" in log, log
+    # Not FAILED (the server was down), so the next sweep resumes it; MLflow holds what it took at the
+    # last save (what the older checkpoint covered); the logdir keeps the checkpoint the resume takes.
+    assert run.info.status == "RUNNING"
+    assert [int(m.step) for m in tracker.client.get_metric_history(run.info.run_id, "episode/index")] == [20, 41]
+    assert [c.step for c in checkpoint.complete(logdir / "checkpoint")] == [120]
+
+    again = dreamerbench(*args, env={"PYTHONPATH": path})
+    assert again.returncode == 0 and "runs: 1 finished" in again.stdout, again.stdout + again.stderr
+    (done,) = tracker.runs(tracker.find_experiment("fails").experiment_id)
+    assert done.info.run_id == run.info.run_id and done.info.status == "FINISHED"
+    episodes = jsonl(logdir / "episodes.jsonl")
+    assert [e["step"] for e in episodes] == [20, 41, 62, 83, 104, 140, 161, 182]
+    for field in ("index", "score"):
+        history = sorted((m.step, m.timestamp, m.value) for m in tracker.client.get_metric_history(run.info.run_id, f"episode/{field}"))
+        assert history == [(e["step"], e["time_ms"], e[field]) for e in episodes], field

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from experiments import tracking
-from test_sweep_slurm import QUICKSTART, REPO, jsonl, tiny_spec
+from test_sweep_slurm import QUICKSTART, REPO, dreamerbench, jsonl, tiny_spec, wait_for
 
 EPISODE = 126  # cartpole with action repeat 8: 125 actions per episode
 
@@ -29,7 +31,7 @@ def test_two_launchers_started_together_make_one_set_of_runs_and_record_each_epi
     codes = [launcher.returncode for launcher in launchers]
     assert sorted(codes) == [0, 1], outputs
     (won, _), (_, refused) = outputs[codes.index(0)], outputs[codes.index(1)]
-    assert "runs: 2 FINISHED" in won, won
+    assert "runs: 2 finished" in won, won
     # (Above it, MLflow may log that it created the new store's tables.)
     line = refused.strip().splitlines()[-1]
     assert line.startswith("dreamerbench sweep: error: sweep 'twice' is being launched by ") and "launcher.lock" in line
@@ -44,3 +46,33 @@ def test_two_launchers_started_together_make_one_set_of_runs_and_record_each_epi
         assert [e["step"] for e in episodes] == [EPISODE - 1, 2 * EPISODE - 1]
         history = tracker.client.get_metric_history(run.info.run_id, "episode/score")
         assert sorted((m.step, m.value) for m in history) == [(e["step"], e["score"]) for e in episodes]
+
+
+def test_a_worker_killed_with_sigkill_is_interrupted_in_the_launchers_summary_as_in_status(tmp_path):
+    """Issue 15 (B): after kill -9 of a worker the launcher said '[1/1] FAILED (exit -9; ...)' and
+    'runs: 1 RUNNING' while `status` said 'interrupted' with a resume hint: one rule for both."""
+    spec = tiny_spec(tmp_path, "killed", tasks=["cartpole_balance"], seeds=1, steps=4000)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = [sys.executable, "-m", "experiments.cli", "sweep", str(spec), "--tracking-uri", uri,
+               "--workdir", str(tmp_path / "work")]
+    launcher = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        def worker_pid():  # the worker tags its run when it takes it up (RUNNING)
+            try:
+                tracker = tracking.Tracker(uri, create=False)
+                runs = tracker.runs(tracker.find_experiment("killed").experiment_id)
+            except (FileNotFoundError, ValueError):
+                return None
+            return runs and runs[0].info.status == "RUNNING" and runs[0].data.tags.get("dreamerbench.local_pid")
+
+        os.kill(int(wait_for(worker_pid, 300, "the worker taking its run up")), signal.SIGKILL)
+        output, _ = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == 1, output
+    assert "[1/1] interrupted (killed by SIGKILL; resumable; see " in output, output
+    assert "runs: 1 interrupted\n" in output, output
+    status = dreamerbench("status", "killed", "--tracking-uri", uri)
+    assert " interrupted " in status.stdout and "(1 interrupted)" in status.stdout, status.stdout
+    assert "1 run(s) interrupted; resume them with: " in status.stdout, status.stdout
