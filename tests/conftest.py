@@ -14,6 +14,14 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 # pytest dies ("lost sys.stderr"). Importing submitit here, before any test, avoids that.
 import submitit  # noqa: E402,F401
 
+# dm_control picks its OpenGL backend from MUJOCO_GL when it is first imported. Test
+# modules import tests/custom_envs.py (which imports dm_control) at collection, and xdist
+# workers collect every file, so without this a worker renders with no headless backend
+# and aborts. Users' modules get the same from suites.gym.DmEnv, which sets it first.
+from suites.dmc import headless_gl  # noqa: E402
+
+headless_gl()
+
 
 # The longest test files start first, so that with two workers (`make test`: one file per
 # worker at a time) no long file is left to run alone at the end. Order from the
