@@ -93,11 +93,19 @@ def sweep(tmp_path_factory):
     assert len(runs) == 4
     job_ids = [r.data.tags[tracking.TAG + "slurm_job_id"] for r in runs]
 
+    def covers_a_train_record(logdir: Path, ckpt) -> bool:
+        size = checkpoint.read_counters(ckpt)["file_sizes"].get("metrics", 0)
+        return any("updates" in json.loads(line) for line in (logdir / "metrics.jsonl").read_bytes()[:size].splitlines())
+
     def checkpointed_running_run():
         for run in tracker.runs(experiment.experiment_id):
-            held = checkpoint.complete(Path(run.data.tags[tracking.TAG + "logdir"]) / "checkpoint")
-            # A checkpoint every 250 steps: one at 800 or below leaves time to preempt.
-            if run.info.status == "RUNNING" and held and held[-1].step <= 800:
+            logdir = Path(run.data.tags[tracking.TAG + "logdir"])
+            held = checkpoint.complete(logdir / "checkpoint")
+            # A checkpoint every 250 steps: one at 800 or below leaves time to preempt. It must
+            # cover a training record (one every 5 s, so on a fast machine the first comes after
+            # the checkpoint at 250): the stop keeps it as the older checkpoint, so MLflow holds
+            # training records from before the resume (test_preempted_run_resumes_...).
+            if run.info.status == "RUNNING" and held and held[-1].step <= 800 and covers_a_train_record(logdir, held[-1]):
                 return run
         return None
 
@@ -111,8 +119,19 @@ def sweep(tmp_path_factory):
     # scancel's exit code is not the evidence: once the signal lands, the job
     # requeues, and scancel's retries against the now-pending job can end in
     # "Job can not be altered now". The resume is checked from MLflow and sacct below.
-    signalled = subprocess.run(["scancel", "--signal=USR2", victim_job], capture_output=True, text=True)
-    print(f"scancel exit {signalled.returncode}: {signalled.stderr.strip()}")
+    # scancel keeps retrying while the job is requeued ("Job can not be altered now", every
+    # 5-10 s), and a retry that lands once the requeued job starts again kills it by USR2
+    # before submitit handles the signal (seen: the run left SCHEDULED with no job). So
+    # scancel is stopped once the job has taken the signal: its run is SCHEDULED again
+    # (the job's checkpoint() reschedules it before submitit requeues the job).
+    signalled = subprocess.Popen(["scancel", "--signal=USR2", victim_job], stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: signalled.poll() is not None or
+                 tracker.run(victim.info.run_id).info.status == "SCHEDULED", 120, "the preempted job's checkpoint()")
+    finally:
+        if signalled.poll() is None:
+            signalled.terminate()
+    print(f"scancel exit {signalled.wait()}: {signalled.stderr.read().strip()}")
     wait_slurm(job_ids, poll_s=2, timeout_s=480)
     return {
         "client": client, "tracker": tracker, "experiment_id": experiment.experiment_id, "spec": spec,
