@@ -19,7 +19,7 @@ from agent import checkpoint
 from experiments import tracking
 from custom_envs import FAIL_AFTER, KILL_ON_FAIL
 from test_sweep_failed import FAIL_AT, OVERRIDES, STEPS
-from test_sweep_slurm import QUICKSTART, REPO, dreamerbench, jsonl, tiny_spec, wait_for
+from test_sweep_slurm import QUICKSTART, REPO, dreamerbench, jsonl, launched, tiny_spec, wait_for
 
 EPISODE = 126  # cartpole with action repeat 8: 125 actions per episode
 
@@ -91,11 +91,7 @@ def test_local_sweep_into_mlflow_server_with_interrupt_and_resume(tmp_path, mlfl
     args = ["sweep", str(spec), "--tracking-uri", mlflow_server.url, "--workdir", str(tmp_path / "work")]
     tracker = tracking.Tracker(mlflow_server.url)
     client = tracker.client
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "experiments.cli", *args], cwd=REPO,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
+    with launched(*args) as launcher:
         def checkpointed():
             experiment = client.get_experiment_by_name("server_sweep")
             runs = tracker.runs(experiment.experiment_id) if experiment else []
@@ -106,9 +102,6 @@ def test_local_sweep_into_mlflow_server_with_interrupt_and_resume(tmp_path, mlfl
         (first,) = wait_for(checkpointed, 600, "the run's first checkpoint", poll=0.5)
         launcher.send_signal(signal.SIGINT)  # what Ctrl-C sends
         output, _ = launcher.communicate(timeout=120)
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
     assert launcher.returncode == 1, output
     assert "stopped (resumable)" in output and "runs: 1 interrupted" in output, output
     assert f"stopped early; resume with: dreamerbench sweep {spec}" in output, output
@@ -148,9 +141,7 @@ def test_records_of_an_outage_to_the_end_arrive_after_a_restart_and_only_then_fi
         **quickstart, "env.action_repeat": 8, "run.save_every": EPISODE, "run.train_start": 64})
     args = ["sweep", str(spec), "--tracking-uri", mlflow_server.url, "--workdir", str(tmp_path / "work")]
     tracker = tracking.Tracker(mlflow_server.url)
-    launcher = subprocess.Popen([sys.executable, "-m", "experiments.cli", *args], cwd=REPO,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    with launched(*args) as launcher:
         def delivered():
             experiment = tracker.client.get_experiment_by_name("outage")
             runs = tracker.runs(experiment.experiment_id) if experiment else []
@@ -159,9 +150,6 @@ def test_records_of_an_outage_to_the_end_arrive_after_a_restart_and_only_then_fi
         (run,) = wait_for(delivered, 600, "the run's first records in MLflow", poll=0.5)
         mlflow_server.stop()  # down from mid-run to the end of the job
         output, _ = launcher.communicate(timeout=600)
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
     assert launcher.returncode == 1, output
     assert "stopped (resumable)" in output, output
     assert output.strip().splitlines()[-1].startswith(f"dreamerbench sweep: error: MLflow at {mlflow_server.url}")

@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import yaml
 
 from experiments import tracking
 from experiments.sweep_cli import run_status
-from test_sweep_slurm import QUICKSTART, REPO, dreamerbench, jsonl, tiny_spec, wait_for
+from test_sweep_slurm import QUICKSTART, REPO, dreamerbench, jsonl, launched, tiny_spec, wait_for
 
 EPISODE = 126  # cartpole with action repeat 8: 125 actions per episode
 
@@ -60,9 +58,7 @@ def test_larger_steps_continue_the_finished_run_once_and_logs_reach_mlflow(tmp_p
     assert f"differs from recorded run {key} in agent.imag_length: 4 -> 5" in other.stdout, other.stdout
 
     # Continue it; while it trains, status shows its rate and ETA.
-    command = [sys.executable, "-m", "experiments.cli", "sweep", str(grown), *where]
-    launcher = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    with launched("sweep", str(grown), *where) as launcher:
         def running_row():
             if launcher.poll() is not None:
                 raise AssertionError(f"the sweep ended before status saw it running:\n{launcher.stdout.read()}")
@@ -73,9 +69,6 @@ def test_larger_steps_continue_the_finished_run_once_and_logs_reach_mlflow(tmp_p
         row = wait_for(running_row, 300, "status showing the running run's steps/s and ETA", poll=0.2)
         assert key in row and f"/ {3 * EPISODE:,}" in row, row
         out, _ = launcher.communicate(timeout=600)
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
     assert launcher.returncode == 0, out
 
     (again,) = tracker.runs(experiment_id)

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from experiments import tracking
-from test_sweep_slurm import QUICKSTART, REPO, dreamerbench, jsonl, tiny_spec, wait_for
+from test_sweep_slurm import QUICKSTART, REPO, dreamerbench, jsonl, launched, tiny_spec, wait_for
 
 EPISODE = 126  # cartpole with action repeat 8: 125 actions per episode
 
@@ -53,10 +53,7 @@ def test_a_worker_killed_with_sigkill_is_interrupted_in_the_launchers_summary_as
     'runs: 1 RUNNING' while `status` said 'interrupted' with a resume hint: one rule for both."""
     spec = tiny_spec(tmp_path, "killed", tasks=["cartpole_balance"], seeds=1, steps=4000)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    command = [sys.executable, "-m", "experiments.cli", "sweep", str(spec), "--tracking-uri", uri,
-               "--workdir", str(tmp_path / "work")]
-    launcher = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    with launched("sweep", str(spec), "--tracking-uri", uri, "--workdir", str(tmp_path / "work")) as launcher:
         def worker_pid():  # the worker tags its run when it takes it up (RUNNING)
             try:
                 tracker = tracking.Tracker(uri, create=False)
@@ -67,9 +64,6 @@ def test_a_worker_killed_with_sigkill_is_interrupted_in_the_launchers_summary_as
 
         os.kill(int(wait_for(worker_pid, 300, "the worker taking its run up")), signal.SIGKILL)
         output, _ = launcher.communicate(timeout=120)
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
     assert launcher.returncode == 1, output
     assert "[1/1] interrupted (killed by SIGKILL; resumable; see " in output, output
     assert "runs: 1 interrupted\n" in output, output

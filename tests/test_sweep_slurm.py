@@ -8,6 +8,7 @@ shared by the tests: while it runs, one job is preempted with USR2.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -46,6 +47,20 @@ def dreamerbench(*args: str, env: dict | None = None, timeout: float = 600):
         cwd=REPO, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+@contextlib.contextmanager
+def launched(*args: str):
+    """``dreamerbench ARGS`` started in the background from the repository root, as a user would
+    (stdout and stderr merged, text); killed on leaving the block if it still runs."""
+    process = subprocess.Popen([sys.executable, "-m", "experiments.cli", *args], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def require_slurm() -> None:
