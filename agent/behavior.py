@@ -8,8 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from agent import distributions as dist
-from agent.networks import MLP, Linear
+from dreamerbench.agent import distributions as dist
+from dreamerbench.agent.networks import MLP, Linear
 
 f32 = jnp.float32
 sg = jax.lax.stop_gradient

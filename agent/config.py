@@ -3,7 +3,7 @@
 Frozen dataclasses are the schema: suite presets and ``--set key=value``
 overrides only replace fields. Each field's annotation carries its type and
 range (``PositiveInt``, ``Annotated[float, Range(gt=0, le=1)]``, ...), which
-its docstring states too; :mod:`agent.reader` reads every value against it, so
+its docstring states too; :mod:`dreamerbench.core.reader` reads every value against it, so
 ``--set``, a spec's overrides and a job's config obey one rule (unknown keys,
 wrong types, non-finite numbers and values out of range raise
 :class:`ConfigError` naming the field, the value and what is allowed).
@@ -19,9 +19,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Mapping, Sequence
 
-from agent import reader
-from agent.files import file_in_the_way
-from agent.reader import (
+from dreamerbench.core import reader
+from dreamerbench.core.files import file_in_the_way
+from dreamerbench.core.reader import (
     Fraction, Length, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Range,
     ReadError, show,
 )
@@ -63,7 +63,7 @@ SIZES: dict[str, ModelDims] = {
 
 SEED_MAX = 2**31 - 1
 Seed = Annotated[int, Range(ge=0, le=SEED_MAX)]
-"""A run's seed: it seeds JAX, numpy and (through ``suites.vector.env_seeds``) the envs."""
+"""A run's seed: it seeds JAX, numpy and (through ``dreamerbench.suites.vector.env_seeds``) the envs."""
 
 
 @dataclass(frozen=True)
@@ -339,7 +339,7 @@ def validate(config: Config) -> Config:
     run too), a sweep's job and the Trainer all call this, so they accept
     and refuse the same configs. Raises ConfigError or ValueError, one line.
     """
-    import suites  # cheap: environment libraries load inside make_env.
+    from dreamerbench import suites  # cheap: environment libraries load inside make_env.
 
     config = from_dict(to_dict(config))
     agent, dims = config.agent, model_dims(config.agent)

@@ -8,7 +8,7 @@ the caller:
     state, out = jax.jit(agent.train_step)(state, batch, key)
     carry, action, latent = jax.jit(agent.policy_step)(state.params, carry, obs, key)
 
-Batch layout (from `agent.replay`), all [B, T + 1, ...]: observation keys,
+Batch layout (from `dreamerbench.agent.replay`), all [B, T + 1, ...]: observation keys,
 `action`, `reward`, `is_first`, `is_last`, `is_terminal`, and the stored
 posterior latents `deter` [.., D] and `stoch` [.., S] (class indices). Step 0
 is context: its stored latent starts the RSSM, and the loss covers steps 1..T.
@@ -25,10 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from agent import behavior, distributions as dist, rssm
-from agent.config import Config, model_dims
-from agent.optimizer import make_optimizer
-from suites.base import Space
+from dreamerbench.agent import behavior, distributions as dist, rssm
+from dreamerbench.agent.config import Config, model_dims
+from dreamerbench.agent.optimizer import make_optimizer
+from dreamerbench.suites.base import Space
 
 f32 = jnp.float32
 sg = jax.lax.stop_gradient

@@ -13,9 +13,9 @@ import argparse
 import json
 from pathlib import Path
 
-from agent.config import hint
-from agent.files import atomic_write_text
-from agent.reader import PositiveInt, flag
+from dreamerbench.agent.config import hint
+from dreamerbench.core.files import atomic_write_text
+from dreamerbench.core.reader import PositiveInt, flag
 
 
 def register(subparsers) -> None:
@@ -45,11 +45,11 @@ def register(subparsers) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Evaluate the newest checkpoint; one JSON line on stdout, the same in LOGDIR/evaluations/."""
-    from agent.evaluation import evaluate
-    from agent.learner import PackedDreamer
-    from agent.media import write_video
-    from agent.policy import env_spaces, newest_state
-    from suites import get_suite
+    from dreamerbench.agent.evaluation import evaluate
+    from dreamerbench.agent.learner import PackedDreamer
+    from dreamerbench.agent.media import write_video
+    from dreamerbench.agent.policy import env_spaces, newest_state
+    from dreamerbench.suites import get_suite
 
     config, ckpt, state, step = newest_state(args.logdir)
     episodes = args.episodes or config.run.eval_episodes
@@ -76,7 +76,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     """Export the newest checkpoint's policy; prints what was written."""
-    from agent.policy import export
+    from dreamerbench.agent.policy import export
 
     meta = export(args.logdir, args.out)
     print(json.dumps({"out": str(args.out), "step": meta["step"], "checkpoint": meta["checkpoint"]}))

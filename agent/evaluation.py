@@ -3,7 +3,7 @@
 Used by the trainer (``run.eval_every``) and by ``dreamerbench eval``: both call
 :func:`evaluate`, so the same parameters and seed give the same scores in either.
 Evaluation envs are made fresh for every evaluation, one per run, seeded with
-:func:`suites.vector.eval_env_seed` (never a training env's seed), and the agent's
+:func:`dreamerbench.suites.vector.eval_env_seed` (never a training env's seed), and the agent's
 evaluation policy (``Agent.eval_act``) keeps a state apart from the training policy's.
 """
 
@@ -15,9 +15,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from agent.media import image_key, rgb
-from suites.base import Suite
-from suites.vector import VectorEnv, eval_env_seed
+from dreamerbench.agent.media import image_key, rgb
+from dreamerbench.suites.base import Suite
+from dreamerbench.suites.vector import VectorEnv, eval_env_seed
 
 
 def evaluate(
@@ -30,7 +30,7 @@ def evaluate(
     order) and, with `video`, the first episode's frames [T, H, W, 3] uint8: the image
     observation, or the env's camera if `render` (tasks without images); None otherwise.
     """
-    from agent.rundir import EpisodeStats  # the one episode bookkeeping
+    from dreamerbench.agent.rundir import EpisodeStats  # the one episode bookkeeping
 
     done: list[list[dict[str, float]]] = [[] for _ in seeds]
     frames: list[list[np.ndarray]] = [[] for _ in seeds]

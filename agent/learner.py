@@ -1,6 +1,6 @@
 """DreamerV3 as the training loop sees an agent: K runs that differ only in seed, stepped together.
 
-The loop (``agent/trainer.py``) talks to an agent through :class:`agent.trainer.Agent`:
+The loop (``agent/trainer.py``) talks to an agent through :class:`dreamerbench.agent.trainer.Agent`:
 host arrays in and out, one entry per run. :class:`PackedDreamer` keeps the runs'
 ``TrainState`` on the device, stacked on a leading run axis, and calls the pure jitted
 policy and train steps of ``agent/dreamer.py`` vmapped over that axis
@@ -19,10 +19,10 @@ import flax.serialization
 import jax
 import numpy as np
 
-from agent.config import Config
-from agent.dreamer import Dreamer, over_runs
-from agent.replay import Replay
-from suites.base import Space
+from dreamerbench.agent.config import Config
+from dreamerbench.agent.dreamer import Dreamer, over_runs
+from dreamerbench.agent.replay import Replay
+from dreamerbench.suites.base import Space
 
 
 class PackedDreamer:
@@ -86,7 +86,7 @@ class PackedDreamer:
         return [action[i] for i in range(self.runs)]
 
     def report(self, replays: Sequence[Replay], count: int, sequences: int = 6) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
-        """Open-loop predictions of the newest replayed windows, per run: :meth:`agent.dreamer.Dreamer.openloop`'s
+        """Open-loop predictions of the newest replayed windows, per run: :meth:`dreamerbench.agent.dreamer.Dreamer.openloop`'s
         {"image": (true, pred) uint8 [B, T, H, W, C], "vector": (true, pred) [B, T, D]}, B <= `sequences`."""
         windows = [replay.latest(sequences) for replay in replays]
         shortest = min(len(w["is_first"]) for w in windows)

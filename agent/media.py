@@ -13,7 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
-from agent.files import writing
+from dreamerbench.core.files import writing
 
 CONTEXT_COLOR = np.array([0, 255, 0], np.uint8)
 """Border of frames the world model observed (posterior), as in danijar/dreamerv3 ``report``."""

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agent.distributions import symlog
+from dreamerbench.agent.distributions import symlog
 
 f32 = jnp.float32
 

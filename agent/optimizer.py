@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from agent.config import OptimizerConfig
+from dreamerbench.agent.config import OptimizerConfig
 
 f32 = jnp.float32
 

@@ -7,7 +7,7 @@ slow critic and optimizer state are left out. The entry ``meta.json`` (uint8 byt
 a JSON object) holds the format name, the resolved config, the observation and action
 spaces and the checkpoint's step. :func:`load_policy` reads it back::
 
-    from agent import load_policy
+    from dreamerbench.agent import load_policy
     policy = load_policy("policy.npz")
     state = None
     obs = env.reset()                      # one env's observation dict, no batch axis
@@ -24,10 +24,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from agent.config import Config, from_dict, to_dict, validate
-from agent.files import StorageError, atomic_write_bytes, file_in_the_way, writing
-from agent.reader import refuse
-from suites.base import Space
+from dreamerbench.agent.config import Config, from_dict, to_dict, validate
+from dreamerbench.core.files import StorageError, atomic_write_bytes, file_in_the_way, writing
+from dreamerbench.core.reader import refuse
+from dreamerbench.suites.base import Space
 
 FORMAT = "dreamerbench-policy/1"
 META = "meta.json"
@@ -40,10 +40,10 @@ def newest_state(logdir: str | Path) -> tuple[Config, Any, bytes, int]:
 
     Raises ValueError (one line) if `logdir` holds no run, an unreadable ``config.yaml`` or no
     readable checkpoint; a damaged newest checkpoint falls back to an older one with the
-    trainer's warning naming the bad file (:func:`agent.rundir.load_newest`).
+    trainer's warning naming the bad file (:func:`dreamerbench.agent.rundir.load_newest`).
     """
-    from agent import checkpoint
-    from agent.rundir import RunDir, load_newest, read_config
+    from dreamerbench.core import checkpoint
+    from dreamerbench.agent.rundir import RunDir, load_newest, read_config
 
     logdir = Path(logdir).expanduser()
     config_path = logdir / "config.yaml"
@@ -61,8 +61,8 @@ def newest_state(logdir: str | Path) -> tuple[Config, Any, bytes, int]:
 
 def env_spaces(config: Config) -> tuple[dict[str, Space], Space]:
     """Observation and action spaces of the config's task (one env is made and closed)."""
-    from suites import get_suite
-    from suites.vector import eval_env_seed
+    from dreamerbench.suites import get_suite
+    from dreamerbench.suites.vector import eval_env_seed
 
     suite = get_suite(config.suite)
     env = suite.make_env(config.task, eval_env_seed(config.seed), suite.resolve_protocol(config.env))
@@ -129,7 +129,7 @@ class Policy:
     def __init__(self, config: Config, obs_space: Mapping[str, Space], act_space: Space, params: dict):
         import jax
 
-        from agent.dreamer import Dreamer
+        from dreamerbench.agent.dreamer import Dreamer
 
         self.config, self.obs_space, self.act_space = config, dict(obs_space), act_space
         self.dreamer = Dreamer(config, obs_space, act_space)

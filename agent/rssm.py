@@ -13,8 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from agent import distributions as dist
-from agent.networks import (
+from dreamerbench.agent import distributions as dist
+from dreamerbench.agent.networks import (
     MLP, BlockLinear, Decoder, Dense, Encoder, Linear, RMSNorm, SharedBlockLinear, TwoInputLinear, token_size,
 )
 

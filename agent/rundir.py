@@ -42,15 +42,12 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 import yaml
 
-from agent import checkpoint
-from agent.checkpoint import Checkpoint, CheckpointError
-from agent.config import Config, ConfigError, flatten, to_dict
-from agent.files import FileLock, StorageError, atomic_write_bytes, atomic_write_text, writing
-from agent.media import write_video
-
-LOGS = ("episodes", "metrics", "eval")
-"""The JSONL files of a run, by name (``<name>.jsonl``)."""
-
+from dreamerbench.core import checkpoint
+from dreamerbench.core.checkpoint import Checkpoint, CheckpointError
+from dreamerbench.agent.config import Config, ConfigError, flatten, to_dict
+from dreamerbench.core.files import FileLock, StorageError, atomic_write_bytes, atomic_write_text, writing
+from dreamerbench.agent.media import write_video
+from dreamerbench.core.records import LOGS, last_record, media_files, media_step, read_records
 
 class LogdirBusy(StorageError):
     """Another process trains the run in this logdir."""
@@ -94,7 +91,7 @@ class RunDir:
 
     Use as a context manager: entering takes the logdir's lock (:class:`LogdirBusy`
     if another process holds it) and clears what killed saves left behind.
-    Full-disk errors come out as :class:`agent.files.DiskFull` naming the file.
+    Full-disk errors come out as :class:`dreamerbench.core.files.DiskFull` naming the file.
     """
 
     def __init__(self, logdir: str | Path):
@@ -228,7 +225,7 @@ class RunDir:
     def _open(self) -> None:
         with writing(self.logdir):
             for name, path in self.paths.items():
-                last = _last_record(path)
+                last = last_record(path)
                 self._last_ms[name] = int(last.get("time_ms", 0)) if last else 0
                 self._files[name] = open(path, "a", buffering=1)  # line-buffered: readable while training
 
@@ -380,81 +377,6 @@ def _pack(ckpt: Checkpoint) -> list[int] | None:
         return checkpoint.read_counters(ckpt).get("pack")
     except CheckpointError:
         return None
-
-
-def media_files(directory: Path) -> list[Path]:
-    """The media files of a run (``<kind>-<step>.gif`` or ``.png``), oldest step first."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    found = [p for p in directory.iterdir() if p.suffix in (".gif", ".png") and not p.name.startswith(".")]
-    return sorted(found, key=lambda p: (media_step(p), p.name))
-
-
-def media_step(path: Path) -> int:
-    """The agent step a media file was made at (its name's last field)."""
-    return int(Path(path).stem.rsplit("-", 1)[1])
-
-
-def deliverable_media(logdir: str | Path) -> list[Path]:
-    """Media files that no resume can delete any more: all once the run has finished; else those
-    made at or before the oldest complete checkpoint's step; none before there is a checkpoint."""
-    logdir = Path(logdir)
-    files = media_files(logdir / "media")
-    if (logdir / "summary.json").exists():
-        return files
-    kept = checkpoint.complete(logdir / "checkpoint")
-    return [p for p in files if kept and media_step(p) <= kept[0].step]
-
-
-def deliverable(logdir: str | Path) -> dict[str, int]:
-    """Bytes of each JSONL file that no resume can cut back any more (see the module doc).
-
-    The whole file once ``summary.json`` exists; else what the oldest complete
-    checkpoint covers; nothing before there is a checkpoint.
-    """
-    logdir = Path(logdir)
-    paths = {name: logdir / f"{name}.jsonl" for name in LOGS}
-    if (logdir / "summary.json").exists():
-        return {name: path.stat().st_size if path.exists() else 0 for name, path in paths.items()}
-    kept = checkpoint.complete(logdir / "checkpoint")
-    try:
-        sizes = checkpoint.read_counters(kept[0])["file_sizes"] if kept else {}
-        return {name: int(sizes.get(name, 0)) for name in LOGS}
-    except CheckpointError:
-        return dict.fromkeys(LOGS, 0)  # the next save replaces it
-
-
-def read_records(path: Path, start: int = 0, end: int | None = None) -> Iterator[tuple[int, dict]]:
-    """(offset after the line, record) for each whole JSONL line between byte offsets `start` and `end`."""
-    if not Path(path).exists():
-        return
-    with open(path, "rb") as file:
-        file.seek(start)
-        data = file.read(None if end is None else max(0, end - start))
-    offset = start
-    for line in data.splitlines(keepends=True):
-        if not line.endswith(b"\n"):
-            return  # a line cut short (by a kill or a full disk) is not a record yet
-        yield offset + len(line), _parse(path, offset, line)
-        offset += len(line)
-
-
-def _last_record(path: Path) -> dict | None:
-    size = path.stat().st_size if path.exists() else 0
-    if size == 0:
-        return None
-    with open(path, "rb") as file:
-        file.seek(max(0, size - 65536))
-        last = file.read().splitlines(keepends=True)[-1]
-    return _parse(path, size - len(last), last)
-
-
-def _parse(path: Path, offset: int, line: bytes) -> dict:
-    try:
-        return json.loads(line)
-    except ValueError:
-        raise StorageError(f"{path} is damaged: the line at byte {offset} is not a JSON record") from None
 
 
 def _warn(message: str) -> None:

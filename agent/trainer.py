@@ -8,14 +8,14 @@ one run, or K seeds of one task in lockstep (:meth:`Trainer.packed`,
 Who does what:
 
 - ``agent/rundir.py``   the logdir (config check, JSONL records with their identity,
-  checkpoints, summary) and the :class:`~agent.rundir.Counters`;
+  checkpoints, summary) and the :class:`~dreamerbench.agent.rundir.Counters`;
 - ``agent/learner.py``  DreamerV3 for K runs (JAX); any :class:`Agent` can stand in;
 - this file             the loop.
 
 Outputs (MLflow: ``experiments/tracking.py``; TensorBoard and W&B: ``agent/outputs.py``)
 get ``publish(logdir)`` after every save of all runs (and after a failure, once
-:func:`agent.rundir.settle_pack` kept only the checkpoint a resume takes) and read from the files what
-:func:`agent.rundir.deliverable` (and :func:`agent.rundir.deliverable_media`) allows:
+:func:`dreamerbench.agent.rundir.settle_pack` kept only the checkpoint a resume takes) and read from the files what
+:func:`dreamerbench.core.records.deliverable` (and :func:`dreamerbench.core.records.deliverable_media`) allows:
 the trainer never hands a record to a store itself.
 
 Besides training: evaluation episodes (``run.eval_every``, ``agent/evaluation.py``),
@@ -36,14 +36,14 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from agent.config import Config, ConfigError, apply_overrides, flatten, to_dict, validate
-from agent.evaluation import clip_action
-from agent.media import image_key, openloop_grid, openloop_plot, rgb
-from agent.replay import Replay
-from agent.rundir import Counters, EpisodeStats, RunDir, load_pack, settle_pack
-from suites import get_suite
-from suites.base import SPECIAL_KEYS, Space
-from suites.vector import VectorEnv, make_vector_env
+from dreamerbench.agent.config import Config, ConfigError, apply_overrides, flatten, to_dict, validate
+from dreamerbench.agent.evaluation import clip_action
+from dreamerbench.agent.media import image_key, openloop_grid, openloop_plot, rgb
+from dreamerbench.agent.replay import Replay
+from dreamerbench.agent.rundir import Counters, EpisodeStats, RunDir, load_pack, settle_pack
+from dreamerbench.suites import get_suite
+from dreamerbench.suites.base import SPECIAL_KEYS, Space
+from dreamerbench.suites.vector import VectorEnv, make_vector_env
 
 
 class Agent(Protocol):
@@ -84,7 +84,10 @@ class Output(Protocol):
     """A store that a run's records go to (e.g. MLflow); see the module doc."""
 
     def publish(self, logdir: Path) -> None:
-        """Called after every save: take the records :func:`agent.rundir.deliverable` allows."""
+        """Called after every save: take the records :func:`dreamerbench.core.records.deliverable` allows."""
+
+    def close(self) -> None:
+        """Called once when the run stops (finished, stopped or failed): take what became final."""
 
 
 AgentFactory = Callable[[Config, Mapping[str, Space], Space, Sequence[int]], Agent]
@@ -96,7 +99,7 @@ def resolve_config(
     seed: int = 0,
     overrides: Mapping[str, Any] | Sequence[str] = (),
 ) -> Config:
-    """Defaults <- the suite's agent defaults <- `overrides`, then :func:`agent.config.validate`
+    """Defaults <- the suite's agent defaults <- `overrides`, then :func:`dreamerbench.agent.config.validate`
     (which checks the task and the protocol too); ConfigError or ValueError, one line."""
     config = Config(suite=suite, task=task, seed=seed)
     config = apply_overrides(config, dict(get_suite(suite).agent_defaults))
@@ -105,7 +108,7 @@ def resolve_config(
 
 def dreamer_agent(config: Config, obs_space: Mapping[str, Space], act_space: Space, seeds: Sequence[int]) -> Agent:
     """The default :data:`AgentFactory`: DreamerV3 (JAX loads here, only when a Dreamer trains)."""
-    from agent.learner import PackedDreamer
+    from dreamerbench.agent.learner import PackedDreamer
 
     return PackedDreamer(config, obs_space, act_space, seeds)
 
@@ -203,19 +206,14 @@ class Trainer:
         if a logdir holds another config, CheckpointError if no checkpoint can be
         read, DiskFull naming the file if the disk fills up (run again to resume).
         """
-        from agent.outputs import check_available, make_outputs
-
         started = time.time()
         config = self.config
-        check_available(config)
         with contextlib.ExitStack() as stack:
             for run in self.runs:
                 stack.enter_context(run.dir)
                 run.dir.check_config(run.config)
-            for run in self.runs:  # run.outputs: TensorBoard, W&B (closed when the run stops)
-                made = make_outputs(run.config, run.dir.logdir)
-                run.outputs += made
-                for output in made:
+            for run in self.runs:  # each output takes what became final when the run stops
+                for output in run.outputs:
                     stack.callback(output.close)
             finished = [run.dir.finished_summary(run.config.run.steps) for run in self.runs]
             if all(finished):
@@ -244,7 +242,7 @@ class Trainer:
 
     def _settle(self) -> None:
         """A failed loop (the logdirs still locked): keep only the checkpoint each run's resume will
-        take (:func:`agent.rundir.settle_pack`), then publish, so that the outputs hold every record
+        take (:func:`dreamerbench.agent.rundir.settle_pack`), then publish, so that the outputs hold every record
         it covers before the failure is reported. A fault here is a warning: the failure counts."""
         try:
             settle_pack([run.dir for run in self.runs], [run.config.seed for run in self.runs])
@@ -334,7 +332,7 @@ class Trainer:
 
     def _evaluate(self, agent: Agent, step: int) -> None:
         """Play ``run.eval_episodes`` evaluation episodes per run and record them as ``eval`` records."""
-        from agent.evaluation import evaluate
+        from dreamerbench.agent.evaluation import evaluate
 
         config = self.config
         suite = get_suite(config.suite)
@@ -398,7 +396,7 @@ class Trainer:
                 output.publish(run.dir.logdir)
 
     def _resume(self, agent: Agent) -> Counters:
-        """Continue every run from the checkpoint :func:`agent.rundir.load_pack` picks, or start afresh."""
+        """Continue every run from the checkpoint :func:`dreamerbench.agent.rundir.load_pack` picks, or start afresh."""
         loaded = load_pack([run.dir for run in self.runs], [run.config.seed for run in self.runs])
         if loaded is None:
             for run in self.runs:

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from agent.reader import NonNegativeInt, Range, flag, refuse
-import suites
-from analysis.scores import DEFAULT_MISSING, MISSING, FinalRule
-from suites import SUITES, Suite
+from dreamerbench.core.reader import NonNegativeInt, Range, flag, refuse
+from dreamerbench import suites
+from dreamerbench.analysis.scores import DEFAULT_MISSING, MISSING, FinalRule
+from dreamerbench.suites import SUITES, Suite
 
 KINDS = ("curves", "aggregate", "profile")
 TABLE_REPS = 50_000
@@ -94,7 +94,7 @@ def register(subparsers) -> None:
 
 def out_paths(out: str | os.PathLike, command: str) -> list[Path]:
     """The files ``table``/``plot`` write for ``--out``: the path itself, or for ``plot``
-    the path with its suffix replaced by .png and .pdf (:func:`analysis.plots.save`)."""
+    the path with its suffix replaced by .png and .pdf (:func:`dreamerbench.analysis.plots.save`)."""
     path = Path(out)
     return [path.with_suffix(".png"), path.with_suffix(".pdf")] if command == "plot" else [path]
 
@@ -150,7 +150,7 @@ class Inputs:
 
 def collect(args, suite: Suite) -> Inputs:
     """Episodes of our runs (``--runs``) and of the published baselines, in method order."""
-    from analysis.data import load_published, load_runs, published_source, recorded_budget
+    from dreamerbench.analysis.data import load_published, load_runs, published_source, recorded_budget
 
     parts, methods, budget, sources = [], [], None, ""
     evaluation = False
@@ -218,7 +218,7 @@ def _warn(notes: list[str]) -> None:
 
 
 def run_table(args) -> int:
-    from analysis.tables import compare, render
+    from dreamerbench.analysis.tables import compare, render
 
     suite = suites.get_suite(args.suite)
     _check_rule(args, suite)
@@ -237,7 +237,7 @@ def run_table(args) -> int:
 
 
 def run_plot(args) -> int:
-    from analysis import plots
+    from dreamerbench.analysis import plots
 
     suite = suites.get_suite(args.suite)
     _check_rule(args, suite)
@@ -252,8 +252,8 @@ def run_plot(args) -> int:
         fig = plots.plot_aggregate(inputs.episodes, suite, inputs.methods, rng, rule.budget_frames, args.bins, reps,
                                    evaluation=inputs.evaluation)
     else:  # the profile is of final scores: it needs the final-score rule
-        from analysis.scores import require_normalization
-        from analysis.tables import compare, score_matrix
+        from dreamerbench.analysis.scores import require_normalization
+        from dreamerbench.analysis.tables import compare, score_matrix
 
         require_normalization(suite, "plot --kind profile")  # before the bootstrap, not after
         comp = compare(inputs.episodes, suite, rule, inputs.methods, rng, reps=reps, notes=tuple(inputs.notes),

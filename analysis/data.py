@@ -38,14 +38,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import suites
-from suites import Suite
+from dreamerbench import suites
+from dreamerbench.suites import Suite
 
 COLUMNS = ("method", "suite", "task", "seed", "run_key", "step", "frames", "score", "layout", "budget_frames")
 CURVE_FIELDS = ("task", "method", "seed", "xs", "ys")
 EPISODE_FIELDS = ("task", "method", "seed", "xs", "reward")
-from experiments.spec import BOOKKEEPING
-from experiments.tracking import STEPS_TAG, TAG, Tracker, budget_steps, group_by_key, runs_by_key
+from dreamerbench.experiments.spec import BOOKKEEPING
+from dreamerbench.experiments.tracking import STEPS_TAG, TAG, Tracker, budget_steps, group_by_key, runs_by_key
 EPISODE_PREFIX = "episode/"
 DEFAULT_METHOD = "dreamerbench"
 DEFAULT_CACHE = Path.home() / ".cache" / "dreamerbench" / "published"
@@ -198,7 +198,7 @@ def load_published(
     """Episodes of ``method`` on ``suite`` from its published per-run file.
 
     ``source`` is a folder or an http(s) URL of one (default: the suite's files at a
-    pinned commit, :attr:`suites.base.Suite.published`; URLs are downloaded once into
+    pinned commit, :attr:`dreamerbench.suites.base.Suite.published`; URLs are downloaded once into
     ``cache_dir``). Two layouts are read: score curves, a gzip JSON list of
     ``{task, method, seed, xs, ys}`` with ``xs`` in environment frames (danijar/dreamerv3),
     and per-episode records ``{task, method, seed, xs, reward, achievement_<name>...}``
@@ -287,7 +287,7 @@ def variant_labels(methods: list[str], params: list[dict[str, str]]) -> list[str
 
     ``methods[i]`` and ``params[i]`` (MLflow params: the flattened resolved config)
     describe run i. Runs with the same label have the same config, bookkeeping
-    (``experiments.spec.BOOKKEEPING``: budget, logging, saving) aside.
+    (``dreamerbench.experiments.spec.BOOKKEEPING``: budget, logging, saving) aside.
     """
     labels = list(methods)
     for method in dict.fromkeys(methods):

@@ -2,7 +2,7 @@
 
 Every score matrix has shape ``[..., R, T]``: R runs (seeds) by T tasks, leading axes
 are bootstrap replicates or points on a curve. ``NaN`` marks a missing run, so tasks
-may have different numbers of seeds; callers report what is missing (analysis.tables),
+may have different numbers of seeds; callers report what is missing (dreamerbench.analysis.tables),
 these functions never drop anything silently: a task with no run at all is an error.
 
 Definitions follow Agarwal et al. 2021 (arXiv 2108.13264, "rliable"):

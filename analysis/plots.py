@@ -4,7 +4,7 @@ Every figure works with a single seed (the CI band then collapses onto the line)
 is saved as both PNG and PDF. The x axis of curves is environment frames (agent steps
 x the suite's action repeat), as in the tables' final-score rule; normalised scores
 are in percent, as in the tables. Bands are 95% stratified-bootstrap CIs
-(analysis.metrics) and every figure says so.
+(dreamerbench.analysis.metrics) and every figure says so.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from analysis.metrics import aggregate_iqm, bootstrap, performance_profile, task_means
-from analysis.scores import normalized, require_normalization, run_score
-from analysis.tables import plural
-from suites import Suite
+from dreamerbench.analysis.metrics import aggregate_iqm, bootstrap, performance_profile, task_means
+from dreamerbench.analysis.scores import normalized, require_normalization, run_score
+from dreamerbench.analysis.tables import plural
+from dreamerbench.suites import Suite
 
 CURVE_REPS = 2_000
 """Resamples per curve point: bands are for the eye; tables use 50,000."""
@@ -30,7 +30,7 @@ CURVE_REPS = 2_000
 
 def bin_runs(episodes: pd.DataFrame, suite: Suite, budget_frames: float, bins: int = 30) -> pd.DataFrame:
     """Score per run in ``bins`` equal bins of ``(0, budget_frames]``: the suite's run
-    score (:func:`analysis.scores.run_score`: mean return, or Crafter score) of the
+    score (:func:`dreamerbench.analysis.scores.run_score`: mean return, or Crafter score) of the
     episodes ending in each bin.
 
     Returns columns method, task, seed, bin, frames (bin end), score (NaN if no episode

@@ -1,7 +1,7 @@
 """Final scores per run, per-episode successes and normalisation, from the tidy episode table.
 
 Final-score rule (the suite's ``budget_frames``, ``final_window_frames`` and
-``run_score`` on :class:`suites.base.Suite`, each overridable): the final score of a
+``run_score`` on :class:`dreamerbench.suites.base.Suite`, each overridable): the final score of a
 run is made from the rows whose ``frames`` lie in ``(budget - window, budget]``:
 
 | suite | budget (frames) | window (frames) | run score |
@@ -38,8 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from suites import Suite
-from suites.scores import crafter_score, success_rates
+from dreamerbench.suites import Suite
+from dreamerbench.suites.scores import crafter_score, success_rates
 
 RUN_KEYS = ["method", "task", "seed"]
 MISSING = {
@@ -74,7 +74,7 @@ class FinalRule:
         the budget and the window (the CLI's flags). Raises ReadError (a ValueError)
         naming the field, its value and what is allowed.
         """
-        from agent.reader import refuse
+        from dreamerbench.core.reader import refuse
 
         budget = suite.budget_frames if budget_frames is None else budget_frames
         if not _whole(budget) or budget < 1:

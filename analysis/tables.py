@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.metrics import AGGREGATES, bootstrap, bootstrap_improvement, task_means
-from analysis.scores import (DEFAULT_MISSING, MISSING, FinalRule, add_normalized, denormalized, final_scores,
+from dreamerbench.analysis.metrics import AGGREGATES, bootstrap, bootstrap_improvement, task_means
+from dreamerbench.analysis.scores import (DEFAULT_MISSING, MISSING, FinalRule, add_normalized, denormalized, final_scores,
                              normalizes, success_table)
-from suites import Suite
+from dreamerbench.suites import Suite
 
 AGGREGATE_NAMES = {"mean": "Mean", "median": "Median", "iqm": "IQM", "optimality_gap": "Optimality gap"}
 UNFINISHED = {
@@ -138,7 +138,7 @@ def _report_missing(comp: Comparison, method: str, finals: pd.DataFrame, all_tas
 
 def _report_unfinished(comp: Comparison, method: str, runs: pd.DataFrame) -> None:
     """A note on each run of ``method`` whose MLflow status is not FINISHED (columns
-    ``status``, ``steps_done``, ``budget_steps`` of :func:`analysis.data.load_runs`;
+    ``status``, ``steps_done``, ``budget_steps`` of :func:`dreamerbench.analysis.data.load_runs`;
     published runs have no status), marking its task's cell."""
     if "status" not in runs.columns:
         return

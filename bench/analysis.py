@@ -15,10 +15,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from analysis.scores import FinalRule
-from analysis.tables import compare, render
-from suites import SUITES
-from suites.scores import ATARI_RANDOM_HUMAN
+from dreamerbench.analysis.scores import FinalRule
+from dreamerbench.analysis.tables import compare, render
+from dreamerbench.suites import SUITES
+from dreamerbench.suites.scores import ATARI_RANDOM_HUMAN
 
 
 def synthetic_episodes(methods: int, seeds: int, episodes: int, rng: np.random.Generator) -> pd.DataFrame:

@@ -6,7 +6,7 @@
 The cases are `bench.train_step.CASES` (B16 x T64 + 1 context step, float32):
 DMC proprio (5-dim vector, 1 continuous action) at size1m and size12m, and a
 64x64x3 image with 17 discrete actions at size1m. Both sides train on the same
-synthetic batch (`agent.synthetic.random_batch`); the reference's agent is its
+synthetic batch (`dreamerbench.agent.synthetic.random_batch`); the reference's agent is its
 `configs.yaml` defaults plus the `size1m` / `size12m` block, `jax.platform cpu`,
 `jax.compute_dtype float32`, `replay_context 1`, and its compiled train
 function `agent._train` is timed (the function `Agent.train()` calls).
@@ -59,7 +59,7 @@ def reference_case(name: str, updates: int, batch_size: int, batch_length: int) 
     import dreamerv3
     from embodied.jax import internal
 
-    from agent.synthetic import random_batch
+    from dreamerbench.agent.synthetic import random_batch
     from bench.train_step import matmul_flops
     from tools.reference_equivalence import build_agent, reference_config
 

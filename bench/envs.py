@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from suites import get_suite
-from suites.vector import make_vector_env
+from dreamerbench.suites import get_suite
+from dreamerbench.suites.vector import make_vector_env
 
 # One representative task per suite (minecraft_diamond needs MineRL).
 TASKS = {

@@ -92,7 +92,7 @@ def _rundir(out: Path, task: str, seed: int) -> Path:
 
 
 def _action_repeat(protocol: Protocol) -> int:
-    from suites import get_suite
+    from dreamerbench.suites import get_suite
 
     overrides = {k[len("env."):]: v for k, v in protocol.overrides if k.startswith("env.")}
     return int(get_suite(protocol.suite).resolve_protocol(overrides).get("action_repeat", 1))
@@ -102,7 +102,7 @@ def train_command(protocol: Protocol, task: str, first_seed: int, logdir: Path) 
     """The `dreamerbench train` command of one process of the protocol."""
     steps = protocol.frames // _action_repeat(protocol)
     command = [
-        sys.executable, "-m", "experiments.cli", "train", "--suite", protocol.suite, "--task", task,
+        sys.executable, "-m", "dreamerbench.experiments.cli", "train", "--suite", protocol.suite, "--task", task,
         "--seed", str(first_seed), "--size", protocol.size, "--steps", str(steps), "--logdir", str(logdir),
     ]
     if protocol.seeds_per_process > 1:
@@ -128,7 +128,7 @@ def bin_means(frames: np.ndarray, scores: np.ndarray, edges: np.ndarray) -> np.n
 
 def published_bins(suite: str, task: str, frames: int, source: Path) -> dict:
     """Per-seed published DreamerV3 returns on the 10k-frame grid up to `frames`: {x, seeds [S, M], mean, min, max}."""
-    from analysis.data import load_published
+    from dreamerbench.analysis.data import load_published
 
     runs = load_published(suite, "dreamerv3", source)
     runs = runs[(runs["task"] == task) & (runs["frames"] <= frames)]
@@ -296,7 +296,7 @@ def run_throughput(args) -> None:
         raise SystemExit(f"--logdir {logdir} exists; the benchmark needs a fresh run")
     settings = {**THROUGHPUT_SETTINGS, **dict(item.split("=", 1) for item in args.overrides)}
     command = [
-        sys.executable, "-m", "experiments.cli", "train", "--suite", "dmc_proprio", "--task", "cartpole_balance",
+        sys.executable, "-m", "dreamerbench.experiments.cli", "train", "--suite", "dmc_proprio", "--task", "cartpole_balance",
         "--seed", str(args.seed), "--size", args.size, "--steps", "10000000", "--logdir", str(logdir),
         "--seeds-per-process", str(args.seeds_per_process), "--set", "run.compile_cache=",
     ]

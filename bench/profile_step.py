@@ -59,10 +59,10 @@ def profile(name: str, updates: int, top: int) -> dict:
     import jax
     import numpy as np
 
-    from agent.config import Config, apply_overrides
-    from agent.dreamer import Dreamer
-    from agent.synthetic import random_batch
-    from suites.base import Space
+    from dreamerbench.agent.config import Config, apply_overrides
+    from dreamerbench.agent.dreamer import Dreamer
+    from dreamerbench.agent.synthetic import random_batch
+    from dreamerbench.suites.base import Space
 
     case = CASES[name]
     config = apply_overrides(Config(), {"agent.size": case["size"], "agent.compute_dtype": "float32"})

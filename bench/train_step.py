@@ -10,7 +10,7 @@ size 1m. Reports the median seconds per update after warm-up, compile time,
 the matrix-product FLOPs of one update (counted from the jaxpr, scan bodies
 times their length), achieved FLOP/s as a fraction of this machine's float32
 matmul peak (measured here with a 2048^2 matmul), and peak RSS.
-With `--seeds K` the step updates K seeds at once (`agent.dreamer.over_runs`,
+With `--seeds K` the step updates K seeds at once (`dreamerbench.agent.dreamer.over_runs`,
 as `--seeds-per-process K` trains them); updates/s then counts all K seeds.
 """
 
@@ -122,10 +122,10 @@ def run_case(name: str, updates: int, batch_size: int, batch_length: int, overri
     import jax
     import numpy as np
 
-    from agent.config import Config, apply_overrides
-    from agent.dreamer import Dreamer, over_runs
-    from suites.base import Space
-    from agent.synthetic import random_batch
+    from dreamerbench.agent.config import Config, apply_overrides
+    from dreamerbench.agent.dreamer import Dreamer, over_runs
+    from dreamerbench.suites.base import Space
+    from dreamerbench.agent.synthetic import random_batch
 
     case = CASES[name]
     config = apply_overrides(Config(), {
@@ -188,7 +188,7 @@ def main(argv=None) -> None:
                         help="persistent compilation cache (as run.compile_cache); a second run loads the step from it")
     args = parser.parse_args(argv)
     if args.case:
-        from agent.learner import enable_compile_cache
+        from dreamerbench.agent.learner import enable_compile_cache
 
         enable_compile_cache(args.compile_cache)
         print(json.dumps(run_case(args.case, args.updates, args.batch_size, args.batch_length, args.overrides, args.seeds)))

@@ -7,19 +7,19 @@ import importlib
 import re
 import sys
 
-from agent.files import StorageError
+from dreamerbench.core.files import StorageError
 
 # subcommand -> module that defines `register(subparsers)`; imported lazily so
 # that `dreamerbench suites` does not pay for importing JAX.
 SUBCOMMANDS = {
-    "train": "agent.train_cli",
-    "eval": "agent.eval_cli",
-    "export": "agent.eval_cli",
-    "suites": "suites.cli",
-    "table": "analysis.cli",
-    "plot": "analysis.cli",
-    "sweep": "experiments.sweep_cli",
-    "status": "experiments.sweep_cli",
+    "train": "dreamerbench.experiments.train_cli",
+    "eval": "dreamerbench.agent.eval_cli",
+    "export": "dreamerbench.agent.eval_cli",
+    "suites": "dreamerbench.suites.cli",
+    "table": "dreamerbench.analysis.cli",
+    "plot": "dreamerbench.analysis.cli",
+    "sweep": "dreamerbench.experiments.sweep_cli",
+    "status": "dreamerbench.experiments.sweep_cli",
 }
 
 

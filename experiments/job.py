@@ -10,7 +10,7 @@ saved its checkpoint and delivered its records to MLflow, and returns a
 ``DelayedSubmission`` of the unfinished runs. After the requeue they resume
 from their logdirs into the same MLflow runs (the run ids travel with the job).
 
-The local executor starts the same job as ``python -m experiments.job FILE``;
+The local executor starts the same job as ``python -m dreamerbench.experiments.job FILE``;
 there SIGINT / SIGTERM play the part of USR2.
 """
 
@@ -30,11 +30,11 @@ from typing import Any, Mapping
 
 import submitit
 
-from agent.rundir import LogdirBusy
-from experiments import tracking
+from dreamerbench.agent.rundir import LogdirBusy
+from dreamerbench.experiments import tracking
 
 EXIT_INTERRUPTED = 3
-"""Exit code of ``python -m experiments.job`` when it stopped early; re-running resumes."""
+"""Exit code of ``python -m dreamerbench.experiments.job`` when it stopped early; re-running resumes."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class RunTask:
     logdir: str
     """Checkpoints and replay; the trainer resumes from here."""
     config: Mapping[str, Any]
-    """Resolved config as a plain dict (agent.config.to_dict)."""
+    """Resolved config as a plain dict (dreamerbench.agent.config.to_dict)."""
 
 
 def _now() -> str:
@@ -167,8 +167,9 @@ class SweepJob(submitit.helpers.Checkpointable):
         recorders: list[tracking.RunRecorder] = []
         tracker = None
         try:
-            from agent.config import from_dict, validate
-            from agent.trainer import Trainer
+            from dreamerbench.agent.config import from_dict, validate
+            from dreamerbench.agent.trainer import Trainer
+            from dreamerbench.experiments.outputs import make_outputs
 
             tracker = tracking.Tracker(self.tracking_uri)
             configs = [validate(from_dict(task.config)) for task in pack]  # before a run is marked RUNNING
@@ -176,7 +177,8 @@ class SweepJob(submitit.helpers.Checkpointable):
                 recorders.append(tracker.start(task.run_id, task.config, task.logdir, self.log_files()))
                 print(f"{_now()} {task.label}: training to {task.config['run']['steps']:,} steps "
                       f"(MLflow run {task.run_id}, logdir {task.logdir})", flush=True)
-            trainer = Trainer.packed(configs, [task.logdir for task in pack], [[r] for r in recorders])
+            outputs = [[r, *make_outputs(c, task.logdir)] for r, c, task in zip(recorders, configs, pack)]
+            trainer = Trainer.packed(configs, [task.logdir for task in pack], outputs)
             summaries = trainer.run_all(stop=self._stop)
         except LogdirBusy as error:  # another job trains these runs: their MLflow runs are its business
             self._record_error(pack, str(error), None)
@@ -215,17 +217,17 @@ class SweepJob(submitit.helpers.Checkpointable):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m experiments.job JOB.json [LOG]``: the local executor's worker process, whose
+    """``python -m dreamerbench.experiments.job JOB.json [LOG]``: the local executor's worker process, whose
     output goes to LOG (uploaded to the runs' MLflow artifacts)."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) not in (1, 2):
-        print("usage: python -m experiments.job JOB.json [LOG]", file=sys.stderr)
+        print("usage: python -m dreamerbench.experiments.job JOB.json [LOG]", file=sys.stderr)
         return 2
     job = SweepJob.load(argv[0])
     job.local_log = argv[1] if len(argv) == 2 else None
 
     def stop(signum, frame):  # noqa: ARG001
-        print(f"experiments.job: {signal.Signals(signum).name}: checkpointing, then exiting",
+        print(f"dreamerbench.experiments.job: {signal.Signals(signum).name}: checkpointing, then exiting",
               file=sys.stderr, flush=True)
         job.request_stop()
 
@@ -234,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         job()
     except RuntimeError as error:
-        print(f"experiments.job: {error}", file=sys.stderr)
+        print(f"dreamerbench.experiments.job: {error}", file=sys.stderr)
         return 1
     return EXIT_INTERRUPTED if job.stopped_early else 0
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Mapping
 
-from agent.reader import (
+from dreamerbench.core.reader import (
     NonNegativeInt, OneLine, PositiveFloat, PositiveInt, Range, ReadError, Source, load_yaml, read_dataclass,
 )
-from experiments.spec import SpecError
+from dreamerbench.experiments.spec import SpecError
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "slurm" / "profiles"
 
@@ -27,7 +27,7 @@ PROFILE_DIR = Path(__file__).resolve().parent.parent / "slurm" / "profiles"
 class SlurmProfile:
     """Resources of one Slurm job and how a sweep's runs map onto jobs.
 
-    Each field's annotation is its type and range (:mod:`agent.reader`); a
+    Each field's annotation is its type and range (:mod:`dreamerbench.core.reader`); a
     profile file gives any of them, and ``null`` leaves a field's default.
     """
 

@@ -1,6 +1,6 @@
 """Config text of the single-node Slurm cluster used for development and tests.
 
-``slurm/local/start.sh`` calls ``python3 -m experiments.slurm_cluster write DIR``
+``slurm/local/start.sh`` calls ``python3 -m dreamerbench.experiments.slurm_cluster write DIR``
 to render ``slurm.conf`` and ``slurmdbd.conf`` into its private state
 directory. The text comes from pure functions (tested against expected output
 in ``tests/test_slurm_cluster.py``); values that reach a config line are

@@ -6,7 +6,7 @@ error names the file, the line where known, the field, the value and what is
 allowed, and is raised before anything is created or submitted.
 
 Expansion resolves each run's config exactly as the trainer will see it
-(:func:`agent.trainer.resolve_config`: suite defaults, then the spec's
+(:func:`dreamerbench.agent.trainer.resolve_config`: suite defaults, then the spec's
 overrides) and gives it a stable key: a hash of sweep, suite, task, seed and
 the resolved config without its bookkeeping fields (:data:`BOOKKEEPING`).
 """
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Mapping
 
-from agent.config import Config, Seed, apply_overrides, flatten, to_dict
-from agent.reader import flatten as reader_flatten
-from agent.reader import (
+from dreamerbench.agent.config import Config, Seed, apply_overrides, flatten, to_dict
+from dreamerbench.core.reader import flatten as reader_flatten
+from dreamerbench.core.reader import (
     Length, Match, PositiveInt, Range, ReadError, Source, describe, load_yaml, read, read_dataclass, refuse,
 )
 
@@ -43,7 +43,7 @@ BOOKKEEPING = {
 """The one list of config keys that say how a run is kept, not what it learns: they are
 left out of its key (:func:`run_key`), so editing them in a spec keeps every run's key,
 its MLflow run and its checkpoints. A job takes the new values when it (re)starts
-(``agent.rundir.RunDir.check_config`` lets every ``run.*`` key change on a resume).
+(``dreamerbench.agent.rundir.RunDir.check_config`` lets every ``run.*`` key change on a resume).
 Key -> why it is bookkeeping."""
 MAX_RUNS = 10_000
 """Most runs one sweep may expand to (tasks x grid points x seeds): a typo such as
@@ -132,7 +132,7 @@ _OWN_FIELDS = {"run.steps": "steps", "seed": "seeds", "suite": "suite", "task": 
 def parse_spec(text: str, path: str = "<spec>") -> SweepSpec:
     """Parse and read a spec (suite and tasks are checked by :func:`expand`).
 
-    Text is YAML 1.2 without aliases (:func:`agent.reader.load_yaml`); each
+    Text is YAML 1.2 without aliases (:func:`dreamerbench.core.reader.load_yaml`); each
     field is read against its annotation above and each override and grid
     value against its config field, so a spec, ``--set`` and a job refuse
     the same values. SpecError: ``FILE:LINE: FIELD=VALUE ...; allowed: ...``.
@@ -271,10 +271,10 @@ def key_differences(run: RunSpec, params: Mapping[str, str]) -> list[str]:
     """The key fields in which `run` differs from a recorded MLflow run's `params`, as
     ``FIELD: RECORDED -> NOW`` (``-`` where one side lacks the field), sorted by field.
 
-    `params` are that run's MLflow params (:func:`experiments.tracking.run_params`: the
+    `params` are that run's MLflow params (:func:`dreamerbench.experiments.tracking.run_params`: the
     flattened resolved config as text); bookkeeping fields never count.
     """
-    from experiments.tracking import run_params
+    from dreamerbench.experiments.tracking import run_params
 
     now = {k: v for k, v in run_params(run).items() if k not in BOOKKEEPING and not k.startswith("protocol.")}
     then = {k: v for k, v in params.items() if k not in BOOKKEEPING and not k.startswith("protocol.")}
@@ -286,8 +286,8 @@ Resolver = Callable[..., Config]
 
 
 def default_resolver() -> Resolver:
-    # Imported here: agent.trainer imports JAX, which `dreamerbench status` does not need.
-    from agent.trainer import resolve_config
+    # Imported here: dreamerbench.agent.trainer imports JAX, which `dreamerbench status` does not need.
+    from dreamerbench.agent.trainer import resolve_config
 
     return resolve_config
 
@@ -296,14 +296,14 @@ def expand(spec: SweepSpec, resolve: Resolver | None = None) -> list[RunSpec]:
     """All runs of a sweep in a stable order (task, grid point, seed).
 
     ``resolve(suite=, task=, seed=, overrides=)`` builds the resolved config;
-    it is :func:`agent.trainer.resolve_config` unless given, which ends in
-    :func:`agent.config.validate`: every run gets the whole validation a job
+    it is :func:`dreamerbench.agent.trainer.resolve_config` unless given, which ends in
+    :func:`dreamerbench.agent.config.validate`: every run gets the whole validation a job
     does (fields, joint rules, suite protocol) before anything is created, so
     ``sweep --dry-run`` refuses what a job would. SpecError names the line of
     the override or grid value at fault, the run and the rule; also when the
     sweep would have more than ``MAX_RUNS`` runs.
     """
-    import suites  # cheap: environment libraries load inside make_env.
+    from dreamerbench import suites  # cheap: environment libraries load inside make_env.
 
     resolve = resolve or default_resolver()
     if spec.suite not in suites.SUITES:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from experiments import tracking
-from experiments.sweep import job_alive, local_launcher_alive
+from dreamerbench.experiments import tracking
+from dreamerbench.experiments.sweep import job_alive, local_launcher_alive
 
 TAIL_BYTES = 65536
 """How much of the end of a run's ``metrics.jsonl`` :func:`live_rate` reads (its newest records)."""
@@ -52,7 +52,7 @@ def run_state(status: str | None, alive: bool | None, steps: int) -> str:
 
 def state_of(run: Any, queue: Mapping[str, str] | None) -> str:
     """The state ``status`` shows for an MLflow `run` (:func:`run_state` of its status, its steps
-    tag and whether its job is alive); `queue` is Slurm's (:func:`experiments.sweep.slurm_queue`),
+    tag and whether its job is alive); `queue` is Slurm's (:func:`dreamerbench.experiments.sweep.slurm_queue`),
     None where it cannot be read. The launcher's closing summary says the same (one rule)."""
     tags = run.data.tags
     alive = job_alive(tags, queue)

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from agent.files import FileLock, StorageError
-from experiments import tracking
-from experiments.job import EXIT_INTERRUPTED, RunTask, SweepJob
-from experiments.profiles import SlurmProfile, executor_parameters
-from experiments.spec import RunSpec, SweepSpec
+from dreamerbench.core.files import FileLock, StorageError
+from dreamerbench.experiments import tracking
+from dreamerbench.experiments.job import EXIT_INTERRUPTED, RunTask, SweepJob
+from dreamerbench.experiments.profiles import SlurmProfile, executor_parameters
+from dreamerbench.experiments.spec import RunSpec, SweepSpec
 
 # squeue states in which a job will still run (or is running).
 ALIVE_SLURM_STATES = frozenset({
@@ -140,7 +140,7 @@ def _local_alive(pid: str, host: str) -> bool | None:
         cmdline = Path(f"/proc/{int(pid)}/cmdline").read_bytes()
     except (OSError, ValueError):
         return False
-    return b"experiments.job" in cmdline
+    return b"dreamerbench.experiments.job" in cmdline
 
 
 def job_alive(tags: Mapping[str, str], queue: Mapping[str, str] | None) -> bool | None:
@@ -278,7 +278,7 @@ def prepare(
 
 def _prepare_one(item: Planned, tracker: tracking.Tracker, experiment_id: str, target: Target,
                  git: Mapping[str, str]) -> RunTask:
-    from agent.config import to_dict
+    from dreamerbench.agent.config import to_dict
 
     if item.action == "new":
         run_id = tracker.schedule(experiment_id, item.run, git, lambda run_id: logdir_for(target, item.run, run_id))
@@ -368,7 +368,7 @@ def run_local(
                 log_path = Path(first.logdir) / "job.log"
                 log = open(log_path, "ab")
                 process = subprocess.Popen(
-                    [sys.executable, "-u", "-m", "experiments.job", str(job_file), str(log_path)],
+                    [sys.executable, "-u", "-m", "dreamerbench.experiments.job", str(job_file), str(log_path)],
                     stdout=log, stderr=subprocess.STDOUT,
                 )
                 running[first.key] = (process, pack, log)

@@ -8,12 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-from experiments import status as status_lib
-from experiments import sweep as launcher
-from agent.reader import PositiveInt, flag
-from experiments import tracking
-from experiments.profiles import load_profile
-from experiments.spec import EXECUTORS, expand, key_differences, load_spec
+from dreamerbench.experiments import status as status_lib
+from dreamerbench.experiments import sweep as launcher
+from dreamerbench.core.reader import PositiveInt, flag
+from dreamerbench.experiments import tracking
+from dreamerbench.experiments.profiles import load_profile
+from dreamerbench.experiments.spec import EXECUTORS, expand, key_differences, load_spec
 
 
 def register(subparsers) -> None:
@@ -166,7 +166,7 @@ def _has_slurm_runs(existing: dict) -> bool:
 
 def _report(echo, spec, tracker: tracking.Tracker, experiment_id, keys) -> int:
     """The closing ``runs:`` line: each run's state as ``dreamerbench status`` shows it
-    (:func:`experiments.status.state_of`); exit 0 only if every run finished."""
+    (:func:`dreamerbench.experiments.status.state_of`); exit 0 only if every run finished."""
     runs = tracking.runs_by_key(tracker.runs(experiment_id))
     queue = launcher.slurm_queue() if _has_slurm_runs(runs) else None
     states = {k: status_lib.state_of(runs[k], queue) if k in runs else "missing" for k in keys}

@@ -39,7 +39,7 @@ Schema:
   record, and a reader pairs an episode's fields by (step, timestamp).
 - artifacts: ``config.yaml`` (resolved config), ``summary.json`` (final summary) and
   ``media/<kind>-<step>.gif`` (episode videos and open-loop reports, ``run.video_every``),
-  each uploaded once it is final (:func:`agent.rundir.deliverable_media`); a file MLflow
+  each uploaded once it is final (:func:`dreamerbench.core.records.deliverable_media`); a file MLflow
   holds already is not sent again; ``logs/`` (the job's ``job.log``, or Slurm's stdout and
   stderr files: uploaded at every checkpoint and when the job ends, finished, requeued or
   failed; tag ``dreamerbench.logs`` names where they are written).
@@ -49,13 +49,13 @@ FINISHED or FAILED at the end, and SCHEDULED again when it stops early to be req
 
 Exactly once: records go to MLflow only from the run's JSONL files, from the byte
 MLflow acknowledged (``dreamerbench.delivered``) up to what
-:func:`agent.rundir.deliverable` allows (what no resume can cut back any more).
+:func:`dreamerbench.core.records.deliverable` allows (what no resume can cut back any more).
 A record delivered twice (a cursor update lost with the connection) has the same
 (key, value, step, timestamp) and MLflow keeps it once. A store that cannot be reached
 only delays delivery: the records wait on disk, and the next job of the run (a re-run
 of the sweep resubmits it) delivers them; a run is FINISHED only once MLflow holds all.
 A run that fails is marked FAILED after MLflow took what its resume's checkpoint covers
-(:func:`agent.rundir.settle_pack` makes that deliverable; what came after that checkpoint
+(:func:`dreamerbench.agent.rundir.settle_pack` makes that deliverable; what came after that checkpoint
 is trained again by ``--rerun-failed`` and delivered then).
 """
 
@@ -73,9 +73,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlparse
 
-from agent.config import flatten, to_dict
-from agent.files import FileLock, StorageError, file_in_the_way
-from agent.rundir import LOGS, deliverable, deliverable_media, read_records
+from dreamerbench.agent.config import flatten, to_dict
+from dreamerbench.core.files import FileLock, StorageError, file_in_the_way
+from dreamerbench.core.records import LOGS, deliverable, deliverable_media, named_values, read_records
 
 TAG = "dreamerbench."
 STEPS_TAG = TAG + "steps_done"
@@ -83,9 +83,6 @@ DELIVERED_TAG = TAG + "delivered"
 METRICS_PER_BATCH = 1000  # MLflow's limit per log_batch call
 PARAMS_PER_BATCH = 100  # MLflow's limit per log_batch call
 ACTIVE_STATES = ("SCHEDULED", "RUNNING")
-KINDS = {"episodes": "episode", "eval": "eval"}  # JSONL file -> metric group; metrics.jsonl records name theirs ("kind")
-RECORD_KINDS = ("episode", "train", "fps", "eval")
-_IDENTITY = ("kind", "step", "time_ms")  # fields of a record that are not values
 
 # MLflow's HTTP client retries a failed call 7 times with exponential back-off
 # (about 4 minutes) and waits 120 s for an answer. These defaults (a user's own
@@ -350,7 +347,7 @@ class RunRecorder:
     """One MLflow run while a job trains it: a trainer Output (``publish``) plus its end.
 
     Delivers the logdir's records from the byte MLflow acknowledged
-    (``dreamerbench.delivered``) to what :func:`agent.rundir.deliverable` allows.
+    (``dreamerbench.delivered``) to what :func:`dreamerbench.core.records.deliverable` allows.
     """
 
     def __init__(self, tracker: Tracker, run_id: str, logdir: str | Path, logs: Sequence[str | Path] = ()):
@@ -385,6 +382,10 @@ class RunRecorder:
         paths = {name: self.logdir / f"{name}.jsonl" for name in LOGS}
         return sum(max(0, (path.stat().st_size if path.exists() else 0) - self.cursor[name]) for name, path in paths.items())
 
+    def close(self) -> None:
+        """The trainer stopped the run: deliver what became final (:meth:`end` or :meth:`fail` follow)."""
+        self.publish(self.logdir)
+
     def end(self, summary: Mapping[str, Any]) -> None:
         """A finished run: deliver every record, then FINISHED (TrackingUnavailable if MLflow
         cannot take them all: the run stays unfinished and a re-run delivers them).
@@ -407,7 +408,7 @@ class RunRecorder:
 
     def fail(self, error: str) -> None:
         """A failed run: deliver what is deliverable (after a failure in the loop, everything its
-        resume's checkpoint covers: :func:`agent.rundir.settle_pack`), then FAILED
+        resume's checkpoint covers: :func:`dreamerbench.agent.rundir.settle_pack`), then FAILED
         (:meth:`Tracker.fail`). Never raises: a store that cannot take the records leaves them
         on disk (a warning), and the run's next job delivers them from the acknowledged byte."""
         try:
@@ -464,26 +465,10 @@ def record_metrics(file: str, record: Mapping[str, Any]) -> list:
     """The MLflow metrics of one JSONL record of ``<file>.jsonl`` (see the schema above)."""
     from mlflow.entities import Metric
 
-    kind = KINDS.get(file) or record.get("kind")
     return [
-        Metric(metric_name(kind, key), value, int(record["time_ms"]), int(record["step"]))
-        for key, value in record_values(record)
+        Metric(name, value, int(record["time_ms"]), int(record["step"]))
+        for name, value in named_values(file, record)
     ]
-
-
-def record_values(record: Mapping[str, Any]) -> list[tuple[str, float]]:
-    """(name, value) of the numbers of a record: every field but its identity and its text fields."""
-    return [
-        (key, float(value)) for key, value in record.items()
-        if key not in _IDENTITY and isinstance(value, (int, float))
-    ]
-
-
-def metric_name(kind: str, name: str) -> str:
-    """Trainer record kind + value name -> metric name (``group/name``), for MLflow and the other outputs."""
-    if kind not in RECORD_KINDS:
-        raise ValueError(f"record kind={kind!r}; allowed: {', '.join(RECORD_KINDS)}")
-    return f"{kind}/{name}"
 
 
 def budget_steps(run) -> int | None:

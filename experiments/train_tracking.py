@@ -1,11 +1,11 @@
 """MLflow recording of ``dreamerbench train --tracking-uri``: each seed becomes a run of one
 MLflow experiment, recorded as a sweep records its runs (same tags, params and metrics,
-through :class:`experiments.tracking.Tracker`), so ``dreamerbench table/plot --runs
+through :class:`dreamerbench.experiments.tracking.Tracker`), so ``dreamerbench table/plot --runs
 EXPERIMENT`` read it.
 
-A run's key is :func:`experiments.spec.run_key` of (experiment, suite, task, seed,
+A run's key is :func:`dreamerbench.experiments.spec.run_key` of (experiment, suite, task, seed,
 resolved config): training the same logdir again (a resume) continues the same MLflow
-run, and its :class:`experiments.tracking.RunRecorder` delivers each record once.
+run, and its :class:`dreamerbench.experiments.tracking.RunRecorder` delivers each record once.
 """
 
 from __future__ import annotations
@@ -13,17 +13,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import suites
-from agent.config import to_dict
-from experiments import tracking
-from experiments.spec import RunSpec, run_key
+from dreamerbench import suites
+from dreamerbench.agent.config import to_dict
+from dreamerbench.experiments import tracking
+from dreamerbench.experiments.spec import RunSpec, run_key
 
 
 def start(tracking_uri: str | None, experiment: str, configs: Sequence, logdirs: Sequence[Path]) -> list:
     """One RUNNING MLflow run per config (found again on a resume); their recorders, one per config.
 
-    ``configs`` are resolved :class:`agent.config.Config` (``experiment`` a valid
-    name: ``train --experiment`` reads it as :data:`experiments.spec.NAME`); an
+    ``configs`` are resolved :class:`dreamerbench.agent.config.Config` (``experiment`` a valid
+    name: ``train --experiment`` reads it as :data:`dreamerbench.experiments.spec.NAME`); an
     unreachable store raises a one-line error before anything is created.
     """
     tracker = tracking.Tracker(tracking_uri)

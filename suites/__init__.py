@@ -1,4 +1,4 @@
-"""dreamerbench suites: one benchmark protocol per :class:`suites.base.Suite`.
+"""dreamerbench suites: one benchmark protocol per :class:`dreamerbench.suites.base.Suite`.
 
 Importing this package is cheap: environment libraries are imported inside
 each suite's ``make_env``.
@@ -6,12 +6,12 @@ each suite's ``make_env``.
 
 from __future__ import annotations
 
-from suites.base import Env, Space, Suite
-from suites.atari import ATARI57, ATARI100K
-from suites.crafter import CRAFTER
-from suites.dmc import DMC_PROPRIO, DMC_VISION
-from suites.gym import DM_ENV, GYM
-from suites.minecraft import MINECRAFT_DIAMOND
+from dreamerbench.suites.base import Env, Space, Suite
+from dreamerbench.suites.atari import ATARI57, ATARI100K
+from dreamerbench.suites.crafter import CRAFTER
+from dreamerbench.suites.dmc import DMC_PROPRIO, DMC_VISION
+from dreamerbench.suites.gym import DM_ENV, GYM
+from dreamerbench.suites.minecraft import MINECRAFT_DIAMOND
 
 SUITES: dict[str, Suite] = {
     suite.name: suite

@@ -18,9 +18,9 @@ from typing import Annotated, Any, Literal, Mapping
 
 import numpy as np
 
-from agent.reader import NonNegativeInt, PositiveInt, Probability
-from suites.base import Space, Suite, check_field, step_obs
-from suites.scores import ATARI_RANDOM_HUMAN, dreamerv3_scores
+from dreamerbench.core.reader import NonNegativeInt, PositiveInt, Probability
+from dreamerbench.suites.base import Space, Suite, check_field, step_obs
+from dreamerbench.suites.scores import ATARI_RANDOM_HUMAN, dreamerv3_scores
 
 ATARI100K_GAMES = (
     "alien", "amidar", "assault", "asterix", "bank_heist", "battle_zone", "boxing", "breakout",
@@ -34,7 +34,7 @@ _ACTION_SETS = ("minimal", "full")
 
 
 class AtariEnv:
-    """One ALE game as an :class:`suites.base.Env` with ``image`` observations.
+    """One ALE game as an :class:`dreamerbench.suites.base.Env` with ``image`` observations.
 
     ``seed`` drives both ALE's own generator (sticky actions) and the number
     of no-ops after each reset, so a seed fixes the whole trajectory for a
@@ -137,7 +137,7 @@ def make_atari57(task: str, seed: int, protocol: Mapping[str, Any]) -> AtariEnv:
 
 
 _COMMON = {"action_repeat": 4, "max_pool": 2, "noop_max": 30, "max_frames": 108_000}
-# Types and ranges of the protocol fields (agent.reader), for both Atari suites.
+# Types and ranges of the protocol fields (dreamerbench.core.reader), for both Atari suites.
 _FIELDS = {
     "action_repeat": PositiveInt, "max_pool": PositiveInt, "noop_max": NonNegativeInt,
     "max_frames": PositiveInt, "image_size": PositiveInt, "grayscale": bool,
@@ -173,7 +173,7 @@ ATARI100K = Suite(
     description="Atari100k: 26 games, 100k agent steps (400k frames), 64x64 RGB, repeat 4 "
     "with max-pool over 2 frames, no sticky actions, minimal action set, up to 30 no-ops, "
     "no life-loss signal, 108k-frame episodes (truncation). Scores: human-normalised with "
-    "the random and human scores in suites.scores.",
+    "the random and human scores in dreamerbench.suites.scores.",
     published_prefix="atari_",
     published=dreamerv3_scores("atari100k", ("dreamerv3", "ppo_fixhp")),
     normalized_name="human-normalised score",
@@ -204,7 +204,7 @@ ATARI57 = Suite(
     description="Atari57 (Machado et al. 2018): 57 games, 50M agent steps (200M frames), "
     "96x96 grayscale, repeat 4 with max-pool over 2 frames, sticky actions 0.25, full "
     "18-action set, up to 30 no-ops as in the reference, no life-loss signal, 108k-frame "
-    "episodes (truncation). Scores: human-normalised (suites.scores).",
+    "episodes (truncation). Scores: human-normalised (dreamerbench.suites.scores).",
     published_prefix="atari_",
     published=dreamerv3_scores("atari57", ("dreamerv3", "muzero", "ppo_fixhp")),
     normalized_name="human-normalised score",

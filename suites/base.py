@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
 
-from agent.reader import read, refuse
+from dreamerbench.core.reader import read, refuse
 
 SPECIAL_KEYS = ("reward", "is_first", "is_last", "is_terminal")
 
@@ -71,7 +71,7 @@ SCORE_EPISODES = ("train", "eval")
 class PublishedScores:
     """Per-run score files published for a suite, pinned to one commit of one repository.
 
-    Each file is a gzip (or plain) JSON list of runs (see ``analysis.data``). The
+    Each file is a gzip (or plain) JSON list of runs (see ``dreamerbench.analysis.data``). The
     default source of ``dreamerbench table/plot --baseline METHOD`` is :attr:`url`;
     a local folder or another URL holding the same file names overrides it.
     """
@@ -119,7 +119,7 @@ class Suite:
     """Training budget in agent steps (frames = steps x ``action_repeat``)."""
     final_window_frames: int
     """Final score of a run = its episodes ending in ``(budget - window, budget]``
-    frames (see ``analysis.scores.FinalRule``; a shorter budget caps the window)."""
+    frames (see ``dreamerbench.analysis.scores.FinalRule``; a shorter budget caps the window)."""
     agent_defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     published_prefix: str = ""
@@ -129,7 +129,7 @@ class Suite:
     """Published per-run scores of other methods, or None where none were published."""
     run_score: str = "mean"
     """How a run's episodes in the final window make its final score: ``mean`` of
-    their scores, or ``crafter``: the Crafter score (:func:`suites.scores.crafter_score`)
+    their scores, or ``crafter``: the Crafter score (:func:`dreamerbench.suites.scores.crafter_score`)
     of the success rates of :attr:`episode_successes`."""
     episode_successes: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]] | None = None
     """Per-episode successes the tables report next to the score: given an
@@ -154,7 +154,7 @@ class Suite:
     (evaluation episodes, ``run.eval_every``), for a protocol that scores a separate
     evaluation policy. ``dreamerbench table/plot --episodes`` overrides it."""
     protocol_fields: Mapping[str, Any] = field(default_factory=dict)
-    """Type hint, with its range or allowed values (:mod:`agent.reader`), of each protocol
+    """Type hint, with its range or allowed values (:mod:`dreamerbench.core.reader`), of each protocol
     field, e.g. ``{"action_repeat": PositiveInt}``; every numeric field has one."""
     open_tasks: Callable[[str], str] | None = None
     """For suites whose tasks are whatever an outside registry holds (``gym``, ``dm_env``):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from suites import SUITES, get_suite
-from suites.base import Suite
+from dreamerbench.suites import SUITES, get_suite
+from dreamerbench.suites.base import Suite
 
 
 def register(subparsers) -> None:

@@ -3,7 +3,7 @@
 Each step logs ``log/achievement_<name>`` = 1.0 once the achievement was
 unlocked in the current episode (else 0.0); the trainer's per-episode max
 of these flags is the episode's success indicator that the Crafter score
-(:func:`suites.scores.crafter_score`) averages over episodes.
+(:func:`dreamerbench.suites.scores.crafter_score`) averages over episodes.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Annotated, Any, Literal, Mapping
 
 import numpy as np
 
-from agent.reader import PositiveInt, Range
-from suites.base import PublishedScores, Space, Suite, step_obs
-from suites.scores import CRAFTER_SCORE_RANGE
+from dreamerbench.core.reader import PositiveInt, Range
+from dreamerbench.suites.base import PublishedScores, Space, Suite, step_obs
+from dreamerbench.suites.scores import CRAFTER_SCORE_RANGE
 
 # crafter.constants.achievements (crafter 1.8), spelled out so that listing
 # the suite does not import crafter; a test checks they agree.
@@ -29,7 +29,7 @@ NUM_ACTIONS = 17
 
 
 class CrafterEnv:
-    """One Crafter world as an :class:`suites.base.Env`.
+    """One Crafter world as an :class:`dreamerbench.suites.base.Env`.
 
     Death is a termination (crafter's discount 0); reaching ``max_steps`` is
     a truncation.
@@ -138,7 +138,7 @@ CRAFTER = Suite(
     },
     description="Crafter, 64x64 RGB, 17 actions, 10,000-step episodes; the 22 achievements "
     "are logged per episode as log/achievement_<name>. Score: exp(mean(ln(1 + s_i))) - 1 over "
-    "the achievement success rates s_i in percent (suites.scores.crafter_score).",
+    "the achievement success rates s_i in percent (dreamerbench.suites.scores.crafter_score).",
     published_prefix="crafter_",
     published=CRAFTER_SCORES,
     # A run's score is the Crafter score (percent) of its episodes, not a return.

@@ -13,9 +13,9 @@ from typing import Annotated, Any, Mapping
 
 import numpy as np
 
-from agent.reader import PositiveInt, Range
-from suites.base import SPECIAL_KEYS, Space, Suite, step_obs
-from suites.scores import DMC_RETURN_RANGE, dreamerv3_scores
+from dreamerbench.core.reader import PositiveInt, Range
+from dreamerbench.suites.base import SPECIAL_KEYS, Space, Suite, step_obs
+from dreamerbench.suites.scores import DMC_RETURN_RANGE, dreamerv3_scores
 
 # task -> (dm_control domain, dm_control task). The names are those of the
 # published score files without their "dmc_" prefix; ball_in_cup is the one
@@ -51,7 +51,7 @@ DEFAULT_CAMERAS = {"quadruped": 2}
 
 
 class DMCEnv:
-    """One dm_control task as an :class:`suites.base.Env`.
+    """One dm_control task as an :class:`dreamerbench.suites.base.Env`.
 
     Observations are either dm_control's own proprioceptive keys (each a
     flat float32 vector, scalars of shape (1,); a key that is one of the step
@@ -166,7 +166,7 @@ def make_vision(task: str, seed: int, protocol: Mapping[str, Any]) -> DMCEnv:
     return DMCEnv(DMC_VISION.check_task(task), seed, DMC_VISION.resolve_protocol(protocol), image=True)
 
 
-# Types and ranges of the protocol fields (agent.reader), for both DMC suites.
+# Types and ranges of the protocol fields (dreamerbench.core.reader), for both DMC suites.
 PROTOCOL_FIELDS = {
     "action_repeat": PositiveInt,
     "image_size": PositiveInt,

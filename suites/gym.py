@@ -41,8 +41,8 @@ from typing import Annotated, Any, Callable, Mapping
 
 import numpy as np
 
-from agent.reader import NonNegativeInt, PositiveInt, Range
-from suites.base import Space, Suite, step_obs
+from dreamerbench.core.reader import NonNegativeInt, PositiveInt, Range
+from dreamerbench.suites.base import Space, Suite, step_obs
 
 EXAMPLE_GYM_TASKS = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCarContinuous-v0")
 """gymnasium's classic-control ids (no extra dependencies): what ``dreamerbench suites gym`` lists
@@ -67,7 +67,7 @@ def is_image(leaf: Leaf) -> bool:
 
 
 def leaf_space(leaf: Leaf, image_size: int) -> Space:
-    """The :class:`suites.base.Space` the agent sees for one observation array."""
+    """The :class:`dreamerbench.suites.base.Space` the agent sees for one observation array."""
     if is_image(leaf):
         channels = leaf.shape[2] if len(leaf.shape) == 3 else 1
         return Space(np.uint8, (image_size, image_size, channels), 0, 255)
@@ -170,7 +170,7 @@ def _gym_leaves(space: Any, task: str, prefix: str = "") -> dict[str, Leaf]:
 
 
 class GymEnv(_Converted):
-    """A gymnasium environment (by registered id) as an :class:`suites.base.Env`."""
+    """A gymnasium environment (by registered id) as an :class:`dreamerbench.suites.base.Env`."""
 
     def __init__(self, task: str, seed: int, protocol: Mapping[str, Any]):
         import gymnasium
@@ -307,7 +307,7 @@ def _dm_leaves(spec: Any, task: str, prefix: str = "") -> dict[str, Leaf]:
 
 
 class DmEnv(_Converted):
-    """A ``dm_env.Environment`` made by ``MODULE:FUNCTION(seed)`` as an :class:`suites.base.Env`."""
+    """A ``dm_env.Environment`` made by ``MODULE:FUNCTION(seed)`` as an :class:`dreamerbench.suites.base.Env`."""
 
     def __init__(self, task: str, seed: int, protocol: Mapping[str, Any]):
         import dm_env
@@ -369,7 +369,7 @@ class DmEnv(_Converted):
 def dm_env_factory(task: str) -> Callable[..., Any]:
     """The function ``FUNCTION(seed) -> dm_env.Environment`` that task ``MODULE:FUNCTION`` names;
     ValueError naming the task and what is allowed otherwise."""
-    from suites.dmc import headless_gl
+    from dreamerbench.suites.dmc import headless_gl
 
     allowed = "MODULE:FUNCTION, where FUNCTION(seed) returns a dm_env.Environment (docs/custom_env.md)"
     headless_gl()  # before MODULE imports dm_control, so that render() works headless

@@ -22,9 +22,9 @@ from typing import Annotated, Any, Mapping
 
 import numpy as np
 
-from agent.reader import PositiveFloat, PositiveInt, Range
-from suites.base import Space, Suite, step_obs
-from suites.scores import dreamerv3_scores
+from dreamerbench.core.reader import PositiveFloat, PositiveInt, Range
+from dreamerbench.suites.base import Space, Suite, step_obs
+from dreamerbench.suites.scores import dreamerv3_scores
 
 INSTALL = (
     "On a Linux x86-64 machine with internet access and Python 3.11: "
@@ -371,7 +371,7 @@ MINECRAFT_DIAMOND = Suite(
     description="Minecraft ObtainDiamond (MineRL) as in DreamerV3: 64x64 POV plus inventory, "
     "25 flat actions, +1 per new milestone (log ... diamond, 12 items) per episode plus "
     "0.01 x change of health/20, 36,000-step episodes, break speed 100. Score: episode "
-    "return and the episodes that obtained a diamond (return >= 11.5, suites.minecraft.diamond_episodes).",
+    "return and the episodes that obtained a diamond (return >= 11.5, dreamerbench.suites.minecraft.diamond_episodes).",
     published_prefix="minecraft_",
     published=dreamerv3_scores("minecraft_diamond", ("dreamerv3", "impala", "ppo_fixhp", "r2d2", "rainbow")),
     episode_successes=diamond_episodes,

@@ -31,7 +31,7 @@ from typing import Iterable
 
 import numpy as np
 
-from suites.base import PublishedScores
+from dreamerbench.suites.base import PublishedScores
 
 # danijar/dreamerv3 at the commit this project reproduces; its scores/ folder
 # holds SUITE-METHOD.json.gz per-run score curves (May 2024 data).

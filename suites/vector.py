@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from suites.base import Env, Suite
+from dreamerbench.suites.base import Env, Suite
 
 # How often the parent checks that a silent worker is still alive.
 _POLL_SECONDS = 0.5

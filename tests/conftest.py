@@ -10,15 +10,15 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 
 # submitit configures logging when first imported (logging.config.dictConfig), which
 # closes every logging handler already installed; the one that importing orbax (through
-# flax, agent.checkpoint) installs then closes the running test's captured stderr, and
+# flax, dreamerbench.core.checkpoint) installs then closes the running test's captured stderr, and
 # pytest dies ("lost sys.stderr"). Importing submitit here, before any test, avoids that.
 import submitit  # noqa: E402,F401
 
 # dm_control picks its OpenGL backend from MUJOCO_GL when it is first imported. Test
 # modules import tests/custom_envs.py (which imports dm_control) at collection, and xdist
 # workers collect every file, so without this a worker renders with no headless backend
-# and aborts. Users' modules get the same from suites.gym.DmEnv, which sets it first.
-from suites.dmc import headless_gl  # noqa: E402
+# and aborts. Users' modules get the same from dreamerbench.suites.gym.DmEnv, which sets it first.
+from dreamerbench.suites.dmc import headless_gl  # noqa: E402
 
 headless_gl()
 

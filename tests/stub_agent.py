@@ -1,4 +1,4 @@
-"""A stand-in agent that drives the real training loop without JAX (see agent.trainer.Agent).
+"""A stand-in agent that drives the real training loop without JAX (see dreamerbench.agent.trainer.Agent).
 
 It acts with seeded random actions and "learns" by sampling real batches from each
 run's replay; its state (a count and the RNG state) round-trips through checkpoints,

@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agent.config import SIZES, Config, apply_overrides
-from agent.dreamer import Dreamer
-from agent.synthetic import random_batch
-from suites.base import Space
+from dreamerbench.agent.config import SIZES, Config, apply_overrides
+from dreamerbench.agent.dreamer import Dreamer
+from dreamerbench.agent.synthetic import random_batch
+from dreamerbench.suites.base import Space
 
 IMAGE_OBS = {"image": Space(np.uint8, (64, 64, 3))}
 VECTOR_OBS = {"vector": Space(np.float32, (5,))}
@@ -127,7 +127,7 @@ def test_image_discrete_agent_trains_and_acts():
 
 
 def test_shared_block_linear_equals_block_linear_on_the_broadcast_concatenation():
-    from agent.networks import BlockLinear, SharedBlockLinear
+    from dreamerbench.agent.networks import BlockLinear, SharedBlockLinear
 
     grouped = jax.random.normal(jax.random.PRNGKey(0), (5, 4, 6))  # [N, g, own]
     shared = jax.random.normal(jax.random.PRNGKey(1), (5, 9))
@@ -140,7 +140,7 @@ def test_shared_block_linear_equals_block_linear_on_the_broadcast_concatenation(
 
 
 def test_block_linear_parts_are_the_slices_of_its_blocks_first_output():
-    from agent.networks import BlockLinear
+    from dreamerbench.agent.networks import BlockLinear
 
     x = jax.random.normal(jax.random.PRNGKey(0), (5, 12))
     layer = BlockLinear(units=24, blocks=4)
@@ -152,7 +152,7 @@ def test_block_linear_parts_are_the_slices_of_its_blocks_first_output():
 
 
 def test_imagined_policy_outputs_are_the_actor_on_the_imagined_features():
-    from agent import rssm
+    from dreamerbench.agent import rssm
 
     agent = make_agent("debug", **{"agent.imag_length": 4})
     params = jax.jit(agent.init)(jax.random.PRNGKey(0)).params
@@ -227,9 +227,9 @@ def test_discrete_policy_has_no_uniform_mix_unless_asked():
 def test_each_vector_key_has_its_own_decoder_output_layer_so_clipping_bounds_it_alone():
     """danijar/dreamerv3 e3f0224 `dreamerv3/rssm.py` L302-305: one output head per vector key
     after a shared MLP; adaptive gradient clipping (per tensor) then bounds each key's head alone."""
-    from agent.networks import MLP
-    from agent.optimizer import clip_by_agc
-    from agent.rssm import Latent, WorldModel
+    from dreamerbench.agent.networks import MLP
+    from dreamerbench.agent.optimizer import clip_by_agc
+    from dreamerbench.agent.rssm import Latent, WorldModel
 
     obs = {"velocity": Space(np.float32, (2,)), "joints": Space(np.float32, (3,))}
     agent = make_agent("debug", obs, CONTINUOUS)
@@ -258,7 +258,7 @@ def test_each_vector_key_has_its_own_decoder_output_layer_so_clipping_bounds_it_
 @pytest.mark.parametrize("height,width", [(4, 4), (3, 5)])
 def test_upsample_conv_equals_a_convolution_of_the_nearest_upsampled_input_and_its_gradients(kernel, height, width):
     """The decoder convolves the 2x upsampled grid on the small grid, four phases at once (`upsample_conv`)."""
-    from agent.networks import upsample_conv
+    from dreamerbench.agent.networks import upsample_conv
 
     x = jax.random.normal(jax.random.PRNGKey(0), (2, height, width, 3))
     w = jax.random.normal(jax.random.PRNGKey(1), (kernel, kernel, 3, 4))

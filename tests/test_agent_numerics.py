@@ -6,9 +6,9 @@ import numpy as np
 import optax
 import pytest
 
-from agent import behavior, distributions as dist
-from agent.config import AgentConfig, OptimizerConfig
-from agent.optimizer import clip_by_agc, make_optimizer
+from dreamerbench.agent import behavior, distributions as dist
+from dreamerbench.agent.config import AgentConfig, OptimizerConfig
+from dreamerbench.agent.optimizer import clip_by_agc, make_optimizer
 
 
 def test_symlog_symexp_are_inverses():

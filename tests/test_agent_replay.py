@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from agent import checkpoint
-from agent.replay import Replay
+from dreamerbench.core import checkpoint
+from dreamerbench.agent.replay import Replay
 
 SPECS = {"obs": ((2,), np.float32), "image": ((4, 4, 3), np.uint8), "deter": ((3,), np.float16)}
 

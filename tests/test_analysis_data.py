@@ -1,8 +1,8 @@
 """Loaders on the real published files and real MLflow stores; CLI end to end; bad input.
 
 Our runs are recorded the way ``dreamerbench sweep`` records them (a spec expanded by
-``experiments.spec.expand``, runs scheduled and started by ``experiments.tracking.Tracker``,
-episodes written by ``agent.rundir.RunDir`` and delivered by ``RunRecorder``), so tags,
+``dreamerbench.experiments.spec.expand``, runs scheduled and started by ``dreamerbench.experiments.tracking.Tracker``,
+episodes written by ``dreamerbench.agent.rundir.RunDir`` and delivered by ``RunRecorder``), so tags,
 params and metrics are the real ones.
 """
 
@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import experiments.cli
-import suites
-from agent.rundir import Counters, RunDir
-from analysis import load_published, load_runs
-from analysis.scores import FinalRule, final_scores
-from experiments import tracking
-from experiments.spec import expand, load_spec, parse_spec
+import dreamerbench.experiments.cli
+from dreamerbench import suites
+from dreamerbench.agent.rundir import Counters, RunDir
+from dreamerbench.analysis import load_published, load_runs
+from dreamerbench.analysis.scores import FinalRule, final_scores
+from dreamerbench.experiments import tracking
+from dreamerbench.experiments.spec import expand, load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ROOT.parent / "shared" / "baselines"
@@ -66,7 +66,7 @@ def test_published_crafter_files():
     human = load_published("crafter", "human", CRAFTER)
     assert set(human["task"]) == {"reward"} and sorted(set(human["seed"])) == [0, 1, 2, 3, 4]  # "crafter-reward", "0"
     assert len(human) == 100 and (human["layout"] == "episode").all()
-    assert {f"achievement_{a}" for a in suites.crafter.ACHIEVEMENTS} <= set(human.columns)
+    assert {f"achievement_{a}" for a in dreamerbench.suites.crafter.ACHIEVEMENTS} <= set(human.columns)
     # The random policy never sees the reward: its no-reward episodes stand for the tasks asked for.
     random = load_published("crafter", "random", CRAFTER, tasks=["reward"])
     assert set(random["task"]) == {"reward"} and len(random) == 29_784
@@ -127,7 +127,7 @@ def fresh_clone(server, tmp_path, monkeypatch):
         return f"{server}/{'crafter' if published.repo == 'danijar/crafter' else 'dreamerv3'}"
 
     monkeypatch.setattr(suites.base.PublishedScores, "url", property(url))
-    monkeypatch.setattr("analysis.data.DEFAULT_CACHE", tmp_path / "cache")
+    monkeypatch.setattr("dreamerbench.analysis.data.DEFAULT_CACHE", tmp_path / "cache")
     _Handler.requests.clear()
     return tmp_path / "cache"
 
@@ -289,8 +289,8 @@ def test_load_runs_errors(store):
 @pytest.fixture
 def cli(monkeypatch):
     # Only our subcommands: the other packages' modules may not exist on this branch.
-    monkeypatch.setattr(experiments.cli, "SUBCOMMANDS", {"table": "analysis.cli", "plot": "analysis.cli"})
-    return experiments.cli.main
+    monkeypatch.setattr(dreamerbench.experiments.cli, "SUBCOMMANDS", {"table": "dreamerbench.analysis.cli", "plot": "dreamerbench.analysis.cli"})
+    return dreamerbench.experiments.cli.main
 
 
 def _csv(out: str) -> dict:
@@ -463,7 +463,7 @@ def test_a_train_run_reaches_the_table(tmp_path, cli, capsys):
     sets = ["agent.batch_size=2", "agent.batch_length=8", "agent.imag_length=3", "agent.train_ratio=16",
             "run.envs=1", "run.train_start=40", "run.save_every=126", "run.log_every=0", "replay.capacity=5000",
             "env.action_repeat=8", f"run.compile_cache={tmp_path / 'jax'}"]
-    command = [sys.executable, "-m", "experiments.cli", "train", "--suite", "dmc_proprio", "--task",
+    command = [sys.executable, "-m", "dreamerbench.experiments.cli", "train", "--suite", "dmc_proprio", "--task",
                "cartpole_balance", "--size", "debug", "--steps", "252", "--logdir", str(tmp_path / "run"),
                "--tracking-uri", uri, *[a for s in sets for a in ("--set", s)]]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)

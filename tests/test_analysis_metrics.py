@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from analysis import metrics
-from analysis.scores import normalized
-from suites import SUITES
-from suites.scores import crafter_score
-from suites.scores import human_normalized as atari_normalized
+from dreamerbench.analysis import metrics
+from dreamerbench.analysis.scores import normalized
+from dreamerbench.suites import SUITES
+from dreamerbench.suites.scores import crafter_score
+from dreamerbench.suites.scores import human_normalized as atari_normalized
 
 
 def test_atari_normalisation_by_hand():
@@ -123,8 +123,8 @@ def test_bootstrap_improvement_interval():
 def test_crafter_run_score_and_diamond_successes_from_episodes():
     import pandas as pd
 
-    from analysis.scores import FinalRule, run_score, success_table
-    from suites.crafter import ACHIEVEMENTS
+    from dreamerbench.analysis.scores import FinalRule, run_score, success_table
+    from dreamerbench.suites.crafter import ACHIEVEMENTS
 
     episodes = pd.DataFrame({f"achievement_{a}": [0.0, 0.0] for a in ACHIEVEMENTS})
     episodes["achievement_collect_wood"] = [1.0, 0.0]  # 50% on one of 22 achievements

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import suites
-from analysis import plots
-from analysis.metrics import aggregate_iqm
+from dreamerbench import suites
+from dreamerbench.analysis import plots
+from dreamerbench.analysis.metrics import aggregate_iqm
 
 ATARI = suites.get_suite("atari100k")
 
@@ -95,7 +95,7 @@ def test_a_lone_point_gets_a_ci_bar():
 
 def test_evaluation_episodes_are_named_in_the_labels_and_the_rule_line():
     """New-user test, fault 6: with --episodes eval the y-labels and the table's rule line read as for training episodes."""
-    from analysis.tables import FinalRule, compare, rule_line
+    from dreamerbench.analysis.tables import FinalRule, compare, rule_line
 
     episodes = _episodes(2, every=100_000)
     fig = plots.plot_curves(episodes, ATARI, ["ours"], np.random.default_rng(0), 400_000, bins=4, reps=50,
@@ -113,7 +113,7 @@ def test_evaluation_episodes_are_named_in_the_labels_and_the_rule_line():
 
 def test_table_help_shows_one_percent_sign(capsys):
     """New-user test, fault 6: `dreamerbench table --help` showed a literal 95%%."""
-    from experiments.cli import build_parser
+    from dreamerbench.experiments.cli import build_parser
 
     with pytest.raises(SystemExit):
         build_parser().parse_args(["table", "--help"])
@@ -145,8 +145,8 @@ def _final_episodes(finals: dict[tuple[str, str], list[float]], budget: int = 40
 def test_a_table_of_an_open_task_suite_shows_raw_scores_and_no_aggregates():
     """gym/dm_env have no score references: per-task raw scores with CIs and P(improvement),
     which compares runs within a task; no normalised column, no aggregate over tasks."""
-    from analysis.scores import FinalRule
-    from analysis.tables import compare, render
+    from dreamerbench.analysis.scores import FinalRule
+    from dreamerbench.analysis.tables import compare, render
 
     gym = suites.get_suite("gym")
     corridor, cartpole, maze = "my_envs:my_envs/Corridor-v0", "CartPole-v1", "my_envs:my_envs/Maze-v0"
@@ -195,15 +195,15 @@ def test_normalised_plots_of_an_open_task_suite_are_refused_in_one_line(kind):
 
 
 def _csv_notes(comp) -> "pd.DataFrame":
-    from analysis.tables import render
+    from dreamerbench.analysis.tables import render
 
     return pd.read_csv(io.StringIO(render(comp, "csv")), keep_default_na=False, na_values=[""])
 
 
 def test_a_task_without_a_final_score_keeps_its_row_and_notes_in_the_csv():
     """Tester, fault 2: markdown showed `Acrobot-v1 | - [1] [2] [3]`, the CSV had no Acrobot-v1 row nor its notes."""
-    from analysis.scores import FinalRule
-    from analysis.tables import compare, render
+    from dreamerbench.analysis.scores import FinalRule
+    from dreamerbench.analysis.tables import compare, render
 
     gym = suites.get_suite("gym")
     episodes = pd.concat([_final_episodes({("ours", "CartPole-v1"): [1, 2]}),
@@ -220,8 +220,8 @@ def test_a_task_without_a_final_score_keeps_its_row_and_notes_in_the_csv():
 def test_every_note_marks_its_cells_and_reaches_the_csv():
     """atari100k: all seeds of a task stop before the window; a method lacks a task another
     has (its `-` cell is marked, not only its aggregates); P(improvement) on one common task."""
-    from analysis.scores import FinalRule
-    from analysis.tables import compare, render
+    from dreamerbench.analysis.scores import FinalRule
+    from dreamerbench.analysis.tables import compare, render
 
     episodes = pd.concat([_final_episodes({("ours", "pong"): [1, 2], ("other", "pong"): [0, 0],
                                            ("other", "alien"): [300, 400], ("other", "breakout"): [3, 4]}),
@@ -244,8 +244,8 @@ def test_every_note_marks_its_cells_and_reaches_the_csv():
 
 def test_footnotes_are_numbered_in_order_of_appearance():
     """Notes are made method by method; the table numbers them by first mark, top to bottom, left to right."""
-    from analysis.scores import FinalRule
-    from analysis.tables import compare, render
+    from dreamerbench.analysis.scores import FinalRule
+    from dreamerbench.analysis.tables import compare, render
 
     episodes = _final_episodes({("ours", "alien"): [1, 2], ("ours", "pong"): [1, 2, 3], ("other", "pong"): [0, 0, 0],
                                 ("other", "breakout"): [3, 4, 5], ("ours", "breakout"): [3, 4, 5]})
@@ -268,8 +268,8 @@ def test_footnotes_are_numbered_in_order_of_appearance():
 
 
 def test_missing_last_window_starts_at_zero_and_plurals_follow_one_rule():
-    from analysis.scores import FinalRule
-    from analysis.tables import compare, plural
+    from dreamerbench.analysis.scores import FinalRule
+    from dreamerbench.analysis.tables import compare, plural
 
     assert [plural(1, "task"), plural(2, "task"), plural(0, "run"), plural(1, "run")] == ["1 task", "2 tasks", "0 runs", "1 run"]
     episodes = pd.concat([_final_episodes({("ours", "pong"): [1, 2]}),

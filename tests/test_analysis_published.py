@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import suites
-from analysis import load_published
-from analysis.scores import FinalRule, final_scores
-from analysis.tables import compare
+from dreamerbench import suites
+from dreamerbench.analysis import load_published
+from dreamerbench.analysis.scores import FinalRule, final_scores
+from dreamerbench.analysis.tables import compare
 from test_analysis_data import CRAFTER, PUBLISHED, needs_published
 
 pytestmark = needs_published

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from agent import config as config_lib
-from agent import reader
-from agent.config import Config, apply_overrides, flatten, from_dict, to_dict, validate
-from experiments import profiles
-from experiments.cli import main
-from experiments.spec import load_spec, parse_spec
+from dreamerbench.agent import config as config_lib
+from dreamerbench.core import reader
+from dreamerbench.agent.config import Config, apply_overrides, flatten, from_dict, to_dict, validate
+from dreamerbench.experiments import profiles
+from dreamerbench.experiments.cli import main
+from dreamerbench.experiments.spec import load_spec, parse_spec
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -256,7 +256,7 @@ BAD_JOB_CONFIGS = [
 def _job_verdict(values, tmp_path):
     """What a job does with a config file holding ``values``: validate(from_dict(...)), then the
     Trainer; the refusal's text (or None) and whether anything was written to the logdir."""
-    from agent.trainer import Trainer
+    from dreamerbench.agent.trainer import Trainer
 
     good = apply_overrides(Config(), SPEC_TINY)
     tree = {**flatten(to_dict(good)), **values}
@@ -300,7 +300,7 @@ def test_good_job_config_passes_both(tmp_path, capsys):
 
 def test_refused_start_writes_nothing_so_the_fix_is_not_blocked(tmp_path, capsys):
     """A start refused for a protocol value leaves no config.yaml behind (issue 13)."""
-    from agent.trainer import Trainer, resolve_config
+    from dreamerbench.agent.trainer import Trainer, resolve_config
 
     logdir = tmp_path / "run"
     code, _, err = call([*TRAIN, "--logdir", str(logdir), "--set", "env.action_repeat=0"], capsys)
@@ -314,7 +314,7 @@ def test_refused_start_writes_nothing_so_the_fix_is_not_blocked(tmp_path, capsys
 
 
 def test_a_tracking_store_under_a_file_is_named_as_a_file(tmp_path):
-    from experiments.tracking import Tracker
+    from dreamerbench.experiments.tracking import Tracker
 
     (tmp_path / "afile").write_text("not a directory\n")
     for create in (True, False):
@@ -385,7 +385,7 @@ def test_every_numeric_field_has_a_range_that_its_docstring_states(cls):
 
 
 def test_every_protocol_field_is_typed_and_its_default_allowed():
-    import suites
+    from dreamerbench import suites
 
     for suite in suites.SUITES.values():
         for key, default in suite.default_protocol.items():
@@ -407,7 +407,7 @@ def test_every_protocol_field_is_typed_and_its_default_allowed():
 )
 def test_bad_input_in_a_real_process(argv, expected, tmp_path):
     argv = [a.format(tmp=tmp_path) for a in argv]
-    result = subprocess.run([sys.executable, "-m", "experiments.cli", *argv], cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", "dreamerbench.experiments.cli", *argv], cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr

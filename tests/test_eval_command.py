@@ -15,7 +15,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from agent.rundir import media_files
+from dreamerbench.core.records import media_files
 
 STEPS = 64
 TINY = [
@@ -27,7 +27,7 @@ TINY = [
 
 
 def cli(*args, timeout=900):
-    result = subprocess.run([sys.executable, "-m", "experiments.cli", *map(str, args)],
+    result = subprocess.run([sys.executable, "-m", "dreamerbench.experiments.cli", *map(str, args)],
                             capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -73,8 +73,8 @@ def test_eval_reproduces_the_trainers_evaluation_and_the_export_acts(trained, tm
     assert "meta.json" in names and any(n.startswith("world_model/") for n in names)
     assert any(n.startswith("actor/") for n in names) and not any(n.startswith(("critic", "slow")) for n in names)
 
-    from agent import load_policy
-    from suites import get_suite
+    from dreamerbench.agent import load_policy
+    from dreamerbench.suites import get_suite
 
     policy = load_policy(out)
     suite = get_suite("dmc_vision")
@@ -91,7 +91,7 @@ def test_eval_reproduces_the_trainers_evaluation_and_the_export_acts(trained, tm
 
 
 def test_eval_and_export_refuse_a_directory_without_a_run(tmp_path, capsys):
-    from experiments.cli import main
+    from dreamerbench.experiments.cli import main
 
     for argv in (["eval", str(tmp_path)], ["export", str(tmp_path), str(tmp_path / "p.npz")]):
         assert main(argv) == 2
@@ -106,8 +106,8 @@ def test_eval_and_export_refuse_a_directory_without_a_run(tmp_path, capsys):
 
 def _saved_logdir(root: Path, saves: int = 2) -> Path:
     """A logdir with a valid config and `saves` checkpoints (steps 10, 20, ...) of stand-in state bytes (no training)."""
-    from agent import checkpoint
-    from agent.rundir import RunDir
+    from dreamerbench.core import checkpoint
+    from dreamerbench.agent.rundir import RunDir
     from test_rundir import config
 
     logdir = root / "run"
@@ -120,7 +120,7 @@ def _saved_logdir(root: Path, saves: int = 2) -> Path:
 
 def test_eval_and_export_refuse_a_corrupt_config_in_one_line_as_train_does(tmp_path, capsys):
     """New-user test, fault 1: a corrupt LOGDIR/config.yaml gave a yaml.parser.ParserError traceback."""
-    from experiments.cli import main
+    from dreamerbench.experiments.cli import main
 
     logdir = _saved_logdir(tmp_path)
     (logdir / "config.yaml").write_text("agent: {batch_size: [\n")
@@ -136,7 +136,7 @@ def test_eval_and_export_refuse_a_corrupt_config_in_one_line_as_train_does(tmp_p
 def test_export_refuses_a_directory_or_a_file_in_the_way_before_anything_else(tmp_path, capsys):
     """New-user test, fault 2: OUT a directory gave IsADirectoryError and left a temporary file;
     a file as OUT's parent gave FileExistsError. Both are refused before the run is read."""
-    from experiments.cli import main
+    from dreamerbench.experiments.cli import main
 
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -154,8 +154,8 @@ def test_export_refuses_a_directory_or_a_file_in_the_way_before_anything_else(tm
 
 def test_eval_and_export_warn_as_the_trainer_does_when_falling_back_to_an_older_checkpoint(tmp_path, capsys):
     """New-user test, fault 4: a damaged newest checkpoint fell back silently (train warns)."""
-    from agent import checkpoint
-    from agent.policy import newest_state
+    from dreamerbench.core import checkpoint
+    from dreamerbench.agent.policy import newest_state
 
     logdir = _saved_logdir(tmp_path)
     older, newer = checkpoint.complete(logdir / "checkpoint")
@@ -171,8 +171,8 @@ def test_eval_and_export_warn_as_the_trainer_does_when_falling_back_to_an_older_
 @pytest.mark.parametrize("junk", [b"\xff\xfejunk", b"[]", b'{"state.msgpack": 1}', b'{"state.msgpack": {"bytes": "x"}}'])
 def test_a_checkpoint_with_a_junk_manifest_is_named_not_called_missing(tmp_path, capsys, junk):
     """New-user test, fault 4: the only checkpoint with a junk manifest was reported as no checkpoint."""
-    from agent import checkpoint
-    from experiments.cli import main
+    from dreamerbench.core import checkpoint
+    from dreamerbench.experiments.cli import main
 
     logdir = _saved_logdir(tmp_path, saves=1)
     (only,) = checkpoint.complete(logdir / "checkpoint")
@@ -189,8 +189,8 @@ def test_a_checkpoint_with_a_junk_manifest_is_named_not_called_missing(tmp_path,
 def test_export_write_failures_and_bad_policy_files_are_one_line(trained, tmp_path, capsys):
     """New-user test, faults 2 and 3: a failed write named the temporary path (exit 2); a truncated or
     empty policy file raised BadZipFile or EOFError; a wrongly shaped observation reached the network."""
-    from agent import load_policy
-    from experiments.cli import main
+    from dreamerbench.agent import load_policy
+    from dreamerbench.experiments.cli import main
 
     assert main(["export", str(trained), "/proc/p.npz"]) == 1  # a storage fault, not bad input
     err = capsys.readouterr().err

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.rundir import Counters, RunDir
-from agent.trainer import Trainer
-from analysis import load_runs
-from experiments import tracking
-from experiments.spec import expand, parse_spec
+from dreamerbench.agent.rundir import Counters, RunDir
+from dreamerbench.agent.trainer import Trainer
+from dreamerbench.analysis import load_runs
+from dreamerbench.experiments import tracking
+from dreamerbench.experiments.spec import expand, parse_spec
 from stub_agent import StubAgent
 from test_rundir import EPISODE, _StopAfter, config, records
 
@@ -173,7 +173,7 @@ def test_table_warns_when_a_run_key_has_several_mlflow_runs(store, tmp_path):
     assert len(table) == 2 and sorted(table["score"]) == [100.0, 300.0]
     assert len(notes) == 1 and f"has 2 MLflow runs; using {finished[0].info.run_id} (FINISHED)" in notes[0]
     done = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "table", "--suite", "dmc_proprio", "--runs", experiment(store),
+        [sys.executable, "-m", "dreamerbench.experiments.cli", "table", "--suite", "dmc_proprio", "--runs", experiment(store),
          "--tracking-uri", store[0].uri, "--budget-frames", "1600", "--window-frames", "1600", "--reps", "100"],
         capture_output=True, text=True, timeout=300, cwd=REPO,
     )
@@ -199,7 +199,7 @@ def test_an_unreachable_server_is_one_line_naming_it_within_seconds(tmp_path, co
         "table": ["table", "--suite", "dmc_proprio", "--runs", "records"],
     }[command]
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "experiments.cli", *args, "--tracking-uri", uri],
+    done = subprocess.run([sys.executable, "-m", "dreamerbench.experiments.cli", *args, "--tracking-uri", uri],
                           capture_output=True, text=True, timeout=120, cwd=REPO)
     assert time.monotonic() - start < 30
     assert done.returncode == 1, done.stderr

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent import checkpoint
-from experiments import tracking
+from dreamerbench.core import checkpoint
+from dreamerbench.experiments import tracking
 from custom_envs import FAIL_AFTER, KILL_ON_FAIL
 from test_sweep_failed import FAIL_AT, OVERRIDES, STEPS
 from test_sweep_slurm import QUICKSTART, REPO, dreamerbench, jsonl, launched, tiny_spec, wait_for

@@ -31,10 +31,10 @@ import numpy as np
 import optax
 import pytest
 
-from agent import behavior, distributions as dist
-from agent.config import SIZES, AgentConfig, Config, LossScales, apply_overrides
-from agent.dreamer import Dreamer, TrainState
-from suites.base import Space
+from dreamerbench.agent import behavior, distributions as dist
+from dreamerbench.agent.config import SIZES, AgentConfig, Config, LossScales, apply_overrides
+from dreamerbench.agent.dreamer import Dreamer, TrainState
+from dreamerbench.suites.base import Space
 from tools import reference_map
 from tools.fixed_noise import FixedNoise
 

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from agent import checkpoint
-from agent.checkpoint import CheckpointError
-from agent.config import ConfigError
-from agent.files import DiskFull
-from agent.rundir import LogdirBusy, RunDir
-from agent.trainer import Trainer, resolve_config
+from dreamerbench.core import checkpoint
+from dreamerbench.core.checkpoint import CheckpointError
+from dreamerbench.agent.config import ConfigError
+from dreamerbench.core.files import DiskFull
+from dreamerbench.agent.rundir import LogdirBusy, RunDir
+from dreamerbench.agent.trainer import Trainer, resolve_config
+from dreamerbench.experiments.outputs import make_outputs
 from stub_agent import StubAgent
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,8 +43,9 @@ def config(steps, seed=0, **extra):
 def train(logdir, steps, stop_after_saves=None, **extra):
     """Train with the stub agent; `stop_after_saves` stops the loop (as Ctrl-C does) after that many saves."""
     stop = threading.Event()
-    outputs = [_StopAfter(stop_after_saves, stop)] if stop_after_saves else []
-    return Trainer(config(steps, **extra), logdir, outputs, make_agent=StubAgent).run(stop)
+    cfg = config(steps, **extra)
+    outputs = make_outputs(cfg, logdir) + ([_StopAfter(stop_after_saves, stop)] if stop_after_saves else [])
+    return Trainer(cfg, logdir, outputs, make_agent=StubAgent).run(stop)
 
 
 class _StopAfter:
@@ -54,6 +56,9 @@ class _StopAfter:
         self.saves -= 1
         if self.saves <= 0:
             self.stop.set()
+
+    def close(self):
+        pass
 
 
 def records(path):
@@ -269,7 +274,7 @@ def test_a_garbled_config_is_one_error_naming_the_file(saved_run, tmp_path):
     with pytest.raises(ConfigError, match=re.escape(f"{logdir / 'config.yaml'} is not a readable config")):
         train(logdir, 3 * EPISODE)
     done = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "train", "--suite", "dmc_proprio", "--task", "cartpole_balance",
+        [sys.executable, "-m", "dreamerbench.experiments.cli", "train", "--suite", "dmc_proprio", "--task", "cartpole_balance",
          "--size", "debug", "--logdir", str(logdir), "--set", "env.action_repeat=8"],
         capture_output=True, text=True, timeout=120, cwd=REPO,
     )
@@ -344,6 +349,9 @@ def test_a_full_disk_is_one_error_and_the_run_resumes_afterwards(small_disk):
             if not (small_disk / "filler").exists():
                 _fill(small_disk)
 
+        def close(self):
+            pass
+
     trainer = Trainer(config(4 * EPISODE), logdir, [FillAfterFirstSave()], make_agent=StubAgent)
     with pytest.raises(DiskFull) as error:
         trainer.run(stop)
@@ -363,7 +371,7 @@ def test_a_full_disk_through_the_command_line_is_one_line(small_disk):
     (small_disk / "run").mkdir()
     _fill(small_disk)
     done = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "train", "--suite", "dmc_proprio", "--task", "cartpole_balance",
+        [sys.executable, "-m", "dreamerbench.experiments.cli", "train", "--suite", "dmc_proprio", "--task", "cartpole_balance",
          "--size", "debug", "--steps", "100", "--logdir", str(logdir)],
         capture_output=True, text=True, timeout=120, cwd=REPO,
     )

@@ -2,10 +2,10 @@
 
 import pytest
 
-from experiments.profiles import (
+from dreamerbench.experiments.profiles import (
     available_profiles, executor_parameters, load_profile, mem_text, parse_profile, sbatch_text,
 )
-from experiments.spec import SpecError
+from dreamerbench.experiments.spec import SpecError
 
 EXPECTED_PACKED_ARRAY = """\
 #!/bin/bash

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from suites import get_suite
+from dreamerbench.suites import get_suite
 
 ATARI100K = get_suite("atari100k")
 ATARI57 = get_suite("atari57")

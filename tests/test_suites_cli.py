@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from suites import SUITES, cli
+from dreamerbench.suites import SUITES, cli
 
 
 def _run(argv):
@@ -41,7 +41,7 @@ def test_unknown_suite_lists_valid_names():
 
 
 def test_dreamerbench_main_reports_the_error(capsys):
-    experiments_cli = pytest.importorskip("experiments.cli")
-    pytest.importorskip("agent.train_cli", reason="the train subcommand is not on this branch")
+    experiments_cli = pytest.importorskip("dreamerbench.experiments.cli")
+    pytest.importorskip("dreamerbench.experiments.train_cli", reason="the train subcommand is not on this branch")
     assert experiments_cli.main(["suites", "nope"]) == 2
     assert "allowed: atari100k" in capsys.readouterr().err

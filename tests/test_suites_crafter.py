@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from suites import get_suite
-from suites.crafter import ACHIEVEMENTS
+from dreamerbench.suites import get_suite
+from dreamerbench.suites.crafter import ACHIEVEMENTS
 
 CRAFTER = get_suite("crafter")
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from suites import get_suite
-from suites.dmc import TASKS
+from dreamerbench.suites import get_suite
+from dreamerbench.suites.dmc import TASKS
 
 PROPRIO = get_suite("dmc_proprio")
 VISION = get_suite("dmc_vision")

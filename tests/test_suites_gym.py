@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-import suites
-from agent.trainer import Trainer, resolve_config
-from experiments.cli import main
-from suites.gym import DmEnv, GymEnv
+from dreamerbench import suites
+from dreamerbench.agent.trainer import Trainer, resolve_config
+from dreamerbench.experiments.cli import main
+from dreamerbench.suites.gym import DmEnv, GymEnv
 from stub_agent import StubAgent
 from test_suites_train import TINY
 
@@ -241,7 +241,7 @@ def test_a_gymnasium_task_trains_end_to_end_through_dreamerbench_train(tmp_path)
     sets = [f"--set={k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in
             {**TINY, "run.steps": 120, "run.train_start": 40, "env.max_episode_steps": 30}.items()]
     result = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "train", "--suite", "gym", "--task", "CartPole-v1",
+        [sys.executable, "-m", "dreamerbench.experiments.cli", "train", "--suite", "gym", "--task", "CartPole-v1",
          "--logdir", str(tmp_path / "run"), *sets], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])

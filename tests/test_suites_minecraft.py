@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from suites import get_suite
-from suites.minecraft import (
+from dreamerbench.suites import get_suite
+from dreamerbench.suites.minecraft import (
     ACTION_NAMES,
     MILESTONES,
     MinecraftDiamondEnv,

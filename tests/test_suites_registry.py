@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from suites import SUITES, get_suite
+from dreamerbench.suites import SUITES, get_suite
 
 
 def test_unknown_suite_lists_valid_names():
@@ -34,7 +34,7 @@ def test_suite_record_is_consistent(name):
 
 
 def test_agent_defaults_are_valid_config_overrides():
-    config = pytest.importorskip("agent.config")
+    config = pytest.importorskip("dreamerbench.agent.config")
     for suite in SUITES.values():
         config.validate(config.apply_overrides(config.Config(), dict(suite.agent_defaults)))
 
@@ -76,7 +76,7 @@ RULES = {
 
 @pytest.mark.parametrize("name", list(RULES))
 def test_final_score_rules_live_on_the_suite(name):
-    from analysis.scores import FinalRule
+    from dreamerbench.analysis.scores import FinalRule
 
     budget, window, repeat, score = RULES[name]
     suite = SUITES[name]
@@ -96,7 +96,7 @@ def test_the_budget_is_written_once():
 
 
 def test_every_task_has_a_normaliser():
-    from analysis.scores import normalized
+    from dreamerbench.analysis.scores import normalized
 
     for suite in SUITES.values():
         if suite.open_tasks:  # your own environment (gym, dm_env): no references, and its notes say so
@@ -128,7 +128,7 @@ def test_published_sources_are_pinned():
 
 def test_analysis_import_is_cheap():
     code = (
-        "import sys, analysis.scores, analysis.tables;"
+        "import sys, dreamerbench.analysis.scores, dreamerbench.analysis.tables;"
         "heavy = {'jax', 'dm_control', 'mujoco', 'crafter', 'ale_py', 'minerl', 'mlflow'};"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
     )

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import yaml
 
-from suites import SUITES, get_suite
-from suites.scores import (
+from dreamerbench.suites import SUITES, get_suite
+from dreamerbench.suites.scores import (
     ATARI_RANDOM_HUMAN,
     crafter_score,
     diamond_success,

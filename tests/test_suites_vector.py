@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from suites import get_suite
-from suites.base import Space
-from suites.vector import EnvWorkerError, VectorEnv, env_seeds, make_vector_env
+from dreamerbench.suites import get_suite
+from dreamerbench.suites.base import Space
+from dreamerbench.suites.vector import EnvWorkerError, VectorEnv, env_seeds, make_vector_env
 
 PROPRIO = get_suite("dmc_proprio")
 

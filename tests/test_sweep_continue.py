@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from experiments import tracking
-from experiments.sweep_cli import run_status
+from dreamerbench.experiments import tracking
+from dreamerbench.experiments.sweep_cli import run_status
 from test_sweep_slurm import QUICKSTART, REPO, dreamerbench, jsonl, launched, tiny_spec, wait_for
 
 EPISODE = 126  # cartpole with action repeat 8: 125 actions per episode

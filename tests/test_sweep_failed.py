@@ -1,6 +1,6 @@
 """A run whose env raises mid-training, through the real local launcher and job into real MLflow:
 before the run is marked FAILED, MLflow holds every record its resume's checkpoint covers
-(agent.rundir.settle_pack), and ``--rerun-failed`` completes it with each episode once."""
+(dreamerbench.agent.rundir.settle_pack), and ``--rerun-failed`` completes it with each episode once."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import json
 import os
 from pathlib import Path
 
-from agent import checkpoint
+from dreamerbench.core import checkpoint
 from custom_envs import FAIL_AFTER
-from experiments import tracking
+from dreamerbench.experiments import tracking
 from test_sweep_slurm import REPO, dreamerbench, jsonl, tiny_spec
 
 SAVE_EVERY = 60  # custom_envs.fails_later: 20-step episodes, about 3 per checkpoint interval

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from experiments import tracking
+from dreamerbench.experiments import tracking
 from test_sweep_slurm import QUICKSTART, REPO, dreamerbench, jsonl, launched, tiny_spec, wait_for
 
 EPISODE = 126  # cartpole with action repeat 8: 125 actions per episode
@@ -23,7 +23,7 @@ def test_two_launchers_started_together_make_one_set_of_runs_and_record_each_epi
     spec = tiny_spec(tmp_path, "twice", tasks=["cartpole_balance"], seeds=2, steps=2 * EPISODE, overrides={
         **quickstart, "env.action_repeat": 8, "run.save_every": EPISODE, "run.train_start": 64})
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # a new database file: both create its schema
-    command = [sys.executable, "-m", "experiments.cli", "sweep", str(spec), "--tracking-uri", uri,
+    command = [sys.executable, "-m", "dreamerbench.experiments.cli", "sweep", str(spec), "--tracking-uri", uri,
                "--workdir", str(tmp_path / "work")]
     launchers = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for _ in range(2)]

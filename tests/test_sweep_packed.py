@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from experiments import tracking
-from experiments.job import RunTask, SweepJob
-from experiments.spec import expand, parse_spec
-from experiments.sweep import Planned, pack_runs
+from dreamerbench.experiments import tracking
+from dreamerbench.experiments.job import RunTask, SweepJob
+from dreamerbench.experiments.spec import expand, parse_spec
+from dreamerbench.experiments.sweep import Planned, pack_runs
 from test_sweep_slurm import REPO, dreamerbench, require_slurm, tiny_spec, wait_for
 
 SPEC = """\
@@ -67,7 +67,7 @@ def test_requeue_keeps_the_unfinished_packs():
 
 
 def test_a_failing_pack_marks_each_of_its_runs_failed(tmp_path):
-    from agent.config import to_dict
+    from dreamerbench.agent.config import to_dict
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = tracking.Tracker(uri)
@@ -91,7 +91,7 @@ def test_the_local_job_file_is_json_and_round_trips(tmp_path):
     """The local executor's job file is plain JSON (reading it cannot run code) and loads back equal."""
     import json
 
-    from agent.config import to_dict
+    from dreamerbench.agent.config import to_dict
 
     runs = expand(parse_spec(SPEC))[:2]
     pack = [RunTask(f"id{i}", run.key, run.label, str(tmp_path / run.key), to_dict(run.config))
@@ -105,7 +105,7 @@ def test_the_local_job_file_is_json_and_round_trips(tmp_path):
 
 
 def test_a_job_with_an_invalid_config_marks_its_runs_failed_never_running(tmp_path):
-    from agent.config import to_dict
+    from dreamerbench.agent.config import to_dict
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = tracking.Tracker(uri)
@@ -150,7 +150,7 @@ def test_local_sweep_trains_two_seeds_in_one_process_stops_and_resumes(tmp_path)
                      seeds_per_process=2)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ("sweep", str(spec), "--workdir", str(tmp_path / "work"), "--tracking-uri", uri)
-    sweep = subprocess.Popen([sys.executable, "-m", "experiments.cli", *args], cwd=REPO,
+    sweep = subprocess.Popen([sys.executable, "-m", "dreamerbench.experiments.cli", *args], cwd=REPO,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def checkpointed():

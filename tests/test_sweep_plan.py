@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from experiments.status import StatusRow, eta_seconds, live_rate, render, run_state
-from experiments.sweep import decide, job_alive, parse_squeue
+from dreamerbench.experiments.status import StatusRow, eta_seconds, live_rate, render, run_state
+from dreamerbench.experiments.sweep import decide, job_alive, parse_squeue
 
 
 @pytest.mark.parametrize(
@@ -100,7 +100,7 @@ def test_runs_waiting_in_a_running_local_launcher_are_queued_not_interrupted(tmp
     import socket
     import subprocess
 
-    from experiments.sweep import local_launcher_alive
+    from dreamerbench.experiments.sweep import local_launcher_alive
 
     logdir = tmp_path / "sweep" / "task-seed0-key" / "run_id"
     tags = {"dreamerbench.logdir": str(logdir), "dreamerbench.local_pid": "1"}

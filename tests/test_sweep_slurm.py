@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent import checkpoint
-from experiments import tracking
-from experiments.slurm_cluster import default_state_dir
-from experiments.sweep import SlurmUnavailable, check_slurm, wait_slurm
+from dreamerbench.core import checkpoint
+from dreamerbench.experiments import tracking
+from dreamerbench.experiments.slurm_cluster import default_state_dir
+from dreamerbench.experiments.sweep import SlurmUnavailable, check_slurm, wait_slurm
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = REPO / "experiments" / "quickstart.yaml"
@@ -43,7 +43,7 @@ def tiny_spec(directory: Path, name: str, **changes) -> Path:
 def dreamerbench(*args: str, env: dict | None = None, timeout: float = 600):
     """Run the CLI in a fresh process from the repository root (as a user would)."""
     return subprocess.run(
-        [sys.executable, "-m", "experiments.cli", *args],
+        [sys.executable, "-m", "dreamerbench.experiments.cli", *args],
         cwd=REPO, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, **(env or {})},
     )
@@ -53,7 +53,7 @@ def dreamerbench(*args: str, env: dict | None = None, timeout: float = 600):
 def launched(*args: str):
     """``dreamerbench ARGS`` started in the background from the repository root, as a user would
     (stdout and stderr merged, text); killed on leaving the block if it still runs."""
-    process = subprocess.Popen([sys.executable, "-m", "experiments.cli", *args], cwd=REPO,
+    process = subprocess.Popen([sys.executable, "-m", "dreamerbench.experiments.cli", *args], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         yield process

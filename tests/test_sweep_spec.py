@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-import suites
-from agent.config import Config, flatten, to_dict
-from experiments.spec import BOOKKEEPING, SpecError, expand, key_differences, key_fields, load_spec, parse_spec
-from experiments.tracking import run_params
+from dreamerbench import suites
+from dreamerbench.agent.config import Config, flatten, to_dict
+from dreamerbench.experiments.spec import BOOKKEEPING, SpecError, expand, key_differences, key_fields, load_spec, parse_spec
+from dreamerbench.experiments.tracking import run_params
 
 SPECS = sorted(glob.glob(str(Path(__file__).resolve().parent.parent / "experiments" / "*.yaml")))
 

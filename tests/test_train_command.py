@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from agent import checkpoint
+from dreamerbench.core import checkpoint
 
 # cartpole with action repeat 8: every episode is 125 actions, i.e. 126 observations
 # (the reset one included), so checkpoints every 126 steps fall on episode boundaries.
@@ -25,7 +25,7 @@ TINY = [
 def train_command(logdir, cache, steps=4 * EPISODE, extra=()):
     sets = [arg for item in (*TINY, f"run.compile_cache={cache}", *extra) for arg in ("--set", item)]
     return [
-        sys.executable, "-m", "experiments.cli", "train", "--suite", "dmc_proprio",
+        sys.executable, "-m", "dreamerbench.experiments.cli", "train", "--suite", "dmc_proprio",
         "--task", "cartpole_balance", "--size", "debug", "--seed", "3",
         "--steps", str(steps), "--logdir", str(logdir), *sets,
     ]
@@ -96,7 +96,7 @@ def test_train_writes_its_files_and_resumes_exactly_after_sigkill(tmp_path):
 def test_bad_input_names_the_field_and_the_allowed_values(tmp_path, args, message):
     base = {"--suite": "dmc_proprio", "--task": "cartpole_balance", "--size": "debug"}
     flags = dict(zip(args[::2], args[1::2]))
-    argv = [sys.executable, "-m", "experiments.cli", "train", "--logdir", str(tmp_path / "run")]
+    argv = [sys.executable, "-m", "dreamerbench.experiments.cli", "train", "--logdir", str(tmp_path / "run")]
     for flag, value in {**base, **{k: v for k, v in flags.items() if k != "--set"}}.items():
         argv += [flag, value]
     if "--set" in flags:

@@ -11,13 +11,13 @@ import jax
 import numpy as np
 import pytest
 
-from agent import checkpoint
-from agent.config import Config, ConfigError, apply_overrides
-from agent.dreamer import Dreamer, over_runs
-from agent.synthetic import random_batch
-from agent.trainer import Trainer, resolve_config
+from dreamerbench.core import checkpoint
+from dreamerbench.agent.config import Config, ConfigError, apply_overrides
+from dreamerbench.agent.dreamer import Dreamer, over_runs
+from dreamerbench.agent.synthetic import random_batch
+from dreamerbench.agent.trainer import Trainer, resolve_config
 from stub_agent import StubAgent
-from suites.base import Space
+from dreamerbench.suites.base import Space
 
 
 def _stack(trees):
@@ -81,7 +81,7 @@ def test_packed_seeds_train_resume_together_and_alone(tmp_path):
     # 1. `dreamerbench train --seeds-per-process 2`: one process, two runs, two logdirs.
     sets = [arg for key, value in {**TINY, "run.compile_cache": cache}.items() for arg in ("--set", f"{key}={value}")]
     done = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "train", "--suite", "dmc_proprio", "--task", "cartpole_balance",
+        [sys.executable, "-m", "dreamerbench.experiments.cli", "train", "--suite", "dmc_proprio", "--task", "cartpole_balance",
          "--seed", "4", "--seeds-per-process", "2", "--steps", "128", "--logdir", str(tmp_path / "runs"), *sets],
         capture_output=True, text=True, timeout=600,
     )
@@ -155,7 +155,7 @@ def test_packed_runs_must_differ_only_in_seed(tmp_path):
 
 def test_train_command_rejects_a_bad_seeds_per_process(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "train", "--suite", "dmc_proprio", "--task", "cartpole_balance",
+        [sys.executable, "-m", "dreamerbench.experiments.cli", "train", "--suite", "dmc_proprio", "--task", "cartpole_balance",
          "--seeds-per-process", "0", "--logdir", str(tmp_path)],
         capture_output=True, text=True, timeout=120,
     )

@@ -16,10 +16,11 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from agent import checkpoint
-from agent.media import openloop_plot
-from agent.rundir import RunDir, deliverable_media, media_files
-from agent.trainer import Counters, Trainer, no_update_warning, progress_line, resolve_config
+from dreamerbench.core import checkpoint
+from dreamerbench.agent.media import openloop_plot
+from dreamerbench.agent.rundir import RunDir
+from dreamerbench.core.records import deliverable_media, media_files
+from dreamerbench.agent.trainer import Counters, Trainer, no_update_warning, progress_line, resolve_config
 from stub_agent import StubAgent
 from test_rundir import EPISODE, TINY, config, records, train
 
@@ -205,8 +206,8 @@ def test_tensorboard_and_offline_wandb_hold_the_metrics(tmp_path, monkeypatch):
 
 
 def test_videos_and_eval_episodes_reach_mlflow_once_across_a_resume(tmp_path, monkeypatch):
-    from analysis import load_runs
-    from experiments import train_tracking
+    from dreamerbench.analysis import load_runs
+    from dreamerbench.experiments import train_tracking
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     logdir = tmp_path / "run"
@@ -248,7 +249,7 @@ def test_videos_and_eval_episodes_reach_mlflow_once_across_a_resume(tmp_path, mo
 
 
 def test_openloop_grid_layout_borders_and_error():
-    from agent.media import CONTEXT_COLOR, OPENLOOP_COLOR, openloop_grid
+    from dreamerbench.agent.media import CONTEXT_COLOR, OPENLOOP_COLOR, openloop_grid
 
     true = np.zeros((2, 4, 3, 5, 3), np.uint8)  # B=2 sequences, T=4 steps, 3x5 images
     pred = np.full_like(true, 10)
@@ -263,7 +264,7 @@ def test_openloop_of_a_proprio_task_is_a_plot_of_true_and_predicted_vectors(tmp_
     """Proprio tasks have no images: the open-loop report plots each vector dimension."""
     import jax
 
-    from agent.synthetic import random_batch
+    from dreamerbench.agent.synthetic import random_batch
     from test_agent_model import CONTINUOUS, VECTOR_OBS, make_agent
 
     dreamer = make_agent("debug", VECTOR_OBS, CONTINUOUS)
@@ -286,7 +287,7 @@ def test_openloop_of_a_proprio_task_is_a_plot_of_true_and_predicted_vectors(tmp_
 def test_wandb_without_a_login_is_one_error_and_the_run_resumes_offline(tmp_path, monkeypatch):
     """New-user test, fault 5: without a login, --output wandb failed only after training."""
     pytest.importorskip("wandb")
-    from agent.files import StorageError
+    from dreamerbench.core.files import StorageError
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.netrc with a W&B key
     monkeypatch.setenv("WANDB_MODE", "online")

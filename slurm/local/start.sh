@@ -43,7 +43,7 @@ fi
 
 mkdir -p "$DIR"/{state,spool,log,munge,mysql}
 chmod 755 "$DIR"
-(cd "$REPO" && "$PYTHON" -m experiments.slurm_cluster write "$DIR") >/dev/null
+(cd "$REPO" && "$PYTHON" -m dreamerbench.experiments.slurm_cluster write "$DIR") >/dev/null
 
 wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
   local limit=$1 what=$2; shift 2

@@ -9,9 +9,10 @@ import sys
 import threading
 from pathlib import Path
 
-from agent.config import SEED_MAX, hint
-from agent.files import file_in_the_way
-from agent.reader import PositiveInt, flag, refuse
+from dreamerbench.agent.config import SEED_MAX, hint
+from dreamerbench.core.files import file_in_the_way
+from dreamerbench.core.reader import PositiveInt, flag, refuse
+from dreamerbench.experiments.spec import NAME
 
 
 def register(subparsers) -> None:
@@ -45,8 +46,6 @@ def register(subparsers) -> None:
         "--tracking-uri", help="also record to MLflow (off by default), e.g. sqlite:///mlflow.db, as a run "
         "of --experiment that `dreamerbench table --runs EXPERIMENT` reads",
     )
-    from experiments.spec import NAME
-
     parser.add_argument("--experiment", type=flag(NAME, "--experiment"), default="train",
                         help="MLflow experiment with --tracking-uri (default: train)")
     parser.set_defaults(func=run)
@@ -55,10 +54,10 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Read and check everything (flags, ``--set``, the suite protocol, the logdir), then train.
 
-    Every config is fully validated (:func:`agent.config.validate`) before the
+    Every config is fully validated (:func:`dreamerbench.agent.config.validate`) before the
     Trainer exists, so a refused start writes nothing into the logdir.
     """
-    from agent.trainer import Trainer, resolve_config
+    from dreamerbench.agent.trainer import Trainer, resolve_config
 
     flags = {"agent.size": args.size, "run.steps": args.steps,
              "run.outputs": None if args.output is None else "[" + ", ".join(args.output) + "]"}
@@ -74,14 +73,17 @@ def run(args: argparse.Namespace) -> int:
         check_logdir(logdir)
     tracked = []
     if args.tracking_uri:
-        from experiments import train_tracking
+        from dreamerbench.experiments import train_tracking
 
         tracked = train_tracking.start(args.tracking_uri, args.experiment, configs, logdirs)
     stop = threading.Event()
     # Ctrl-C and SIGTERM stop at the next safe point, after a checkpoint.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    outputs = [[recorder] for recorder in tracked] if tracked else [[] for _ in configs]
+    from dreamerbench.experiments.outputs import make_outputs
+
+    recorders = [[recorder] for recorder in tracked] if tracked else [[] for _ in configs]
+    outputs = [[*mine, *make_outputs(config, logdir)] for mine, config, logdir in zip(recorders, configs, logdirs)]
     if len(configs) == 1:
         summaries = [Trainer(configs[0], logdirs[0], outputs[0]).run(stop)]
     else:
@@ -101,7 +103,7 @@ def _outputs_flag(text: str) -> tuple[str, ...]:
     """``--output tensorboard,wandb`` read as ``run.outputs`` (one line naming what is allowed otherwise)."""
     import argparse
 
-    from agent.reader import ReadError, read
+    from dreamerbench.core.reader import ReadError, read
 
     try:
         return read([name.strip() for name in text.split(",")], hint("run.outputs"), "--output")

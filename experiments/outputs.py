@@ -1,11 +1,11 @@
 """TensorBoard and Weights & Biases outputs, optional, beside MLflow (``run.outputs``).
 
-Each is a trainer :class:`agent.trainer.Output`: after every save, ``publish(logdir)``
+Each is a trainer :class:`dreamerbench.agent.trainer.Output`: after every save, ``publish(logdir)``
 reads the run's JSONL records from its own cursor up to what
-:func:`agent.rundir.deliverable` allows (what no resume can cut back), so a resumed run
+:func:`dreamerbench.core.records.deliverable` allows (what no resume can cut back), so a resumed run
 sends nothing twice that was sent before its checkpoint. Metric names and steps are
 MLflow's (``episode/score``, ``train/loss/total``, ``eval/score``, ...; step = agent
-steps: :func:`experiments.tracking.metric_name`). The cursor is written after the
+steps: :func:`dreamerbench.core.records.metric_name`). The cursor is written after the
 records are flushed; a crash between the two sends those records again (TensorBoard
 shows both copies at the same step, W&B keeps the later one).
 
@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Iterator, Mapping
 from urllib.parse import urlparse
 
-from agent.config import Config, ConfigError, to_dict
-from agent.files import StorageError, atomic_write_text
-from agent.rundir import LOGS, deliverable, read_records
+from dreamerbench.agent.config import Config, ConfigError, to_dict
+from dreamerbench.core.files import StorageError, atomic_write_text
+from dreamerbench.core.records import LOGS, deliverable, named_values, read_records
 
 PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
 """Output name -> the package it needs (``pip install 'dreamerbench[outputs]'``)."""
@@ -79,7 +79,9 @@ def wandb_login_missing(environ: Mapping[str, str] = os.environ) -> str | None:
 
 
 def make_outputs(config: Config, logdir: str | Path) -> list:
-    """The outputs ``config.run.outputs`` names, for the run in `logdir`."""
+    """The outputs ``config.run.outputs`` names, for the run in `logdir` (checked first:
+    :func:`check_available`); the trainer closes them when the run stops."""
+    check_available(config)
     makers = {"tensorboard": TensorBoardOutput, "wandb": WandbOutput}
     return [makers[name](logdir, config) for name in config.run.outputs]
 
@@ -103,7 +105,7 @@ class _CursorOutput:
         for file in LOGS:
             start = min(int(cursor.get(file, 0)), limits[file])
             for offset, record in read_records(self.logdir / f"{file}.jsonl", start, limits[file]):
-                self.write(int(record["step"]), int(record["time_ms"]) / 1000, dict(_metrics(file, record)))
+                self.write(int(record["step"]), int(record["time_ms"]) / 1000, dict(named_values(file, record)))
                 moved[file] = offset
         if moved != cursor:
             self.flush()
@@ -123,14 +125,6 @@ class _CursorOutput:
 
     def _release(self) -> None:
         raise NotImplementedError
-
-
-def _metrics(file: str, record: dict) -> Iterator[tuple[str, float]]:
-    from experiments.tracking import KINDS, metric_name, record_values
-
-    kind = KINDS.get(file) or record.get("kind")
-    for key, value in record_values(record):
-        yield metric_name(kind, key), value
 
 
 class TensorBoardOutput(_CursorOutput):

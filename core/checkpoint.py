@@ -36,7 +36,7 @@ from typing import Mapping
 
 import numpy as np
 
-from agent.files import StorageError, fsync_dir, writing
+from dreamerbench.core.files import StorageError, fsync_dir, writing
 
 FILES = ("state.msgpack", "replay.npz", "counters.json")
 MANIFEST = "manifest.json"
@@ -64,7 +64,7 @@ def save(
     """Write a checkpoint of `state` (the agent's bytes), `replay` (name -> array) and `counters` (JSON).
 
     Afterwards only the newest `keep` complete checkpoints remain. Raises
-    :class:`agent.files.DiskFull` if the device fills up; the checkpoints saved
+    :class:`dreamerbench.core.files.DiskFull` if the device fills up; the checkpoints saved
     before are then untouched.
     """
     directory = Path(directory)

@@ -1,0 +1,1 @@
+"""The ground floor: the typed reader, file helpers, checkpoints and the run record; imports no other room."""
