@@ -75,9 +75,7 @@ def lambda_return(is_last, is_terminal, reward, bootstrap, discount, lam):
         ret = interm_t + live_t * cont_t * ret
         return ret, ret
 
-    _, rets = jax.lax.scan(
-        step, bootstrap[:, -1], (interm.T, live.T, cont.T), reverse=True
-    )
+    _, rets = jax.lax.scan(step, bootstrap[:, -1], (interm.T, live.T, cont.T), reverse=True)
     return rets.T
 
 
@@ -88,7 +86,7 @@ class ReturnNorm(NamedTuple):
     high: jnp.ndarray
 
     @classmethod
-    def initial(cls) -> "ReturnNorm":
+    def initial(cls) -> ReturnNorm:
         return cls(jnp.zeros((), f32), jnp.zeros((), f32))
 
 
@@ -115,9 +113,7 @@ def imagination_loss(
     """
     value_mean = dist.TwoHot(value_logits, bins).mean()
     weight = sg(jnp.cumprod(cont, 1))
-    returns = lambda_return(
-        jnp.zeros_like(cont), 1.0 - cont, reward, sg(value_mean), 1.0, cfg.lam
-    )
+    returns = lambda_return(jnp.zeros_like(cont), 1.0 - cont, reward, sg(value_mean), 1.0, cfg.lam)
     norm = update_return_norm(norm, returns, cfg.retnorm_rate, cfg.retnorm_low, cfg.retnorm_high)
     scale = return_scale(norm, cfg.retnorm_limit)
     advantage = sg((returns - value_mean[:, :-1]) / scale)
@@ -139,7 +135,9 @@ def imagination_loss(
     return {"policy": policy, "value": value}, norm, returns, metrics
 
 
-def replay_value_loss(is_last, is_terminal, reward, bootstrap, value_logits, slow_value_mean, bins, cfg):
+def replay_value_loss(
+    is_last, is_terminal, reward, bootstrap, value_logits, slow_value_mean, bins, cfg
+):
     """Critic loss on replayed trajectories [B, T], bootstrapped from imagined returns."""
     discount = 1.0 - 1.0 / cfg.horizon
     returns = lambda_return(is_last, is_terminal, reward, sg(bootstrap), discount, cfg.lam)

@@ -16,14 +16,23 @@ as in danijar/dreamerv3 ``configs.yaml`` (commit e3f0224).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Mapping, Sequence
+from typing import Annotated, Any, Literal
 
 from dreamerbench.core import reader
 from dreamerbench.core.files import file_in_the_way
 from dreamerbench.core.reader import (
-    Fraction, Length, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Range,
-    ReadError, show,
+    Fraction,
+    Length,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Range,
+    ReadError,
+    show,
 )
 
 
@@ -301,7 +310,9 @@ def hint(key: str) -> Any:
 def parse_override(text: str) -> tuple[str, Any]:
     """'agent.train_ratio=64' -> ('agent.train_ratio', 64); the value is YAML 1.2, read as in specs."""
     if "=" not in text:
-        raise ConfigError(f"--set {text!r} is not allowed; allowed: KEY=VALUE, e.g. agent.train_ratio=64")
+        raise ConfigError(
+            f"--set {text!r} is not allowed; allowed: KEY=VALUE, e.g. agent.train_ratio=64"
+        )
     key, raw = text.split("=", 1)
     return key.strip(), reader.parse_value(raw)
 
@@ -344,19 +355,41 @@ def validate(config: Config) -> Config:
     config = from_dict(to_dict(config))
     agent, dims = config.agent, model_dims(config.agent)
     checks = [
-        (dims.deter % agent.blocks == 0, "agent.blocks", agent.blocks,
-         f"a divisor of the size's deter={dims.deter}"),
-        (agent.min_std <= agent.max_std, "agent.min_std", agent.min_std,
-         f"a finite number > 0 and <= agent.max_std={agent.max_std}"),
-        (agent.retnorm_low < agent.retnorm_high, "agent.retnorm_low", agent.retnorm_low,
-         f"a finite number in [0, 100) and < agent.retnorm_high={agent.retnorm_high}"),
-        (config.replay.capacity >= agent.batch_length + 1, "replay.capacity", config.replay.capacity,
-         f"an integer >= agent.batch_length + 1 = {agent.batch_length + 1} (one replayed window)"),
+        (
+            dims.deter % agent.blocks == 0,
+            "agent.blocks",
+            agent.blocks,
+            f"a divisor of the size's deter={dims.deter}",
+        ),
+        (
+            agent.min_std <= agent.max_std,
+            "agent.min_std",
+            agent.min_std,
+            f"a finite number > 0 and <= agent.max_std={agent.max_std}",
+        ),
+        (
+            agent.retnorm_low < agent.retnorm_high,
+            "agent.retnorm_low",
+            agent.retnorm_low,
+            f"a finite number in [0, 100) and < agent.retnorm_high={agent.retnorm_high}",
+        ),
+        (
+            config.replay.capacity >= agent.batch_length + 1,
+            "replay.capacity",
+            config.replay.capacity,
+            f"an integer >= agent.batch_length + 1 = {agent.batch_length + 1} (one replayed window)",
+        ),
     ]
     cache = config.run.compile_cache
     blocked = file_in_the_way(cache) if cache else None
-    checks.append((blocked is None, "run.compile_cache", cache,
-                   f"'' (no cache) or a directory, new or existing ({blocked} is a file)"))
+    checks.append(
+        (
+            blocked is None,
+            "run.compile_cache",
+            cache,
+            f"'' (no cache) or a directory, new or existing ({blocked} is a file)",
+        )
+    )
     for ok, key, value, allowed in checks:
         if not ok:
             error = reader.refuse(key, value, allowed)
@@ -364,8 +397,12 @@ def validate(config: Config) -> Config:
     suite = suites.get_suite(config.suite)
     suite.check_task(config.task)
     suite.resolve_protocol(config.env)
-    refusal = suite.film_refusal(config.task) if config.run.video_render and suite.film_refusal else ""
+    refusal = (
+        suite.film_refusal(config.task) if config.run.video_render and suite.film_refusal else ""
+    )
     if refusal:
-        error = reader.refuse("run.video_render", True, f"false for task={config.task!r}: {refusal}")
+        error = reader.refuse(
+            "run.video_render", True, f"false for task={config.task!r}: {refusal}"
+        )
         raise ConfigError(str(error), "run.video_render")
     return config

@@ -58,7 +58,10 @@ def twohot(x, bins):
     """Encode scalars `x[...]` as weights `[..., len(bins)]` on the two nearest bins."""
     below, above, w_below, w_above = twohot_weights(x, bins)
     n = bins.shape[0]
-    return jax.nn.one_hot(below, n) * w_below[..., None] + jax.nn.one_hot(above, n) * w_above[..., None]
+    return (
+        jax.nn.one_hot(below, n) * w_below[..., None]
+        + jax.nn.one_hot(above, n) * w_above[..., None]
+    )
 
 
 class TwoHot:

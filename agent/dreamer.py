@@ -17,7 +17,8 @@ The action at index t is the one taken after observing step t.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import flax.struct
 import jax
@@ -25,7 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dreamerbench.agent import behavior, distributions as dist, rssm
+from dreamerbench.agent import behavior, rssm
+from dreamerbench.agent import distributions as dist
 from dreamerbench.agent.config import Config, model_dims
 from dreamerbench.agent.optimizer import make_optimizer
 from dreamerbench.suites.base import Space
@@ -82,17 +84,39 @@ class Dreamer:
         dtype = compute_dtype(cfg.compute_dtype)
         self.dtype = dtype
         self.world_model = rssm.WorldModel(
-            action_size=self.action_size, image_keys=self.image_keys, vector_keys=self.vector_keys,
-            image_shape=image_shape, vector_sizes=self.vector_sizes, deter=dims.deter,
-            hidden=dims.hidden, stoch=cfg.stoch, classes=dims.classes, units=dims.units,
-            depth=dims.depth, blocks=cfg.blocks, mults=cfg.cnn_mults, kernel=cfg.cnn_kernel,
-            mlp_layers=cfg.mlp_layers, head_layers=cfg.head_layers,
-            decoder_blocks=cfg.decoder_blocks, bins=cfg.bins, unimix=cfg.unimix,
-            eps=cfg.norm_eps, dtype=dtype,
+            action_size=self.action_size,
+            image_keys=self.image_keys,
+            vector_keys=self.vector_keys,
+            image_shape=image_shape,
+            vector_sizes=self.vector_sizes,
+            deter=dims.deter,
+            hidden=dims.hidden,
+            stoch=cfg.stoch,
+            classes=dims.classes,
+            units=dims.units,
+            depth=dims.depth,
+            blocks=cfg.blocks,
+            mults=cfg.cnn_mults,
+            kernel=cfg.cnn_kernel,
+            mlp_layers=cfg.mlp_layers,
+            head_layers=cfg.head_layers,
+            decoder_blocks=cfg.decoder_blocks,
+            bins=cfg.bins,
+            unimix=cfg.unimix,
+            eps=cfg.norm_eps,
+            dtype=dtype,
         )
         self.actor = behavior.Actor(
-            self.action_size, self.discrete, cfg.mlp_layers, dims.units, cfg.policy_outscale,
-            cfg.policy_unimix, cfg.min_std, cfg.max_std, cfg.norm_eps, dtype,
+            self.action_size,
+            self.discrete,
+            cfg.mlp_layers,
+            dims.units,
+            cfg.policy_outscale,
+            cfg.policy_unimix,
+            cfg.min_std,
+            cfg.max_std,
+            cfg.norm_eps,
+            dtype,
         )
         self.critic = behavior.Critic(cfg.mlp_layers, dims.units, cfg.bins, cfg.norm_eps, dtype)
         self.optimizer = make_optimizer(cfg.opt)
@@ -129,18 +153,24 @@ class Dreamer:
     def initial_carry(self, num: int) -> PolicyCarry:
         deter, stoch, classes = self.latent_shape
         return PolicyCarry(
-            rssm.Latent(jnp.zeros((num, deter), self.dtype), jnp.zeros((num, stoch, classes), self.dtype)),
+            rssm.Latent(
+                jnp.zeros((num, deter), self.dtype), jnp.zeros((num, stoch, classes), self.dtype)
+            ),
             jnp.zeros((num, self.action_size), self.dtype),
         )
 
     def encode_action(self, action):
         if self.discrete:
             return jax.nn.one_hot(action, self.action_size, dtype=self.dtype)
-        return action.reshape(*action.shape[: action.ndim - len(self.act_space.shape)], -1).astype(self.dtype)
+        return action.reshape(*action.shape[: action.ndim - len(self.act_space.shape)], -1).astype(
+            self.dtype
+        )
 
     def stored_latent(self, deter, stoch_index) -> rssm.Latent:
         classes = self.latent_shape[2]
-        return rssm.Latent(deter.astype(self.dtype), jax.nn.one_hot(stoch_index, classes, dtype=self.dtype))
+        return rssm.Latent(
+            deter.astype(self.dtype), jax.nn.one_hot(stoch_index, classes, dtype=self.dtype)
+        )
 
     # --------------------------------------------------------------- acting
 
@@ -153,15 +183,27 @@ class Dreamer:
         obs_key, act_key = jax.random.split(key)
         wm_params = params["world_model"]
         tokens = self.world_model.apply(wm_params, obs, method=rssm.WorldModel.encode)
-        token_proj = self.world_model.apply(wm_params, tokens, method=rssm.WorldModel.project_tokens)
+        token_proj = self.world_model.apply(
+            wm_params, tokens, method=rssm.WorldModel.project_tokens
+        )
         latent, _ = rssm.observe_step(
-            self.world_model, wm_params, carry.latent, carry.prev_action, token_proj,
-            obs["is_first"], obs_key, self.cfg.unimix,
+            self.world_model,
+            wm_params,
+            carry.latent,
+            carry.prev_action,
+            token_proj,
+            obs["is_first"],
+            obs_key,
+            self.cfg.unimix,
         )
         policy = self.actor.distribution(self.actor.apply(params["actor"], rssm.features(latent)))
         action = policy.sample(act_key) if explore else policy.mode()
         stoch_index = jnp.argmax(latent.stoch, -1).astype(jnp.uint8)
-        return PolicyCarry(latent, self.encode_action(action)), action, (f32(latent.deter), stoch_index)
+        return (
+            PolicyCarry(latent, self.encode_action(action)),
+            action,
+            (f32(latent.deter), stoch_index),
+        )
 
     def openloop(self, params, batch, key):
         """Open-loop prediction of replayed windows: observe the first half, then predict the rest.
@@ -183,20 +225,32 @@ class Dreamer:
         start = self.stored_latent(batch["deter"][:, 0], batch["stoch"][:, 0])
         tokens = wm.apply(wm_params, obs, method=rssm.WorldModel.encode)
         post, _ = rssm.observe(
-            wm, wm_params, start, actions[:, :context], tokens, batch["is_first"][:, 1 : context + 1],
-            obs_key, self.cfg.unimix,
+            wm,
+            wm_params,
+            start,
+            actions[:, :context],
+            tokens,
+            batch["is_first"][:, 1 : context + 1],
+            obs_key,
+            self.cfg.unimix,
         )
 
         def step(latent, inputs):
             action, step_key = inputs
-            deter = wm.apply(wm_params, latent.deter, latent.stoch, action, method=rssm.WorldModel.core)
-            logp = rssm.latent_dist(wm.apply(wm_params, deter, method=rssm.WorldModel.prior_logits), self.cfg.unimix)
+            deter = wm.apply(
+                wm_params, latent.deter, latent.stoch, action, method=rssm.WorldModel.core
+            )
+            logp = rssm.latent_dist(
+                wm.apply(wm_params, deter, method=rssm.WorldModel.prior_logits), self.cfg.unimix
+            )
             latent = rssm.Latent(deter, dist.sample_onehot(step_key, logp).astype(deter.dtype))
             return latent, latent
 
         last = jax.tree_util.tree_map(lambda x: x[:, -1], post)
         _, imagined = jax.lax.scan(
-            step, last, (jnp.swapaxes(actions[:, context:], 0, 1), jax.random.split(imag_key, T - context))
+            step,
+            last,
+            (jnp.swapaxes(actions[:, context:], 0, 1), jax.random.split(imag_key, T - context)),
         )
         imagined = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), imagined)
         latents = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b], 1), post, imagined)
@@ -207,7 +261,9 @@ class Dreamer:
             out["image"] = (true, jnp.clip(f32(recon["image"]) * 255, 0, 255).astype(jnp.uint8))
         if self.vector_keys:
             B = batch["is_first"].shape[0]
-            true = jnp.concatenate([f32(batch[k][:, 1:]).reshape(B, T, -1) for k in self.vector_keys], -1)
+            true = jnp.concatenate(
+                [f32(batch[k][:, 1:]).reshape(B, T, -1) for k in self.vector_keys], -1
+            )
             out["vector"] = (true, dist.symexp(f32(recon["vector"])))
         return out
 
@@ -248,8 +304,12 @@ class Dreamer:
             wm.apply(wm_params, post.deter, method=rssm.WorldModel.prior_logits), cfg.unimix
         )
         losses = {
-            "dyn": jnp.maximum(dist.categorical_kl(sg(post_logp), prior_logp).sum(-1), cfg.free_nats),
-            "rep": jnp.maximum(dist.categorical_kl(post_logp, sg(prior_logp)).sum(-1), cfg.free_nats),
+            "dyn": jnp.maximum(
+                dist.categorical_kl(sg(post_logp), prior_logp).sum(-1), cfg.free_nats
+            ),
+            "rep": jnp.maximum(
+                dist.categorical_kl(post_logp, sg(prior_logp)).sum(-1), cfg.free_nats
+            ),
         }
         recon = wm.apply(wm_params, post, method=rssm.WorldModel.decode)
         rec = jnp.zeros((B, T), f32)
@@ -284,7 +344,8 @@ class Dreamer:
             wm, frozen["world_model"], policy_fn, starts, cfg.imag_length, imag_key, cfg.unimix
         )
         imag_reward = dist.TwoHot(
-            wm.apply(frozen["world_model"], imag_feat, method=rssm.WorldModel.reward_logits), self.bins
+            wm.apply(frozen["world_model"], imag_feat, method=rssm.WorldModel.reward_logits),
+            self.bins,
         ).mean()
         imag_cont = jax.nn.sigmoid(
             wm.apply(frozen["world_model"], imag_feat, method=rssm.WorldModel.cont_logit)
@@ -293,18 +354,33 @@ class Dreamer:
         value_logits = self.critic.apply(params["critic"], imag_feat)
         slow_value = dist.TwoHot(self.critic.apply(state.slow_critic, imag_feat), self.bins).mean()
         imag_losses, return_norm, imag_returns, metrics = behavior.imagination_loss(
-            actor_dist, imag_actions, imag_reward, imag_cont, value_logits, slow_value,
-            self.bins, state.return_norm, cfg,
+            actor_dist,
+            imag_actions,
+            imag_reward,
+            imag_cont,
+            value_logits,
+            slow_value,
+            self.bins,
+            state.return_norm,
+            cfg,
         )
         losses.update({k: v.mean(1).reshape(B, T) for k, v in imag_losses.items()})
 
         # Critic on the replayed trajectory, bootstrapped from imagined returns.
         # Its gradient also shapes the representation (as in the reference).
         replay_value_logits = self.critic.apply(params["critic"], feat)
-        replay_slow_value = dist.TwoHot(self.critic.apply(state.slow_critic, feat), self.bins).mean()
+        replay_slow_value = dist.TwoHot(
+            self.critic.apply(state.slow_critic, feat), self.bins
+        ).mean()
         losses["repval"] = behavior.replay_value_loss(
-            data["is_last"], data["is_terminal"], data["reward"],
-            imag_returns[:, 0].reshape(B, T), replay_value_logits, replay_slow_value, self.bins, cfg,
+            data["is_last"],
+            data["is_terminal"],
+            data["reward"],
+            imag_returns[:, 0].reshape(B, T),
+            replay_value_logits,
+            replay_slow_value,
+            self.bins,
+            cfg,
         )
 
         scales = cfg.loss_scales

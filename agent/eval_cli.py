@@ -20,21 +20,32 @@ from dreamerbench.core.reader import PositiveInt, flag
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "eval", help="evaluate a run's newest checkpoint",
+        "eval",
+        help="evaluate a run's newest checkpoint",
         description="Play evaluation episodes with the newest complete checkpoint of LOGDIR (inference only); "
         "print the scores and store them in LOGDIR/evaluations/.",
     )
     parser.add_argument("logdir", metavar="LOGDIR", help="run directory of `dreamerbench train`")
-    parser.add_argument("--episodes", type=flag(PositiveInt, "--episodes"),
-                        help="episodes to play (default: the run's run.eval_episodes)")
-    parser.add_argument("--mode", type=flag(hint("run.eval_mode"), "--mode"),
-                        help="greedy (the policy's mode) or sample (default: the run's run.eval_mode)")
-    parser.add_argument("--video", action="store_true",
-                        help="also write the first episode as a GIF (tasks without images render their camera)")
+    parser.add_argument(
+        "--episodes",
+        type=flag(PositiveInt, "--episodes"),
+        help="episodes to play (default: the run's run.eval_episodes)",
+    )
+    parser.add_argument(
+        "--mode",
+        type=flag(hint("run.eval_mode"), "--mode"),
+        help="greedy (the policy's mode) or sample (default: the run's run.eval_mode)",
+    )
+    parser.add_argument(
+        "--video",
+        action="store_true",
+        help="also write the first episode as a GIF (tasks without images render their camera)",
+    )
     parser.set_defaults(func=run_eval)
 
     export = subparsers.add_parser(
-        "export", help="export a run's policy as plain arrays",
+        "export",
+        help="export a run's policy as plain arrays",
         description="Write the world model and actor of LOGDIR's newest complete checkpoint to OUT (.npz of "
         "plain arrays plus meta.json); load it with `agent.load_policy(OUT)`.",
     )
@@ -58,12 +69,25 @@ def run_eval(args: argparse.Namespace) -> int:
     agent = PackedDreamer(config, obs_space, act_space, [config.seed])
     agent.set_state([state])
     suite = get_suite(config.suite)
-    records, frames = evaluate(agent, suite, config.task, [config.seed], suite.resolve_protocol(config.env),
-                               episodes, mode == "greedy", video=args.video, render=True)
+    records, frames = evaluate(
+        agent,
+        suite,
+        config.task,
+        [config.seed],
+        suite.resolve_protocol(config.env),
+        episodes,
+        mode == "greedy",
+        video=args.video,
+        render=True,
+    )
     scores = [record["score"] for record in records[0]]
     result = {
-        "logdir": str(args.logdir), "checkpoint": ckpt.path.name, "step": step, "mode": mode,
-        "episodes": records[0], "mean_score": sum(scores) / len(scores),
+        "logdir": str(args.logdir),
+        "checkpoint": ckpt.path.name,
+        "step": step,
+        "mode": mode,
+        "episodes": records[0],
+        "mean_score": sum(scores) / len(scores),
     }
     out = Path(args.logdir).expanduser() / "evaluations" / f"step-{step:012d}-{mode}-{episodes}ep"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -79,5 +103,7 @@ def run_export(args: argparse.Namespace) -> int:
     from dreamerbench.agent.policy import export
 
     meta = export(args.logdir, args.out)
-    print(json.dumps({"out": str(args.out), "step": meta["step"], "checkpoint": meta["checkpoint"]}))
+    print(
+        json.dumps({"out": str(args.out), "step": meta["step"], "checkpoint": meta["checkpoint"]})
+    )
     return 0

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +22,15 @@ from dreamerbench.suites.vector import VectorEnv, eval_env_seed
 
 
 def evaluate(
-    agent: Any, suite: Suite, task: str, seeds: Sequence[int], protocol: Mapping[str, Any], episodes: int,
-    greedy: bool, video: bool = False, render: bool = False,
+    agent: Any,
+    suite: Suite,
+    task: str,
+    seeds: Sequence[int],
+    protocol: Mapping[str, Any],
+    episodes: int,
+    greedy: bool,
+    video: bool = False,
+    render: bool = False,
 ) -> tuple[list[list[dict[str, float]]], list[np.ndarray | None]]:
     """Play `episodes` episodes per run (one env per run, runs in lockstep).
 
@@ -36,7 +44,12 @@ def evaluate(
     frames: list[list[np.ndarray]] = [[] for _ in seeds]
     with contextlib.ExitStack() as stack:
         envs = [
-            stack.enter_context(VectorEnv([functools.partial(suite.make_env, task, eval_env_seed(seed), dict(protocol))], False))
+            stack.enter_context(
+                VectorEnv(
+                    [functools.partial(suite.make_env, task, eval_env_seed(seed), dict(protocol))],
+                    False,
+                )
+            )
             for seed in seeds
         ]
         space = envs[0].act_space

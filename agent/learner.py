@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import flax.serialization
 import jax
@@ -28,7 +29,9 @@ from dreamerbench.suites.base import Space
 class PackedDreamer:
     """DreamerV3 for `len(seeds)` runs of one config: policy, updates and host copies of the state."""
 
-    def __init__(self, config: Config, obs_space: Mapping[str, Space], act_space: Space, seeds: Sequence[int]):
+    def __init__(
+        self, config: Config, obs_space: Mapping[str, Space], act_space: Space, seeds: Sequence[int]
+    ):
         enable_compile_cache(config.run.compile_cache)
         dreamer = Dreamer(config, obs_space, act_space)
         self.runs = len(seeds)
@@ -37,12 +40,20 @@ class PackedDreamer:
         # Whole-run-axis arrays are built by one jitted call or in numpy: an eager
         # JAX op per parameter would compile once per distinct shape.
         self._run_keys = np.stack([np.asarray(jax.random.PRNGKey(seed)) for seed in seeds])
-        self._state = jax.jit(over_runs(lambda key: dreamer.init(jax.random.fold_in(key, 0)), self.runs))(self._run_keys)
-        self._policy = jax.jit(over_runs(_keyed(functools.partial(dreamer.policy_step, explore=True), 1), self.runs))
+        self._state = jax.jit(
+            over_runs(lambda key: dreamer.init(jax.random.fold_in(key, 0)), self.runs)
+        )(self._run_keys)
+        self._policy = jax.jit(
+            over_runs(_keyed(functools.partial(dreamer.policy_step, explore=True), 1), self.runs)
+        )
         self._train = jax.jit(over_runs(_keyed(dreamer.train_step, 2), self.runs), donate_argnums=0)
         # Evaluation and reports draw from key streams of their own, so they change nothing in training.
         self._eval_policies = {
-            greedy: jax.jit(over_runs(_keyed(functools.partial(dreamer.policy_step, explore=not greedy), 3), self.runs))
+            greedy: jax.jit(
+                over_runs(
+                    _keyed(functools.partial(dreamer.policy_step, explore=not greedy), 3), self.runs
+                )
+            )
             for greedy in (True, False)
         }
         self._openloop = jax.jit(over_runs(_keyed(dreamer.openloop, 4), self.runs))
@@ -56,16 +67,26 @@ class PackedDreamer:
         # float16 halves the memory of stored start states; deter lies in [-1, 1].
         self.step_specs = {"deter": ((deter,), np.float16), "stoch": ((stoch,), np.uint8)}
 
-    def act(self, obs: Sequence[Mapping[str, np.ndarray]], count: int) -> list[dict[str, np.ndarray]]:
+    def act(
+        self, obs: Sequence[Mapping[str, np.ndarray]], count: int
+    ) -> list[dict[str, np.ndarray]]:
         """Actions [envs, ...] and the posterior latents to store, per run; `count` = policy calls so far."""
         device_obs = _stack([{key: run_obs[key] for key in self._obs_keys} for run_obs in obs])
         self._carry, action, (deter, stoch) = self._policy(
-            self._state.params, self._carry, device_obs, self._run_keys, self._counts(count),
+            self._state.params,
+            self._carry,
+            device_obs,
+            self._run_keys,
+            self._counts(count),
         )
         action, deter, stoch = jax.device_get((action, deter, stoch))
-        return [{"action": action[i], "deter": deter[i], "stoch": stoch[i]} for i in range(self.runs)]
+        return [
+            {"action": action[i], "deter": deter[i], "stoch": stoch[i]} for i in range(self.runs)
+        ]
 
-    def eval_act(self, obs: Sequence[Mapping[str, np.ndarray]], count: int, greedy: bool) -> list[np.ndarray]:
+    def eval_act(
+        self, obs: Sequence[Mapping[str, np.ndarray]], count: int, greedy: bool
+    ) -> list[np.ndarray]:
         """Evaluation actions [envs, ...] per run, from a policy state apart from training's.
 
         `count` = evaluation policy calls so far in this evaluation (0 starts it: the state is
@@ -80,22 +101,38 @@ class PackedDreamer:
             )
         device_obs = _stack([{key: run_obs[key] for key in self._obs_keys} for run_obs in obs])
         self._eval_carry, action, _ = self._eval_policies[greedy](
-            self._state.params, self._eval_carry, device_obs, self._run_keys, self._counts(count),
+            self._state.params,
+            self._eval_carry,
+            device_obs,
+            self._run_keys,
+            self._counts(count),
         )
         action = jax.device_get(action)
         return [action[i] for i in range(self.runs)]
 
-    def report(self, replays: Sequence[Replay], count: int, sequences: int = 6) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+    def report(
+        self, replays: Sequence[Replay], count: int, sequences: int = 6
+    ) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
         """Open-loop predictions of the newest replayed windows, per run: :meth:`dreamerbench.agent.dreamer.Dreamer.openloop`'s
         {"image": (true, pred) uint8 [B, T, H, W, C], "vector": (true, pred) [B, T, D]}, B <= `sequences`."""
         windows = [replay.latest(sequences) for replay in replays]
         shortest = min(len(w["is_first"]) for w in windows)
         batch = _stack([{k: v[:shortest] for k, v in w.items()} for w in windows])
-        out = jax.device_get(self._openloop(self._state.params, batch, self._run_keys, self._counts(count)))
-        return [{kind: (true[i], pred[i]) for kind, (true, pred) in out.items()} for i in range(self.runs)]
+        out = jax.device_get(
+            self._openloop(self._state.params, batch, self._run_keys, self._counts(count))
+        )
+        return [
+            {kind: (true[i], pred[i]) for kind, (true, pred) in out.items()}
+            for i in range(self.runs)
+        ]
 
-    def learn(self, replays: Sequence[Replay], count: int, updates: int,
-              stop: threading.Event | None = None) -> list[list[dict[str, float]]]:
+    def learn(
+        self,
+        replays: Sequence[Replay],
+        count: int,
+        updates: int,
+        stop: threading.Event | None = None,
+    ) -> list[list[dict[str, float]]]:
         """`updates` train steps of every run (`count` = updates so far); metrics per run, per update.
 
         Once `stop` is set no further update starts (fewer come back), so a stop
@@ -112,13 +149,17 @@ class PackedDreamer:
             if stop is not None and stop.is_set():
                 break
             arrays, sampled = batch
-            self._state, out = self._train(self._state, arrays, self._run_keys, self._counts(count + index))
+            self._state, out = self._train(
+                self._state, arrays, self._run_keys, self._counts(count + index)
+            )
             if index + 1 < updates:
                 batch = self._sample(replays)
             metrics, (deter, stoch) = jax.device_get((out.metrics, (out.deter, out.stoch)))
             for run, (replay, (envs, starts)) in enumerate(zip(replays, sampled)):
                 replay.update_latents(envs, starts, {"deter": deter[run], "stoch": stoch[run]})
-                metrics_per_run[run].append({name: float(value[run]) for name, value in metrics.items()})
+                metrics_per_run[run].append(
+                    {name: float(value[run]) for name, value in metrics.items()}
+                )
         return metrics_per_run
 
     def get_state(self) -> list[bytes]:

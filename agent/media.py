@@ -8,8 +8,8 @@ directory (``agent/rundir.py``) decides where files go.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -30,7 +30,9 @@ def write_video(path: Path, frames: np.ndarray, fps: float = 20.0) -> Path:
 
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or not len(frames):
-        raise ValueError(f"video frames have shape {frames.shape} and dtype {frames.dtype}; expected [T>0, H, W, 3] uint8")
+        raise ValueError(
+            f"video frames have shape {frames.shape} and dtype {frames.dtype}; expected [T>0, H, W, 3] uint8"
+        )
     path = Path(path)
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,6 +108,8 @@ def openloop_grid(true: np.ndarray, pred: np.ndarray, context: int) -> np.ndarra
     video = np.concatenate([true, pred, error], 2)  # [B, T, 3H, W, 3]
     B, T, H, W, _ = video.shape
     border = np.where((np.arange(T) < context)[:, None], CONTEXT_COLOR, OPENLOOP_COLOR)  # [T, 3]
-    framed = np.broadcast_to(border[None, :, None, None, :], (B, T, H + 4, W + 4, 3)).copy()  # H here is 3 H
+    framed = np.broadcast_to(
+        border[None, :, None, None, :], (B, T, H + 4, W + 4, 3)
+    ).copy()  # H here is 3 H
     framed[:, :, 2:-2, 2:-2] = video
     return framed.transpose(1, 2, 0, 3, 4).reshape(T, H + 4, B * (W + 4), 3)

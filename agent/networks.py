@@ -9,7 +9,7 @@ diagonal kernels [g, i, o] too: g * i), as `Initializer('trunc_normal')` and
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -32,7 +32,9 @@ def fan_in_init(outscale: float = 1.0):
     """
     if outscale == 0.0:
         return nn.initializers.zeros
-    return nn.initializers.variance_scaling(outscale**2, "fan_in", "truncated_normal", in_axis=-2, out_axis=-1)
+    return nn.initializers.variance_scaling(
+        outscale**2, "fan_in", "truncated_normal", in_axis=-2, out_axis=-1
+    )
 
 
 class Linear(nn.Module):
@@ -81,10 +83,17 @@ class BlockLinear(nn.Module):
         shape = (g, x.shape[-1] // g, self.units // g)
         kernel = self.param("kernel", fan_in_init(), shape, f32)
         bias = self.param("bias", nn.initializers.zeros, (self.units,), f32).astype(self.dtype)
-        y = block_matmul(x.astype(self.dtype), kernel.astype(self.dtype), blocks_first_out=bool(blocks_first_parts))
+        y = block_matmul(
+            x.astype(self.dtype),
+            kernel.astype(self.dtype),
+            blocks_first_out=bool(blocks_first_parts),
+        )
         if not blocks_first_parts:
             return y + bias
-        parts = zip(jnp.split(y, blocks_first_parts, -1), jnp.split(bias.reshape(g, 1, -1), blocks_first_parts, -1))
+        parts = zip(
+            jnp.split(y, blocks_first_parts, -1),
+            jnp.split(bias.reshape(g, 1, -1), blocks_first_parts, -1),
+        )
         return [part + part_bias for part, part_bias in parts]
 
 
@@ -106,8 +115,12 @@ class SharedBlockLinear(nn.Module):
         shape = (g, own_size + shared_size, self.units // g)
         kernel = self.param("kernel", fan_in_init(), shape, f32).astype(self.dtype)
         bias = self.param("bias", nn.initializers.zeros, (self.units,), f32)
-        own = block_matmul(grouped.reshape(*grouped.shape[:-2], -1).astype(self.dtype), kernel[:, :own_size])
-        common = shared.astype(self.dtype) @ kernel[:, own_size:].transpose(1, 0, 2).reshape(shared_size, self.units)
+        own = block_matmul(
+            grouped.reshape(*grouped.shape[:-2], -1).astype(self.dtype), kernel[:, :own_size]
+        )
+        common = shared.astype(self.dtype) @ kernel[:, own_size:].transpose(1, 0, 2).reshape(
+            shared_size, self.units
+        )
         return own + common + bias.astype(self.dtype)
 
 
@@ -120,11 +133,15 @@ class TwoInputLinear(nn.Module):
     dtype: jnp.dtype = f32
 
     def setup(self):
-        self.kernel = self.param("kernel", fan_in_init(), (self.a_size + self.b_size, self.units), f32)
+        self.kernel = self.param(
+            "kernel", fan_in_init(), (self.a_size + self.b_size, self.units), f32
+        )
         self.bias = self.param("bias", nn.initializers.zeros, (self.units,), f32)
 
     def project_b(self, b):
-        return b.astype(self.dtype) @ self.kernel[self.a_size :].astype(self.dtype) + self.bias.astype(self.dtype)
+        return b.astype(self.dtype) @ self.kernel[self.a_size :].astype(
+            self.dtype
+        ) + self.bias.astype(self.dtype)
 
     def __call__(self, a, b_projected):
         return a.astype(self.dtype) @ self.kernel[: self.a_size].astype(self.dtype) + b_projected
@@ -192,12 +209,17 @@ class Conv(nn.Module):
     @nn.compact
     def __call__(self, x):
         k = self.kernel
-        w = self.param("kernel", fan_in_init(self.outscale), (k, k, x.shape[-1], self.features), f32)
+        w = self.param(
+            "kernel", fan_in_init(self.outscale), (k, k, x.shape[-1], self.features), f32
+        )
         b = self.param("bias", nn.initializers.zeros, (self.features,), f32)
         if self.upsample:
             return upsample_conv(x.astype(self.dtype), w.astype(self.dtype)) + b.astype(self.dtype)
         y = jax.lax.conv_general_dilated(
-            x.astype(self.dtype), w.astype(self.dtype), (1, 1), "SAME",
+            x.astype(self.dtype),
+            w.astype(self.dtype),
+            (1, 1),
+            "SAME",
             dimension_numbers=("NHWC", "HWIO", "NHWC"),
         )
         return y + b.astype(self.dtype)
@@ -232,8 +254,12 @@ def upsample_conv(x, w):
     k, _, i, o = w.shape
     taps = jnp.asarray(phase_taps(k), w.dtype)
     kernel_size = taps.shape[1]
-    phases = jnp.einsum("ayd,bxe,deio->yxiabo", taps, taps, w).reshape(kernel_size, kernel_size, i, 4 * o)
-    y = jax.lax.conv_general_dilated(x, phases, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    phases = jnp.einsum("ayd,bxe,deio->yxiabo", taps, taps, w).reshape(
+        kernel_size, kernel_size, i, 4 * o
+    )
+    y = jax.lax.conv_general_dilated(
+        x, phases, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
     return y.reshape(n, h, wd, 2, 2, o).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * wd, o)
 
 
@@ -320,7 +346,9 @@ class Decoder(nn.Module):
         if self.vector_sizes:
             x = jnp.concatenate([stoch_flat.astype(self.dtype), deter.astype(self.dtype)], -1)
             x = MLP(self.layers, self.units, self.eps, self.dtype)(x)
-            out["vector"] = jnp.concatenate([f32(Linear(size, self.dtype)(x)) for size in self.vector_sizes], -1)
+            out["vector"] = jnp.concatenate(
+                [f32(Linear(size, self.dtype)(x)) for size in self.vector_sizes], -1
+            )
         if self.image_shape:
             out["image"] = self._image(deter, stoch_flat, lead)
         return out

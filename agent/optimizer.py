@@ -39,7 +39,10 @@ def _debiased_ema(decay: float, transform) -> optax.GradientTransformation:
     """EMA m = decay m + (1 - decay) f(u), returned as (u, m / (1 - decay^t))."""
 
     def init(params):
-        return MomentState(jnp.zeros((), jnp.int32), jax.tree_util.tree_map(lambda p: jnp.zeros_like(p, f32), params))
+        return MomentState(
+            jnp.zeros((), jnp.int32),
+            jax.tree_util.tree_map(lambda p: jnp.zeros_like(p, f32), params),
+        )
 
     def update(updates, state, params=None):
         count = optax.safe_int32_increment(state.count)
@@ -71,10 +74,14 @@ def scale_by_momentum(decay: float) -> optax.GradientTransformation:
 
 
 def make_optimizer(cfg: OptimizerConfig) -> optax.GradientTransformation:
-    schedule = optax.join_schedules(
-        [optax.linear_schedule(0.0, cfg.lr, cfg.warmup), optax.constant_schedule(cfg.lr)],
-        [cfg.warmup],
-    ) if cfg.warmup else optax.constant_schedule(cfg.lr)
+    schedule = (
+        optax.join_schedules(
+            [optax.linear_schedule(0.0, cfg.lr, cfg.warmup), optax.constant_schedule(cfg.lr)],
+            [cfg.warmup],
+        )
+        if cfg.warmup
+        else optax.constant_schedule(cfg.lr)
+    )
     return optax.chain(
         clip_by_agc(cfg.agc, cfg.agc_pmin),
         scale_by_rms(cfg.beta2, cfg.eps),

@@ -19,8 +19,9 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -42,19 +43,23 @@ def newest_state(logdir: str | Path) -> tuple[Config, Any, bytes, int]:
     readable checkpoint; a damaged newest checkpoint falls back to an older one with the
     trainer's warning naming the bad file (:func:`dreamerbench.agent.rundir.load_newest`).
     """
-    from dreamerbench.core import checkpoint
     from dreamerbench.agent.rundir import RunDir, load_newest, read_config
+    from dreamerbench.core import checkpoint
 
     logdir = Path(logdir).expanduser()
     config_path = logdir / "config.yaml"
     if not config_path.is_file():
-        raise refuse("LOGDIR", str(logdir), "a run directory of `dreamerbench train` (it has no config.yaml)")
+        raise refuse(
+            "LOGDIR", str(logdir), "a run directory of `dreamerbench train` (it has no config.yaml)"
+        )
     config = validate(from_dict(read_config(config_path)))
     problems: list[str] = []
     loaded = load_newest(RunDir(logdir).checkpoints(), checkpoint.load_state, problems)
     if loaded is None:
         reason = problems[-1] if problems else "it has no complete checkpoint yet"
-        raise refuse("LOGDIR", str(logdir), f"a run directory with a readable checkpoint ({reason})")
+        raise refuse(
+            "LOGDIR", str(logdir), f"a run directory with a readable checkpoint ({reason})"
+        )
     ckpt, state, _ = loaded
     return config, ckpt, state, ckpt.step
 
@@ -65,7 +70,9 @@ def env_spaces(config: Config) -> tuple[dict[str, Space], Space]:
     from dreamerbench.suites.vector import eval_env_seed
 
     suite = get_suite(config.suite)
-    env = suite.make_env(config.task, eval_env_seed(config.seed), suite.resolve_protocol(config.env))
+    env = suite.make_env(
+        config.task, eval_env_seed(config.seed), suite.resolve_protocol(config.env)
+    )
     try:
         return dict(env.obs_space), env.act_space
     finally:
@@ -86,10 +93,16 @@ def export(logdir: str | Path, out: str | Path) -> dict[str, Any]:
     obs_space, act_space = env_spaces(config)
     tree = flax.serialization.msgpack_restore(state)
     params = {part: tree["params"][part] for part in PARTS}
-    arrays = {key: np.asarray(value) for key, value in traverse_util.flatten_dict(params, sep="/").items()}
+    arrays = {
+        key: np.asarray(value) for key, value in traverse_util.flatten_dict(params, sep="/").items()
+    }
     meta = {
-        "format": FORMAT, "config": to_dict(config), "step": step, "checkpoint": ckpt.path.name,
-        "obs_space": {k: _space_dict(s) for k, s in obs_space.items()}, "act_space": _space_dict(act_space),
+        "format": FORMAT,
+        "config": to_dict(config),
+        "step": step,
+        "checkpoint": ckpt.path.name,
+        "obs_space": {k: _space_dict(s) for k, s in obs_space.items()},
+        "act_space": _space_dict(act_space),
     }
     arrays[META] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     buffer = io.BytesIO()
@@ -99,7 +112,9 @@ def export(logdir: str | Path, out: str | Path) -> dict[str, Any]:
             out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out, buffer.getvalue())  # its temporary file goes if the write fails
     except OSError as error:  # a full disk is DiskFull already
-        raise StorageError(f"cannot write {out} ({error.strerror or error}); choose another OUT") from None
+        raise StorageError(
+            f"cannot write {out} ({error.strerror or error}); choose another OUT"
+        ) from None
     return meta
 
 
@@ -126,7 +141,9 @@ class Policy:
     else a sample drawn with the key in `state` (seeded by :meth:`initial_state`).
     """
 
-    def __init__(self, config: Config, obs_space: Mapping[str, Space], act_space: Space, params: dict):
+    def __init__(
+        self, config: Config, obs_space: Mapping[str, Space], act_space: Space, params: dict
+    ):
         import jax
 
         from dreamerbench.agent.dreamer import Dreamer
@@ -135,7 +152,9 @@ class Policy:
         self.dreamer = Dreamer(config, obs_space, act_space)
         self.params = jax.device_put(params)
         self._steps = {
-            greedy: jax.jit(lambda p, c, o, k, g=greedy: self.dreamer.policy_step(p, c, o, k, explore=not g))
+            greedy: jax.jit(
+                lambda p, c, o, k, g=greedy: self.dreamer.policy_step(p, c, o, k, explore=not g)
+            )
             for greedy in (True, False)
         }
 
@@ -145,7 +164,12 @@ class Policy:
 
         return self.dreamer.initial_carry(1), jax.random.PRNGKey(seed)
 
-    def act(self, obs: Mapping[str, np.ndarray], state: tuple[Any, Any] | None = None, greedy: bool = True):
+    def act(
+        self,
+        obs: Mapping[str, np.ndarray],
+        state: tuple[Any, Any] | None = None,
+        greedy: bool = True,
+    ):
         """One step: (action, new state); see the class doc."""
         import jax
 
@@ -153,11 +177,15 @@ class Policy:
         carry, key = self.initial_state() if first else state
         missing = sorted(set(self.obs_space) - set(obs))
         if missing:
-            raise ValueError(f"obs lacks the keys {', '.join(missing)}; the policy needs {', '.join(sorted(self.obs_space))}")
+            raise ValueError(
+                f"obs lacks the keys {', '.join(missing)}; the policy needs {', '.join(sorted(self.obs_space))}"
+            )
         for k, space in self.obs_space.items():
             if np.shape(obs[k]) != tuple(space.shape):
-                raise ValueError(f"obs[{k!r}] has shape {tuple(np.shape(obs[k]))}; the policy needs shape "
-                                 f"{tuple(space.shape)} (one env's observation, no batch axis)")
+                raise ValueError(
+                    f"obs[{k!r}] has shape {tuple(np.shape(obs[k]))}; the policy needs shape "
+                    f"{tuple(space.shape)} (one env's observation, no batch axis)"
+                )
         batch = {k: np.asarray(obs[k], self.obs_space[k].dtype)[None] for k in self.obs_space}
         batch["is_first"] = np.asarray([obs.get("is_first", first)], bool)
         key, step_key = jax.random.split(key)
@@ -174,9 +202,13 @@ def load_policy(path: str | Path) -> Policy:
             arrays = {key: data[key] for key in data.files}
         meta = json.loads(bytes(arrays.pop(META)).decode())
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        raise refuse("policy", str(path), f"a policy file written by `dreamerbench export` ({error})") from None
+        raise refuse(
+            "policy", str(path), f"a policy file written by `dreamerbench export` ({error})"
+        ) from None
     if meta.get("format") != FORMAT:
-        raise refuse("policy", str(path), f"a file of format {FORMAT} (it says {meta.get('format')!r})")
+        raise refuse(
+            "policy", str(path), f"a file of format {FORMAT} (it says {meta.get('format')!r})"
+        )
     from flax import traverse_util
 
     params = traverse_util.unflatten_dict({tuple(k.split("/")): v for k, v in arrays.items()})
@@ -193,11 +225,19 @@ def _space_dict(space: Space) -> dict[str, Any]:
             return None
         return float(bound) if np.ndim(bound) == 0 else np.asarray(bound, np.float64).tolist()
 
-    return {"dtype": np.dtype(space.dtype).name, "shape": list(space.shape), "low": plain(space.low), "high": plain(space.high)}
+    return {
+        "dtype": np.dtype(space.dtype).name,
+        "shape": list(space.shape),
+        "low": plain(space.low),
+        "high": plain(space.high),
+    }
 
 
 def _space(data: Mapping[str, Any]) -> Space:
     low, high = data["low"], data["high"]
-    return Space(np.dtype(data["dtype"]).type, tuple(data["shape"]),
-                 np.asarray(low, np.float32) if isinstance(low, list) else low,
-                 np.asarray(high, np.float32) if isinstance(high, list) else high)
+    return Space(
+        np.dtype(data["dtype"]).type,
+        tuple(data["shape"]),
+        np.asarray(low, np.float32) if isinstance(low, list) else low,
+        np.asarray(high, np.float32) if isinstance(high, list) else high,
+    )

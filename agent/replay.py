@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -39,7 +39,10 @@ class Replay:
         self.online = online
         self.rng = np.random.default_rng(seed)
         self.size = min(self.capacity, max(initial_size, length))
-        self.data = {k: np.zeros((num_envs, self.size, *shape), dtype) for k, (shape, dtype) in self.specs.items()}
+        self.data = {
+            k: np.zeros((num_envs, self.size, *shape), dtype)
+            for k, (shape, dtype) in self.specs.items()
+        }
         self.count = np.zeros(num_envs, np.int64)  # steps ever added, per env
         self.queue: deque[tuple[int, int]] = deque()
 
@@ -56,7 +59,9 @@ class Replay:
             array[envs, positions] = step[key]
         self.count += 1
         if self.online:
-            for env in envs[(self.count >= self.length) & ((self.count - self.length) % self.length == 0)]:
+            for env in envs[
+                (self.count >= self.length) & ((self.count - self.length) % self.length == 0)
+            ]:
                 self.queue.append((int(env), int(self.count[env] - self.length)))
 
     def _grow(self) -> None:
@@ -94,7 +99,9 @@ class Replay:
         rest = batch_size - taken
         if rest:
             envs[taken:] = self.rng.choice(self.num_envs, rest, p=counts / counts.sum())
-            starts[taken:] = first[envs[taken:]] + (self.rng.random(rest) * counts[envs[taken:]]).astype(np.int64)
+            starts[taken:] = first[envs[taken:]] + (
+                self.rng.random(rest) * counts[envs[taken:]]
+            ).astype(np.int64)
         positions = (starts[:, None] + np.arange(self.length)) % self.size
         batch = {key: array[envs[:, None], positions] for key, array in self.data.items()}
         return batch, envs, starts
@@ -129,7 +136,10 @@ class Replay:
     def state_dict(self) -> dict[str, np.ndarray]:
         """Plain arrays only (no pickles), oldest step first per env."""
         stored = int(np.minimum(self.count, self.size).max())
-        state = {"count": self.count.copy(), "queue": np.array(list(self.queue), np.int64).reshape(-1, 2)}
+        state = {
+            "count": self.count.copy(),
+            "queue": np.array(list(self.queue), np.int64).reshape(-1, 2),
+        }
         order = (np.maximum(0, self.count - self.size)[:, None] + np.arange(stored)) % self.size
         envs = np.arange(self.num_envs)[:, None]
         for key, array in self.data.items():

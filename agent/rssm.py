@@ -7,7 +7,8 @@ the actor-critic are concat(deter, flat(stoch)).
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -15,7 +16,16 @@ import jax.numpy as jnp
 
 from dreamerbench.agent import distributions as dist
 from dreamerbench.agent.networks import (
-    MLP, BlockLinear, Decoder, Dense, Encoder, Linear, RMSNorm, SharedBlockLinear, TwoInputLinear, token_size,
+    MLP,
+    BlockLinear,
+    Decoder,
+    Dense,
+    Encoder,
+    Linear,
+    RMSNorm,
+    SharedBlockLinear,
+    TwoInputLinear,
+    token_size,
 )
 
 f32 = jnp.float32
@@ -60,12 +70,23 @@ class WorldModel(nn.Module):
     def setup(self):
         cnn = dict(depth=self.depth, mults=tuple(self.mults), kernel=self.kernel)
         self.encoder = Encoder(
-            tuple(self.image_keys), tuple(self.vector_keys), units=self.units,
-            layers=self.mlp_layers, eps=self.eps, dtype=self.dtype, **cnn,
+            tuple(self.image_keys),
+            tuple(self.vector_keys),
+            units=self.units,
+            layers=self.mlp_layers,
+            eps=self.eps,
+            dtype=self.dtype,
+            **cnn,
         )
         self.decoder = Decoder(
-            self.image_shape, tuple(self.vector_sizes), units=self.units, layers=self.mlp_layers,
-            blocks=self.decoder_blocks, eps=self.eps, dtype=self.dtype, **cnn,
+            self.image_shape,
+            tuple(self.vector_sizes),
+            units=self.units,
+            layers=self.mlp_layers,
+            blocks=self.decoder_blocks,
+            eps=self.eps,
+            dtype=self.dtype,
+            **cnn,
         )
         dense = lambda units: Dense(units, self.eps, self.dtype)
         self.dyn_in_deter = dense(self.hidden)
@@ -143,8 +164,11 @@ class WorldModel(nn.Module):
         latent = Latent(deter, stoch)
         feat = features(latent)
         return (
-            self.post_logits(deter, self.project_tokens(tokens)), self.prior_logits(deter), self.decode(latent),
-            self.reward_logits(feat), self.cont_logit(feat),
+            self.post_logits(deter, self.project_tokens(tokens)),
+            self.prior_logits(deter),
+            self.decode(latent),
+            self.reward_logits(feat),
+            self.cont_logit(feat),
         )
 
 
@@ -153,7 +177,9 @@ def latent_dist(logits, unimix):
     return dist.mix_uniform(logits, unimix)
 
 
-def observe_step(model: WorldModel, params, latent: Latent, action, token_proj, is_first, key, unimix):
+def observe_step(
+    model: WorldModel, params, latent: Latent, action, token_proj, is_first, key, unimix
+):
     """Posterior step. Episode starts zero the previous state and action.
 
     Shapes: latent [N, ...], action [N, A], token_proj [N, hidden] (from
@@ -165,7 +191,9 @@ def observe_step(model: WorldModel, params, latent: Latent, action, token_proj, 
     stoch = latent.stoch * keep[..., None].astype(latent.stoch.dtype)
     action = action * keep.astype(action.dtype)
     deter = model.apply(params, deter, stoch, action, method=WorldModel.core)
-    logp = latent_dist(model.apply(params, deter, token_proj, method=WorldModel.post_logits), unimix)
+    logp = latent_dist(
+        model.apply(params, deter, token_proj, method=WorldModel.post_logits), unimix
+    )
     stoch = dist.sample_onehot(key, logp).astype(deter.dtype)
     return Latent(deter, stoch), logp
 
@@ -197,10 +225,13 @@ def imagine(model, params, policy_fn, start: Latent, horizon: int, key, unimix):
     policy outputs they were sampled from, [N, horizon, ...] (no action is
     taken in the last one).
     """
+
     def step(latent, step_key):
         act_key, stoch_key = jax.random.split(step_key)
         action, action_input, policy_out = policy_fn(latent, act_key)
-        deter = model.apply(params, latent.deter, latent.stoch, action_input, method=WorldModel.core)
+        deter = model.apply(
+            params, latent.deter, latent.stoch, action_input, method=WorldModel.core
+        )
         logp = latent_dist(model.apply(params, deter, method=WorldModel.prior_logits), unimix)
         stoch = dist.sample_onehot(stoch_key, logp).astype(deter.dtype)
         return Latent(deter, stoch), (features(latent), action, policy_out)

@@ -35,19 +35,27 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import yaml
 
+from dreamerbench.agent.config import Config, ConfigError, flatten, to_dict
+from dreamerbench.agent.media import write_video
 from dreamerbench.core import checkpoint
 from dreamerbench.core.checkpoint import Checkpoint, CheckpointError
-from dreamerbench.agent.config import Config, ConfigError, flatten, to_dict
-from dreamerbench.core.files import FileLock, StorageError, atomic_write_bytes, atomic_write_text, writing
-from dreamerbench.agent.media import write_video
+from dreamerbench.core.files import (
+    FileLock,
+    StorageError,
+    atomic_write_bytes,
+    atomic_write_text,
+    writing,
+)
 from dreamerbench.core.records import LOGS, last_record, media_files, media_step, read_records
+
 
 class LogdirBusy(StorageError):
     """Another process trains the run in this logdir."""
@@ -82,7 +90,9 @@ def read_config(path: str | Path) -> dict[str, Any]:
         flatten(data)  # nested keys must be mappings of names too
     except (yaml.YAMLError, AttributeError, TypeError, UnicodeDecodeError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ConfigError(f"{path} is not a readable config ({reason}); restore it, or use a new logdir") from None
+        raise ConfigError(
+            f"{path} is not a readable config ({reason}); restore it, or use a new logdir"
+        ) from None
     return data
 
 
@@ -104,9 +114,11 @@ class RunDir:
         self._lock = FileLock(self.logdir / ".lock")
         self._files: dict[str, Any] = {}
         self._last_ms = {name: 0 for name in LOGS}
-        self._saved: tuple[int, dict[str, int]] | None = None  # (step, file sizes) of this session's last save
+        self._saved: tuple[int, dict[str, int]] | None = (
+            None  # (step, file sizes) of this session's last save
+        )
 
-    def __enter__(self) -> "RunDir":
+    def __enter__(self) -> RunDir:
         with writing(self.logdir):
             self.logdir.mkdir(parents=True, exist_ok=True)
             if not self._lock.acquire():
@@ -136,7 +148,8 @@ class RunDir:
         previous = flatten(read_config(path))
         current = flatten(to_dict(config))
         changed = sorted(
-            key for key in set(previous) | set(current)
+            key
+            for key in set(previous) | set(current)
             if previous.get(key) != current.get(key) and not key.startswith("run.")
         )
         if changed:
@@ -146,7 +159,9 @@ class RunDir:
             )
 
     def write_config(self, config: Config) -> None:
-        atomic_write_text(self.logdir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
+        atomic_write_text(
+            self.logdir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False)
+        )
 
     def finished_summary(self, budget: int) -> dict[str, Any] | None:
         """The summary of a run that reached `budget` steps before; None otherwise."""
@@ -157,7 +172,9 @@ class RunDir:
             summary = json.loads(path.read_text())
             return summary if summary["steps"] >= budget else None
         except (ValueError, KeyError, TypeError):
-            _warn(f"{path} is damaged; the run resumes from its last checkpoint and writes it again")
+            _warn(
+                f"{path} is damaged; the run resumes from its last checkpoint and writes it again"
+            )
             return None
 
     # ------------------------------------------------------------- checkpoints
@@ -190,7 +207,9 @@ class RunDir:
             size = path.stat().st_size if path.exists() else 0
             covered = saved["file_sizes"].get(name, 0)  # files newer than the checkpoint: 0
             if size < covered:
-                raise CheckpointError(f"{path} has {size} bytes but checkpoint {ckpt.path.name} covers {covered}")
+                raise CheckpointError(
+                    f"{path} has {size} bytes but checkpoint {ckpt.path.name} covers {covered}"
+                )
 
     def resume(self, ckpt: Checkpoint, saved: Mapping[str, Any]) -> Counters:
         """Continue from `ckpt` (loaded by :meth:`load`): cut the JSONL files back to it,
@@ -199,7 +218,9 @@ class RunDir:
         for later in checkpoint.complete(self.checkpoint_dir):
             if later > ckpt:
                 checkpoint.remove(later)
-        (self.logdir / "summary.json").unlink(missing_ok=True)  # a longer budget: not finished any more
+        (self.logdir / "summary.json").unlink(
+            missing_ok=True
+        )  # a longer budget: not finished any more
         for name, path in self.paths.items():
             with open(path, "a+b") as file:  # load() checked that no file is shorter
                 file.truncate(saved["file_sizes"].get(name, 0))
@@ -227,9 +248,17 @@ class RunDir:
             for name, path in self.paths.items():
                 last = last_record(path)
                 self._last_ms[name] = int(last.get("time_ms", 0)) if last else 0
-                self._files[name] = open(path, "a", buffering=1)  # line-buffered: readable while training
+                self._files[name] = open(
+                    path, "a", buffering=1
+                )  # line-buffered: readable while training
 
-    def save(self, state: bytes, replay: Mapping[str, np.ndarray], counters: Counters, pack: Sequence[int]) -> None:
+    def save(
+        self,
+        state: bytes,
+        replay: Mapping[str, np.ndarray],
+        counters: Counters,
+        pack: Sequence[int],
+    ) -> None:
         """Checkpoint the run: agent state (bytes), replay, counters, and the JSONL sizes written so far (fsynced first).
 
         Nothing is written if neither the step nor a file changed since this session's last save.
@@ -241,8 +270,13 @@ class RunDir:
         sizes = {name: self.paths[name].stat().st_size for name in LOGS}
         if self._saved == (counters.steps, sizes):
             return
-        saved = {"counters": dataclasses.asdict(counters), "episodes": self.episodes, "evals": self.evals,
-                 "file_sizes": sizes, "pack": list(pack)}
+        saved = {
+            "counters": dataclasses.asdict(counters),
+            "episodes": self.episodes,
+            "evals": self.evals,
+            "file_sizes": sizes,
+            "pack": list(pack),
+        }
         checkpoint.save(self.checkpoint_dir, counters.steps, state, replay, saved)
         self._saved = (counters.steps, sizes)
 
@@ -281,8 +315,11 @@ class RunDir:
         """The run's summary from every episode on disk (not only this session's); written if `finished`."""
         scores = [record["score"] for _, record in read_records(self.paths["episodes"])]
         summary = {
-            "steps": counters.steps, "updates": counters.updates, "episodes": len(scores),
-            "finished": finished, "last_score": scores[-1] if scores else None,
+            "steps": counters.steps,
+            "updates": counters.updates,
+            "episodes": len(scores),
+            "finished": finished,
+            "last_score": scores[-1] if scores else None,
             "mean_score_last_10": float(np.mean(scores[-10:])) if scores else None,
         }
         if finished:
@@ -290,8 +327,11 @@ class RunDir:
         return summary
 
 
-def load_pack(dirs: Sequence[RunDir], seeds: Sequence[int], arrays: bool = True,
-              ) -> list[tuple[Checkpoint, bytes, dict, dict]] | None:
+def load_pack(
+    dirs: Sequence[RunDir],
+    seeds: Sequence[int],
+    arrays: bool = True,
+) -> list[tuple[Checkpoint, bytes, dict, dict]] | None:
     """The newest checkpoint step that every run of a pack holds and can read, loaded for each run
     as (checkpoint, state bytes, replay arrays, saved counters); None for a fresh start. With
     `arrays` False the checkpoints are only checked (:meth:`RunDir.verify`: state and replay None).
@@ -306,28 +346,39 @@ def load_pack(dirs: Sequence[RunDir], seeds: Sequence[int], arrays: bool = True,
     """
     held = [run.checkpoints() for run in dirs]  # newest first
     # A checkpoint saved by a pack without all of `seeds`: its run trained on apart from the others.
-    apart = max((c.step for h in held for c in h if not set(seeds) <= set(_pack(c) or seeds)), default=-1)
+    apart = max(
+        (c.step for h in held for c in h if not set(seeds) <= set(_pack(c) or seeds)), default=-1
+    )
     problems: list[str] = []
     common = set.intersection(*({c.step for c in h} for h in held))
     for step in sorted((step for step in common if step >= apart), reverse=True):
-        loaded = [load_newest([c for c in h if c.step == step], run.load if arrays else run.verify, problems)
-                  for run, h in zip(dirs, held)]
+        loaded = [
+            load_newest(
+                [c for c in h if c.step == step], run.load if arrays else run.verify, problems
+            )
+            for run, h in zip(dirs, held)
+        ]
         if all(loaded):
             return loaded
     if not any(held) or _first_save_cut_short(held, seeds):
         return None
     if problems:
         where = dirs[0].checkpoint_dir if len(dirs) == 1 else "the runs' checkpoint directories"
-        raise CheckpointError(f"no checkpoint can be read ({problems[-1]}); to start afresh, move {where} away")
-    found = ", ".join(f"{run.logdir}: {sorted(c.step for c in h) or 'none'}" for run, h in zip(dirs, held))
+        raise CheckpointError(
+            f"no checkpoint can be read ({problems[-1]}); to start afresh, move {where} away"
+        )
+    found = ", ".join(
+        f"{run.logdir}: {sorted(c.step for c in h) or 'none'}" for run, h in zip(dirs, held)
+    )
     raise ConfigError(
         f"packed runs hold checkpoints at no common step ({found}); resume them one per process "
         "(--seeds-per-process 1) or use new logdirs"
     )
 
 
-def load_newest(candidates: Sequence[Checkpoint], load: Callable[[Checkpoint], tuple],
-                problems: list[str]) -> tuple | None:
+def load_newest(
+    candidates: Sequence[Checkpoint], load: Callable[[Checkpoint], tuple], problems: list[str]
+) -> tuple | None:
     """``(ckpt, *load(ckpt))`` for the first of `candidates` (newest first) that `load` reads; None if none.
 
     Each one that raises CheckpointError is skipped with a warning naming the bad file

@@ -20,7 +20,9 @@ def random_batch(agent, batch: int, length: int, seed: int = 0) -> dict[str, np.
         else:
             phase = rng.random((batch, 1, 1))
             steps = np.arange(T)[None, :, None]
-            out[key] = np.sin(0.3 * steps + 6 * phase + np.arange(space.shape[0])).astype(np.float32)
+            out[key] = np.sin(0.3 * steps + 6 * phase + np.arange(space.shape[0])).astype(
+                np.float32
+            )
     if agent.discrete:
         out["action"] = rng.integers(0, agent.action_size, (batch, T)).astype(np.int32)
     else:

@@ -30,13 +30,21 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
-from dreamerbench.agent.config import Config, ConfigError, apply_overrides, flatten, to_dict, validate
+from dreamerbench.agent.config import (
+    Config,
+    ConfigError,
+    apply_overrides,
+    flatten,
+    to_dict,
+    validate,
+)
 from dreamerbench.agent.evaluation import clip_action
 from dreamerbench.agent.media import image_key, openloop_grid, openloop_plot, rgb
 from dreamerbench.agent.replay import Replay
@@ -55,21 +63,32 @@ class Agent(Protocol):
     step_specs: Mapping[str, tuple[tuple[int, ...], Any]]
     """Per-step outputs of :meth:`act` (besides ``action``) that replay stores: name -> (shape, dtype)."""
 
-    def act(self, obs: Sequence[Mapping[str, np.ndarray]], count: int) -> list[dict[str, np.ndarray]]:
+    def act(
+        self, obs: Sequence[Mapping[str, np.ndarray]], count: int
+    ) -> list[dict[str, np.ndarray]]:
         """Observations [envs, ...] -> ``action`` [envs, ...] plus :attr:`step_specs`; `count` = policy calls so far."""
 
-    def learn(self, replays: Sequence[Replay], count: int, updates: int,
-              stop: threading.Event | None = None) -> list[list[dict[str, float]]]:
+    def learn(
+        self,
+        replays: Sequence[Replay],
+        count: int,
+        updates: int,
+        stop: threading.Event | None = None,
+    ) -> list[list[dict[str, float]]]:
         """`updates` train steps on batches from each run's replay; metrics per run, per update.
 
         Once `stop` is set no further update starts: fewer than `updates` lists come back.
         """
 
-    def eval_act(self, obs: Sequence[Mapping[str, np.ndarray]], count: int, greedy: bool) -> list[np.ndarray]:
+    def eval_act(
+        self, obs: Sequence[Mapping[str, np.ndarray]], count: int, greedy: bool
+    ) -> list[np.ndarray]:
         """Evaluation actions [envs, ...] per run (policy state apart from :meth:`act`'s; `count` 0 starts
         an evaluation). Needed only with ``run.eval_every`` or ``dreamerbench eval``."""
 
-    def report(self, replays: Sequence[Replay], count: int) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+    def report(
+        self, replays: Sequence[Replay], count: int
+    ) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
         """Open-loop (true, predicted) observations per run: ``image`` [B, T, H, W, C] uint8 and/or
         ``vector`` [B, T, D]. Optional: an agent without it makes no open-loop report."""
 
@@ -106,7 +125,9 @@ def resolve_config(
     return validate(apply_overrides(config, overrides))
 
 
-def dreamer_agent(config: Config, obs_space: Mapping[str, Space], act_space: Space, seeds: Sequence[int]) -> Agent:
+def dreamer_agent(
+    config: Config, obs_space: Mapping[str, Space], act_space: Space, seeds: Sequence[int]
+) -> Agent:
     """The default :data:`AgentFactory`: DreamerV3 (JAX loads here, only when a Dreamer trains)."""
     from dreamerbench.agent.learner import PackedDreamer
 
@@ -162,31 +183,48 @@ class Trainer:
     as if it had trained alone, so a packed run resumes alone and vice versa.
     """
 
-    def __init__(self, config: Config, logdir: str | Path, outputs: Sequence[Output] = (),
-                 make_agent: AgentFactory = dreamer_agent):
+    def __init__(
+        self,
+        config: Config,
+        logdir: str | Path,
+        outputs: Sequence[Output] = (),
+        make_agent: AgentFactory = dreamer_agent,
+    ):
         self.runs = [_Run(validate(config), RunDir(logdir), list(outputs))]
         self.make_agent = make_agent
 
     @classmethod
     def packed(
-        cls, configs: Sequence[Config], logdirs: Sequence[str | Path],
-        outputs: Sequence[Sequence[Output]] | None = None, make_agent: AgentFactory = dreamer_agent,
-    ) -> "Trainer":
+        cls,
+        configs: Sequence[Config],
+        logdirs: Sequence[str | Path],
+        outputs: Sequence[Sequence[Output]] | None = None,
+        make_agent: AgentFactory = dreamer_agent,
+    ) -> Trainer:
         """K runs of one task and config, differing only in seed, trained by one process."""
-        if not configs or len(configs) != len(logdirs) or (outputs is not None and len(outputs) != len(configs)):
+        if (
+            not configs
+            or len(configs) != len(logdirs)
+            or (outputs is not None and len(outputs) != len(configs))
+        ):
             raise ValueError("packed runs need one logdir (and one list of outputs) per config")
         first = _without_seed(configs[0])
         for config in configs[1:]:
             other = _without_seed(config)
             changed = sorted(k for k in set(first) | set(other) if first.get(k) != other.get(k))
             if changed:
-                raise ConfigError(f"packed runs may differ only in seed; these keys differ: {', '.join(changed)}")
+                raise ConfigError(
+                    f"packed runs may differ only in seed; these keys differ: {', '.join(changed)}"
+                )
         seeds = [c.seed for c in configs]
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"packed runs need distinct seeds; got seed={seeds}")
         outputs = outputs or [() for _ in configs]
         trainer = cls(configs[0], logdirs[0], outputs[0], make_agent)
-        trainer.runs += [_Run(validate(c), RunDir(d), list(o)) for c, d, o in zip(configs[1:], logdirs[1:], outputs[1:])]
+        trainer.runs += [
+            _Run(validate(c), RunDir(d), list(o))
+            for c, d, o in zip(configs[1:], logdirs[1:], outputs[1:])
+        ]
         return trainer
 
     @property
@@ -221,16 +259,27 @@ class Trainer:
             suite = get_suite(config.suite)
             protocol = suite.resolve_protocol(config.env)
             for run in self.runs:
-                run.envs = stack.enter_context(make_vector_env(
-                    suite, config.task, run.config.seed, protocol, config.run.envs, config.run.parallel_envs,
-                ))
-            for run in self.runs:  # after the envs: an env that fails to start leaves no config behind
+                run.envs = stack.enter_context(
+                    make_vector_env(
+                        suite,
+                        config.task,
+                        run.config.seed,
+                        protocol,
+                        config.run.envs,
+                        config.run.parallel_envs,
+                    )
+                )
+            for (
+                run
+            ) in self.runs:  # after the envs: an env that fails to start leaves no config behind
                 run.dir.write_config(run.config)
             warning = no_update_warning(config)
             if warning:
                 print(f"warning: {warning}", file=sys.stderr, flush=True)
             envs = self.runs[0].envs
-            agent = self.make_agent(config, envs.obs_space, envs.act_space, [run.config.seed for run in self.runs])
+            agent = self.make_agent(
+                config, envs.obs_space, envs.act_space, [run.config.seed for run in self.runs]
+            )
             for run in self.runs:
                 run.replay = _make_replay(run.config, agent.step_specs, run.envs)
             counters = self._resume(agent)
@@ -250,17 +299,25 @@ class Trainer:
                 for output in run.outputs:
                     output.publish(run.dir.logdir)
         except Exception as error:  # noqa: BLE001 - the loop's own error is the one to raise
-            print(f"warning: after the failure, the records could not be settled for delivery: {error}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"warning: after the failure, the records could not be settled for delivery: {error}",
+                file=sys.stderr,
+                flush=True,
+            )
 
-    def _loop(self, agent: Agent, counters: Counters, stop: threading.Event, started: float) -> list[dict[str, Any]]:
+    def _loop(
+        self, agent: Agent, counters: Counters, stop: threading.Event, started: float
+    ) -> list[dict[str, Any]]:
         runs, schedule, cfg = self.runs, self.config.run, self.config.agent
         updates_per_step = cfg.train_ratio / (cfg.batch_size * cfg.batch_length)
         self._origin = time.time() - counters.wall_s  # wall-clock seconds count across sessions
         obs = [run.envs.reset() for run in runs]
         speed = _Speed(counters)
         last_log, next_save = time.time(), counters.steps + schedule.save_every
-        next_eval, next_video = _next(counters.steps, schedule.eval_every), _next(counters.steps, schedule.video_every)
+        next_eval, next_video = (
+            _next(counters.steps, schedule.eval_every),
+            _next(counters.steps, schedule.video_every),
+        )
         progress = _Progress(schedule.steps, enabled=schedule.progress)
         progress.note("compiling the policy step")  # the first act compiles (seconds to minutes)
         last_eval, compiled = -1, False
@@ -268,10 +325,15 @@ class Trainer:
             # Act: observe the newest step of every env of every run, store it, choose actions.
             acts = agent.act(obs, counters.policy_calls)
             for run, run_obs, act in zip(runs, obs, acts):
-                run.replay.add({**{key: run_obs[key] for key in (*run.envs.obs_space, *SPECIAL_KEYS)}, **act})
+                run.replay.add(
+                    {**{key: run_obs[key] for key in (*run.envs.obs_space, *SPECIAL_KEYS)}, **act}
+                )
             self._record_episodes(obs, counters.steps)
             self._film(obs, counters.steps)
-            obs = [run.envs.step(clip_action(act["action"], run.envs.act_space)) for run, act in zip(runs, acts)]
+            obs = [
+                run.envs.step(clip_action(act["action"], run.envs.act_space))
+                for run, act in zip(runs, acts)
+            ]
             counters.steps += schedule.envs
             counters.policy_calls += 1
 
@@ -293,9 +355,14 @@ class Trainer:
                     counters.update_credit -= len(learned[0])
                     if first:  # start-up cost: env, replay warm-up and compiles
                         for run in runs:
-                            run.dir.append("metrics", {
-                                "kind": "fps", "step": counters.steps, "time_to_first_update_s": time.time() - started,
-                            })
+                            run.dir.append(
+                                "metrics",
+                                {
+                                    "kind": "fps",
+                                    "step": counters.steps,
+                                    "time_to_first_update_s": time.time() - started,
+                                },
+                            )
 
             # Log on a clock, save on a schedule.
             counters.wall_s = time.time() - self._origin
@@ -303,7 +370,11 @@ class Trainer:
                 self._log(counters, speed)
                 last_log = time.time()
             # Evaluate every eval_every steps and at the budget's last step.
-            last_step = counters.steps >= schedule.steps and schedule.eval_every and last_eval != counters.steps
+            last_step = (
+                counters.steps >= schedule.steps
+                and schedule.eval_every
+                and last_eval != counters.steps
+            )
             if counters.steps >= next_eval or last_step:
                 progress.note(f"evaluating ({schedule.eval_episodes} episodes)")
                 self._evaluate(agent, counters.steps)
@@ -337,12 +408,21 @@ class Trainer:
         config = self.config
         suite = get_suite(config.suite)
         greedy = config.run.eval_mode == "greedy"
-        records, _ = evaluate(agent, suite, config.task, [run.config.seed for run in self.runs],
-                              suite.resolve_protocol(config.env), config.run.eval_episodes, greedy)
+        records, _ = evaluate(
+            agent,
+            suite,
+            config.task,
+            [run.config.seed for run in self.runs],
+            suite.resolve_protocol(config.env),
+            config.run.eval_episodes,
+            greedy,
+        )
         wall_s = round(time.time() - self._origin, 3)
         for run, run_records in zip(self.runs, records):
             for record in run_records:
-                run.dir.record_eval({**record, "step": step, "wall_s": wall_s, "mode": config.run.eval_mode})
+                run.dir.record_eval(
+                    {**record, "step": step, "wall_s": wall_s, "mode": config.run.eval_mode}
+                )
 
     def _film(self, obs: Sequence[Mapping[str, np.ndarray]], step: int) -> None:
         """Collect env 0's frames from the first episode start after a video is due; write the video
@@ -368,10 +448,14 @@ class Trainer:
         for run, result in zip(self.runs, results):
             if "image" in result:
                 true, pred = (rgb(images) for images in result["image"])
-                run.dir.write_media("openloop", counters.steps, openloop_grid(true, pred, true.shape[1] // 2))
+                run.dir.write_media(
+                    "openloop", counters.steps, openloop_grid(true, pred, true.shape[1] // 2)
+                )
             if "vector" in result:
                 true, pred = (values[0] for values in result["vector"])  # the newest window
-                run.dir.write_plot("openloop", counters.steps, openloop_plot(true, pred, len(true) // 2))
+                run.dir.write_plot(
+                    "openloop", counters.steps, openloop_plot(true, pred, len(true) // 2)
+                )
 
     def _record_episodes(self, obs: Sequence[Mapping[str, np.ndarray]], step: int) -> None:
         wall_s = round(time.time() - self._origin, 3)
@@ -380,10 +464,18 @@ class Trainer:
                 run.dir.record_episode({**record, "step": step, "wall_s": wall_s})
                 run.last_score = record["score"]
 
-    def _log(self, counters: Counters, speed: "_Speed") -> None:
+    def _log(self, counters: Counters, speed: _Speed) -> None:
         fps = speed.measure(counters)
         for run in self.runs:
-            run.dir.append("metrics", {"kind": "train", "step": counters.steps, "updates": counters.updates, **run.train.pop()})
+            run.dir.append(
+                "metrics",
+                {
+                    "kind": "train",
+                    "step": counters.steps,
+                    "updates": counters.updates,
+                    **run.train.pop(),
+                },
+            )
             run.dir.append("metrics", {"kind": "fps", "step": counters.steps, **fps})
 
     def _save(self, agent: Agent, counters: Counters) -> None:
@@ -424,8 +516,12 @@ def _make_replay(config: Config, step_specs: Mapping[str, tuple], envs: VectorEn
     specs.update({key: ((), np.float32 if key == "reward" else bool) for key in SPECIAL_KEYS})
     specs.update({"action": (envs.act_space.shape, envs.act_space.dtype), **step_specs})
     return Replay(
-        specs, config.run.envs, config.replay.capacity, config.agent.batch_length + 1,
-        config.replay.online, seed=config.seed,
+        specs,
+        config.run.envs,
+        config.replay.capacity,
+        config.agent.batch_length + 1,
+        config.replay.online,
+        seed=config.seed,
     )
 
 
@@ -443,8 +539,15 @@ def no_update_warning(config: Config) -> str | None:
     """
     run, agent = config.run, config.agent
     calls = -(-run.steps // run.envs)  # policy steps in the run
-    first = max(agent.batch_length + 1, -(-run.train_start // run.envs))  # first policy step that may update
-    earned = max(0, calls - first + 1) * run.envs * agent.train_ratio / (agent.batch_size * agent.batch_length)
+    first = max(
+        agent.batch_length + 1, -(-run.train_start // run.envs)
+    )  # first policy step that may update
+    earned = (
+        max(0, calls - first + 1)
+        * run.envs
+        * agent.train_ratio
+        / (agent.batch_size * agent.batch_length)
+    )
     if earned >= 1:
         return None
     return (
@@ -467,7 +570,10 @@ class _Speed:
         then, steps, updates = self.last
         elapsed = max(now - then, 1e-9)
         self.last = (now, counters.steps, counters.updates)
-        return {"env_steps_per_s": (counters.steps - steps) / elapsed, "updates_per_s": (counters.updates - updates) / elapsed}
+        return {
+            "env_steps_per_s": (counters.steps - steps) / elapsed,
+            "updates_per_s": (counters.updates - updates) / elapsed,
+        }
 
 
 class _Progress:
@@ -481,7 +587,9 @@ class _Progress:
 
     def __init__(self, total: int, enabled: bool):
         self.total = total
-        self.enabled = enabled and (sys.stderr.isatty() or os.environ.get("DREAMERBENCH_PROGRESS") == "1")
+        self.enabled = enabled and (
+            sys.stderr.isatty() or os.environ.get("DREAMERBENCH_PROGRESS") == "1"
+        )
         self.last = 0.0
         self.samples: collections.deque[tuple[float, int]] = collections.deque()
         self.status = ""
@@ -501,7 +609,12 @@ class _Progress:
         if not self.enabled or (now - self.last < 1.0 and not self.status):
             return
         self.last, self.status = now, ""
-        sys.stderr.write("\r" + progress_line(counters.steps, self.total, counters.updates, self.samples, score).ljust(100))
+        sys.stderr.write(
+            "\r"
+            + progress_line(
+                counters.steps, self.total, counters.updates, self.samples, score
+            ).ljust(100)
+        )
         sys.stderr.flush()
 
     def close(self, counters: Counters, score: float | None) -> None:
@@ -512,7 +625,9 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def progress_line(steps: int, total: int, updates: int, samples: Sequence[tuple[float, int]], score: float | None) -> str:
+def progress_line(
+    steps: int, total: int, updates: int, samples: Sequence[tuple[float, int]], score: float | None
+) -> str:
     """The progress text: bar, steps, updates, fps over `samples` ((time s, steps), oldest first), ETA, score."""
     done = min(steps / total, 1.0)
     bar = "#" * int(30 * done) + "-" * (30 - int(30 * done))

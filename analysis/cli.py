@@ -6,32 +6,58 @@ import argparse
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
 
-from dreamerbench.core.reader import NonNegativeInt, Range, flag, refuse
 from dreamerbench import suites
 from dreamerbench.analysis.scores import DEFAULT_MISSING, MISSING, FinalRule
+from dreamerbench.core.reader import NonNegativeInt, Range, flag, refuse
 from dreamerbench.suites import SUITES, Suite
 
 KINDS = ("curves", "aggregate", "profile")
 TABLE_REPS = 50_000
-Reps = Annotated[int, Range(ge=100, le=200_000, note=(
-    "below 100 a 95% CI's ends rest on the 2 or 3 most extreme resamples; 200,000 is 4x the table's "
-    "default and halves its resampling error, past it only time and memory grow"))]
+Reps = Annotated[
+    int,
+    Range(
+        ge=100,
+        le=200_000,
+        note=(
+            "below 100 a 95% CI's ends rest on the 2 or 3 most extreme resamples; 200,000 is 4x the table's "
+            "default and halves its resampling error, past it only time and memory grow"
+        ),
+    ),
+]
 """``--reps``: bootstrap resamples (atari100k's table with dreamerv3 at 200,000: 3.2 s, 280 MB peak)."""
-Bins = Annotated[int, Range(ge=1, le=1_000, note=(
-    "a curve panel is about 360 pixels wide and the aggregate plot 750 at 150 dpi: more points draw nothing new"))]
+Bins = Annotated[
+    int,
+    Range(
+        ge=1,
+        le=1_000,
+        note=(
+            "a curve panel is about 360 pixels wide and the aggregate plot 750 at 150 dpi: more points draw nothing new"
+        ),
+    ),
+]
 """``--bins``: points per curve."""
 MAX_FRAMES = 10**12
-Frames = Annotated[int, Range(ge=1, le=MAX_FRAMES, note=(
-    "whole frames, at most 10^12: 5,000 times atari57's 200M-frame budget, the largest suite's"))]
+Frames = Annotated[
+    int,
+    Range(
+        ge=1,
+        le=MAX_FRAMES,
+        note=(
+            "whole frames, at most 10^12: 5,000 times atari57's 200M-frame budget, the largest suite's"
+        ),
+    ),
+]
 """``--budget-frames`` and ``--window-frames``: a number of environment frames."""
-OUT_ALLOWED = ("a file path, not a folder, whose nearest existing folder is writable "
-               "(missing parent folders are created when the result is written)")
+OUT_ALLOWED = (
+    "a file path, not a folder, whose nearest existing folder is writable "
+    "(missing parent folders are created when the result is written)"
+)
 PUBLISHED_HELP = (
     "Published scores: by default the per-run files published with danijar/dreamerv3 (folder scores/, "
     "commit e3f0224; Atari, DMC, Minecraft) and danijar/crafter (folder scores/, commit e04542a; Crafter), "
@@ -43,52 +69,107 @@ PUBLISHED_HELP = (
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", required=True, help=f"one of {', '.join(SUITES)}")
     parser.add_argument("--runs", metavar="SWEEP", help="MLflow experiment (sweep) with our runs")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else "
-                        "sqlite:///./mlflow.db, as for `dreamerbench sweep`)")
-    parser.add_argument("--baseline", action="append", default=[], metavar="METHOD",
-                        help="published method to compare with (repeatable), e.g. dreamerv3, ppo_fixhp; "
-                        "Crafter: human, random")
-    parser.add_argument("--published-dir", metavar="DIR_OR_URL",
-                        help="folder or http(s) URL of the published files (default: the suite's files at "
-                        "the pinned commit, e.g. https://raw.githubusercontent.com/danijar/dreamerv3/"
-                        "e3f02248693a79dc8b0ebd62c93683888ddaccfe/scores)")
-    parser.add_argument("--cache-dir", help="where files fetched from a URL are kept "
-                        "(default: ~/.cache/dreamerbench/published)")
-    parser.add_argument("--budget-frames", type=flag(Frames, "--budget-frames"), help="budget of the final-score rule, "
-                        "in whole frames, 1 to 10^12 (default: the budget recorded with the --runs runs, else the suite's)")
-    parser.add_argument("--window-frames", type=flag(Frames, "--window-frames"),
-                        help="final window in whole frames, 1 to the budget (default: the suite's, capped at the budget)")
-    parser.add_argument("--missing", choices=tuple(MISSING), default=DEFAULT_MISSING,
-                        help="runs with no episode in the final window: leave-out (default: no score from "
-                        "outside a run's own window), task-mean (mean of the task's other seeds) or last "
-                        "(the run's own last episodes); every such run is footnoted")
-    parser.add_argument("--episodes", type=flag(Literal["suite", "train", "eval"], "--episodes"), default="suite",
-                        help="which episodes of the --runs runs make scores: train, eval (evaluation episodes, "
-                        "run.eval_every) or suite (default: what the suite's protocol asks for, train for every suite here)")
-    parser.add_argument("--reps", type=flag(Reps, "--reps"),
-                        help=f"bootstrap resamples, 100 to 200,000 (default: table {TABLE_REPS:,}, plots 2,000); "
-                        "fewer give CIs that rest on a handful of resamples, more only cost time and memory")
-    parser.add_argument("--seed", type=flag(NonNegativeInt, "--seed"), default=0, help="seed of the bootstrap's random generator")
+    parser.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else "
+        "sqlite:///./mlflow.db, as for `dreamerbench sweep`)",
+    )
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="METHOD",
+        help="published method to compare with (repeatable), e.g. dreamerv3, ppo_fixhp; "
+        "Crafter: human, random",
+    )
+    parser.add_argument(
+        "--published-dir",
+        metavar="DIR_OR_URL",
+        help="folder or http(s) URL of the published files (default: the suite's files at "
+        "the pinned commit, e.g. https://raw.githubusercontent.com/danijar/dreamerv3/"
+        "e3f02248693a79dc8b0ebd62c93683888ddaccfe/scores)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        help="where files fetched from a URL are kept (default: ~/.cache/dreamerbench/published)",
+    )
+    parser.add_argument(
+        "--budget-frames",
+        type=flag(Frames, "--budget-frames"),
+        help="budget of the final-score rule, "
+        "in whole frames, 1 to 10^12 (default: the budget recorded with the --runs runs, else the suite's)",
+    )
+    parser.add_argument(
+        "--window-frames",
+        type=flag(Frames, "--window-frames"),
+        help="final window in whole frames, 1 to the budget (default: the suite's, capped at the budget)",
+    )
+    parser.add_argument(
+        "--missing",
+        choices=tuple(MISSING),
+        default=DEFAULT_MISSING,
+        help="runs with no episode in the final window: leave-out (default: no score from "
+        "outside a run's own window), task-mean (mean of the task's other seeds) or last "
+        "(the run's own last episodes); every such run is footnoted",
+    )
+    parser.add_argument(
+        "--episodes",
+        type=flag(Literal["suite", "train", "eval"], "--episodes"),
+        default="suite",
+        help="which episodes of the --runs runs make scores: train, eval (evaluation episodes, "
+        "run.eval_every) or suite (default: what the suite's protocol asks for, train for every suite here)",
+    )
+    parser.add_argument(
+        "--reps",
+        type=flag(Reps, "--reps"),
+        help=f"bootstrap resamples, 100 to 200,000 (default: table {TABLE_REPS:,}, plots 2,000); "
+        "fewer give CIs that rest on a handful of resamples, more only cost time and memory",
+    )
+    parser.add_argument(
+        "--seed",
+        type=flag(NonNegativeInt, "--seed"),
+        default=0,
+        help="seed of the bootstrap's random generator",
+    )
 
 
 def register(subparsers) -> None:
-    table = subparsers.add_parser("table", help="per-task and aggregate scores with CIs, methods side by side",
-                                  description="Final scores of our runs and published baselines, per task and "
-                                  "aggregated, with 95% stratified-bootstrap CIs.",  # not %-formatted, unlike help=
-                                  epilog=PUBLISHED_HELP)
+    table = subparsers.add_parser(
+        "table",
+        help="per-task and aggregate scores with CIs, methods side by side",
+        description="Final scores of our runs and published baselines, per task and "
+        "aggregated, with 95% stratified-bootstrap CIs.",  # not %-formatted, unlike help=
+        epilog=PUBLISHED_HELP,
+    )
     _common(table)
     table.add_argument("--format", default="markdown", choices=("markdown", "latex", "csv"))
-    table.add_argument("--out", type=_out_flag("table"), help="write the table to this file instead of stdout "
-                       "(missing parent folders are created)")
+    table.add_argument(
+        "--out",
+        type=_out_flag("table"),
+        help="write the table to this file instead of stdout (missing parent folders are created)",
+    )
     table.set_defaults(func=run_table)
-    plot = subparsers.add_parser("plot", help="learning curves, aggregate IQM curve or performance profile",
-                                 epilog=PUBLISHED_HELP)
+    plot = subparsers.add_parser(
+        "plot",
+        help="learning curves, aggregate IQM curve or performance profile",
+        epilog=PUBLISHED_HELP,
+    )
     _common(plot)
     plot.add_argument("--kind", required=True, choices=KINDS)
-    plot.add_argument("--out", required=True, type=_out_flag("plot"), help="output file path; written as .png and "
-                      ".pdf (OUT with its suffix replaced; missing parent folders are created)")
-    plot.add_argument("--bins", type=flag(Bins, "--bins"), default=30, help="points per curve, 1 to 1,000 (default 30): "
-                      "a curve panel is about 360 pixels wide, so more points draw nothing new")
+    plot.add_argument(
+        "--out",
+        required=True,
+        type=_out_flag("plot"),
+        help="output file path; written as .png and "
+        ".pdf (OUT with its suffix replaced; missing parent folders are created)",
+    )
+    plot.add_argument(
+        "--bins",
+        type=flag(Bins, "--bins"),
+        default=30,
+        help="points per curve, 1 to 1,000 (default 30): "
+        "a curve panel is about 360 pixels wide, so more points draw nothing new",
+    )
     plot.set_defaults(func=run_plot)
 
 
@@ -103,6 +184,7 @@ def check_out(text: str, command: str) -> str:
     """``--out`` of ``table`` and ``plot`` (one rule): a file path, not a folder, whose
     nearest existing folder is writable. Checked before anything is read; nothing is
     created here. Raises ReadError naming --out, the value and what is allowed."""
+
     def refused(why: str):
         return refuse("--out", text, f"{OUT_ALLOWED}; {why}")
 
@@ -123,6 +205,7 @@ def check_out(text: str, command: str) -> str:
 
 def _out_flag(command: str):
     """argparse ``type=`` of ``--out`` (:func:`check_out`)."""
+
     def parse(text: str) -> str:
         try:
             return check_out(text, command)
@@ -150,7 +233,12 @@ class Inputs:
 
 def collect(args, suite: Suite) -> Inputs:
     """Episodes of our runs (``--runs``) and of the published baselines, in method order."""
-    from dreamerbench.analysis.data import load_published, load_runs, published_source, recorded_budget
+    from dreamerbench.analysis.data import (
+        load_published,
+        load_runs,
+        published_source,
+        recorded_budget,
+    )
 
     parts, methods, budget, sources = [], [], None, ""
     evaluation = False
@@ -163,7 +251,9 @@ def collect(args, suite: Suite) -> Inputs:
         names = sorted(set(ours["suite"]))
         ours = ours[ours["suite"] == suite.name]
         if ours.empty:
-            raise ValueError(f"experiment={args.runs!r} has no runs of suite {suite.name!r}; its suites: {', '.join(names)}")
+            raise ValueError(
+                f"experiment={args.runs!r} has no runs of suite {suite.name!r}; its suites: {', '.join(names)}"
+            )
         budget = recorded_budget(ours, args.runs)
         parts.append(ours)
         methods += list(dict.fromkeys(ours["method"]))
@@ -175,13 +265,20 @@ def collect(args, suite: Suite) -> Inputs:
         # Methods that never see the reward count for the tasks the others show.
         for method in sorted(args.baseline, key=lambda m: m in reward_free):
             if method in methods or method in loaded:
-                raise ValueError(f"baseline={method!r} is given twice or is also a method of --runs; rename one")
+                raise ValueError(
+                    f"baseline={method!r} is given twice or is also a method of --runs; rename one"
+                )
             shown = sorted(set().union(*[set(p["task"]) for p in parts])) or None
             loaded[method] = load_published(suite.name, method, source, args.cache_dir, tasks=shown)
             parts.append(loaded[method])
             if method in reward_free:
-                notes.append((method, f"{method} never sees the reward: its published episodes count for "
-                                      f"task(s) {', '.join(sorted(set(loaded[method]['task'])))}."))
+                notes.append(
+                    (
+                        method,
+                        f"{method} never sees the reward: its published episodes count for "
+                        f"task(s) {', '.join(sorted(set(loaded[method]['task'])))}.",
+                    )
+                )
         methods += list(args.baseline)
         where = suite.published.where if not args.published_dir and suite.published else source
         sources = f"{', '.join(args.baseline)} from {where}"
@@ -194,10 +291,15 @@ def _rule(args, suite: Suite, inputs: Inputs) -> FinalRule:
     if args.budget_frames is not None:
         budget, source = args.budget_frames, "--budget-frames"
     elif inputs.budget_frames is not None:
-        budget, source = inputs.budget_frames, f"the budget the runs of {args.runs!r} were asked for (run.steps x action repeat)"
+        budget, source = (
+            inputs.budget_frames,
+            f"the budget the runs of {args.runs!r} were asked for (run.steps x action repeat)",
+        )
     else:
         budget, source = None, "the suite's budget"
-    return FinalRule.for_suite(suite, budget, args.window_frames, args.missing, source, names=FLAG_NAMES)
+    return FinalRule.for_suite(
+        suite, budget, args.window_frames, args.missing, source, names=FLAG_NAMES
+    )
 
 
 FLAG_NAMES = ("--budget-frames", "--window-frames")
@@ -209,7 +311,9 @@ def _check_rule(args, suite: Suite) -> None:
     the budget is given or is the suite's; a budget recorded with --runs is known later)."""
     if args.window_frames is not None and (args.budget_frames is not None or not args.runs):
         source = "--budget-frames" if args.budget_frames is not None else "the suite's budget"
-        FinalRule.for_suite(suite, args.budget_frames, args.window_frames, args.missing, source, names=FLAG_NAMES)
+        FinalRule.for_suite(
+            suite, args.budget_frames, args.window_frames, args.missing, source, names=FLAG_NAMES
+        )
 
 
 def _warn(notes: list[str]) -> None:
@@ -223,9 +327,17 @@ def run_table(args) -> int:
     suite = suites.get_suite(args.suite)
     _check_rule(args, suite)
     inputs = collect(args, suite)
-    comp = compare(inputs.episodes, suite, _rule(args, suite, inputs), inputs.methods,
-                   np.random.default_rng(args.seed), reps=args.reps or TABLE_REPS, notes=tuple(inputs.notes),
-                   sources=inputs.sources, evaluation=inputs.evaluation)
+    comp = compare(
+        inputs.episodes,
+        suite,
+        _rule(args, suite, inputs),
+        inputs.methods,
+        np.random.default_rng(args.seed),
+        reps=args.reps or TABLE_REPS,
+        notes=tuple(inputs.notes),
+        sources=inputs.sources,
+        evaluation=inputs.evaluation,
+    )
     _warn(comp.notes)
     text = render(comp, args.format)
     if args.out:
@@ -246,20 +358,47 @@ def run_plot(args) -> int:
     rng = np.random.default_rng(args.seed)
     reps = args.reps or plots.CURVE_REPS
     if args.kind == "curves":
-        fig = plots.plot_curves(inputs.episodes, suite, inputs.methods, rng, rule.budget_frames, args.bins, reps,
-                                evaluation=inputs.evaluation)
+        fig = plots.plot_curves(
+            inputs.episodes,
+            suite,
+            inputs.methods,
+            rng,
+            rule.budget_frames,
+            args.bins,
+            reps,
+            evaluation=inputs.evaluation,
+        )
     elif args.kind == "aggregate":
-        fig = plots.plot_aggregate(inputs.episodes, suite, inputs.methods, rng, rule.budget_frames, args.bins, reps,
-                                   evaluation=inputs.evaluation)
+        fig = plots.plot_aggregate(
+            inputs.episodes,
+            suite,
+            inputs.methods,
+            rng,
+            rule.budget_frames,
+            args.bins,
+            reps,
+            evaluation=inputs.evaluation,
+        )
     else:  # the profile is of final scores: it needs the final-score rule
         from dreamerbench.analysis.scores import require_normalization
         from dreamerbench.analysis.tables import compare, score_matrix
 
         require_normalization(suite, "plot --kind profile")  # before the bootstrap, not after
-        comp = compare(inputs.episodes, suite, rule, inputs.methods, rng, reps=reps, notes=tuple(inputs.notes),
-                       sources=inputs.sources, evaluation=inputs.evaluation)
+        comp = compare(
+            inputs.episodes,
+            suite,
+            rule,
+            inputs.methods,
+            rng,
+            reps=reps,
+            notes=tuple(inputs.notes),
+            sources=inputs.sources,
+            evaluation=inputs.evaluation,
+        )
         _warn(comp.notes)
-        finals = {m: score_matrix(comp.finals[m], "normalized", comp.tasks[m]) for m in inputs.methods}
+        finals = {
+            m: score_matrix(comp.finals[m], "normalized", comp.tasks[m]) for m in inputs.methods
+        }
         fig = plots.plot_profile(finals, suite, rng, reps)
     for path in plots.save(fig, args.out):
         print(path)

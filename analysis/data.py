@@ -39,13 +39,31 @@ import numpy as np
 import pandas as pd
 
 from dreamerbench import suites
+from dreamerbench.experiments.spec import BOOKKEEPING
+from dreamerbench.experiments.tracking import (
+    STEPS_TAG,
+    TAG,
+    Tracker,
+    budget_steps,
+    group_by_key,
+    runs_by_key,
+)
 from dreamerbench.suites import Suite
 
-COLUMNS = ("method", "suite", "task", "seed", "run_key", "step", "frames", "score", "layout", "budget_frames")
+COLUMNS = (
+    "method",
+    "suite",
+    "task",
+    "seed",
+    "run_key",
+    "step",
+    "frames",
+    "score",
+    "layout",
+    "budget_frames",
+)
 CURVE_FIELDS = ("task", "method", "seed", "xs", "ys")
 EPISODE_FIELDS = ("task", "method", "seed", "xs", "reward")
-from dreamerbench.experiments.spec import BOOKKEEPING
-from dreamerbench.experiments.tracking import STEPS_TAG, TAG, Tracker, budget_steps, group_by_key, runs_by_key
 EPISODE_PREFIX = "episode/"
 DEFAULT_METHOD = "dreamerbench"
 DEFAULT_CACHE = Path.home() / ".cache" / "dreamerbench" / "published"
@@ -64,7 +82,9 @@ def published_source(suite: Suite, given: str | os.PathLike | None) -> str:
     if given:
         return str(given)
     if suite.published is None:
-        raise ValueError(f"suite {suite.name!r} has no published scores; give --published-dir DIR with SUITE-METHOD.json.gz files")
+        raise ValueError(
+            f"suite {suite.name!r} has no published scores; give --published-dir DIR with SUITE-METHOD.json.gz files"
+        )
     return suite.published.url
 
 
@@ -76,9 +96,14 @@ def _file_names(suite: Suite, method: str) -> list[str]:
     """Names ``method``'s file may have: the published name (or ``SUITE-METHOD.json.gz``),
     gzipped or not (Crafter publishes plain JSON; copies may be gzipped)."""
     if not METHOD_NAME.match(method):
-        raise ValueError(f"baseline={method!r} is not a method name; allowed: letters, digits and _.- "
-                         "(no path), e.g. " + ", ".join(list(suite.published.files)[:3] if suite.published else ["dreamerv3"]))
-    name = (suite.published.files.get(method) if suite.published else None) or f"{suite.name}-{method}.json.gz"
+        raise ValueError(
+            f"baseline={method!r} is not a method name; allowed: letters, digits and _.- "
+            "(no path), e.g. "
+            + ", ".join(list(suite.published.files)[:3] if suite.published else ["dreamerv3"])
+        )
+    name = (
+        suite.published.files.get(method) if suite.published else None
+    ) or f"{suite.name}-{method}.json.gz"
     return [name, name[: -len(".gz")] if name.endswith(".gz") else name + ".gz"]
 
 
@@ -89,7 +114,9 @@ def available_methods(suite: Suite, source: str) -> list[str]:
         return sorted(known)
     names = {p.name for p in Path(source).glob("*.json*")}
     found = {m for m in known if any(name in names for name in _file_names(suite, m))}
-    found |= {n[len(suite.name) + 1 :].split(".json")[0] for n in names if n.startswith(f"{suite.name}-")}
+    found |= {
+        n[len(suite.name) + 1 :].split(".json")[0] for n in names if n.startswith(f"{suite.name}-")
+    }
     return sorted(found)
 
 
@@ -111,7 +138,9 @@ def _download(url: str, path: Path) -> None:
     partial.replace(path)
 
 
-def fetch_published(suite: Suite, method: str, source: str, cache_dir: str | os.PathLike | None = None) -> Path:
+def fetch_published(
+    suite: Suite, method: str, source: str, cache_dir: str | os.PathLike | None = None
+) -> Path:
     """Local path of ``method``'s published file for ``suite`` in folder or URL ``source``.
 
     URLs are downloaded once into ``cache_dir`` (default ``~/.cache/dreamerbench/published``).
@@ -123,8 +152,10 @@ def fetch_published(suite: Suite, method: str, source: str, cache_dir: str | os.
             if (Path(source) / name).is_file():
                 return Path(source) / name
         allowed = available_methods(suite, source)
-        raise ValueError(f"baseline={method!r} has no published file for suite {suite.name!r} in {source}; "
-                         f"allowed: {', '.join(allowed) or '(none)'}")
+        raise ValueError(
+            f"baseline={method!r} has no published file for suite {suite.name!r} in {source}; "
+            f"allowed: {', '.join(allowed) or '(none)'}"
+        )
     cache = Path(cache_dir) if cache_dir else DEFAULT_CACHE
     for name in names:
         path = _cache_path(cache, source, name)
@@ -138,25 +169,43 @@ def fetch_published(suite: Suite, method: str, source: str, cache_dir: str | os.
             return path
         except urllib.error.HTTPError as error:
             if error.code != 404:
-                raise ValueError(f"published scores: {url} answered HTTP {error.code} {error.reason}") from None
+                raise ValueError(
+                    f"published scores: {url} answered HTTP {error.code} {error.reason}"
+                ) from None
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
-            raise ValueError(f"published scores at {source} cannot be reached ({reason}); "
-                             "give --published-dir DIR with a local copy of the files") from None
+            raise ValueError(
+                f"published scores at {source} cannot be reached ({reason}); "
+                "give --published-dir DIR with a local copy of the files"
+            ) from None
     allowed = available_methods(suite, source)
-    raise ValueError(f"baseline={method!r} has no published file for suite {suite.name!r} at {source} "
-                     f"(HTTP 404 for {' and '.join(names)}); allowed: {', '.join(allowed) or '(see the source)'}")
+    raise ValueError(
+        f"baseline={method!r} has no published file for suite {suite.name!r} at {source} "
+        f"(HTTP 404 for {' and '.join(names)}); allowed: {', '.join(allowed) or '(see the source)'}"
+    )
 
 
 def _check_record(record, index: int, path: Path) -> str:
     """``curve`` ({task, method, seed, xs, ys}) or ``episodes`` (Crafter: xs, reward, achievement_*)."""
     if not isinstance(record, dict):
-        raise ValueError(f"{path}: entry {index} is a {type(record).__name__}; expected an object with fields {', '.join(CURVE_FIELDS)}")
-    kind, fields, ys = ("curve", CURVE_FIELDS, "ys") if "reward" not in record else ("episodes", EPISODE_FIELDS, "reward")
+        raise ValueError(
+            f"{path}: entry {index} is a {type(record).__name__}; expected an object with fields {', '.join(CURVE_FIELDS)}"
+        )
+    kind, fields, ys = (
+        ("curve", CURVE_FIELDS, "ys")
+        if "reward" not in record
+        else ("episodes", EPISODE_FIELDS, "reward")
+    )
     missing = [f for f in fields if f not in record]
     if missing:
-        raise ValueError(f"{path}: entry {index} lacks field {missing[0]!r}; required fields: {', '.join(fields)}")
-    if not isinstance(record["xs"], list) or not isinstance(record[ys], list) or len(record["xs"]) != len(record[ys]):
+        raise ValueError(
+            f"{path}: entry {index} lacks field {missing[0]!r}; required fields: {', '.join(fields)}"
+        )
+    if (
+        not isinstance(record["xs"], list)
+        or not isinstance(record[ys], list)
+        or len(record["xs"]) != len(record[ys])
+    ):
         raise ValueError(f"{path}: entry {index}: 'xs' and {ys!r} must be lists of equal length")
     return kind
 
@@ -182,7 +231,7 @@ def _read_json(path: Path):
     with open(path, "rb") as f:
         gzipped = f.read(2) == b"\x1f\x8b"
     try:
-        with (gzip.open(path, "rt") if gzipped else open(path)) as f:
+        with gzip.open(path, "rt") if gzipped else open(path) as f:
             return json.load(f)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: not a (gzip) JSON file ({error})") from None
@@ -212,7 +261,9 @@ def load_published(
     path = fetch_published(ref, method, published_source(ref, source), cache_dir)
     records = _read_json(path)
     if not isinstance(records, list):
-        raise ValueError(f"{path}: top level is a {type(records).__name__}; expected a list of runs")
+        raise ValueError(
+            f"{path}: top level is a {type(records).__name__}; expected a list of runs"
+        )
     if not records:
         raise ValueError(f"{path}: the file holds no runs")
     runs = [_published_run(r, i, path, ref) for i, r in enumerate(records)]
@@ -220,8 +271,10 @@ def load_published(
     out = pd.concat(runs, ignore_index=True)
     out["layout"] = layout
     if ref.published and method in ref.published.reward_free:
-        out = pd.concat([out.assign(task=t, run_key=out["run_key"] + f"/as/{t}") for t in (tasks or ref.tasks)],
-                        ignore_index=True)
+        out = pd.concat(
+            [out.assign(task=t, run_key=out["run_key"] + f"/as/{t}") for t in (tasks or ref.tasks)],
+            ignore_index=True,
+        )
     return out
 
 
@@ -255,7 +308,9 @@ def _run_row(run) -> dict:
     tags, params = run.data.tags, run.data.params
     missing = [k for k in ("suite", "task", "seed") if TAG + k not in tags]
     if missing:
-        raise ValueError(f"run {run.info.run_id} lacks tag {TAG + missing[0]!r}; every run needs tags {TAG}suite, {TAG}task, {TAG}seed")
+        raise ValueError(
+            f"run {run.info.run_id} lacks tag {TAG + missing[0]!r}; every run needs tags {TAG}suite, {TAG}task, {TAG}seed"
+        )
     if "protocol.action_repeat" not in params:
         raise ValueError(f"run {run.info.run_id} lacks param 'protocol.action_repeat'")
     repeat = int(params["protocol.action_repeat"])
@@ -292,7 +347,9 @@ def variant_labels(methods: list[str], params: list[dict[str, str]]) -> list[str
     labels = list(methods)
     for method in dict.fromkeys(methods):
         rows = [i for i, m in enumerate(methods) if m == method]
-        keys = sorted({k for i in rows for k in params[i]} - set(IDENTITY_PARAMS) - set(BOOKKEEPING))
+        keys = sorted(
+            {k for i in rows for k in params[i]} - set(IDENTITY_PARAMS) - set(BOOKKEEPING)
+        )
         differ = [k for k in keys if len({params[i].get(k) for i in rows}) > 1]
         if differ:
             for i in rows:
@@ -307,8 +364,10 @@ def recorded_budget(runs: pd.DataFrame, experiment: str) -> float | None:
     Runs with different budgets are a ValueError: the final window would differ."""
     budgets = sorted(set(runs["budget_frames"].dropna()))
     if len(budgets) > 1:
-        raise ValueError(f"runs of experiment={experiment!r} have different budgets "
-                         f"({', '.join(f'{b:,.0f}' for b in budgets)} frames); pass --budget-frames")
+        raise ValueError(
+            f"runs of experiment={experiment!r} have different budgets "
+            f"({', '.join(f'{b:,.0f}' for b in budgets)} frames); pass --budget-frames"
+        )
     return budgets[0] if budgets else None
 
 
@@ -316,8 +375,12 @@ EPISODE_PREFIXES = {"train": EPISODE_PREFIX, "eval": "eval/"}
 """Which episodes of our runs: training episodes (``episode/*``) or evaluation episodes (``eval/*``)."""
 
 
-def load_runs(tracking_uri: str | None, experiment: str, notes: list[str] | None = None,
-              episodes: str = "train") -> pd.DataFrame:
+def load_runs(
+    tracking_uri: str | None,
+    experiment: str,
+    notes: list[str] | None = None,
+    episodes: str = "train",
+) -> pd.DataFrame:
     """Episodes of every run of MLflow experiment ``experiment`` (one per sweep).
 
     Reads the run tags ``dreamerbench.{suite,task,seed,method,run_key}``, the params
@@ -339,36 +402,52 @@ def load_runs(tracking_uri: str | None, experiment: str, notes: list[str] | None
     for key, group in group_by_key(runs).items():
         if len(group) > 1 and notes is not None:
             others = ", ".join(f"{r.info.run_id} ({r.info.status})" for r in group[:-1])
-            notes.append(f"run key {key} has {len(group)} MLflow runs; using {group[-1].info.run_id} "
-                         f"({group[-1].info.status}), not {others}")
+            notes.append(
+                f"run key {key} has {len(group)} MLflow runs; using {group[-1].info.run_id} "
+                f"({group[-1].info.status}), not {others}"
+            )
     counted = {run.info.run_id for run in runs_by_key(runs).values()}
     runs = [r for r in runs if r.info.run_id in counted or TAG + "run_key" not in r.data.tags]
     meta = pd.DataFrame([_run_row(r) for r in runs])
     meta["method"] = variant_labels(meta["method"].tolist(), [dict(r.data.params) for r in runs])
     if episodes not in EPISODE_PREFIXES:
-        raise ValueError(f"episodes={episodes!r} is not allowed; allowed: {', '.join(EPISODE_PREFIXES)}")
+        raise ValueError(
+            f"episodes={episodes!r} is not allowed; allowed: {', '.join(EPISODE_PREFIXES)}"
+        )
     prefix = EPISODE_PREFIXES[episodes]
     keys = sorted({k for r in runs for k in r.data.metrics if k.startswith(prefix)})
     if prefix + "score" not in keys:
         hint = "; record them with run.eval_every > 0" if episodes == "eval" else ""
         raise ValueError(f"experiment={experiment!r}: no run logged metric '{prefix}score'{hint}")
-    keys = [k for k in keys if k == prefix + "score" or k.startswith((prefix + "achievement_", prefix + "milestone_"))]
-    hist = pd.DataFrame(tracker.histories(meta["run_id"].tolist(), keys),
-                        columns=["run_id", "key", "step", "timestamp", "value"])
+    keys = [
+        k
+        for k in keys
+        if k == prefix + "score" or k.startswith((prefix + "achievement_", prefix + "milestone_"))
+    ]
+    hist = pd.DataFrame(
+        tracker.histories(meta["run_id"].tolist(), keys),
+        columns=["run_id", "key", "step", "timestamp", "value"],
+    )
     # One episode record = (run, step, timestamp): its fields share the timestamp and no
     # two records of a run share one (experiments/tracking.py), so episodes that end at
     # one step in parallel envs stay apart and each score pairs with its own achievements.
     # The count within is a tie-break for stores written without that identity.
     hist["episode"] = hist.groupby(["run_id", "key", "step", "timestamp"]).cumcount()
-    wide = hist.pivot(index=["run_id", "step", "timestamp", "episode"], columns="key", values="value").reset_index()
+    wide = hist.pivot(
+        index=["run_id", "step", "timestamp", "episode"], columns="key", values="value"
+    ).reset_index()
     wide.columns.name = None
-    wide = wide.drop(columns=["timestamp", "episode"]).rename(columns={k: k[len(prefix) :] for k in keys})
+    wide = wide.drop(columns=["timestamp", "episode"]).rename(
+        columns={k: k[len(prefix) :] for k in keys}
+    )
     out = meta.merge(wide, on="run_id", how="left")  # a run without an episode keeps one empty row
     out["frames"] = out["step"] * out["action_repeat"]
     out["layout"] = "episode"
     reached = out.groupby("run_id")["step"].transform("max").fillna(0)
     out["steps_done"] = out["steps_done"].fillna(reached)
-    extra = list(RUN_STATE) + sorted(c for c in out.columns if c.startswith(("achievement_", "milestone_")))
+    extra = list(RUN_STATE) + sorted(
+        c for c in out.columns if c.startswith(("achievement_", "milestone_"))
+    )
     rank = {m: i for i, m in enumerate(sorted(set(out["method"]), key=_natural))}
     out = out[list(COLUMNS) + extra].assign(_rank=out["method"].map(rank))
     out = out.sort_values(["_rank", "task", "seed", "step"], kind="stable").drop(columns="_rank")

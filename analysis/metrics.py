@@ -24,8 +24,8 @@ each task's number of runs), so each replicate keeps every task once.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import numpy as np
 

@@ -28,7 +28,9 @@ CURVE_REPS = 2_000
 """Resamples per curve point: bands are for the eye; tables use 50,000."""
 
 
-def bin_runs(episodes: pd.DataFrame, suite: Suite, budget_frames: float, bins: int = 30) -> pd.DataFrame:
+def bin_runs(
+    episodes: pd.DataFrame, suite: Suite, budget_frames: float, bins: int = 30
+) -> pd.DataFrame:
     """Score per run in ``bins`` equal bins of ``(0, budget_frames]``: the suite's run
     score (:func:`dreamerbench.analysis.scores.run_score`: mean return, or Crafter score) of the
     episodes ending in each bin.
@@ -37,13 +39,17 @@ def bin_runs(episodes: pd.DataFrame, suite: Suite, budget_frames: float, bins: i
     ended in the bin). Rows beyond the budget are ignored.
     """
     edges = np.linspace(0.0, budget_frames, bins + 1)
-    ep = episodes[episodes["score"].notna() & (episodes["frames"] > 0) & (episodes["frames"] <= budget_frames)]
+    ep = episodes[
+        episodes["score"].notna() & (episodes["frames"] > 0) & (episodes["frames"] <= budget_frames)
+    ]
     ep = ep.assign(bin=np.searchsorted(edges, ep["frames"], side="left") - 1)
     groups = ep.groupby(["method", "task", "seed", "bin"])
     if suite.run_score == "mean":
         means = groups["score"].mean()
     else:
-        means = pd.Series({key: run_score(rows, suite) for key, rows in groups}, name="score", dtype=np.float64)
+        means = pd.Series(
+            {key: run_score(rows, suite) for key, rows in groups}, name="score", dtype=np.float64
+        )
         means.index.names = ["method", "task", "seed", "bin"]
     runs = episodes[["method", "task", "seed"]].drop_duplicates()
     full = runs.merge(pd.DataFrame({"bin": np.arange(bins)}), how="cross")
@@ -90,8 +96,16 @@ def _line(ax, xs, mean, lo, hi, color: str, label: str) -> None:
     """A line with its CI band; one or two points (short runs) as points with CI bars."""
     ok = np.isfinite(mean)
     if ok.sum() < 3:
-        ax.errorbar(xs[ok], mean[ok], yerr=[mean[ok] - lo[ok], hi[ok] - mean[ok]], color=color, label=label,
-                    fmt="o", ms=4, capsize=3)
+        ax.errorbar(
+            xs[ok],
+            mean[ok],
+            yerr=[mean[ok] - lo[ok], hi[ok] - mean[ok]],
+            color=color,
+            label=label,
+            fmt="o",
+            ms=4,
+            capsize=3,
+        )
         return
     ax.plot(xs[ok], mean[ok], color=color, label=label)
     ax.fill_between(xs[ok], lo[ok], hi[ok], color=color, alpha=0.2, lw=0)
@@ -105,22 +119,42 @@ def _label(episodes: pd.DataFrame, method: str, tasks: bool) -> str:
     return f"{method} ({plural(runs['task'].nunique(), 'task') + ', ' if tasks else ''}{seeds})"
 
 
-def _nothing_to_plot(episodes: pd.DataFrame, methods: list[str], budget_frames: float, what: str,
-                     allowed: str = "a --budget-frames that some episode ends within") -> ValueError:
+def _nothing_to_plot(
+    episodes: pd.DataFrame,
+    methods: list[str],
+    budget_frames: float,
+    what: str,
+    allowed: str = "a --budget-frames that some episode ends within",
+) -> ValueError:
     """The one-line refusal of a figure with nothing on it (``what`` says what each line needs)."""
-    valid = episodes[episodes["score"].notna() & (episodes["frames"] > 0) & episodes["method"].isin(methods)]
-    first = (f" (their first episode ends at {valid['frames'].min():,.0f} frames)" if len(valid)
-             else " (they have no scored episode)")
-    return ValueError(f"nothing to plot: no line of {', '.join(methods)} has {what} in (0, {budget_frames:,.0f}] "
-                      f"frames{first}; allowed: {allowed}")
+    valid = episodes[
+        episodes["score"].notna() & (episodes["frames"] > 0) & episodes["method"].isin(methods)
+    ]
+    first = (
+        f" (their first episode ends at {valid['frames'].min():,.0f} frames)"
+        if len(valid)
+        else " (they have no scored episode)"
+    )
+    return ValueError(
+        f"nothing to plot: no line of {', '.join(methods)} has {what} in (0, {budget_frames:,.0f}] "
+        f"frames{first}; allowed: {allowed}"
+    )
 
 
 def _ci_text(reps: int) -> str:
     return f"band (bar at a lone point): 95% CI, stratified bootstrap, {reps:,} resamples"
 
 
-def plot_curves(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng: np.random.Generator,
-                budget_frames: float, bins: int = 30, reps: int = CURVE_REPS, evaluation: bool = False):
+def plot_curves(
+    episodes: pd.DataFrame,
+    suite: Suite,
+    methods: list[str],
+    rng: np.random.Generator,
+    budget_frames: float,
+    bins: int = 30,
+    reps: int = CURVE_REPS,
+    evaluation: bool = False,
+):
     """Grid of per-task learning curves: mean score (:func:`bin_runs`) over seeds with a 95% CI band.
 
     One panel per task of the first of ``methods`` that has episodes (our runs, when
@@ -134,12 +168,21 @@ def plot_curves(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng: n
     first = next(m for m in methods if binned.loc[binned["method"] == m, "score"].notna().any())
     present = set(binned.loc[binned["method"] == first, "task"])
     # Open-task suites (gym, dm_env): any task the runs have, by name; else the suite's order.
-    tasks = sorted(present) if suite.open_tasks is not None else [t for t in suite.tasks if t in present]
+    tasks = (
+        sorted(present)
+        if suite.open_tasks is not None
+        else [t for t in suite.tasks if t in present]
+    )
     cols = min(len(tasks), 6)
     rows = int(np.ceil(len(tasks) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(max(2.4 * cols + 0.6, 5.0), 2.0 * rows + 1.2), squeeze=False,
-                             layout="constrained")
-    for ax in axes.flat[len(tasks):]:
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(max(2.4 * cols + 0.6, 5.0), 2.0 * rows + 1.2),
+        squeeze=False,
+        layout="constrained",
+    )
+    for ax in axes.flat[len(tasks) :]:
         ax.axis("off")
     xs = np.linspace(0, budget_frames, bins + 1)[1:]
     for ax, task in zip(axes.flat, tasks):
@@ -147,8 +190,18 @@ def plot_curves(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng: n
             sub = binned[(binned["task"] == task) & (binned["method"] == method)]
             if sub.empty:
                 continue
-            values = sub.pivot(index="seed", columns="bin", values="score").reindex(columns=range(bins)).to_numpy()
-            _line(ax, xs, *_band(values, rng, reps), color=f"C{i}", label=_label(episodes, method, tasks=False))
+            values = (
+                sub.pivot(index="seed", columns="bin", values="score")
+                .reindex(columns=range(bins))
+                .to_numpy()
+            )
+            _line(
+                ax,
+                xs,
+                *_band(values, rng, reps),
+                color=f"C{i}",
+                label=_label(episodes, method, tasks=False),
+            )
         ax.set_title(task, fontsize=9)
         ax.tick_params(labelsize=7)
         ax.yaxis.set_major_formatter(FuncFormatter(compact))
@@ -160,8 +213,16 @@ def plot_curves(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng: n
     # As many columns as fit the figure's width (about 13 characters an inch at 8 pt).
     ncol = max(1, min(len(labels), int(fig.get_figwidth() * 13) // (max(map(len, labels)) + 5)))
     # The legend, titled with what the figure shows, sits above the grid: clear of every label.
-    fig.legend(handles, labels, loc="outside upper center", frameon=False, ncol=ncol, fontsize=8,
-               title=f"{suite.name}: mean over seeds\n{_ci_text(reps)}", title_fontsize=9)
+    fig.legend(
+        handles,
+        labels,
+        loc="outside upper center",
+        frameon=False,
+        ncol=ncol,
+        fontsize=8,
+        title=f"{suite.name}: mean over seeds\n{_ci_text(reps)}",
+        title_fontsize=9,
+    )
     return fig
 
 
@@ -180,8 +241,16 @@ def _entries(axes, methods: list[str]) -> tuple[list, list[str]]:
     return [entries[label] for label in labels], labels
 
 
-def plot_aggregate(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng: np.random.Generator,
-                   budget_frames: float, bins: int = 30, reps: int = CURVE_REPS, evaluation: bool = False):
+def plot_aggregate(
+    episodes: pd.DataFrame,
+    suite: Suite,
+    methods: list[str],
+    rng: np.random.Generator,
+    budget_frames: float,
+    bins: int = 30,
+    reps: int = CURVE_REPS,
+    evaluation: bool = False,
+):
     """IQM of the normalised score (%) over tasks and seeds at each bin, with a 95% CI
     (``evaluation``: of our runs' evaluation episodes, as the y-label says).
 
@@ -190,7 +259,9 @@ def plot_aggregate(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng
     """
     require_normalization(suite, "plot --kind aggregate")
     binned = bin_runs(episodes, suite, budget_frames, bins)
-    binned["norm"] = [100 * float(normalized(suite, t, s)) for t, s in zip(binned["task"], binned["score"])]
+    binned["norm"] = [
+        100 * float(normalized(suite, t, s)) for t, s in zip(binned["task"], binned["score"])
+    ]
     xs = np.linspace(0, budget_frames, bins + 1)[1:]
     lines = []
     for method in methods:
@@ -207,8 +278,13 @@ def plot_aggregate(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng
             iqm[b], lo[b], hi[b] = est.point, est.lo, est.hi
         lines.append((iqm, lo, hi))
     if not any(np.isfinite(iqm).any() for iqm, _, _ in lines):
-        raise _nothing_to_plot(episodes, methods, budget_frames, "a bin with a score on every task it ran",
-                               "fewer --bins (wider bins) or a larger --budget-frames")
+        raise _nothing_to_plot(
+            episodes,
+            methods,
+            budget_frames,
+            "a bin with a score on every task it ran",
+            "fewer --bins (wider bins) or a larger --budget-frames",
+        )
     fig, ax = plt.subplots(figsize=(5.0, 3.6), layout="constrained")
     for i, (method, (iqm, lo, hi)) in enumerate(zip(methods, lines)):
         _line(ax, xs, iqm, lo, hi, color=f"C{i}", label=_label(episodes, method, tasks=True))
@@ -220,7 +296,9 @@ def plot_aggregate(episodes: pd.DataFrame, suite: Suite, methods: list[str], rng
     return fig
 
 
-def plot_profile(finals: dict[str, np.ndarray], suite: Suite, rng: np.random.Generator, reps: int = CURVE_REPS):
+def plot_profile(
+    finals: dict[str, np.ndarray], suite: Suite, rng: np.random.Generator, reps: int = CURVE_REPS
+):
     """Performance profiles ``F(tau)`` of normalised final scores ``{method: [R, T]}`` (fractions).
     Raises ValueError for a suite without score references."""
     require_normalization(suite, "plot --kind profile")

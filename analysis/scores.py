@@ -63,9 +63,15 @@ class FinalRule:
     """Where the budget comes from, for the table's rule line."""
 
     @classmethod
-    def for_suite(cls, suite: Suite, budget_frames=None, window_frames=None, missing: str = DEFAULT_MISSING,
-                  budget_from: str | None = None,
-                  names: tuple[str, str] = ("budget_frames", "window_frames")) -> "FinalRule":
+    def for_suite(
+        cls,
+        suite: Suite,
+        budget_frames=None,
+        window_frames=None,
+        missing: str = DEFAULT_MISSING,
+        budget_from: str | None = None,
+        names: tuple[str, str] = ("budget_frames", "window_frames"),
+    ) -> FinalRule:
         """The suite's documented rule with optional overrides (e.g. a short sweep's budget).
 
         Without ``window_frames`` the window is the suite's, capped at the budget. Both
@@ -83,8 +89,12 @@ class FinalRule:
             budget_from = "the suite's budget" if budget_frames is None else "given"
         window = min(suite.final_window_frames, budget) if window_frames is None else window_frames
         if not _whole(window) or not 1 <= window <= budget:
-            raise refuse(names[1], window, f"a whole number of frames in [1, {budget:,.0f}]: "
-                                           f"the window lies within the budget ({budget_from})")
+            raise refuse(
+                names[1],
+                window,
+                f"a whole number of frames in [1, {budget:,.0f}]: "
+                f"the window lies within the budget ({budget_from})",
+            )
         if missing not in MISSING:
             raise refuse("missing", missing, ", ".join(MISSING))
         return cls(float(budget), float(window), missing, budget_from)
@@ -100,7 +110,11 @@ class FinalRule:
 
 def _whole(x) -> bool:
     """Whether ``x`` is a finite whole number (an int, or a float such as 1500.0)."""
-    return isinstance(x, (int, float, np.integer, np.floating)) and bool(np.isfinite(x)) and float(x).is_integer()
+    return (
+        isinstance(x, (int, float, np.integer, np.floating))
+        and bool(np.isfinite(x))
+        and float(x).is_integer()
+    )
 
 
 def _columns(rows: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -130,7 +144,9 @@ def scored_rows(episodes: pd.DataFrame, rule: FinalRule) -> pd.DataFrame:
     have = window.set_index(RUN_KEYS).index.unique()
     rest = valid[~valid.set_index(RUN_KEYS).index.isin(have)]
     last = rest.groupby(RUN_KEYS)["frames"].transform("max")
-    return pd.concat([window, rest[rest["frames"] > last - rule.window_frames].assign(shifted=True)])
+    return pd.concat(
+        [window, rest[rest["frames"] > last - rule.window_frames].assign(shifted=True)]
+    )
 
 
 def final_scores(episodes: pd.DataFrame, suite: Suite, rule: FinalRule) -> pd.DataFrame:
@@ -184,8 +200,10 @@ def normalizes(suite: Suite) -> bool:
 def require_normalization(suite: Suite, what: str) -> None:
     """Raise ValueError naming ``what`` (e.g. ``plot --kind aggregate``) if ``suite`` has no score references."""
     if not normalizes(suite):
-        raise ValueError(f"suite={suite.name!r} has no score references, so {what} (normalised scores) cannot be made; "
-                         "allowed: plot --kind curves and table, which show its raw scores")
+        raise ValueError(
+            f"suite={suite.name!r} has no score references, so {what} (normalised scores) cannot be made; "
+            "allowed: plot --kind curves and table, which show its raw scores"
+        )
 
 
 def normalized(suite: Suite, task: str, score):

@@ -21,11 +21,24 @@ import numpy as np
 import pandas as pd
 
 from dreamerbench.analysis.metrics import AGGREGATES, bootstrap, bootstrap_improvement, task_means
-from dreamerbench.analysis.scores import (DEFAULT_MISSING, MISSING, FinalRule, add_normalized, denormalized, final_scores,
-                             normalizes, success_table)
+from dreamerbench.analysis.scores import (
+    DEFAULT_MISSING,
+    MISSING,
+    FinalRule,
+    add_normalized,
+    denormalized,
+    final_scores,
+    normalizes,
+    success_table,
+)
 from dreamerbench.suites import Suite
 
-AGGREGATE_NAMES = {"mean": "Mean", "median": "Median", "iqm": "IQM", "optimality_gap": "Optimality gap"}
+AGGREGATE_NAMES = {
+    "mean": "Mean",
+    "median": "Median",
+    "iqm": "IQM",
+    "optimality_gap": "Optimality gap",
+}
 UNFINISHED = {
     "FAILED": "it stopped with an error",
     "RUNNING": "still training, or its job ended without saying so",
@@ -91,7 +104,9 @@ def table_tasks(episodes: pd.DataFrame, suite: Suite) -> list[str]:
         return sorted(set(episodes["task"]))
     unknown = sorted(set(episodes["task"]) - set(suite.tasks))
     if unknown:
-        raise ValueError(f"task={unknown[0]!r} is not in suite {suite.name!r}; allowed: {', '.join(suite.tasks)}")
+        raise ValueError(
+            f"task={unknown[0]!r} is not in suite {suite.name!r}; allowed: {', '.join(suite.tasks)}"
+        )
     return list(suite.tasks)
 
 
@@ -104,35 +119,54 @@ def _window(rule: FinalRule) -> str:
     return _span(rule.budget_frames, rule.window_frames)
 
 
-def _report_missing(comp: Comparison, method: str, finals: pd.DataFrame, all_tasks: list[str]) -> list[str]:
+def _report_missing(
+    comp: Comparison, method: str, finals: pd.DataFrame, all_tasks: list[str]
+) -> list[str]:
     """Add notes for what ``method`` lacks of ``all_tasks``; return the tasks it has a final score on."""
     have = finals[finals["final"].notna()]
 
     def marked(tasks: list[str]) -> list[tuple[str, str]]:  # the tasks' cells and its aggregates
-        return [(method, key) for key in [*tasks, *(AGGREGATE_NAMES if normalizes(comp.suite) else ())]]
+        return [
+            (method, key) for key in [*tasks, *(AGGREGATE_NAMES if normalizes(comp.suite) else ())]
+        ]
 
     absent = [t for t in all_tasks if t not in set(finals["task"])]
     if absent:
-        comp.note(f"{method}: no runs on {len(absent)} of {plural(len(all_tasks), 'task')} ({', '.join(absent)})"
-                  + ("; its aggregates use the other tasks only." if normalizes(comp.suite) else "."), *marked(absent))
+        comp.note(
+            f"{method}: no runs on {len(absent)} of {plural(len(all_tasks), 'task')} ({', '.join(absent)})"
+            + ("; its aggregates use the other tasks only." if normalizes(comp.suite) else "."),
+            *marked(absent),
+        )
     seeds = sorted(set(finals["seed"]))
     for task, group in finals.groupby("task"):
         lost = sorted(set(seeds) - set(group["seed"]))
         if lost:
-            comp.note(f"{method} on {task}: {len(group)} of {plural(len(seeds), 'seed')}; missing seed(s) {', '.join(map(str, lost))}.",
-                      (method, task))
+            comp.note(
+                f"{method} on {task}: {len(group)} of {plural(len(seeds), 'seed')}; missing seed(s) {', '.join(map(str, lost))}.",
+                (method, task),
+            )
     for row in finals[finals["treated"] != ""].itertuples():
         how = row.treated
         if how == MISSING["last"]:
             how += f", {_span(row.scored_to, comp.rule.window_frames)}"
-        last = f"its last ended at {row.last_frames:,.0f} frames" if np.isfinite(row.last_frames) else "it has none"
-        comp.note(f"{method} on {row.task}, seed {row.seed}: no episode in the final window {_window(comp.rule)} "
-                  f"({last}); {how}.", (method, row.task))
+        last = (
+            f"its last ended at {row.last_frames:,.0f} frames"
+            if np.isfinite(row.last_frames)
+            else "it has none"
+        )
+        comp.note(
+            f"{method} on {row.task}, seed {row.seed}: no episode in the final window {_window(comp.rule)} "
+            f"({last}); {how}.",
+            (method, row.task),
+        )
     tasks = [t for t in all_tasks if t in set(have["task"])]
     dead = sorted(set(finals["task"]) - set(tasks))
     if dead:
-        comp.note(f"{method}: no final score on any seed of {', '.join(dead)}"
-                  + ("; its aggregates leave these tasks out." if normalizes(comp.suite) else "."), *marked(dead))
+        comp.note(
+            f"{method}: no final score on any seed of {', '.join(dead)}"
+            + ("; its aggregates leave these tasks out." if normalizes(comp.suite) else "."),
+            *marked(dead),
+        )
     return tasks
 
 
@@ -142,14 +176,18 @@ def _report_unfinished(comp: Comparison, method: str, runs: pd.DataFrame) -> Non
     published runs have no status), marking its task's cell."""
     if "status" not in runs.columns:
         return
-    states = runs.groupby(["task", "seed"], sort=True)[["status", "steps_done", "budget_steps"]].first()
+    states = runs.groupby(["task", "seed"], sort=True)[
+        ["status", "steps_done", "budget_steps"]
+    ].first()
     for (task, seed), row in states.iterrows():
         if not isinstance(row.status, str) or row.status == "FINISHED":
             continue
         budget = f" of {row.budget_steps:,.0f}" if np.isfinite(row.budget_steps) else ""
-        comp.note(f"{method} on {task}, seed {seed}: run {row.status} at {row.steps_done:,.0f}{budget} steps "
-                  f"({UNFINISHED.get(row.status, 'not finished')}); its score comes from the episodes it recorded.",
-                  (method, task))
+        comp.note(
+            f"{method} on {task}, seed {seed}: run {row.status} at {row.steps_done:,.0f}{budget} steps "
+            f"({UNFINISHED.get(row.status, 'not finished')}); its score comes from the episodes it recorded.",
+            (method, task),
+        )
 
 
 def compare(
@@ -174,20 +212,28 @@ def compare(
     comp = Comparison(suite, methods, rule, reps, pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
     comp.sources, comp.evaluation = sources, evaluation
     for method, text in notes:  # on the method's aggregates; without them, its cells
-        comp.note(text, *[(method, a) for a in (AGGREGATE_NAMES if normalizes(suite) else all_tasks)])
+        comp.note(
+            text, *[(method, a) for a in (AGGREGATE_NAMES if normalizes(suite) else all_tasks)]
+        )
     per_task, aggregates, normalized, seen = [], [], {}, set()
     for method in methods:
         runs = episodes[episodes["method"] == method]
         if runs.empty:
-            raise ValueError(f"method={method!r} has no episodes; allowed: {', '.join(sorted(set(episodes['method'])))}")
+            raise ValueError(
+                f"method={method!r} has no episodes; allowed: {', '.join(sorted(set(episodes['method'])))}"
+            )
         finals = final_scores(runs, suite, rule)
-        finals = add_normalized(finals, suite) if normalizes(suite) else finals.assign(normalized=np.nan)
+        finals = (
+            add_normalized(finals, suite) if normalizes(suite) else finals.assign(normalized=np.nan)
+        )
         tasks = _report_missing(comp, method, finals, all_tasks)
         _report_unfinished(comp, method, runs)
         seen.update(finals["task"])
         if not tasks:
-            raise ValueError(f"method={method!r} has no final score on any task of {suite.name!r} "
-                             f"(final window {_window(rule)})")
+            raise ValueError(
+                f"method={method!r} has no final score on any task of {suite.name!r} "
+                f"(final window {_window(rule)})"
+            )
         raw = score_matrix(finals, "final", tasks)
         counts = np.sum(~np.isnan(raw), axis=0)
         comp.finals[method], comp.tasks[method] = finals, tasks
@@ -195,33 +241,73 @@ def compare(
             normalized[method] = (tasks, raw)
             t = bootstrap(raw, {"task": task_means}, rng, reps)["task"]
             for i, task in enumerate(tasks):
-                per_task.append(dict(method=method, task=task, n_seeds=int(counts[i]), raw=t.point[i],
-                                     raw_lo=t.lo[i], raw_hi=t.hi[i], raw_std=np.nanstd(raw[:, i]),
-                                     norm=np.nan, norm_lo=np.nan, norm_hi=np.nan, norm_std=np.nan))
+                per_task.append(
+                    dict(
+                        method=method,
+                        task=task,
+                        n_seeds=int(counts[i]),
+                        raw=t.point[i],
+                        raw_lo=t.lo[i],
+                        raw_hi=t.hi[i],
+                        raw_std=np.nanstd(raw[:, i]),
+                        norm=np.nan,
+                        norm_lo=np.nan,
+                        norm_hi=np.nan,
+                        norm_std=np.nan,
+                    )
+                )
             continue
         norm = score_matrix(finals, "normalized", tasks)
         normalized[method] = (tasks, norm)
         est = bootstrap(norm, {"task": task_means, **AGGREGATES}, rng, reps)
-        std, norm_std = np.nanstd(raw, axis=0), np.nanstd(norm, axis=0)  # population std, as Crafter's scoreboard
+        std, norm_std = (
+            np.nanstd(raw, axis=0),
+            np.nanstd(norm, axis=0),
+        )  # population std, as Crafter's scoreboard
         t, raw_means = est["task"], task_means(raw)
         for i, task in enumerate(tasks):
             raw_lo, raw_hi = denormalized(suite, task, [t.lo[i], t.hi[i]])
-            per_task.append(dict(method=method, task=task, n_seeds=int(counts[i]),
-                                 raw=raw_means[i], raw_lo=raw_lo, raw_hi=raw_hi, raw_std=std[i],
-                                 norm=t.point[i], norm_lo=t.lo[i], norm_hi=t.hi[i], norm_std=norm_std[i]))
+            per_task.append(
+                dict(
+                    method=method,
+                    task=task,
+                    n_seeds=int(counts[i]),
+                    raw=raw_means[i],
+                    raw_lo=raw_lo,
+                    raw_hi=raw_hi,
+                    raw_std=std[i],
+                    norm=t.point[i],
+                    norm_lo=t.lo[i],
+                    norm_hi=t.hi[i],
+                    norm_std=norm_std[i],
+                )
+            )
         for name in AGGREGATES:
             e = est[name]
-            aggregates.append(dict(method=method, metric=name, point=float(e.point), lo=float(e.lo),
-                                   hi=float(e.hi), n_tasks=len(tasks), n_runs=int(counts.sum())))
+            aggregates.append(
+                dict(
+                    method=method,
+                    metric=name,
+                    point=float(e.point),
+                    lo=float(e.lo),
+                    hi=float(e.hi),
+                    n_tasks=len(tasks),
+                    n_runs=int(counts.sum()),
+                )
+            )
     comp.task_rows = [t for t in all_tasks if t in seen]
     comp.per_task = pd.DataFrame(per_task)
-    comp.aggregates = pd.DataFrame(aggregates, columns=["method", "metric", "point", "lo", "hi", "n_tasks", "n_runs"])
+    comp.aggregates = pd.DataFrame(
+        aggregates, columns=["method", "metric", "point", "lo", "hi", "n_tasks", "n_runs"]
+    )
     comp.improvement = _improvements(comp, normalized, rng, reps)
     comp.successes = _successes(episodes, comp, rng, reps)
     return comp
 
 
-def _improvements(comp: Comparison, normalized: dict, rng: np.random.Generator, reps: int) -> pd.DataFrame:
+def _improvements(
+    comp: Comparison, normalized: dict, rng: np.random.Generator, reps: int
+) -> pd.DataFrame:
     """P(first method > each other method) on the tasks both have."""
     first, rows = comp.methods[0], []
     for other in comp.methods[1:]:
@@ -233,13 +319,28 @@ def _improvements(comp: Comparison, normalized: dict, rng: np.random.Generator, 
             rows.append(dict(method=other, point=np.nan, lo=np.nan, hi=np.nan, n_tasks=0))
             continue
         if len(common) < max(len(tx), len(ty)):
-            comp.note(f"P({first} > {other}) uses the {plural(len(common), 'task')} both methods have.", (other, "poi"))
-        e = bootstrap_improvement(x[:, [tx.index(t) for t in common]], y[:, [ty.index(t) for t in common]], rng, reps)
-        rows.append(dict(method=other, point=float(e.point), lo=float(e.lo), hi=float(e.hi), n_tasks=len(common)))
+            comp.note(
+                f"P({first} > {other}) uses the {plural(len(common), 'task')} both methods have.",
+                (other, "poi"),
+            )
+        e = bootstrap_improvement(
+            x[:, [tx.index(t) for t in common]], y[:, [ty.index(t) for t in common]], rng, reps
+        )
+        rows.append(
+            dict(
+                method=other,
+                point=float(e.point),
+                lo=float(e.lo),
+                hi=float(e.hi),
+                n_tasks=len(common),
+            )
+        )
     return pd.DataFrame(rows, columns=["method", "point", "lo", "hi", "n_tasks"])
 
 
-def _successes(episodes: pd.DataFrame, comp: Comparison, rng: np.random.Generator, reps: int) -> pd.DataFrame:
+def _successes(
+    episodes: pd.DataFrame, comp: Comparison, rng: np.random.Generator, reps: int
+) -> pd.DataFrame:
     """Per (method, task, item): success rate in % (mean over seeds, 95% CI) and runs that ever had it."""
     rows = []
     for method in comp.methods:
@@ -250,12 +351,25 @@ def _successes(episodes: pd.DataFrame, comp: Comparison, rng: np.random.Generato
             rates = wide.reindex(columns=items).to_numpy(dtype=np.float64)
             scored = ~np.isnan(rates).all(axis=1)
             obtained = group.groupby("item")["obtained"].sum()
-            est = bootstrap(rates[scored], {"m": task_means}, rng, reps)["m"] if scored.any() else None
+            est = (
+                bootstrap(rates[scored], {"m": task_means}, rng, reps)["m"]
+                if scored.any()
+                else None
+            )
             for i, item in enumerate(items):
-                rows.append(dict(method=method, task=task, item=item, n_seeds=int(scored.sum()),
-                                 rate=est.point[i] if est else np.nan, rate_lo=est.lo[i] if est else np.nan,
-                                 rate_hi=est.hi[i] if est else np.nan,
-                                 obtained=int(obtained[item]), n_runs=int(group["seed"].nunique())))
+                rows.append(
+                    dict(
+                        method=method,
+                        task=task,
+                        item=item,
+                        n_seeds=int(scored.sum()),
+                        rate=est.point[i] if est else np.nan,
+                        rate_lo=est.lo[i] if est else np.nan,
+                        rate_hi=est.hi[i] if est else np.nan,
+                        obtained=int(obtained[item]),
+                        n_runs=int(group["seed"].nunique()),
+                    )
+                )
     return pd.DataFrame(rows)
 
 
@@ -298,8 +412,10 @@ def grid(comp: Comparison) -> tuple[list[str], list[list[str]], list[str]]:
         for m in comp.methods:
             if by is not None and (task, m) in by.index:
                 r = by.loc[(task, m)]
-                cells = [_cell(r.raw, r.raw_lo, r.raw_hi, marks((m, task))),
-                         _cell(100 * r.norm, 100 * r.norm_lo, 100 * r.norm_hi)]
+                cells = [
+                    _cell(r.raw, r.raw_lo, r.raw_hi, marks((m, task))),
+                    _cell(100 * r.norm, 100 * r.norm_lo, 100 * r.norm_hi),
+                ]
             else:
                 cells = [_cell(np.nan, np.nan, np.nan, marks((m, task))), "-"]
             row += cells[: len(kinds)]
@@ -311,7 +427,10 @@ def grid(comp: Comparison) -> tuple[list[str], list[list[str]], list[str]]:
             for m in comp.methods:
                 if (task, item, m) in succ.index:
                     r = succ.loc[(task, item, m)]
-                    row += [f"{_cell(r.rate, r.rate_lo, r.rate_hi)} ({r.obtained:.0f} of {plural(int(r.n_runs), 'run')})", ""]
+                    row += [
+                        f"{_cell(r.rate, r.rate_lo, r.rate_hi)} ({r.obtained:.0f} of {plural(int(r.n_runs), 'run')})",
+                        "",
+                    ]
                 else:
                     row += ["-", ""]
             rows.append(row)
@@ -340,25 +459,41 @@ def rule_line(comp: Comparison) -> str:
     treatment of runs without an episode in the window, CIs."""
     suite, rule = comp.suite, comp.rule
     episodes = "evaluation episodes (run.eval_every)" if comp.evaluation else "episodes"
-    how = f"Crafter score (%) of the {episodes}" if suite.run_score == "crafter" else f"mean score of the {episodes}"
+    how = (
+        f"Crafter score (%) of the {episodes}"
+        if suite.run_score == "crafter"
+        else f"mean score of the {episodes}"
+    )
     capped = rule.window_frames == rule.budget_frames < suite.final_window_frames
     window = f"window {rule.window_frames:,.0f} frames" + (
-        f" (the suite's {suite.final_window_frames:,} capped at the budget)" if capped else "")
+        f" (the suite's {suite.final_window_frames:,} capped at the budget)" if capped else ""
+    )
     missing = f"{MISSING[rule.missing]} (--missing {rule.missing}" + (
-        "; the default, as it takes no score from outside a run's own window)" if rule.missing == DEFAULT_MISSING else ")")
-    text = (f"{suite.name}: final score = {how} ending in {_window(rule)}: budget {rule.budget_frames:,.0f} frames "
-            f"({rule.budget_from}), {window}. Runs with no episode in the window: {missing}. "
-            f"Per task: mean over seeds [95% CI, stratified bootstrap, {comp.reps:,} resamples]; ")
+        "; the default, as it takes no score from outside a run's own window)"
+        if rule.missing == DEFAULT_MISSING
+        else ")"
+    )
+    text = (
+        f"{suite.name}: final score = {how} ending in {_window(rule)}: budget {rule.budget_frames:,.0f} frames "
+        f"({rule.budget_from}), {window}. Runs with no episode in the window: {missing}. "
+        f"Per task: mean over seeds [95% CI, stratified bootstrap, {comp.reps:,} resamples]; "
+    )
     if normalizes(suite):
-        text += f"normalised score = {suite.normalization()}; normalised scores and aggregates in %."
+        text += (
+            f"normalised score = {suite.normalization()}; normalised scores and aggregates in %."
+        )
     else:
-        text += (f"raw scores only: {suite.name} has no score references, so there are no normalised scores "
-                 "and no aggregates over tasks (they need a common scale).")
+        text += (
+            f"raw scores only: {suite.name} has no score references, so there are no normalised scores "
+            "and no aggregates over tasks (they need a common scale)."
+        )
     if comp.sources:
         text += f" Published scores: {comp.sources}."
     if len(comp.successes):
-        text += (" Success rows: % of the scored episodes with the item, mean over seeds [95% CI]; "
-                 "(k of n runs): runs with it in at least one episode up to the budget.")
+        text += (
+            " Success rows: % of the scored episodes with the item, mean over seeds [95% CI]; "
+            "(k of n runs): runs with it in at least one episode up to the budget."
+        )
     return text
 
 
@@ -371,7 +506,13 @@ def to_markdown(comp: Comparison) -> str:
 
 
 def _tex(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("_", r"\_"),
+        ("#", r"\#"),
+    ):
         text = text.replace(a, b)
     if text.startswith("**") and "**" in text[2:]:
         end = text.index("**", 2)
@@ -381,9 +522,15 @@ def _tex(text: str) -> str:
 
 def to_latex(comp: Comparison) -> str:
     header, rows, notes = grid(comp)
-    lines = [r"\begin{table}", r"\centering", r"\caption{" + _tex(rule_line(comp)) + "}",
-             r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
-             " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{table}",
+        r"\centering",
+        r"\caption{" + _tex(rule_line(comp)) + "}",
+        r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
+        r"\toprule",
+        " & ".join(_tex(h) for h in header) + r" \\",
+        r"\midrule",
+    ]
     lines += [" & ".join(_tex(c) for c in r) + r" \\" for r in rows]
     lines += [r"\bottomrule", r"\end{tabular}"]
     lines += [r"\par\footnotesize [" + str(i) + "] " + _tex(n) for i, n in enumerate(notes, 1)]
@@ -391,8 +538,22 @@ def to_latex(comp: Comparison) -> str:
     return "\n".join(lines) + "\n"
 
 
-CSV_COLUMNS = ["section", "name", "task", "method", "quantity", "unit", "value", "lo", "hi", "std",
-               "n_seeds", "n_tasks", "n_runs", "notes"]
+CSV_COLUMNS = [
+    "section",
+    "name",
+    "task",
+    "method",
+    "quantity",
+    "unit",
+    "value",
+    "lo",
+    "hi",
+    "std",
+    "n_seeds",
+    "n_tasks",
+    "n_runs",
+    "notes",
+]
 
 
 def to_csv(comp: Comparison) -> str:
@@ -401,6 +562,7 @@ def to_csv(comp: Comparison) -> str:
     of a task, ``n_tasks`` tasks of an aggregate, ``n_runs`` runs; the text of every note
     on a row in its ``notes`` (a task row the markdown shows as ``-`` has an empty value
     and its notes)."""
+
     def notes(method, key):
         return " ".join(comp.notes[n - 1] for n in comp.marks.get((method, key), []))
 
@@ -408,30 +570,93 @@ def to_csv(comp: Comparison) -> str:
     rows = []
     by = comp.per_task.set_index(["task", "method"]) if len(comp.per_task) else None
     quantities = ["score", "normalized"] if normalizes(comp.suite) else ["score"]
-    for task in comp.task_rows:  # the rows the table shows, a method without a score with an empty value
+    for (
+        task
+    ) in comp.task_rows:  # the rows the table shows, a method without a score with an empty value
         for m in comp.methods:
             common = dict(section="task", name=task, task=task, method=m, notes=notes(m, task))
             if by is None or (task, m) not in by.index:
-                rows += [dict(common, quantity=q, unit=unit if q == "score" else "%", n_seeds=0) for q in quantities]
+                rows += [
+                    dict(common, quantity=q, unit=unit if q == "score" else "%", n_seeds=0)
+                    for q in quantities
+                ]
                 continue
             r = by.loc[(task, m)]
             common["n_seeds"] = r.n_seeds
-            rows.append(dict(common, quantity="score", unit=unit, value=r.raw, lo=r.raw_lo, hi=r.raw_hi, std=r.raw_std))
+            rows.append(
+                dict(
+                    common,
+                    quantity="score",
+                    unit=unit,
+                    value=r.raw,
+                    lo=r.raw_lo,
+                    hi=r.raw_hi,
+                    std=r.raw_std,
+                )
+            )
             if normalizes(comp.suite):
-                rows.append(dict(common, quantity="normalized", unit="%", value=100 * r.norm, lo=100 * r.norm_lo,
-                                 hi=100 * r.norm_hi, std=100 * r.norm_std))
+                rows.append(
+                    dict(
+                        common,
+                        quantity="normalized",
+                        unit="%",
+                        value=100 * r.norm,
+                        lo=100 * r.norm_lo,
+                        hi=100 * r.norm_hi,
+                        std=100 * r.norm_std,
+                    )
+                )
     for r in comp.successes.itertuples():
-        common = dict(section="success", name=r.item, task=r.task, method=r.method, n_seeds=r.n_seeds, n_runs=r.n_runs)
-        rows.append(dict(common, quantity="episodes_with_item", unit="%", value=r.rate, lo=r.rate_lo, hi=r.rate_hi))
+        common = dict(
+            section="success",
+            name=r.item,
+            task=r.task,
+            method=r.method,
+            n_seeds=r.n_seeds,
+            n_runs=r.n_runs,
+        )
+        rows.append(
+            dict(
+                common,
+                quantity="episodes_with_item",
+                unit="%",
+                value=r.rate,
+                lo=r.rate_lo,
+                hi=r.rate_hi,
+            )
+        )
         rows.append(dict(common, quantity="runs_with_item", unit="runs", value=r.obtained))
     for r in comp.aggregates.itertuples():
-        rows.append(dict(section="aggregate", name=r.metric, method=r.method, quantity=r.metric, unit="%",
-                         value=100 * r.point, lo=100 * r.lo, hi=100 * r.hi, n_tasks=r.n_tasks, n_runs=r.n_runs,
-                         notes=notes(r.method, r.metric)))
+        rows.append(
+            dict(
+                section="aggregate",
+                name=r.metric,
+                method=r.method,
+                quantity=r.metric,
+                unit="%",
+                value=100 * r.point,
+                lo=100 * r.lo,
+                hi=100 * r.hi,
+                n_tasks=r.n_tasks,
+                n_runs=r.n_runs,
+                notes=notes(r.method, r.metric),
+            )
+        )
     for r in comp.improvement.itertuples():
-        rows.append(dict(section="probability_of_improvement", name=f"P({comp.methods[0]} > {r.method})",
-                         method=r.method, quantity="probability_of_improvement", unit="probability",
-                         value=r.point, lo=r.lo, hi=r.hi, n_tasks=r.n_tasks, notes=notes(r.method, "poi")))
+        rows.append(
+            dict(
+                section="probability_of_improvement",
+                name=f"P({comp.methods[0]} > {r.method})",
+                method=r.method,
+                quantity="probability_of_improvement",
+                unit="probability",
+                value=r.point,
+                lo=r.lo,
+                hi=r.hi,
+                n_tasks=r.n_tasks,
+                notes=notes(r.method, "poi"),
+            )
+        )
     out = pd.DataFrame(rows, columns=CSV_COLUMNS)
     counts = ["n_seeds", "n_tasks", "n_runs"]
     out[counts] = out[counts].astype("Int64")  # integers, blank where a count does not apply

@@ -21,19 +21,35 @@ from dreamerbench.suites import SUITES
 from dreamerbench.suites.scores import ATARI_RANDOM_HUMAN
 
 
-def synthetic_episodes(methods: int, seeds: int, episodes: int, rng: np.random.Generator) -> pd.DataFrame:
+def synthetic_episodes(
+    methods: int, seeds: int, episodes: int, rng: np.random.Generator
+) -> pd.DataFrame:
     """``episodes`` episodes per run inside the final window of the Atari57 budget."""
     ref = SUITES["atari57"]
     rows = []
-    frames = np.linspace(ref.budget_frames - ref.final_window_frames + 1, ref.budget_frames, episodes)
+    frames = np.linspace(
+        ref.budget_frames - ref.final_window_frames + 1, ref.budget_frames, episodes
+    )
     for m in range(methods):
         for task, (random, human) in ATARI_RANDOM_HUMAN.items():
             for seed in range(seeds):
                 level = random + (human - random) * rng.lognormal(m * 0.3, 1.0)
-                rows.append(pd.DataFrame({"method": f"method{m}", "suite": ref.name, "task": task, "seed": seed,
-                                          "run_key": f"m{m}/{task}/{seed}", "step": frames / ref.action_repeat,
-                                          "frames": frames, "score": level * rng.uniform(0.8, 1.2, episodes),
-                                          "layout": "episode", "budget_frames": float(ref.budget_frames)}))
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "method": f"method{m}",
+                            "suite": ref.name,
+                            "task": task,
+                            "seed": seed,
+                            "run_key": f"m{m}/{task}/{seed}",
+                            "step": frames / ref.action_repeat,
+                            "frames": frames,
+                            "score": level * rng.uniform(0.8, 1.2, episodes),
+                            "layout": "episode",
+                            "budget_frames": float(ref.budget_frames),
+                        }
+                    )
+                )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -42,7 +58,9 @@ def main() -> None:
     parser.add_argument("--methods", type=int, default=3)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--reps", type=int, default=50_000)
-    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions (the minimum is reported)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed repetitions (the minimum is reported)"
+    )
     args = parser.parse_args()
     ref = SUITES["atari57"]
     episodes = synthetic_episodes(args.methods, args.seeds, 20, np.random.default_rng(0))
@@ -50,15 +68,26 @@ def main() -> None:
     times = []
     for _ in range(args.repeats):
         start = time.perf_counter()
-        comp = compare(episodes, ref, FinalRule.for_suite(ref), methods, np.random.default_rng(0), args.reps)
+        comp = compare(
+            episodes, ref, FinalRule.for_suite(ref), methods, np.random.default_rng(0), args.reps
+        )
         render(comp, "markdown")
         times.append(time.perf_counter() - start)
-    print(json.dumps({
-        "benchmark": "analysis_table_atari57",
-        "methods": args.methods, "tasks": len(ref.tasks), "seeds": args.seeds, "resamples": args.reps,
-        "seconds_min": round(min(times), 3), "seconds_all": [round(t, 3) for t in times],
-        "numpy": np.__version__, "python": platform.python_version(),
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "analysis_table_atari57",
+                "methods": args.methods,
+                "tasks": len(ref.tasks),
+                "seeds": args.seeds,
+                "resamples": args.reps,
+                "seconds_min": round(min(times), 3),
+                "seconds_all": [round(t, 3) for t in times],
+                "numpy": np.__version__,
+                "python": platform.python_version(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

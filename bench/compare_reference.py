@@ -53,20 +53,26 @@ def reference_case(name: str, updates: int, batch_size: int, batch_length: int) 
 
     jax.config.update("jax_platforms", "cpu")
     jax.devices()  # start the backend now: the reference's set-up later replaces XLA_FLAGS
+    import dreamerv3
     import elements
     import numpy as np
     import ruamel.yaml as yaml
-    import dreamerv3
     from embodied.jax import internal
 
-    from dreamerbench.agent.synthetic import random_batch
     from bench.train_step import matmul_flops
+    from dreamerbench.agent.synthetic import random_batch
     from tools.reference_equivalence import build_agent, reference_config
 
     case = CASES[name]
-    blocks = yaml.YAML(typ="safe").load((Path(dreamerv3.__file__).parent / "configs.yaml").read_text())
-    updates_cfg = {**blocks[REFERENCE_SIZES[case["size"]]], "batch_size": batch_size,
-                   "batch_length": batch_length, "replay_context": 1}
+    blocks = yaml.YAML(typ="safe").load(
+        (Path(dreamerv3.__file__).parent / "configs.yaml").read_text()
+    )
+    updates_cfg = {
+        **blocks[REFERENCE_SIZES[case["size"]]],
+        "batch_size": batch_size,
+        "batch_length": batch_length,
+        "replay_context": 1,
+    }
     flags = {k: elements.Space(bool) for k in ("is_first", "is_last", "is_terminal")}
     if case["obs"] == "image":
         obs = {"image": elements.Space(np.uint8, (64, 64, 3))}
@@ -79,7 +85,8 @@ def reference_case(name: str, updates: int, batch_size: int, batch_length: int) 
     rssm = config.agent.dyn.rssm
     space = lambda s: types.SimpleNamespace(shape=s.shape, is_image=len(s.shape) == 3)
     ours_like = types.SimpleNamespace(
-        obs_space={k: space(v) for k, v in obs.items()}, discrete=act["action"].discrete,
+        obs_space={k: space(v) for k, v in obs.items()},
+        discrete=act["action"].discrete,
         action_size=17 if act["action"].discrete else 1,
         latent_shape=(rssm.deter, rssm.stoch, rssm.classes),
     )
@@ -106,17 +113,26 @@ def reference_case(name: str, updates: int, batch_size: int, batch_length: int) 
 
     def update(i):
         nonlocal params
-        params, _, outs, metrics = agent._train(*split(params), agent._seeds(i, agent.train_mirrored), carry, data)
+        params, _, outs, metrics = agent._train(
+            *split(params), agent._seeds(i, agent.train_mirrored), carry, data
+        )
         return params, outs, metrics
 
     wall, cpu = timed_updates(update, updates)
     after_updates = memory_mb()
     with agent.train_mesh:
-        jaxpr = jax.make_jaxpr(jitted)(*split(params), agent._seeds(0, agent.train_mirrored), carry, data).jaxpr
+        jaxpr = jax.make_jaxpr(jitted)(
+            *split(params), agent._seeds(0, agent.train_mirrored), carry, data
+        ).jaxpr
     return {
-        "compile_s": round(compile_s, 2), "seconds_per_call": round(wall, 4), "cpu_seconds_per_call": round(cpu, 4),
-        "matmul_gflop_per_call": round(matmul_flops(jaxpr) / 1e9, 2), "memory_after_compile": after_compile,
-        "memory_after_updates": after_updates, "step_buffers": step_memory_mb(agent._train), "jax": jax.__version__,
+        "compile_s": round(compile_s, 2),
+        "seconds_per_call": round(wall, 4),
+        "cpu_seconds_per_call": round(cpu, 4),
+        "matmul_gflop_per_call": round(matmul_flops(jaxpr) / 1e9, 2),
+        "memory_after_compile": after_compile,
+        "memory_after_updates": after_updates,
+        "step_buffers": step_memory_mb(agent._train),
+        "jax": jax.__version__,
     }
 
 
@@ -140,9 +156,24 @@ def command(side: str, case: str, args) -> tuple[list[str], dict]:
     else:
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     if args.threads == 1:
-        env["XLA_FLAGS"] = " ".join(filter(None, [env.get("XLA_FLAGS"), "--xla_cpu_multi_thread_eigen=false"]))
-    child = [python, "-m", "bench.compare_reference", "--side", side, "--cases", case, "--updates", str(args.updates),
-             "--batch-size", str(args.batch_size), "--batch-length", str(args.batch_length)]
+        env["XLA_FLAGS"] = " ".join(
+            filter(None, [env.get("XLA_FLAGS"), "--xla_cpu_multi_thread_eigen=false"])
+        )
+    child = [
+        python,
+        "-m",
+        "bench.compare_reference",
+        "--side",
+        side,
+        "--cases",
+        case,
+        "--updates",
+        str(args.updates),
+        "--batch-size",
+        str(args.batch_size),
+        "--batch-length",
+        str(args.batch_length),
+    ]
     return ["taskset", "-c", args.cpus, *child], env
 
 
@@ -154,7 +185,13 @@ def measure(side: str, case: str, args) -> dict:
     if done.returncode:
         raise SystemExit(f"{side} {case} failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    return {**result, "side": side, "case": case, "load_before": load_before, "load_after": os.getloadavg()[0]}
+    return {
+        **result,
+        "side": side,
+        "case": case,
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+    }
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -173,7 +210,9 @@ def summarise(runs: list[dict]) -> dict:
         sides = {}
         for side in SIDES:
             mine = [r for r in runs if r["case"] == case and r["side"] == side]
-            sides[side] = {name: statistics.median(get(r) for r in mine) for name, get in figures.items()}
+            sides[side] = {
+                name: statistics.median(get(r) for r in mine) for name, get in figures.items()
+            }
             sides[side]["seconds_per_update_all"] = [r["seconds_per_call"] for r in mine]
         ratio = {name: round(sides["reference"][name] / sides["ours"][name], 3) for name in figures}
         out[case] = {**sides, "reference_over_ours": ratio}
@@ -181,31 +220,59 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {', '.join(CASES)}")
-    parser.add_argument("--reps", type=int, default=3, help="repetitions of every (case, side) pair")
-    parser.add_argument("--updates", type=int, default=5, help="timed updates per process after 2 warm-up updates")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--cases", default=",".join(CASES), help=f"comma-separated subset of {', '.join(CASES)}"
+    )
+    parser.add_argument(
+        "--reps", type=int, default=3, help="repetitions of every (case, side) pair"
+    )
+    parser.add_argument(
+        "--updates", type=int, default=5, help="timed updates per process after 2 warm-up updates"
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--batch-length", type=int, default=64)
-    parser.add_argument("--cpus", default=str(max(0, (os.cpu_count() or 1) - 1)),
-                        help="taskset CPU list every timed process is pinned to (default: the last CPU)")
-    parser.add_argument("--threads", type=int, choices=(0, 1), default=1,
-                        help="1: XLA computes on one thread; 0: XLA's default threading")
-    parser.add_argument("--reference", default="/work/reference", help="danijar/dreamerv3 e3f0224 checkout")
-    parser.add_argument("--refenv", default="/work/refenv", help="the reference's venv (tools/setup_reference.sh)")
-    parser.add_argument("--side", choices=list(SIDES), help=argparse.SUPPRESS)  # one measurement in this process
+    parser.add_argument(
+        "--cpus",
+        default=str(max(0, (os.cpu_count() or 1) - 1)),
+        help="taskset CPU list every timed process is pinned to (default: the last CPU)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        choices=(0, 1),
+        default=1,
+        help="1: XLA computes on one thread; 0: XLA's default threading",
+    )
+    parser.add_argument(
+        "--reference", default="/work/reference", help="danijar/dreamerv3 e3f0224 checkout"
+    )
+    parser.add_argument(
+        "--refenv", default="/work/refenv", help="the reference's venv (tools/setup_reference.sh)"
+    )
+    parser.add_argument(
+        "--side", choices=list(SIDES), help=argparse.SUPPRESS
+    )  # one measurement in this process
     args = parser.parse_args(argv)
     cases = [c for c in args.cases.split(",") if c]
     bad = [c for c in cases if c not in CASES]
     if bad or not cases:
         parser.exit(2, f"--cases={args.cases!r}: allowed are {', '.join(CASES)}\n")
     if args.side:
-        print(json.dumps(SIDES[args.side](cases[0], args.updates, args.batch_size, args.batch_length)))
+        print(
+            json.dumps(SIDES[args.side](cases[0], args.updates, args.batch_size, args.batch_length))
+        )
         return
-    for path, what in ((Path(args.reference) / "dreamerv3" / "agent.py", "--reference"),
-                       (Path(args.refenv) / "bin" / "python", "--refenv")):
+    for path, what in (
+        (Path(args.reference) / "dreamerv3" / "agent.py", "--reference"),
+        (Path(args.refenv) / "bin" / "python", "--refenv"),
+    ):
         if not path.exists():
-            parser.exit(2, f"{what}: {path} does not exist; set it up with tools/setup_reference.sh\n")
+            parser.exit(
+                2, f"{what}: {path} does not exist; set it up with tools/setup_reference.sh\n"
+            )
     runs = []
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     load = os.getloadavg()
@@ -216,12 +283,24 @@ def main(argv=None) -> None:
                 run = measure(side, case, args)
                 print(json.dumps({"rep": rep, **run}), file=sys.stderr, flush=True)
                 runs.append({"rep": rep, **run})
-    print(json.dumps({
-        "started": started, "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "load_average_before": load, "load_average_after": os.getloadavg(),
-        "cpus": args.cpus, "threads": args.threads, "updates": args.updates, "reps": args.reps,
-        "batch": [args.batch_size, args.batch_length], "summary": summarise(runs), "runs": runs,
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "started": started,
+                "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                "load_average_before": load,
+                "load_average_after": os.getloadavg(),
+                "cpus": args.cpus,
+                "threads": args.threads,
+                "updates": args.updates,
+                "reps": args.reps,
+                "batch": [args.batch_size, args.batch_length],
+                "summary": summarise(runs),
+                "runs": runs,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

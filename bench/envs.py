@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     for name in args.suites:
         for num_envs, parallel in ((1, False), (args.envs, True)):
-            print(json.dumps(measure(name, TASKS[name], num_envs, parallel, args.seconds)), flush=True)
+            print(
+                json.dumps(measure(name, TASKS[name], num_envs, parallel, args.seconds)), flush=True
+            )
 
 
 if __name__ == "__main__":

@@ -31,20 +31,43 @@ def plan(quick: bool) -> list[tuple[str, str, int]]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="size12m only, 1 and 4 seeds")
     parser.add_argument("--updates", type=int, default=10, help="timed updates per measurement")
     args = parser.parse_args(argv)
     import jax
 
     if jax.default_backend() != "gpu":
-        parser.exit(2, f"bench.gpu: no GPU (jax backend {jax.default_backend()!r}); CPU figures: bench.train_step\n")
+        parser.exit(
+            2,
+            f"bench.gpu: no GPU (jax backend {jax.default_backend()!r}); CPU figures: bench.train_step\n",
+        )
     for case, size, seeds in plan(args.quick):
-        command = [sys.executable, "-m", "bench.train_step", "--case", case, "--updates", str(args.updates),
-                   "--seeds", str(seeds), "--set", f"agent.size={size}", "--set", "agent.compute_dtype=auto"]
+        command = [
+            sys.executable,
+            "-m",
+            "bench.train_step",
+            "--case",
+            case,
+            "--updates",
+            str(args.updates),
+            "--seeds",
+            str(seeds),
+            "--set",
+            f"agent.size={size}",
+            "--set",
+            "agent.compute_dtype=auto",
+        ]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode:
-            print(json.dumps({"case": case, "size": size, "seeds": seeds, "error": done.stderr[-2000:]}), flush=True)
+            print(
+                json.dumps(
+                    {"case": case, "size": size, "seeds": seeds, "error": done.stderr[-2000:]}
+                ),
+                flush=True,
+            )
             continue
         result = json.loads(done.stdout.strip().splitlines()[-1])
         result["size"] = size

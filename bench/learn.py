@@ -67,15 +67,24 @@ PROTOCOLS = {
     # Suite settings (16 envs, repeat 1, size1m) except the train ratio: 128 instead
     # of the published 1024, so that 60k frames fit in one to two hours of a 2-core CPU.
     "cpu": Protocol(
-        suite="dmc_proprio", tasks=("cartpole_swingup", "ball_in_cup_catch"), seeds=(0,), frames=60_000,
-        size="1m", overrides=(("agent.train_ratio", 128),),
+        suite="dmc_proprio",
+        tasks=("cartpole_swingup", "ball_in_cup_catch"),
+        seeds=(0,),
+        frames=60_000,
+        size="1m",
+        overrides=(("agent.train_ratio", 128),),
         note="dmc_proprio suite settings except agent.train_ratio=128 (published: 1024)",
     ),
     # The published dmc_proprio settings (train ratio 1024, 16 envs, size1m), four
     # seeds packed in one process, for an accelerator.
     "gpu": Protocol(
-        suite="dmc_proprio", tasks=("cartpole_swingup", "ball_in_cup_catch"), seeds=(0, 1, 2, 3), frames=100_000,
-        size="1m", seeds_per_process=4, note="published dmc_proprio settings, 4 seeds packed per process",
+        suite="dmc_proprio",
+        tasks=("cartpole_swingup", "ball_in_cup_catch"),
+        seeds=(0, 1, 2, 3),
+        frames=100_000,
+        size="1m",
+        seeds_per_process=4,
+        note="published dmc_proprio settings, 4 seeds packed per process",
     ),
 }
 
@@ -94,7 +103,7 @@ def _rundir(out: Path, task: str, seed: int) -> Path:
 def _action_repeat(protocol: Protocol) -> int:
     from dreamerbench.suites import get_suite
 
-    overrides = {k[len("env."):]: v for k, v in protocol.overrides if k.startswith("env.")}
+    overrides = {k[len("env.") :]: v for k, v in protocol.overrides if k.startswith("env.")}
     return int(get_suite(protocol.suite).resolve_protocol(overrides).get("action_repeat", 1))
 
 
@@ -102,8 +111,22 @@ def train_command(protocol: Protocol, task: str, first_seed: int, logdir: Path) 
     """The `dreamerbench train` command of one process of the protocol."""
     steps = protocol.frames // _action_repeat(protocol)
     command = [
-        sys.executable, "-m", "dreamerbench.experiments.cli", "train", "--suite", protocol.suite, "--task", task,
-        "--seed", str(first_seed), "--size", protocol.size, "--steps", str(steps), "--logdir", str(logdir),
+        sys.executable,
+        "-m",
+        "dreamerbench.experiments.cli",
+        "train",
+        "--suite",
+        protocol.suite,
+        "--task",
+        task,
+        "--seed",
+        str(first_seed),
+        "--size",
+        protocol.size,
+        "--steps",
+        str(steps),
+        "--logdir",
+        str(logdir),
     ]
     if protocol.seeds_per_process > 1:
         command += ["--seeds-per-process", str(protocol.seeds_per_process)]
@@ -139,8 +162,11 @@ def published_bins(suite: str, task: str, frames: int, source: Path) -> dict:
         seeds.append([series.get(x, np.nan) for x in xs])
     seeds = np.asarray(seeds, dtype=float)
     return {
-        "x_frames": xs.tolist(), "seeds": seeds.tolist(),
-        "mean": np.nanmean(seeds, 0).tolist(), "min": np.nanmin(seeds, 0).tolist(), "max": np.nanmax(seeds, 0).tolist(),
+        "x_frames": xs.tolist(),
+        "seeds": seeds.tolist(),
+        "mean": np.nanmean(seeds, 0).tolist(),
+        "min": np.nanmin(seeds, 0).tolist(),
+        "max": np.nanmax(seeds, 0).tolist(),
     }
 
 
@@ -157,13 +183,22 @@ def collect(protocol: Protocol, out: Path, source: Path) -> dict:
             frames = np.asarray([e["step"] * repeat for e in episodes], dtype=float)
             scores = np.asarray([e["score"] for e in episodes], dtype=float)
             summary = rundir / "summary.json"
-            runs.append({
-                "task": task, "seed": seed, "logdir": str(rundir),
-                "finished": summary.exists(), "episodes": len(episodes),
-                "frames": frames.tolist(), "score": scores.round(2).tolist(),
-                "wall_s": [e.get("wall_s") for e in episodes],
-                "bins": {"x_frames": edges[1:].tolist(), "mean": bin_means(frames, scores, edges).round(2).tolist()},
-            })
+            runs.append(
+                {
+                    "task": task,
+                    "seed": seed,
+                    "logdir": str(rundir),
+                    "finished": summary.exists(),
+                    "episodes": len(episodes),
+                    "frames": frames.tolist(),
+                    "score": scores.round(2).tolist(),
+                    "wall_s": [e.get("wall_s") for e in episodes],
+                    "bins": {
+                        "x_frames": edges[1:].tolist(),
+                        "mean": bin_means(frames, scores, edges).round(2).tolist(),
+                    },
+                }
+            )
     return {"runs": runs, "published_dreamerv3": published}
 
 
@@ -180,23 +215,42 @@ def plot(protocol: Protocol, curves: dict, out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(6.4, 4.0), constrained_layout=True)
         pub = curves["published_dreamerv3"][task]
         x = np.asarray(pub["x_frames"])
-        ax.fill_between(x, pub["min"], pub["max"], color="tab:gray", alpha=0.25,
-                        label=f"published DreamerV3, min-max of {len(pub['seeds'])} seeds")
+        ax.fill_between(
+            x,
+            pub["min"],
+            pub["max"],
+            color="tab:gray",
+            alpha=0.25,
+            label=f"published DreamerV3, min-max of {len(pub['seeds'])} seeds",
+        )
         ax.plot(x, pub["mean"], color="tab:gray", lw=2, label="published DreamerV3, mean")
         for i, run in enumerate(r for r in curves["runs"] if r["task"] == task):
             color = f"C{i}"
             ax.scatter(run["frames"], run["score"], s=6, color=color, alpha=0.35)
             # Mean of the episodes that end together (all envs end at once on DMC's fixed-length episodes).
             ends = sorted(set(run["frames"]))
-            means = [np.mean([s for f, s in zip(run["frames"], run["score"]) if f == end]) for end in ends]
-            ax.plot(ends, means, color=color, lw=2, marker="o", ms=4,
-                    label=f"dreamerbench seed {run['seed']}: mean of the episodes ending together (dots: episodes)")
+            means = [
+                np.mean([s for f, s in zip(run["frames"], run["score"]) if f == end])
+                for end in ends
+            ]
+            ax.plot(
+                ends,
+                means,
+                color=color,
+                lw=2,
+                marker="o",
+                ms=4,
+                label=f"dreamerbench seed {run['seed']}: mean of the episodes ending together (dots: episodes)",
+            )
         ax.set_xlim(0, protocol.frames)
         ax.set_ylim(0, 1000)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:.0f}k"))
         ax.set_xlabel("environment frames")
         ax.set_ylabel("episode return")
-        ax.set_title(f"{protocol.suite} {task}" + (f"\n{protocol.note}" if protocol.note else ""), fontsize=10)
+        ax.set_title(
+            f"{protocol.suite} {task}" + (f"\n{protocol.note}" if protocol.note else ""),
+            fontsize=10,
+        )
         ax.legend(fontsize=7, loc="upper left")
         path = out / f"{task}.png"
         fig.savefig(path, dpi=120)
@@ -214,8 +268,12 @@ def write_results(protocol_name: str, out: Path, source: Path, extra: dict | Non
     protocol = PROTOCOLS[protocol_name]
     curves = collect(protocol, out, source)
     result = {
-        "protocol": protocol_name, **{k: v for k, v in dataclasses.asdict(protocol).items()},
-        "machine": _machine(), "written_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **(extra or {}), **curves,
+        "protocol": protocol_name,
+        **{k: v for k, v in dataclasses.asdict(protocol).items()},
+        "machine": _machine(),
+        "written_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        **(extra or {}),
+        **curves,
     }
     (out / "curves.json").write_text(json.dumps(result))
     result["plots"] = [str(p) for p in plot(protocol, curves, out)]
@@ -227,8 +285,15 @@ def run_curves(args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     k = protocol.seeds_per_process
-    pending = [(task, first) for task in (args.tasks or protocol.tasks) for first in protocol.seeds[::k]]
-    log = {"jobs": args.jobs, "load_1m_before": os.getloadavg()[0], "load_1m_every_5_min": [], "processes": []}
+    pending = [
+        (task, first) for task in (args.tasks or protocol.tasks) for first in protocol.seeds[::k]
+    ]
+    log = {
+        "jobs": args.jobs,
+        "load_1m_before": os.getloadavg()[0],
+        "load_1m_every_5_min": [],
+        "processes": [],
+    }
     log["pinned"] = args.pin
     running, sampled = [], 0.0
     while pending or running:
@@ -255,28 +320,48 @@ def run_curves(args) -> None:
             process, command, start, stderr, task, first, _ = entry
             running.remove(entry)
             stderr.close()
-            log["processes"].append({
-                "command": " ".join(command), "returncode": process.returncode,
-                "wall_s": round(time.time() - start, 1), "load_1m_at_end": os.getloadavg()[0],
-            })
+            log["processes"].append(
+                {
+                    "command": " ".join(command),
+                    "returncode": process.returncode,
+                    "wall_s": round(time.time() - start, 1),
+                    "load_1m_at_end": os.getloadavg()[0],
+                }
+            )
             if process.returncode != 0:
-                raise SystemExit(f"train failed ({process.returncode}); see {out}/train-{task}-{first}.log")
+                raise SystemExit(
+                    f"train failed ({process.returncode}); see {out}/train-{task}-{first}.log"
+                )
     result = write_results(args.protocol, out, Path(args.published_dir), {"training": log})
     print(json.dumps(_summary(result)))
 
 
 def _summary(result: dict) -> dict:
     """Curves.json without the per-episode lists: what the benchmark prints."""
-    runs = [{k: v for k, v in r.items() if k not in ("frames", "score", "wall_s")} for r in result["runs"]]
-    published = {t: {"x_frames": p["x_frames"], "mean": np.round(p["mean"], 1).tolist(),
-                      "min": np.round(p["min"], 1).tolist(), "max": np.round(p["max"], 1).tolist()}
-                 for t, p in result["published_dreamerv3"].items()}
-    return {**{k: v for k, v in result.items() if k not in ("runs", "published_dreamerv3")},
-            "runs": runs, "published_dreamerv3": published}
+    runs = [
+        {k: v for k, v in r.items() if k not in ("frames", "score", "wall_s")}
+        for r in result["runs"]
+    ]
+    published = {
+        t: {
+            "x_frames": p["x_frames"],
+            "mean": np.round(p["mean"], 1).tolist(),
+            "min": np.round(p["min"], 1).tolist(),
+            "max": np.round(p["max"], 1).tolist(),
+        }
+        for t, p in result["published_dreamerv3"].items()
+    }
+    return {
+        **{k: v for k, v in result.items() if k not in ("runs", "published_dreamerv3")},
+        "runs": runs,
+        "published_dreamerv3": published,
+    }
 
 
 def run_plot(args) -> None:
-    print(json.dumps(_summary(write_results(args.protocol, Path(args.out), Path(args.published_dir)))))
+    print(
+        json.dumps(_summary(write_results(args.protocol, Path(args.out), Path(args.published_dir))))
+    )
 
 
 # --- throughput ---------------------------------------------------------------------
@@ -296,9 +381,26 @@ def run_throughput(args) -> None:
         raise SystemExit(f"--logdir {logdir} exists; the benchmark needs a fresh run")
     settings = {**THROUGHPUT_SETTINGS, **dict(item.split("=", 1) for item in args.overrides)}
     command = [
-        sys.executable, "-m", "dreamerbench.experiments.cli", "train", "--suite", "dmc_proprio", "--task", "cartpole_balance",
-        "--seed", str(args.seed), "--size", args.size, "--steps", "10000000", "--logdir", str(logdir),
-        "--seeds-per-process", str(args.seeds_per_process), "--set", "run.compile_cache=",
+        sys.executable,
+        "-m",
+        "dreamerbench.experiments.cli",
+        "train",
+        "--suite",
+        "dmc_proprio",
+        "--task",
+        "cartpole_balance",
+        "--seed",
+        str(args.seed),
+        "--size",
+        args.size,
+        "--steps",
+        "10000000",
+        "--logdir",
+        str(logdir),
+        "--seeds-per-process",
+        str(args.seeds_per_process),
+        "--set",
+        "run.compile_cache=",
     ]
     rundir = logdir if args.seeds_per_process == 1 else logdir / f"seed{args.seed}"
     for key, value in settings.items():
@@ -307,7 +409,9 @@ def run_throughput(args) -> None:
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     first_update = None
     while time.time() - start < 60 * args.minutes and process.poll() is None:
-        if first_update is None and any("time_to_first_update_s" in r for r in read_jsonl(rundir / "metrics.jsonl")):
+        if first_update is None and any(
+            "time_to_first_update_s" in r for r in read_jsonl(rundir / "metrics.jsonl")
+        ):
             first_update = time.time() - start
         time.sleep(1.0)
     process.send_signal(signal.SIGINT)
@@ -320,37 +424,69 @@ def run_throughput(args) -> None:
     metrics = read_jsonl(rundir / "metrics.jsonl")
     updates = [r["updates"] for r in metrics if "updates" in r]
     rates = [r["updates_per_s"] for r in metrics if "updates_per_s" in r][1:]
-    print(json.dumps({
-        "task": "dmc_proprio/cartpole_balance", "size": args.size, "seed": args.seed, "settings": settings,
-        "minutes": args.minutes, "process_start_to_first_update_s": first_update,
-        "seeds_per_process": args.seeds_per_process,
-        "aggregate_updates_per_s": round(statistics.median(rates) * args.seeds_per_process, 4) if rates else None,
-        "updates_per_s_records": len(rates), "updates": updates[-1] if updates else 0, "episodes": len(curve),
-        "curve_wall_s_step_frames_return": curve,
-    }))
+    print(
+        json.dumps(
+            {
+                "task": "dmc_proprio/cartpole_balance",
+                "size": args.size,
+                "seed": args.seed,
+                "settings": settings,
+                "minutes": args.minutes,
+                "process_start_to_first_update_s": first_update,
+                "seeds_per_process": args.seeds_per_process,
+                "aggregate_updates_per_s": round(
+                    statistics.median(rates) * args.seeds_per_process, 4
+                )
+                if rates
+                else None,
+                "updates_per_s_records": len(rates),
+                "updates": updates[-1] if updates else 0,
+                "episodes": len(curve),
+                "curve_wall_s_step_frames_return": curve,
+            }
+        )
+    )
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, func, text in (("curves", run_curves, "train the protocol's runs, then write JSON and plots"),
-                             ("plot", run_plot, "write JSON and plots from the runs so far")):
+    for name, func, text in (
+        ("curves", run_curves, "train the protocol's runs, then write JSON and plots"),
+        ("plot", run_plot, "write JSON and plots from the runs so far"),
+    ):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--protocol", choices=sorted(PROTOCOLS), default="cpu")
-        sub.add_argument("--out", required=True, help="directory of the runs, curves.json and the PNGs")
-        sub.add_argument("--published-dir", default=str(SHARED_BASELINES),
-                         help="directory of the published SUITE-dreamerv3.json.gz files")
+        sub.add_argument(
+            "--out", required=True, help="directory of the runs, curves.json and the PNGs"
+        )
+        sub.add_argument(
+            "--published-dir",
+            default=str(SHARED_BASELINES),
+            help="directory of the published SUITE-dreamerv3.json.gz files",
+        )
         sub.set_defaults(func=func)
     curves = commands.choices["curves"]
     curves.add_argument("--tasks", nargs="+", help="a subset of the protocol's tasks")
     curves.add_argument("--jobs", type=int, default=1, help="training processes at once")
-    curves.add_argument("--pin", action="store_true", help="pin each training process to its own core (jobs <= cores)")
+    curves.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin each training process to its own core (jobs <= cores)",
+    )
     tp = commands.add_parser("throughput", help="start-up time and updates/s of one run")
     tp.add_argument("--minutes", type=float, default=60.0)
     tp.add_argument("--logdir", required=True, help="a new directory for the run")
     tp.add_argument("--seed", type=int, default=0)
     tp.add_argument("--size", default="1m")
-    tp.add_argument("--seeds-per-process", type=int, default=1, help="seeds trained together (the curve is the first's)")
+    tp.add_argument(
+        "--seeds-per-process",
+        type=int,
+        default=1,
+        help="seeds trained together (the curve is the first's)",
+    )
     tp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     tp.set_defaults(func=run_throughput)
     args = parser.parse_args(argv)

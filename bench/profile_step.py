@@ -26,7 +26,15 @@ import time
 
 from bench.train_step import CASES
 
-NOT_OPS = ("ThreadpoolListener", "ThunkExecutor", "end: ", "PjitFunction", "$", "PythonRefManager", "ParseArguments")
+NOT_OPS = (
+    "ThreadpoolListener",
+    "ThunkExecutor",
+    "end: ",
+    "PjitFunction",
+    "$",
+    "PythonRefManager",
+    "ParseArguments",
+)
 
 
 def hlo_kinds(hlo_text: str) -> dict[str, str]:
@@ -50,7 +58,11 @@ def hlo_kinds(hlo_text: str) -> dict[str, str]:
             if called:
                 calls[name] = called.group(1)
     for name, called in calls.items():
-        inner = [op for op in dict.fromkeys(computations.get(called, [])) if op not in ("parameter", "constant")]
+        inner = [
+            op
+            for op in dict.fromkeys(computations.get(called, []))
+            if op not in ("parameter", "constant")
+        ]
         kinds[name] = f"{kinds[name]}[{','.join(inner[:6])}]"
     return kinds
 
@@ -65,13 +77,27 @@ def profile(name: str, updates: int, top: int) -> dict:
     from dreamerbench.suites.base import Space
 
     case = CASES[name]
-    config = apply_overrides(Config(), {"agent.size": case["size"], "agent.compute_dtype": "float32"})
-    obs = {"image": Space(np.uint8, (64, 64, 3))} if case["obs"] == "image" else {"vector": Space(np.float32, (5,))}
-    act = Space(np.int32, (), 0, 17) if case["actions"] == "discrete" else Space(np.float32, (1,), -1.0, 1.0)
+    config = apply_overrides(
+        Config(), {"agent.size": case["size"], "agent.compute_dtype": "float32"}
+    )
+    obs = (
+        {"image": Space(np.uint8, (64, 64, 3))}
+        if case["obs"] == "image"
+        else {"vector": Space(np.float32, (5,))}
+    )
+    act = (
+        Space(np.int32, (), 0, 17)
+        if case["actions"] == "discrete"
+        else Space(np.float32, (1,), -1.0, 1.0)
+    )
     agent = Dreamer(config, obs, act)
     state = jax.jit(agent.init)(jax.random.PRNGKey(0))
     batch = random_batch(agent, config.agent.batch_size, config.agent.batch_length)
-    step = jax.jit(agent.train_step, donate_argnums=0).lower(state, batch, jax.random.PRNGKey(0)).compile()
+    step = (
+        jax.jit(agent.train_step, donate_argnums=0)
+        .lower(state, batch, jax.random.PRNGKey(0))
+        .compile()
+    )
     kinds = hlo_kinds(step.as_text())
     state, _ = jax.block_until_ready(step(state, batch, jax.random.PRNGKey(1)))
     with tempfile.TemporaryDirectory() as trace_dir:
@@ -80,7 +106,9 @@ def profile(name: str, updates: int, top: int) -> dict:
             for i in range(updates):
                 state, _ = jax.block_until_ready(step(state, batch, jax.random.PRNGKey(2 + i)))
         wall = (time.perf_counter() - start) / updates
-        data = jax.profiler.ProfileData.from_file(glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True)[0])
+        data = jax.profiler.ProfileData.from_file(
+            glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True)[0]
+        )
         seconds: collections.Counter = collections.Counter()
         counts: collections.Counter = collections.Counter()
         for plane in data.planes:
@@ -95,20 +123,37 @@ def profile(name: str, updates: int, top: int) -> dict:
     by_kind: collections.Counter = collections.Counter()
     for op, s in seconds.items():
         if op not in loops:
-            by_kind[kinds.get(op, "?").split("[")[0] if not kinds.get(op, "").startswith("fusion") else kinds[op]] += s
-    rows = [{"op": op, "kind": kinds.get(op, "?"), "seconds_per_update": round(s, 4),
-             "calls_per_update": counts[op] // updates} for op, s in seconds.most_common(top)]
+            by_kind[
+                kinds.get(op, "?").split("[")[0]
+                if not kinds.get(op, "").startswith("fusion")
+                else kinds[op]
+            ] += s
+    rows = [
+        {
+            "op": op,
+            "kind": kinds.get(op, "?"),
+            "seconds_per_update": round(s, 4),
+            "calls_per_update": counts[op] // updates,
+        }
+        for op, s in seconds.most_common(top)
+    ]
     return {
-        "case": name, "wall_seconds_per_update": round(wall, 4),
+        "case": name,
+        "wall_seconds_per_update": round(wall, 4),
         "op_seconds_per_update": round(sum(s for op, s in seconds.items() if op not in loops), 4),
-        "top_ops": rows, "by_kind": {k: round(v, 4) for k, v in by_kind.most_common(top)},
+        "top_ops": rows,
+        "by_kind": {k: round(v, 4) for k, v in by_kind.most_common(top)},
     }
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--case", choices=list(CASES), default="image_1m")
-    parser.add_argument("--updates", type=int, default=2, help="profiled updates after one warm-up update")
+    parser.add_argument(
+        "--updates", type=int, default=2, help="profiled updates after one warm-up update"
+    )
     parser.add_argument("--top", type=int, default=25, help="rows of the per-operation table")
     args = parser.parse_args(argv)
     print(json.dumps(profile(args.case, args.updates, args.top), indent=1))

@@ -82,7 +82,11 @@ def matmul_flops(jaxpr) -> float:
 
 def memory_mb() -> dict:
     """This process's resident memory now and its peak so far, in MB (Linux `/proc/self/status`)."""
-    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    fields = dict(
+        line.split(":", 1)
+        for line in Path("/proc/self/status").read_text().splitlines()
+        if ":" in line
+    )
     kb = lambda name: int(fields[name].split()[0])
     return {"rss_mb": round(kb("VmRSS") / 1024, 1), "peak_rss_mb": round(kb("VmHWM") / 1024, 1)}
 
@@ -94,8 +98,10 @@ def step_memory_mb(compiled) -> dict:
     stats = compiled.memory_analysis()
     mb = lambda n: round(n / 2**20, 1)
     return {
-        "arguments_mb": mb(stats.argument_size_in_bytes), "outputs_mb": mb(stats.output_size_in_bytes),
-        "aliased_mb": mb(stats.alias_size_in_bytes), "temporaries_mb": mb(stats.temp_size_in_bytes),
+        "arguments_mb": mb(stats.argument_size_in_bytes),
+        "outputs_mb": mb(stats.output_size_in_bytes),
+        "aliased_mb": mb(stats.alias_size_in_bytes),
+        "temporaries_mb": mb(stats.temp_size_in_bytes),
         "code_mb": mb(stats.generated_code_size_in_bytes),
     }
 
@@ -118,27 +124,49 @@ def timed_updates(update, updates: int, warmup: int = 2) -> tuple[float, float]:
     return float(np.median(wall[warmup:])), float(np.median(cpu[warmup:]))
 
 
-def run_case(name: str, updates: int, batch_size: int, batch_length: int, overrides: list[str], seeds: int = 1) -> dict:
+def run_case(
+    name: str,
+    updates: int,
+    batch_size: int,
+    batch_length: int,
+    overrides: list[str],
+    seeds: int = 1,
+) -> dict:
     import jax
     import numpy as np
 
     from dreamerbench.agent.config import Config, apply_overrides
     from dreamerbench.agent.dreamer import Dreamer, over_runs
-    from dreamerbench.suites.base import Space
     from dreamerbench.agent.synthetic import random_batch
+    from dreamerbench.suites.base import Space
 
     case = CASES[name]
-    config = apply_overrides(Config(), {
-        "agent.size": case["size"], "agent.batch_size": batch_size,
-        "agent.batch_length": batch_length, "agent.compute_dtype": "float32",
-    })
+    config = apply_overrides(
+        Config(),
+        {
+            "agent.size": case["size"],
+            "agent.batch_size": batch_size,
+            "agent.batch_length": batch_length,
+            "agent.compute_dtype": "float32",
+        },
+    )
     config = apply_overrides(config, overrides)
-    obs = {"image": Space(np.uint8, (64, 64, 3))} if case["obs"] == "image" else {"vector": Space(np.float32, (5,))}
-    act = Space(np.int32, (), 0, 17) if case["actions"] == "discrete" else Space(np.float32, (1,), -1.0, 1.0)
+    obs = (
+        {"image": Space(np.uint8, (64, 64, 3))}
+        if case["obs"] == "image"
+        else {"vector": Space(np.float32, (5,))}
+    )
+    act = (
+        Space(np.int32, (), 0, 17)
+        if case["actions"] == "discrete"
+        else Space(np.float32, (1,), -1.0, 1.0)
+    )
     agent = Dreamer(config, obs, act)
 
     def stacked(make):
-        return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *[make(seed) for seed in range(seeds)])
+        return jax.tree_util.tree_map(
+            lambda *leaves: np.stack(leaves), *[make(seed) for seed in range(seeds)]
+        )
 
     state = stacked(lambda seed: jax.jit(agent.init)(jax.random.PRNGKey(seed)))
     batch = stacked(lambda seed: random_batch(agent, batch_size, batch_length, seed))
@@ -151,7 +179,9 @@ def run_case(name: str, updates: int, batch_size: int, batch_length: int, overri
     compiled = step.lower(state, batch, keys(0)).compile()
     compile_s = time.perf_counter() - start
     after_compile = memory_mb()
-    shapes = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), (state, batch, keys(0)))
+    shapes = jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), (state, batch, keys(0))
+    )
 
     def update(i):
         nonlocal state
@@ -163,40 +193,84 @@ def run_case(name: str, updates: int, batch_size: int, batch_length: int, overri
     flops = matmul_flops(jax.make_jaxpr(step)(*shapes).jaxpr)
     peak = matmul_peak_flops(8192 if jax.default_backend() == "gpu" else 2048, dtype=agent.dtype)
     return {
-        "case": name, **case, "batch": [batch_size, batch_length], "seeds": seeds, "backend": jax.default_backend(),
-        "device": jax.devices()[0].device_kind, "compute_dtype": str(np.dtype(agent.dtype)),
-        "seconds_per_call": round(seconds, 4), "cpu_seconds_per_call": round(cpu_seconds, 4),
+        "case": name,
+        **case,
+        "batch": [batch_size, batch_length],
+        "seeds": seeds,
+        "backend": jax.default_backend(),
+        "device": jax.devices()[0].device_kind,
+        "compute_dtype": str(np.dtype(agent.dtype)),
+        "seconds_per_call": round(seconds, 4),
+        "cpu_seconds_per_call": round(cpu_seconds, 4),
         "updates_per_s": round(seeds / seconds, 3),
         "replayed_steps_per_s": round(seeds * batch_size * batch_length / seconds, 1),
-        "compile_s": round(compile_s, 2), "matmul_gflop_per_call": round(flops / 1e9, 2),
-        "matmul_peak_gflops": round(peak / 1e9, 1), "fraction_of_matmul_peak": round(flops / seconds / peak, 3),
-        "peak_rss_mb": after_updates["peak_rss_mb"], "memory_after_compile": after_compile,
+        "compile_s": round(compile_s, 2),
+        "matmul_gflop_per_call": round(flops / 1e9, 2),
+        "matmul_peak_gflops": round(peak / 1e9, 1),
+        "fraction_of_matmul_peak": round(flops / seconds / peak, 3),
+        "peak_rss_mb": after_updates["peak_rss_mb"],
+        "memory_after_compile": after_compile,
         "step_buffers": step_memory_mb(compiled),
-        "memory_after_updates": after_updates, "jax": jax.__version__, "overrides": overrides,
+        "memory_after_updates": after_updates,
+        "jax": jax.__version__,
+        "overrides": overrides,
     }
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--case", choices=list(CASES), help="run one case in this process")
-    parser.add_argument("--updates", type=int, default=10, help="timed updates after 2 warm-up updates")
+    parser.add_argument(
+        "--updates", type=int, default=10, help="timed updates after 2 warm-up updates"
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--batch-length", type=int, default=64)
     parser.add_argument("--seeds", type=int, default=1, help="seeds updated by one vmapped step")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--compile-cache", default="", metavar="DIR",
-                        help="persistent compilation cache (as run.compile_cache); a second run loads the step from it")
+    parser.add_argument(
+        "--compile-cache",
+        default="",
+        metavar="DIR",
+        help="persistent compilation cache (as run.compile_cache); a second run loads the step from it",
+    )
     args = parser.parse_args(argv)
     if args.case:
         from dreamerbench.agent.learner import enable_compile_cache
 
         enable_compile_cache(args.compile_cache)
-        print(json.dumps(run_case(args.case, args.updates, args.batch_size, args.batch_length, args.overrides, args.seeds)))
+        print(
+            json.dumps(
+                run_case(
+                    args.case,
+                    args.updates,
+                    args.batch_size,
+                    args.batch_length,
+                    args.overrides,
+                    args.seeds,
+                )
+            )
+        )
         return
     for name in CASES:  # separate processes, so peak RSS and compile caches are per case
-        command = [sys.executable, "-m", "bench.train_step", "--case", name, "--updates", str(args.updates),
-                   "--batch-size", str(args.batch_size), "--batch-length", str(args.batch_length),
-                   "--seeds", str(args.seeds), "--compile-cache", args.compile_cache]
+        command = [
+            sys.executable,
+            "-m",
+            "bench.train_step",
+            "--case",
+            name,
+            "--updates",
+            str(args.updates),
+            "--batch-size",
+            str(args.batch_size),
+            "--batch-length",
+            str(args.batch_length),
+            "--seeds",
+            str(args.seeds),
+            "--compile-cache",
+            args.compile_cache,
+        ]
         for override in args.overrides:
             command += ["--set", override]
         subprocess.run(command, check=True)

@@ -30,9 +30,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -59,7 +59,12 @@ class Checkpoint:
 
 
 def save(
-    directory: Path, step: int, state: bytes, replay: Mapping[str, np.ndarray], counters: Mapping, keep: int = 2,
+    directory: Path,
+    step: int,
+    state: bytes,
+    replay: Mapping[str, np.ndarray],
+    counters: Mapping,
+    keep: int = 2,
 ) -> Checkpoint:
     """Write a checkpoint of `state` (the agent's bytes), `replay` (name -> array) and `counters` (JSON).
 
@@ -74,14 +79,23 @@ def save(
             raise TypeError(f"replay[{key!r}] has dtype object; checkpoints hold plain arrays only")
     with writing(directory):
         directory.mkdir(parents=True, exist_ok=True)
-        taken = [int(m.group(2)) for p in directory.iterdir() if (m := _NAME.match(p.name)) and int(m.group(1)) == step]
+        taken = [
+            int(m.group(2))
+            for p in directory.iterdir()
+            if (m := _NAME.match(p.name)) and int(m.group(1)) == step
+        ]
         final = directory / f"ckpt-{step:012d}-{max(taken, default=0) + 1}"
         tmp = Path(tempfile.mkdtemp(dir=directory, prefix=f".tmp-ckpt-{step:012d}-"))
         try:
             _write(tmp / "state.msgpack", lambda f: f.write(state))
             _write(tmp / "replay.npz", lambda f: np.savez(f, **arrays))
-            _write(tmp / "counters.json", lambda f: f.write(json.dumps(counters, indent=1).encode()))
-            manifest = {name: {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)} for name in FILES}
+            _write(
+                tmp / "counters.json", lambda f: f.write(json.dumps(counters, indent=1).encode())
+            )
+            manifest = {
+                name: {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)}
+                for name in FILES
+            }
             _write(tmp / MANIFEST, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
             fsync_dir(tmp)
             os.rename(tmp, final)
@@ -156,8 +170,10 @@ def verify(checkpoint: Checkpoint, names: tuple[str, ...] = FILES) -> None:
     path = checkpoint.path
     try:
         manifest = json.loads((path / MANIFEST).read_text())
-        expected = {name: {"bytes": int(manifest[name]["bytes"]), "sha256": str(manifest[name]["sha256"])}
-                    for name in FILES}
+        expected = {
+            name: {"bytes": int(manifest[name]["bytes"]), "sha256": str(manifest[name]["sha256"])}
+            for name in FILES
+        }
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise CheckpointError(f"{path / MANIFEST} is damaged ({error})") from None
     for name in names:
@@ -167,7 +183,9 @@ def verify(checkpoint: Checkpoint, names: tuple[str, ...] = FILES) -> None:
         except OSError:
             raise CheckpointError(f"{file} is missing") from None
         if size != expected[name]["bytes"]:
-            raise CheckpointError(f"{file} has {size} bytes; its manifest says {expected[name]['bytes']}")
+            raise CheckpointError(
+                f"{file} has {size} bytes; its manifest says {expected[name]['bytes']}"
+            )
         if _sha256(file) != expected[name]["sha256"]:
             raise CheckpointError(f"{file} is damaged: its SHA-256 differs from the manifest's")
 
@@ -182,7 +200,9 @@ def load_state(checkpoint: Checkpoint) -> tuple[bytes, dict]:
     """(state bytes, counters) of a checkpoint, checked against its manifest, without the replay
     (for inference: ``dreamerbench eval`` and ``export``). CheckpointError names a bad file."""
     verify(checkpoint, ("state.msgpack", "counters.json"))
-    return (checkpoint.path / "state.msgpack").read_bytes(), json.loads((checkpoint.path / "counters.json").read_text())
+    return (checkpoint.path / "state.msgpack").read_bytes(), json.loads(
+        (checkpoint.path / "counters.json").read_text()
+    )
 
 
 def load(checkpoint: Checkpoint) -> tuple[bytes, dict[str, np.ndarray], dict]:

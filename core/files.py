@@ -14,8 +14,8 @@ import os
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 # errno values that mean "the disk (or the quota) is full".
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -36,7 +36,9 @@ class DiskFull(StorageError):
 def file_in_the_way(path: str | Path) -> Path | None:
     """The existing non-directory at `path` (~ expanded) or above it, which stops it being a directory; else None."""
     path = Path(path).expanduser()
-    return next((part for part in (path, *path.parents) if part.exists() and not part.is_dir()), None)
+    return next(
+        (part for part in (path, *path.parents) if part.exists() and not part.is_dir()), None
+    )
 
 
 def fsync_dir(path: Path) -> None:
@@ -111,9 +113,14 @@ class FileLock:
                     return False
                 time.sleep(0.2)
         self._fd = fd
-        with contextlib.suppress(OSError):  # the note is for humans; a full disk must not block the lock
+        with contextlib.suppress(
+            OSError
+        ):  # the note is for humans; a full disk must not block the lock
             os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}@{socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+            os.write(
+                fd,
+                f"{os.getpid()}@{socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(),
+            )
         return True
 
     def holder(self) -> str:

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections import abc
 import math
 import re
 import types
 import typing
+from collections import abc
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Callable, Literal, Mapping
+from typing import Annotated, Any, Literal
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -79,14 +80,28 @@ class Range:
 
     def allows(self, x: float) -> bool:
         return not (
-            (self.ge is not None and x < self.ge) or (self.gt is not None and x <= self.gt)
-            or (self.le is not None and x > self.le) or (self.lt is not None and x >= self.lt)
+            (self.ge is not None and x < self.ge)
+            or (self.gt is not None and x <= self.gt)
+            or (self.le is not None and x > self.le)
+            or (self.lt is not None and x >= self.lt)
         )
 
     @property
     def text(self) -> str:
-        low = f"[{_num(self.ge)}" if self.ge is not None else f"({_num(self.gt)}" if self.gt is not None else None
-        high = f"{_num(self.le)}]" if self.le is not None else f"{_num(self.lt)})" if self.lt is not None else None
+        low = (
+            f"[{_num(self.ge)}"
+            if self.ge is not None
+            else f"({_num(self.gt)}"
+            if self.gt is not None
+            else None
+        )
+        high = (
+            f"{_num(self.le)}]"
+            if self.le is not None
+            else f"{_num(self.lt)})"
+            if self.lt is not None
+            else None
+        )
         if low and high:
             text = f"in {low}, {high}"
         elif low:
@@ -218,7 +233,11 @@ def _read(value: Any, hint: Any) -> Any:
     base, rules = _split(hint)
     origin = typing.get_origin(base)
     if origin is Literal:
-        return value if any(value == v and type(value) is type(v) for v in typing.get_args(base)) else _REFUSED
+        return (
+            value
+            if any(value == v and type(value) is type(v) for v in typing.get_args(base))
+            else _REFUSED
+        )
     if _is_union(base):
         for option in typing.get_args(base):
             result = _read(value, option)
@@ -232,10 +251,14 @@ def _read(value: Any, hint: Any) -> Any:
     elif base is int:
         if isinstance(value, float) and math.isfinite(value) and value.is_integer():
             value = int(value)
-        ok = isinstance(value, int) and not isinstance(value, bool) and INT64[0] <= value <= INT64[1]
+        ok = (
+            isinstance(value, int) and not isinstance(value, bool) and INT64[0] <= value <= INT64[1]
+        )
         result = value if ok else _REFUSED
     elif base is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        )
         result = float(value) if ok else _REFUSED
     elif base is str:
         result = value if isinstance(value, str) else _REFUSED
@@ -284,7 +307,9 @@ def override(node: Any, key: str, value: Any, prefix: str = "") -> Any:
     full = f"{prefix}{name}"
     if name not in hints:
         at = f" at {prefix[:-1]}" if prefix else ""
-        raise ReadError(f"unknown field {prefix + key!r}; allowed fields{at}: {', '.join(hints)}", prefix + key)
+        raise ReadError(
+            f"unknown field {prefix + key!r}; allowed fields{at}: {', '.join(hints)}", prefix + key
+        )
     hint, current = hints[name], getattr(node, name)
     if _is_mapping_hint(hint):
         merged = dict(current)
@@ -316,7 +341,9 @@ def read_dataclass(cls: type, data: Mapping[str, Any], prefix: str = "", **fixed
         if not isinstance(key, str) or "." in key or key in fixed:
             at = f" at {prefix[:-1]}" if prefix else ""
             names = ", ".join(k for k in _hints(cls) if k not in fixed)
-            raise ReadError(f"unknown field {prefix}{key!r}; allowed fields{at}: {names}", f"{prefix}{key}")
+            raise ReadError(
+                f"unknown field {prefix}{key!r}; allowed fields{at}: {names}", f"{prefix}{key}"
+            )
         node = override(node, key, value, prefix)
     return node
 
@@ -361,7 +388,9 @@ def _plain(node: Any, where: str, lines: dict[str, int], prefix: str) -> Any:
         out = {}
         for key, value in node.items():
             if not isinstance(key, (str, int, float, bool)):
-                raise ReadError(f"{where}:{node.lc.line + 1}: a key must be a plain scalar, not {show(key)}")
+                raise ReadError(
+                    f"{where}:{node.lc.line + 1}: a key must be a plain scalar, not {show(key)}"
+                )
             name = f"{prefix}.{key}" if prefix else str(key)
             lines[name] = node.lc.key(key)[0] + 1
             out[_plain(key, where, lines, "")] = _plain(value, where, lines, name)
@@ -378,8 +407,11 @@ def _plain(node: Any, where: str, lines: dict[str, int], prefix: str) -> Any:
         if isinstance(node, kind):
             return kind(node)
     line = f":{lines[prefix]}" if prefix in lines else ""
-    raise ReadError(f"{where}{line}: {prefix or 'the document'} holds a YAML value with a tag "
-                    f"({type(node).__name__}); allowed: plain mappings, lists and scalars", prefix)
+    raise ReadError(
+        f"{where}{line}: {prefix or 'the document'} holds a YAML value with a tag "
+        f"({type(node).__name__}); allowed: plain mappings, lists and scalars",
+        prefix,
+    )
 
 
 def load_yaml(text: str, where: str) -> tuple[Any, dict[str, int]]:
@@ -403,7 +435,9 @@ def load_yaml(text: str, where: str) -> tuple[Any, dict[str, int]]:
         line = f":{mark.line + 1}" if mark else ""
         duplicate = re.match(r'found duplicate key "(.*)" with value', error.problem or "")
         if duplicate:
-            raise ReadError(f"{where}{line}: {duplicate.group(1)} is given twice", duplicate.group(1)) from None
+            raise ReadError(
+                f"{where}{line}: {duplicate.group(1)} is given twice", duplicate.group(1)
+            ) from None
         problem = error.problem or error.context or "invalid YAML"
         raise ReadError(f"{where}{line}: bad YAML: {problem}") from None
     except YAMLError as error:
@@ -422,7 +456,9 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "", into: dict[str, Any] | None = None) -> dict[str, Any]:
+def flatten(
+    tree: Mapping[str, Any], prefix: str = "", into: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """``{'a': {'b': 1}, 'c.d': 2}`` -> ``{'a.b': 1, 'c.d': 2}``; ReadError if two
     spellings name one key (``a.b`` next to ``a: {b: ...}``)."""
     flat = {} if into is None else into

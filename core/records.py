@@ -14,8 +14,9 @@ The ground floor: imports nothing of the project but ``core``.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from dreamerbench.core import checkpoint
 from dreamerbench.core.checkpoint import CheckpointError
@@ -39,7 +40,11 @@ def media_files(directory: Path) -> list[Path]:
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    found = [p for p in directory.iterdir() if p.suffix in (".gif", ".png") and not p.name.startswith(".")]
+    found = [
+        p
+        for p in directory.iterdir()
+        if p.suffix in (".gif", ".png") and not p.name.startswith(".")
+    ]
     return sorted(found, key=lambda p: (media_step(p), p.name))
 
 
@@ -106,13 +111,16 @@ def _parse(path: Path, offset: int, line: bytes) -> dict:
     try:
         return json.loads(line)
     except ValueError:
-        raise StorageError(f"{path} is damaged: the line at byte {offset} is not a JSON record") from None
+        raise StorageError(
+            f"{path} is damaged: the line at byte {offset} is not a JSON record"
+        ) from None
 
 
 def record_values(record: Mapping[str, Any]) -> list[tuple[str, float]]:
     """(name, value) of the numbers of a record: every field but its identity and its text fields."""
     return [
-        (key, float(value)) for key, value in record.items()
+        (key, float(value))
+        for key, value in record.items()
         if key not in IDENTITY and isinstance(value, (int, float))
     ]
 
@@ -122,6 +130,7 @@ def metric_name(kind: str, name: str) -> str:
     if kind not in RECORD_KINDS:
         raise ValueError(f"record kind={kind!r}; allowed: {', '.join(RECORD_KINDS)}")
     return f"{kind}/{name}"
+
 
 def named_values(file: str, record: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
     """(metric name, value) of one record of ``<file>.jsonl``, as every store names them."""

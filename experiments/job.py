@@ -24,9 +24,10 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import submitit
 
@@ -59,7 +60,9 @@ def _now() -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+    return json.loads(
+        json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v))
+    )
 
 
 class SweepJob(submitit.helpers.Checkpointable):
@@ -93,8 +96,12 @@ class SweepJob(submitit.helpers.Checkpointable):
         self._results: dict[str, dict[str, Any]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"packs": self.packs, "tracking_uri": self.tracking_uri,
-                "experiment_id": self.experiment_id, "local_log": self.local_log}
+        return {
+            "packs": self.packs,
+            "tracking_uri": self.tracking_uri,
+            "experiment_id": self.experiment_id,
+            "local_log": self.local_log,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -106,14 +113,17 @@ class SweepJob(submitit.helpers.Checkpointable):
         The local executor's job file; plain data, so reading it cannot run code
         (unlike a pickle). Raises OSError if it cannot be written.
         """
-        state = {**self.__getstate__(), "packs": [[dataclasses.asdict(task) for task in pack] for pack in self.packs]}
+        state = {
+            **self.__getstate__(),
+            "packs": [[dataclasses.asdict(task) for task in pack] for pack in self.packs],
+        }
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(_jsonable(state), indent=1))
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "SweepJob":
+    def load(cls, path: str | os.PathLike) -> SweepJob:
         """The job :meth:`save` wrote to `path`."""
         state = json.loads(Path(path).read_text())
         packs = [[RunTask(**task) for task in pack] for pack in state["packs"]]
@@ -134,7 +144,8 @@ class SweepJob(submitit.helpers.Checkpointable):
         failed = {k: r["error"] for k, r in self._results.items() if "error" in r}
         if failed:
             raise RuntimeError(
-                "runs failed: " + "; ".join(f"{k}: {e.strip().splitlines()[-1]}" for k, e in failed.items())
+                "runs failed: "
+                + "; ".join(f"{k}: {e.strip().splitlines()[-1]}" for k, e in failed.items())
             )
         return dict(self._results)
 
@@ -172,15 +183,26 @@ class SweepJob(submitit.helpers.Checkpointable):
             from dreamerbench.experiments.outputs import make_outputs
 
             tracker = tracking.Tracker(self.tracking_uri)
-            configs = [validate(from_dict(task.config)) for task in pack]  # before a run is marked RUNNING
+            configs = [
+                validate(from_dict(task.config)) for task in pack
+            ]  # before a run is marked RUNNING
             for task in pack:
-                recorders.append(tracker.start(task.run_id, task.config, task.logdir, self.log_files()))
-                print(f"{_now()} {task.label}: training to {task.config['run']['steps']:,} steps "
-                      f"(MLflow run {task.run_id}, logdir {task.logdir})", flush=True)
-            outputs = [[r, *make_outputs(c, task.logdir)] for r, c, task in zip(recorders, configs, pack)]
+                recorders.append(
+                    tracker.start(task.run_id, task.config, task.logdir, self.log_files())
+                )
+                print(
+                    f"{_now()} {task.label}: training to {task.config['run']['steps']:,} steps "
+                    f"(MLflow run {task.run_id}, logdir {task.logdir})",
+                    flush=True,
+                )
+            outputs = [
+                [r, *make_outputs(c, task.logdir)] for r, c, task in zip(recorders, configs, pack)
+            ]
             trainer = Trainer.packed(configs, [task.logdir for task in pack], outputs)
             summaries = trainer.run_all(stop=self._stop)
-        except LogdirBusy as error:  # another job trains these runs: their MLflow runs are its business
+        except (
+            LogdirBusy
+        ) as error:  # another job trains these runs: their MLflow runs are its business
             self._record_error(pack, str(error), None)
             return
         except BaseException:  # noqa: BLE001 - recorded, then reported by __call__
@@ -188,21 +210,32 @@ class SweepJob(submitit.helpers.Checkpointable):
             return
         for task, recorder, summary in zip(pack, recorders, summaries):
             summary = _jsonable(dict(summary))
-            print(f"{_now()} {task.label}: {'finished' if summary.get('finished') else 'stopped (resumable)'} at "
-                  f"{summary.get('steps', 0):,} steps, {summary.get('updates', 0):,} updates, "
-                  f"{summary.get('episodes', 0)} episodes, last score {summary.get('last_score')}", flush=True)
+            print(
+                f"{_now()} {task.label}: {'finished' if summary.get('finished') else 'stopped (resumable)'} at "
+                f"{summary.get('steps', 0):,} steps, {summary.get('updates', 0):,} updates, "
+                f"{summary.get('episodes', 0)} episodes, last score {summary.get('last_score')}",
+                flush=True,
+            )
             try:
                 recorder.end(summary)
             except tracking.TrackingUnavailable as error:
                 # The records wait in the logdir; the run stays unfinished, and the
                 # next job of it (a re-run of the sweep) delivers them.
-                print(f"run {task.label} ({task.key}): {error}; re-run the sweep to deliver them",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"run {task.label} ({task.key}): {error}; re-run the sweep to deliver them",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 summary = {**summary, "finished": False}
             self._results[task.key] = summary
 
-    def _record_error(self, pack: list[RunTask], error: str, tracker: tracking.Tracker | None,
-                      recorders: list[tracking.RunRecorder] = ()) -> None:
+    def _record_error(
+        self,
+        pack: list[RunTask],
+        error: str,
+        tracker: tracking.Tracker | None,
+        recorders: list[tracking.RunRecorder] = (),
+    ) -> None:
         """Report a failed pack; mark each of its MLflow runs FAILED through `tracker` (None: leave them),
         those taken up (`recorders`, in pack order) once MLflow holds their deliverable records
         (:meth:`tracking.RunRecorder.fail`; the trainer settled the logdirs for that)."""
@@ -227,8 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     job.local_log = argv[1] if len(argv) == 2 else None
 
     def stop(signum, frame):  # noqa: ARG001
-        print(f"dreamerbench.experiments.job: {signal.Signals(signum).name}: checkpointing, then exiting",
-              file=sys.stderr, flush=True)
+        print(
+            f"dreamerbench.experiments.job: {signal.Signals(signum).name}: checkpointing, then exiting",
+            file=sys.stderr,
+            flush=True,
+        )
         job.request_stop()
 
     signal.signal(signal.SIGINT, stop)

@@ -22,8 +22,8 @@ import json
 import netrc
 import os
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 from urllib.parse import urlparse
 
 from dreamerbench.agent.config import Config, ConfigError, to_dict
@@ -42,7 +42,8 @@ def check_available(config: Config) -> None:
         if importlib.util.find_spec(PACKAGES[name]) is None:
             raise ConfigError(
                 f"run.outputs={list(config.run.outputs)} needs the package {PACKAGES[name]!r}, which is not installed; "
-                "pip install 'dreamerbench[outputs]', or leave it out", "run.outputs",
+                "pip install 'dreamerbench[outputs]', or leave it out",
+                "run.outputs",
             )
     if "wandb" in config.run.outputs:
         missing = wandb_login_missing()
@@ -66,10 +67,20 @@ def wandb_login_missing(environ: Mapping[str, str] = os.environ) -> str | None:
     the network.
     """
     mode = environ.get("WANDB_MODE") or "online"
-    if mode in OFFLINE_MODES or environ.get("WANDB_API_KEY") or environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+    if (
+        mode in OFFLINE_MODES
+        or environ.get("WANDB_API_KEY")
+        or environ.get("WANDB_IDENTITY_TOKEN_FILE")
+    ):
         return None
-    host = urlparse(environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
-    path = Path(environ["NETRC"]).expanduser() if environ.get("NETRC") else Path("~/.netrc").expanduser()
+    host = (
+        urlparse(environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
+    )
+    path = (
+        Path(environ["NETRC"]).expanduser()
+        if environ.get("NETRC")
+        else Path("~/.netrc").expanduser()
+    )
     try:
         if netrc.netrc(path).authenticators(host):
             return None
@@ -105,7 +116,11 @@ class _CursorOutput:
         for file in LOGS:
             start = min(int(cursor.get(file, 0)), limits[file])
             for offset, record in read_records(self.logdir / f"{file}.jsonl", start, limits[file]):
-                self.write(int(record["step"]), int(record["time_ms"]) / 1000, dict(named_values(file, record)))
+                self.write(
+                    int(record["step"]),
+                    int(record["time_ms"]) / 1000,
+                    dict(named_values(file, record)),
+                )
                 moved[file] = offset
         if moved != cursor:
             self.flush()
@@ -181,10 +196,15 @@ class WandbOutput(_CursorOutput):
             atomic_write_text(id_path, uuid.uuid4().hex[:16])
         try:
             run = wandb.init(
-                dir=str(self.logdir), id=id_path.read_text().strip(), resume="allow",
-                project=os.environ.get("WANDB_PROJECT", "dreamerbench"), config=to_dict(self.config),
-                name=f"{self.config.task}-seed{self.config.seed}", reinit="create_new",
-                mode=os.environ.get("WANDB_MODE") or None,  # read now: W&B keeps the first process setting
+                dir=str(self.logdir),
+                id=id_path.read_text().strip(),
+                resume="allow",
+                project=os.environ.get("WANDB_PROJECT", "dreamerbench"),
+                config=to_dict(self.config),
+                name=f"{self.config.task}-seed{self.config.seed}",
+                reinit="create_new",
+                mode=os.environ.get("WANDB_MODE")
+                or None,  # read now: W&B keeps the first process setting
             )
         except Exception as error:  # noqa: BLE001 - W&B raises many kinds (no login, no network, ...)
             self._failed = True

@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any
 
 from dreamerbench.core.reader import (
-    NonNegativeInt, OneLine, PositiveFloat, PositiveInt, Range, ReadError, Source, load_yaml, read_dataclass,
+    NonNegativeInt,
+    OneLine,
+    PositiveFloat,
+    PositiveInt,
+    Range,
+    ReadError,
+    Source,
+    load_yaml,
+    read_dataclass,
 )
 from dreamerbench.experiments.spec import SpecError
 
@@ -47,7 +56,9 @@ class SlurmProfile:
     """CPUs per job (--cpus-per-task). Range: >= 1."""
     mem_gb: PositiveFloat = 4.0
     """Memory per job in GB (--mem). Range: > 0."""
-    timeout_min: Annotated[int, Range(gt=10, note="submitit takes every USR2 for a time-out at 10 or less")] = 24 * 60
+    timeout_min: Annotated[
+        int, Range(gt=10, note="submitit takes every USR2 for a time-out at 10 or less")
+    ] = 24 * 60
     """Wall-clock limit per job in minutes (--time). Range: > 10: submitit treats every USR2
     as a time-out (not a preemption) when timeout_min <= 10."""
     array_parallelism: PositiveInt = 64
@@ -68,7 +79,9 @@ class SlurmProfile:
     def describe(self) -> str:
         """One line: the resources every job gets."""
         parts = [f"partition={self.partition or '(default)'}"]
-        parts += [f"{k}={getattr(self, k)}" for k in ("account", "qos", "constraint") if getattr(self, k)]
+        parts += [
+            f"{k}={getattr(self, k)}" for k in ("account", "qos", "constraint") if getattr(self, k)
+        ]
         parts += [
             f"gpus={self.gpus_per_node}",
             f"cpus={self.cpus_per_task}",
@@ -113,7 +126,9 @@ def load_profile(name_or_path: str) -> SlurmProfile:
 
 
 def parse_profile(
-    data: Mapping[str, Any], path: str, lines: Mapping[str, int] | None = None,
+    data: Mapping[str, Any],
+    path: str,
+    lines: Mapping[str, int] | None = None,
     default_name: str = "local",
 ) -> SlurmProfile:
     """A profile from the mapping of a profile file, every field read against its annotation
@@ -124,7 +139,9 @@ def parse_profile(
     try:
         return read_dataclass(SlurmProfile, {"name": default_name, **given})
     except ReadError as error:
-        raise SpecError(f"{Source(path, lines or {}).where(error.field)}: {error}", error.field) from None
+        raise SpecError(
+            f"{Source(path, lines or {}).where(error.field)}: {error}", error.field
+        ) from None
 
 
 def mem_text(mem_gb: float) -> str:

@@ -18,15 +18,26 @@ import hashlib
 import itertools
 import json
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Mapping
+from typing import Annotated, Any, Literal
 
 from dreamerbench.agent.config import Config, Seed, apply_overrides, flatten, to_dict
-from dreamerbench.core.reader import flatten as reader_flatten
 from dreamerbench.core.reader import (
-    Length, Match, PositiveInt, Range, ReadError, Source, describe, load_yaml, read, read_dataclass, refuse,
+    Length,
+    Match,
+    PositiveInt,
+    Range,
+    ReadError,
+    Source,
+    describe,
+    load_yaml,
+    read,
+    read_dataclass,
+    refuse,
 )
+from dreamerbench.core.reader import flatten as reader_flatten
 
 EXECUTORS = ("local", "slurm")
 BOOKKEEPING = {
@@ -50,7 +61,10 @@ MAX_RUNS = 10_000
 ``seeds: 10000000`` is refused instead of expanding for minutes."""
 NAME = Annotated[str, Match(r"[A-Za-z0-9][A-Za-z0-9_.-]*", "letters, digits and _.- (not first)")]
 TASKS = Literal["all"] | Annotated[tuple[str, ...], Length(min=1)] | None
-SEEDS = Annotated[int, Range(ge=1, le=MAX_RUNS)] | Annotated[tuple[Seed, ...], Length(min=1, max=MAX_RUNS)]
+SEEDS = (
+    Annotated[int, Range(ge=1, le=MAX_RUNS)]
+    | Annotated[tuple[Seed, ...], Length(min=1, max=MAX_RUNS)]
+)
 
 
 class SpecError(ReadError):
@@ -99,6 +113,7 @@ class SweepSpec:
         """'file:line' of a field (or of the closest parent that has a line), or 'file'."""
         return Source(self.path or "<spec>", self.lines).where(field_path)
 
+
 @dataclass(frozen=True)
 class RunSpec:
     """One run of a sweep: everything a job needs, and its stable key."""
@@ -143,21 +158,34 @@ def parse_spec(text: str, path: str = "<spec>") -> SweepSpec:
         raise SpecError(str(error), error.field) from None
     source = Source(path, lines)
     if not isinstance(data, Mapping):
-        raise SpecError(f"{path}: a sweep spec is a YAML mapping with the fields {', '.join(_FIELDS)}")
+        raise SpecError(
+            f"{path}: a sweep spec is a YAML mapping with the fields {', '.join(_FIELDS)}"
+        )
     for key in _REQUIRED:
         if data.get(key) in (None, ""):
-            raise SpecError(f"{path}: the field {key!r} is required (fields: {', '.join(_FIELDS)})", key)
+            raise SpecError(
+                f"{path}: the field {key!r} is required (fields: {', '.join(_FIELDS)})", key
+            )
     unknown = [key for key in data if key not in _FIELDS]
     if unknown:
-        raise SpecError(f"{source.where(str(unknown[0]))}: unknown field {unknown[0]!r}; "
-                        f"allowed fields: {', '.join(_FIELDS)}", str(unknown[0]))
+        raise SpecError(
+            f"{source.where(str(unknown[0]))}: unknown field {unknown[0]!r}; "
+            f"allowed fields: {', '.join(_FIELDS)}",
+            str(unknown[0]),
+        )
     try:
         plain = {k: v for k, v in data.items() if k not in ("name", "suite", "overrides", "grid")}
         spec = read_dataclass(
-            SweepSpec, plain, name=read(data["name"], NAME, "name"), suite=read(data["suite"], str, "suite"),
-            path=path, lines=lines,
+            SweepSpec,
+            plain,
+            name=read(data["name"], NAME, "name"),
+            suite=read(data["suite"], str, "suite"),
+            path=path,
+            lines=lines,
         )
-        spec = dataclasses.replace(spec, **_read_lists(spec), overrides=_read_overrides(data), grid=_read_grid(data))
+        spec = dataclasses.replace(
+            spec, **_read_lists(spec), overrides=_read_overrides(data), grid=_read_grid(data)
+        )
     except ReadError as error:
         raise SpecError(f"{source.where(error.field)}: {error}", error.field) from None
     return spec
@@ -208,13 +236,16 @@ def _read_grid(data: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
 def _flat(tree: Mapping[str, Any], field_name: str) -> dict[str, Any]:
     """``tree`` as dotted keys; ReadError naming ``FIELD.KEY`` if a key is given twice."""
     prefix = f"{field_name}."
-    return {key[len(prefix):]: value for key, value in reader_flatten(tree, prefix).items()}
+    return {key[len(prefix) :]: value for key, value in reader_flatten(tree, prefix).items()}
 
 
 def _check_key(key: str, field_name: str) -> None:
     if key in _OWN_FIELDS:
-        raise ReadError(f"{field_name}.{key} is not allowed; allowed: the spec's own field "
-                        f"'{_OWN_FIELDS[key]}' (give it once)", f"{field_name}.{key}")
+        raise ReadError(
+            f"{field_name}.{key} is not allowed; allowed: the spec's own field "
+            f"'{_OWN_FIELDS[key]}' (give it once)",
+            f"{field_name}.{key}",
+        )
 
 
 def _read_config_value(key: str, value: Any, field_path: str) -> None:
@@ -276,10 +307,19 @@ def key_differences(run: RunSpec, params: Mapping[str, str]) -> list[str]:
     """
     from dreamerbench.experiments.tracking import run_params
 
-    now = {k: v for k, v in run_params(run).items() if k not in BOOKKEEPING and not k.startswith("protocol.")}
-    then = {k: v for k, v in params.items() if k not in BOOKKEEPING and not k.startswith("protocol.")}
-    return [f"{k}: {then.get(k, '-')} -> {now.get(k, '-')}"
-            for k in sorted(set(now) | set(then)) if now.get(k) != then.get(k)]
+    now = {
+        k: v
+        for k, v in run_params(run).items()
+        if k not in BOOKKEEPING and not k.startswith("protocol.")
+    }
+    then = {
+        k: v for k, v in params.items() if k not in BOOKKEEPING and not k.startswith("protocol.")
+    }
+    return [
+        f"{k}: {then.get(k, '-')} -> {now.get(k, '-')}"
+        for k in sorted(set(now) | set(then))
+        if now.get(k) != then.get(k)
+    ]
 
 
 Resolver = Callable[..., Config]
@@ -309,30 +349,38 @@ def expand(spec: SweepSpec, resolve: Resolver | None = None) -> list[RunSpec]:
     if spec.suite not in suites.SUITES:
         raise SpecError(
             f"{spec.where('suite')}: suite={spec.suite!r} is not allowed; "
-            f"allowed: {', '.join(suites.SUITES)}", "suite",
+            f"allowed: {', '.join(suites.SUITES)}",
+            "suite",
         )
     suite = suites.get_suite(spec.suite)
     tasks = spec.tasks if spec.tasks is not None else suite.tasks
     if not tasks:
-        raise SpecError(f"{spec.where('tasks')}: tasks='all' is not allowed for suite {suite.name!r}, which has no "
-                        "fixed task list; allowed: a list of its task names", "tasks")
+        raise SpecError(
+            f"{spec.where('tasks')}: tasks='all' is not allowed for suite {suite.name!r}, which has no "
+            "fixed task list; allowed: a list of its task names",
+            "tasks",
+        )
     for index, task in enumerate(tasks):
         if suite.open_tasks is not None:
             try:
                 suite.check_task(task)
             except ValueError as error:
-                raise SpecError(f"{spec.where(f'tasks[{index}]')}: tasks[{index}]: {error}", f"tasks[{index}]") from None
+                raise SpecError(
+                    f"{spec.where(f'tasks[{index}]')}: tasks[{index}]: {error}", f"tasks[{index}]"
+                ) from None
         elif task not in suite.tasks:
             raise SpecError(
                 f"{spec.where(f'tasks[{index}]')}: tasks[{index}]={task!r} is not a task of "
-                f"suite {suite.name!r}; allowed: all, {', '.join(suite.tasks)}", f"tasks[{index}]",
+                f"suite {suite.name!r}; allowed: all, {', '.join(suite.tasks)}",
+                f"tasks[{index}]",
             )
     count = len(tasks) * len(spec.seeds) * math.prod(len(values) for values in spec.grid.values())
     if count > MAX_RUNS:
         raise SpecError(
             f"{spec.where('seeds')}: this sweep has {count:,} runs ({len(tasks)} tasks x "
             f"{math.prod(len(v) for v in spec.grid.values())} grid points x {len(spec.seeds)} seeds); "
-            f"allowed: at most {MAX_RUNS:,} runs per sweep", "seeds",
+            f"allowed: at most {MAX_RUNS:,} runs per sweep",
+            "seeds",
         )
     steps = spec.steps if spec.steps is not None else suite.budget_steps
     grid_keys = list(spec.grid)

@@ -4,9 +4,10 @@ progress bar, and for each failed run its last error line and its log."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from dreamerbench.experiments import tracking
 from dreamerbench.experiments.sweep import job_alive, local_launcher_alive
@@ -119,17 +120,33 @@ def rows_from_runs(
                 rate = run.data.metrics.get("fps/env_steps_per_s")
             eta = eta_seconds(steps, budget, rate)
         if state == "failed":
-            lines = [line for line in tags.get(tracking.TAG + "error", "").splitlines() if line.strip()]
+            lines = [
+                line for line in tags.get(tracking.TAG + "error", "").splitlines() if line.strip()
+            ]
             error = lines[-1].strip() if lines else "(no error recorded)"
             logdir = tags.get(tracking.TAG + "logdir")
-            log = tags.get(tracking.TAG + "logs") or (str(Path(logdir) / "job.log") if logdir else None)
-        rows.append(StatusRow(
-            label=label, key=key, state=state, steps=steps, budget=budget,
-            score=run.data.metrics.get("episode/score"), rate=rate, eta_s=eta, error=error, log=log,
-        ))
+            log = tags.get(tracking.TAG + "logs") or (
+                str(Path(logdir) / "job.log") if logdir else None
+            )
+        rows.append(
+            StatusRow(
+                label=label,
+                key=key,
+                state=state,
+                steps=steps,
+                budget=budget,
+                score=run.data.metrics.get("episode/score"),
+                rate=rate,
+                eta_s=eta,
+                error=error,
+                log=log,
+            )
+        )
     for run in expected:
         if run.key not in by_key:
-            rows.append(StatusRow(run.label, run.key, "not submitted", 0, run.config.run.steps, None))
+            rows.append(
+                StatusRow(run.label, run.key, "not submitted", 0, run.config.run.steps, None)
+            )
     return sorted(rows, key=lambda r: r.label)
 
 
@@ -145,20 +162,26 @@ def duration(seconds: float | None) -> str:
     return f"{seconds}s"
 
 
-def render(sweep: str, rows: Sequence[StatusRow], width: int = 40, resume: str | None = None) -> str:
+def render(
+    sweep: str, rows: Sequence[StatusRow], width: int = 40, resume: str | None = None
+) -> str:
     """The status table, the progress bar and, below them, each failed run's error and log.
 
     `resume` is the command that resumes the sweep's interrupted runs (said once if there are any).
     """
-    header = (f"{'run':<36} {'key':<16} {'state':<13} {'steps / budget':>21} "
-              f"{'steps/s':>8} {'ETA':>7} {'score':>9}")
+    header = (
+        f"{'run':<36} {'key':<16} {'state':<13} {'steps / budget':>21} "
+        f"{'steps/s':>8} {'ETA':>7} {'score':>9}"
+    )
     lines = [f"sweep {sweep}: {len(rows)} runs", header, "-" * len(header)]
     for row in rows:
         score = f"{row.score:9.1f}" if row.score is not None else f"{'-':>9}"
         steps = f"{row.steps:,} / {row.budget:,}"
         rate = f"{row.rate:8.1f}" if row.rate is not None else f"{'-':>8}"
-        lines.append(f"{row.label:<36} {row.key:<16} {row.state:<13} {steps:>21} {rate} "
-                     f"{duration(row.eta_s):>7} {score}")
+        lines.append(
+            f"{row.label:<36} {row.key:<16} {row.state:<13} {steps:>21} {rate} "
+            f"{duration(row.eta_s):>7} {score}"
+        )
     done = sum(min(r.steps, r.budget) if r.state != "finished" else r.budget for r in rows)
     total = sum(r.budget for r in rows)
     fraction = done / total if total else 0.0
@@ -168,11 +191,15 @@ def render(sweep: str, rows: Sequence[StatusRow], width: int = 40, resume: str |
         counts[row.state] = counts.get(row.state, 0) + 1
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     lines.append("")
-    lines.append(f"[{'#' * filled}{'.' * (width - filled)}] {fraction:6.1%}  "
-                 f"{done:,} / {total:,} steps  ({summary})")
+    lines.append(
+        f"[{'#' * filled}{'.' * (width - filled)}] {fraction:6.1%}  "
+        f"{done:,} / {total:,} steps  ({summary})"
+    )
     for row in rows:
         if row.state == "failed":
-            lines.append(f"failed {row.label}: {row.error}" + (f"  (log: {row.log})" if row.log else ""))
+            lines.append(
+                f"failed {row.label}: {row.error}" + (f"  (log: {row.log})" if row.log else "")
+            )
     if counts.get("interrupted") and resume:
         lines.append(f"{counts['interrupted']} run(s) interrupted; resume them with: {resume}")
     return "\n".join(lines)

@@ -22,9 +22,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from dreamerbench.core.files import FileLock, StorageError
 from dreamerbench.experiments import tracking
@@ -33,10 +34,23 @@ from dreamerbench.experiments.profiles import SlurmProfile, executor_parameters
 from dreamerbench.experiments.spec import RunSpec, SweepSpec
 
 # squeue states in which a job will still run (or is running).
-ALIVE_SLURM_STATES = frozenset({
-    "PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
-    "REQUEUE_FED", "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD",
-})
+ALIVE_SLURM_STATES = frozenset(
+    {
+        "PENDING",
+        "RUNNING",
+        "CONFIGURING",
+        "COMPLETING",
+        "REQUEUED",
+        "REQUEUE_HOLD",
+        "REQUEUE_FED",
+        "RESIZING",
+        "SUSPENDED",
+        "STOPPED",
+        "SIGNALING",
+        "STAGE_OUT",
+        "RESV_DEL_HOLD",
+    }
+)
 
 
 class SlurmUnavailable(RuntimeError):
@@ -81,13 +95,17 @@ def decide(status: str | None, alive: bool | None, rerun_failed: bool) -> tuple[
 
 def check_slurm(profile: SlurmProfile | None = None) -> None:
     """Raise SlurmUnavailable with the fix if Slurm cannot take jobs (and the partition exists)."""
-    missing = [c for c in ("sbatch", "squeue", "sinfo", "scontrol", "srun") if shutil.which(c) is None]
+    missing = [
+        c for c in ("sbatch", "squeue", "sinfo", "scontrol", "srun") if shutil.which(c) is None
+    ]
     hint = (
         "start the local test cluster with `bash slurm/local/start.sh` and "
         "`export SLURM_CONF=/tmp/dreamerbench-slurm/slurm.conf`, or use --executor local"
     )
     if missing:
-        raise SlurmUnavailable(f"Slurm is not installed here (missing {', '.join(missing)}); {hint}")
+        raise SlurmUnavailable(
+            f"Slurm is not installed here (missing {', '.join(missing)}); {hint}"
+        )
     conf = os.environ.get("SLURM_CONF")
     if conf and not Path(conf).is_file():
         # sinfo would retry reading it for 60 s before giving up.
@@ -97,11 +115,15 @@ def check_slurm(profile: SlurmProfile | None = None) -> None:
             ["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=20
         )
     except subprocess.TimeoutExpired:
-        raise SlurmUnavailable(f"Slurm's controller did not answer sinfo within 20 s; {hint}") from None
+        raise SlurmUnavailable(
+            f"Slurm's controller did not answer sinfo within 20 s; {hint}"
+        ) from None
     if result.returncode != 0:
         conf = os.environ.get("SLURM_CONF", "(SLURM_CONF is unset)")
         detail = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no output"
-        raise SlurmUnavailable(f"Slurm does not answer (sinfo: {detail}; SLURM_CONF={conf}); {hint}")
+        raise SlurmUnavailable(
+            f"Slurm does not answer (sinfo: {detail}; SLURM_CONF={conf}); {hint}"
+        )
     partitions = [p.rstrip("*") for p in result.stdout.split()]
     if profile is not None and profile.partition and profile.partition not in partitions:
         raise SlurmUnavailable(
@@ -175,7 +197,9 @@ def local_launcher_alive(tags: Mapping[str, str]) -> bool | None:
 
 
 def plan(
-    runs: Sequence[RunSpec], existing: Mapping[str, Any], rerun_failed: bool,
+    runs: Sequence[RunSpec],
+    existing: Mapping[str, Any],
+    rerun_failed: bool,
     queue: Mapping[str, str] | None,
 ) -> list[Planned]:
     """Decide each run's action from its MLflow run (by key) and the Slurm queue."""
@@ -188,7 +212,10 @@ def plan(
         if status == "FINISHED":
             done = int(float(found.data.tags.get(tracking.STEPS_TAG, 0) or 0))
             if done < run.config.run.steps:  # a larger budget continues the run from its checkpoint
-                action, reason = "resume", f"finished at {done:,} steps; continues to {run.config.run.steps:,} (steps raised)"
+                action, reason = (
+                    "resume",
+                    f"finished at {done:,} steps; continues to {run.config.run.steps:,} (steps raised)",
+                )
         planned.append(Planned(run, action, reason, found))
     return planned
 
@@ -269,33 +296,51 @@ def pack_runs(planned: Sequence[Planned], seeds_per_process: int) -> list[list[P
 
 
 def prepare(
-    packs: Sequence[Sequence[Planned]], tracker: tracking.Tracker, experiment_id: str, target: Target,
+    packs: Sequence[Sequence[Planned]],
+    tracker: tracking.Tracker,
+    experiment_id: str,
+    target: Target,
 ) -> list[list[RunTask]]:
     """Create MLflow runs for new runs and mark resumed ones SCHEDULED; the jobs' packs of tasks."""
     git = tracking.git_state()
-    return [[_prepare_one(item, tracker, experiment_id, target, git) for item in pack] for pack in packs]
+    return [
+        [_prepare_one(item, tracker, experiment_id, target, git) for item in pack] for pack in packs
+    ]
 
 
-def _prepare_one(item: Planned, tracker: tracking.Tracker, experiment_id: str, target: Target,
-                 git: Mapping[str, str]) -> RunTask:
+def _prepare_one(
+    item: Planned,
+    tracker: tracking.Tracker,
+    experiment_id: str,
+    target: Target,
+    git: Mapping[str, str],
+) -> RunTask:
     from dreamerbench.agent.config import to_dict
 
     if item.action == "new":
-        run_id = tracker.schedule(experiment_id, item.run, git, lambda run_id: logdir_for(target, item.run, run_id))
+        run_id = tracker.schedule(
+            experiment_id, item.run, git, lambda run_id: logdir_for(target, item.run, run_id)
+        )
         logdir = logdir_for(target, item.run, run_id)
     else:
         run_id = item.mlflow_run.info.run_id
         logdir = item.mlflow_run.data.tags.get(tracking.TAG + "logdir") or logdir_for(
             target, item.run, run_id
         )
-        tracker.tag(run_id, {"budget_steps": item.run.config.run.steps})  # status shows the new budget at once
+        tracker.tag(
+            run_id, {"budget_steps": item.run.config.run.steps}
+        )  # status shows the new budget at once
         tracker.reschedule(run_id)
     return RunTask(run_id, item.run.key, item.run.label, logdir, to_dict(item.run.config))
 
 
 def submit_slurm(
-    packs: Sequence[Sequence[RunTask]], profile: SlurmProfile, spec: SweepSpec, target: Target,
-    experiment_id: str, tracker: tracking.Tracker,
+    packs: Sequence[Sequence[RunTask]],
+    profile: SlurmProfile,
+    spec: SweepSpec,
+    target: Target,
+    experiment_id: str,
+    tracker: tracking.Tracker,
 ) -> list[Any]:
     """One job array for the sweep (runs_per_job packs per array task); returns submitit jobs."""
     import submitit
@@ -306,8 +351,7 @@ def submit_slurm(
     groups = chunks(packs, profile.runs_per_job)
     with executor.batch():
         jobs = [
-            executor.submit(SweepJob(group, target.tracking_uri, experiment_id))
-            for group in groups
+            executor.submit(SweepJob(group, target.tracking_uri, experiment_id)) for group in groups
         ]
     for job, group in zip(jobs, groups):
         for task in (task for pack in group for task in pack):
@@ -326,13 +370,19 @@ def wait_slurm(job_ids: Sequence[str], poll_s: float = 3.0, timeout_s: float | N
         if not remaining:
             return
         if timeout_s is not None and time.monotonic() - start > timeout_s:
-            raise TimeoutError(f"jobs still queued or running after {timeout_s:.0f} s: {sorted(remaining)}")
+            raise TimeoutError(
+                f"jobs still queued or running after {timeout_s:.0f} s: {sorted(remaining)}"
+            )
         time.sleep(poll_s)
 
 
 def run_local(
-    packs: Sequence[Sequence[RunTask]], parallel: int, spec: SweepSpec, target: Target,
-    experiment_id: str, echo: Callable[[str], None] = print,
+    packs: Sequence[Sequence[RunTask]],
+    parallel: int,
+    spec: SweepSpec,
+    target: Target,
+    experiment_id: str,
+    echo: Callable[[str], None] = print,
 ) -> dict[str, int]:
     """Train the packs in up to `parallel` worker processes (one per pack); returns run key -> exit code.
 
@@ -368,8 +418,16 @@ def run_local(
                 log_path = Path(first.logdir) / "job.log"
                 log = open(log_path, "ab")
                 process = subprocess.Popen(
-                    [sys.executable, "-u", "-m", "dreamerbench.experiments.job", str(job_file), str(log_path)],
-                    stdout=log, stderr=subprocess.STDOUT,
+                    [
+                        sys.executable,
+                        "-u",
+                        "-m",
+                        "dreamerbench.experiments.job",
+                        str(job_file),
+                        str(log_path),
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
                 )
                 running[first.key] = (process, pack, log)
                 runs = " ".join(task.run_id[:8] for task in pack)

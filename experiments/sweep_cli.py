@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+from dreamerbench.core.reader import PositiveInt, flag
 from dreamerbench.experiments import status as status_lib
 from dreamerbench.experiments import sweep as launcher
-from dreamerbench.core.reader import PositiveInt, flag
 from dreamerbench.experiments import tracking
 from dreamerbench.experiments.profiles import load_profile
 from dreamerbench.experiments.spec import EXECUTORS, expand, key_differences, load_spec
@@ -18,26 +18,43 @@ from dreamerbench.experiments.spec import EXECUTORS, expand, key_differences, lo
 
 def register(subparsers) -> None:
     sweep = subparsers.add_parser(
-        "sweep", help="run a sweep spec (suite x tasks x seeds x grid) locally or on Slurm",
+        "sweep",
+        help="run a sweep spec (suite x tasks x seeds x grid) locally or on Slurm",
         description="Expand a sweep spec into runs and submit those that are not finished, "
         "queued or running; results go to MLflow (one experiment per sweep).",
     )
     sweep.add_argument("spec", help="sweep spec, e.g. experiments/quickstart.yaml")
     sweep.add_argument("--executor", choices=EXECUTORS, help="override the spec's executor")
     sweep.add_argument("--profile", help="Slurm profile: name in slurm/profiles/ or a path")
-    sweep.add_argument("--dry-run", action="store_true",
-                       help="print the runs and their resources; create and submit nothing")
+    sweep.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the runs and their resources; create and submit nothing",
+    )
     sweep.add_argument("--rerun-failed", action="store_true", help="also resubmit FAILED runs")
-    sweep.add_argument("--tracking-uri",
-                       help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)")
-    sweep.add_argument("--workdir", help="run logdirs and executor files (default: ./runs/sweeps, "
-                       "or the profile's workdir)")
-    sweep.add_argument("--parallel", type=flag(PositiveInt, "--parallel"),
-                       help="local executor: worker processes at once, one per pack of seeds (spec's parallel)")
-    sweep.add_argument("--seeds-per-process", type=flag(PositiveInt, "--seeds-per-process"), metavar="K",
-                       help="train up to K seeds of one task and grid point together in one process "
-                       "with one vmapped train step (spec's seeds_per_process)")
-    sweep.add_argument("--wait", action="store_true", help="slurm executor: wait for the jobs to end")
+    sweep.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)",
+    )
+    sweep.add_argument(
+        "--workdir",
+        help="run logdirs and executor files (default: ./runs/sweeps, or the profile's workdir)",
+    )
+    sweep.add_argument(
+        "--parallel",
+        type=flag(PositiveInt, "--parallel"),
+        help="local executor: worker processes at once, one per pack of seeds (spec's parallel)",
+    )
+    sweep.add_argument(
+        "--seeds-per-process",
+        type=flag(PositiveInt, "--seeds-per-process"),
+        metavar="K",
+        help="train up to K seeds of one task and grid point together in one process "
+        "with one vmapped train step (spec's seeds_per_process)",
+    )
+    sweep.add_argument(
+        "--wait", action="store_true", help="slurm executor: wait for the jobs to end"
+    )
     sweep.set_defaults(func=run_sweep)
 
     status = subparsers.add_parser("status", help="progress of a sweep's runs (from MLflow)")
@@ -50,14 +67,20 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
     spec = load_spec(args.spec)
     executor = args.executor or spec.executor
     parallel = spec.parallel if args.parallel is None else args.parallel
-    seeds_per_process = spec.seeds_per_process if args.seeds_per_process is None else args.seeds_per_process
+    seeds_per_process = (
+        spec.seeds_per_process if args.seeds_per_process is None else args.seeds_per_process
+    )
     profile = load_profile(args.profile or spec.profile) if executor == "slurm" else None
     runs = expand(spec)
     tracking_uri = tracking.resolve_tracking_uri(args.tracking_uri)
-    workdir = Path(args.workdir or (profile.workdir if profile and profile.workdir else "runs/sweeps"))
+    workdir = Path(
+        args.workdir or (profile.workdir if profile and profile.workdir else "runs/sweeps")
+    )
     target = launcher.Target(tracking_uri=tracking_uri, workdir=workdir.resolve())
 
-    packs = len(launcher.pack_runs([launcher.Planned(run, "new", "") for run in runs], seeds_per_process))
+    packs = len(
+        launcher.pack_runs([launcher.Planned(run, "new", "") for run in runs], seeds_per_process)
+    )
     if executor == "slurm":
         resources = profile.describe()
         jobs = -(-packs // profile.runs_per_job)
@@ -66,10 +89,16 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
         where = f"local, {parallel} process(es) at a time on this machine"
     echo(f"sweep {spec.name}: {len(runs)} runs ({spec.suite}) -> {where}")
     if seeds_per_process > 1:
-        trained_by = f"each job trains {profile.runs_per_job} pack(s)" if profile else "one process per pack"
-        echo(f"packed: {len(runs)} runs in {packs} packs of up to {seeds_per_process} seeds of one "
-             f"task and grid point (one vmapped train step per pack); {trained_by}")
-    echo(f"MLflow: {tracking_uri} (experiment {spec.name!r}); logdirs under {sweep_dir_text(target, spec)}")
+        trained_by = (
+            f"each job trains {profile.runs_per_job} pack(s)" if profile else "one process per pack"
+        )
+        echo(
+            f"packed: {len(runs)} runs in {packs} packs of up to {seeds_per_process} seeds of one "
+            f"task and grid point (one vmapped train step per pack); {trained_by}"
+        )
+    echo(
+        f"MLflow: {tracking_uri} (experiment {spec.name!r}); logdirs under {sweep_dir_text(target, spec)}"
+    )
 
     if args.dry_run:
         recorded = _recorded_runs(tracking_uri, spec.name)
@@ -78,13 +107,19 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
         planned = launcher.plan(runs, existing, args.rerun_failed, queue)
         for item in planned:
             c = item.run.config
-            echo(f"  {item.run.key}  {item.run.label:<40} steps={c.run.steps:<9,} "
-                 f"size={c.agent.size:<5} envs={c.run.envs:<3} {item.action:<6} ({item.reason})")
+            echo(
+                f"  {item.run.key}  {item.run.label:<40} steps={c.run.steps:<9,} "
+                f"size={c.agent.size:<5} envs={c.run.envs:<3} {item.action:<6} ({item.reason})"
+            )
             if item.action == "new" and recorded:
                 echo(f"      {why_new(item.run, recorded)}")
         if seeds_per_process > 1:
             for index, pack in enumerate(launcher.pack_runs(planned, seeds_per_process)):
-                where = f"job {index // profile.runs_per_job + 1}" if profile else f"process {index + 1}"
+                where = (
+                    f"job {index // profile.runs_per_job + 1}"
+                    if profile
+                    else f"process {index + 1}"
+                )
                 echo(f"  {where}: " + " + ".join(item.run.label for item in pack))
         echo("dry run: nothing created or submitted")
         return 0
@@ -104,7 +139,9 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
         skipped = [p for p in planned if p.action == "skip"]
         for item in skipped:
             echo(f"  skip     {item.run.label:<40} {item.reason}")
-        packs = launcher.prepare(launcher.pack_runs(planned, seeds_per_process), tracker, experiment_id, target)
+        packs = launcher.prepare(
+            launcher.pack_runs(planned, seeds_per_process), tracker, experiment_id, target
+        )
         tasks = [task for pack in packs for task in pack]
         if not tasks:
             echo(f"nothing to submit: {len(skipped)} runs finished, queued, running or failed")
@@ -114,8 +151,10 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
         start = time.monotonic()
         if executor == "slurm":
             jobs = launcher.submit_slurm(packs, profile, spec, target, experiment_id, tracker)
-            echo(f"submitted {len(tasks)} runs as {len(jobs)} Slurm jobs: "
-                 f"{', '.join(j.job_id for j in jobs)}")
+            echo(
+                f"submitted {len(tasks)} runs as {len(jobs)} Slurm jobs: "
+                f"{', '.join(j.job_id for j in jobs)}"
+            )
             if args.wait:
                 launcher.wait_slurm([j.job_id for j in jobs])
                 echo(f"jobs ended after {time.monotonic() - start:.0f} s")
@@ -148,8 +187,12 @@ def why_new(run, recorded) -> str:
     key fields (``spec.key_differences``) in which it differs from the recorded run of the
     same task and seed that is closest to it, or that there is none."""
     tags = lambda r: r.data.tags  # noqa: E731
-    same = [r for r in recorded if tags(r).get(tracking.TAG + "task") == run.task
-            and tags(r).get(tracking.TAG + "seed") == str(run.seed)]
+    same = [
+        r
+        for r in recorded
+        if tags(r).get(tracking.TAG + "task") == run.task
+        and tags(r).get(tracking.TAG + "seed") == str(run.seed)
+    ]
     if not same:
         return f"no recorded run of {run.task} seed {run.seed}"
     closest = min(same, key=lambda r: len(key_differences(run, r.data.params)))
@@ -180,8 +223,14 @@ def _report(echo, spec, tracker: tracking.Tracker, experiment_id, keys) -> int:
 
 def _print_where(echo, spec, tracking_uri) -> None:
     echo(f"results: MLflow experiment {spec.name!r} at {tracking_uri}")
-    echo(f"  dreamerbench status {spec.name}" + (
-        "" if tracking_uri == tracking.default_tracking_uri() else f" --tracking-uri {tracking_uri}"))
+    echo(
+        f"  dreamerbench status {spec.name}"
+        + (
+            ""
+            if tracking_uri == tracking.default_tracking_uri()
+            else f" --tracking-uri {tracking_uri}"
+        )
+    )
     if tracking_uri.startswith("sqlite:///"):
         echo(f"  mlflow ui --backend-store-uri {tracking_uri}")
 

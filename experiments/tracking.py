@@ -69,13 +69,20 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlparse
 
 from dreamerbench.agent.config import flatten, to_dict
 from dreamerbench.core.files import FileLock, StorageError, file_in_the_way
-from dreamerbench.core.records import LOGS, deliverable, deliverable_media, named_values, read_records
+from dreamerbench.core.records import (
+    LOGS,
+    deliverable,
+    deliverable_media,
+    named_values,
+    read_records,
+)
 
 TAG = "dreamerbench."
 STEPS_TAG = TAG + "steps_done"
@@ -115,7 +122,7 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
         if not uri.startswith("sqlite:///"):
             raise ValueError(f"tracking URI {uri!r}: expected sqlite:///PATH")
         # sqlite:///relative/path or sqlite:////absolute/path (SQLAlchemy's form).
-        return f"sqlite:///{Path(uri[len('sqlite:///'):]).resolve()}"
+        return f"sqlite:///{Path(uri[len('sqlite:///') :]).resolve()}"
     if parsed.scheme in ("", "file"):
         raise ValueError(
             f"tracking URI {uri!r}: MLflow 3 keeps the file store in maintenance mode; "
@@ -145,14 +152,20 @@ class Tracker:
             os.environ.setdefault(name, value)
         scheme = urlparse(self.uri).scheme
         if scheme == "sqlite":
-            db = Path(self.uri[len("sqlite:///"):])
+            db = Path(self.uri[len("sqlite:///") :])
             blocked = file_in_the_way(db.parent)
             if blocked is not None:
-                raise FileNotFoundError(f"tracking URI {self.uri}: {blocked} is a file, not a directory")
+                raise FileNotFoundError(
+                    f"tracking URI {self.uri}: {blocked} is a file, not a directory"
+                )
             if not create and not db.exists():
-                raise FileNotFoundError(f"no MLflow store at {self.uri}; run a sweep first or pass --tracking-uri")
+                raise FileNotFoundError(
+                    f"no MLflow store at {self.uri}; run a sweep first or pass --tracking-uri"
+                )
             if not db.parent.is_dir():
-                raise FileNotFoundError(f"tracking URI {self.uri}: directory {db.parent} does not exist")
+                raise FileNotFoundError(
+                    f"tracking URI {self.uri}: directory {db.parent} does not exist"
+                )
         elif scheme in ("http", "https"):
             _check_server(self.uri)
         from mlflow import MlflowClient  # lazy: importing mlflow costs about a second
@@ -164,7 +177,9 @@ class Tracker:
         # processes doing that at once crash (alembic): one at a time.
         lock = FileLock(Path(f"{db}.lock"))
         if not lock.acquire(wait_s=120):
-            raise TrackingUnavailable(f"{db} is being set up by {lock.holder()} for more than 120 s")
+            raise TrackingUnavailable(
+                f"{db} is being set up by {lock.holder()} for more than 120 s"
+            )
         try:
             self.client = MlflowClient(tracking_uri=self.uri)
         finally:
@@ -184,7 +199,11 @@ class Tracker:
             try:
                 return method(*args, **kwargs)
             except MlflowException as error:
-                if error.error_code not in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"):
+                if error.error_code not in (
+                    "INTERNAL_ERROR",
+                    "TEMPORARILY_UNAVAILABLE",
+                    "REQUEST_LIMIT_EXCEEDED",
+                ):
                     raise
                 reason = error
             except (OSError, OperationalError) as error:
@@ -199,8 +218,12 @@ class Tracker:
         """The experiment called `name`; ValueError naming the ones there are if it does not exist."""
         experiment = self.call(self.client.get_experiment_by_name, name)
         if experiment is None:
-            names = [e.name for e in self.call(self.client.search_experiments) if e.name != "Default"]
-            raise ValueError(f"experiment={name!r} does not exist in {self.uri}; allowed: {', '.join(names) or '(none)'}")
+            names = [
+                e.name for e in self.call(self.client.search_experiments) if e.name != "Default"
+            ]
+            raise ValueError(
+                f"experiment={name!r} does not exist in {self.uri}; allowed: {', '.join(names) or '(none)'}"
+            )
         return experiment
 
     def runs(self, experiment_id: str) -> list:
@@ -210,8 +233,12 @@ class Tracker:
         runs, token = [], None
         while True:
             page = self.call(
-                self.client.search_runs, [experiment_id], run_view_type=ViewType.ACTIVE_ONLY, max_results=1000,
-                order_by=["attributes.start_time ASC"], page_token=token,
+                self.client.search_runs,
+                [experiment_id],
+                run_view_type=ViewType.ACTIVE_ONLY,
+                max_results=1000,
+                order_by=["attributes.start_time ASC"],
+                page_token=token,
             )
             runs.extend(page)
             token = page.token
@@ -221,7 +248,9 @@ class Tracker:
     def run(self, run_id: str):
         return self.call(self.client.get_run, run_id)
 
-    def histories(self, run_ids: list[str], keys: list[str]) -> list[tuple[str, str, int, int, float]]:
+    def histories(
+        self, run_ids: list[str], keys: list[str]
+    ) -> list[tuple[str, str, int, int, float]]:
         """(run_id, key, step, timestamp, value) of every value of `keys` logged by `run_ids`.
 
         SQL stores answer one query per key for all runs (``get_metric_history_bulk``);
@@ -232,10 +261,16 @@ class Tracker:
         rows = []
         for key in keys:
             if bulk is not None:
-                rows += [(m.run_id, key, m.step, m.timestamp, m.value) for m in self.call(bulk, run_ids, key, max_results=2**62)]
+                rows += [
+                    (m.run_id, key, m.step, m.timestamp, m.value)
+                    for m in self.call(bulk, run_ids, key, max_results=2**62)
+                ]
             else:
                 for run_id in run_ids:
-                    rows += [(run_id, key, m.step, m.timestamp, m.value) for m in self.call(self.client.get_metric_history, run_id, key)]
+                    rows += [
+                        (run_id, key, m.step, m.timestamp, m.value)
+                        for m in self.call(self.client.get_metric_history, run_id, key)
+                    ]
         return rows
 
     # ---------------------------------------------------------------- lifecycle
@@ -251,7 +286,9 @@ class Tracker:
             return experiment.experiment_id
         try:
             return self.call(
-                self.client.create_experiment, name, artifact_location=_artifact_root(self.uri, name),
+                self.client.create_experiment,
+                name,
+                artifact_location=_artifact_root(self.uri, name),
                 tags={TAG + "sweep": name},
             )
         except MlflowException:  # created by another process meanwhile
@@ -260,7 +297,9 @@ class Tracker:
                 raise
             return experiment.experiment_id
 
-    def schedule(self, experiment_id: str, run, git: Mapping[str, str], logdir_for: Callable[[str], str]) -> str:
+    def schedule(
+        self, experiment_id: str, run, git: Mapping[str, str], logdir_for: Callable[[str], str]
+    ) -> str:
         """Create the MLflow run of sweep run `run` (a spec.RunSpec), SCHEDULED; returns its id.
 
         `logdir_for(run_id)` names its logdir (one per MLflow run, so a new MLflow
@@ -269,14 +308,21 @@ class Tracker:
         from mlflow.entities import Param, RunTag
 
         created = self.call(
-            self.client.create_run, experiment_id, tags=run_tags(run, git),
+            self.client.create_run,
+            experiment_id,
+            tags=run_tags(run, git),
             run_name=f"{run.task}-seed{run.seed}-{run.key[:6]}",
         )
         run_id = created.info.run_id
         tags = [RunTag(TAG + "logdir", logdir_for(run_id)), RunTag(STEPS_TAG, "0")]
         params = [Param(k, v) for k, v in sorted(run_params(run).items())]
         for start in range(0, max(len(params), 1), PARAMS_PER_BATCH):
-            self.call(self.client.log_batch, run_id, params=params[start : start + PARAMS_PER_BATCH], tags=tags)
+            self.call(
+                self.client.log_batch,
+                run_id,
+                params=params[start : start + PARAMS_PER_BATCH],
+                tags=tags,
+            )
         self.reschedule(run_id)
         return run_id
 
@@ -288,7 +334,9 @@ class Tracker:
         """Set ``dreamerbench.<name>`` tags of a run (`tags` maps name -> value)."""
         from mlflow.entities import RunTag
 
-        self.call(self.client.log_batch, run_id, tags=[RunTag(TAG + k, str(v)) for k, v in tags.items()])
+        self.call(
+            self.client.log_batch, run_id, tags=[RunTag(TAG + k, str(v)) for k, v in tags.items()]
+        )
 
     def fail(self, run_id: str, error: str, logs: Sequence[str | Path] = ()) -> None:
         """Mark a run FAILED with `error` (its last 4000 characters) as the ``dreamerbench.error`` tag,
@@ -315,11 +363,19 @@ class Tracker:
             try:
                 self.call(self.client.log_artifact, run_id, str(path), "logs")
             except (StorageError, MlflowException, OSError) as error:
-                print(f"warning: could not upload {path} to MLflow run {run_id}: {_first_line(error)}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"warning: could not upload {path} to MLflow run {run_id}: {_first_line(error)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
-    def start(self, run_id: str, config: Mapping[str, Any], logdir: str | Path,
-              logs: Sequence[str | Path] = ()) -> "RunRecorder":
+    def start(
+        self,
+        run_id: str,
+        config: Mapping[str, Any],
+        logdir: str | Path,
+        logs: Sequence[str | Path] = (),
+    ) -> RunRecorder:
         """Mark a run RUNNING with this job's tags and its config artifact; its recorder.
 
         A run taken up again (resumed, or a finished one continued to a larger
@@ -350,7 +406,9 @@ class RunRecorder:
     (``dreamerbench.delivered``) to what :func:`dreamerbench.core.records.deliverable` allows.
     """
 
-    def __init__(self, tracker: Tracker, run_id: str, logdir: str | Path, logs: Sequence[str | Path] = ()):
+    def __init__(
+        self, tracker: Tracker, run_id: str, logdir: str | Path, logs: Sequence[str | Path] = ()
+    ):
         self.tracker, self.run_id, self.logdir = tracker, run_id, Path(logdir)
         self.logs = [Path(path) for path in logs]
         tags = tracker.run(run_id).data.tags
@@ -367,8 +425,11 @@ class RunRecorder:
             self._warned = False
         except TrackingUnavailable as error:
             if not self._warned:
-                print(f"warning: {error}; the records wait in {self.logdir} and are delivered later",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"warning: {error}; the records wait in {self.logdir} and are delivered later",
+                    file=sys.stderr,
+                    flush=True,
+                )
             self._warned = True
         self.upload_logs()
 
@@ -380,7 +441,10 @@ class RunRecorder:
     def pending(self) -> int:
         """Bytes of the logdir's records that MLflow does not hold yet."""
         paths = {name: self.logdir / f"{name}.jsonl" for name in LOGS}
-        return sum(max(0, (path.stat().st_size if path.exists() else 0) - self.cursor[name]) for name, path in paths.items())
+        return sum(
+            max(0, (path.stat().st_size if path.exists() else 0) - self.cursor[name])
+            for name, path in paths.items()
+        )
 
     def close(self) -> None:
         """The trainer stopped the run: deliver what became final (:meth:`end` or :meth:`fail` follow)."""
@@ -397,13 +461,17 @@ class RunRecorder:
         self._deliver()
         left = self.pending()
         if left:
-            raise TrackingUnavailable(f"MLflow at {self.tracker.uri} did not take {left} bytes of records of {self.logdir}")
+            raise TrackingUnavailable(
+                f"MLflow at {self.tracker.uri} did not take {left} bytes of records of {self.logdir}"
+            )
         from mlflow.entities import RunTag
 
         client = self.tracker.client
         self.upload_logs()
         self.tracker.call(client.log_dict, self.run_id, dict(summary), "summary.json")
-        self.tracker.call(client.log_batch, self.run_id, tags=[RunTag(STEPS_TAG, str(summary["steps"]))])
+        self.tracker.call(
+            client.log_batch, self.run_id, tags=[RunTag(STEPS_TAG, str(summary["steps"]))]
+        )
         self.tracker.call(client.set_terminated, self.run_id, status="FINISHED")
 
     def fail(self, error: str) -> None:
@@ -414,8 +482,12 @@ class RunRecorder:
         try:
             self._deliver()
         except Exception as delivery_error:  # noqa: BLE001 - the job is failing already
-            print(f"warning: {_first_line(delivery_error)}; the records wait in {self.logdir} and are "
-                  "delivered by the run's next job", file=sys.stderr, flush=True)
+            print(
+                f"warning: {_first_line(delivery_error)}; the records wait in {self.logdir} and are "
+                "delivered by the run's next job",
+                file=sys.stderr,
+                flush=True,
+            )
         self.tracker.fail(self.run_id, error, self.logs)
 
     def _deliver(self) -> None:
@@ -446,7 +518,10 @@ class RunRecorder:
         if not files:
             return
         client = self.tracker.client
-        held = {Path(info.path).name for info in self.tracker.call(client.list_artifacts, self.run_id, "media")}
+        held = {
+            Path(info.path).name
+            for info in self.tracker.call(client.list_artifacts, self.run_id, "media")
+        }
         for path in files:
             if path.name not in held:
                 self.tracker.call(client.log_artifact, self.run_id, str(path), "media")
@@ -504,11 +579,17 @@ def git_state(directory: str | os.PathLike | None = None) -> dict[str, str]:
     try:
         commit = subprocess.run(
             ["git", "-C", directory, "rev-parse", "HEAD"],
-            capture_output=True, text=True, check=True, timeout=10,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", directory, "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True, timeout=10,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return {"git_commit": "unknown", "git_dirty": "unknown"}
@@ -566,7 +647,7 @@ def job_tags() -> dict[str, str]:
 def _artifact_root(tracking_uri: str, name: str) -> str | None:
     """Artifacts of a sqlite store go next to its database; servers choose their own."""
     if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri[len("sqlite:///"):])
+        db = Path(tracking_uri[len("sqlite:///") :])
         return (db.parent / "mlruns" / name).as_uri()
     return None
 

@@ -17,37 +17,64 @@ from dreamerbench.experiments.spec import NAME
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "train", help="train one agent on one task",
+        "train",
+        help="train one agent on one task",
         description="Train DreamerV3 on one task. Re-running on the same logdir resumes.",
     )
     parser.add_argument("--suite", required=True, help="suite name (see `dreamerbench suites`)")
     parser.add_argument("--task", required=True, help="task within the suite")
-    parser.add_argument("--seed", type=flag(hint("seed"), "--seed"), default=0,
-                        help="seed (the first seed with --seeds-per-process)")
     parser.add_argument(
-        "--seeds-per-process", type=flag(PositiveInt, "--seeds-per-process"), default=1, metavar="K",
+        "--seed",
+        type=flag(hint("seed"), "--seed"),
+        default=0,
+        help="seed (the first seed with --seeds-per-process)",
+    )
+    parser.add_argument(
+        "--seeds-per-process",
+        type=flag(PositiveInt, "--seeds-per-process"),
+        default=1,
+        metavar="K",
         help="train seeds SEED..SEED+K-1 in this process with one vmapped train step; "
         "run i then writes to LOGDIR/seed<SEED+i>",
     )
-    parser.add_argument("--size", type=flag(hint("agent.size"), "--size"),
-                        help="model size preset, e.g. 1m, 12m (sets agent.size)")
-    parser.add_argument("--steps", type=flag(hint("run.steps"), "--steps"),
-                        help="agent steps in total (sets run.steps)")
     parser.add_argument(
-        "--output", type=_outputs_flag, metavar="NAME[,NAME]",
+        "--size",
+        type=flag(hint("agent.size"), "--size"),
+        help="model size preset, e.g. 1m, 12m (sets agent.size)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=flag(hint("run.steps"), "--steps"),
+        help="agent steps in total (sets run.steps)",
+    )
+    parser.add_argument(
+        "--output",
+        type=_outputs_flag,
+        metavar="NAME[,NAME]",
         help="also write the records to tensorboard and/or wandb (sets run.outputs), e.g. --output tensorboard,wandb",
     )
-    parser.add_argument("--logdir", required=True, help="run directory (resumed if it holds a checkpoint)")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--logdir", required=True, help="run directory (resumed if it holds a checkpoint)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="config override, e.g. --set agent.train_ratio=64 (repeatable)",
     )
     parser.add_argument(
-        "--tracking-uri", help="also record to MLflow (off by default), e.g. sqlite:///mlflow.db, as a run "
+        "--tracking-uri",
+        help="also record to MLflow (off by default), e.g. sqlite:///mlflow.db, as a run "
         "of --experiment that `dreamerbench table --runs EXPERIMENT` reads",
     )
-    parser.add_argument("--experiment", type=flag(NAME, "--experiment"), default="train",
-                        help="MLflow experiment with --tracking-uri (default: train)")
+    parser.add_argument(
+        "--experiment",
+        type=flag(NAME, "--experiment"),
+        default="train",
+        help="MLflow experiment with --tracking-uri (default: train)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -59,16 +86,26 @@ def run(args: argparse.Namespace) -> int:
     """
     from dreamerbench.agent.trainer import Trainer, resolve_config
 
-    flags = {"agent.size": args.size, "run.steps": args.steps,
-             "run.outputs": None if args.output is None else "[" + ", ".join(args.output) + "]"}
+    flags = {
+        "agent.size": args.size,
+        "run.steps": args.steps,
+        "run.outputs": None if args.output is None else "[" + ", ".join(args.output) + "]",
+    }
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + args.overrides
     last_seed = args.seed + args.seeds_per_process - 1
     if last_seed > SEED_MAX:
-        raise refuse("--seeds-per-process", args.seeds_per_process,
-                     f"an integer in [1, {SEED_MAX - args.seed + 1}] from --seed={args.seed} (seeds end at {SEED_MAX})")
+        raise refuse(
+            "--seeds-per-process",
+            args.seeds_per_process,
+            f"an integer in [1, {SEED_MAX - args.seed + 1}] from --seed={args.seed} (seeds end at {SEED_MAX})",
+        )
     seeds = range(args.seed, last_seed + 1)
     configs = [resolve_config(args.suite, args.task, seed, overrides) for seed in seeds]
-    logdirs = [Path(args.logdir)] if len(configs) == 1 else [Path(args.logdir) / f"seed{seed}" for seed in seeds]
+    logdirs = (
+        [Path(args.logdir)]
+        if len(configs) == 1
+        else [Path(args.logdir) / f"seed{seed}" for seed in seeds]
+    )
     for logdir in logdirs:
         check_logdir(logdir)
     tracked = []
@@ -83,7 +120,10 @@ def run(args: argparse.Namespace) -> int:
     from dreamerbench.experiments.outputs import make_outputs
 
     recorders = [[recorder] for recorder in tracked] if tracked else [[] for _ in configs]
-    outputs = [[*mine, *make_outputs(config, logdir)] for mine, config, logdir in zip(recorders, configs, logdirs)]
+    outputs = [
+        [*mine, *make_outputs(config, logdir)]
+        for mine, config, logdir in zip(recorders, configs, logdirs)
+    ]
     if len(configs) == 1:
         summaries = [Trainer(configs[0], logdirs[0], outputs[0]).run(stop)]
     else:
@@ -94,8 +134,11 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     stopped = [s for s in summaries if not s.get("finished")]
     if stopped:
-        print(f"stopped at {stopped[0]['steps']:,} of {configs[0].run.steps:,} steps; "
-              f"resume: run the same command again (--logdir {args.logdir})", file=sys.stderr)
+        print(
+            f"stopped at {stopped[0]['steps']:,} of {configs[0].run.steps:,} steps; "
+            f"resume: run the same command again (--logdir {args.logdir})",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -108,7 +151,9 @@ def _outputs_flag(text: str) -> tuple[str, ...]:
     try:
         return read([name.strip() for name in text.split(",")], hint("run.outputs"), "--output")
     except ReadError:
-        error = refuse("--output", text, "tensorboard, wandb, or both comma-separated (tensorboard,wandb)")
+        error = refuse(
+            "--output", text, "tensorboard, wandb, or both comma-separated (tensorboard,wandb)"
+        )
         raise argparse.ArgumentTypeError(str(error)) from None
 
 

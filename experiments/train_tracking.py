@@ -10,8 +10,9 @@ run, and its :class:`dreamerbench.experiments.tracking.RunRecorder` delivers eac
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from dreamerbench import suites
 from dreamerbench.agent.config import to_dict
@@ -19,7 +20,9 @@ from dreamerbench.experiments import tracking
 from dreamerbench.experiments.spec import RunSpec, run_key
 
 
-def start(tracking_uri: str | None, experiment: str, configs: Sequence, logdirs: Sequence[Path]) -> list:
+def start(
+    tracking_uri: str | None, experiment: str, configs: Sequence, logdirs: Sequence[Path]
+) -> list:
     """One RUNNING MLflow run per config (found again on a resume); their recorders, one per config.
 
     ``configs`` are resolved :class:`dreamerbench.agent.config.Config` (``experiment`` a valid
@@ -34,10 +37,23 @@ def start(tracking_uri: str | None, experiment: str, configs: Sequence, logdirs:
     for config, logdir in zip(configs, logdirs):
         suite = suites.get_suite(config.suite)
         key = run_key(experiment, suite.name, config.task, config.seed, config)
-        spec = RunSpec(key, experiment, suite.name, config.task, config.seed, "dreamerbench", {}, config,
-                       suite.resolve_protocol(config.env))
+        spec = RunSpec(
+            key,
+            experiment,
+            suite.name,
+            config.task,
+            config.seed,
+            "dreamerbench",
+            {},
+            config,
+            suite.resolve_protocol(config.env),
+        )
         found = existing.get(key)
-        run_id = found.info.run_id if found else tracker.schedule(experiment_id, spec, git, lambda _: str(logdir))
+        run_id = (
+            found.info.run_id
+            if found
+            else tracker.schedule(experiment_id, spec, git, lambda _: str(logdir))
+        )
         recorders.append(tracker.start(run_id, to_dict(config), logdir))
     return recorders
 

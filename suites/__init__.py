@@ -6,8 +6,8 @@ each suite's ``make_env``.
 
 from __future__ import annotations
 
-from dreamerbench.suites.base import Env, Space, Suite
 from dreamerbench.suites.atari import ATARI57, ATARI100K
+from dreamerbench.suites.base import Env, Space, Suite
 from dreamerbench.suites.crafter import CRAFTER
 from dreamerbench.suites.dmc import DMC_PROPRIO, DMC_VISION
 from dreamerbench.suites.gym import DM_ENV, GYM
@@ -15,7 +15,16 @@ from dreamerbench.suites.minecraft import MINECRAFT_DIAMOND
 
 SUITES: dict[str, Suite] = {
     suite.name: suite
-    for suite in (ATARI100K, ATARI57, DMC_PROPRIO, DMC_VISION, CRAFTER, MINECRAFT_DIAMOND, GYM, DM_ENV)
+    for suite in (
+        ATARI100K,
+        ATARI57,
+        DMC_PROPRIO,
+        DMC_VISION,
+        CRAFTER,
+        MINECRAFT_DIAMOND,
+        GYM,
+        DM_ENV,
+    )
 }
 
 

@@ -14,7 +14,8 @@ not ``is_terminal``): the game did not end, so the agent bootstraps.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 import numpy as np
 
@@ -23,10 +24,32 @@ from dreamerbench.suites.base import Space, Suite, check_field, step_obs
 from dreamerbench.suites.scores import ATARI_RANDOM_HUMAN, dreamerv3_scores
 
 ATARI100K_GAMES = (
-    "alien", "amidar", "assault", "asterix", "bank_heist", "battle_zone", "boxing", "breakout",
-    "chopper_command", "crazy_climber", "demon_attack", "freeway", "frostbite", "gopher", "hero",
-    "jamesbond", "kangaroo", "krull", "kung_fu_master", "ms_pacman", "pong", "private_eye",
-    "qbert", "road_runner", "seaquest", "up_n_down",
+    "alien",
+    "amidar",
+    "assault",
+    "asterix",
+    "bank_heist",
+    "battle_zone",
+    "boxing",
+    "breakout",
+    "chopper_command",
+    "crazy_climber",
+    "demon_attack",
+    "freeway",
+    "frostbite",
+    "gopher",
+    "hero",
+    "jamesbond",
+    "kangaroo",
+    "krull",
+    "kung_fu_master",
+    "ms_pacman",
+    "pong",
+    "private_eye",
+    "qbert",
+    "road_runner",
+    "seaquest",
+    "up_n_down",
 )
 ATARI57_GAMES = tuple(ATARI_RANDOM_HUMAN)
 
@@ -139,22 +162,34 @@ def make_atari57(task: str, seed: int, protocol: Mapping[str, Any]) -> AtariEnv:
 _COMMON = {"action_repeat": 4, "max_pool": 2, "noop_max": 30, "max_frames": 108_000}
 # Types and ranges of the protocol fields (dreamerbench.core.reader), for both Atari suites.
 _FIELDS = {
-    "action_repeat": PositiveInt, "max_pool": PositiveInt, "noop_max": NonNegativeInt,
-    "max_frames": PositiveInt, "image_size": PositiveInt, "grayscale": bool,
-    "sticky_prob": Annotated[float, Probability], "action_set": Literal[_ACTION_SETS],
+    "action_repeat": PositiveInt,
+    "max_pool": PositiveInt,
+    "noop_max": NonNegativeInt,
+    "max_frames": PositiveInt,
+    "image_size": PositiveInt,
+    "grayscale": bool,
+    "sticky_prob": Annotated[float, Probability],
+    "action_set": Literal[_ACTION_SETS],
 }
 
 
 def _check_max_pool(protocol: Mapping[str, Any]) -> None:
-    check_field(protocol["max_pool"] <= protocol["action_repeat"], "max_pool",
-                protocol["max_pool"], f"an integer in [1, action_repeat={protocol['action_repeat']}]")
+    check_field(
+        protocol["max_pool"] <= protocol["action_repeat"],
+        "max_pool",
+        protocol["max_pool"],
+        f"an integer in [1, action_repeat={protocol['action_repeat']}]",
+    )
 
 
 ATARI100K = Suite(
     name="atari100k",
     tasks=ATARI100K_GAMES,
     default_protocol={
-        **_COMMON, "image_size": 64, "grayscale": False, "sticky_prob": 0.0,
+        **_COMMON,
+        "image_size": 64,
+        "grayscale": False,
+        "sticky_prob": 0.0,
         "action_set": "minimal",
     },
     protocol_fields=_FIELDS,
@@ -185,7 +220,10 @@ ATARI57 = Suite(
     name="atari57",
     tasks=ATARI57_GAMES,
     default_protocol={
-        **_COMMON, "image_size": 96, "grayscale": True, "sticky_prob": 0.25,
+        **_COMMON,
+        "image_size": 96,
+        "grayscale": True,
+        "sticky_prob": 0.25,
         "action_set": "full",
     },
     protocol_fields=_FIELDS,

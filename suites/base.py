@@ -17,8 +17,9 @@ An environment speaks dicts of numpy values, one step at a time:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -170,17 +171,27 @@ class Suite:
 
     def __post_init__(self):
         if "run.steps" in self.agent_defaults:
-            raise ValueError(f"suite {self.name!r}: give the budget once, as budget_steps, not as agent_defaults['run.steps']")
+            raise ValueError(
+                f"suite {self.name!r}: give the budget once, as budget_steps, not as agent_defaults['run.steps']"
+            )
         if self.score_episodes not in SCORE_EPISODES:
-            raise ValueError(f"score_episodes={self.score_episodes!r} is unknown; allowed: {', '.join(SCORE_EPISODES)}")
+            raise ValueError(
+                f"score_episodes={self.score_episodes!r} is unknown; allowed: {', '.join(SCORE_EPISODES)}"
+            )
         if self.run_score not in RUN_SCORES:
-            raise ValueError(f"run_score={self.run_score!r} is unknown; allowed: {', '.join(RUN_SCORES)}")
+            raise ValueError(
+                f"run_score={self.run_score!r} is unknown; allowed: {', '.join(RUN_SCORES)}"
+            )
         if self.run_score == "crafter" and self.episode_successes is None:
             raise ValueError(f"suite {self.name!r}: run_score 'crafter' needs episode_successes")
         if not 0 < self.final_window_frames <= self.budget_frames:
-            raise ValueError(f"suite {self.name!r}: final_window_frames={self.final_window_frames} "
-                             f"must be in (0, budget_frames={self.budget_frames}]")
-        object.__setattr__(self, "agent_defaults", {**self.agent_defaults, "run.steps": self.budget_steps})
+            raise ValueError(
+                f"suite {self.name!r}: final_window_frames={self.final_window_frames} "
+                f"must be in (0, budget_frames={self.budget_frames}]"
+            )
+        object.__setattr__(
+            self, "agent_defaults", {**self.agent_defaults, "run.steps": self.budget_steps}
+        )
 
     def check_task(self, task: str) -> str:
         """Return ``task`` if it is in the suite (:attr:`open_tasks` decides where given),
@@ -230,10 +241,14 @@ class Suite:
         if self.open_tasks is not None:
             return name
         name = name.replace("-", "_")
-        task = name[len(self.published_prefix):] if name.startswith(self.published_prefix) else name
+        task = (
+            name[len(self.published_prefix) :] if name.startswith(self.published_prefix) else name
+        )
         if task not in self.tasks:
-            raise ValueError(f"published task {name!r} is not in suite {self.name!r}; "
-                             f"allowed: {', '.join(self.published_task(t) for t in self.tasks)}")
+            raise ValueError(
+                f"published task {name!r} is not in suite {self.name!r}; "
+                f"allowed: {', '.join(self.published_task(t) for t in self.tasks)}"
+            )
         return task
 
     @property

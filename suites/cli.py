@@ -31,7 +31,9 @@ def listing() -> str:
     """One line per suite: name, task count, default budget."""
     width = max(len(name) for name in SUITES)
     lines = [
-        f"{suite.name:<{width}}  " + ("any tasks" if suite.open_tasks else f"{len(suite.tasks):>2} tasks") + "  "
+        f"{suite.name:<{width}}  "
+        + ("any tasks" if suite.open_tasks else f"{len(suite.tasks):>2} tasks")
+        + "  "
         f"{suite.budget_steps:>11,} steps ({suite.budget_frames:,} frames)"
         + ("  (see notes)" if suite.notes else "")
         for suite in SUITES.values()
@@ -49,8 +51,12 @@ def describe(suite: Suite) -> str:
     )
     sections = [
         f"{suite.name}: {suite.description}",
-        (f"tasks: {suite.description}" + (f"; e.g. {', '.join(suite.tasks)}" if suite.tasks else "")
-         if suite.open_tasks else f"tasks ({len(suite.tasks)}): {', '.join(suite.tasks)}"),
+        (
+            f"tasks: {suite.description}"
+            + (f"; e.g. {', '.join(suite.tasks)}" if suite.tasks else "")
+            if suite.open_tasks
+            else f"tasks ({len(suite.tasks)}): {', '.join(suite.tasks)}"
+        ),
         f"protocol (override with --set env.FIELD=VALUE): {json.dumps(dict(suite.default_protocol))}",
         f"budget: {suite.budget_steps:,} agent steps = {suite.budget_frames:,} frames "
         f"(action_repeat {suite.action_repeat}); final score: {suite.run_score} of the episodes "

@@ -8,7 +8,8 @@ of these flags is the episode's success indicator that the Crafter score
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 import numpy as np
 
@@ -19,11 +20,28 @@ from dreamerbench.suites.scores import CRAFTER_SCORE_RANGE
 # crafter.constants.achievements (crafter 1.8), spelled out so that listing
 # the suite does not import crafter; a test checks they agree.
 ACHIEVEMENTS = (
-    "collect_coal", "collect_diamond", "collect_drink", "collect_iron", "collect_sapling",
-    "collect_stone", "collect_wood", "defeat_skeleton", "defeat_zombie", "eat_cow",
-    "eat_plant", "make_iron_pickaxe", "make_iron_sword", "make_stone_pickaxe",
-    "make_stone_sword", "make_wood_pickaxe", "make_wood_sword", "place_furnace",
-    "place_plant", "place_stone", "place_table", "wake_up",
+    "collect_coal",
+    "collect_diamond",
+    "collect_drink",
+    "collect_iron",
+    "collect_sapling",
+    "collect_stone",
+    "collect_wood",
+    "defeat_skeleton",
+    "defeat_zombie",
+    "eat_cow",
+    "eat_plant",
+    "make_iron_pickaxe",
+    "make_iron_sword",
+    "make_stone_pickaxe",
+    "make_stone_sword",
+    "make_wood_pickaxe",
+    "make_wood_sword",
+    "place_furnace",
+    "place_plant",
+    "place_stone",
+    "place_table",
+    "wake_up",
 )
 NUM_ACTIONS = 17
 
@@ -74,8 +92,7 @@ class CrafterEnv:
         # above zero means "unlocked in this episode".
         counts = info.get("achievements", {})
         flags = {
-            f"log/achievement_{name}": np.float32(counts.get(name, 0) > 0)
-            for name in ACHIEVEMENTS
+            f"log/achievement_{name}": np.float32(counts.get(name, 0) > 0) for name in ACHIEVEMENTS
         }
         return step_obs({"image": image, **flags}, reward, is_first, is_last, is_terminal)
 
@@ -88,8 +105,10 @@ def achievement_episodes(columns: Mapping[str, np.ndarray]) -> dict[str, np.ndar
     """
     missing = [a for a in ACHIEVEMENTS if f"achievement_{a}" not in columns]
     if missing:
-        raise ValueError(f"crafter scores need per-episode achievements; 'achievement_{missing[0]}' "
-                         "is missing (our runs log it as metric 'episode/achievement_<name>')")
+        raise ValueError(
+            f"crafter scores need per-episode achievements; 'achievement_{missing[0]}' "
+            "is missing (our runs log it as metric 'episode/achievement_<name>')"
+        )
     return {a: np.asarray(columns[f"achievement_{a}"], dtype=np.float64) >= 1 for a in ACHIEVEMENTS}
 
 
@@ -97,7 +116,9 @@ def achievement_episodes(columns: Mapping[str, np.ndarray]) -> dict[str, np.ndar
 # analysis/common.py): expert humans on the reward task; a random policy and two
 # unsupervised agents, which never see the reward, on the no-reward task.
 CRAFTER_SCORES = PublishedScores(
-    "danijar/crafter", "e04542a2159f1aad3d4c5ad52e8185717380ee3a", "scores",
+    "danijar/crafter",
+    "e04542a2159f1aad3d4c5ad52e8185717380ee3a",
+    "scores",
     {
         "human": "crafter_reward-human.json",
         "dreamerv2": "crafter_reward-dreamerv2.json",

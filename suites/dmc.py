@@ -9,7 +9,8 @@ end after dm_control's 1000 control steps; that time limit is a truncation
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any, Mapping
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import numpy as np
 
@@ -88,7 +89,8 @@ class DMCEnv:
             spec = self._env.observation_spec()
             self._keys = {key: f"obs_{key}" if key in SPECIAL_KEYS else key for key in sorted(spec)}
             self.obs_space = {
-                name: Space(np.float32, (max(1, int(np.prod(spec[key].shape))),)) for key, name in self._keys.items()
+                name: Space(np.float32, (max(1, int(np.prod(spec[key].shape))),))
+                for key, name in self._keys.items()
             }
         self._done = True
 
@@ -104,9 +106,7 @@ class DMCEnv:
             raise RuntimeError("step() after the episode ended; call reset() first")
         action = np.asarray(action, np.float32)
         if action.shape != self.act_space.shape or not np.isfinite(action).all():
-            raise ValueError(
-                f"action={action!r} must be finite with shape {self.act_space.shape}"
-            )
+            raise ValueError(f"action={action!r} must be finite with shape {self.act_space.shape}")
         scaled = self._act_low + (np.clip(action, -1, 1) + 1) / 2 * (self._act_high - self._act_low)
         reward = 0.0
         for _ in range(self._repeat):
@@ -135,7 +135,8 @@ class DMCEnv:
             data = {"image": self._physics.render(self._size, self._size, camera_id=self._camera)}
         else:
             data = {
-                name: np.asarray(step.observation[key], np.float32).reshape(-1) for key, name in self._keys.items()
+                name: np.asarray(step.observation[key], np.float32).reshape(-1)
+                for key, name in self._keys.items()
             }
         return step_obs(data, reward, is_first, is_last, is_terminal)
 
@@ -158,12 +159,16 @@ def _load(task: str, seed: int):
 
 def make_proprio(task: str, seed: int, protocol: Mapping[str, Any]) -> DMCEnv:
     """A dmc_proprio environment (vector observations, never renders)."""
-    return DMCEnv(DMC_PROPRIO.check_task(task), seed, DMC_PROPRIO.resolve_protocol(protocol), image=False)
+    return DMCEnv(
+        DMC_PROPRIO.check_task(task), seed, DMC_PROPRIO.resolve_protocol(protocol), image=False
+    )
 
 
 def make_vision(task: str, seed: int, protocol: Mapping[str, Any]) -> DMCEnv:
     """A dmc_vision environment (image observations only)."""
-    return DMCEnv(DMC_VISION.check_task(task), seed, DMC_VISION.resolve_protocol(protocol), image=True)
+    return DMCEnv(
+        DMC_VISION.check_task(task), seed, DMC_VISION.resolve_protocol(protocol), image=True
+    )
 
 
 # Types and ranges of the protocol fields (dreamerbench.core.reader), for both DMC suites.
@@ -196,7 +201,9 @@ DMC_PROPRIO = Suite(
     description="DeepMind Control, 18 tasks, proprioceptive vector observations, no rendering. "
     + _DMC_SCORES,
     published_prefix="dmc_",
-    published=dreamerv3_scores("dmc_proprio", ("d4pg", "ddpg", "dmpo", "dreamerv3", "mpo", "ppo_fixhp")),
+    published=dreamerv3_scores(
+        "dmc_proprio", ("d4pg", "ddpg", "dmpo", "dreamerv3", "mpo", "ppo_fixhp")
+    ),
     normalized_name="normalised return (/ 1000)",
     score_refs={task: DMC_RETURN_RANGE for task in PROPRIO_TASKS},
 )

@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Callable, Mapping
+from typing import Annotated, Any
 
 import numpy as np
 
@@ -62,8 +63,12 @@ class Leaf:
 def is_image(leaf: Leaf) -> bool:
     """``uint8`` with shape ``(H, W)`` or ``(H, W, C)``, C in 1..4 (the detection rule above)."""
     shape = leaf.shape
-    return (leaf.classes is None and np.dtype(leaf.dtype) == np.uint8
-            and (len(shape) == 2 or (len(shape) == 3 and 1 <= shape[2] <= 4)) and min(shape[:2]) > 1)
+    return (
+        leaf.classes is None
+        and np.dtype(leaf.dtype) == np.uint8
+        and (len(shape) == 2 or (len(shape) == 3 and 1 <= shape[2] <= 4))
+        and min(shape[:2]) > 1
+    )
 
 
 def leaf_space(leaf: Leaf, image_size: int) -> Space:
@@ -107,23 +112,33 @@ class _Converted:
         if len(named) != len(leaves):
             keys = [path.replace("\0", "_") for path in leaves]
             clash = next(key for key in keys if keys.count(key) > 1)
-            raise ValueError(f"observation key {clash!r} names two arrays of the env's observation (nested keys "
-                             "are joined with '_'); allowed: distinct names")
+            raise ValueError(
+                f"observation key {clash!r} names two arrays of the env's observation (nested keys "
+                "are joined with '_'); allowed: distinct names"
+            )
         self._leaves = obs_keys(named)
         self._paths = dict(zip(self._leaves, leaves))
         self.obs_space = {key: leaf_space(leaf, image_size) for key, leaf in self._leaves.items()}
 
     def _values(self, raw: Any) -> dict[str, np.ndarray]:
-        return {key: leaf_value(leaf, _pick(raw, self._paths[key]), self._image_size) for key, leaf in self._leaves.items()}
+        return {
+            key: leaf_value(leaf, _pick(raw, self._paths[key]), self._image_size)
+            for key, leaf in self._leaves.items()
+        }
 
-    def _setup_action(self, discrete: int | None, offset: Any, shape: tuple[int, ...], low: Any, high: Any) -> None:
+    def _setup_action(
+        self, discrete: int | None, offset: Any, shape: tuple[int, ...], low: Any, high: Any
+    ) -> None:
         """Discrete: ``discrete`` actions shifted by ``offset``; else a Box of ``shape`` in [low, high]."""
         self._offset, self._act_shape = offset, shape
         if discrete is not None:
             self.act_space = Space(np.int32, (), 0, discrete)
             self._scale = None
             return
-        low, high = np.broadcast_to(low, shape).astype(np.float64), np.broadcast_to(high, shape).astype(np.float64)
+        low, high = (
+            np.broadcast_to(low, shape).astype(np.float64),
+            np.broadcast_to(high, shape).astype(np.float64),
+        )
         self._scale = (low, high) if np.isfinite(low).all() and np.isfinite(high).all() else None
         self.act_space = Space(np.float32, (max(1, int(np.prod(shape))),), -1.0, 1.0)
 
@@ -165,8 +180,10 @@ def _gym_leaves(space: Any, task: str, prefix: str = "") -> dict[str, Leaf]:
         return {prefix: Leaf((), np.int64, int(space.n))}
     if isinstance(space, spaces.MultiBinary):
         return {prefix: Leaf(tuple(np.atleast_1d(space.n)), np.float32)}
-    raise ValueError(f"task={task!r}: observation space {space} is not supported; allowed: Box, Discrete, "
-                     "MultiBinary, or a Dict of them")
+    raise ValueError(
+        f"task={task!r}: observation space {space} is not supported; allowed: Box, Discrete, "
+        "MultiBinary, or a Dict of them"
+    )
 
 
 class GymEnv(_Converted):
@@ -178,7 +195,11 @@ class GymEnv(_Converted):
 
         protocol = GYM.resolve_protocol(protocol)
         env_id = _gym_id(task)
-        kwargs = {"max_episode_steps": protocol["max_episode_steps"]} if protocol["max_episode_steps"] else {}
+        kwargs = (
+            {"max_episode_steps": protocol["max_episode_steps"]}
+            if protocol["max_episode_steps"]
+            else {}
+        )
         # rgb_array costs nothing until render() is called (gymnasium renders human mode only per step).
         self.renders = "rgb_array" in _render_modes(env_id)
         if self.renders:
@@ -195,7 +216,9 @@ class GymEnv(_Converted):
             self._act_dtype = space.dtype
             self._setup_action(None, 0, tuple(space.shape), space.low, space.high)
         else:
-            raise ValueError(f"task={task!r}: action space {space} is not supported; allowed: Discrete, Box")
+            raise ValueError(
+                f"task={task!r}: action space {space} is not supported; allowed: Discrete, Box"
+            )
         self._done = True
 
     def reset(self) -> dict[str, np.ndarray]:
@@ -225,11 +248,15 @@ class GymEnv(_Converted):
         from gymnasium.error import DependencyNotInstalled
 
         if not self.renders:
-            raise ValueError(f"task={self._task!r} cannot render: its render_modes have no 'rgb_array'")
+            raise ValueError(
+                f"task={self._task!r} cannot render: its render_modes have no 'rgb_array'"
+            )
         try:
             return _frame(self._env.render())
         except DependencyNotInstalled as error:
-            raise ValueError(f"task={self._task!r} cannot render: {str(error).splitlines()[0]}") from None
+            raise ValueError(
+                f"task={self._task!r} cannot render: {str(error).splitlines()[0]}"
+            ) from None
 
     def close(self) -> None:
         """Close the gymnasium env."""
@@ -249,7 +276,9 @@ def _frame(image: Any) -> np.ndarray:
     height, width = image.shape[:2]
     scale = RENDER_SIDE / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA) if size != (width, height) else image
+    return (
+        cv2.resize(image, size, interpolation=cv2.INTER_AREA) if size != (width, height) else image
+    )
 
 
 def _render_modes(env_id: str) -> list[str]:
@@ -302,8 +331,10 @@ def _dm_leaves(spec: Any, task: str, prefix: str = "") -> dict[str, Leaf]:
         return leaves
     if hasattr(spec, "shape") and hasattr(spec, "dtype"):
         return {prefix: Leaf(tuple(spec.shape), np.dtype(spec.dtype))}
-    raise ValueError(f"task={task!r}: observation spec {spec!r} is not supported; allowed: a dm_env.specs.Array "
-                     "or a mapping of them")
+    raise ValueError(
+        f"task={task!r}: observation spec {spec!r} is not supported; allowed: a dm_env.specs.Array "
+        "or a mapping of them"
+    )
 
 
 class DmEnv(_Converted):
@@ -315,9 +346,11 @@ class DmEnv(_Converted):
         protocol = DM_ENV.resolve_protocol(protocol)
         self._env = dm_env_factory(task)(seed=seed)
         if not isinstance(self._env, dm_env.Environment):
-            raise ValueError(f"task={task!r}: {task.rpartition(':')[2]}(seed={seed}) returned a "
-                             f"{type(self._env).__name__}, not a dm_env.Environment; allowed: a function "
-                             "that returns a dm_env.Environment")
+            raise ValueError(
+                f"task={task!r}: {task.rpartition(':')[2]}(seed={seed}) returned a "
+                f"{type(self._env).__name__}, not a dm_env.Environment; allowed: a function "
+                "that returns a dm_env.Environment"
+            )
         physics = getattr(self._env, "physics", None)
         self.renders = callable(getattr(physics, "render", None))
         self._repeat = protocol["action_repeat"]
@@ -327,8 +360,10 @@ class DmEnv(_Converted):
         low, high = getattr(spec, "minimum", -np.inf), getattr(spec, "maximum", np.inf)
         if np.issubdtype(self._act_dtype, np.integer):
             if tuple(spec.shape) != () or not (np.isfinite(low) and np.isfinite(high)):
-                raise ValueError(f"task={task!r}: action spec {spec!r} is not supported; allowed: a scalar "
-                                 "integer BoundedArray, or a float (Bounded)Array")
+                raise ValueError(
+                    f"task={task!r}: action spec {spec!r} is not supported; allowed: a scalar "
+                    "integer BoundedArray, or a float (Bounded)Array"
+                )
             self._setup_action(int(high) - int(low) + 1, int(low), (), None, None)
         else:
             self._setup_action(None, 0, tuple(spec.shape), low, high)
@@ -358,7 +393,9 @@ class DmEnv(_Converted):
         """Camera 0 of a dm_control env's ``physics.render`` as [RENDER_SIDE, RENDER_SIDE, 3] uint8;
         ValueError if the env has no ``physics.render``."""
         if not self.renders:
-            raise ValueError("this dm_env.Environment cannot render: it has no physics.render (dm_control)")
+            raise ValueError(
+                "this dm_env.Environment cannot render: it has no physics.render (dm_control)"
+            )
         return _frame(self._env.physics.render(RENDER_SIDE, RENDER_SIDE, camera_id=0))
 
     def close(self) -> None:
@@ -371,14 +408,18 @@ def dm_env_factory(task: str) -> Callable[..., Any]:
     ValueError naming the task and what is allowed otherwise."""
     from dreamerbench.suites.dmc import headless_gl
 
-    allowed = "MODULE:FUNCTION, where FUNCTION(seed) returns a dm_env.Environment (docs/custom_env.md)"
+    allowed = (
+        "MODULE:FUNCTION, where FUNCTION(seed) returns a dm_env.Environment (docs/custom_env.md)"
+    )
     headless_gl()  # before MODULE imports dm_control, so that render() works headless
     module, _, name = task.rpartition(":")
     if not module or not name:
         raise ValueError(f"task={task!r} is not allowed; allowed: {allowed}")
     factory = getattr(_import(module, task, allowed), name, None)
     if not callable(factory):
-        raise ValueError(f"task={task!r}: module {module!r} has no function {name!r}; allowed: {allowed}")
+        raise ValueError(
+            f"task={task!r}: module {module!r} has no function {name!r}; allowed: {allowed}"
+        )
     return factory
 
 
@@ -391,7 +432,7 @@ def check_dm_env_task(task: str) -> str:
     return task
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def film_refusal(suite: str, task: str) -> str:
     """Make `task`'s env of `suite` (``gym`` or ``dm_env``) once, with seed 0 and the default
     protocol, and close it. Returns ``""`` if its episodes can be filmed (an image observation, or
@@ -407,12 +448,20 @@ def film_refusal(suite: str, task: str) -> str:
 
         if isinstance(error, (DependencyNotInstalled, ModuleNotFoundError)):
             missing = getattr(error, "name", None) or str(error).splitlines()[0]
-            raise ValueError(f"task={task!r} needs a package that is not installed: {missing}; allowed: a task "
-                             "whose packages are installed") from None
-        call = f"{task.rpartition(':')[2]}(seed=0)" if suite == "dm_env" else f"gymnasium.make({task!r})"
+            raise ValueError(
+                f"task={task!r} needs a package that is not installed: {missing}; allowed: a task "
+                "whose packages are installed"
+            ) from None
+        call = (
+            f"{task.rpartition(':')[2]}(seed=0)"
+            if suite == "dm_env"
+            else f"gymnasium.make({task!r})"
+        )
         first = str(error).splitlines()[0] if str(error) else ""
-        raise ValueError(f"task={task!r}: {call} raised {type(error).__name__}: {first}; allowed: a task whose "
-                         "env can be made (docs/custom_env.md)") from None
+        raise ValueError(
+            f"task={task!r}: {call} raised {type(error).__name__}: {first}; allowed: a task whose "
+            "env can be made (docs/custom_env.md)"
+        ) from None
     try:
         if any(space.is_image for space in env.obs_space.values()):
             return ""
@@ -430,17 +479,26 @@ def _import(module: str, task: str, allowed: str):
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        raise ValueError(f"task={task!r}: cannot import {module!r} ({error}); allowed: {allowed}") from None
+        raise ValueError(
+            f"task={task!r}: cannot import {module!r} ({error}); allowed: {allowed}"
+        ) from None
 
 
 # ---------------------------------------------------------------------------- suites
 
 _PROTOCOL = {"action_repeat": 1, "image_size": 64}
-_PROTOCOL_FIELDS = {"action_repeat": PositiveInt, "image_size": Annotated[int, Range(ge=16, le=256)]}
-_NOTES = ("Tasks are not a fixed list: see docs/custom_env.md. No score references: "
-          "`dreamerbench table` cannot normalise these scores.")
+_PROTOCOL_FIELDS = {
+    "action_repeat": PositiveInt,
+    "image_size": Annotated[int, Range(ge=16, le=256)],
+}
+_NOTES = (
+    "Tasks are not a fixed list: see docs/custom_env.md. No score references: "
+    "`dreamerbench table` cannot normalise these scores."
+)
 
-_OPEN_SUITE = dict(budget_steps=100_000, final_window_frames=10_000, agent_defaults={"agent.size": "1m"})
+_OPEN_SUITE = dict(
+    budget_steps=100_000, final_window_frames=10_000, agent_defaults={"agent.size": "1m"}
+)
 """What the two your-own-environment suites share: a default budget, final window and model size."""
 
 GYM = Suite(

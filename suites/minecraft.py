@@ -18,7 +18,8 @@ pressed, camera pitch limited to +-60 degrees.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Mapping
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import numpy as np
 
@@ -36,16 +37,37 @@ INSTALL = (
 )
 
 MILESTONES = (
-    "log", "planks", "stick", "crafting_table", "wooden_pickaxe", "cobblestone",
-    "stone_pickaxe", "iron_ore", "furnace", "iron_ingot", "iron_pickaxe", "diamond",
+    "log",
+    "planks",
+    "stick",
+    "crafting_table",
+    "wooden_pickaxe",
+    "cobblestone",
+    "stone_pickaxe",
+    "iron_ore",
+    "furnace",
+    "iron_ingot",
+    "iron_pickaxe",
+    "diamond",
 )
 
 # Every MineRL action key with its no-op value, as the herobraine action
 # handlers of the env spec below define them (camera: pitch, yaw in degrees).
 NOOP_ACTION: dict[str, Any] = {
-    "camera": (0.0, 0.0), "forward": 0, "back": 0, "left": 0, "right": 0, "jump": 0,
-    "sneak": 0, "sprint": 0, "attack": 0, "place": "none", "equip": "none", "craft": "none",
-    "nearbyCraft": "none", "nearbySmelt": "none",
+    "camera": (0.0, 0.0),
+    "forward": 0,
+    "back": 0,
+    "left": 0,
+    "right": 0,
+    "jump": 0,
+    "sneak": 0,
+    "sprint": 0,
+    "attack": 0,
+    "place": "none",
+    "equip": "none",
+    "craft": "none",
+    "nearbyCraft": "none",
+    "nearbySmelt": "none",
 }
 
 # The flat categorical action space: name -> the MineRL keys it changes.
@@ -174,8 +196,9 @@ class MinecraftDiamondEnv:
         truncated = self._steps >= self._max_steps
         self._done = bool(done) or truncated
         # MineRL ends an episode early only when the player dies.
-        return self._obs(raw, inventory, reward, is_first=False, is_last=self._done,
-                         is_terminal=bool(done))
+        return self._obs(
+            raw, inventory, reward, is_first=False, is_last=self._done, is_terminal=bool(done)
+        )
 
     def close(self) -> None:
         """Stop the Minecraft instance."""
@@ -292,8 +315,10 @@ def make_minerl_env(image_size: int, break_speed: float):
             return [handlers.ServerQuitWhenAnyAgentFinishes()]
 
         def create_server_initial_conditions(self):
-            return [handlers.TimeInitialCondition(allow_passage_of_time=True, start_time=0),
-                    handlers.SpawningInitialCondition(allow_spawning=True)]
+            return [
+                handlers.TimeInitialCondition(allow_passage_of_time=True, start_time=0),
+                handlers.SpawningInitialCondition(allow_spawning=True),
+            ]
 
         def create_agent_handlers(self):
             return []
@@ -348,11 +373,17 @@ MINECRAFT_DIAMOND = Suite(
     name="minecraft_diamond",
     tasks=("diamond",),
     default_protocol={
-        "action_repeat": 1, "image_size": 64, "max_steps": 36_000, "break_speed": 100.0,
-        "sticky_jump": 10, "pitch_limit": 60.0,
+        "action_repeat": 1,
+        "image_size": 64,
+        "max_steps": 36_000,
+        "break_speed": 100.0,
+        "sticky_jump": 10,
+        "pitch_limit": 60.0,
     },
     protocol_fields={
-        "action_repeat": PositiveInt, "image_size": PositiveInt, "max_steps": PositiveInt,
+        "action_repeat": PositiveInt,
+        "image_size": PositiveInt,
+        "max_steps": PositiveInt,
         "break_speed": PositiveFloat,
         "sticky_jump": Annotated[int, Range(ge=0, note="0: off")],
         "pitch_limit": Annotated[float, Range(gt=0, le=90, note="degrees")],
@@ -373,7 +404,9 @@ MINECRAFT_DIAMOND = Suite(
     "0.01 x change of health/20, 36,000-step episodes, break speed 100. Score: episode "
     "return and the episodes that obtained a diamond (return >= 11.5, dreamerbench.suites.minecraft.diamond_episodes).",
     published_prefix="minecraft_",
-    published=dreamerv3_scores("minecraft_diamond", ("dreamerv3", "impala", "ppo_fixhp", "r2d2", "rainbow")),
+    published=dreamerv3_scores(
+        "minecraft_diamond", ("dreamerv3", "impala", "ppo_fixhp", "r2d2", "rainbow")
+    ),
     episode_successes=diamond_episodes,
     # +1 per milestone: a return of 12 reached every milestone (the health term
     # adds at most +-0.2 per episode).

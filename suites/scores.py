@@ -27,7 +27,7 @@ This module and the suite records (``Suite.tasks``, ``score_refs``,
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -40,8 +40,10 @@ DREAMERV3_REPO, DREAMERV3_COMMIT = "danijar/dreamerv3", "e3f02248693a79dc8b0ebd6
 
 def dreamerv3_scores(stem: str, methods: Iterable[str]) -> PublishedScores:
     """The published ``scores/STEM-METHOD.json.gz`` files of danijar/dreamerv3."""
-    return PublishedScores(DREAMERV3_REPO, DREAMERV3_COMMIT, "scores",
-                           {m: f"{stem}-{m}.json.gz" for m in methods})
+    return PublishedScores(
+        DREAMERV3_REPO, DREAMERV3_COMMIT, "scores", {m: f"{stem}-{m}.json.gz" for m in methods}
+    )
+
 
 # game -> (random, human) episode return. Order and values as in the sources above.
 ATARI_RANDOM_HUMAN: dict[str, tuple[float, float]] = {

@@ -14,7 +14,8 @@ from __future__ import annotations
 import functools
 import multiprocessing as mp
 import traceback
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,7 @@ def make_vector_env(
     protocol: Mapping[str, Any],
     num_envs: int,
     parallel: bool,
-) -> "VectorEnv":
+) -> VectorEnv:
     """``num_envs`` envs of ``suite``/``task`` with seeds from :func:`env_seeds`."""
     suite.check_task(task)
     protocol = dict(protocol)
@@ -165,7 +166,7 @@ class VectorEnv:
             pipe.close()
         self._workers = []
 
-    def __enter__(self) -> "VectorEnv":
+    def __enter__(self) -> VectorEnv:
         return self
 
     def __exit__(self, *exc) -> None:

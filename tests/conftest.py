@@ -6,7 +6,9 @@ import os
 # it and changes nothing the tests check. XLA reads the flag when its backend
 # starts, so it is set before any test imports jax (subprocesses inherit it).
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+    ).strip()
 
 # submitit configures logging when first imported (logging.config.dictConfig), which
 # closes every logging handler already installed; the one that importing orbax (through
@@ -27,9 +29,16 @@ headless_gl()
 # worker at a time) no long file is left to run alone at the end. Order from the
 # `--durations` report of a full run; files not listed follow in their usual order.
 LONGEST_FIRST = (
-    "test_sweep_slurm.py", "test_mlflow_server.py", "test_train_packed.py", "test_sweep_packed.py",
-    "test_train_command.py", "test_eval_command.py", "test_sweep_continue.py", "test_suites_train.py",
-    "test_analysis_data.py", "test_agent_model.py",
+    "test_sweep_slurm.py",
+    "test_mlflow_server.py",
+    "test_train_packed.py",
+    "test_sweep_packed.py",
+    "test_train_command.py",
+    "test_eval_command.py",
+    "test_sweep_continue.py",
+    "test_suites_train.py",
+    "test_analysis_data.py",
+    "test_agent_model.py",
 )
 
 

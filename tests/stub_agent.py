@@ -30,7 +30,9 @@ class StubAgent:
             if space.discrete:
                 action = rng.integers(0, space.num_actions, envs).astype(space.dtype)
             else:
-                action = rng.uniform(space.low, space.high, (envs, *space.shape)).astype(space.dtype)
+                action = rng.uniform(space.low, space.high, (envs, *space.shape)).astype(
+                    space.dtype
+                )
             out.append({"action": action})
         return out
 
@@ -43,7 +45,9 @@ class StubAgent:
             if space.discrete:
                 out.append(rng.integers(0, space.num_actions, envs).astype(space.dtype))
             else:
-                out.append(rng.uniform(space.low, space.high, (envs, *space.shape)).astype(space.dtype))
+                out.append(
+                    rng.uniform(space.low, space.high, (envs, *space.shape)).astype(space.dtype)
+                )
         return out
 
     def learn(self, replays, count, updates, stop=None):
@@ -62,7 +66,10 @@ class StubAgent:
         """Called after each update; tests override it (e.g. to stop the loop mid-burst)."""
 
     def get_state(self):
-        return [json.dumps({"updates": n, "rng": rng.bit_generator.state}).encode() for n, rng in zip(self.updates, self.rngs)]
+        return [
+            json.dumps({"updates": n, "rng": rng.bit_generator.state}).encode()
+            for n, rng in zip(self.updates, self.rngs)
+        ]
 
     def set_state(self, states):
         for run, state in enumerate(states):

@@ -48,11 +48,21 @@ def test_rssm_parameter_count_matches_the_design_formula():
     sc, a, g = 32 * SIZES["12m"].classes, 18, 8
     dense = lambda i, o: i * o + o + o  # Linear + RMSNorm scale (no shift, as the reference)
     expected = (
-        dense(d, h) + dense(sc, h) + dense(a, h)  # inputs of the core
-        + g * (d // g + 3 * h) * (d // g) + d + d  # block hidden layer + norm
-        + g * (d // g) * (3 * d // g) + 3 * d  # block gates
-        + dense(d, h) + dense(h, h) + h * sc + sc  # prior: 2 layers + logits
-        + dense(d + u, h) + h * sc + sc  # posterior on (deter, tokens): 1 layer + logits
+        dense(d, h)
+        + dense(sc, h)
+        + dense(a, h)  # inputs of the core
+        + g * (d // g + 3 * h) * (d // g)
+        + d
+        + d  # block hidden layer + norm
+        + g * (d // g) * (3 * d // g)
+        + 3 * d  # block gates
+        + dense(d, h)
+        + dense(h, h)
+        + h * sc
+        + sc  # prior: 2 layers + logits
+        + dense(d + u, h)
+        + h * sc
+        + sc  # posterior on (deter, tokens): 1 layer + logits
     )
     wm = jax.eval_shape(agent.init, jax.random.PRNGKey(0)).params["world_model"]["params"]
     rssm_keys = [k for k in wm if k.startswith(("dyn_", "prior_", "post_"))]
@@ -72,7 +82,9 @@ def test_heads_start_at_zero_and_policy_near_uniform():
 
 @pytest.fixture(scope="module")
 def vector_agent():
-    agent = make_agent("debug", VECTOR_OBS, CONTINUOUS, **{"agent.opt.warmup": 0, "agent.opt.lr": 1e-3})
+    agent = make_agent(
+        "debug", VECTOR_OBS, CONTINUOUS, **{"agent.opt.warmup": 0, "agent.opt.lr": 1e-3}
+    )
     return agent, jax.jit(agent.train_step)
 
 
@@ -104,9 +116,13 @@ def test_same_seed_gives_bit_identical_parameters(vector_agent):
     first, _, _ = run_updates(agent, train_step, batch, 3, seed=1)
     second, _, _ = run_updates(agent, train_step, batch, 3, seed=1)
     other, _, _ = run_updates(agent, train_step, batch, 3, seed=2)
-    same = jax.tree_util.tree_map(lambda a, b: bool(jnp.array_equal(a, b)), first.params, second.params)
+    same = jax.tree_util.tree_map(
+        lambda a, b: bool(jnp.array_equal(a, b)), first.params, second.params
+    )
     assert all(jax.tree_util.tree_leaves(same))
-    differ = jax.tree_util.tree_map(lambda a, b: bool(jnp.array_equal(a, b)), first.params, other.params)
+    differ = jax.tree_util.tree_map(
+        lambda a, b: bool(jnp.array_equal(a, b)), first.params, other.params
+    )
     assert not all(jax.tree_util.tree_leaves(differ))
 
 
@@ -134,7 +150,9 @@ def test_shared_block_linear_equals_block_linear_on_the_broadcast_concatenation(
     layer = SharedBlockLinear(units=8, blocks=4)
     params = layer.init(jax.random.PRNGKey(2), grouped, shared)
     params["params"]["bias"] = jnp.arange(8.0)
-    concat = jnp.concatenate([grouped, jnp.broadcast_to(shared[:, None], (5, 4, 9))], -1).reshape(5, -1)
+    concat = jnp.concatenate([grouped, jnp.broadcast_to(shared[:, None], (5, 4, 9))], -1).reshape(
+        5, -1
+    )
     expected = BlockLinear(units=8, blocks=4).apply(params, concat)
     np.testing.assert_allclose(layer.apply(params, grouped, shared), expected, rtol=1e-5, atol=1e-6)
 
@@ -158,7 +176,8 @@ def test_imagined_policy_outputs_are_the_actor_on_the_imagined_features():
     params = jax.jit(agent.init)(jax.random.PRNGKey(0)).params
     deter, stoch, classes = agent.latent_shape
     start = agent.stored_latent(
-        jax.random.normal(jax.random.PRNGKey(1), (6, deter)), jax.random.randint(jax.random.PRNGKey(2), (6, stoch), 0, classes)
+        jax.random.normal(jax.random.PRNGKey(1), (6, deter)),
+        jax.random.randint(jax.random.PRNGKey(2), (6, stoch), 0, classes),
     )
 
     def policy_fn(latent, key):
@@ -167,14 +186,24 @@ def test_imagined_policy_outputs_are_the_actor_on_the_imagined_features():
         return action, agent.encode_action(action), out
 
     feats, actions, outs = rssm.imagine(
-        agent.world_model, params["world_model"], policy_fn, start, 4, jax.random.PRNGKey(3), agent.cfg.unimix
+        agent.world_model,
+        params["world_model"],
+        policy_fn,
+        start,
+        4,
+        jax.random.PRNGKey(3),
+        agent.cfg.unimix,
     )
     assert feats.shape == (6, 5, agent.feature_size) and actions.shape == (6, 4, 2)
-    np.testing.assert_allclose(outs, agent.actor.apply(params["actor"], feats[:, :4]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        outs, agent.actor.apply(params["actor"], feats[:, :4]), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_bfloat16_compute_keeps_float32_parameters_and_finite_losses():
-    agent = make_agent("debug", IMAGE_OBS, DISCRETE, **{"agent.compute_dtype": "bfloat16", "agent.imag_length": 2})
+    agent = make_agent(
+        "debug", IMAGE_OBS, DISCRETE, **{"agent.compute_dtype": "bfloat16", "agent.imag_length": 2}
+    )
     state = jax.jit(agent.init)(jax.random.PRNGKey(0))
     assert {x.dtype for x in jax.tree_util.tree_leaves(state.params)} == {jnp.dtype("float32")}
     state, out = jax.jit(agent.train_step)(state, random_batch(agent, 2, 4), jax.random.PRNGKey(1))
@@ -196,7 +225,10 @@ def test_initial_weight_scales_match_the_reference():
     kernels = {
         "dyn_hidden": (wm["dyn_hidden"]["kernel"], 1 / math.sqrt(dims.deter + 8 * 3 * dims.hidden)),
         "dyn_gates": (wm["dyn_gates"]["kernel"], 1 / math.sqrt(dims.deter)),
-        "decoder block projection": (wm["decoder"]["BlockLinear_0"]["kernel"], 1 / math.sqrt(dims.deter)),
+        "decoder block projection": (
+            wm["decoder"]["BlockLinear_0"]["kernel"],
+            1 / math.sqrt(dims.deter),
+        ),
         "policy mean": (actor["mean"]["kernel"], 0.01 / math.sqrt(dims.units)),
         "policy std": (actor["std"]["kernel"], 0.01 / math.sqrt(dims.units)),
     }
@@ -240,23 +272,34 @@ def test_each_vector_key_has_its_own_decoder_output_layer_so_clipping_bounds_it_
         jax.random.normal(jax.random.PRNGKey(1), (4, deter)),
         jax.nn.one_hot(jax.random.randint(jax.random.PRNGKey(2), (4, stoch), 0, classes), classes),
     )
-    recon = agent.world_model.apply(params["world_model"], latent, method=WorldModel.decode)["vector"]
-    hidden = MLP(3, 32).apply({"params": decoder["MLP_0"]}, jnp.concatenate([latent.stoch.reshape(4, -1), latent.deter], -1))
+    recon = agent.world_model.apply(params["world_model"], latent, method=WorldModel.decode)[
+        "vector"
+    ]
+    hidden = MLP(3, 32).apply(
+        {"params": decoder["MLP_0"]},
+        jnp.concatenate([latent.stoch.reshape(4, -1), latent.deter], -1),
+    )
     head = lambda name: hidden @ decoder[name]["kernel"] + decoder[name]["bias"]
     # Keys in sorted order, as the loss concatenates the targets: joints (3), then velocity (2).
-    np.testing.assert_allclose(recon, jnp.concatenate([head("Linear_0"), head("Linear_1")], -1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        recon, jnp.concatenate([head("Linear_0"), head("Linear_1")], -1), rtol=1e-5, atol=1e-6
+    )
     heads = {k: decoder[k] for k in ("Linear_0", "Linear_1")}
     # A gradient far above 0.3 |param| on one key's head, one far below on the other's.
     grads = jax.tree_util.tree_map(lambda p: 1e-3 * jnp.ones_like(p), heads)
     grads["Linear_0"] = jax.tree_util.tree_map(lambda g: 1e6 * g, grads["Linear_0"])
     clipped, _ = clip_by_agc(0.3, 1e-3).update(grads, None, heads)
-    assert float(jnp.linalg.norm(clipped["Linear_0"]["kernel"])) < float(jnp.linalg.norm(grads["Linear_0"]["kernel"]))
+    assert float(jnp.linalg.norm(clipped["Linear_0"]["kernel"])) < float(
+        jnp.linalg.norm(grads["Linear_0"]["kernel"])
+    )
     np.testing.assert_array_equal(clipped["Linear_1"]["kernel"], grads["Linear_1"]["kernel"])
 
 
 @pytest.mark.parametrize("kernel", [1, 3, 5, 7])
 @pytest.mark.parametrize("height,width", [(4, 4), (3, 5)])
-def test_upsample_conv_equals_a_convolution_of_the_nearest_upsampled_input_and_its_gradients(kernel, height, width):
+def test_upsample_conv_equals_a_convolution_of_the_nearest_upsampled_input_and_its_gradients(
+    kernel, height, width
+):
     """The decoder convolves the 2x upsampled grid on the small grid, four phases at once (`upsample_conv`)."""
     from dreamerbench.agent.networks import upsample_conv
 
@@ -265,10 +308,15 @@ def test_upsample_conv_equals_a_convolution_of_the_nearest_upsampled_input_and_i
 
     def upsampled(x, w):
         big = x.repeat(2, axis=-3).repeat(2, axis=-2)
-        return jax.lax.conv_general_dilated(big, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jax.lax.conv_general_dilated(
+            big, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
 
     np.testing.assert_allclose(upsample_conv(x, w), upsampled(x, w), rtol=1e-5, atol=1e-5)
     loss = lambda f: lambda x, w: jnp.sum(jnp.sin(f(x, w)))
-    ours, direct = jax.grad(loss(upsample_conv), (0, 1))(x, w), jax.grad(loss(upsampled), (0, 1))(x, w)
+    ours, direct = (
+        jax.grad(loss(upsample_conv), (0, 1))(x, w),
+        jax.grad(loss(upsampled), (0, 1))(x, w),
+    )
     for a, b in zip(ours, direct):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

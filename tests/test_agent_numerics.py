@@ -6,7 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from dreamerbench.agent import behavior, distributions as dist
+from dreamerbench.agent import behavior
+from dreamerbench.agent import distributions as dist
 from dreamerbench.agent.config import AgentConfig, OptimizerConfig
 from dreamerbench.agent.optimizer import clip_by_agc, make_optimizer
 
@@ -14,7 +15,9 @@ from dreamerbench.agent.optimizer import clip_by_agc, make_optimizer
 def test_symlog_symexp_are_inverses():
     x = jnp.array([-1e6, -100.0, -1.5, -1e-3, 0.0, 1e-3, 2.0, 50.0, 1e6])
     np.testing.assert_allclose(dist.symexp(dist.symlog(x)), x, rtol=1e-5)
-    np.testing.assert_allclose(dist.symlog(jnp.array([np.e - 1, -(np.e - 1)])), [1.0, -1.0], rtol=1e-6)
+    np.testing.assert_allclose(
+        dist.symlog(jnp.array([np.e - 1, -(np.e - 1)])), [1.0, -1.0], rtol=1e-6
+    )
 
 
 def test_symexp_bins_are_symmetric_and_span_20_in_symlog_space():
@@ -70,7 +73,12 @@ def test_straight_through_sample_is_onehot_with_probability_gradients():
     logits = jnp.array([0.3, -0.2, 1.0])
     sample = dist.sample_onehot(jax.random.PRNGKey(0), jax.nn.log_softmax(logits))
     assert sorted(np.asarray(sample).tolist()) == [0.0, 0.0, 1.0]
-    grad = jax.grad(lambda l: (dist.sample_onehot(jax.random.PRNGKey(0), jax.nn.log_softmax(l)) * jnp.arange(3.0)).sum())(logits)
+    grad = jax.grad(
+        lambda logit_row: (
+            dist.sample_onehot(jax.random.PRNGKey(0), jax.nn.log_softmax(logit_row))
+            * jnp.arange(3.0)
+        ).sum()
+    )(logits)
     probs = jax.nn.softmax(logits)
     expected = probs * (jnp.arange(3.0) - (probs * jnp.arange(3.0)).sum())
     np.testing.assert_allclose(grad, expected, rtol=1e-5)
@@ -96,7 +104,9 @@ def test_lambda_return_equals_plain_python_loop():
     term = last & (rng.random(shape) < 0.5)
     reward, boot = rng.normal(size=shape), rng.normal(size=shape)
     got = behavior.lambda_return(last, term, jnp.array(reward), jnp.array(boot), 0.997, 0.95)
-    np.testing.assert_allclose(got, python_lambda_return(last, term, reward, boot, 0.997, 0.95), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        got, python_lambda_return(last, term, reward, boot, 0.997, 0.95), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_return_normaliser_tracks_percentiles_and_never_scales_up():
@@ -104,7 +114,9 @@ def test_return_normaliser_tracks_percentiles_and_never_scales_up():
     norm = behavior.ReturnNorm.initial()
     returns = jnp.arange(101.0)  # P5 = 5, P95 = 95
     norm = behavior.update_return_norm(norm, returns, cfg.retnorm_rate, 5.0, 95.0)
-    assert float(norm.low) == pytest.approx(0.01 * 5) and float(norm.high) == pytest.approx(0.01 * 95)
+    assert float(norm.low) == pytest.approx(0.01 * 5) and float(norm.high) == pytest.approx(
+        0.01 * 95
+    )
     assert float(behavior.return_scale(norm, 1.0)) == 1.0  # 0.9 < limit 1
     for _ in range(2000):
         norm = behavior.update_return_norm(norm, returns, cfg.retnorm_rate, 5.0, 95.0)

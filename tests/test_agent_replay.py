@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from dreamerbench.core import checkpoint
 from dreamerbench.agent.replay import Replay
+from dreamerbench.core import checkpoint
 
 SPECS = {"obs": ((2,), np.float32), "image": ((4, 4, 3), np.uint8), "deter": ((3,), np.float16)}
 
@@ -12,11 +12,13 @@ SPECS = {"obs": ((2,), np.float32), "image": ((4, 4, 3), np.uint8), "deter": ((3
 def fill(replay, steps, num_envs):
     for t in range(steps):
         env_ids = np.arange(num_envs)
-        replay.add({
-            "obs": np.stack([[env, t] for env in env_ids]).astype(np.float32),
-            "image": np.full((num_envs, 4, 4, 3), t % 256, np.uint8),
-            "deter": np.zeros((num_envs, 3), np.float16),
-        })
+        replay.add(
+            {
+                "obs": np.stack([[env, t] for env in env_ids]).astype(np.float32),
+                "image": np.full((num_envs, 4, 4, 3), t % 256, np.uint8),
+                "deter": np.zeros((num_envs, 3), np.float16),
+            }
+        )
 
 
 def test_windows_are_consecutive_steps_of_one_env():
@@ -84,7 +86,9 @@ def test_checkpoint_save_is_atomic_and_keeps_only_the_newest(tmp_path):
     first = checkpoint.save(tmp_path, 1, b"one", {"a": np.zeros(1)}, {"steps": 1}, keep=1)
     with pytest.raises(TypeError, match="plain arrays only"):  # refused before anything is written
         checkpoint.save(tmp_path, 2, b"two", {"a": np.array([{}], object)}, {"steps": 2}, keep=1)
-    with pytest.raises(TypeError, match="not JSON serializable"):  # fails after state and replay are written
+    with pytest.raises(
+        TypeError, match="not JSON serializable"
+    ):  # fails after state and replay are written
         checkpoint.save(tmp_path, 2, b"two", {"a": np.ones(1)}, {"steps": {2}}, keep=1)
     assert checkpoint.complete(tmp_path) == [first]  # the failed writes left the old one intact
     assert not list(tmp_path.glob(".tmp-ckpt-*"))

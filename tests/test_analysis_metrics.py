@@ -70,7 +70,9 @@ def test_probability_of_improvement_by_hand():
 
 def test_performance_profile_by_hand():
     x = np.array([[0.2, 1.5], [0.8, 0.1]])  # task 0: 1 of 2 above 0.5; task 1: 1 of 2
-    np.testing.assert_allclose(metrics.performance_profile(x, np.array([0.0, 0.5, 2.0])), [1.0, 0.5, 0.0])
+    np.testing.assert_allclose(
+        metrics.performance_profile(x, np.array([0.0, 0.5, 2.0])), [1.0, 0.5, 0.0]
+    )
 
 
 def test_empty_task_is_an_error():
@@ -99,7 +101,9 @@ def test_bootstrap_ci_shrinks_with_more_seeds():
     few, many = _runs(rng, 3), _runs(rng, 30)
     width = {}
     for name, x in (("few", few), ("many", many)):
-        est = metrics.bootstrap(x, {"iqm": metrics.aggregate_iqm}, np.random.default_rng(0), reps=4000)["iqm"]
+        est = metrics.bootstrap(
+            x, {"iqm": metrics.aggregate_iqm}, np.random.default_rng(0), reps=4000
+        )["iqm"]
         width[name] = est.hi - est.lo
     assert width["many"] < 0.5 * width["few"]
 
@@ -108,7 +112,9 @@ def test_bootstrap_keeps_ragged_seed_counts():
     # Stratified: a task with one run always contributes that run, so with every
     # other task at one run too, the CI is a single point.
     x = np.array([[1.0, 2.0, 3.0], [np.nan, np.nan, np.nan]])
-    est = metrics.bootstrap(x, {"mean": metrics.aggregate_mean}, np.random.default_rng(0), reps=100)["mean"]
+    est = metrics.bootstrap(
+        x, {"mean": metrics.aggregate_mean}, np.random.default_rng(0), reps=100
+    )["mean"]
     assert est.lo == est.hi == est.point == pytest.approx(2.0)
 
 
@@ -129,11 +135,23 @@ def test_crafter_run_score_and_diamond_successes_from_episodes():
     episodes = pd.DataFrame({f"achievement_{a}": [0.0, 0.0] for a in ACHIEVEMENTS})
     episodes["achievement_collect_wood"] = [1.0, 0.0]  # 50% on one of 22 achievements
     assert run_score(episodes, SUITES["crafter"]) == pytest.approx(math.exp(math.log(51) / 22) - 1)
-    episodes["achievement_collect_wood"] = [3.0, 0.0]  # published files hold counts: >= 1 is a success
+    episodes["achievement_collect_wood"] = [
+        3.0,
+        0.0,
+    ]  # published files hold counts: >= 1 is a success
     assert run_score(episodes, SUITES["crafter"]) == pytest.approx(math.exp(math.log(51) / 22) - 1)
     # Minecraft: 12 milestones return >= 11.99, 11 at most 11.01 (float noise above 11 included).
-    mc = pd.DataFrame({"method": "m", "task": "diamond", "seed": 0, "frames": [10.0, 20.0, 30.0, 40.0],
-                       "score": [11.0000000003, 11.995, 12.0, 10.99]})
-    table = success_table(mc, SUITES["minecraft_diamond"], FinalRule(40.0, 25.0))  # frames 20, 30, 40 scored
+    mc = pd.DataFrame(
+        {
+            "method": "m",
+            "task": "diamond",
+            "seed": 0,
+            "frames": [10.0, 20.0, 30.0, 40.0],
+            "score": [11.0000000003, 11.995, 12.0, 10.99],
+        }
+    )
+    table = success_table(
+        mc, SUITES["minecraft_diamond"], FinalRule(40.0, 25.0)
+    )  # frames 20, 30, 40 scored
     assert table["item"].tolist() == ["diamond obtained"]
     assert table["rate"].iloc[0] == pytest.approx(200 / 3) and bool(table["obtained"].iloc[0])

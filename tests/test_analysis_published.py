@@ -6,12 +6,12 @@ the bootstrap runs few of them."""
 import numpy as np
 import pandas as pd
 import pytest
+from test_analysis_data import CRAFTER, PUBLISHED, needs_published
 
 from dreamerbench import suites
 from dreamerbench.analysis import load_published
 from dreamerbench.analysis.scores import FinalRule, final_scores
 from dreamerbench.analysis.tables import compare
-from test_analysis_data import CRAFTER, PUBLISHED, needs_published
 
 pytestmark = needs_published
 
@@ -19,9 +19,17 @@ pytestmark = needs_published
 def _aggregates(methods, suite_name, missing="leave-out", source=PUBLISHED, **kwargs):
     suite = suites.get_suite(suite_name)
     episodes = pd.concat([load_published(suite_name, m, source, **kwargs) for m in methods])
-    comp = compare(episodes, suite, FinalRule.for_suite(suite, missing=missing), methods,
-                   np.random.default_rng(0), reps=200)
-    return comp, {(r.method, r.metric): round(100 * r.point, 1) for r in comp.aggregates.itertuples()}
+    comp = compare(
+        episodes,
+        suite,
+        FinalRule.for_suite(suite, missing=missing),
+        methods,
+        np.random.default_rng(0),
+        reps=200,
+    )
+    return comp, {
+        (r.method, r.metric): round(100 * r.point, 1) for r in comp.aggregates.itertuples()
+    }
 
 
 # missing-run treatment -> DreamerV3 Atari100k (mean, median, IQM, optimality gap) in %.
@@ -37,8 +45,12 @@ def test_atari100k_under_each_missing_run_treatment(missing):
     comp, values = _aggregates(["dreamerv3"], "atari100k", missing)
     got = tuple(values[("dreamerv3", m)] for m in ("mean", "median", "iqm", "optimality_gap"))
     assert got == ATARI100K[missing]
-    affected = [n for n in comp.notes if "no episode in the final window (390,000, 400,000] frames" in n]
-    assert len(affected) == 8 and sum("up_n_down" in n for n in affected) == 4  # every one footnoted
+    affected = [
+        n for n in comp.notes if "no episode in the final window (390,000, 400,000] frames" in n
+    ]
+    assert (
+        len(affected) == 8 and sum("up_n_down" in n for n in affected) == 4
+    )  # every one footnoted
     treated = comp.finals["dreamerv3"]["treated"]
     assert (treated != "").sum() == 8
     runs = comp.per_task.set_index("task").loc["up_n_down", "n_seeds"]
@@ -46,9 +58,17 @@ def test_atari100k_under_each_missing_run_treatment(missing):
 
 
 def test_minecraft_diamond_runs():
-    comp, values = _aggregates(["dreamerv3", "impala", "rainbow", "r2d2", "ppo_fixhp"], "minecraft_diamond")
+    comp, values = _aggregates(
+        ["dreamerv3", "impala", "rainbow", "r2d2", "ppo_fixhp"], "minecraft_diamond"
+    )
     got = {r.method: (r.obtained, r.n_runs) for r in comp.successes.itertuples()}
-    assert got == {"dreamerv3": (19, 20), "impala": (0, 15), "rainbow": (0, 15), "r2d2": (0, 15), "ppo_fixhp": (0, 14)}
+    assert got == {
+        "dreamerv3": (19, 20),
+        "impala": (0, 15),
+        "rainbow": (0, 15),
+        "r2d2": (0, 15),
+        "ppo_fixhp": (0, 14),
+    }
     assert values[("dreamerv3", "mean")] == 75.5  # return 9.06 / 12, 13 of 20 runs reach the window
     dreamer = comp.successes.set_index("method").loc["dreamerv3"]
     assert round(dreamer.rate, 2) == 0.54 and dreamer.n_seeds == 13
@@ -68,7 +88,10 @@ def test_crafter_scores_match_the_scoreboard(method):
     finals = final_scores(episodes, suite, FinalRule.for_suite(suite))  # one Crafter score per seed
     assert len(finals) == 5
     # The scoreboard's +- is numpy's std over seeds (danijar/crafter analysis/print_scores.py).
-    assert (round(finals["final"].mean(), 1), round(finals["final"].std(ddof=0), 1)) == CRAFTER_SCOREBOARD[method]
+    assert (
+        round(finals["final"].mean(), 1),
+        round(finals["final"].std(ddof=0), 1),
+    ) == CRAFTER_SCOREBOARD[method]
 
 
 def test_crafter_table_compares_humans_and_random():

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from dreamerbench.agent import config as config_lib
-from dreamerbench.core import reader
 from dreamerbench.agent.config import Config, apply_overrides, flatten, from_dict, to_dict, validate
+from dreamerbench.core import reader
 from dreamerbench.experiments import profiles
 from dreamerbench.experiments.cli import main
 from dreamerbench.experiments.spec import load_spec, parse_spec
@@ -37,10 +37,17 @@ tasks: [cartpole_balance]
 seeds: 1
 steps: 100
 """
-SPEC_TINY = {"agent.size": "debug", "agent.batch_size": 2, "agent.batch_length": 8, "run.progress": False}
+SPEC_TINY = {
+    "agent.size": "debug",
+    "agent.batch_size": 2,
+    "agent.batch_length": 8,
+    "run.progress": False,
+}
 
-ALIAS_BOMB = SPEC_HEAD + "overrides:\n  env: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"  l{i}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+ALIAS_BOMB = (
+    SPEC_HEAD
+    + "overrides:\n  env: &a [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"  l{i}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8))
 )
 
 # (entry point, what is given, expected text: field=value ... allowed ...)
@@ -49,101 +56,307 @@ ALIAS_BOMB = SPEC_HEAD + "overrides:\n  env: &a [x, x, x, x, x, x, x, x, x]\n" +
 # flags on a good spec; "table"/"plot": analysis flags.
 CASES = [
     # --- train --set: every case the issue names, and each rule kind
-    ("set", "agent.train_ratio=.inf", "agent.train_ratio=inf is not allowed; allowed: a finite number > 0"),
-    ("set", "agent.train_ratio=0", "agent.train_ratio=0 is not allowed; allowed: a finite number > 0"),
+    (
+        "set",
+        "agent.train_ratio=.inf",
+        "agent.train_ratio=inf is not allowed; allowed: a finite number > 0",
+    ),
+    (
+        "set",
+        "agent.train_ratio=0",
+        "agent.train_ratio=0 is not allowed; allowed: a finite number > 0",
+    ),
     ("set", "agent.opt.lr=.nan", "agent.opt.lr=nan is not allowed; allowed: a finite number > 0"),
     ("set", "agent.opt.lr=.inf", "agent.opt.lr=inf is not allowed; allowed: a finite number > 0"),
     ("set", "agent.opt.lr=nan", "agent.opt.lr='nan' is not allowed; allowed: a finite number > 0"),
-    ("set", "agent.opt.lr=-1e-4", "agent.opt.lr=-0.0001 is not allowed; allowed: a finite number > 0"),
+    (
+        "set",
+        "agent.opt.lr=-1e-4",
+        "agent.opt.lr=-0.0001 is not allowed; allowed: a finite number > 0",
+    ),
     ("set", "env.action_repeat=0", "env.action_repeat=0 is not allowed; allowed: an integer >= 1"),
     ("set", "run.save_every=0", "run.save_every=0 is not allowed; allowed: an integer >= 1"),
     ("set", "run.save_every=-5", "run.save_every=-5 is not allowed; allowed: an integer >= 1"),
     ("set", "run.train_start=-1", "run.train_start=-1 is not allowed; allowed: an integer >= 0"),
     ("set", "run.log_every=-1", "run.log_every=-1 is not allowed; allowed: a finite number >= 0"),
-    ("set", "run.log_every=.inf", "run.log_every=inf is not allowed; allowed: a finite number >= 0"),
+    (
+        "set",
+        "run.log_every=.inf",
+        "run.log_every=inf is not allowed; allowed: a finite number >= 0",
+    ),
     ("set", "run.progress=yes", "run.progress='yes' is not allowed; allowed: true or false"),
     ("set", "run.steps=1:30", "run.steps='1:30' is not allowed; allowed: an integer >= 1"),
     ("set", "run.envs=1e30", "run.envs=1e+30 is not allowed; allowed: an integer >= 1"),
     ("set", "agent.unimix=1", "agent.unimix=1 is not allowed; allowed: a finite number in [0, 1)"),
     ("set", "agent.lam=1.5", "agent.lam=1.5 is not allowed; allowed: a finite number in [0, 1]"),
-    ("set", "agent.cnn_mults=[]", "agent.cnn_mults=[] is not allowed; allowed: a list of at least 1 item, each an integer >= 1"),
-    ("set", "agent.batch_length=1", "agent.batch_length=1 is not allowed; allowed: an integer >= 2"),
-    ("set", "agent.compute_dtype=float16", "agent.compute_dtype='float16' is not allowed; allowed: auto, float32, bfloat16"),
-    ("set", "agent.blocks=3", "agent.blocks=3 is not allowed; allowed: a divisor of the size's deter=64"),
-    ("set", "agent.min_std=2", "agent.min_std=2.0 is not allowed; allowed: a finite number > 0 and <= agent.max_std=1.0"),
-    ("set", "replay.capacity=8", "replay.capacity=8 is not allowed; allowed: an integer >= agent.batch_length + 1 = 65"),
+    (
+        "set",
+        "agent.cnn_mults=[]",
+        "agent.cnn_mults=[] is not allowed; allowed: a list of at least 1 item, each an integer >= 1",
+    ),
+    (
+        "set",
+        "agent.batch_length=1",
+        "agent.batch_length=1 is not allowed; allowed: an integer >= 2",
+    ),
+    (
+        "set",
+        "agent.compute_dtype=float16",
+        "agent.compute_dtype='float16' is not allowed; allowed: auto, float32, bfloat16",
+    ),
+    (
+        "set",
+        "agent.blocks=3",
+        "agent.blocks=3 is not allowed; allowed: a divisor of the size's deter=64",
+    ),
+    (
+        "set",
+        "agent.min_std=2",
+        "agent.min_std=2.0 is not allowed; allowed: a finite number > 0 and <= agent.max_std=1.0",
+    ),
+    (
+        "set",
+        "replay.capacity=8",
+        "replay.capacity=8 is not allowed; allowed: an integer >= agent.batch_length + 1 = 65",
+    ),
     ("set", "seed=-1", "seed=-1 is not allowed; allowed: an integer in [0, 2147483647]"),
     ("set", "agent.size=1m", "agent.size is given twice (agent.size='debug' and agent.size='1m')"),
-    ("set", "env.frame_skip=2", "env.frame_skip is not a protocol field of suite 'dmc_proprio'; allowed: action_repeat"),
-    ("set", "agent.train_rate=64", "unknown field 'agent.train_rate'; allowed fields at agent: size, stoch"),
-    ("set", "run.outputs=[tb]", "run.outputs=['tb'] is not allowed; allowed: a list, each tensorboard, wandb"),
+    (
+        "set",
+        "env.frame_skip=2",
+        "env.frame_skip is not a protocol field of suite 'dmc_proprio'; allowed: action_repeat",
+    ),
+    (
+        "set",
+        "agent.train_rate=64",
+        "unknown field 'agent.train_rate'; allowed fields at agent: size, stoch",
+    ),
+    (
+        "set",
+        "run.outputs=[tb]",
+        "run.outputs=['tb'] is not allowed; allowed: a list, each tensorboard, wandb",
+    ),
     ("set", "run.eval_mode=max", "run.eval_mode='max' is not allowed; allowed: greedy, sample"),
     ("set", "run.eval_episodes=0", "run.eval_episodes=0 is not allowed; allowed: an integer >= 1"),
     ("set", "run.video_every=-1", "run.video_every=-1 is not allowed; allowed: an integer >= 0"),
     # --- train flags
-    ("flag", ["--output", "tensorboard,mlflow"],
-     "--output='tensorboard,mlflow' is not allowed; allowed: tensorboard, wandb, or both comma-separated"),
+    (
+        "flag",
+        ["--output", "tensorboard,mlflow"],
+        "--output='tensorboard,mlflow' is not allowed; allowed: tensorboard, wandb, or both comma-separated",
+    ),
     ("flag", ["--seed", "-1"], "--seed=-1 is not allowed; allowed: an integer in [0, 2147483647]"),
-    ("flag", ["--seed", "99999999999999999999"], "--seed=99999999999999999999 is not allowed; allowed: an integer in [0, 2147483647]"),
-    ("flag", ["--seed", "one"], "--seed='one' is not allowed; allowed: an integer in [0, 2147483647]"),
+    (
+        "flag",
+        ["--seed", "99999999999999999999"],
+        "--seed=99999999999999999999 is not allowed; allowed: an integer in [0, 2147483647]",
+    ),
+    (
+        "flag",
+        ["--seed", "one"],
+        "--seed='one' is not allowed; allowed: an integer in [0, 2147483647]",
+    ),
     ("flag", ["--steps", "0"], "--steps=0 is not allowed; allowed: an integer >= 1"),
     ("flag", ["--steps", "-3"], "--steps=-3 is not allowed; allowed: an integer >= 1"),
-    ("flag", ["--seeds-per-process", "0"], "--seeds-per-process=0 is not allowed; allowed: an integer >= 1"),
-    ("flag", ["--seed", "2147483647", "--seeds-per-process", "2"],
-     "--seeds-per-process=2 is not allowed; allowed: an integer in [1, 1] from --seed=2147483647"),
+    (
+        "flag",
+        ["--seeds-per-process", "0"],
+        "--seeds-per-process=0 is not allowed; allowed: an integer >= 1",
+    ),
+    (
+        "flag",
+        ["--seed", "2147483647", "--seeds-per-process", "2"],
+        "--seeds-per-process=2 is not allowed; allowed: an integer in [1, 1] from --seed=2147483647",
+    ),
     ("flag", ["--size", "huge"], "--size='huge' is not allowed; allowed: debug, 1m, 12m, 25m"),
-    ("flag", ["--logdir", "{file}"], "--logdir='{file}' is not allowed; allowed: a directory, new or existing ({file} is a file)"),
-    ("flag", ["--logdir", "{file}/run"], "--logdir='{file}/run' is not allowed; allowed: a directory, new or existing ({file}/run lies under the file {file})"),
+    (
+        "flag",
+        ["--logdir", "{file}"],
+        "--logdir='{file}' is not allowed; allowed: a directory, new or existing ({file} is a file)",
+    ),
+    (
+        "flag",
+        ["--logdir", "{file}/run"],
+        "--logdir='{file}/run' is not allowed; allowed: a directory, new or existing ({file}/run lies under the file {file})",
+    ),
     # --- sweep specs (sweep --dry-run): the line is the case's first line, 6, unless noted
-    ("spec", "overrides:\n  agent.train_ratio: .inf\n", "{spec}:7: agent.train_ratio=inf is not allowed; allowed: a finite number > 0"),
-    ("spec", "overrides:\n  agent.opt.lr: .nan\n", "{spec}:7: agent.opt.lr=nan is not allowed; allowed: a finite number > 0"),
-    ("spec", "overrides:\n  env.action_repeat: 0\n", "{spec}:7: run cartpole_balance/seed0: env.action_repeat=0 is not allowed; allowed: an integer >= 1"),
-    ("spec", "overrides:\n  run.save_every: 0\n", "{spec}:7: run.save_every=0 is not allowed; allowed: an integer >= 1"),
-    ("spec", "overrides:\n  run.train_start: -1\n", "{spec}:7: run.train_start=-1 is not allowed; allowed: an integer >= 0"),
-    ("spec", "overrides:\n  run.log_every: -1\n", "{spec}:7: run.log_every=-1 is not allowed; allowed: a finite number >= 0"),
-    ("spec", "overrides:\n  replay.capacity: 8\n", "{spec}:7: run cartpole_balance/seed0: replay.capacity=8 is not allowed; allowed: an integer >= agent.batch_length + 1"),
-    ("spec", "overrides:\n  run.progress: yes\n", "{spec}:7: run.progress='yes' is not allowed; allowed: true or false"),
-    ("spec", "overrides:\n  agent:\n    size: debug\n  agent.size: 1m\n", "{spec}:9: overrides.agent.size is given twice (once nested, once as a dotted key)"),
-    ("spec", "overrides:\n  seed: 3\n", "{spec}:7: overrides.seed is not allowed; allowed: the spec's own field 'seeds'"),
-    ("spec", "grid:\n  agent.opt.lr: [1.0e-4, .nan]\n", "{spec}:7: agent.opt.lr=nan is not allowed; allowed: a finite number > 0"),
-    ("spec", "grid:\n  env.action_repeat: [1, 0]\n", "{spec}:7: run cartpole_balance/seed0: env.action_repeat=0 is not allowed"),
-    ("spec", "grid:\n  agent.lam: 0.9\n", "{spec}:7: grid.agent.lam=0.9 is not allowed; allowed: a non-empty list of values"),
-    ("spec", "executor: cloud\n", "{spec}:6: executor='cloud' is not allowed; allowed: local, slurm"),
+    (
+        "spec",
+        "overrides:\n  agent.train_ratio: .inf\n",
+        "{spec}:7: agent.train_ratio=inf is not allowed; allowed: a finite number > 0",
+    ),
+    (
+        "spec",
+        "overrides:\n  agent.opt.lr: .nan\n",
+        "{spec}:7: agent.opt.lr=nan is not allowed; allowed: a finite number > 0",
+    ),
+    (
+        "spec",
+        "overrides:\n  env.action_repeat: 0\n",
+        "{spec}:7: run cartpole_balance/seed0: env.action_repeat=0 is not allowed; allowed: an integer >= 1",
+    ),
+    (
+        "spec",
+        "overrides:\n  run.save_every: 0\n",
+        "{spec}:7: run.save_every=0 is not allowed; allowed: an integer >= 1",
+    ),
+    (
+        "spec",
+        "overrides:\n  run.train_start: -1\n",
+        "{spec}:7: run.train_start=-1 is not allowed; allowed: an integer >= 0",
+    ),
+    (
+        "spec",
+        "overrides:\n  run.log_every: -1\n",
+        "{spec}:7: run.log_every=-1 is not allowed; allowed: a finite number >= 0",
+    ),
+    (
+        "spec",
+        "overrides:\n  replay.capacity: 8\n",
+        "{spec}:7: run cartpole_balance/seed0: replay.capacity=8 is not allowed; allowed: an integer >= agent.batch_length + 1",
+    ),
+    (
+        "spec",
+        "overrides:\n  run.progress: yes\n",
+        "{spec}:7: run.progress='yes' is not allowed; allowed: true or false",
+    ),
+    (
+        "spec",
+        "overrides:\n  agent:\n    size: debug\n  agent.size: 1m\n",
+        "{spec}:9: overrides.agent.size is given twice (once nested, once as a dotted key)",
+    ),
+    (
+        "spec",
+        "overrides:\n  seed: 3\n",
+        "{spec}:7: overrides.seed is not allowed; allowed: the spec's own field 'seeds'",
+    ),
+    (
+        "spec",
+        "grid:\n  agent.opt.lr: [1.0e-4, .nan]\n",
+        "{spec}:7: agent.opt.lr=nan is not allowed; allowed: a finite number > 0",
+    ),
+    (
+        "spec",
+        "grid:\n  env.action_repeat: [1, 0]\n",
+        "{spec}:7: run cartpole_balance/seed0: env.action_repeat=0 is not allowed",
+    ),
+    (
+        "spec",
+        "grid:\n  agent.lam: 0.9\n",
+        "{spec}:7: grid.agent.lam=0.9 is not allowed; allowed: a non-empty list of values",
+    ),
+    (
+        "spec",
+        "executor: cloud\n",
+        "{spec}:6: executor='cloud' is not allowed; allowed: local, slurm",
+    ),
     ("spec", "parallel: 0\n", "{spec}:6: parallel=0 is not allowed; allowed: an integer >= 1"),
     ("spec", "description: [a]\n", "{spec}:6: description=['a'] is not allowed; allowed: a string"),
     ("spec", "name: b\n", "{spec}:6: name is given twice"),
-    ("spec", ALIAS_BOMB[len(SPEC_HEAD):], "{spec}:8: *a is a YAML alias; allowed: plain values"),
-    ("spec_whole", SPEC_HEAD.replace("seeds: 1", "seeds: 10000000"),
-     "{spec}:4: seeds=10000000 is not allowed; allowed: an integer in [1, 10000], or a list"),
-    ("spec_whole", SPEC_HEAD.replace("seeds: 1", "seeds: [1, 1]"), "{spec}:4: seeds=[1, 1] is not allowed; allowed: "),
-    ("spec_whole", SPEC_HEAD.replace("seeds: 1", "seeds: [-1]"), "{spec}:4: seeds=[-1] is not allowed; allowed: "),
-    ("spec_whole", SPEC_HEAD.replace("dmc_proprio", "gym").replace("[cartpole_balance]", "[Blackjack-v1]"),
-     "{spec}:3: tasks[0]: task='Blackjack-v1': observation space Tuple(Discrete(32), Discrete(11), Discrete(2)) is not supported"),
-    ("spec_whole", SPEC_HEAD.replace("steps: 100", "steps: 0"), "{spec}:5: steps=0 is not allowed; allowed: an integer >= 1"),
-    ("spec_whole", SPEC_HEAD.replace("steps: 100", "steps: 1:30"), "{spec}:5: steps='1:30' is not allowed; allowed: an integer >= 1"),
-    ("spec_whole", SPEC_HEAD.replace("[cartpole_balance]", "[cartpole_balance, cartpole_balance]"),
-     "{spec}:3: tasks=['cartpole_balance', 'cartpole_balance'] is not allowed; allowed: 'all' or a list of distinct task names"),
-    ("spec_whole", SPEC_HEAD.replace("[cartpole_balance]", "all").replace("seeds: 1", "seeds: 600"),
-     "{spec}:4: this sweep has 10,800 runs (18 tasks x 1 grid points x 600 seeds); allowed: at most 10,000 runs per sweep"),
+    ("spec", ALIAS_BOMB[len(SPEC_HEAD) :], "{spec}:8: *a is a YAML alias; allowed: plain values"),
+    (
+        "spec_whole",
+        SPEC_HEAD.replace("seeds: 1", "seeds: 10000000"),
+        "{spec}:4: seeds=10000000 is not allowed; allowed: an integer in [1, 10000], or a list",
+    ),
+    (
+        "spec_whole",
+        SPEC_HEAD.replace("seeds: 1", "seeds: [1, 1]"),
+        "{spec}:4: seeds=[1, 1] is not allowed; allowed: ",
+    ),
+    (
+        "spec_whole",
+        SPEC_HEAD.replace("seeds: 1", "seeds: [-1]"),
+        "{spec}:4: seeds=[-1] is not allowed; allowed: ",
+    ),
+    (
+        "spec_whole",
+        SPEC_HEAD.replace("dmc_proprio", "gym").replace("[cartpole_balance]", "[Blackjack-v1]"),
+        "{spec}:3: tasks[0]: task='Blackjack-v1': observation space Tuple(Discrete(32), Discrete(11), Discrete(2)) is not supported",
+    ),
+    (
+        "spec_whole",
+        SPEC_HEAD.replace("steps: 100", "steps: 0"),
+        "{spec}:5: steps=0 is not allowed; allowed: an integer >= 1",
+    ),
+    (
+        "spec_whole",
+        SPEC_HEAD.replace("steps: 100", "steps: 1:30"),
+        "{spec}:5: steps='1:30' is not allowed; allowed: an integer >= 1",
+    ),
+    (
+        "spec_whole",
+        SPEC_HEAD.replace("[cartpole_balance]", "[cartpole_balance, cartpole_balance]"),
+        "{spec}:3: tasks=['cartpole_balance', 'cartpole_balance'] is not allowed; allowed: 'all' or a list of distinct task names",
+    ),
+    (
+        "spec_whole",
+        SPEC_HEAD.replace("[cartpole_balance]", "all").replace("seeds: 1", "seeds: 600"),
+        "{spec}:4: this sweep has 10,800 runs (18 tasks x 1 grid points x 600 seeds); allowed: at most 10,000 runs per sweep",
+    ),
     # --- Slurm profiles (sweep --dry-run --executor slurm --profile FILE)
-    ("profile", "timeout_min: 10\n", "{profile}:1: timeout_min=10 is not allowed; allowed: an integer > 10 (submitit"),
-    ("profile", "mem_gb: .nan\n", "{profile}:1: mem_gb=nan is not allowed; allowed: a finite number > 0"),
-    ("profile", "cpus_per_task: 0\n", "{profile}:1: cpus_per_task=0 is not allowed; allowed: an integer >= 1"),
-    ("profile", "gpus_per_node: -1\n", "{profile}:1: gpus_per_node=-1 is not allowed; allowed: an integer >= 0"),
-    ("profile", "runs_per_job: yes\n", "{profile}:1: runs_per_job='yes' is not allowed; allowed: an integer >= 1"),
-    ("profile", "partition: \"gpu\\nrm -rf /\"\n", "{profile}:1: partition='gpu\\nrm -rf /' is not allowed; allowed: a string of one line, or null"),
+    (
+        "profile",
+        "timeout_min: 10\n",
+        "{profile}:1: timeout_min=10 is not allowed; allowed: an integer > 10 (submitit",
+    ),
+    (
+        "profile",
+        "mem_gb: .nan\n",
+        "{profile}:1: mem_gb=nan is not allowed; allowed: a finite number > 0",
+    ),
+    (
+        "profile",
+        "cpus_per_task: 0\n",
+        "{profile}:1: cpus_per_task=0 is not allowed; allowed: an integer >= 1",
+    ),
+    (
+        "profile",
+        "gpus_per_node: -1\n",
+        "{profile}:1: gpus_per_node=-1 is not allowed; allowed: an integer >= 0",
+    ),
+    (
+        "profile",
+        "runs_per_job: yes\n",
+        "{profile}:1: runs_per_job='yes' is not allowed; allowed: an integer >= 1",
+    ),
+    (
+        "profile",
+        'partition: "gpu\\nrm -rf /"\n',
+        "{profile}:1: partition='gpu\\nrm -rf /' is not allowed; allowed: a string of one line, or null",
+    ),
     ("profile", "gpus: 2\n", "{profile}:1: unknown field 'gpus'; allowed fields: name, partition"),
     ("profile", "mem_gb: 3\nmem_gb: 4\n", "{profile}:2: mem_gb is given twice"),
-    ("profile", "setup: &s [a]\nworkdir: *s\n", "{profile}:2: *s is a YAML alias; allowed: plain values"),
+    (
+        "profile",
+        "setup: &s [a]\nworkdir: *s\n",
+        "{profile}:2: *s is a YAML alias; allowed: plain values",
+    ),
     # --- sweep flags (on a good spec)
     ("sweep", ["--parallel", "0"], "--parallel=0 is not allowed; allowed: an integer >= 1"),
-    ("sweep", ["--seeds-per-process", "-2"], "--seeds-per-process=-2 is not allowed; allowed: an integer >= 1"),
+    (
+        "sweep",
+        ["--seeds-per-process", "-2"],
+        "--seeds-per-process=-2 is not allowed; allowed: an integer >= 1",
+    ),
     # --- analysis flags
     ("table", ["--reps", "0"], "--reps=0 is not allowed; allowed: an integer in [100, 200000]"),
-    ("table", ["--episodes", "best"], "--episodes='best' is not allowed; allowed: suite, train, eval"),
+    (
+        "table",
+        ["--episodes", "best"],
+        "--episodes='best' is not allowed; allowed: suite, train, eval",
+    ),
     ("table", ["--seed", "-1"], "--seed=-1 is not allowed; allowed: an integer >= 0"),
-    ("table", ["--budget-frames", ".inf"], "--budget-frames=inf is not allowed; allowed: an integer in [1, 1000000000000]"),
-    ("table", ["--window-frames", "-1"], "--window-frames=-1 is not allowed; allowed: an integer in [1, 1000000000000]"),
+    (
+        "table",
+        ["--budget-frames", ".inf"],
+        "--budget-frames=inf is not allowed; allowed: an integer in [1, 1000000000000]",
+    ),
+    (
+        "table",
+        ["--window-frames", "-1"],
+        "--window-frames=-1 is not allowed; allowed: an integer in [1, 1000000000000]",
+    ),
     ("plot", ["--bins", "0"], "--bins=0 is not allowed; allowed: an integer in [1, 1000]"),
 ]
 
@@ -160,12 +373,19 @@ def call(argv, capsys):
 
 def argv_of(kind, given, tmp_path):
     """The command line of one case, and the names its expected text may use."""
-    names = {"file": str(tmp_path / "a_file"), "spec": str(tmp_path / "bad.yaml"),
-             "profile": str(tmp_path / "p.yaml")}
+    names = {
+        "file": str(tmp_path / "a_file"),
+        "spec": str(tmp_path / "bad.yaml"),
+        "profile": str(tmp_path / "p.yaml"),
+    }
     (tmp_path / "a_file").write_text("not a directory\n")
     db, work = tmp_path / "mlflow.db", tmp_path / "work"
     sweep = ["sweep", names["spec"], "--tracking-uri", f"sqlite:///{db}", "--workdir", str(work)]
-    good_spec = SPEC_HEAD + "overrides:\n" + "".join(f"  {k}: {str(v).lower()}\n" for k, v in SPEC_TINY.items())
+    good_spec = (
+        SPEC_HEAD
+        + "overrides:\n"
+        + "".join(f"  {k}: {str(v).lower()}\n" for k, v in SPEC_TINY.items())
+    )
     if kind == "set":
         return [*TRAIN, "--logdir", str(tmp_path / "run"), "--set", given], names
     if kind == "flag":
@@ -182,11 +402,23 @@ def argv_of(kind, given, tmp_path):
     if kind == "sweep":
         Path(names["spec"]).write_text(good_spec)
         return [*sweep, *given], names
-    return [kind, "--suite", "atari100k", "--baseline", "dreamerv3", *(["--kind", "curves", "--out", str(tmp_path / "p")] if kind == "plot" else []), *given], names
+    return [
+        kind,
+        "--suite",
+        "atari100k",
+        "--baseline",
+        "dreamerv3",
+        *(["--kind", "curves", "--out", str(tmp_path / "p")] if kind == "plot" else []),
+        *given,
+    ], names
 
 
-@pytest.mark.parametrize("kind, given, expected", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
-def test_bad_input_is_one_line_naming_field_value_and_allowed(kind, given, expected, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "kind, given, expected", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
+)
+def test_bad_input_is_one_line_naming_field_value_and_allowed(
+    kind, given, expected, tmp_path, capsys
+):
     argv, names = argv_of(kind, given, tmp_path)
     if kind == "set" and given == "agent.size=1m":
         argv = [*argv, "--set", "agent.size=1m"]  # --size debug, then the same key again
@@ -212,8 +444,22 @@ def test_a_long_path_is_named_whole_and_a_pasted_blob_is_cut(tmp_path, capsys):
     assert main(argv) == 2
     assert f"--logdir='{deep}' is not allowed" in capsys.readouterr().err
     blob = "x" * 5000
-    assert main(["train", "--suite", "dmc_proprio", "--task", "cartpole_balance", "--logdir", str(tmp_path / "r"),
-                 "--set", f"agent.size={blob}"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--suite",
+                "dmc_proprio",
+                "--task",
+                "cartpole_balance",
+                "--logdir",
+                str(tmp_path / "r"),
+                "--set",
+                f"agent.size={blob}",
+            ]
+        )
+        == 2
+    )
     line = capsys.readouterr().err
     assert line.count("\n") == 1 and len(line) < 1000 and "xxx..." in line
     assert not (tmp_path / "r").exists()
@@ -231,7 +477,9 @@ def test_alias_bomb_is_refused_at_once(tmp_path):
 
 def test_yaml_12_reads_spec_and_set_alike():
     """YAML 1.2: 010 is ten and 0o10 eight in a spec and in --set alike; yes stays text."""
-    spec = parse_spec(SPEC_HEAD.replace("steps: 100", "steps: 010") + "overrides:\n  run.envs: 0o10\n", "s.yaml")
+    spec = parse_spec(
+        SPEC_HEAD.replace("steps: 100", "steps: 010") + "overrides:\n  run.envs: 0o10\n", "s.yaml"
+    )
     assert spec.steps == 10 and spec.overrides["run.envs"] == 8
     config = apply_overrides(Config(), ["run.steps=010", "run.envs=0o10"])
     assert (config.run.steps, config.run.envs) == (10, 8)
@@ -275,25 +523,50 @@ def test_dry_run_refuses_what_a_job_refuses(values, tmp_path, capsys):
     the real sweep creates no MLflow store and no logdir for it."""
     spec = tmp_path / "s.yaml"
     overrides = {**SPEC_TINY, **{k: v for k, v in values.items() if k != "seed"}}
-    text = SPEC_HEAD.replace("seeds: 1", f"seeds: [{values.get('seed', 0)}]") + "overrides:\n" + "".join(
-        f"  {k}: {'.nan' if v != v else '.inf' if v == float('inf') else str(v).lower()}\n" for k, v in overrides.items()
+    text = (
+        SPEC_HEAD.replace("seeds: 1", f"seeds: [{values.get('seed', 0)}]")
+        + "overrides:\n"
+        + "".join(
+            f"  {k}: {'.nan' if v != v else '.inf' if v == float('inf') else str(v).lower()}\n"
+            for k, v in overrides.items()
+        )
     )
     spec.write_text(text)
     job_message, job_wrote = _job_verdict(values, tmp_path)
     assert job_message is not None and not job_wrote
     db, work = tmp_path / "mlflow.db", tmp_path / "work"
     for extra in (["--dry-run"], []):
-        code, out, err = call(["sweep", str(spec), "--tracking-uri", f"sqlite:///{db}", "--workdir", str(work), *extra], capsys)
+        code, out, err = call(
+            [
+                "sweep",
+                str(spec),
+                "--tracking-uri",
+                f"sqlite:///{db}",
+                "--workdir",
+                str(work),
+                *extra,
+            ],
+            capsys,
+        )
         assert code == 2 and len(err.splitlines()) == 1, err
         # The same rule refuses both; only the seed is named after the spec's own field there.
-        assert (job_message.split("allowed: ")[1] if "seed" in values else job_message) in err, (job_message, err)
+        assert (job_message.split("allowed: ")[1] if "seed" in values else job_message) in err, (
+            job_message,
+            err,
+        )
         assert not db.exists() and not work.exists()
 
 
 def test_good_job_config_passes_both(tmp_path, capsys):
     spec = tmp_path / "s.yaml"
-    spec.write_text(SPEC_HEAD + "overrides:\n" + "".join(f"  {k}: {str(v).lower()}\n" for k, v in SPEC_TINY.items()))
-    code, out, err = call(["sweep", str(spec), "--dry-run", "--tracking-uri", f"sqlite:///{tmp_path / 'db'}"], capsys)
+    spec.write_text(
+        SPEC_HEAD
+        + "overrides:\n"
+        + "".join(f"  {k}: {str(v).lower()}\n" for k, v in SPEC_TINY.items())
+    )
+    code, out, err = call(
+        ["sweep", str(spec), "--dry-run", "--tracking-uri", f"sqlite:///{tmp_path / 'db'}"], capsys
+    )
     assert code == 0, err
     assert _job_verdict({}, tmp_path)[0] is None
 
@@ -306,8 +579,10 @@ def test_refused_start_writes_nothing_so_the_fix_is_not_blocked(tmp_path, capsys
     code, _, err = call([*TRAIN, "--logdir", str(logdir), "--set", "env.action_repeat=0"], capsys)
     assert code == 2 and "env.action_repeat=0" in err
     assert not logdir.exists()
-    bad = dataclasses.replace(resolve_config("dmc_proprio", "cartpole_balance", 0, ["agent.size=debug"]),
-                              env={"action_repeat": 0})
+    bad = dataclasses.replace(
+        resolve_config("dmc_proprio", "cartpole_balance", 0, ["agent.size=debug"]),
+        env={"action_repeat": 0},
+    )
     with pytest.raises(ValueError, match="env.action_repeat=0 is not allowed"):
         Trainer(bad, logdir)
     assert not logdir.exists()
@@ -318,7 +593,9 @@ def test_a_tracking_store_under_a_file_is_named_as_a_file(tmp_path):
 
     (tmp_path / "afile").write_text("not a directory\n")
     for create in (True, False):
-        with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'afile'} is a file, not a directory$"):
+        with pytest.raises(
+            FileNotFoundError, match=f"{tmp_path / 'afile'} is a file, not a directory$"
+        ):
             Tracker(f"sqlite:///{tmp_path / 'afile' / 'x.db'}", create=create)
 
 
@@ -327,11 +604,14 @@ def test_compile_cache_under_a_file_is_refused_before_anything_is_created(tmp_pa
     blocker = tmp_path / "blocker"
     blocker.write_text("")
     logdir = tmp_path / "run"
-    code, out, err = call([*TRAIN, "--logdir", str(logdir), "--set", f"run.compile_cache={blocker}/jax"], capsys)
+    code, out, err = call(
+        [*TRAIN, "--logdir", str(logdir), "--set", f"run.compile_cache={blocker}/jax"], capsys
+    )
     assert code == 2 and not out
     assert len(err.splitlines()) == 1 and err.rstrip().endswith(
         f"run.compile_cache='{blocker}/jax' is not allowed; allowed: '' (no cache) or a directory, new or existing "
-        f"({blocker} is a file)"), err
+        f"({blocker} is a file)"
+    ), err
     assert not logdir.exists() and blocker.read_text() == ""
 
 
@@ -341,7 +621,11 @@ def _class_docstrings(cls):
     body = tree.body[0].body
     docs = {}
     for node, after in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+        ):
             docs[node.target.id] = after.value.value
     return docs
 
@@ -359,11 +643,20 @@ def _numeric(hint):
     base, _ = reader._split(hint)
     if base in (int, float):
         return True
-    return any(_numeric(a) for a in typing.get_args(base) if a is not Ellipsis and a is not type(None))
+    return any(
+        _numeric(a) for a in typing.get_args(base) if a is not Ellipsis and a is not type(None)
+    )
 
 
-SCHEMAS = [config_lib.Config, config_lib.AgentConfig, config_lib.LossScales, config_lib.OptimizerConfig,
-           config_lib.ReplayConfig, config_lib.RunConfig, profiles.SlurmProfile]
+SCHEMAS = [
+    config_lib.Config,
+    config_lib.AgentConfig,
+    config_lib.LossScales,
+    config_lib.OptimizerConfig,
+    config_lib.ReplayConfig,
+    config_lib.RunConfig,
+    profiles.SlurmProfile,
+]
 
 
 @pytest.mark.parametrize("cls", SCHEMAS, ids=lambda c: c.__name__)
@@ -379,7 +672,11 @@ def test_every_numeric_field_has_a_range_that_its_docstring_states(cls):
         stated = docs[field.name].split("Range: ", 1)
         assert len(stated) == 2, f"{cls.__name__}.{field.name}: the docstring states no range"
         for rule in rules:
-            text = dataclasses.replace(rule, note="").text if isinstance(rule, reader.Range) else rule.text
+            text = (
+                dataclasses.replace(rule, note="").text
+                if isinstance(rule, reader.Range)
+                else rule.text
+            )
             assert text in stated[1], f"{cls.__name__}.{field.name}: docstring lacks {text!r}"
         reader.read(getattr(cls(), field.name), hint, field.name)  # the default is allowed
 
@@ -398,17 +695,49 @@ def test_every_protocol_field_is_typed_and_its_default_allowed():
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["train", "--suite", "dmc_proprio", "--task", "cartpole_balance", "--logdir", "{tmp}/run",
-          "--set", "agent.train_ratio=.inf"], "agent.train_ratio=inf is not allowed; allowed: a finite number > 0"),
-        (["train", "--suite", "dmc_proprio", "--task", "cartpole_balance", "--logdir", "{tmp}/run",
-          "--seed", "99999999999999999999"], "--seed=99999999999999999999 is not allowed"),
-        (["table", "--suite", "atari100k", "--reps", "0"], "--reps=0 is not allowed; allowed: an integer in [100, 200000]"),
+        (
+            [
+                "train",
+                "--suite",
+                "dmc_proprio",
+                "--task",
+                "cartpole_balance",
+                "--logdir",
+                "{tmp}/run",
+                "--set",
+                "agent.train_ratio=.inf",
+            ],
+            "agent.train_ratio=inf is not allowed; allowed: a finite number > 0",
+        ),
+        (
+            [
+                "train",
+                "--suite",
+                "dmc_proprio",
+                "--task",
+                "cartpole_balance",
+                "--logdir",
+                "{tmp}/run",
+                "--seed",
+                "99999999999999999999",
+            ],
+            "--seed=99999999999999999999 is not allowed",
+        ),
+        (
+            ["table", "--suite", "atari100k", "--reps", "0"],
+            "--reps=0 is not allowed; allowed: an integer in [100, 200000]",
+        ),
     ],
 )
 def test_bad_input_in_a_real_process(argv, expected, tmp_path):
     argv = [a.format(tmp=tmp_path) for a in argv]
-    result = subprocess.run([sys.executable, "-m", "dreamerbench.experiments.cli", *argv], cwd=REPO,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "dreamerbench.experiments.cli", *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr
     assert not (tmp_path / "run").exists()

@@ -23,7 +23,12 @@ def test_scan_bodies_count_once_per_step_and_gradients_add_their_products():
 def test_convolutions_count_output_elements_times_the_kernel_fan_in():
     def conv(image, kernel):
         return jax.lax.conv_general_dilated(
-            image, kernel, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=1,
+            image,
+            kernel,
+            (2, 2),
+            "SAME",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=1,
         )
 
     image, kernel = jnp.ones((2, 8, 8, 3)), jnp.ones((4, 4, 3, 5))

@@ -14,7 +14,9 @@ def test_bin_means_put_each_episode_in_the_bin_that_ends_at_or_after_it():
     edges = np.array([0.0, 10.0, 20.0, 30.0])
     frames = np.array([5.0, 10.0, 10.5, 20.0, 20.0])
     scores = np.array([1.0, 3.0, 10.0, 4.0, 8.0])
-    np.testing.assert_allclose(bin_means(frames, scores, edges), [2.0, 22 / 3, np.nan])  # (0,10], (10,20], (20,30]
+    np.testing.assert_allclose(
+        bin_means(frames, scores, edges), [2.0, 22 / 3, np.nan]
+    )  # (0,10], (10,20], (20,30]
 
 
 @pytest.mark.skipif(not BASELINES.exists(), reason="needs ../shared/baselines")

@@ -19,16 +19,31 @@ from dreamerbench.core.records import media_files
 
 STEPS = 64
 TINY = [
-    "agent.batch_size=2", "agent.batch_length=8", "agent.imag_length=3", "agent.train_ratio=16",
-    "agent.cnn_mults=[2,2]", "run.envs=1", "run.parallel_envs=false", "run.train_start=32",
-    f"run.save_every={STEPS}", "run.log_every=0", "replay.capacity=5000", "env.action_repeat=8",
-    "env.image_size=16", f"run.eval_every={STEPS}", "run.video_every=48",
+    "agent.batch_size=2",
+    "agent.batch_length=8",
+    "agent.imag_length=3",
+    "agent.train_ratio=16",
+    "agent.cnn_mults=[2,2]",
+    "run.envs=1",
+    "run.parallel_envs=false",
+    "run.train_start=32",
+    f"run.save_every={STEPS}",
+    "run.log_every=0",
+    "replay.capacity=5000",
+    "env.action_repeat=8",
+    "env.image_size=16",
+    f"run.eval_every={STEPS}",
+    "run.video_every=48",
 ]
 
 
 def cli(*args, timeout=900):
-    result = subprocess.run([sys.executable, "-m", "dreamerbench.experiments.cli", *map(str, args)],
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-m", "dreamerbench.experiments.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -36,9 +51,25 @@ def cli(*args, timeout=900):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("trained")
-    sets = [arg for item in (*TINY, f"run.compile_cache={root / 'cache'}") for arg in ("--set", item)]
-    cli("train", "--suite", "dmc_vision", "--task", "cartpole_balance", "--size", "debug", "--seed", "1",
-        "--steps", STEPS, "--logdir", root / "run", *sets)
+    sets = [
+        arg for item in (*TINY, f"run.compile_cache={root / 'cache'}") for arg in ("--set", item)
+    ]
+    cli(
+        "train",
+        "--suite",
+        "dmc_vision",
+        "--task",
+        "cartpole_balance",
+        "--size",
+        "debug",
+        "--seed",
+        "1",
+        "--steps",
+        STEPS,
+        "--logdir",
+        root / "run",
+        *sets,
+    )
     return root / "run"
 
 
@@ -56,10 +87,16 @@ def test_openloop_report_shows_true_predicted_and_error_frames(trained):
 
 @pytest.mark.slow
 def test_eval_reproduces_the_trainers_evaluation_and_the_export_acts(trained, tmp_path):
-    (final,) = [r for r in map(json.loads, (trained / "eval.jsonl").read_text().splitlines()) if r["step"] == STEPS]
+    (final,) = [
+        r
+        for r in map(json.loads, (trained / "eval.jsonl").read_text().splitlines())
+        if r["step"] == STEPS
+    ]
     result = json.loads(cli("eval", trained, "--video").stdout.strip().splitlines()[-1])
     assert result["step"] == STEPS and result["mode"] == "greedy"
-    assert [e["score"] for e in result["episodes"]] == [final["score"]]  # same seeds, same keys: same score
+    assert [e["score"] for e in result["episodes"]] == [
+        final["score"]
+    ]  # same seeds, same keys: same score
     stored = trained / "evaluations" / f"step-{STEPS:012d}-greedy-1ep.json"
     assert json.loads(stored.read_text()) == result
     assert Path(result["video"]).stat().st_size > 0
@@ -71,7 +108,9 @@ def test_eval_reproduces_the_trainers_evaluation_and_the_export_acts(trained, tm
     with np.load(out) as data:
         names = set(data.files)
     assert "meta.json" in names and any(n.startswith("world_model/") for n in names)
-    assert any(n.startswith("actor/") for n in names) and not any(n.startswith(("critic", "slow")) for n in names)
+    assert any(n.startswith("actor/") for n in names) and not any(
+        n.startswith(("critic", "slow")) for n in names
+    )
 
     from dreamerbench.agent import load_policy
     from dreamerbench.suites import get_suite
@@ -96,7 +135,10 @@ def test_eval_and_export_refuse_a_directory_without_a_run(tmp_path, capsys):
     for argv in (["eval", str(tmp_path)], ["export", str(tmp_path), str(tmp_path / "p.npz")]):
         assert main(argv) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and f"LOGDIR='{tmp_path}' is not allowed; allowed: a run directory" in err
+        assert (
+            err.count("\n") == 1
+            and f"LOGDIR='{tmp_path}' is not allowed; allowed: a run directory" in err
+        )
     assert not (tmp_path / "p.npz").exists()
     with pytest.raises(SystemExit) as exit_info:
         main(["eval", str(tmp_path), "--mode", "max"])
@@ -106,15 +148,22 @@ def test_eval_and_export_refuse_a_directory_without_a_run(tmp_path, capsys):
 
 def _saved_logdir(root: Path, saves: int = 2) -> Path:
     """A logdir with a valid config and `saves` checkpoints (steps 10, 20, ...) of stand-in state bytes (no training)."""
-    from dreamerbench.core import checkpoint
-    from dreamerbench.agent.rundir import RunDir
     from test_rundir import config
+
+    from dreamerbench.agent.rundir import RunDir
+    from dreamerbench.core import checkpoint
 
     logdir = root / "run"
     logdir.mkdir()
     RunDir(logdir).write_config(config(100))
     for i in range(saves):
-        checkpoint.save(logdir / "checkpoint", 10 * (i + 1), f"state {i}".encode(), {"x": np.zeros(2)}, {"pack": [0]})
+        checkpoint.save(
+            logdir / "checkpoint",
+            10 * (i + 1),
+            f"state {i}".encode(),
+            {"x": np.zeros(2)},
+            {"pack": [0]},
+        )
     return logdir
 
 
@@ -141,21 +190,28 @@ def test_export_refuses_a_directory_or_a_file_in_the_way_before_anything_else(tm
     blocker = tmp_path / "file"
     blocker.write_text("x")
     allowed = "a new or existing file path (not a directory, and under no existing file)"
-    cases = {tmp_path: "it is a directory", blocker / "p.npz": f"{blocker} is a file",
-             blocker / "sub" / "p.npz": f"{blocker} is a file"}
+    cases = {
+        tmp_path: "it is a directory",
+        blocker / "p.npz": f"{blocker} is a file",
+        blocker / "sub" / "p.npz": f"{blocker} is a file",
+    }
     for out, why in cases.items():
         before = sorted(tmp_path.rglob("*"))
-        assert main(["export", str(tmp_path / "no-run"), str(out)]) == 2  # OUT is checked before LOGDIR
+        assert (
+            main(["export", str(tmp_path / "no-run"), str(out)]) == 2
+        )  # OUT is checked before LOGDIR
         assert capsys.readouterr().err == (
             f"dreamerbench export: error: OUT='{out}' is not allowed; allowed: {allowed}; {why}\n"
         )
         assert sorted(tmp_path.rglob("*")) == before
 
 
-def test_eval_and_export_warn_as_the_trainer_does_when_falling_back_to_an_older_checkpoint(tmp_path, capsys):
+def test_eval_and_export_warn_as_the_trainer_does_when_falling_back_to_an_older_checkpoint(
+    tmp_path, capsys
+):
     """New-user test, fault 4: a damaged newest checkpoint fell back silently (train warns)."""
-    from dreamerbench.core import checkpoint
     from dreamerbench.agent.policy import newest_state
+    from dreamerbench.core import checkpoint
 
     logdir = _saved_logdir(tmp_path)
     older, newer = checkpoint.complete(logdir / "checkpoint")
@@ -168,7 +224,9 @@ def test_eval_and_export_warn_as_the_trainer_does_when_falling_back_to_an_older_
     )
 
 
-@pytest.mark.parametrize("junk", [b"\xff\xfejunk", b"[]", b'{"state.msgpack": 1}', b'{"state.msgpack": {"bytes": "x"}}'])
+@pytest.mark.parametrize(
+    "junk", [b"\xff\xfejunk", b"[]", b'{"state.msgpack": 1}', b'{"state.msgpack": {"bytes": "x"}}']
+)
 def test_a_checkpoint_with_a_junk_manifest_is_named_not_called_missing(tmp_path, capsys, junk):
     """New-user test, fault 4: the only checkpoint with a junk manifest was reported as no checkpoint."""
     from dreamerbench.core import checkpoint
@@ -180,8 +238,10 @@ def test_a_checkpoint_with_a_junk_manifest_is_named_not_called_missing(tmp_path,
     assert main(["eval", str(logdir)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith(f"warning: {only.path / 'manifest.json'} is damaged (")
-    assert err[1].startswith(f"dreamerbench eval: error: LOGDIR='{logdir}' is not allowed; allowed: a run directory "
-                             f"with a readable checkpoint ({only.path / 'manifest.json'} is damaged (")
+    assert err[1].startswith(
+        f"dreamerbench eval: error: LOGDIR='{logdir}' is not allowed; allowed: a run directory "
+        f"with a readable checkpoint ({only.path / 'manifest.json'} is damaged ("
+    )
     assert len(err) == 2
 
 
@@ -194,7 +254,10 @@ def test_export_write_failures_and_bad_policy_files_are_one_line(trained, tmp_pa
 
     assert main(["export", str(trained), "/proc/p.npz"]) == 1  # a storage fault, not bad input
     err = capsys.readouterr().err
-    assert err.startswith("dreamerbench export: error: cannot write /proc/p.npz (") and err.count("\n") == 1, err
+    assert (
+        err.startswith("dreamerbench export: error: cannot write /proc/p.npz (")
+        and err.count("\n") == 1
+    ), err
     assert ".tmp" not in err and not list(Path("/proc").glob(".p.npz*"))
 
     out = tmp_path / "policy.npz"
@@ -204,14 +267,22 @@ def test_export_write_failures_and_bad_policy_files_are_one_line(trained, tmp_pa
     for name, data in {"truncated": out.read_bytes()[:1000], "empty": b""}.items():
         bad = tmp_path / f"{name}.npz"
         bad.write_bytes(data)
-        with pytest.raises(ValueError, match=rf"^policy='{bad}' is not allowed; allowed: a policy file written by "
-                           r"`dreamerbench export` \([^\n]*\)$"):
+        with pytest.raises(
+            ValueError,
+            match=rf"^policy='{bad}' is not allowed; allowed: a policy file written by "
+            r"`dreamerbench export` \([^\n]*\)$",
+        ):
             load_policy(bad)
 
     obs = {key: np.zeros(space.shape, space.dtype) for key, space in policy.obs_space.items()}
     image_shape = tuple(policy.obs_space["image"].shape)
-    with pytest.raises(ValueError, match=re.escape(f"obs['image'] has shape (1, {', '.join(map(str, image_shape))}); "
-                                                   f"the policy needs shape {image_shape}")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"obs['image'] has shape (1, {', '.join(map(str, image_shape))}); "
+            f"the policy needs shape {image_shape}"
+        ),
+    ):
         policy.act({**obs, "image": obs["image"][None]})
     action, _ = policy.act(obs)
     assert action.shape == (1,)

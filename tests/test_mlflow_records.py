@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from stub_agent import StubAgent
+from test_rundir import EPISODE, _StopAfter, config, records
 
 from dreamerbench.agent.rundir import Counters, RunDir
 from dreamerbench.agent.trainer import Trainer
 from dreamerbench.analysis import load_runs
 from dreamerbench.experiments import tracking
 from dreamerbench.experiments.spec import expand, parse_spec
-from stub_agent import StubAgent
-from test_rundir import EPISODE, _StopAfter, config, records
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = """\
@@ -60,7 +60,10 @@ def scheduled(store, logdir, seed=0):
 
 def history(store, run_id, key):
     client = store[0].client
-    return [(m.step, m.timestamp, m.value) for m in sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))]
+    return [
+        (m.step, m.timestamp, m.value)
+        for m in sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+    ]
 
 
 def test_sixteen_equal_episodes_at_one_step_reach_mlflow_as_sixteen(store, tmp_path):
@@ -71,8 +74,15 @@ def test_sixteen_equal_episodes_at_one_step_reach_mlflow_as_sixteen(store, tmp_p
         run.start()
         for env in range(16):  # 16 envs end their episodes at one step, within one millisecond
             won = env < 10
-            run.record_episode({"score": 1000.0 if won else 0.0, "length": 1000, "achievement_balance": float(won),
-                                "step": 16_000, "wall_s": 60.0})
+            run.record_episode(
+                {
+                    "score": 1000.0 if won else 0.0,
+                    "length": 1000,
+                    "achievement_balance": float(won),
+                    "step": 16_000,
+                    "wall_s": 60.0,
+                }
+            )
         summary = run.summary(Counters(steps=16_000), finished=True)
     recorder.end(summary)
     scores = history(store, recorder.run_id, "episode/score")
@@ -108,7 +118,9 @@ def test_records_reach_mlflow_only_once_no_resume_can_cut_them_back(store, tmp_p
     logdir = tmp_path / "run"
     _, recorder = scheduled(store, logdir)
     stop = threading.Event()
-    trainer = Trainer(config(4 * EPISODE), logdir, [recorder, _StopAfter(2, stop)], make_agent=StubAgent)
+    trainer = Trainer(
+        config(4 * EPISODE), logdir, [recorder, _StopAfter(2, stop)], make_agent=StubAgent
+    )
     stopped = trainer.run(stop)  # saves at 126 and 252, then stops (Ctrl-C)
     recorder.end(stopped)
     run = store[0].run(recorder.run_id)
@@ -124,19 +136,32 @@ def test_records_reach_mlflow_only_once_no_resume_can_cut_them_back(store, tmp_p
     run = store[0].run(recorder.run_id)
     assert run.info.status == "FINISHED" and run.data.tags[tracking.STEPS_TAG] == str(4 * EPISODE)
     assert run.data.tags["dreamerbench.resumed_at"] == str(EPISODE)
-    for file, key, kind in (("episodes", "episode/score", None), ("metrics", "train/loss", "train")):
-        expected = [(r["step"], r["time_ms"], r["score" if kind is None else "loss"])
-                    for r in records(logdir / f"{file}.jsonl") if kind is None or r["kind"] == kind]
+    for file, key, kind in (
+        ("episodes", "episode/score", None),
+        ("metrics", "train/loss", "train"),
+    ):
+        expected = [
+            (r["step"], r["time_ms"], r["score" if kind is None else "loss"])
+            for r in records(logdir / f"{file}.jsonl")
+            if kind is None or r["kind"] == kind
+        ]
         assert history(store, recorder.run_id, key) == expected, key
-    assert {a.path for a in store[0].client.list_artifacts(recorder.run_id)} == {"config.yaml", "summary.json"}
+    assert {a.path for a in store[0].client.list_artifacts(recorder.run_id)} == {
+        "config.yaml",
+        "summary.json",
+    }
 
 
 def test_sixteen_envs_of_the_real_loop_deliver_sixteen_episodes_at_one_step(store, tmp_path):
     """Fault 1 through the training loop: 16 DMC envs whose episodes all end at the same step."""
     logdir = tmp_path / "run"
     _, recorder = scheduled(store, logdir)
-    summary = Trainer(config(16 * EPISODE, **{"run.envs": 16, "agent.train_ratio": 1}), logdir, [recorder],
-                      make_agent=StubAgent).run()
+    summary = Trainer(
+        config(16 * EPISODE, **{"run.envs": 16, "agent.train_ratio": 1}),
+        logdir,
+        [recorder],
+        make_agent=StubAgent,
+    ).run()
     recorder.end(summary)
     assert summary["episodes"] == 16
     table = load_runs(store[0].uri, experiment(store))
@@ -153,7 +178,9 @@ def test_a_large_delivery_is_split_into_batches(store, tmp_path):
             run.append("metrics", {"kind": "train", "step": step, "loss/total": float(step)})
         summary = run.summary(Counters(steps=2500), finished=True)
     recorder.end(summary)
-    assert [(s, v) for s, _, v in history(store, recorder.run_id, "train/loss/total")] == [(s, float(s)) for s in range(2500)]
+    assert [(s, v) for s, _, v in history(store, recorder.run_id, "train/loss/total")] == [
+        (s, float(s)) for s in range(2500)
+    ]
     assert store[0].run(recorder.run_id).data.tags[tracking.STEPS_TAG] == "2500"
 
 
@@ -171,11 +198,33 @@ def test_table_warns_when_a_run_key_has_several_mlflow_runs(store, tmp_path):
     finished = [r for r in store[0].runs(store[1]) if r.info.status == "FINISHED"]
     table = load_runs(store[0].uri, experiment(store), notes := [])
     assert len(table) == 2 and sorted(table["score"]) == [100.0, 300.0]
-    assert len(notes) == 1 and f"has 2 MLflow runs; using {finished[0].info.run_id} (FINISHED)" in notes[0]
+    assert (
+        len(notes) == 1
+        and f"has 2 MLflow runs; using {finished[0].info.run_id} (FINISHED)" in notes[0]
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "dreamerbench.experiments.cli", "table", "--suite", "dmc_proprio", "--runs", experiment(store),
-         "--tracking-uri", store[0].uri, "--budget-frames", "1600", "--window-frames", "1600", "--reps", "100"],
-        capture_output=True, text=True, timeout=300, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "dreamerbench.experiments.cli",
+            "table",
+            "--suite",
+            "dmc_proprio",
+            "--runs",
+            experiment(store),
+            "--tracking-uri",
+            store[0].uri,
+            "--budget-frames",
+            "1600",
+            "--window-frames",
+            "1600",
+            "--reps",
+            "100",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
     )
     assert done.returncode == 0, done.stderr
     assert f"warning: {notes[0]}" in done.stderr
@@ -199,19 +248,28 @@ def test_an_unreachable_server_is_one_line_naming_it_within_seconds(tmp_path, co
         "table": ["table", "--suite", "dmc_proprio", "--runs", "records"],
     }[command]
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "dreamerbench.experiments.cli", *args, "--tracking-uri", uri],
-                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-m", "dreamerbench.experiments.cli", *args, "--tracking-uri", uri],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert time.monotonic() - start < 30
     assert done.returncode == 1, done.stderr
     (line,) = done.stderr.strip().splitlines()
-    assert line.startswith(f"dreamerbench {command}: error: MLflow tracking server {uri} does not answer")
+    assert line.startswith(
+        f"dreamerbench {command}: error: MLflow tracking server {uri} does not answer"
+    )
     assert not (tmp_path / "work").exists()
 
 
 def test_unknown_record_kind():
     with pytest.raises(ValueError, match="kind='video'; allowed: episode, train, fps, eval"):
         tracking.record_metrics("metrics", {"kind": "video", "step": 1, "time_ms": 1, "score": 1.0})
-    (metric,) = tracking.record_metrics("eval", {"index": 0, "step": 1, "time_ms": 1, "score": 2.0, "mode": "greedy"})[1:]
+    (metric,) = tracking.record_metrics(
+        "eval", {"index": 0, "step": 1, "time_ms": 1, "score": 2.0, "mode": "greedy"}
+    )[1:]
     assert (metric.key, metric.value, metric.step) == ("eval/score", 2.0, 1)
 
 
@@ -219,7 +277,10 @@ def test_tracking_uri_resolution(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert tracking.resolve_tracking_uri() == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
-    assert tracking.resolve_tracking_uri("sqlite:///x/m.db") == f"sqlite:///{tmp_path.resolve()}/x/m.db"
+    assert (
+        tracking.resolve_tracking_uri("sqlite:///x/m.db")
+        == f"sqlite:///{tmp_path.resolve()}/x/m.db"
+    )
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert tracking.resolve_tracking_uri() == "http://127.0.0.1:5000"
     with pytest.raises(ValueError, match="file store in maintenance mode"):

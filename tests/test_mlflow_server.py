@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from dreamerbench.core import checkpoint
-from dreamerbench.experiments import tracking
 from custom_envs import FAIL_AFTER, KILL_ON_FAIL
 from test_sweep_failed import FAIL_AT, OVERRIDES, STEPS
 from test_sweep_slurm import QUICKSTART, REPO, dreamerbench, jsonl, launched, tiny_spec, wait_for
+
+from dreamerbench.core import checkpoint
+from dreamerbench.experiments import tracking
 
 EPISODE = 126  # cartpole with action repeat 8: 125 actions per episode
 
@@ -41,11 +41,25 @@ class MlflowServer:
     def start(self) -> None:
         self.log = open(self.root / "server.log", "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server",
-             "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
-             "--artifacts-destination", str(self.root / "artifacts"),
-             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{self.root / 'server.db'}",
+                "--artifacts-destination",
+                str(self.root / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         )
         deadline = time.monotonic() + 90
@@ -58,7 +72,9 @@ class MlflowServer:
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise AssertionError(f"mlflow server did not come up: {(self.root / 'server.log').read_text()[-2000:]}")
+                raise AssertionError(
+                    f"mlflow server did not come up: {(self.root / 'server.log').read_text()[-2000:]}"
+                )
             time.sleep(0.5)
 
     def stop(self) -> None:
@@ -88,16 +104,28 @@ def mlflow_server(tmp_path):
 def test_local_sweep_into_mlflow_server_with_interrupt_and_resume(tmp_path, mlflow_server):
     """Local executor: SIGINT makes the run checkpoint and stop; re-running resumes it."""
     spec = tiny_spec(tmp_path, "server_sweep", tasks=["cartpole_balance"], seeds=1, steps=1100)
-    args = ["sweep", str(spec), "--tracking-uri", mlflow_server.url, "--workdir", str(tmp_path / "work")]
+    args = [
+        "sweep",
+        str(spec),
+        "--tracking-uri",
+        mlflow_server.url,
+        "--workdir",
+        str(tmp_path / "work"),
+    ]
     tracker = tracking.Tracker(mlflow_server.url)
     client = tracker.client
     with launched(*args) as launcher:
+
         def checkpointed():
             experiment = client.get_experiment_by_name("server_sweep")
             runs = tracker.runs(experiment.experiment_id) if experiment else []
             # A run is created before its logdir tag is logged: poll only runs that have it.
             logdirs = [(r, r.data.tags.get("dreamerbench.logdir")) for r in runs]
-            return [r for r, logdir in logdirs if logdir and checkpoint.complete(Path(logdir) / "checkpoint")]
+            return [
+                r
+                for r, logdir in logdirs
+                if logdir and checkpoint.complete(Path(logdir) / "checkpoint")
+            ]
 
         (first,) = wait_for(checkpointed, 600, "the run's first checkpoint", poll=0.5)
         launcher.send_signal(signal.SIGINT)  # what Ctrl-C sends
@@ -120,28 +148,59 @@ def test_local_sweep_into_mlflow_server_with_interrupt_and_resume(tmp_path, mlfl
     assert run.data.tags["dreamerbench.local_pid"] and run.data.tags["dreamerbench.host"]
     assert run.data.params["run.steps"] == "1100"
     # Every train record exactly once across the interruption (the trainer's own log is the truth).
-    train = [r for r in jsonl(Path(run.data.tags["dreamerbench.logdir"]) / "metrics.jsonl") if "updates" in r]
-    history = sorted(client.get_metric_history(run.info.run_id, "train/updates"), key=lambda m: m.step)
+    train = [
+        r
+        for r in jsonl(Path(run.data.tags["dreamerbench.logdir"]) / "metrics.jsonl")
+        if "updates" in r
+    ]
+    history = sorted(
+        client.get_metric_history(run.info.run_id, "train/updates"), key=lambda m: m.step
+    )
     assert [(m.step, m.value) for m in history] == [(r["step"], float(r["updates"])) for r in train]
-    assert {"config.yaml", "summary.json", "logs"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "summary.json", "logs"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id)
+    }
     # The job's log went to the server's artifact store too (both jobs append to one job.log).
     logdir = Path(run.data.tags["dreamerbench.logdir"])
-    uploaded = Path(client.download_artifacts(run.info.run_id, "logs/job.log", str(tmp_path / "dl"))).read_text()
+    uploaded = Path(
+        client.download_artifacts(run.info.run_id, "logs/job.log", str(tmp_path / "dl"))
+    ).read_text()
     assert uploaded and (logdir / "job.log").read_text().startswith(uploaded)
     # Idempotent against the server too.
     again = dreamerbench(*args)
     assert again.returncode == 0 and "nothing to submit" in again.stdout, again.stdout
 
 
-def test_records_of_an_outage_to_the_end_arrive_after_a_restart_and_only_then_finished(tmp_path, mlflow_server):
+def test_records_of_an_outage_to_the_end_arrive_after_a_restart_and_only_then_finished(
+    tmp_path, mlflow_server
+):
     """Issue 11, fault 2: with the server down from mid-run to the end, MLflow kept 0 of 8 episode
     scores, never got them, and the run later showed FINISHED."""
     quickstart = yaml.safe_load(QUICKSTART.read_text())["overrides"]
-    spec = tiny_spec(tmp_path, "outage", tasks=["cartpole_balance"], seeds=1, steps=8 * EPISODE, overrides={
-        **quickstart, "env.action_repeat": 8, "run.save_every": EPISODE, "run.train_start": 64})
-    args = ["sweep", str(spec), "--tracking-uri", mlflow_server.url, "--workdir", str(tmp_path / "work")]
+    spec = tiny_spec(
+        tmp_path,
+        "outage",
+        tasks=["cartpole_balance"],
+        seeds=1,
+        steps=8 * EPISODE,
+        overrides={
+            **quickstart,
+            "env.action_repeat": 8,
+            "run.save_every": EPISODE,
+            "run.train_start": 64,
+        },
+    )
+    args = [
+        "sweep",
+        str(spec),
+        "--tracking-uri",
+        mlflow_server.url,
+        "--workdir",
+        str(tmp_path / "work"),
+    ]
     tracker = tracking.Tracker(mlflow_server.url)
     with launched(*args) as launcher:
+
         def delivered():
             experiment = tracker.client.get_experiment_by_name("outage")
             runs = tracker.runs(experiment.experiment_id) if experiment else []
@@ -152,7 +211,11 @@ def test_records_of_an_outage_to_the_end_arrive_after_a_restart_and_only_then_fi
         output, _ = launcher.communicate(timeout=600)
     assert launcher.returncode == 1, output
     assert "stopped (resumable)" in output, output
-    assert output.strip().splitlines()[-1].startswith(f"dreamerbench sweep: error: MLflow at {mlflow_server.url}")
+    assert (
+        output.strip()
+        .splitlines()[-1]
+        .startswith(f"dreamerbench sweep: error: MLflow at {mlflow_server.url}")
+    )
     logdir = Path(run.data.tags["dreamerbench.logdir"])
     episodes = jsonl(logdir / "episodes.jsonl")
     assert len(episodes) == 8 and json.loads((logdir / "summary.json").read_text())["finished"]
@@ -173,35 +236,71 @@ def test_records_of_an_outage_to_the_end_arrive_after_a_restart_and_only_then_fi
     assert "runs: 1 finished" in again.stdout, again.stdout
     (done,) = tracker.runs(tracker.find_experiment("outage").experiment_id)
     assert done.info.run_id == run.info.run_id and done.info.status == "FINISHED"
-    history = sorted(tracker.client.get_metric_history(run.info.run_id, "episode/score"), key=lambda m: m.timestamp)
-    assert [(m.step, m.timestamp, m.value) for m in history] == [(e["step"], e["time_ms"], e["score"]) for e in episodes]
+    history = sorted(
+        tracker.client.get_metric_history(run.info.run_id, "episode/score"),
+        key=lambda m: m.timestamp,
+    )
+    assert [(m.step, m.timestamp, m.value) for m in history] == [
+        (e["step"], e["time_ms"], e["score"]) for e in episodes
+    ]
     train = [r for r in jsonl(logdir / "metrics.jsonl") if r["kind"] == "train"]
-    history = sorted(tracker.client.get_metric_history(run.info.run_id, "train/updates"), key=lambda m: m.step)
+    history = sorted(
+        tracker.client.get_metric_history(run.info.run_id, "train/updates"), key=lambda m: m.step
+    )
     assert [(m.step, m.value) for m in history] == [(r["step"], float(r["updates"])) for r in train]
 
 
-def test_a_run_failing_while_the_server_is_down_delivers_its_records_once_on_resume(tmp_path, mlflow_server):
+def test_a_run_failing_while_the_server_is_down_delivers_its_records_once_on_resume(
+    tmp_path, mlflow_server
+):
     """Issue 15 (A): the failure path must not crash when MLflow cannot take the failed run's records,
     and the next job of the run delivers them, each once (tests/test_sweep_failed.py has the same
     run with the server up)."""
-    spec = tiny_spec(tmp_path, "fails", suite="dm_env", tasks=["custom_envs:fails_later"], seeds=1, steps=STEPS,
-                     overrides=OVERRIDES)
-    args = ["sweep", str(spec), "--tracking-uri", mlflow_server.url, "--workdir", str(tmp_path / "work")]
+    spec = tiny_spec(
+        tmp_path,
+        "fails",
+        suite="dm_env",
+        tasks=["custom_envs:fails_later"],
+        seeds=1,
+        steps=STEPS,
+        overrides=OVERRIDES,
+    )
+    args = [
+        "sweep",
+        str(spec),
+        "--tracking-uri",
+        mlflow_server.url,
+        "--workdir",
+        str(tmp_path / "work"),
+    ]
     path = os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])
-    failed = dreamerbench(*args, env={"PYTHONPATH": path, FAIL_AFTER: str(FAIL_AT),
-                                      KILL_ON_FAIL: str(mlflow_server.process.pid)})
-    assert failed.returncode == 1 and "FAILED (exit 1; see " in failed.stdout, failed.stdout + failed.stderr
+    failed = dreamerbench(
+        *args,
+        env={
+            "PYTHONPATH": path,
+            FAIL_AFTER: str(FAIL_AT),
+            KILL_ON_FAIL: str(mlflow_server.process.pid),
+        },
+    )
+    assert failed.returncode == 1 and "FAILED (exit 1; see " in failed.stdout, (
+        failed.stdout + failed.stderr
+    )
     mlflow_server.stop()  # reap the killed server
     mlflow_server.start()  # the same store again
     tracker = tracking.Tracker(mlflow_server.url)
     (run,) = tracker.runs(tracker.find_experiment("fails").experiment_id)
     logdir = Path(run.data.tags["dreamerbench.logdir"])
     log = (logdir / "job.log").read_text()
-    assert f"could not mark run {run.info.run_id} FAILED" in log and "the simulator crashed after 150 steps" in log, log
+    assert (
+        f"could not mark run {run.info.run_id} FAILED" in log
+        and "the simulator crashed after 150 steps" in log
+    ), log
     # Not FAILED (the server was down), so the next sweep resumes it; MLflow holds what it took at the
     # last save (what the older checkpoint covered); the logdir keeps the checkpoint the resume takes.
     assert run.info.status == "RUNNING"
-    assert [int(m.step) for m in tracker.client.get_metric_history(run.info.run_id, "episode/index")] == [20, 41]
+    assert [
+        int(m.step) for m in tracker.client.get_metric_history(run.info.run_id, "episode/index")
+    ] == [20, 41]
     assert [c.step for c in checkpoint.complete(logdir / "checkpoint")] == [120]
 
     again = dreamerbench(*args, env={"PYTHONPATH": path})
@@ -211,5 +310,8 @@ def test_a_run_failing_while_the_server_is_down_delivers_its_records_once_on_res
     episodes = jsonl(logdir / "episodes.jsonl")
     assert [e["step"] for e in episodes] == [20, 41, 62, 83, 104, 140, 161, 182]
     for field in ("index", "score"):
-        history = sorted((m.step, m.timestamp, m.value) for m in tracker.client.get_metric_history(run.info.run_id, f"episode/{field}"))
+        history = sorted(
+            (m.step, m.timestamp, m.value)
+            for m in tracker.client.get_metric_history(run.info.run_id, f"episode/{field}")
+        )
         assert history == [(e["step"], e["time_ms"], e[field]) for e in episodes], field

@@ -31,7 +31,8 @@ import numpy as np
 import optax
 import pytest
 
-from dreamerbench.agent import behavior, distributions as dist
+from dreamerbench.agent import behavior
+from dreamerbench.agent import distributions as dist
 from dreamerbench.agent.config import SIZES, AgentConfig, Config, LossScales, apply_overrides
 from dreamerbench.agent.dreamer import Dreamer, TrainState
 from dreamerbench.suites.base import Space
@@ -40,7 +41,9 @@ from tools.fixed_noise import FixedNoise
 
 DATA = pathlib.Path(__file__).parent / "data"
 KINDS = ("vector", "image")
-LOSS_TERMS = tuple(f.name for f in dataclasses.fields(LossScales))  # rec, rew, con, dyn, rep, policy, value, repval
+LOSS_TERMS = tuple(
+    f.name for f in dataclasses.fields(LossScales)
+)  # rec, rew, con, dyn, rep, policy, value, repval
 
 
 def load(kind: str) -> dict[str, np.ndarray]:
@@ -60,15 +63,22 @@ def spaces(data):
     info = meta(data)
     obs = {
         k: Space(np.dtype(dtype), tuple(shape))
-        for k, (dtype, shape) in info["obs_space"].items() if k not in ("reward", "is_first", "is_last", "is_terminal")
+        for k, (dtype, shape) in info["obs_space"].items()
+        if k not in ("reward", "is_first", "is_last", "is_terminal")
     }
-    (dtype, shape, high), = info["act_space"].values()
-    act = Space(np.dtype(dtype), tuple(shape), 0, high) if high is not None else Space(np.dtype(dtype), tuple(shape), -1.0, 1.0)
+    ((dtype, shape, high),) = info["act_space"].values()
+    act = (
+        Space(np.dtype(dtype), tuple(shape), 0, high)
+        if high is not None
+        else Space(np.dtype(dtype), tuple(shape), -1.0, 1.0)
+    )
     return obs, act
 
 
 def layout(agent: Dreamer) -> reference_map.Layout:
-    return reference_map.Layout(agent.vector_keys, len(agent.cfg.cnn_mults) if agent.image_keys else 0)
+    return reference_map.Layout(
+        agent.vector_keys, len(agent.cfg.cnn_mults) if agent.image_keys else 0
+    )
 
 
 def make_agent(data) -> Dreamer:
@@ -86,7 +96,7 @@ def make_agent(data) -> Dreamer:
 
 
 def our_state(agent: Dreamer, data) -> TrainState:
-    init = {k[len("init/"):]: v for k, v in data.items() if k.startswith("init/")}
+    init = {k[len("init/") :]: v for k, v in data.items() if k.startswith("init/")}
     lay = layout(agent)
     trees = reference_map.to_ours(init, lay)
     params = jax.tree_util.tree_map(jnp.asarray, trees["params"])
@@ -96,11 +106,17 @@ def our_state(agent: Dreamer, data) -> TrainState:
     assert isinstance(opt[0], optax.EmptyState) and len(opt) == 4, opt
     rms = reference_map.to_ours(init, lay, names["rms"])["params"]
     mom = reference_map.to_ours(init, lay, names["momentum"])["params"]
-    opt[1] = opt[1]._replace(count=jnp.int32(init[names["rms_count"]]), moment=jax.tree_util.tree_map(jnp.asarray, rms))
-    opt[2] = opt[2]._replace(count=jnp.int32(init[names["momentum_count"]]), moment=jax.tree_util.tree_map(jnp.asarray, mom))
+    opt[1] = opt[1]._replace(
+        count=jnp.int32(init[names["rms_count"]]), moment=jax.tree_util.tree_map(jnp.asarray, rms)
+    )
+    opt[2] = opt[2]._replace(
+        count=jnp.int32(init[names["momentum_count"]]),
+        moment=jax.tree_util.tree_map(jnp.asarray, mom),
+    )
     opt[3] = opt[3]._replace(count=jnp.int32(init[names["schedule_count"]]))
     norm = behavior.ReturnNorm(
-        jnp.float32(init[reference_map.RETURN_NORM["low"]]), jnp.float32(init[reference_map.RETURN_NORM["high"]])
+        jnp.float32(init[reference_map.RETURN_NORM["low"]]),
+        jnp.float32(init[reference_map.RETURN_NORM["high"]]),
     )
     return TrainState(
         params=params,
@@ -112,9 +128,14 @@ def our_state(agent: Dreamer, data) -> TrainState:
 
 
 def our_batch(agent: Dreamer, data) -> dict[str, np.ndarray]:
-    batch = {k[len("batch/"):]: v for k, v in data.items() if k.startswith("batch/")}
-    out = {k: batch[k] for k in (*agent.obs_space, "action", "reward", "is_first", "is_last", "is_terminal")}
-    out["deter"] = batch["dyn/deter"].astype(np.float16)  # exactly representable: our replay's dtype
+    batch = {k[len("batch/") :]: v for k, v in data.items() if k.startswith("batch/")}
+    out = {
+        k: batch[k]
+        for k in (*agent.obs_space, "action", "reward", "is_first", "is_last", "is_terminal")
+    }
+    out["deter"] = batch["dyn/deter"].astype(
+        np.float16
+    )  # exactly representable: our replay's dtype
     out["stoch"] = batch["dyn/stoch"].argmax(-1).astype(np.uint8)
     return out
 
@@ -163,11 +184,24 @@ def run_ours(kind: str) -> Step:
         losses, new_norm, returns, metrics = imagination_loss(
             actor_dist, actions, reward, cont, value_logits, slow_value, bins, norm, cfg
         )
-        policy = {"logp": actor_dist.logp_all} if agent.discrete else {"mean": actor_dist.mean, "std": actor_dist.std}
-        captured.put("imag", {
-            "action": actions, "rew": reward, "con": cont, "value": dist.TwoHot(value_logits, bins).mean(),
-            "slowvalue": slow_value, "ret": returns, "policy": policy, "losses": losses,
-        })
+        policy = (
+            {"logp": actor_dist.logp_all}
+            if agent.discrete
+            else {"mean": actor_dist.mean, "std": actor_dist.std}
+        )
+        captured.put(
+            "imag",
+            {
+                "action": actions,
+                "rew": reward,
+                "con": cont,
+                "value": dist.TwoHot(value_logits, bins).mean(),
+                "slowvalue": slow_value,
+                "ret": returns,
+                "policy": policy,
+                "losses": losses,
+            },
+        )
         return losses, new_norm, returns, metrics
 
     def replay(*args):
@@ -190,8 +224,15 @@ def run_ours(kind: str) -> Step:
         jax.block_until_ready((new_state, out))
         jax.effects_barrier()
     assert sorted(noise.used) == sorted(k for k in data if k.startswith("noise/")), noise.used
-    return Step(data, agent, new_state, jax.device_get(out.metrics), np.asarray(out.deter),
-                np.asarray(out.stoch), captured)
+    return Step(
+        data,
+        agent,
+        new_state,
+        jax.device_get(out.metrics),
+        np.asarray(out.deter),
+        np.asarray(out.stoch),
+        captured,
+    )
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -215,7 +256,7 @@ def assert_all_close(pairs: dict[str, tuple], tol: float) -> None:
 
 
 def reference_names(data, prefix: str) -> list[str]:
-    return [k[len(prefix):] for k in data if k.startswith(prefix)]
+    return [k[len(prefix) :] for k in data if k.startswith(prefix)]
 
 
 def lr_now(step: Step) -> float:
@@ -238,7 +279,9 @@ def test_reference_parameters_map_one_to_one_onto_ours(kind):
     covered: dict[tuple, list[str]] = {}
     for name in names:
         where = reference_map.target(name, layout(agent))
-        leaf = reference_map.get_leaf(ours[where.tree], where.path)  # KeyError: maps to nothing of ours
+        leaf = reference_map.get_leaf(
+            ours[where.tree], where.path
+        )  # KeyError: maps to nothing of ours
         assert data["init/" + name].shape == leaf.shape, (name, where, leaf.shape)
         covered.setdefault((where.tree, where.path), []).append(name)
     twice = {path: refs for path, refs in covered.items() if len(refs) > 1}
@@ -247,7 +290,9 @@ def test_reference_parameters_map_one_to_one_onto_ours(kind):
     assert set(covered) == all_ours, {"not mapped": sorted(all_ours - set(covered))}
     # Both directions of the map agree.
     init = {n: data["init/" + n] for n in names}
-    back = reference_map.to_reference(reference_map.to_ours(init, layout(agent)), names, layout(agent))
+    back = reference_map.to_reference(
+        reference_map.to_ours(init, layout(agent)), names, layout(agent)
+    )
     assert all(np.array_equal(back[n], init[n]) for n in names)
 
 
@@ -255,11 +300,17 @@ def test_each_vector_key_has_the_reference_decoder_head_and_the_image_projection
     """Names for two vector keys and an image (e.g. Minecraft): per-key heads in sorted order, then sp2."""
     agent = Dreamer(
         apply_overrides(Config(), {"agent.size": "debug"}),
-        {"velocity": Space(np.float32, (2,)), "joints": Space(np.float32, (3,)), "image": Space(np.uint8, (64, 64, 3))},
+        {
+            "velocity": Space(np.float32, (2,)),
+            "joints": Space(np.float32, (3,)),
+            "image": Space(np.uint8, (64, 64, 3)),
+        },
         Space(np.float32, (2,), -1.0, 1.0),
     )
     params = jax.eval_shape(agent.init, jax.random.PRNGKey(0)).params
-    shape = lambda name: reference_map.get_leaf(params, reference_map.target(name, layout(agent)).path).shape
+    shape = lambda name: (
+        reference_map.get_leaf(params, reference_map.target(name, layout(agent)).path).shape
+    )
     assert shape("dec/vec/joints/pred/kernel") == (32, 3)  # decoder/Linear_0
     assert shape("dec/vec/velocity/pred/kernel") == (32, 2)  # decoder/Linear_1
     assert shape("dec/sp2/kernel") == (64, 4 * 4 * 16)  # decoder/Linear_2
@@ -269,45 +320,88 @@ def test_our_defaults_are_the_reference_config():
     """configs.yaml (e3f0224) as stored with the recording; the tool changed only size, warm-up and B x T."""
     cfg, ours, size = ref_config(load("vector")), AgentConfig(), SIZES["debug"]
     pairs = {
-        "agent.dyn.rssm.deter": size.deter, "agent.dyn.rssm.hidden": size.hidden,
-        "agent.dyn.rssm.classes": size.classes, "agent.enc.simple.units": size.units,
-        "agent.enc.simple.depth": size.depth, "agent.dec.simple.depth": size.depth,
-        "agent.dyn.rssm.stoch": ours.stoch, "agent.dyn.rssm.blocks": ours.blocks,
-        "agent.dyn.rssm.unimix": ours.unimix, "agent.dyn.rssm.free_nats": ours.free_nats,
-        "agent.dyn.rssm.imglayers": 2, "agent.dyn.rssm.obslayers": 1, "agent.dyn.rssm.dynlayers": 1,
-        "agent.dyn.rssm.outscale": 1.0, "agent.dyn.rssm.absolute": False,
-        "agent.enc.simple.layers": ours.mlp_layers, "agent.dec.simple.layers": ours.mlp_layers,
-        "agent.policy.layers": ours.mlp_layers, "agent.value.layers": ours.mlp_layers,
-        "agent.rewhead.layers": ours.head_layers, "agent.conhead.layers": ours.head_layers,
-        "agent.enc.simple.mults": list(ours.cnn_mults), "agent.dec.simple.mults": list(ours.cnn_mults),
-        "agent.enc.simple.kernel": ours.cnn_kernel, "agent.dec.simple.kernel": ours.cnn_kernel,
-        "agent.dec.simple.bspace": ours.decoder_blocks, "agent.enc.simple.symlog": True,
-        "agent.rewhead.bins": ours.bins, "agent.value.bins": ours.bins,
-        "agent.rewhead.outscale": 0.0, "agent.value.outscale": 0.0, "agent.conhead.outscale": 1.0,
-        "agent.dec.simple.outscale": 1.0, "agent.policy.outscale": ours.policy_outscale,
-        "agent.policy.minstd": ours.min_std, "agent.policy.maxstd": ours.max_std,
-        "agent.imag_length": ours.imag_length, "agent.horizon": ours.horizon, "agent.contdisc": True,
-        "agent.imag_loss.lam": ours.lam, "agent.repl_loss.lam": ours.lam, "agent.imag_loss.actent": ours.actent,
-        "agent.imag_loss.slowreg": ours.slowreg, "agent.repl_loss.slowreg": ours.slowreg,
-        "agent.imag_loss.slowtar": False, "agent.repl_loss.slowtar": False,
-        "agent.slowvalue.rate": ours.slow_critic_rate, "agent.slowvalue.every": 1,
-        "agent.retnorm.impl": "perc", "agent.retnorm.rate": ours.retnorm_rate,
-        "agent.retnorm.limit": ours.retnorm_limit, "agent.retnorm.perclo": ours.retnorm_low,
-        "agent.retnorm.perchi": ours.retnorm_high, "agent.retnorm.debias": False,
-        "agent.valnorm.impl": "none", "agent.advnorm.impl": "none",
-        "agent.reward_grad": True, "agent.repval_loss": True, "agent.repval_grad": True, "agent.ac_grads": False,
-        "agent.imag_last": 0, "replay_context": 1, "run.train_ratio": ours.train_ratio,
-        "agent.opt.lr": ours.opt.lr, "agent.opt.agc": ours.opt.agc, "agent.opt.eps": ours.opt.eps,
-        "agent.opt.beta1": ours.opt.beta1, "agent.opt.beta2": ours.opt.beta2, "agent.opt.wd": 0.0,
-        "agent.opt.schedule": "const", "agent.opt.momentum": True,
-        "agent.policy_dist_disc": "categorical", "agent.policy_dist_cont": "bounded_normal",
+        "agent.dyn.rssm.deter": size.deter,
+        "agent.dyn.rssm.hidden": size.hidden,
+        "agent.dyn.rssm.classes": size.classes,
+        "agent.enc.simple.units": size.units,
+        "agent.enc.simple.depth": size.depth,
+        "agent.dec.simple.depth": size.depth,
+        "agent.dyn.rssm.stoch": ours.stoch,
+        "agent.dyn.rssm.blocks": ours.blocks,
+        "agent.dyn.rssm.unimix": ours.unimix,
+        "agent.dyn.rssm.free_nats": ours.free_nats,
+        "agent.dyn.rssm.imglayers": 2,
+        "agent.dyn.rssm.obslayers": 1,
+        "agent.dyn.rssm.dynlayers": 1,
+        "agent.dyn.rssm.outscale": 1.0,
+        "agent.dyn.rssm.absolute": False,
+        "agent.enc.simple.layers": ours.mlp_layers,
+        "agent.dec.simple.layers": ours.mlp_layers,
+        "agent.policy.layers": ours.mlp_layers,
+        "agent.value.layers": ours.mlp_layers,
+        "agent.rewhead.layers": ours.head_layers,
+        "agent.conhead.layers": ours.head_layers,
+        "agent.enc.simple.mults": list(ours.cnn_mults),
+        "agent.dec.simple.mults": list(ours.cnn_mults),
+        "agent.enc.simple.kernel": ours.cnn_kernel,
+        "agent.dec.simple.kernel": ours.cnn_kernel,
+        "agent.dec.simple.bspace": ours.decoder_blocks,
+        "agent.enc.simple.symlog": True,
+        "agent.rewhead.bins": ours.bins,
+        "agent.value.bins": ours.bins,
+        "agent.rewhead.outscale": 0.0,
+        "agent.value.outscale": 0.0,
+        "agent.conhead.outscale": 1.0,
+        "agent.dec.simple.outscale": 1.0,
+        "agent.policy.outscale": ours.policy_outscale,
+        "agent.policy.minstd": ours.min_std,
+        "agent.policy.maxstd": ours.max_std,
+        "agent.imag_length": ours.imag_length,
+        "agent.horizon": ours.horizon,
+        "agent.contdisc": True,
+        "agent.imag_loss.lam": ours.lam,
+        "agent.repl_loss.lam": ours.lam,
+        "agent.imag_loss.actent": ours.actent,
+        "agent.imag_loss.slowreg": ours.slowreg,
+        "agent.repl_loss.slowreg": ours.slowreg,
+        "agent.imag_loss.slowtar": False,
+        "agent.repl_loss.slowtar": False,
+        "agent.slowvalue.rate": ours.slow_critic_rate,
+        "agent.slowvalue.every": 1,
+        "agent.retnorm.impl": "perc",
+        "agent.retnorm.rate": ours.retnorm_rate,
+        "agent.retnorm.limit": ours.retnorm_limit,
+        "agent.retnorm.perclo": ours.retnorm_low,
+        "agent.retnorm.perchi": ours.retnorm_high,
+        "agent.retnorm.debias": False,
+        "agent.valnorm.impl": "none",
+        "agent.advnorm.impl": "none",
+        "agent.reward_grad": True,
+        "agent.repval_loss": True,
+        "agent.repval_grad": True,
+        "agent.ac_grads": False,
+        "agent.imag_last": 0,
+        "replay_context": 1,
+        "run.train_ratio": ours.train_ratio,
+        "agent.opt.lr": ours.opt.lr,
+        "agent.opt.agc": ours.opt.agc,
+        "agent.opt.eps": ours.opt.eps,
+        "agent.opt.beta1": ours.opt.beta1,
+        "agent.opt.beta2": ours.opt.beta2,
+        "agent.opt.wd": 0.0,
+        "agent.opt.schedule": "const",
+        "agent.opt.momentum": True,
+        "agent.policy_dist_disc": "categorical",
+        "agent.policy_dist_cont": "bounded_normal",
         **{f"agent.loss_scales.{k}": getattr(ours.loss_scales, k) for k in LOSS_TERMS},
     }
     wrong = {k: (cfg[k], v) for k, v in pairs.items() if cfg[k] != v}
     assert not wrong, f"reference config vs ours: {wrong}"
     # Our warm-up default is the reference's (the recording set 4); the discrete policy has no
     # uniform mix in the reference's code although configs.yaml lists policy.unimix 0.01.
-    assert ours.opt.warmup == 1000 and cfg["agent.policy.unimix"] == 0.01 and ours.policy_unimix == 0.0
+    assert (
+        ours.opt.warmup == 1000 and cfg["agent.policy.unimix"] == 0.01 and ours.policy_unimix == 0.0
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -321,8 +415,13 @@ def test_recorded_step_exercises_both_sides_of_every_threshold(kind):
         upper = 0.3 * max(1e-3, np.linalg.norm(data["init/" + name]))
         ratios.append(np.linalg.norm(data["grad/" + name]) / upper)
     assert 0.1 < np.mean(np.array(ratios) > 1) < 0.9
-    assert float(data["init/retnorm/hi/value"] - data["init/retnorm/lo/value"]) > 1.0  # the scale is not the limit
-    assert data["batch/is_terminal"].any() and (data["batch/is_last"] & ~data["batch/is_terminal"]).any()
+    assert (
+        float(data["init/retnorm/hi/value"] - data["init/retnorm/lo/value"]) > 1.0
+    )  # the scale is not the limit
+    assert (
+        data["batch/is_terminal"].any()
+        and (data["batch/is_last"] & ~data["batch/is_terminal"]).any()
+    )
 
 
 # ------------------------------------------------------------- the train step
@@ -333,10 +432,15 @@ def loss_pairs(step: Step) -> dict[str, tuple]:
     data, m, cap = step.data, step.metrics, step.captured
     B, T = data["batch/is_first"].shape[0], data["batch/is_first"].shape[1] - 1
     reference = {k: data[f"loss/{k}"].mean() for k in LOSS_TERMS if k != "rec"}
-    reference["rec"] = sum(data[f"loss/{k}"].mean() for k in step.agent.obs_space)  # a term per key there
+    reference["rec"] = sum(
+        data[f"loss/{k}"].mean() for k in step.agent.obs_space
+    )  # a term per key there
     pairs = {f"loss/{k}": (m[f"loss/{k}"], value) for k, value in reference.items()}
     scales = step.agent.cfg.loss_scales
-    pairs["loss/total"] = (m["loss/total"], sum(getattr(scales, k) * value for k, value in reference.items()))
+    pairs["loss/total"] = (
+        m["loss/total"],
+        sum(getattr(scales, k) * value for k, value in reference.items()),
+    )
     for k in ("policy", "value"):
         pairs[f"{k} [B, T]"] = (cap["imag"]["losses"][k].mean(1).reshape(B, T), data[f"loss/{k}"])
     pairs["repval [B, T - 1]"] = (cap["repval"], data["loss/repval"])
@@ -358,7 +462,13 @@ def norm_pairs(step: Step) -> dict[str, tuple]:
     pairs = grad_pairs(step)
     norms = {"all": (step.metrics["opt/grad_norm"], step.data["gradnorm/all"])}
     for module in {n.split("/", 1)[0] for n in pairs}:
-        ours = np.sqrt(sum(np.sum(np.square(o, dtype=np.float64)) for n, (o, _) in pairs.items() if n.startswith(module + "/")))
+        ours = np.sqrt(
+            sum(
+                np.sum(np.square(o, dtype=np.float64))
+                for n, (o, _) in pairs.items()
+                if n.startswith(module + "/")
+            )
+        )
         norms[module] = (ours, step.data[f"gradnorm/{module}"])
     return norms
 
@@ -376,8 +486,13 @@ def new_param_pairs(step: Step) -> dict[str, tuple]:
 def imagination_pairs(step: Step) -> dict[str, tuple]:
     data, im = step.data, step.captured["imag"]
     H = step.agent.cfg.imag_length
-    pairs = {f"imag/{k}": (im[k], data[f"imag/{k}"]) for k in ("ret", "rew", "con", "value", "slowvalue")}
-    pairs["imag/action"] = (im["action"], data["imag/action"][:, :H])  # the reference samples one more, unused
+    pairs = {
+        f"imag/{k}": (im[k], data[f"imag/{k}"]) for k in ("ret", "rew", "con", "value", "slowvalue")
+    }
+    pairs["imag/action"] = (
+        im["action"],
+        data["imag/action"][:, :H],
+    )  # the reference samples one more, unused
     if step.agent.discrete:
         logits = data["imag/policy/logits"][:, :H]
         pairs["imag/policy/logp"] = (im["policy"]["logp"], jax.nn.log_softmax(logits, -1))
@@ -399,7 +514,9 @@ LOSS_TOL = 5e-6  # every loss term, mean or per element, and the total; measured
 OPT_LOSS_TOL = 5e-5  # our total against the one the reference's optimiser reports, measured
 #                      6.0e-6 (image): inside its graph XLA sums the 12288 squared pixel errors
 #                      per step in another order than for the per-element terms
-GRAD_TOL = 1e-4  # measured 7.2e-6 (reward head: our two-hot loss reads two bins, the reference sums 255)
+GRAD_TOL = (
+    1e-4  # measured 7.2e-6 (reward head: our two-hot loss reads two bins, the reference sums 255)
+)
 NORM_TOL = 1e-5  # gradient norms per reference module and in all; measured 1.1e-6
 VALUE_TOL = 5e-6  # imagined returns, values, rewards, continues, actions, policy outputs, replay
 #                   returns, fresh latents, return normaliser; measured 4.4e-7
@@ -410,7 +527,9 @@ UPDATE_TOL = 2e-4  # |update difference| / learning rate; measured 1.3e-5. The r
 
 def test_loss_terms_match_the_reference(step):
     assert_all_close(loss_pairs(step), LOSS_TOL)
-    assert_all_close({"opt/loss": (step.metrics["loss/total"], step.data["metric/opt/loss"])}, OPT_LOSS_TOL)
+    assert_all_close(
+        {"opt/loss": (step.metrics["loss/total"], step.data["metric/opt/loss"])}, OPT_LOSS_TOL
+    )
 
 
 def test_gradients_match_the_reference(step):
@@ -432,18 +551,29 @@ def test_update_and_new_state_match_the_reference(step):
     # update instead would be off by r x update, tens of ulps for most kernel entries.
     rate = step.agent.cfg.slow_critic_rate
     slow_names = ["slowval/" + n for n in reference_names(data, "after/slowval/")]
-    slow = reference_map.to_reference({"slow_critic": new.slow_critic}, slow_names, layout(step.agent))
+    slow = reference_map.to_reference(
+        {"slow_critic": new.slow_critic}, slow_names, layout(step.agent)
+    )
     for name in slow_names:
-        critic = name[len("slow"):]  # val/...
+        critic = name[len("slow") :]  # val/...
         inputs = np.maximum(np.abs(data["init/" + name]), np.abs(data["init/" + critic]))
         limit = 2 * np.spacing(inputs.astype(np.float32)) + rate * UPDATE_TOL * lr
-        assert (np.abs(np.asarray(slow[name], np.float64) - data["after/" + name]) <= limit).all(), name
+        assert (
+            np.abs(np.asarray(slow[name], np.float64) - data["after/" + name]) <= limit
+        ).all(), name
     norm = {"low": new.return_norm.low, "high": new.return_norm.high}
-    assert_all_close({k: (norm[k], data["after/" + name]) for k, name in reference_map.RETURN_NORM.items()}, VALUE_TOL)
+    assert_all_close(
+        {k: (norm[k], data["after/" + name]) for k, name in reference_map.RETURN_NORM.items()},
+        VALUE_TOL,
+    )
     names = reference_map.OPT_STATE
     counts = (new.opt_state[1].count, new.opt_state[2].count, new.opt_state[3].count, new.updates)
-    expected = [data["after/" + names[k]] for k in ("rms_count", "momentum_count", "schedule_count")]
-    assert [int(c) for c in counts] == [int(e) for e in expected] + [int(data["after/opt/step/value"])]
+    expected = [
+        data["after/" + names[k]] for k in ("rms_count", "momentum_count", "schedule_count")
+    ]
+    assert [int(c) for c in counts] == [int(e) for e in expected] + [
+        int(data["after/opt/step/value"])
+    ]
 
 
 def test_imagination_matches_the_reference(step):

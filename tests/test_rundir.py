@@ -17,34 +17,46 @@ import threading
 from pathlib import Path
 
 import pytest
+from stub_agent import StubAgent
 
-from dreamerbench.core import checkpoint
-from dreamerbench.core.checkpoint import CheckpointError
 from dreamerbench.agent.config import ConfigError
-from dreamerbench.core.files import DiskFull
 from dreamerbench.agent.rundir import LogdirBusy, RunDir
 from dreamerbench.agent.trainer import Trainer, resolve_config
+from dreamerbench.core import checkpoint
+from dreamerbench.core.checkpoint import CheckpointError
+from dreamerbench.core.files import DiskFull
 from dreamerbench.experiments.outputs import make_outputs
-from stub_agent import StubAgent
 
 REPO = Path(__file__).resolve().parent.parent
 EPISODE = 126  # observations per episode, the reset one included
 TINY = {
-    "agent.size": "debug", "agent.batch_size": 2, "agent.batch_length": 8, "agent.train_ratio": 16,
-    "run.envs": 1, "run.train_start": 32, "run.save_every": EPISODE, "run.log_every": 0,
-    "run.progress": False, "replay.capacity": 5000, "env.action_repeat": 8,
+    "agent.size": "debug",
+    "agent.batch_size": 2,
+    "agent.batch_length": 8,
+    "agent.train_ratio": 16,
+    "run.envs": 1,
+    "run.train_start": 32,
+    "run.save_every": EPISODE,
+    "run.log_every": 0,
+    "run.progress": False,
+    "replay.capacity": 5000,
+    "env.action_repeat": 8,
 }
 
 
 def config(steps, seed=0, **extra):
-    return resolve_config("dmc_proprio", "cartpole_balance", seed, {**TINY, "run.steps": steps, **extra})
+    return resolve_config(
+        "dmc_proprio", "cartpole_balance", seed, {**TINY, "run.steps": steps, **extra}
+    )
 
 
 def train(logdir, steps, stop_after_saves=None, **extra):
     """Train with the stub agent; `stop_after_saves` stops the loop (as Ctrl-C does) after that many saves."""
     stop = threading.Event()
     cfg = config(steps, **extra)
-    outputs = make_outputs(cfg, logdir) + ([_StopAfter(stop_after_saves, stop)] if stop_after_saves else [])
+    outputs = make_outputs(cfg, logdir) + (
+        [_StopAfter(stop_after_saves, stop)] if stop_after_saves else []
+    )
     return Trainer(cfg, logdir, outputs, make_agent=StubAgent).run(stop)
 
 
@@ -76,12 +88,19 @@ def test_stub_agent_drives_the_loop_without_jax(tmp_path):
         f"summary = train({str(tmp_path / 'run')!r}, 3 * {EPISODE})\n"
         "print(json.dumps({'summary': summary, 'jax': 'jax' in sys.modules}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"})
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["jax"] is False
-    assert out["summary"]["steps"] == 3 * EPISODE and out["summary"]["updates"] == 3 * EPISODE - 32 + 1
+    assert (
+        out["summary"]["steps"] == 3 * EPISODE and out["summary"]["updates"] == 3 * EPISODE - 32 + 1
+    )
     episodes = records(tmp_path / "run" / "episodes.jsonl")
     assert [e["step"] for e in episodes] == [EPISODE - 1, 2 * EPISODE - 1, 3 * EPISODE - 1]
     assert [e["index"] for e in episodes] == [0, 1, 2]
@@ -90,7 +109,10 @@ def test_stub_agent_drives_the_loop_without_jax(tmp_path):
     for log in (episodes, metrics):  # the identity no store can merge: strictly increasing time_ms
         times = [r["time_ms"] for r in log]
         assert times == sorted(set(times))
-    assert [c.step for c in checkpoint.complete(tmp_path / "run" / "checkpoint")] == [2 * EPISODE, 3 * EPISODE]
+    assert [c.step for c in checkpoint.complete(tmp_path / "run" / "checkpoint")] == [
+        2 * EPISODE,
+        3 * EPISODE,
+    ]
 
 
 def test_summary_after_a_resume_counts_every_episode_on_disk(tmp_path):
@@ -108,8 +130,17 @@ def test_summary_after_a_resume_counts_every_episode_on_disk(tmp_path):
 
 # Calls that change the filesystem; the kill test kills the process just before the k-th of them
 # inside a save. (A process kill loses no written page, so an fsync is not a point of its own.)
-_FS_CALLS = [(os, "open"), (os, "rename"), (os, "replace"), (os, "mkdir"), (os, "unlink"),
-             (os, "truncate"), (os, "ftruncate"), (shutil, "rmtree"), (builtins, "open")]
+_FS_CALLS = [
+    (os, "open"),
+    (os, "rename"),
+    (os, "replace"),
+    (os, "mkdir"),
+    (os, "unlink"),
+    (os, "truncate"),
+    (os, "ftruncate"),
+    (shutil, "rmtree"),
+    (builtins, "open"),
+]
 
 
 def _changes_files(name, args, kwargs) -> bool:
@@ -117,7 +148,9 @@ def _changes_files(name, args, kwargs) -> bool:
         mode = args[1] if len(args) > 1 else kwargs.get("mode", "r")
         return any(flag in mode for flag in "wax+")
     if name == "os.open":
-        return bool((args[1] if len(args) > 1 else kwargs["flags"]) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+        return bool(
+            (args[1] if len(args) > 1 else kwargs["flags"]) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+        )
     return True
 
 
@@ -136,11 +169,14 @@ def _train_killed_at(logdir, steps, k, **extra) -> int:
                     state["calls"] += 1
                     if state["calls"] > k:
                         os._exit(137)
-                    state["inside"] = False  # calls made by this one (rmtree's unlinks) are not points of their own
+                    state["inside"] = (
+                        False  # calls made by this one (rmtree's unlinks) are not points of their own
+                    )
                     try:
                         return function(*args, **kwargs)
                     finally:
                         state["inside"] = True
+
                 return call
 
             for module, name in _FS_CALLS:
@@ -167,7 +203,9 @@ def test_a_kill_at_every_point_of_a_save_and_a_resave_leaves_a_resumable_logdir(
     # Action repeat 50: 20-step episodes keep each of the ~50 kill points cheap.
     short = {"env.action_repeat": 50, "run.train_start": 10, "run.save_every": 20}
     base = tmp_path / "base"
-    train(base, 20, **short)  # saves at 20, then re-saves after recording the episode that ends there
+    train(
+        base, 20, **short
+    )  # saves at 20, then re-saves after recording the episode that ends there
     (base / "summary.json").unlink()
     k = 0
     while True:
@@ -217,7 +255,9 @@ def _resumes_from(logdir, capsys, bad):
 
 @pytest.mark.parametrize("garble", ["zeros", "ones", "truncate"])
 @pytest.mark.parametrize("name", ["state.msgpack", "replay.npz", "counters.json"])
-def test_a_damaged_checkpoint_file_is_detected_and_the_older_checkpoint_used(saved_run, capsys, name, garble):
+def test_a_damaged_checkpoint_file_is_detected_and_the_older_checkpoint_used(
+    saved_run, capsys, name, garble
+):
     """Issue 11, fault 5: garbled checkpoint bytes loaded silently; a truncated replay.npz was a traceback."""
     logdir, held = saved_run
     bad = held[-1].path / name
@@ -227,7 +267,7 @@ def test_a_damaged_checkpoint_file_is_detected_and_the_older_checkpoint_used(sav
         bad.write_bytes(data[:middle])
     else:  # 64 bytes in the middle set to 0x00 or 0xFF
         fill = b"\0" if garble == "zeros" else b"\xff"
-        bad.write_bytes(data[:middle] + fill * 64 + data[middle + 64:])
+        bad.write_bytes(data[:middle] + fill * 64 + data[middle + 64 :])
     _resumes_from(logdir, capsys, bad)
 
 
@@ -271,12 +311,31 @@ def test_an_empty_stray_checkpoint_directory_does_not_hide_the_good_one(saved_ru
 def test_a_garbled_config_is_one_error_naming_the_file(saved_run, tmp_path):
     logdir, _ = saved_run
     (logdir / "config.yaml").write_text("agent: [unclosed\n")
-    with pytest.raises(ConfigError, match=re.escape(f"{logdir / 'config.yaml'} is not a readable config")):
+    with pytest.raises(
+        ConfigError, match=re.escape(f"{logdir / 'config.yaml'} is not a readable config")
+    ):
         train(logdir, 3 * EPISODE)
     done = subprocess.run(
-        [sys.executable, "-m", "dreamerbench.experiments.cli", "train", "--suite", "dmc_proprio", "--task", "cartpole_balance",
-         "--size", "debug", "--logdir", str(logdir), "--set", "env.action_repeat=8"],
-        capture_output=True, text=True, timeout=120, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "dreamerbench.experiments.cli",
+            "train",
+            "--suite",
+            "dmc_proprio",
+            "--task",
+            "cartpole_balance",
+            "--size",
+            "debug",
+            "--logdir",
+            str(logdir),
+            "--set",
+            "env.action_repeat=8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [
@@ -294,8 +353,14 @@ def test_a_logdir_trains_in_one_process_at_a_time_and_keeps_others_temporary_fil
         in_progress = logdir / "checkpoint" / ".tmp-ckpt-000000000252-abc"
         in_progress.mkdir()
         done = subprocess.run(
-            [sys.executable, "-c", f"from test_rundir import train; train({str(logdir)!r}, 3 * {EPISODE})"],
-            capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-c",
+                f"from test_rundir import train; train({str(logdir)!r}, 3 * {EPISODE})",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
             env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"},
         )
         assert done.returncode != 0 and "LogdirBusy" in done.stderr
@@ -309,7 +374,9 @@ def test_a_logdir_trains_in_one_process_at_a_time_and_keeps_others_temporary_fil
 
 def _mount_tmpfs(path: Path, size: str) -> bool:
     path.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
     return done.returncode == 0
 
 
@@ -371,14 +438,33 @@ def test_a_full_disk_through_the_command_line_is_one_line(small_disk):
     (small_disk / "run").mkdir()
     _fill(small_disk)
     done = subprocess.run(
-        [sys.executable, "-m", "dreamerbench.experiments.cli", "train", "--suite", "dmc_proprio", "--task", "cartpole_balance",
-         "--size", "debug", "--steps", "100", "--logdir", str(logdir)],
-        capture_output=True, text=True, timeout=120, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "dreamerbench.experiments.cli",
+            "train",
+            "--suite",
+            "dmc_proprio",
+            "--task",
+            "cartpole_balance",
+            "--size",
+            "debug",
+            "--steps",
+            "100",
+            "--logdir",
+            str(logdir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
     )
     assert done.returncode == 1, done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith(f"dreamerbench train: error: no space left on the device of {logdir}")
-    assert line.endswith("free some space and run the same command again: it resumes from the last checkpoint")
+    assert line.endswith(
+        "free some space and run the same command again: it resumes from the last checkpoint"
+    )
 
 
 def test_updates_follow_the_train_ratio_exactly_and_a_stop_cuts_a_burst_of_updates(tmp_path):
@@ -390,7 +476,9 @@ def test_updates_follow_the_train_ratio_exactly_and_a_stop_cuts_a_burst_of_updat
     """
     steps, ratio = 3 * EPISODE, 40
     expected = int((steps - TINY["run.train_start"] + 1) * ratio / (2 * 8))
-    whole = Trainer(config(steps, **{"agent.train_ratio": ratio}), tmp_path / "whole", make_agent=StubAgent).run()
+    whole = Trainer(
+        config(steps, **{"agent.train_ratio": ratio}), tmp_path / "whole", make_agent=StubAgent
+    ).run()
     assert whole["updates"] == expected == 867
 
     stop = threading.Event()
@@ -401,9 +489,13 @@ def test_updates_follow_the_train_ratio_exactly_and_a_stop_cuts_a_burst_of_updat
                 stop.set()
 
     logdir = tmp_path / "stopped"
-    cut = Trainer(config(steps, **{"agent.train_ratio": ratio}), logdir, make_agent=Stopping).run(stop)
+    cut = Trainer(config(steps, **{"agent.train_ratio": ratio}), logdir, make_agent=Stopping).run(
+        stop
+    )
     assert not cut["finished"] and cut["updates"] == 101
-    resumed = Trainer(config(steps, **{"agent.train_ratio": ratio}), logdir, make_agent=StubAgent).run()
+    resumed = Trainer(
+        config(steps, **{"agent.train_ratio": ratio}), logdir, make_agent=StubAgent
+    ).run()
     assert resumed["finished"] and resumed["updates"] == expected
     state, _, _ = checkpoint.load(checkpoint.complete(logdir / "checkpoint")[-1])
     assert json.loads(state)["updates"] == expected  # the agent's own count agrees with the loop's

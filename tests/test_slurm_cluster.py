@@ -2,7 +2,12 @@
 
 import pytest
 
-from dreamerbench.experiments.slurm_cluster import LocalCluster, slurm_conf, slurmdbd_conf, write_atomic
+from dreamerbench.experiments.slurm_cluster import (
+    LocalCluster,
+    slurm_conf,
+    slurmdbd_conf,
+    write_atomic,
+)
 
 CLUSTER = LocalCluster(state_dir="/srv/slurm", cpus=2, memory_mb=19000)
 

@@ -3,7 +3,12 @@
 import pytest
 
 from dreamerbench.experiments.profiles import (
-    available_profiles, executor_parameters, load_profile, mem_text, parse_profile, sbatch_text,
+    available_profiles,
+    executor_parameters,
+    load_profile,
+    mem_text,
+    parse_profile,
+    sbatch_text,
 )
 from dreamerbench.experiments.spec import SpecError
 
@@ -55,7 +60,9 @@ srun --unbuffered --output /w/%j/%j_%t_log.out python -u -m submitit.core._submi
 
 
 def test_sbatch_text_of_packed_gpu_array():
-    text = sbatch_text(load_profile("gpu_packed"), "dmc_proprio", "/shared/sweeps/dmc_proprio/slurm/%j", 23)
+    text = sbatch_text(
+        load_profile("gpu_packed"), "dmc_proprio", "/shared/sweeps/dmc_proprio/slurm/%j", 23
+    )
     assert text == EXPECTED_PACKED_ARRAY
 
 
@@ -89,14 +96,19 @@ def test_unknown_field_names_file_line_and_allowed(tmp_path):
 def test_short_timeout_is_refused(tmp_path):
     path = tmp_path / "short.yaml"
     path.write_text("timeout_min: 10\n")
-    with pytest.raises(SpecError, match=r"short.yaml:1: timeout_min=10 is not allowed; allowed: an integer > 10 \(submitit"):
+    with pytest.raises(
+        SpecError,
+        match=r"short.yaml:1: timeout_min=10 is not allowed; allowed: an integer > 10 \(submitit",
+    ):
         load_profile(str(path))
 
 
 def test_bad_value_type(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("cpus_per_task: two\n")
-    with pytest.raises(SpecError, match=r"p.yaml:1: cpus_per_task='two' is not allowed; allowed: an integer >= 1"):
+    with pytest.raises(
+        SpecError, match=r"p.yaml:1: cpus_per_task='two' is not allowed; allowed: an integer >= 1"
+    ):
         load_profile(str(path))
 
 

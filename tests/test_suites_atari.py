@@ -126,7 +126,9 @@ def test_an_episode_ending_inside_a_repeat_shows_its_last_frames():
         frames_in_last_step = (len(screens) - 1) % 4 or 4
         inside += frames_in_last_step < 4
         assert observations[-1]["is_terminal"]
-        expected = cv2.resize(np.maximum(screens[-1], screens[-2]), (64, 64), interpolation=cv2.INTER_AREA)
+        expected = cv2.resize(
+            np.maximum(screens[-1], screens[-2]), (64, 64), interpolation=cv2.INTER_AREA
+        )
         np.testing.assert_array_equal(observations[-1]["image"], expected, err_msg=f"seed {seed}")
     assert inside >= 1  # The case the test is about occurred.
 

@@ -42,6 +42,8 @@ def test_unknown_suite_lists_valid_names():
 
 def test_dreamerbench_main_reports_the_error(capsys):
     experiments_cli = pytest.importorskip("dreamerbench.experiments.cli")
-    pytest.importorskip("dreamerbench.experiments.train_cli", reason="the train subcommand is not on this branch")
+    pytest.importorskip(
+        "dreamerbench.experiments.train_cli", reason="the train subcommand is not on this branch"
+    )
     assert experiments_cli.main(["suites", "nope"]) == 2
     assert "allowed: atari100k" in capsys.readouterr().err

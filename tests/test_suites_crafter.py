@@ -26,7 +26,9 @@ def test_observation_and_action_spaces(env):
     obs = env.reset()
     assert obs["image"].shape == (64, 64, 3) and obs["image"].dtype == np.uint8
     assert env.act_space.num_actions == 17
-    assert {k for k in obs if k.startswith("log/")} == {f"log/achievement_{a}" for a in ACHIEVEMENTS}
+    assert {k for k in obs if k.startswith("log/")} == {
+        f"log/achievement_{a}" for a in ACHIEVEMENTS
+    }
     assert all(obs[f"log/achievement_{a}"] == 0 for a in ACHIEVEMENTS)
 
 

@@ -59,7 +59,11 @@ def test_proprio_observations_are_the_dm_control_keys():
     obs = env.reset()
     physics = env._env.physics
     # orientations (14), height (a scalar, given as shape (1,)), velocity (9).
-    assert {k: s.shape for k, s in env.obs_space.items()} == {"height": (1,), "orientations": (14,), "velocity": (9,)}
+    assert {k: s.shape for k, s in env.obs_space.items()} == {
+        "height": (1,),
+        "orientations": (14,),
+        "velocity": (9,),
+    }
     assert obs["height"][0] == pytest.approx(physics.torso_height())
     np.testing.assert_allclose(obs["velocity"], physics.velocity(), rtol=1e-6)
     env.close()
@@ -92,7 +96,9 @@ def test_same_seed_same_episode():
 
 
 def test_bad_action_and_protocol_are_rejected():
-    with pytest.raises(ValueError, match="env.action_repeat=0 is not allowed; allowed: an integer >= 1"):
+    with pytest.raises(
+        ValueError, match="env.action_repeat=0 is not allowed; allowed: an integer >= 1"
+    ):
         PROPRIO.make_env("cartpole_balance", 0, {"action_repeat": 0})
     env = PROPRIO.make_env("cartpole_balance", 0, {"action_repeat": 1})
     env.reset()

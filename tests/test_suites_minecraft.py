@@ -41,20 +41,34 @@ def _box(high, shape=()):
 class FakeMineRL:
     """MineRL-shaped env: attack chops a log, crafting turns logs into planks, back hurts."""
 
-    observation_space = spaces.Dict({
-        "pov": spaces.Box(0, 255, (64, 64, 3), np.uint8),
-        "inventory": spaces.Dict({item: _box(2304) for item in ITEMS}),
-        "equipped_items": spaces.Dict({"mainhand": spaces.Dict({
-            "type": Enum("air", "wooden_pickaxe", "other"), "damage": _box(1562),
-            "maxDamage": _box(1562)})}),
-        "life_stats": spaces.Dict({"life": _box(20), "food": _box(20), "air": _box(300)}),
-    })
-    action_space = spaces.Dict({
-        "camera": spaces.Box(-180, 180, (2,), np.float32),
-        **{k: spaces.Discrete(2) for k in
-           ("forward", "back", "left", "right", "jump", "sneak", "sprint", "attack")},
-        **{k: Enum("none", *ITEMS) for k in ITEM_ACTIONS},
-    })
+    observation_space = spaces.Dict(
+        {
+            "pov": spaces.Box(0, 255, (64, 64, 3), np.uint8),
+            "inventory": spaces.Dict({item: _box(2304) for item in ITEMS}),
+            "equipped_items": spaces.Dict(
+                {
+                    "mainhand": spaces.Dict(
+                        {
+                            "type": Enum("air", "wooden_pickaxe", "other"),
+                            "damage": _box(1562),
+                            "maxDamage": _box(1562),
+                        }
+                    )
+                }
+            ),
+            "life_stats": spaces.Dict({"life": _box(20), "food": _box(20), "air": _box(300)}),
+        }
+    )
+    action_space = spaces.Dict(
+        {
+            "camera": spaces.Box(-180, 180, (2,), np.float32),
+            **{
+                k: spaces.Discrete(2)
+                for k in ("forward", "back", "left", "right", "jump", "sneak", "sprint", "attack")
+            },
+            **{k: Enum("none", *ITEMS) for k in ITEM_ACTIONS},
+        }
+    )
 
     def __init__(self, die_at=None):
         self.die_at = die_at
@@ -183,7 +197,10 @@ def test_sticky_jump_and_pitch_limit():
 
 
 def test_bad_protocol_value_is_named():
-    with pytest.raises(ValueError, match=r"env.pitch_limit=120.0 is not allowed; allowed: a finite number in \(0, 90\] \(degrees\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"env.pitch_limit=120.0 is not allowed; allowed: a finite number in \(0, 90\] \(degrees\)",
+    ):
         _env(pitch_limit=120.0)
 
 

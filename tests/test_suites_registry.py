@@ -44,7 +44,9 @@ def test_resolve_protocol_checks_fields_and_types():
     assert suite.resolve_protocol({"action_repeat": 2.0})["action_repeat"] == 2
     with pytest.raises(ValueError, match="env.repeat .*allowed: action_repeat, camera, image_size"):
         suite.resolve_protocol({"repeat": 2})
-    with pytest.raises(ValueError, match="env.image_size='64' is not allowed; allowed: an integer >= 1"):
+    with pytest.raises(
+        ValueError, match="env.image_size='64' is not allowed; allowed: an integer >= 1"
+    ):
         suite.resolve_protocol({"image_size": "64"})
 
 
@@ -80,7 +82,12 @@ def test_final_score_rules_live_on_the_suite(name):
 
     budget, window, repeat, score = RULES[name]
     suite = SUITES[name]
-    assert (suite.budget_frames, suite.final_window_frames, suite.action_repeat, suite.run_score) == RULES[name]
+    assert (
+        suite.budget_frames,
+        suite.final_window_frames,
+        suite.action_repeat,
+        suite.run_score,
+    ) == RULES[name]
     assert FinalRule.for_suite(suite) == FinalRule(float(budget), float(window))
     # A shorter budget (a short sweep) caps the window at the budget.
     assert FinalRule.for_suite(suite, budget_frames=1500).window_frames == min(window, 1500)
@@ -89,9 +96,15 @@ def test_final_score_rules_live_on_the_suite(name):
 def test_the_budget_is_written_once():
     suite = SUITES["dmc_proprio"]
     with pytest.raises(ValueError, match="give the budget once, as budget_steps"):
-        dataclasses.replace(suite, agent_defaults={**suite.agent_defaults})  # holds the derived run.steps
-    other = dataclasses.replace(suite, budget_steps=7, final_window_frames=7,
-                                agent_defaults={k: v for k, v in suite.agent_defaults.items() if k != "run.steps"})
+        dataclasses.replace(
+            suite, agent_defaults={**suite.agent_defaults}
+        )  # holds the derived run.steps
+    other = dataclasses.replace(
+        suite,
+        budget_steps=7,
+        final_window_frames=7,
+        agent_defaults={k: v for k, v in suite.agent_defaults.items() if k != "run.steps"},
+    )
     assert other.agent_defaults["run.steps"] == 7
 
 
@@ -99,7 +112,9 @@ def test_every_task_has_a_normaliser():
     from dreamerbench.analysis.scores import normalized
 
     for suite in SUITES.values():
-        if suite.open_tasks:  # your own environment (gym, dm_env): no references, and its notes say so
+        if (
+            suite.open_tasks
+        ):  # your own environment (gym, dm_env): no references, and its notes say so
             assert not suite.score_refs and "No score references" in suite.notes, suite.name
             continue
         for task in suite.tasks:
@@ -115,11 +130,14 @@ def test_published_sources_are_pinned():
         if suite.open_tasks:  # your own environment: nothing was published
             assert published is None, name
             continue
-        assert len(published.commit) == 40 and published.url.startswith("https://raw.githubusercontent.com/")
+        assert len(published.commit) == 40 and published.url.startswith(
+            "https://raw.githubusercontent.com/"
+        )
         for file in published.files.values():
             assert file.startswith(("crafter_", name + "-"))
     assert get_suite("atari100k").published.url == (
-        "https://raw.githubusercontent.com/danijar/dreamerv3/e3f02248693a79dc8b0ebd62c93683888ddaccfe/scores")
+        "https://raw.githubusercontent.com/danijar/dreamerv3/e3f02248693a79dc8b0ebd62c93683888ddaccfe/scores"
+    )
     assert get_suite("crafter").task_of_published("crafter-reward") == "reward"
     assert get_suite("atari57").task_of_published("atari_pong") == "pong"
     with pytest.raises(ValueError, match="published task 'atari_pongg' is not in suite 'atari57'"):

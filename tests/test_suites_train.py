@@ -12,8 +12,8 @@ import math
 
 import pytest
 
-from dreamerbench.core import checkpoint
 from dreamerbench.agent.trainer import Trainer, resolve_config
+from dreamerbench.core import checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -64,7 +64,7 @@ def test_auto_reset_follows_the_driver_convention(parallel):
     # Env 0: 0 1 2(last) 0(first, action ignored) 1 2; env 1: 0 1 2 3(last) 0 1.
     assert ts == [[0, 0], [1, 1], [2, 2], [0, 3], [1, 0], [2, 1]]
     assert [f[0] for f in firsts] == [True, False, False, True, False, False]
-    assert [l[1] for l in lasts] == [False, False, False, True, False, False]
+    assert [last[1] for last in lasts] == [False, False, False, True, False, False]
 
 
 @pytest.mark.parametrize("parallel", [False, True])

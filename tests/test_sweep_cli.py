@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-
 from test_sweep_slurm import dreamerbench, tiny_spec
 
 
 def test_bad_spec_fails_before_anything_is_created(tmp_path):
     spec = tiny_spec(tmp_path, "bad", tasks=["cartpole_balance", "cartpole_balanse"])
     db = tmp_path / "mlflow.db"
-    result = dreamerbench("sweep", str(spec), "--tracking-uri", f"sqlite:///{db}",
-                          "--workdir", str(tmp_path / "work"))
+    result = dreamerbench(
+        "sweep", str(spec), "--tracking-uri", f"sqlite:///{db}", "--workdir", str(tmp_path / "work")
+    )
     assert result.returncode == 2
-    line = next(i for i, text in enumerate(spec.read_text().splitlines(), 1) if "cartpole_balanse" in text)
-    assert f"{spec}:{line}: tasks[1]='cartpole_balanse' is not a task of suite 'dmc_proprio'" in result.stderr
+    line = next(
+        i for i, text in enumerate(spec.read_text().splitlines(), 1) if "cartpole_balanse" in text
+    )
+    assert (
+        f"{spec}:{line}: tasks[1]='cartpole_balanse' is not a task of suite 'dmc_proprio'"
+        in result.stderr
+    )
     assert "allowed: all, acrobot_swingup" in result.stderr
     assert "Traceback" not in result.stderr
     assert not db.exists() and not (tmp_path / "work").exists()
@@ -31,12 +36,24 @@ def test_unknown_executor_and_profile(tmp_path):
 def test_missing_slurm_submits_nothing(tmp_path):
     spec = tiny_spec(tmp_path, "noslurm")
     db = tmp_path / "mlflow.db"
-    args = ("sweep", str(spec), "--executor", "slurm", "--profile", "local",
-            "--tracking-uri", f"sqlite:///{db}", "--workdir", str(tmp_path / "work"))
+    args = (
+        "sweep",
+        str(spec),
+        "--executor",
+        "slurm",
+        "--profile",
+        "local",
+        "--tracking-uri",
+        f"sqlite:///{db}",
+        "--workdir",
+        str(tmp_path / "work"),
+    )
     # A controller that does not answer (no cluster behind this config).
     conf = tmp_path / "slurm.conf"
-    conf.write_text("ClusterName=none\nSlurmctldHost=localhost\nSlurmctldPort=1\n"
-                    "NodeName=localhost\nPartitionName=debug Nodes=localhost\n")
+    conf.write_text(
+        "ClusterName=none\nSlurmctldHost=localhost\nSlurmctldPort=1\n"
+        "NodeName=localhost\nPartitionName=debug Nodes=localhost\n"
+    )
     result = dreamerbench(*args, env={"SLURM_CONF": str(conf)})
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Slurm does not answer" in result.stderr and "nothing was submitted" in result.stderr
@@ -54,8 +71,17 @@ def test_missing_slurm_submits_nothing(tmp_path):
 def test_dry_run_prints_runs_and_resources(tmp_path):
     spec = tiny_spec(tmp_path, "dry")
     db = tmp_path / "mlflow.db"
-    result = dreamerbench("sweep", str(spec), "--dry-run", "--executor", "slurm",
-                          "--profile", "gpu_packed", "--tracking-uri", f"sqlite:///{db}")
+    result = dreamerbench(
+        "sweep",
+        str(spec),
+        "--dry-run",
+        "--executor",
+        "slurm",
+        "--profile",
+        "gpu_packed",
+        "--tracking-uri",
+        f"sqlite:///{db}",
+    )
     assert result.returncode == 0, result.stderr
     assert "4 runs (dmc_proprio) -> slurm, profile gpu_packed: 1 array jobs" in result.stdout
     assert "gpus=1 cpus=16 mem=96GB time=1440min runs/job=4" in result.stdout
@@ -66,10 +92,26 @@ def test_dry_run_prints_runs_and_resources(tmp_path):
 def test_seeds_per_process_flag_is_checked_and_the_dry_run_shows_the_packs(tmp_path):
     spec = tiny_spec(tmp_path, "packs", seeds=3)
     db = tmp_path / "mlflow.db"
-    result = dreamerbench("sweep", str(spec), "--seeds-per-process", "0", "--tracking-uri", f"sqlite:///{db}")
-    assert result.returncode == 2 and "--seeds-per-process=0 is not allowed; allowed: an integer >= 1" in result.stderr
-    result = dreamerbench("sweep", str(spec), "--dry-run", "--seeds-per-process", "2", "--executor", "slurm",
-                          "--profile", "gpu_packed", "--tracking-uri", f"sqlite:///{db}")
+    result = dreamerbench(
+        "sweep", str(spec), "--seeds-per-process", "0", "--tracking-uri", f"sqlite:///{db}"
+    )
+    assert (
+        result.returncode == 2
+        and "--seeds-per-process=0 is not allowed; allowed: an integer >= 1" in result.stderr
+    )
+    result = dreamerbench(
+        "sweep",
+        str(spec),
+        "--dry-run",
+        "--seeds-per-process",
+        "2",
+        "--executor",
+        "slurm",
+        "--profile",
+        "gpu_packed",
+        "--tracking-uri",
+        f"sqlite:///{db}",
+    )
     assert result.returncode == 0, result.stderr
     assert "6 runs (dmc_proprio) -> slurm, profile gpu_packed: 1 array jobs" in result.stdout
     assert "6 runs in 4 packs of up to 2 seeds" in result.stdout

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import yaml
+from test_sweep_slurm import QUICKSTART, REPO, dreamerbench, jsonl, launched, tiny_spec, wait_for
 
 from dreamerbench.experiments import tracking
-from test_sweep_slurm import QUICKSTART, REPO, dreamerbench, jsonl, launched, tiny_spec, wait_for
 
 EPISODE = 126  # cartpole with action repeat 8: 125 actions per episode
 
@@ -20,13 +20,37 @@ def test_two_launchers_started_together_make_one_set_of_runs_and_record_each_epi
     """Issue 11, fault 3: two launchers of one sweep trained the same runs twice (4 MLflow runs for
     2 keys, every episode recorded twice, 2 runs stuck SCHEDULED), or crashed creating the store."""
     quickstart = yaml.safe_load(QUICKSTART.read_text())["overrides"]
-    spec = tiny_spec(tmp_path, "twice", tasks=["cartpole_balance"], seeds=2, steps=2 * EPISODE, overrides={
-        **quickstart, "env.action_repeat": 8, "run.save_every": EPISODE, "run.train_start": 64})
+    spec = tiny_spec(
+        tmp_path,
+        "twice",
+        tasks=["cartpole_balance"],
+        seeds=2,
+        steps=2 * EPISODE,
+        overrides={
+            **quickstart,
+            "env.action_repeat": 8,
+            "run.save_every": EPISODE,
+            "run.train_start": 64,
+        },
+    )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # a new database file: both create its schema
-    command = [sys.executable, "-m", "dreamerbench.experiments.cli", "sweep", str(spec), "--tracking-uri", uri,
-               "--workdir", str(tmp_path / "work")]
-    launchers = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]
+    command = [
+        sys.executable,
+        "-m",
+        "dreamerbench.experiments.cli",
+        "sweep",
+        str(spec),
+        "--tracking-uri",
+        uri,
+        "--workdir",
+        str(tmp_path / "work"),
+    ]
+    launchers = [
+        subprocess.Popen(
+            command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outputs = [launcher.communicate(timeout=900) for launcher in launchers]
     codes = [launcher.returncode for launcher in launchers]
     assert sorted(codes) == [0, 1], outputs
@@ -34,7 +58,10 @@ def test_two_launchers_started_together_make_one_set_of_runs_and_record_each_epi
     assert "runs: 2 finished" in won, won
     # (Above it, MLflow may log that it created the new store's tables.)
     line = refused.strip().splitlines()[-1]
-    assert line.startswith("dreamerbench sweep: error: sweep 'twice' is being launched by ") and "launcher.lock" in line
+    assert (
+        line.startswith("dreamerbench sweep: error: sweep 'twice' is being launched by ")
+        and "launcher.lock" in line
+    )
     assert "Traceback" not in refused, refused
 
     tracker = tracking.Tracker(uri)
@@ -45,22 +72,33 @@ def test_two_launchers_started_together_make_one_set_of_runs_and_record_each_epi
         episodes = jsonl(Path(run.data.tags["dreamerbench.logdir"]) / "episodes.jsonl")
         assert [e["step"] for e in episodes] == [EPISODE - 1, 2 * EPISODE - 1]
         history = tracker.client.get_metric_history(run.info.run_id, "episode/score")
-        assert sorted((m.step, m.value) for m in history) == [(e["step"], e["score"]) for e in episodes]
+        assert sorted((m.step, m.value) for m in history) == [
+            (e["step"], e["score"]) for e in episodes
+        ]
 
 
-def test_a_worker_killed_with_sigkill_is_interrupted_in_the_launchers_summary_as_in_status(tmp_path):
+def test_a_worker_killed_with_sigkill_is_interrupted_in_the_launchers_summary_as_in_status(
+    tmp_path,
+):
     """Issue 15 (B): after kill -9 of a worker the launcher said '[1/1] FAILED (exit -9; ...)' and
     'runs: 1 RUNNING' while `status` said 'interrupted' with a resume hint: one rule for both."""
     spec = tiny_spec(tmp_path, "killed", tasks=["cartpole_balance"], seeds=1, steps=4000)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    with launched("sweep", str(spec), "--tracking-uri", uri, "--workdir", str(tmp_path / "work")) as launcher:
+    with launched(
+        "sweep", str(spec), "--tracking-uri", uri, "--workdir", str(tmp_path / "work")
+    ) as launcher:
+
         def worker_pid():  # the worker tags its run when it takes it up (RUNNING)
             try:
                 tracker = tracking.Tracker(uri, create=False)
                 runs = tracker.runs(tracker.find_experiment("killed").experiment_id)
             except (FileNotFoundError, ValueError):
                 return None
-            return runs and runs[0].info.status == "RUNNING" and runs[0].data.tags.get("dreamerbench.local_pid")
+            return (
+                runs
+                and runs[0].info.status == "RUNNING"
+                and runs[0].data.tags.get("dreamerbench.local_pid")
+            )
 
         os.kill(int(wait_for(worker_pid, 300, "the worker taking its run up")), signal.SIGKILL)
         output, _ = launcher.communicate(timeout=120)

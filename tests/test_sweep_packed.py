@@ -8,12 +8,12 @@ import subprocess
 import sys
 
 import pytest
+from test_sweep_slurm import REPO, dreamerbench, require_slurm, tiny_spec, wait_for
 
 from dreamerbench.experiments import tracking
 from dreamerbench.experiments.job import RunTask, SweepJob
 from dreamerbench.experiments.spec import expand, parse_spec
 from dreamerbench.experiments.sweep import Planned, pack_runs
-from test_sweep_slurm import REPO, dreamerbench, require_slurm, tiny_spec, wait_for
 
 SPEC = """\
 name: packing
@@ -35,22 +35,29 @@ def test_seeds_of_one_task_and_grid_point_are_packed_in_order():
     packs = pack_runs(planned, 2)
     assert labels(packs) == [
         [f"{task}/seed{seed}/train_ratio={ratio}" for seed in seeds]
-        for task in ("cartpole_balance", "reacher_easy") for ratio in (8, 16) for seeds in ((0, 1), (2,))
+        for task in ("cartpole_balance", "reacher_easy")
+        for ratio in (8, 16)
+        for seeds in ((0, 1), (2,))
     ]
     # K above the seed count: one pack per task and grid point, never across them.
     assert labels(pack_runs(planned, 5)) == [
         [f"{task}/seed{seed}/train_ratio={ratio}" for seed in (0, 1, 2)]
-        for task in ("cartpole_balance", "reacher_easy") for ratio in (8, 16)
+        for task in ("cartpole_balance", "reacher_easy")
+        for ratio in (8, 16)
     ]
     assert [len(pack) for pack in pack_runs(planned, 1)] == [1] * 12
 
 
 def test_skipped_runs_are_left_out_and_new_runs_never_join_resumed_ones():
     runs = expand(parse_spec(SPEC))[:3]  # cartpole_balance, train_ratio=8, seeds 0-2
-    planned = [Planned(runs[0], "skip", "finished"), Planned(runs[1], "resume", "killed; resume"),
-               Planned(runs[2], "new", "not started")]
+    planned = [
+        Planned(runs[0], "skip", "finished"),
+        Planned(runs[1], "resume", "killed; resume"),
+        Planned(runs[2], "new", "not started"),
+    ]
     assert labels(pack_runs(planned, 3)) == [
-        ["cartpole_balance/seed1/train_ratio=8"], ["cartpole_balance/seed2/train_ratio=8"],
+        ["cartpole_balance/seed1/train_ratio=8"],
+        ["cartpole_balance/seed2/train_ratio=8"],
     ]
 
 
@@ -58,10 +65,16 @@ def test_requeue_keeps_the_unfinished_packs():
     def task(name):
         return RunTask(run_id=name, key=name, label=name, logdir=f"/tmp/{name}", config={})
 
-    job = SweepJob([[task("a0"), task("a1")], [task("b0"), task("b1")], [task("c0")]], "sqlite:///x.db", "1")
-    job._results = {"a0": {"finished": True}, "a1": {"finished": True},
-                    "b0": {"finished": False}, "b1": {"finished": False},
-                    "c0": {"error": "boom", "finished": False}}
+    job = SweepJob(
+        [[task("a0"), task("a1")], [task("b0"), task("b1")], [task("c0")]], "sqlite:///x.db", "1"
+    )
+    job._results = {
+        "a0": {"finished": True},
+        "a1": {"finished": True},
+        "b0": {"finished": False},
+        "b1": {"finished": False},
+        "c0": {"error": "boom", "finished": False},
+    }
     requeued = job.checkpoint().function
     assert [[t.key for t in pack] for pack in requeued.packs] == [["b0", "b1"]]
 
@@ -94,13 +107,18 @@ def test_the_local_job_file_is_json_and_round_trips(tmp_path):
     from dreamerbench.agent.config import to_dict
 
     runs = expand(parse_spec(SPEC))[:2]
-    pack = [RunTask(f"id{i}", run.key, run.label, str(tmp_path / run.key), to_dict(run.config))
-            for i, run in enumerate(runs)]
+    pack = [
+        RunTask(f"id{i}", run.key, run.label, str(tmp_path / run.key), to_dict(run.config))
+        for i, run in enumerate(runs)
+    ]
     job = SweepJob([pack], "sqlite:///x.db", "7")
     job.save(tmp_path / "job.json")
     assert json.loads((tmp_path / "job.json").read_text())["packs"][0][1]["key"] == runs[1].key
     loaded = SweepJob.load(tmp_path / "job.json")
-    assert loaded.packs == [pack] and (loaded.tracking_uri, loaded.experiment_id) == ("sqlite:///x.db", "7")
+    assert loaded.packs == [pack] and (loaded.tracking_uri, loaded.experiment_id) == (
+        "sqlite:///x.db",
+        "7",
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["job.json"]  # no temporary file left
 
 
@@ -111,13 +129,22 @@ def test_a_job_with_an_invalid_config_marks_its_runs_failed_never_running(tmp_pa
     tracker = tracking.Tracker(uri)
     experiment_id = tracker.experiment("packing")
     run = expand(parse_spec(SPEC))[0]
-    run_id = tracker.schedule(experiment_id, run, tracking.git_state(), lambda _: str(tmp_path / "run"))
+    run_id = tracker.schedule(
+        experiment_id, run, tracking.git_state(), lambda _: str(tmp_path / "run")
+    )
     config = to_dict(run.config)
     config["agent"]["batch_size"] = 0
     with pytest.raises(RuntimeError, match="runs failed"):
-        SweepJob([[RunTask(run_id, run.key, run.label, str(tmp_path / "run"), config)]], uri, experiment_id)()
+        SweepJob(
+            [[RunTask(run_id, run.key, run.label, str(tmp_path / "run"), config)]],
+            uri,
+            experiment_id,
+        )()
     recorded = tracker.run(run_id)
-    assert recorded.info.status == "FAILED" and "batch_size" in recorded.data.tags["dreamerbench.error"]
+    assert (
+        recorded.info.status == "FAILED"
+        and "batch_size" in recorded.data.tags["dreamerbench.error"]
+    )
     assert "dreamerbench.host" not in recorded.data.tags  # never taken up by the job (RUNNING)
     assert not (tmp_path / "run").exists()
 
@@ -137,7 +164,9 @@ def assert_packed_runs_finished(uri, name, steps, same_tag):
         assert run.data.tags[tracking.STEPS_TAG] == str(steps)
         assert any(k.startswith("train/loss/") for k in run.data.metrics)
         assert any(k.startswith("fps/") for k in run.data.metrics)
-        assert {"config.yaml", "summary.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"config.yaml", "summary.json"} <= {
+            a.path for a in client.list_artifacts(run.info.run_id)
+        }
     assert len({r.data.tags["dreamerbench.logdir"] for r in runs}) == 2
     # Both runs trained in one process (local pid) or one job (Slurm job id).
     assert len({r.data.tags[same_tag] for r in runs}) == 1
@@ -146,16 +175,29 @@ def assert_packed_runs_finished(uri, name, steps, same_tag):
 
 def test_local_sweep_trains_two_seeds_in_one_process_stops_and_resumes(tmp_path):
     steps = 600  # checkpoints at 250 and 500: time to stop the pack between them
-    spec = tiny_spec(tmp_path, "test_local_packed", tasks=["cartpole_balance"], seeds=2, steps=steps,
-                     seeds_per_process=2)
+    spec = tiny_spec(
+        tmp_path,
+        "test_local_packed",
+        tasks=["cartpole_balance"],
+        seeds=2,
+        steps=steps,
+        seeds_per_process=2,
+    )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ("sweep", str(spec), "--workdir", str(tmp_path / "work"), "--tracking-uri", uri)
-    sweep = subprocess.Popen([sys.executable, "-m", "dreamerbench.experiments.cli", *args], cwd=REPO,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "dreamerbench.experiments.cli", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
     def checkpointed():
         runs = sweep_runs(uri, "test_local_packed")
-        return len(runs) == 2 and all(int(r.data.tags.get(tracking.STEPS_TAG, "0")) > 0 for r in runs)
+        return len(runs) == 2 and all(
+            int(r.data.tags.get(tracking.STEPS_TAG, "0")) > 0 for r in runs
+        )
 
     wait_for(checkpointed, 300, "the pack's first checkpoint")
     sweep.send_signal(signal.SIGTERM)  # the launcher forwards it to the worker
@@ -178,9 +220,21 @@ def test_slurm_sweep_trains_two_seeds_in_one_job(tmp_path):
     require_slurm()
     spec = tiny_spec(tmp_path, "test_slurm_packed", tasks=["cartpole_balance"], seeds=2, steps=300)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = dreamerbench("sweep", str(spec), "--executor", "slurm", "--profile", "local",
-                          "--seeds-per-process", "2", "--workdir", str(tmp_path / "work"),
-                          "--tracking-uri", uri, "--wait")
+    result = dreamerbench(
+        "sweep",
+        str(spec),
+        "--executor",
+        "slurm",
+        "--profile",
+        "local",
+        "--seeds-per-process",
+        "2",
+        "--workdir",
+        str(tmp_path / "work"),
+        "--tracking-uri",
+        uri,
+        "--wait",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "submitted 2 runs as 1 Slurm jobs" in result.stdout, result.stdout
     assert_packed_runs_finished(uri, "test_slurm_packed", 300, "dreamerbench.slurm_job_id")

@@ -37,7 +37,9 @@ def test_parse_squeue_and_liveness():
     assert job_alive({tag: "17_0"}, None) is None
     assert job_alive({}, queue) is False
     # A local worker on another host cannot be checked from here.
-    assert job_alive({"dreamerbench.local_pid": "1", "dreamerbench.host": "elsewhere"}, queue) is None
+    assert (
+        job_alive({"dreamerbench.local_pid": "1", "dreamerbench.host": "elsewhere"}, queue) is None
+    )
 
 
 def test_run_state():
@@ -65,28 +67,51 @@ failed walker_walk/seed1: ValueError: boom  (log: /runs/w1/job.log)"""
 def test_render_status_with_rate_eta_and_the_failed_runs_error_and_log():
     rows = [
         StatusRow("cartpole_balance/seed0", "0123456789abcdef", "finished", 10_000, 10_000, 812.5),
-        StatusRow("cartpole_balance/seed1", "fedcba9876543210", "running", 2_500, 10_000, -3.0,
-                  rate=12.5, eta_s=eta_seconds(2_500, 10_000, 12.5)),
+        StatusRow(
+            "cartpole_balance/seed1",
+            "fedcba9876543210",
+            "running",
+            2_500,
+            10_000,
+            -3.0,
+            rate=12.5,
+            eta_s=eta_seconds(2_500, 10_000, 12.5),
+        ),
         StatusRow("walker_walk/seed0", "00000000ffffffff", "queued", 0, 10_000, None),
-        StatusRow("walker_walk/seed1", "11111111ffffffff", "failed", 1_000, 10_000, None,
-                  error="ValueError: boom", log="/runs/w1/job.log"),
+        StatusRow(
+            "walker_walk/seed1",
+            "11111111ffffffff",
+            "failed",
+            1_000,
+            10_000,
+            None,
+            error="ValueError: boom",
+            log="/runs/w1/job.log",
+        ),
     ]
     assert render("demo", rows) == EXPECTED_STATUS
 
 
 def test_an_interrupted_run_says_how_to_resume():
-    rows = [StatusRow("cartpole_balance/seed0", "0123456789abcdef", "interrupted", 500, 1_000, None)]
+    rows = [
+        StatusRow("cartpole_balance/seed0", "0123456789abcdef", "interrupted", 500, 1_000, None)
+    ]
     assert render("demo", rows, resume="dreamerbench sweep demo.yaml").splitlines()[-1] == (
-        "1 run(s) interrupted; resume them with: dreamerbench sweep demo.yaml")
+        "1 run(s) interrupted; resume them with: dreamerbench sweep demo.yaml"
+    )
 
 
 def test_live_rate_reads_the_newest_speed_record(tmp_path, monkeypatch):
     assert live_rate(tmp_path) is None  # no metrics.jsonl yet
-    lines = [{"kind": "fps", "step": 100, "env_steps_per_s": 5.0, "time_ms": 1},
-             {"kind": "train", "step": 200, "updates": 3, "time_ms": 2},
-             {"kind": "fps", "step": 200, "env_steps_per_s": 7.5, "time_ms": 3},
-             {"kind": "train", "step": 300, "updates": 4, "time_ms": 4}]
-    text = "".join(json.dumps(line) + "\n" for line in lines) + '{"kind": "fps", "st'  # a line being written
+    lines = [
+        {"kind": "fps", "step": 100, "env_steps_per_s": 5.0, "time_ms": 1},
+        {"kind": "train", "step": 200, "updates": 3, "time_ms": 2},
+        {"kind": "fps", "step": 200, "env_steps_per_s": 7.5, "time_ms": 3},
+        {"kind": "train", "step": 300, "updates": 4, "time_ms": 4},
+    ]
+    text = (
+        "".join(json.dumps(line) + "\n" for line in lines) + '{"kind": "fps", "st'
+    )  # a line being written
     (tmp_path / "metrics.jsonl").write_text(text)
     assert live_rate(tmp_path) == (200, 7.5)
     # A run being created has no logdir tag yet: "" must not read ./metrics.jsonl of the cwd.

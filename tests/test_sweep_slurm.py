@@ -44,7 +44,10 @@ def dreamerbench(*args: str, env: dict | None = None, timeout: float = 600):
     """Run the CLI in a fresh process from the repository root (as a user would)."""
     return subprocess.run(
         [sys.executable, "-m", "dreamerbench.experiments.cli", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
     )
 
@@ -53,8 +56,13 @@ def dreamerbench(*args: str, env: dict | None = None, timeout: float = 600):
 def launched(*args: str):
     """``dreamerbench ARGS`` started in the background from the repository root, as a user would
     (stdout and stderr merged, text); killed on leaving the block if it still runs."""
-    process = subprocess.Popen([sys.executable, "-m", "dreamerbench.experiments.cli", *args], cwd=REPO,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dreamerbench.experiments.cli", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         yield process
     finally:
@@ -70,7 +78,9 @@ def require_slurm() -> None:
     except SlurmUnavailable as error:
         message = f"the local Slurm cluster is not up ({error})"
         if os.environ.get("CI"):
-            pytest.fail(message + "; `make test` starts it with slurm/local/start.sh", pytrace=False)
+            pytest.fail(
+                message + "; `make test` starts it with slurm/local/start.sh", pytrace=False
+            )
         pytest.skip(message)
 
 
@@ -95,8 +105,17 @@ def sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("slurm_sweep")
     spec = tiny_spec(root, "test_slurm_sweep", steps=STEPS)
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    args = (str(spec), "--executor", "slurm", "--profile", "local",
-            "--workdir", str(root / "work"), "--tracking-uri", uri)
+    args = (
+        str(spec),
+        "--executor",
+        "slurm",
+        "--profile",
+        "local",
+        "--workdir",
+        str(root / "work"),
+        "--tracking-uri",
+        uri,
+    )
     start = time.monotonic()
     result = dreamerbench("sweep", *args)
     assert result.returncode == 0, result.stderr
@@ -110,7 +129,10 @@ def sweep(tmp_path_factory):
 
     def covers_a_train_record(logdir: Path, ckpt) -> bool:
         size = checkpoint.read_counters(ckpt)["file_sizes"].get("metrics", 0)
-        return any("updates" in json.loads(line) for line in (logdir / "metrics.jsonl").read_bytes()[:size].splitlines())
+        return any(
+            "updates" in json.loads(line)
+            for line in (logdir / "metrics.jsonl").read_bytes()[:size].splitlines()
+        )
 
     def checkpointed_running_run():
         for run in tracker.runs(experiment.experiment_id):
@@ -120,14 +142,21 @@ def sweep(tmp_path_factory):
             # cover a training record (one every 5 s, so on a fast machine the first comes after
             # the checkpoint at 250): the stop keeps it as the older checkpoint, so MLflow holds
             # training records from before the resume (test_preempted_run_resumes_...).
-            if run.info.status == "RUNNING" and held and held[-1].step <= 800 and covers_a_train_record(logdir, held[-1]):
+            if (
+                run.info.status == "RUNNING"
+                and held
+                and held[-1].step <= 800
+                and covers_a_train_record(logdir, held[-1])
+            ):
                 return run
         return None
 
     victim = wait_for(checkpointed_running_run, 480, "a running job with a checkpoint")
     victim_job = victim.data.tags[tracking.TAG + "slurm_job_id"]
-    print(f"preempting {victim_job} at steps_done={victim.data.tags.get(tracking.STEPS_TAG)}, "
-          f"{time.monotonic() - start:.1f} s after submission")
+    print(
+        f"preempting {victim_job} at steps_done={victim.data.tags.get(tracking.STEPS_TAG)}, "
+        f"{time.monotonic() - start:.1f} s after submission"
+    )
     # USR2 is what Slurm sends before preempting or timing out a submitit job
     # (--signal=USR2@delay). Plain `scontrol requeue` would restart the job
     # without calling checkpoint(); a SIGTERM to the job step makes srun cancel it.
@@ -139,18 +168,32 @@ def sweep(tmp_path_factory):
     # before submitit handles the signal (seen: the run left SCHEDULED with no job). So
     # scancel is stopped once the job has taken the signal: its run is SCHEDULED again
     # (the job's checkpoint() reschedules it before submitit requeues the job).
-    signalled = subprocess.Popen(["scancel", "--signal=USR2", victim_job], stderr=subprocess.PIPE, text=True)
+    signalled = subprocess.Popen(
+        ["scancel", "--signal=USR2", victim_job], stderr=subprocess.PIPE, text=True
+    )
     try:
-        wait_for(lambda: signalled.poll() is not None or
-                 tracker.run(victim.info.run_id).info.status == "SCHEDULED", 120, "the preempted job's checkpoint()")
+        wait_for(
+            lambda: (
+                signalled.poll() is not None
+                or tracker.run(victim.info.run_id).info.status == "SCHEDULED"
+            ),
+            120,
+            "the preempted job's checkpoint()",
+        )
     finally:
         if signalled.poll() is None:
             signalled.terminate()
     print(f"scancel exit {signalled.wait()}: {signalled.stderr.read().strip()}")
     wait_slurm(job_ids, poll_s=2, timeout_s=480)
     return {
-        "client": client, "tracker": tracker, "experiment_id": experiment.experiment_id, "spec": spec,
-        "args": args, "victim": victim, "victim_job": victim_job, "root": root,
+        "client": client,
+        "tracker": tracker,
+        "experiment_id": experiment.experiment_id,
+        "spec": spec,
+        "args": args,
+        "victim": victim,
+        "victim_job": victim_job,
+        "root": root,
         "seconds": time.monotonic() - start,
     }
 
@@ -166,8 +209,20 @@ def test_every_run_finished_with_params_tags_metrics(sweep):
     for run in runs:
         tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
         assert run.info.status == "FINISHED", (run.info.run_id, tags.get("dreamerbench.error"))
-        for name in ("run_key", "sweep", "suite", "task", "seed", "method", "git_commit",
-                     "git_dirty", "slurm_job_id", "slurm_array_job_id", "slurm_array_task_id", "host"):
+        for name in (
+            "run_key",
+            "sweep",
+            "suite",
+            "task",
+            "seed",
+            "method",
+            "git_commit",
+            "git_dirty",
+            "slurm_job_id",
+            "slurm_array_job_id",
+            "slurm_array_task_id",
+            "host",
+        ):
             assert tags.get(f"dreamerbench.{name}"), name
         assert tags["dreamerbench.sweep"] == "test_slurm_sweep"
         assert tags["dreamerbench.method"] == "dreamerbench"
@@ -187,7 +242,9 @@ def test_every_run_finished_with_params_tags_metrics(sweep):
         # is an artifact of the run.
         logs = [Path(path) for path in tags["dreamerbench.logs"].split(", ")]
         assert [p.suffix for p in logs] == [".out"] and all(p.is_file() for p in logs), logs
-        assert {a.path for a in client.list_artifacts(run.info.run_id, "logs")} == {f"logs/{p.name}" for p in logs}
+        assert {a.path for a in client.list_artifacts(run.info.run_id, "logs")} == {
+            f"logs/{p.name}" for p in logs
+        }
 
 
 def test_preempted_run_resumes_into_the_same_mlflow_run(sweep):
@@ -197,13 +254,18 @@ def test_preempted_run_resumes_into_the_same_mlflow_run(sweep):
     # The requeued job resumed from the checkpoint it saved on USR2, not from scratch.
     resumed_at = int(run.data.tags.get("dreamerbench.resumed_at", "0"))
     assert 0 < resumed_at < STEPS, run.data.tags
-    same_key = [r for r in sweep["tracker"].runs(sweep["experiment_id"])
-                if r.data.tags["dreamerbench.run_key"] == run.data.tags["dreamerbench.run_key"]]
+    same_key = [
+        r
+        for r in sweep["tracker"].runs(sweep["experiment_id"])
+        if r.data.tags["dreamerbench.run_key"] == run.data.tags["dreamerbench.run_key"]
+    ]
     assert [r.info.run_id for r in same_key] == [victim.info.run_id]
     # Slurm saw the requeue: sacct --duplicates lists the job's earlier attempt too.
     attempts = subprocess.run(
         ["sacct", "-n", "-X", "-D", "-j", sweep["victim_job"], "-o", "State"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     assert len(attempts) >= 2 and attempts[-1] == "COMPLETED", attempts
     # MLflow holds every record exactly once: its histories equal the trainer's
@@ -219,7 +281,10 @@ def test_preempted_run_resumes_into_the_same_mlflow_run(sweep):
         assert steps == sorted(set(steps)), f"{metric}: duplicate steps {steps}"
         assert [(m.step, m.value) for m in history] == [(s, float(v)) for s, v in expected], metric
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/updates")]
-    assert any(s <= resumed_at for s in steps) and any(s > resumed_at for s in steps), (steps, resumed_at)
+    assert any(s <= resumed_at for s in steps) and any(s > resumed_at for s in steps), (
+        steps,
+        resumed_at,
+    )
 
 
 def test_resubmitting_submits_nothing_then_only_the_deleted_run(sweep):
@@ -244,7 +309,9 @@ def test_resubmitting_submits_nothing_then_only_the_deleted_run(sweep):
     key = gone.data.tags["dreamerbench.run_key"]
     assert len(after) == 4 and all(r.info.status == "FINISHED" for r in after.values())
     assert after[key].info.run_id != gone.info.run_id
-    assert "dreamerbench.resumed_at" not in after[key].data.tags  # a new logdir: trained from scratch
+    assert (
+        "dreamerbench.resumed_at" not in after[key].data.tags
+    )  # a new logdir: trained from scratch
     unchanged = {r.info.run_id for r in runs[1:]}
     assert unchanged == {r.info.run_id for k, r in after.items() if k != key}
 
@@ -253,11 +320,24 @@ def test_packed_runs_share_one_job(tmp_path):
     """runs_per_job: 2 runs train as threads of one Slurm job (sharing its GPU on a GPU cluster)."""
     require_slurm()
     profile = tmp_path / "packed.yaml"
-    profile.write_text("partition: debug\ncpus_per_task: 2\nmem_gb: 4\ntimeout_min: 30\nruns_per_job: 2\n")
+    profile.write_text(
+        "partition: debug\ncpus_per_task: 2\nmem_gb: 4\ntimeout_min: 30\nruns_per_job: 2\n"
+    )
     spec = tiny_spec(tmp_path, "test_packed", seeds=1, steps=300)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = dreamerbench("sweep", str(spec), "--executor", "slurm", "--profile", str(profile),
-                          "--workdir", str(tmp_path / "work"), "--tracking-uri", uri, "--wait")
+    result = dreamerbench(
+        "sweep",
+        str(spec),
+        "--executor",
+        "slurm",
+        "--profile",
+        str(profile),
+        "--workdir",
+        str(tmp_path / "work"),
+        "--tracking-uri",
+        uri,
+        "--wait",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "submitted 2 runs as 1 Slurm jobs" in result.stdout, result.stdout
     tracker = tracking.Tracker(uri)

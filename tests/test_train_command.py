@@ -16,18 +16,41 @@ from dreamerbench.core import checkpoint
 # (the reset one included), so checkpoints every 126 steps fall on episode boundaries.
 EPISODE = 126
 TINY = [
-    "agent.batch_size=2", "agent.batch_length=8", "agent.imag_length=3", "agent.train_ratio=16",
-    "run.envs=1", "run.train_start=40", f"run.save_every={EPISODE}", "run.log_every=0",
-    "replay.capacity=5000", "env.action_repeat=8",
+    "agent.batch_size=2",
+    "agent.batch_length=8",
+    "agent.imag_length=3",
+    "agent.train_ratio=16",
+    "run.envs=1",
+    "run.train_start=40",
+    f"run.save_every={EPISODE}",
+    "run.log_every=0",
+    "replay.capacity=5000",
+    "env.action_repeat=8",
 ]
 
 
 def train_command(logdir, cache, steps=4 * EPISODE, extra=()):
-    sets = [arg for item in (*TINY, f"run.compile_cache={cache}", *extra) for arg in ("--set", item)]
+    sets = [
+        arg for item in (*TINY, f"run.compile_cache={cache}", *extra) for arg in ("--set", item)
+    ]
     return [
-        sys.executable, "-m", "dreamerbench.experiments.cli", "train", "--suite", "dmc_proprio",
-        "--task", "cartpole_balance", "--size", "debug", "--seed", "3",
-        "--steps", str(steps), "--logdir", str(logdir), *sets,
+        sys.executable,
+        "-m",
+        "dreamerbench.experiments.cli",
+        "train",
+        "--suite",
+        "dmc_proprio",
+        "--task",
+        "cartpole_balance",
+        "--size",
+        "debug",
+        "--seed",
+        "3",
+        "--steps",
+        str(steps),
+        "--logdir",
+        str(logdir),
+        *sets,
     ]
 
 
@@ -47,7 +70,12 @@ def test_train_writes_its_files_and_resumes_exactly_after_sigkill(tmp_path):
     config = yaml.safe_load((whole / "config.yaml").read_text())
     assert config["agent"]["size"] == "debug" and config["env"] == {"action_repeat": 8}
     episodes = read_jsonl(whole / "episodes.jsonl")
-    assert [e["step"] for e in episodes] == [EPISODE - 1, 2 * EPISODE - 1, 3 * EPISODE - 1, 4 * EPISODE - 1]
+    assert [e["step"] for e in episodes] == [
+        EPISODE - 1,
+        2 * EPISODE - 1,
+        3 * EPISODE - 1,
+        4 * EPISODE - 1,
+    ]
     assert all(e["length"] == EPISODE - 1 and 0 <= e["score"] <= 1000 for e in episodes)
     metrics = read_jsonl(whole / "metrics.jsonl")
     losses = [m for m in metrics if "loss/total" in m]
@@ -55,7 +83,9 @@ def test_train_writes_its_files_and_resumes_exactly_after_sigkill(tmp_path):
     assert (whole / "summary.json").exists() and checkpoint.complete(whole / "checkpoint")
 
     # Same run, killed hard once its first checkpoint exists, then resumed.
-    process = subprocess.Popen(train_command(killed, cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        train_command(killed, cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     deadline = time.time() + 300
     while not checkpoint.complete(killed / "checkpoint"):
         assert process.poll() is None, process.stderr.read().decode()[-3000:]
@@ -65,20 +95,31 @@ def test_train_writes_its_files_and_resumes_exactly_after_sigkill(tmp_path):
     process.wait()
     interrupted = read_jsonl(killed / "episodes.jsonl")
     assert len(interrupted) < 4
-    resumed = subprocess.run(train_command(killed, cache), capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        train_command(killed, cache), capture_output=True, text=True, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     resumed_summary = json.loads(resumed.stdout.strip().splitlines()[-1])
     for key in ("steps", "updates", "episodes", "finished"):
         assert resumed_summary[key] == summary[key], key
-    assert [e["step"] for e in read_jsonl(killed / "episodes.jsonl")] == [e["step"] for e in episodes]
+    assert [e["step"] for e in read_jsonl(killed / "episodes.jsonl")] == [
+        e["step"] for e in episodes
+    ]
     resumed_metrics = read_jsonl(killed / "metrics.jsonl")
     train_steps = [m["step"] for m in resumed_metrics if "loss/total" in m]
     assert train_steps == sorted(set(train_steps)), "duplicated or out-of-order metric records"
 
     # Finished runs stay finished; a different config on the same logdir is refused.
-    again = subprocess.run(train_command(killed, cache), capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and json.loads(again.stdout.strip().splitlines()[-1])["updates"] == summary["updates"]
-    clash = subprocess.run(train_command(killed, cache, extra=["agent.lam=0.9"]), capture_output=True, text=True)
+    again = subprocess.run(
+        train_command(killed, cache), capture_output=True, text=True, timeout=600
+    )
+    assert (
+        again.returncode == 0
+        and json.loads(again.stdout.strip().splitlines()[-1])["updates"] == summary["updates"]
+    )
+    clash = subprocess.run(
+        train_command(killed, cache, extra=["agent.lam=0.9"]), capture_output=True, text=True
+    )
     assert clash.returncode == 2 and "agent.lam" in clash.stderr
 
 
@@ -86,17 +127,36 @@ def test_train_writes_its_files_and_resumes_exactly_after_sigkill(tmp_path):
     "args, message",
     [
         (["--size", "huge"], "--size='huge' is not allowed; allowed: debug, 1m, 12m"),
-        (["--task", "cartpole_dance"], "task='cartpole_dance' is not in suite 'dmc_proprio'; allowed: acrobot_swingup"),
+        (
+            ["--task", "cartpole_dance"],
+            "task='cartpole_dance' is not in suite 'dmc_proprio'; allowed: acrobot_swingup",
+        ),
         (["--suite", "pong"], "suite='pong' is unknown; allowed:"),
-        (["--set", "agent.train_rate=64"], "unknown field 'agent.train_rate'; allowed fields at agent: size, stoch"),
-        (["--set", "agent.batch_size=many"], "agent.batch_size='many' is not allowed; allowed: an integer >= 1"),
-        (["--set", "env.frame_skip=2"], "env.frame_skip is not a protocol field of suite 'dmc_proprio'; allowed: action_repeat"),
+        (
+            ["--set", "agent.train_rate=64"],
+            "unknown field 'agent.train_rate'; allowed fields at agent: size, stoch",
+        ),
+        (
+            ["--set", "agent.batch_size=many"],
+            "agent.batch_size='many' is not allowed; allowed: an integer >= 1",
+        ),
+        (
+            ["--set", "env.frame_skip=2"],
+            "env.frame_skip is not a protocol field of suite 'dmc_proprio'; allowed: action_repeat",
+        ),
     ],
 )
 def test_bad_input_names_the_field_and_the_allowed_values(tmp_path, args, message):
     base = {"--suite": "dmc_proprio", "--task": "cartpole_balance", "--size": "debug"}
     flags = dict(zip(args[::2], args[1::2]))
-    argv = [sys.executable, "-m", "dreamerbench.experiments.cli", "train", "--logdir", str(tmp_path / "run")]
+    argv = [
+        sys.executable,
+        "-m",
+        "dreamerbench.experiments.cli",
+        "train",
+        "--logdir",
+        str(tmp_path / "run"),
+    ]
     for flag, value in {**base, **{k: v for k, v in flags.items() if k != "--set"}}.items():
         argv += [flag, value]
     if "--set" in flags:

@@ -10,13 +10,13 @@ import sys
 import jax
 import numpy as np
 import pytest
+from stub_agent import StubAgent
 
-from dreamerbench.core import checkpoint
 from dreamerbench.agent.config import Config, ConfigError, apply_overrides
 from dreamerbench.agent.dreamer import Dreamer, over_runs
 from dreamerbench.agent.synthetic import random_batch
 from dreamerbench.agent.trainer import Trainer, resolve_config
-from stub_agent import StubAgent
+from dreamerbench.core import checkpoint
 from dreamerbench.suites.base import Space
 
 
@@ -34,18 +34,29 @@ def test_vmapped_train_step_equals_separate_steps_per_seed():
 
     step = jax.jit(agent.train_step)
     separate = [step(s, b, k) for s, b, k in zip(states, batches, keys)]
-    packed_state, packed_out = jax.jit(over_runs(agent.train_step, 2))(_stack(states), _stack(batches), _stack(keys))
+    packed_state, packed_out = jax.jit(over_runs(agent.train_step, 2))(
+        _stack(states), _stack(batches), _stack(keys)
+    )
 
     for index, (state, out) in enumerate(separate):
-        for got, want in zip(jax.tree_util.tree_leaves(packed_state.params), jax.tree_util.tree_leaves(state.params)):
+        for got, want in zip(
+            jax.tree_util.tree_leaves(packed_state.params), jax.tree_util.tree_leaves(state.params)
+        ):
             np.testing.assert_allclose(got[index], want, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(packed_out.metrics["loss/total"][index], out.metrics["loss/total"], rtol=1e-4)
+        np.testing.assert_allclose(
+            packed_out.metrics["loss/total"][index], out.metrics["loss/total"], rtol=1e-4
+        )
     # Different seeds really trained differently (the test would pass trivially otherwise).
     assert not np.allclose(packed_out.metrics["loss/total"][0], packed_out.metrics["loss/total"][1])
 
-    single_state, single_out = jax.jit(over_runs(agent.train_step, 1))(_stack(states[:1]), _stack(batches[:1]), _stack(keys[:1]))
+    single_state, single_out = jax.jit(over_runs(agent.train_step, 1))(
+        _stack(states[:1]), _stack(batches[:1]), _stack(keys[:1])
+    )
     assert jax.tree_util.tree_structure(single_state) == jax.tree_util.tree_structure(packed_state)
-    for got, want in zip(jax.tree_util.tree_leaves(single_state.params), jax.tree_util.tree_leaves(separate[0][0].params)):
+    for got, want in zip(
+        jax.tree_util.tree_leaves(single_state.params),
+        jax.tree_util.tree_leaves(separate[0][0].params),
+    ):
         assert got.shape == (1, *want.shape)
         np.testing.assert_allclose(got[0], want, rtol=1e-5, atol=1e-6)
 
@@ -53,14 +64,28 @@ def test_vmapped_train_step_equals_separate_steps_per_seed():
 # cartpole with action repeat 8: 125 actions per episode, 126 observations.
 EPISODE = 126
 TINY = {
-    "agent.size": "debug", "agent.batch_size": 2, "agent.batch_length": 8, "agent.imag_length": 3,
-    "agent.train_ratio": 16, "run.envs": 1, "run.train_start": 32, "run.save_every": 64,
-    "run.log_every": 0, "run.progress": False, "replay.capacity": 5000, "env.action_repeat": 8,
+    "agent.size": "debug",
+    "agent.batch_size": 2,
+    "agent.batch_length": 8,
+    "agent.imag_length": 3,
+    "agent.train_ratio": 16,
+    "run.envs": 1,
+    "run.train_start": 32,
+    "run.save_every": 64,
+    "run.log_every": 0,
+    "run.progress": False,
+    "replay.capacity": 5000,
+    "env.action_repeat": 8,
 }
 
 
 def _config(seed, steps, cache, **extra):
-    return resolve_config("dmc_proprio", "cartpole_balance", seed, {**TINY, "run.steps": steps, "run.compile_cache": str(cache), **extra})
+    return resolve_config(
+        "dmc_proprio",
+        "cartpole_balance",
+        seed,
+        {**TINY, "run.steps": steps, "run.compile_cache": str(cache), **extra},
+    )
 
 
 def _records(path):
@@ -79,11 +104,34 @@ def _metric_steps(logdir):
 def test_packed_seeds_train_resume_together_and_alone(tmp_path):
     cache = tmp_path / "jax-cache"
     # 1. `dreamerbench train --seeds-per-process 2`: one process, two runs, two logdirs.
-    sets = [arg for key, value in {**TINY, "run.compile_cache": cache}.items() for arg in ("--set", f"{key}={value}")]
+    sets = [
+        arg
+        for key, value in {**TINY, "run.compile_cache": cache}.items()
+        for arg in ("--set", f"{key}={value}")
+    ]
     done = subprocess.run(
-        [sys.executable, "-m", "dreamerbench.experiments.cli", "train", "--suite", "dmc_proprio", "--task", "cartpole_balance",
-         "--seed", "4", "--seeds-per-process", "2", "--steps", "128", "--logdir", str(tmp_path / "runs"), *sets],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "dreamerbench.experiments.cli",
+            "train",
+            "--suite",
+            "dmc_proprio",
+            "--task",
+            "cartpole_balance",
+            "--seed",
+            "4",
+            "--seeds-per-process",
+            "2",
+            "--steps",
+            "128",
+            "--logdir",
+            str(tmp_path / "runs"),
+            *sets,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     summaries = [json.loads(line) for line in done.stdout.strip().splitlines()[-2:]]
@@ -115,7 +163,9 @@ def test_packed_seeds_train_resume_together_and_alone(tmp_path):
     alone = Trainer(_config(5, 256, cache), logdirs[1]).run()
     # Its env restarts at 192, so no second episode ends by 256.
     assert alone["steps"] == 256 and alone["updates"] == 256 - 32 + 1 and alone["episodes"] == 1
-    assert _steps(logdirs[1])[-1] == 256 and len(_steps(logdirs[1])) == 2  # a lone run keeps two as well
+    assert (
+        _steps(logdirs[1])[-1] == 256 and len(_steps(logdirs[1])) == 2
+    )  # a lone run keeps two as well
 
     # 4. Now the two runs share no checkpoint step: packing them again is refused, not guessed.
     with pytest.raises(ConfigError, match="no common step"):
@@ -126,7 +176,9 @@ def test_a_pack_restarts_only_when_its_own_first_save_was_cut_short(tmp_path):
     logdirs = [tmp_path / "a", tmp_path / "b"]
 
     def pack(steps):
-        return Trainer.packed([_config(0, steps, ""), _config(1, steps, "")], logdirs, make_agent=StubAgent)
+        return Trainer.packed(
+            [_config(0, steps, ""), _config(1, steps, "")], logdirs, make_agent=StubAgent
+        )
 
     assert [s["steps"] for s in pack(64).run_all()] == [64, 64]
     # Killed between the runs' first saves: a holds this pack's one checkpoint, b none.
@@ -150,14 +202,30 @@ def test_packed_runs_must_differ_only_in_seed(tmp_path):
     with pytest.raises(ConfigError, match="distinct seeds"):
         Trainer.packed([_config(0, 64, ""), _config(0, 64, "")], [tmp_path / "a", tmp_path / "b"])
     with pytest.raises(TypeError, match="run_all"):
-        Trainer.packed([_config(0, 64, ""), _config(1, 64, "")], [tmp_path / "a", tmp_path / "b"]).run()
+        Trainer.packed(
+            [_config(0, 64, ""), _config(1, 64, "")], [tmp_path / "a", tmp_path / "b"]
+        ).run()
 
 
 def test_train_command_rejects_a_bad_seeds_per_process(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "dreamerbench.experiments.cli", "train", "--suite", "dmc_proprio", "--task", "cartpole_balance",
-         "--seeds-per-process", "0", "--logdir", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "dreamerbench.experiments.cli",
+            "train",
+            "--suite",
+            "dmc_proprio",
+            "--task",
+            "cartpole_balance",
+            "--seeds-per-process",
+            "0",
+            "--logdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 2
     assert "--seeds-per-process=0" in done.stderr and ">= 1" in done.stderr

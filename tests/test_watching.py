@@ -15,28 +15,39 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-
-from dreamerbench.core import checkpoint
-from dreamerbench.agent.media import openloop_plot
-from dreamerbench.agent.rundir import RunDir
-from dreamerbench.core.records import deliverable_media, media_files
-from dreamerbench.agent.trainer import Counters, Trainer, no_update_warning, progress_line, resolve_config
 from stub_agent import StubAgent
 from test_rundir import EPISODE, TINY, config, records, train
 
+from dreamerbench.agent.media import openloop_plot
+from dreamerbench.agent.rundir import RunDir
+from dreamerbench.agent.trainer import (
+    Counters,
+    Trainer,
+    no_update_warning,
+    progress_line,
+    resolve_config,
+)
+from dreamerbench.core import checkpoint
+from dreamerbench.core.records import deliverable_media, media_files
+
 
 def test_eval_episodes_are_recorded_apart_from_training_and_change_nothing_there(tmp_path):
-    evaluated = train(tmp_path / "eval", 2 * EPISODE, **{"run.eval_every": EPISODE, "run.eval_episodes": 2})
+    evaluated = train(
+        tmp_path / "eval", 2 * EPISODE, **{"run.eval_every": EPISODE, "run.eval_episodes": 2}
+    )
     plain = train(tmp_path / "plain", 2 * EPISODE)
     assert evaluated == plain
     untimed = lambda name: [  # noqa: E731
-        {k: v for k, v in r.items() if k not in ("time_ms", "wall_s")} for r in records(tmp_path / name / "episodes.jsonl")
+        {k: v for k, v in r.items() if k not in ("time_ms", "wall_s")}
+        for r in records(tmp_path / name / "episodes.jsonl")
     ]
     assert untimed("eval") == untimed("plain") and len(untimed("plain")) == 2
     evals = records(tmp_path / "eval" / "eval.jsonl")
     assert [(r["index"], r["step"], r["length"], r["mode"]) for r in evals] == [
-        (0, EPISODE, EPISODE - 1, "greedy"), (1, EPISODE, EPISODE - 1, "greedy"),
-        (2, 2 * EPISODE, EPISODE - 1, "greedy"), (3, 2 * EPISODE, EPISODE - 1, "greedy"),
+        (0, EPISODE, EPISODE - 1, "greedy"),
+        (1, EPISODE, EPISODE - 1, "greedy"),
+        (2, 2 * EPISODE, EPISODE - 1, "greedy"),
+        (3, 2 * EPISODE, EPISODE - 1, "greedy"),
     ]
     # Fresh eval envs with the same seed and a policy keyed by (seed, count): each evaluation
     # replays the same episodes; the second episode of one starts from the env's next reset.
@@ -69,8 +80,13 @@ def test_proprio_episode_video_only_when_asked(tmp_path):
 
 
 def test_image_task_episode_video_comes_from_the_observations(tmp_path):
-    overrides = {**TINY, "run.steps": 2 * EPISODE, "run.video_every": 1,
-                 "run.parallel_envs": False, "env.image_size": 16}
+    overrides = {
+        **TINY,
+        "run.steps": 2 * EPISODE,
+        "run.video_every": 1,
+        "run.parallel_envs": False,
+        "env.image_size": 16,
+    }
     config = resolve_config("dmc_vision", "cartpole_balance", 0, overrides)
     Trainer(config, tmp_path, make_agent=StubAgent).run()
     (video,) = media_files(tmp_path / "media")  # due at step 1: the episode from 126 to 251
@@ -78,7 +94,9 @@ def test_image_task_episode_video_comes_from_the_observations(tmp_path):
     assert size == (16, 16) and EPISODE // 2 < count <= EPISODE
 
 
-def test_media_made_after_the_resumed_checkpoint_are_deleted_and_only_final_ones_deliverable(tmp_path):
+def test_media_made_after_the_resumed_checkpoint_are_deleted_and_only_final_ones_deliverable(
+    tmp_path,
+):
     frames = np.zeros((2, 4, 4, 3), np.uint8)
     counters = Counters(steps=15)
     with RunDir(tmp_path) as run:
@@ -120,7 +138,9 @@ def test_a_run_too_short_for_one_update_warns(steps, warns):
     message = no_update_warning(cfg)
     assert (message is not None) == warns
     if warns:
-        assert message.startswith(f"run.steps={steps} is too few for any update: updates start after 48 agent steps")
+        assert message.startswith(
+            f"run.steps={steps} is too few for any update: updates start after 48 agent steps"
+        )
 
 
 def test_short_run_warning_is_one_line_on_stderr_and_matches_the_loop(tmp_path, capsys):
@@ -170,7 +190,12 @@ def _wandb_history(run_file: Path) -> list[dict[str, float]]:
             record = wandb_internal_pb2.Record.FromString(chunk)
             chunk = b""
             if record.WhichOneof("record_type") == "history":
-                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item})
+                rows.append(
+                    {
+                        item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                        for item in record.history.item
+                    }
+                )
     return rows
 
 
@@ -214,11 +239,21 @@ def test_videos_and_eval_episodes_reach_mlflow_once_across_a_resume(tmp_path, mo
     uploads: list[str] = []
 
     def session(steps, stop_after_saves=None):
-        cfg = config(steps, **{"run.video_every": EPISODE, "run.video_render": True, "run.eval_every": 2 * EPISODE})
+        cfg = config(
+            steps,
+            **{"run.video_every": EPISODE, "run.video_render": True, "run.eval_every": 2 * EPISODE},
+        )
         (recorder,) = train_tracking.start(uri, "watch", [cfg], [logdir])
         client = recorder.tracker.client
         real = client.log_artifact
-        monkeypatch.setattr(client, "log_artifact", lambda run_id, path, where: (uploads.append(Path(path).name), real(run_id, path, where)))
+        monkeypatch.setattr(
+            client,
+            "log_artifact",
+            lambda run_id, path, where: (
+                uploads.append(Path(path).name),
+                real(run_id, path, where),
+            ),
+        )
         stop = threading.Event()
         outputs = [recorder]
         if stop_after_saves:
@@ -231,9 +266,13 @@ def test_videos_and_eval_episodes_reach_mlflow_once_across_a_resume(tmp_path, mo
 
     session(4 * EPISODE, stop_after_saves=3)
     recorder = session(4 * EPISODE)
-    held = sorted(Path(a.path).name for a in recorder.tracker.client.list_artifacts(recorder.run_id, "media"))
+    held = sorted(
+        Path(a.path).name for a in recorder.tracker.client.list_artifacts(recorder.run_id, "media")
+    )
     assert held == [p.name for p in media_files(logdir / "media")] and len(held) >= 2
-    assert sorted(u for u in uploads if u.endswith(".gif")) == held  # each uploaded once, over both sessions
+    assert (
+        sorted(u for u in uploads if u.endswith(".gif")) == held
+    )  # each uploaded once, over both sessions
 
     # Evaluation episodes are metrics of their own (eval/<name>), and the final-score
     # rules read them instead of the training episodes when asked.
@@ -263,9 +302,9 @@ def test_openloop_grid_layout_borders_and_error():
 def test_openloop_of_a_proprio_task_is_a_plot_of_true_and_predicted_vectors(tmp_path):
     """Proprio tasks have no images: the open-loop report plots each vector dimension."""
     import jax
+    from test_agent_model import CONTINUOUS, VECTOR_OBS, make_agent
 
     from dreamerbench.agent.synthetic import random_batch
-    from test_agent_model import CONTINUOUS, VECTOR_OBS, make_agent
 
     dreamer = make_agent("debug", VECTOR_OBS, CONTINUOUS)
     params = dreamer.init(jax.random.PRNGKey(0)).params
@@ -278,7 +317,9 @@ def test_openloop_of_a_proprio_task_is_a_plot_of_true_and_predicted_vectors(tmp_
     assert np.isfinite(pred).all()
     with RunDir(tmp_path) as run:
         run.start()
-        path = run.write_plot("openloop", 48, openloop_plot(np.asarray(true[0]), np.asarray(pred[0]), 4))
+        path = run.write_plot(
+            "openloop", 48, openloop_plot(np.asarray(true[0]), np.asarray(pred[0]), 4)
+        )
     assert media_files(tmp_path / "media") == [path] and path.name == f"openloop-{48:012d}.png"
     image = iio.imread(path)
     assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0
@@ -295,20 +336,30 @@ def test_wandb_without_a_login_is_one_error_and_the_run_resumes_offline(tmp_path
     monkeypatch.setenv("WANDB_SILENT", "true")
     logdir = tmp_path / "run"
     # No login at all: refused at startup, before the logdir is made (it used to fail after training).
-    with pytest.raises(StorageError, match=r"^run.outputs has wandb but W&B has no login here \(WANDB_MODE=online, "
-                       r"no WANDB_API_KEY, no api.wandb.ai entry in .*\.netrc\); log in \(wandb login\), "
-                       r"set WANDB_MODE=offline"):
+    with pytest.raises(
+        StorageError,
+        match=r"^run.outputs has wandb but W&B has no login here \(WANDB_MODE=online, "
+        r"no WANDB_API_KEY, no api.wandb.ai entry in .*\.netrc\); log in \(wandb login\), "
+        r"set WANDB_MODE=offline",
+    ):
         train(logdir, EPISODE, **{"run.outputs": ["wandb"]})
     assert not logdir.exists()
     # A key that W&B rejects only when it starts: one error at the first save, and the run resumes.
     monkeypatch.setenv("WANDB_API_KEY", "not-a-key")
-    with pytest.raises(StorageError, match=r"^W&B did not start a run for .*; log in \(wandb login\), set WANDB_MODE=offline"):
+    with pytest.raises(
+        StorageError,
+        match=r"^W&B did not start a run for .*; log in \(wandb login\), set WANDB_MODE=offline",
+    ):
         train(logdir, EPISODE, **{"run.outputs": ["wandb"]})
     assert checkpoint.complete(logdir / "checkpoint")  # it failed at the first save's publish
     monkeypatch.setenv("WANDB_API_KEY", "")
     monkeypatch.setenv("WANDB_MODE", "offline")
     assert train(logdir, EPISODE, **{"run.outputs": ["wandb"]})["finished"]
-    rows = [row for path in glob.glob(str(logdir / "wandb" / "*run-*" / "run-*.wandb")) for row in _wandb_history(Path(path))]
+    rows = [
+        row
+        for path in glob.glob(str(logdir / "wandb" / "*run-*" / "run-*.wandb"))
+        for row in _wandb_history(Path(path))
+    ]
     assert [row["episode/score"] for row in rows if "episode/score" in row] == [
         pytest.approx(r["score"]) for r in records(logdir / "episodes.jsonl")
     ]

@@ -24,7 +24,7 @@ version the caller has (the reference's venv or ours).
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -43,7 +43,9 @@ class FixedNoise:
     an npz). `used` lists the table names the sampler was asked for.
     """
 
-    def __init__(self, tables: dict[str, np.ndarray] | None = None, seed: int = 0, record: bool = False):
+    def __init__(
+        self, tables: dict[str, np.ndarray] | None = None, seed: int = 0, record: bool = False
+    ):
         self.tables = dict(tables or {})
         self.seed = seed
         self.record = record
@@ -64,16 +66,20 @@ class FixedNoise:
         return self.tables[name]
 
     @contextlib.contextmanager
-    def patched(self, random_module) -> Iterator["FixedNoise"]:
+    def patched(self, random_module) -> Iterator[FixedNoise]:
         """Replace `random_module.categorical` and `.normal` (i.e. `jax.random`) inside the block."""
         import jax.numpy as jnp
 
         def categorical(key, logits, axis=-1, shape=None, **unused):
             del key, unused
             if axis not in (-1, logits.ndim - 1):
-                raise ValueError(f"fixed-noise categorical samples the last axis only, got axis={axis}")
+                raise ValueError(
+                    f"fixed-noise categorical samples the last axis only, got axis={axis}"
+                )
             if shape is not None and tuple(shape) != tuple(logits.shape[:-1]):
-                raise ValueError(f"fixed-noise categorical needs shape=None or {logits.shape[:-1]}, got {shape}")
+                raise ValueError(
+                    f"fixed-noise categorical needs shape=None or {logits.shape[:-1]}, got {shape}"
+                )
             noise = self.get("gumbel", tuple(logits.shape))
             return jnp.argmax(logits + noise.astype(logits.dtype), -1)
 

@@ -105,7 +105,8 @@ def _import_reference():
     except ImportError as error:
         print(
             f"cannot import the reference ({error}); run with PYTHONPATH=<dreamerv3 e3f0224 checkout> "
-            "and its venv's python, see tools/README.md", file=sys.stderr,
+            "and its venv's python, see tools/README.md",
+            file=sys.stderr,
         )
         raise SystemExit(2)
 
@@ -116,21 +117,31 @@ def reference_config(logdir: str, updates: dict | None = None):
     `updates` may use the keys of a configs.yaml block, regular expressions
     included (e.g. its `size12m` block).
     """
+    import dreamerv3
     import elements
     import ruamel.yaml as yaml
-    import dreamerv3
 
     path = pathlib.Path(dreamerv3.__file__).parent / "configs.yaml"
     config = elements.Config(yaml.YAML(typ="safe").load(path.read_text())["defaults"])
-    config = config.update({"jax.platform": "cpu", "jax.compute_dtype": "float32", "logdir": logdir, "seed": 0})
+    config = config.update(
+        {"jax.platform": "cpu", "jax.compute_dtype": "float32", "logdir": logdir, "seed": 0}
+    )
     if updates is None:
-        units = {f"agent.{m}.units": SIZE["units"] for m in ("rewhead", "conhead", "policy", "value")}
+        units = {
+            f"agent.{m}.units": SIZE["units"] for m in ("rewhead", "conhead", "policy", "value")
+        }
         updates = {
-            "agent.dyn.rssm.deter": SIZE["deter"], "agent.dyn.rssm.hidden": SIZE["hidden"],
+            "agent.dyn.rssm.deter": SIZE["deter"],
+            "agent.dyn.rssm.hidden": SIZE["hidden"],
             "agent.dyn.rssm.classes": SIZE["classes"],
-            "agent.enc.simple.depth": SIZE["depth"], "agent.dec.simple.depth": SIZE["depth"],
-            "agent.enc.simple.units": SIZE["units"], "agent.dec.simple.units": SIZE["units"], **units,
-            "agent.opt.warmup": WARMUP, "batch_size": B, "batch_length": T,
+            "agent.enc.simple.depth": SIZE["depth"],
+            "agent.dec.simple.depth": SIZE["depth"],
+            "agent.enc.simple.units": SIZE["units"],
+            "agent.dec.simple.units": SIZE["units"],
+            **units,
+            "agent.opt.warmup": WARMUP,
+            "batch_size": B,
+            "batch_length": T,
         }
     return config.update(updates)
 
@@ -176,13 +187,17 @@ def make_batch(kind: str, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return batch
 
 
-def perturb(kind: str, state: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+def perturb(
+    kind: str, state: dict[str, np.ndarray], rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """The deterministic changes to the initial state described in the module docstring."""
     import jax.numpy as jnp
     from embodied.jax import nets
 
     bins = np.asarray(nets.symexp(jnp.linspace(-20, 20, 255)))
-    peaked = lambda centre, width: (-0.5 * ((np.sign(bins) * np.log1p(np.abs(bins)) - centre) / width) ** 2)
+    peaked = lambda centre, width: (
+        -0.5 * ((np.sign(bins) * np.log1p(np.abs(bins)) - centre) / width) ** 2
+    )
     state = dict(state)
     for name, value in list(state.items()):
         if not reference_map.is_parameter(name) or name.startswith("slowval/"):
@@ -207,14 +222,16 @@ def perturb(kind: str, state: dict[str, np.ndarray], rng: np.random.Generator) -
         state[name] = np.asarray(value, np.float32)
     for name in list(state):
         if name.startswith("slowval/"):
-            source = state["val/" + name[len("slowval/"):]]
+            source = state["val/" + name[len("slowval/") :]]
             state[name] = (source + 0.02 * rng.standard_normal(source.shape)).astype(np.float32)
     state[reference_map.RETURN_NORM["low"]] = np.float32(RETNORM_INIT[0])
     state[reference_map.RETURN_NORM["high"]] = np.float32(RETNORM_INIT[1])
     return state
 
 
-def warm_optimizer(state: dict[str, np.ndarray], grads: dict[str, np.ndarray], rng) -> dict[str, np.ndarray]:
+def warm_optimizer(
+    state: dict[str, np.ndarray], grads: dict[str, np.ndarray], rng
+) -> dict[str, np.ndarray]:
     """Per-tensor constant moments and counts `COUNT` (see the module docstring).
 
     The squared-gradient average is sized by the gradient after adaptive clipping
@@ -269,9 +286,9 @@ def _flatten(tree, prefix: str = "") -> dict:
 @contextlib.contextmanager
 def instrumented(recorder: Recorder):
     """Wrap the reference's loss pieces and optimiser so that `recorder` sees their values."""
-    import optax
     import dreamerv3.agent as ref_agent
     import dreamerv3.rssm as ref_rssm
+    import optax
 
     saved = {
         (ref_agent.Agent, "loss"): ref_agent.Agent.loss,
@@ -307,14 +324,28 @@ def instrumented(recorder: Recorder):
         return result
 
     def imag_loss(act, rew, con, policy, value, slowvalue, *args, **kwargs):
-        losses, outs, metrics = orig["imag_loss"](act, rew, con, policy, value, slowvalue, *args, **kwargs)
-        (key, dist), = policy.items()
+        losses, outs, metrics = orig["imag_loss"](
+            act, rew, con, policy, value, slowvalue, *args, **kwargs
+        )
+        ((key, dist),) = policy.items()
         inner = dist.output if hasattr(dist, "output") else dist
-        params = {"logits": inner.logits} if hasattr(inner, "logits") else {"mean": inner.mean, "stddev": inner.stddev}
-        recorder.put("imag", {
-            "action": act[key], "rew": rew, "con": con, "value": value.pred(),
-            "slowvalue": slowvalue.pred(), "ret": outs["ret"], "policy": params,
-        })
+        params = (
+            {"logits": inner.logits}
+            if hasattr(inner, "logits")
+            else {"mean": inner.mean, "stddev": inner.stddev}
+        )
+        recorder.put(
+            "imag",
+            {
+                "action": act[key],
+                "rew": rew,
+                "con": con,
+                "value": value.pred(),
+                "slowvalue": slowvalue.pred(),
+                "ret": outs["ret"],
+                "policy": params,
+            },
+        )
         return losses, outs, metrics
 
     def repl_loss(*args, **kwargs):
@@ -339,9 +370,16 @@ def build_agent(config, obs_space, act_space):
 
     jaxcfg = dict(config.jax, precompile=False, transfer_guard=False)
     agent_config = elements.Config(
-        **config.agent, logdir=config.logdir, seed=config.seed, jax=jaxcfg, batch_size=config.batch_size,
-        batch_length=config.batch_length, replay_context=config.replay_context,
-        report_length=config.report_length, replica=0, replicas=1,
+        **config.agent,
+        logdir=config.logdir,
+        seed=config.seed,
+        jax=jaxcfg,
+        batch_size=config.batch_size,
+        batch_length=config.batch_length,
+        replay_context=config.replay_context,
+        report_length=config.report_length,
+        replica=0,
+        replicas=1,
     )
     return Agent(obs_space, act_space, agent_config)
 
@@ -374,12 +412,18 @@ def margins(rec: dict[str, np.ndarray], noise: FixedNoise, kind: str) -> dict[st
     post = mixed_logp(rec["post/logit"])  # [B, T, S, C], noise [B, S, C] at every step
     prior = mixed_logp(rec["imag/prior_logit"])  # [N, H, S, C], noise [N, S, C] at every step
     out = {
-        "posterior": min_margin(post + noise.get("gumbel", (post.shape[0], *post.shape[2:]))[:, None]),
-        "prior": min_margin(prior + noise.get("gumbel", (prior.shape[0], *prior.shape[2:]))[:, None]),
+        "posterior": min_margin(
+            post + noise.get("gumbel", (post.shape[0], *post.shape[2:]))[:, None]
+        ),
+        "prior": min_margin(
+            prior + noise.get("gumbel", (prior.shape[0], *prior.shape[2:]))[:, None]
+        ),
     }
     if kind == "image":
         logits = rec["imag/policy/logits"][:, :-1]  # the last one is never used
-        out["policy"] = min_margin(logits + noise.get("gumbel", (logits.shape[0], logits.shape[-1]))[:, None])
+        out["policy"] = min_margin(
+            logits + noise.get("gumbel", (logits.shape[0], logits.shape[-1]))[:, None]
+        )
     return out
 
 
@@ -400,9 +444,15 @@ def record(kind: str, noise_seed: int, min_gap: float) -> dict[str, np.ndarray] 
             recorder.active = True
             train_once(agent, state, batch)  # dry run: traces, compiles, gives the gradient scales
             recorder.active = False
-        dry_grads = {k[len("grad/"):]: v for k, v in recorder.values.items() if k.startswith("grad/")}
-        if sorted(dry_grads) != sorted(k for k in state if reference_map.is_parameter(k) and not k.startswith("slowval/")):
-            raise RuntimeError(f"recorded gradients do not cover the optimised parameters: {sorted(dry_grads)}")
+        dry_grads = {
+            k[len("grad/") :]: v for k, v in recorder.values.items() if k.startswith("grad/")
+        }
+        if sorted(dry_grads) != sorted(
+            k for k in state if reference_map.is_parameter(k) and not k.startswith("slowval/")
+        ):
+            raise RuntimeError(
+                f"recorded gradients do not cover the optimised parameters: {sorted(dry_grads)}"
+            )
         state = warm_optimizer(state, dry_grads, rng)
         recorder.values.clear()
         after, outs, metrics = train_once(agent, state, batch)
@@ -415,24 +465,47 @@ def record(kind: str, noise_seed: int, min_gap: float) -> dict[str, np.ndarray] 
     data: dict[str, np.ndarray] = {}
     data["config"] = np.array(json.dumps(dict(config.flat), default=str))
     obs_space, act_space = spaces(kind)
-    data["meta"] = np.array(json.dumps({
-        "kind": kind, "B": B, "T": T, "imag_length": int(config.agent.imag_length),
-        "obs_space": {k: [str(v.dtype), list(v.shape)] for k, v in obs_space.items()},
-        "act_space": {k: [str(v.dtype), list(v.shape), int(v.high) if v.discrete else None]
-                      for k, v in act_space.items()},
-        "size": SIZE, "warmup": WARMUP, "noise_seed": noise_seed, "margins": gaps,
-    }))
+    data["meta"] = np.array(
+        json.dumps(
+            {
+                "kind": kind,
+                "B": B,
+                "T": T,
+                "imag_length": int(config.agent.imag_length),
+                "obs_space": {k: [str(v.dtype), list(v.shape)] for k, v in obs_space.items()},
+                "act_space": {
+                    k: [str(v.dtype), list(v.shape), int(v.high) if v.discrete else None]
+                    for k, v in act_space.items()
+                },
+                "size": SIZE,
+                "warmup": WARMUP,
+                "noise_seed": noise_seed,
+                "margins": gaps,
+            }
+        )
+    )
     data.update({f"batch/{k}": v for k, v in batch.items()})
     data.update({f"init/{k}": np.asarray(state[k]) for k in sorted(state)})
     for key in ("grad", "update"):
         data.update({k: v for k, v in rec.items() if k.startswith(key + "/")})
-    grads = {k[len("grad/"):]: v for k, v in rec.items() if k.startswith("grad/")}
+    grads = {k[len("grad/") :]: v for k, v in rec.items() if k.startswith("grad/")}
     for module in sorted({k.split("/", 1)[0] for k in grads}):
-        data[f"gradnorm/{module}"] = np.float32(math.sqrt(sum(
-            float(np.sum(np.square(v, dtype=np.float64))) for k, v in grads.items() if k.startswith(module + "/"))))
-    data["gradnorm/all"] = np.float32(math.sqrt(sum(float(np.sum(np.square(v, dtype=np.float64))) for v in grads.values())))
+        data[f"gradnorm/{module}"] = np.float32(
+            math.sqrt(
+                sum(
+                    float(np.sum(np.square(v, dtype=np.float64)))
+                    for k, v in grads.items()
+                    if k.startswith(module + "/")
+                )
+            )
+        )
+    data["gradnorm/all"] = np.float32(
+        math.sqrt(sum(float(np.sum(np.square(v, dtype=np.float64))) for v in grads.values()))
+    )
     data.update({f"after/{k}": np.asarray(v) for k, v in after.items() if _kept_after(k)})
-    data.update({k: v for k, v in rec.items() if k.startswith(("loss/", "imag/", "repl/", "post/"))})
+    data.update(
+        {k: v for k, v in rec.items() if k.startswith(("loss/", "imag/", "repl/", "post/"))}
+    )
     data.update({f"metric/{k}": np.asarray(v) for k, v in metrics.items() if np.ndim(v) == 0})
     data["replay/deter"] = np.asarray(outs["replay"]["dyn/deter"])
     data["replay/stoch"] = np.asarray(outs["replay"]["dyn/stoch"])
@@ -452,9 +525,13 @@ def _kept_after(name: str) -> bool:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="tests/data", help="directory for reference_<kind>.npz")
-    parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated subset of vector,image")
+    parser.add_argument(
+        "--kinds", default=",".join(KINDS), help="comma-separated subset of vector,image"
+    )
     parser.add_argument("--noise-seed", type=int, default=0, help="first noise seed to try")
-    parser.add_argument("--min-margin", type=float, default=1e-4, help="smallest allowed top-two gap")
+    parser.add_argument(
+        "--min-margin", type=float, default=1e-4, help="smallest allowed top-two gap"
+    )
     parser.add_argument("--tries", type=int, default=10, help="noise seeds to try per kind")
     args = parser.parse_args(argv)
     kinds = [k for k in args.kinds.split(",") if k]

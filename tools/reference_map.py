@@ -37,8 +37,8 @@ same order on both sides) is named ``opt/state/<i>/...``: see `OPT_STATE`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -87,52 +87,88 @@ def _rules(layout: Layout) -> list[tuple[str, Callable[..., tuple]]]:
     """(regex, fn(match) -> (tree, path)) for every reference parameter."""
     n = layout.cnn_stages
     wm = ("world_model", "params")
-    actor, critic = ("actor", "params"), ("critic", "params")
+    actor = ("actor", "params")
     dyn_inputs = {"0": "dyn_in_deter", "1": "dyn_in_stoch", "2": "dyn_in_action"}
     image_linear = f"Linear_{len(layout.vector_keys)}"
 
     def vector_head(m):
         if m[1] not in layout.vector_keys:
-            raise KeyError(f"reference decoder head for vector key {m[1]!r}; layout keys: {layout.vector_keys}")
+            raise KeyError(
+                f"reference decoder head for vector key {m[1]!r}; layout keys: {layout.vector_keys}"
+            )
         return "params", (*wm, "decoder", f"Linear_{layout.vector_keys.index(m[1])}", m[2])
 
     return [
-        (r"dyn/dynin(\d)(norm)?/(\w+)",
-         lambda m: ("params", (*wm, dyn_inputs[m[1]], "RMSNorm_0" if m[2] else "Linear_0", m[3]))),
+        (
+            r"dyn/dynin(\d)(norm)?/(\w+)",
+            lambda m: (
+                "params",
+                (*wm, dyn_inputs[m[1]], "RMSNorm_0" if m[2] else "Linear_0", m[3]),
+            ),
+        ),
         (r"dyn/dynhid0/(\w+)", lambda m: ("params", (*wm, "dyn_hidden", m[1]))),
         (r"dyn/dynhid0norm/(\w+)", lambda m: ("params", (*wm, "dyn_hidden_norm", m[1]))),
         (r"dyn/dyngru/(\w+)", lambda m: ("params", (*wm, "dyn_gates", m[1]))),
-        (r"dyn/prior(\d)(norm)?/(\w+)", lambda m: ("params", _dense((*wm, "prior_mlp"), m[1], bool(m[2]), m[3]))),
+        (
+            r"dyn/prior(\d)(norm)?/(\w+)",
+            lambda m: ("params", _dense((*wm, "prior_mlp"), m[1], bool(m[2]), m[3])),
+        ),
         (r"dyn/priorlogit/(\w+)", lambda m: ("params", (*wm, "prior_out", m[1]))),
         (r"dyn/obs0/(\w+)", lambda m: ("params", (*wm, "post_in", m[1]))),
         (r"dyn/obs0norm/(\w+)", lambda m: ("params", (*wm, "post_norm", m[1]))),
         (r"dyn/obslogit/(\w+)", lambda m: ("params", (*wm, "post_out", m[1]))),
-        (r"enc/mlp(\d)(norm)?/(\w+)",
-         lambda m: ("params", _dense((*wm, "encoder", "MLP_0"), m[1], bool(m[2]), m[3]))),
+        (
+            r"enc/mlp(\d)(norm)?/(\w+)",
+            lambda m: ("params", _dense((*wm, "encoder", "MLP_0"), m[1], bool(m[2]), m[3])),
+        ),
         (r"enc/cnn(\d)/(\w+)", lambda m: ("params", (*wm, "encoder", f"Conv_{m[1]}", m[2]))),
         (r"enc/cnn(\d)norm/(\w+)", lambda m: ("params", (*wm, "encoder", f"RMSNorm_{m[1]}", m[2]))),
-        (r"dec/mlp/(linear|norm)(\d)/(\w+)",
-         lambda m: ("params", _dense((*wm, "decoder", "MLP_0"), m[2], m[1] == "norm", m[3]))),
+        (
+            r"dec/mlp/(linear|norm)(\d)/(\w+)",
+            lambda m: ("params", _dense((*wm, "decoder", "MLP_0"), m[2], m[1] == "norm", m[3])),
+        ),
         (r"dec/vec/(.+)/pred/(\w+)", vector_head),
         (r"dec/sp0/(\w+)", lambda m: ("params", (*wm, "decoder", "BlockLinear_0", m[1]))),
-        (r"dec/sp1(norm)?/(\w+)", lambda m: ("params", _dense((*wm, "decoder"), "0", bool(m[1]), m[2]))),
+        (
+            r"dec/sp1(norm)?/(\w+)",
+            lambda m: ("params", _dense((*wm, "decoder"), "0", bool(m[1]), m[2])),
+        ),
         (r"dec/sp2/(\w+)", lambda m: ("params", (*wm, "decoder", image_linear, m[1]))),
         (r"dec/spnorm/(\w+)", lambda m: ("params", (*wm, "decoder", "RMSNorm_0", m[1]))),
-        (r"dec/conv(\d)/(\w+)", lambda m: ("params", (*wm, "decoder", f"Conv_{n - 2 - int(m[1])}", m[2]))),
-        (r"dec/conv(\d)norm/(\w+)", lambda m: ("params", (*wm, "decoder", f"RMSNorm_{n - 1 - int(m[1])}", m[2]))),
+        (
+            r"dec/conv(\d)/(\w+)",
+            lambda m: ("params", (*wm, "decoder", f"Conv_{n - 2 - int(m[1])}", m[2])),
+        ),
+        (
+            r"dec/conv(\d)norm/(\w+)",
+            lambda m: ("params", (*wm, "decoder", f"RMSNorm_{n - 1 - int(m[1])}", m[2])),
+        ),
         (r"dec/imgout/(\w+)", lambda m: ("params", (*wm, "decoder", f"Conv_{n - 1}", m[1]))),
-        (r"rew/mlp/(linear|norm)(\d)/(\w+)",
-         lambda m: ("params", _dense((*wm, "reward_mlp"), m[2], m[1] == "norm", m[3]))),
+        (
+            r"rew/mlp/(linear|norm)(\d)/(\w+)",
+            lambda m: ("params", _dense((*wm, "reward_mlp"), m[2], m[1] == "norm", m[3])),
+        ),
         (r"rew/head/logits/(\w+)", lambda m: ("params", (*wm, "reward_out", m[1]))),
-        (r"con/mlp/(linear|norm)(\d)/(\w+)",
-         lambda m: ("params", _dense((*wm, "cont_mlp"), m[2], m[1] == "norm", m[3]))),
+        (
+            r"con/mlp/(linear|norm)(\d)/(\w+)",
+            lambda m: ("params", _dense((*wm, "cont_mlp"), m[2], m[1] == "norm", m[3])),
+        ),
         (r"con/head/logit/(\w+)", lambda m: ("params", (*wm, "cont_out", m[1]))),
-        (r"pol/mlp/(linear|norm)(\d)/(\w+)",
-         lambda m: ("params", _dense((*actor, "MLP_0"), m[2], m[1] == "norm", m[3]))),
-        (r"pol/head/[^/]+/(mean|stddev|logits)/(\w+)",
-         lambda m: ("params", (*actor, {"mean": "mean", "stddev": "std", "logits": "Linear_0"}[m[1]], m[2]))),
-        (r"(val|slowval)/mlp/(linear|norm)(\d)/(\w+)",
-         lambda m: _critic(m[1], _dense(("params", "MLP_0"), m[3], m[2] == "norm", m[4]))),
+        (
+            r"pol/mlp/(linear|norm)(\d)/(\w+)",
+            lambda m: ("params", _dense((*actor, "MLP_0"), m[2], m[1] == "norm", m[3])),
+        ),
+        (
+            r"pol/head/[^/]+/(mean|stddev|logits)/(\w+)",
+            lambda m: (
+                "params",
+                (*actor, {"mean": "mean", "stddev": "std", "logits": "Linear_0"}[m[1]], m[2]),
+            ),
+        ),
+        (
+            r"(val|slowval)/mlp/(linear|norm)(\d)/(\w+)",
+            lambda m: _critic(m[1], _dense(("params", "MLP_0"), m[3], m[2] == "norm", m[4])),
+        ),
         (r"(val|slowval)/head/logits/(\w+)", lambda m: _critic(m[1], ("params", "Linear_0", m[2]))),
     ]
 
@@ -172,13 +208,15 @@ def to_ours(flat: Mapping[str, np.ndarray], layout: Layout, prefix: str = "") ->
     """
     trees: dict[str, dict] = {"params": {}, "slow_critic": {}}
     for full, value in flat.items():
-        if full.startswith(prefix) and is_parameter(full[len(prefix):]):
-            where = target(full[len(prefix):], layout)
+        if full.startswith(prefix) and is_parameter(full[len(prefix) :]):
+            where = target(full[len(prefix) :], layout)
             _set(trees[where.tree], where.path, np.asarray(value))
     return trees
 
 
-def to_reference(trees: Mapping[str, Mapping], names: Iterable[str], layout: Layout) -> dict[str, np.ndarray]:
+def to_reference(
+    trees: Mapping[str, Mapping], names: Iterable[str], layout: Layout
+) -> dict[str, np.ndarray]:
     """Our trees {'params': ..., 'slow_critic': ...} (either may be missing) -> {reference name: array}
     for the reference parameter `names` whose tree is present."""
     flat = {}
