@@ -7,6 +7,7 @@ import importlib
 import re
 import sys
 
+from dreamerbench import __version__
 from dreamerbench.core.files import StorageError
 
 # subcommand -> module that defines `register(subparsers)`; imported lazily so
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="dreamerbench", description="DreamerV3 benchmarks: train, sweep, analyse."
     )
+    parser.add_argument("--version", action="version", version=f"dreamerbench {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in dict.fromkeys(SUBCOMMANDS.values()):
         importlib.import_module(module).register(subparsers)
