@@ -42,7 +42,8 @@ def main(argv=None) -> None:
     if jax.default_backend() != "gpu":
         parser.exit(
             2,
-            f"bench.gpu: no GPU (jax backend {jax.default_backend()!r}); CPU figures: bench.train_step\n",
+            f"bench.gpu: no GPU (jax backend {jax.default_backend()!r}); CPU figures: "
+            "bench.train_step\n",
         )
     for case, size, seeds in plan(args.quick):
         command = [

@@ -1,8 +1,8 @@
 """The learning benchmark: our learning curves next to the published DreamerV3 runs.
 
-    python -m bench.learn curves --protocol cpu --out /tmp/learn         # train, then write JSON + PNGs
-    python -m bench.learn plot --protocol cpu --out /tmp/learn           # JSON + PNGs from the runs so far
-    python -m bench.learn throughput --minutes 3 --logdir /tmp/tp        # start-up time and updates/s
+    python -m bench.learn curves --protocol cpu --out /tmp/learn     # train, then JSON + PNGs
+    python -m bench.learn plot --protocol cpu --out /tmp/learn       # JSON + PNGs of runs so far
+    python -m bench.learn throughput --minutes 3 --logdir /tmp/tp    # start-up time and updates/s
 
 `curves` trains every task x seed of a protocol with `dreamerbench train` (one
 subprocess per task, so start-up costs are real; re-running resumes unfinished
@@ -150,7 +150,8 @@ def bin_means(frames: np.ndarray, scores: np.ndarray, edges: np.ndarray) -> np.n
 
 
 def published_bins(suite: str, task: str, frames: int, source: Path) -> dict:
-    """Per-seed published DreamerV3 returns on the 10k-frame grid up to `frames`: {x, seeds [S, M], mean, min, max}."""
+    """Per-seed published DreamerV3 returns on the 10k-frame grid up to `frames`:
+    {x, seeds [S, M], mean, min, max}."""
     from dreamerbench.analysis.data import load_published
 
     runs = load_published(suite, "dreamerv3", source)
@@ -227,7 +228,8 @@ def plot(protocol: Protocol, curves: dict, out: Path) -> list[Path]:
         for i, run in enumerate(r for r in curves["runs"] if r["task"] == task):
             color = f"C{i}"
             ax.scatter(run["frames"], run["score"], s=6, color=color, alpha=0.35)
-            # Mean of the episodes that end together (all envs end at once on DMC's fixed-length episodes).
+            # Mean of the episodes that end together (all envs end at once on DMC's fixed-length
+            # episodes).
             ends = sorted(set(run["frames"]))
             means = [
                 np.mean([s for f, s in zip(run["frames"], run["score"]) if f == end])
@@ -240,7 +242,8 @@ def plot(protocol: Protocol, curves: dict, out: Path) -> list[Path]:
                 lw=2,
                 marker="o",
                 ms=4,
-                label=f"dreamerbench seed {run['seed']}: mean of the episodes ending together (dots: episodes)",
+                label=f"dreamerbench seed {run['seed']}: mean of the episodes ending together "
+                "(dots: episodes)",
             )
         ax.set_xlim(0, protocol.frames)
         ax.set_ylim(0, 1000)

@@ -38,7 +38,8 @@ NOT_OPS = (
 
 
 def hlo_kinds(hlo_text: str) -> dict[str, str]:
-    """Instruction name -> opcode ('fusion[convolution,add]' for a fusion: the opcodes it calls, first seen first)."""
+    """Instruction name -> opcode ('fusion[convolution,add]' for a fusion: the opcodes it calls,
+    first seen first)."""
     computations: dict[str, list[str]] = {}
     current = None
     kinds = {}

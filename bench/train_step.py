@@ -32,7 +32,8 @@ CASES = {
 
 
 def matmul_peak_flops(n: int = 2048, repeats: int = 10, dtype=None) -> float:
-    """FLOP/s of the fastest of `repeats` n x n matmuls in `dtype` (default float32) on the default device."""
+    """FLOP/s of the fastest of `repeats` n x n matmuls in `dtype` (default float32) on the
+    default device."""
     import jax
     import jax.numpy as jnp
 
@@ -107,7 +108,8 @@ def step_memory_mb(compiled) -> dict:
 
 
 def timed_updates(update, updates: int, warmup: int = 2) -> tuple[float, float]:
-    """Median wall-clock and process-CPU seconds of `update(i)` over `updates` calls after `warmup` calls.
+    """Median wall-clock and process-CPU seconds of `update(i)` over `updates` calls after
+    `warmup` calls.
 
     `update(i)` runs one step and returns its outputs, which are waited for
     (`jax.block_until_ready`) inside the timed span.
@@ -233,7 +235,8 @@ def main(argv=None) -> None:
         "--compile-cache",
         default="",
         metavar="DIR",
-        help="persistent compilation cache (as run.compile_cache); a second run loads the step from it",
+        help="persistent compilation cache (as run.compile_cache); "
+        "a second run loads the step from it",
     )
     args = parser.parse_args(argv)
     if args.case:

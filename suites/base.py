@@ -129,9 +129,9 @@ class Suite:
     published: PublishedScores | None = None
     """Published per-run scores of other methods, or None where none were published."""
     run_score: str = "mean"
-    """How a run's episodes in the final window make its final score: ``mean`` of
-    their scores, or ``crafter``: the Crafter score (:func:`dreamerbench.suites.scores.crafter_score`)
-    of the success rates of :attr:`episode_successes`."""
+    """How a run's episodes in the final window make its final score: ``mean`` of their scores,
+    or ``crafter``: the Crafter score (:func:`dreamerbench.suites.scores.crafter_score`) of the
+    success rates of :attr:`episode_successes`."""
     episode_successes: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]] | None = None
     """Per-episode successes the tables report next to the score: given an
     episode's columns (``score``, ``achievement_<name>``, ...: arrays over
@@ -155,8 +155,8 @@ class Suite:
     (evaluation episodes, ``run.eval_every``), for a protocol that scores a separate
     evaluation policy. ``dreamerbench table/plot --episodes`` overrides it."""
     protocol_fields: Mapping[str, Any] = field(default_factory=dict)
-    """Type hint, with its range or allowed values (:mod:`dreamerbench.core.reader`), of each protocol
-    field, e.g. ``{"action_repeat": PositiveInt}``; every numeric field has one."""
+    """Type hint, with its range or allowed values (:mod:`dreamerbench.core.reader`), of each
+    protocol field, e.g. ``{"action_repeat": PositiveInt}``; every numeric field has one."""
     open_tasks: Callable[[str], str] | None = None
     """For suites whose tasks are whatever an outside registry holds (``gym``, ``dm_env``):
     returns a task name it accepts, else raises ValueError naming it and what is allowed;
@@ -172,11 +172,13 @@ class Suite:
     def __post_init__(self):
         if "run.steps" in self.agent_defaults:
             raise ValueError(
-                f"suite {self.name!r}: give the budget once, as budget_steps, not as agent_defaults['run.steps']"
+                f"suite {self.name!r}: give the budget once, as budget_steps, not as "
+                "agent_defaults['run.steps']"
             )
         if self.score_episodes not in SCORE_EPISODES:
             raise ValueError(
-                f"score_episodes={self.score_episodes!r} is unknown; allowed: {', '.join(SCORE_EPISODES)}"
+                f"score_episodes={self.score_episodes!r} is unknown; allowed: "
+                f"{', '.join(SCORE_EPISODES)}"
             )
         if self.run_score not in RUN_SCORES:
             raise ValueError(
@@ -270,7 +272,10 @@ class Suite:
             return f"score / {high:g}" if low == 0 else f"(score - {low:g}) / ({high:g} - {low:g})"
         if refs:
             low, high = self.score_ref_names
-            return f"(score - {low}) / ({high} - {low}) with each task's {low} and {high} scores ({self.normalized_name})"
+            return (
+                f"(score - {low}) / ({high} - {low}) with each task's {low} and {high} scores "
+                f"({self.normalized_name})"
+            )
         return "none (this suite has no score references)"
 
     def normalize(self, task: str, score: float) -> float:

@@ -57,7 +57,8 @@ def describe(suite: Suite) -> str:
             if suite.open_tasks
             else f"tasks ({len(suite.tasks)}): {', '.join(suite.tasks)}"
         ),
-        f"protocol (override with --set env.FIELD=VALUE): {json.dumps(dict(suite.default_protocol))}",
+        "protocol (override with --set env.FIELD=VALUE): "
+        f"{json.dumps(dict(suite.default_protocol))}",
         f"budget: {suite.budget_steps:,} agent steps = {suite.budget_frames:,} frames "
         f"(action_repeat {suite.action_repeat}); final score: {suite.run_score} of the episodes "
         f"ending in the last {suite.final_window_frames:,} frames",

@@ -129,7 +129,8 @@ class _Converted:
     def _setup_action(
         self, discrete: int | None, offset: Any, shape: tuple[int, ...], low: Any, high: Any
     ) -> None:
-        """Discrete: ``discrete`` actions shifted by ``offset``; else a Box of ``shape`` in [low, high]."""
+        """Discrete: ``discrete`` actions shifted by ``offset``; else a Box of ``shape`` in
+        [low, high]."""
         self._offset, self._act_shape = offset, shape
         if discrete is not None:
             self.act_space = Space(np.int32, (), 0, discrete)
@@ -154,7 +155,8 @@ class _Converted:
 
 
 def _pick(raw: Any, path: str) -> Any:
-    """The value at `path` (keys joined by NUL) of nested observation dicts (``""``: the value itself)."""
+    """The value at `path` (keys joined by NUL) of nested observation dicts (``""``: the value
+    itself)."""
     if path == "":
         return raw
     for part in path.split("\0"):
@@ -200,7 +202,8 @@ class GymEnv(_Converted):
             if protocol["max_episode_steps"]
             else {}
         )
-        # rgb_array costs nothing until render() is called (gymnasium renders human mode only per step).
+        # rgb_array costs nothing until render() is called (gymnasium renders human mode only per
+        # step).
         self.renders = "rgb_array" in _render_modes(env_id)
         if self.renders:
             kwargs["render_mode"] = "rgb_array"
@@ -229,7 +232,8 @@ class GymEnv(_Converted):
         return step_obs(self._values(raw), 0.0, True, False, False)
 
     def step(self, action: np.ndarray) -> dict[str, np.ndarray]:
-        """``action_repeat`` env steps with one action (rewards summed; an episode end stops them)."""
+        """``action_repeat`` env steps with one action (rewards summed; an episode end stops
+        them)."""
         if self._done:
             raise RuntimeError("step() after the episode ended; call reset() first")
         total, terminated, truncated = 0.0, False, False
@@ -338,7 +342,8 @@ def _dm_leaves(spec: Any, task: str, prefix: str = "") -> dict[str, Leaf]:
 
 
 class DmEnv(_Converted):
-    """A ``dm_env.Environment`` made by ``MODULE:FUNCTION(seed)`` as an :class:`dreamerbench.suites.base.Env`."""
+    """A ``dm_env.Environment`` made by ``MODULE:FUNCTION(seed)`` as an
+    :class:`dreamerbench.suites.base.Env`."""
 
     def __init__(self, task: str, seed: int, protocol: Mapping[str, Any]):
         import dm_env
@@ -376,7 +381,8 @@ class DmEnv(_Converted):
         return step_obs(self._values(timestep.observation), 0.0, True, False, False)
 
     def step(self, action: np.ndarray) -> dict[str, np.ndarray]:
-        """``action_repeat`` env steps with one action (rewards summed; an episode end stops them)."""
+        """``action_repeat`` env steps with one action (rewards summed; an episode end stops
+        them)."""
         if self._done:
             raise RuntimeError("step() after the episode ended; call reset() first")
         total = 0.0

@@ -357,7 +357,8 @@ published DreamerV3 file holds 59 episodes of eleven milestones that return
 
 
 def diamond_episodes(columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """``{"diamond obtained": score >= DIAMOND_RETURN}`` per episode; ``columns["score"]`` are returns."""
+    """``{"diamond obtained": score >= DIAMOND_RETURN}`` per episode; ``columns["score"]`` are
+    returns."""
     return {"diamond obtained": np.asarray(columns["score"], dtype=np.float64) >= DIAMOND_RETURN}
 
 
@@ -402,7 +403,8 @@ MINECRAFT_DIAMOND = Suite(
     description="Minecraft ObtainDiamond (MineRL) as in DreamerV3: 64x64 POV plus inventory, "
     "25 flat actions, +1 per new milestone (log ... diamond, 12 items) per episode plus "
     "0.01 x change of health/20, 36,000-step episodes, break speed 100. Score: episode "
-    "return and the episodes that obtained a diamond (return >= 11.5, dreamerbench.suites.minecraft.diamond_episodes).",
+    "return and the episodes that obtained a diamond (return >= 11.5, "
+    "dreamerbench.suites.minecraft.diamond_episodes).",
     published_prefix="minecraft_",
     published=dreamerv3_scores(
         "minecraft_diamond", ("dreamerv3", "impala", "ppo_fixhp", "r2d2", "rainbow")

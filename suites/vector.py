@@ -142,7 +142,8 @@ class VectorEnv:
         return _stack([env.step(action) for env, action in zip(self._envs, actions)])
 
     def render(self, index: int) -> np.ndarray:
-        """A camera frame [H, W, 3] uint8 of env `index` (its env's ``render()``; tasks that support it)."""
+        """A camera frame [H, W, 3] uint8 of env `index` (its env's ``render()``; tasks that
+        support it)."""
         if self.parallel:
             self._workers[index][1].send(("render", None))
             return self._receive(index)

@@ -27,16 +27,19 @@ def broken(seed: int):
 
 
 FAIL_AFTER = "CUSTOM_ENVS_FAIL_AFTER"
-"""Environment variable: the number of steps after which a :func:`fails_later` env raises (unset: never)."""
+"""Environment variable: the number of steps after which a :func:`fails_later` env raises
+(unset: never)."""
 KILL_ON_FAIL = "CUSTOM_ENVS_KILL_ON_FAIL"
-"""Environment variable: a process group that a :func:`fails_later` env kills (SIGKILL) just before
-it raises: the MLflow server of tests/test_mlflow_server.py, unreachable at the moment of failure."""
+"""Environment variable: a process group that a :func:`fails_later` env kills (SIGKILL) just
+before it raises: the MLflow server of tests/test_mlflow_server.py, unreachable at the moment of
+failure."""
 
 
 def fails_later(seed: int):
     """Cartpole swing-up with 20-step episodes (``time_limit`` 0.2 s of 0.01 s steps) that raises
-    RuntimeError on its step number ``$CUSTOM_ENVS_FAIL_AFTER + 1`` (counted over its episodes): a
-    run that fails mid-training (tests/test_sweep_failed.py); without the variable it never fails."""
+    RuntimeError on its step number ``$CUSTOM_ENVS_FAIL_AFTER + 1`` (counted over its episodes):
+    a run that fails mid-training (tests/test_sweep_failed.py); without the variable it never
+    fails."""
     import dm_env
 
     env = suite.load("cartpole", "swingup", task_kwargs={"random": seed, "time_limit": 0.2})

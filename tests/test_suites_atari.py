@@ -101,7 +101,8 @@ def test_frame_limit_counts_frames_after_the_reset_no_ops():
 
 
 def _breakout_episode(seed, repeat, max_pool):
-    """A random-play Breakout episode; returns the observations and the raw screens after every frame."""
+    """A random-play Breakout episode; returns the observations and the raw screens after every
+    frame."""
     protocol = ATARI100K.resolve_protocol({"action_repeat": repeat, "max_pool": max_pool})
     env = ATARI100K.make_env("breakout", seed, protocol)
     actions = np.random.default_rng(seed).integers(env.act_space.num_actions, size=5000)

@@ -111,14 +111,16 @@ def test_discrete_actions_and_the_registered_time_limit_is_a_truncation():
 
 
 def test_a_dm_env_factory_is_a_task(tmp_path):
-    """dm_control's cartpole, made by tests/custom_envs.py (importable: pytest puts tests/ on the path)."""
+    """dm_control's cartpole, made by tests/custom_envs.py (importable: pytest puts tests/ on the
+    path)."""
     env = DmEnv("custom_envs:cartpole", 1, {})
     assert set(env.obs_space) == {"position", "velocity"} and env.act_space.shape == (1,)
     obs, steps = env.reset(), 0
     while not obs["is_last"]:
         obs, steps = env.step(np.ones(1, np.float32)), steps + 1
     assert steps == 1000 and not obs["is_terminal"]  # DMC's time limit is a truncation
-    # Through the real trainer (the stand-in agent keeps it fast): the suite's vector env and replay.
+    # Through the real trainer (the stand-in agent keeps it fast): the suite's vector env and
+    # replay.
     config = resolve_config(
         "dm_env", "custom_envs:cartpole", 0, {**TINY, "run.steps": 40, "run.train_start": 8}
     )
@@ -230,7 +232,8 @@ def test_a_dm_control_factory_renders_its_camera():
         (
             "gym",
             "dreamerbench-test/Blind-v0",
-            "render() failed: task='dreamerbench-test/Blind-v0' cannot render: its render_modes have no 'rgb_array'",
+            "render() failed: task='dreamerbench-test/Blind-v0' cannot render: its render_modes "
+            "have no 'rgb_array'",
         ),
         (
             "dm_env",
@@ -258,8 +261,8 @@ def test_video_render_is_refused_for_an_env_that_cannot_render(
     out, err = capsys.readouterr()
     assert code == 2 and not out and len(err.splitlines()) == 1, err
     assert (
-        f"run.video_render=True is not allowed; allowed: false for task={task!r}: it has no image observation"
-        in err
+        f"run.video_render=True is not allowed; allowed: false for task={task!r}: it has no image "
+        "observation" in err
     )
     assert reason in err, err
     assert not (tmp_path / "run").exists()
@@ -282,12 +285,14 @@ def test_an_env_that_fails_in_the_trainer_leaves_no_config_behind(tmp_path):
         (
             "gym",
             "Blackjack-v1",
-            "task='Blackjack-v1': observation space Tuple(Discrete(32), Discrete(11), Discrete(2)) is not supported",
+            "task='Blackjack-v1': observation space Tuple(Discrete(32), Discrete(11), Discrete(2)) "
+            "is not supported",
         ),
         (
             "gym",
             "dreamerbench-test/NeedsBox2D-v0",
-            "task='dreamerbench-test/NeedsBox2D-v0' needs a package that is not installed: Box2D is not installed",
+            "task='dreamerbench-test/NeedsBox2D-v0' needs a package that is not installed: Box2D "
+            "is not installed",
         ),
         (
             "dm_env",
@@ -297,17 +302,20 @@ def test_an_env_that_fails_in_the_trainer_leaves_no_config_behind(tmp_path):
         (
             "dm_env",
             "custom_envs:no_seed",
-            "task='custom_envs:no_seed': no_seed(seed=0) raised TypeError: no_seed() got an unexpected keyword argument 'seed'",
+            "task='custom_envs:no_seed': no_seed(seed=0) raised TypeError: no_seed() got an "
+            "unexpected keyword argument 'seed'",
         ),
         (
             "dm_env",
             "custom_envs:not_an_env",
-            "task='custom_envs:not_an_env': not_an_env(seed=0) returned a dict, not a dm_env.Environment",
+            "task='custom_envs:not_an_env': not_an_env(seed=0) returned a dict, not a "
+            "dm_env.Environment",
         ),
         (
             "gym",
             "CartPol-v1",
-            "task='CartPol-v1' is not a registered gymnasium id; allowed: a registered id (e.g. CartPole-v1",
+            "task='CartPol-v1' is not a registered gymnasium id; allowed: a registered id (e.g. "
+            "CartPole-v1",
         ),
         (
             "gym",

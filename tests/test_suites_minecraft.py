@@ -199,7 +199,8 @@ def test_sticky_jump_and_pitch_limit():
 def test_bad_protocol_value_is_named():
     with pytest.raises(
         ValueError,
-        match=r"env.pitch_limit=120.0 is not allowed; allowed: a finite number in \(0, 90\] \(degrees\)",
+        match=r"env.pitch_limit=120.0 is not allowed; allowed: a finite number in \(0, 90\] "
+        r"\(degrees\)",
     ):
         _env(pitch_limit=120.0)
 
