@@ -1,8 +1,8 @@
 """dreamerbench: analysis.
 
-Load runs (:func:`load_runs`, from MLflow) and published scores
-(:func:`load_published`), reduce them to final scores (dreamerbench.analysis.scores), aggregate with
-stratified-bootstrap CIs (dreamerbench.analysis.metrics), and show them (dreamerbench.analysis.tables,
+Load runs (:func:`load_runs`, from MLflow) and published scores (:func:`load_published`),
+reduce them to final scores (dreamerbench.analysis.scores), aggregate with stratified-bootstrap
+CIs (dreamerbench.analysis.metrics), and show them (dreamerbench.analysis.tables,
 dreamerbench.analysis.plots; ``dreamerbench table`` / ``dreamerbench plot``).
 """
 

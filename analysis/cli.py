@@ -25,19 +25,21 @@ Reps = Annotated[
         ge=100,
         le=200_000,
         note=(
-            "below 100 a 95% CI's ends rest on the 2 or 3 most extreme resamples; 200,000 is 4x the table's "
-            "default and halves its resampling error, past it only time and memory grow"
+            "below 100 a 95% CI's ends rest on the 2 or 3 most extreme resamples; 200,000 is 4x "
+            "the table's default and halves its resampling error, past it only time and memory grow"
         ),
     ),
 ]
-"""``--reps``: bootstrap resamples (atari100k's table with dreamerv3 at 200,000: 3.2 s, 280 MB peak)."""
+"""``--reps``: bootstrap resamples (atari100k's table with dreamerv3 at 200,000: 3.2 s,
+280 MB peak)."""
 Bins = Annotated[
     int,
     Range(
         ge=1,
         le=1_000,
         note=(
-            "a curve panel is about 360 pixels wide and the aggregate plot 750 at 150 dpi: more points draw nothing new"
+            "a curve panel is about 360 pixels wide and the aggregate plot 750 at 150 dpi: more "
+            "points draw nothing new"
         ),
     ),
 ]
@@ -49,7 +51,8 @@ Frames = Annotated[
         ge=1,
         le=MAX_FRAMES,
         note=(
-            "whole frames, at most 10^12: 5,000 times atari57's 200M-frame budget, the largest suite's"
+            "whole frames, at most 10^12: 5,000 times atari57's 200M-frame budget, "
+            "the largest suite's"
         ),
     ),
 ]
@@ -59,10 +62,11 @@ OUT_ALLOWED = (
     "(missing parent folders are created when the result is written)"
 )
 PUBLISHED_HELP = (
-    "Published scores: by default the per-run files published with danijar/dreamerv3 (folder scores/, "
-    "commit e3f0224; Atari, DMC, Minecraft) and danijar/crafter (folder scores/, commit e04542a; Crafter), "
-    "downloaded once from raw.githubusercontent.com into --cache-dir; --published-dir DIR reads a local "
-    "copy instead. `dreamerbench suites NAME` lists the methods published for a suite."
+    "Published scores: by default the per-run files published with danijar/dreamerv3 "
+    "(folder scores/, commit e3f0224; Atari, DMC, Minecraft) and danijar/crafter "
+    "(folder scores/, commit e04542a; Crafter), downloaded once from raw.githubusercontent.com "
+    "into --cache-dir; --published-dir DIR reads a local copy instead. "
+    "`dreamerbench suites NAME` lists the methods published for a suite."
 )
 
 
@@ -96,13 +100,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--budget-frames",
         type=flag(Frames, "--budget-frames"),
-        help="budget of the final-score rule, "
-        "in whole frames, 1 to 10^12 (default: the budget recorded with the --runs runs, else the suite's)",
+        help="budget of the final-score rule, in whole frames, 1 to 10^12 "
+        "(default: the budget recorded with the --runs runs, else the suite's)",
     )
     parser.add_argument(
         "--window-frames",
         type=flag(Frames, "--window-frames"),
-        help="final window in whole frames, 1 to the budget (default: the suite's, capped at the budget)",
+        help="final window in whole frames, 1 to the budget "
+        "(default: the suite's, capped at the budget)",
     )
     parser.add_argument(
         "--missing",
@@ -117,7 +122,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
         type=flag(Literal["suite", "train", "eval"], "--episodes"),
         default="suite",
         help="which episodes of the --runs runs make scores: train, eval (evaluation episodes, "
-        "run.eval_every) or suite (default: what the suite's protocol asks for, train for every suite here)",
+        "run.eval_every) or suite (default: what the suite's protocol asks for, "
+        "train for every suite here)",
     )
     parser.add_argument(
         "--reps",
@@ -174,8 +180,8 @@ def register(subparsers) -> None:
 
 
 def out_paths(out: str | os.PathLike, command: str) -> list[Path]:
-    """The files ``table``/``plot`` write for ``--out``: the path itself, or for ``plot``
-    the path with its suffix replaced by .png and .pdf (:func:`dreamerbench.analysis.plots.save`)."""
+    """The files ``table``/``plot`` write for ``--out``: the path itself, or for ``plot`` the
+    path with its suffix replaced by .png and .pdf (:func:`dreamerbench.analysis.plots.save`)."""
     path = Path(out)
     return [path.with_suffix(".png"), path.with_suffix(".pdf")] if command == "plot" else [path]
 
@@ -252,7 +258,8 @@ def collect(args, suite: Suite) -> Inputs:
         ours = ours[ours["suite"] == suite.name]
         if ours.empty:
             raise ValueError(
-                f"experiment={args.runs!r} has no runs of suite {suite.name!r}; its suites: {', '.join(names)}"
+                f"experiment={args.runs!r} has no runs of suite {suite.name!r}; its suites: "
+                f"{', '.join(names)}"
             )
         budget = recorded_budget(ours, args.runs)
         parts.append(ours)

@@ -83,7 +83,8 @@ def published_source(suite: Suite, given: str | os.PathLike | None) -> str:
         return str(given)
     if suite.published is None:
         raise ValueError(
-            f"suite {suite.name!r} has no published scores; give --published-dir DIR with SUITE-METHOD.json.gz files"
+            f"suite {suite.name!r} has no published scores; give --published-dir DIR with "
+            "SUITE-METHOD.json.gz files"
         )
     return suite.published.url
 
@@ -108,7 +109,8 @@ def _file_names(suite: Suite, method: str) -> list[str]:
 
 
 def available_methods(suite: Suite, source: str) -> list[str]:
-    """Methods published for ``suite`` (at the pinned commit) plus those with a file in folder ``source``."""
+    """Methods published for ``suite`` (at the pinned commit) plus those with a file in the
+    folder ``source``."""
     known = list(suite.published.files) if suite.published else []
     if _is_url(source):
         return sorted(known)
@@ -186,10 +188,12 @@ def fetch_published(
 
 
 def _check_record(record, index: int, path: Path) -> str:
-    """``curve`` ({task, method, seed, xs, ys}) or ``episodes`` (Crafter: xs, reward, achievement_*)."""
+    """The record's kind: ``curve`` ({task, method, seed, xs, ys}) or ``episodes`` (Crafter: xs,
+    reward, achievement_*)."""
     if not isinstance(record, dict):
         raise ValueError(
-            f"{path}: entry {index} is a {type(record).__name__}; expected an object with fields {', '.join(CURVE_FIELDS)}"
+            f"{path}: entry {index} is a {type(record).__name__}; expected an object with fields "
+            f"{', '.join(CURVE_FIELDS)}"
         )
     kind, fields, ys = (
         ("curve", CURVE_FIELDS, "ys")
@@ -199,7 +203,8 @@ def _check_record(record, index: int, path: Path) -> str:
     missing = [f for f in fields if f not in record]
     if missing:
         raise ValueError(
-            f"{path}: entry {index} lacks field {missing[0]!r}; required fields: {', '.join(fields)}"
+            f"{path}: entry {index} lacks field {missing[0]!r}; required fields: "
+            f"{', '.join(fields)}"
         )
     if (
         not isinstance(record["xs"], list)
@@ -309,7 +314,8 @@ def _run_row(run) -> dict:
     missing = [k for k in ("suite", "task", "seed") if TAG + k not in tags]
     if missing:
         raise ValueError(
-            f"run {run.info.run_id} lacks tag {TAG + missing[0]!r}; every run needs tags {TAG}suite, {TAG}task, {TAG}seed"
+            f"run {run.info.run_id} lacks tag {TAG + missing[0]!r}; every run needs tags "
+            f"{TAG}suite, {TAG}task, {TAG}seed"
         )
     if "protocol.action_repeat" not in params:
         raise ValueError(f"run {run.info.run_id} lacks param 'protocol.action_repeat'")
@@ -372,7 +378,8 @@ def recorded_budget(runs: pd.DataFrame, experiment: str) -> float | None:
 
 
 EPISODE_PREFIXES = {"train": EPISODE_PREFIX, "eval": "eval/"}
-"""Which episodes of our runs: training episodes (``episode/*``) or evaluation episodes (``eval/*``)."""
+"""Which episodes of our runs: training episodes (``episode/*``) or evaluation episodes
+(``eval/*``)."""
 
 
 def load_runs(

@@ -59,7 +59,8 @@ def bin_runs(
 
 
 def compact(x: float, _pos=None) -> str:
-    """Short tick label of a count or score: ``0``, ``250``, ``200k``, ``1.5M``, ``2G``, ``-0.5``."""
+    """Short tick label of a count or score: ``0``, ``250``, ``200k``, ``1.5M``, ``2G``,
+    ``-0.5``."""
     for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(x) >= scale:
             return f"{x / scale:.3g}{suffix}"
@@ -155,7 +156,8 @@ def plot_curves(
     reps: int = CURVE_REPS,
     evaluation: bool = False,
 ):
-    """Grid of per-task learning curves: mean score (:func:`bin_runs`) over seeds with a 95% CI band.
+    """Grid of per-task learning curves: mean score (:func:`bin_runs`) over seeds with a 95% CI
+    band.
 
     One panel per task of the first of ``methods`` that has episodes (our runs, when
     compared with published ones). ``evaluation``: our runs' episodes are evaluation
@@ -227,7 +229,8 @@ def plot_curves(
 
 
 def _evaluation(evaluation: bool) -> str:
-    """The y-label's prefix when our runs' scores come from evaluation episodes (``--episodes eval``)."""
+    """The y-label's prefix when our runs' scores come from evaluation episodes
+    (``--episodes eval``)."""
     return "evaluation episodes: " if evaluation else ""
 
 
@@ -307,7 +310,8 @@ def plot_profile(
     fig, ax = plt.subplots(figsize=(5.0, 3.6), layout="constrained")
     for i, (method, scores) in enumerate(finals.items()):
         est = bootstrap(scores, {"f": lambda x: performance_profile(x, taus)}, rng, reps)["f"]
-        label = f"{method} ({plural(scores.shape[1], 'task')}, {plural(int(np.sum(~np.isnan(scores))), 'run')})"
+        runs = int(np.sum(~np.isnan(scores)))
+        label = f"{method} ({plural(scores.shape[1], 'task')}, {plural(runs, 'run')})"
         ax.plot(100 * taus, est.point, color=f"C{i}", label=label)
         ax.fill_between(100 * taus, est.lo, est.hi, color=f"C{i}", alpha=0.2, lw=0)
     ax.set_xlabel(rf"final {suite.normalized_name} $\tau$ (%)")

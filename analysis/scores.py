@@ -198,11 +198,12 @@ def normalizes(suite: Suite) -> bool:
 
 
 def require_normalization(suite: Suite, what: str) -> None:
-    """Raise ValueError naming ``what`` (e.g. ``plot --kind aggregate``) if ``suite`` has no score references."""
+    """Raise ValueError naming ``what`` (e.g. ``plot --kind aggregate``) if ``suite`` has no
+    score references."""
     if not normalizes(suite):
         raise ValueError(
-            f"suite={suite.name!r} has no score references, so {what} (normalised scores) cannot be made; "
-            "allowed: plot --kind curves and table, which show its raw scores"
+            f"suite={suite.name!r} has no score references, so {what} (normalised scores) cannot "
+            "be made; allowed: plot --kind curves and table, which show its raw scores"
         )
 
 

@@ -45,7 +45,8 @@ UNFINISHED = {
     "SCHEDULED": "stopped early, waiting for a job to resume it",
     "KILLED": "killed",
 }
-"""MLflow status of a run that did not finish -> what its footnote says (experiments/tracking.py's lifecycle)."""
+"""MLflow status of a run that did not finish -> what its footnote says (the lifecycle in
+experiments/tracking.py)."""
 
 
 def plural(n: int, word: str) -> str:
@@ -83,7 +84,8 @@ class Comparison:
     sources: str = ""
     """Where the published scores came from."""
     evaluation: bool = False
-    """Our runs' scores come from their evaluation episodes (``run.eval_every``), not training ones."""
+    """Our runs' scores come from their evaluation episodes (``run.eval_every``), not training
+    ones."""
 
     def note(self, text: str, *cells: tuple[str, str]) -> None:
         self.notes.append(text)
@@ -111,7 +113,8 @@ def table_tasks(episodes: pd.DataFrame, suite: Suite) -> list[str]:
 
 
 def _span(end: float, width: float) -> str:
-    """``(start, end] frames`` of a window of ``width`` frames ending at ``end``; frames start at 0."""
+    """``(start, end] frames`` of a window of ``width`` frames ending at ``end``; frames start
+    at 0."""
     return f"({max(0.0, end - width):,.0f}, {end:,.0f}] frames"
 
 
@@ -122,7 +125,8 @@ def _window(rule: FinalRule) -> str:
 def _report_missing(
     comp: Comparison, method: str, finals: pd.DataFrame, all_tasks: list[str]
 ) -> list[str]:
-    """Add notes for what ``method`` lacks of ``all_tasks``; return the tasks it has a final score on."""
+    """Add notes for what ``method`` lacks of ``all_tasks``; return the tasks it has a final
+    score on."""
     have = finals[finals["final"].notna()]
 
     def marked(tasks: list[str]) -> list[tuple[str, str]]:  # the tasks' cells and its aggregates
@@ -133,7 +137,8 @@ def _report_missing(
     absent = [t for t in all_tasks if t not in set(finals["task"])]
     if absent:
         comp.note(
-            f"{method}: no runs on {len(absent)} of {plural(len(all_tasks), 'task')} ({', '.join(absent)})"
+            f"{method}: no runs on {len(absent)} of {plural(len(all_tasks), 'task')} "
+            f"({', '.join(absent)})"
             + ("; its aggregates use the other tasks only." if normalizes(comp.suite) else "."),
             *marked(absent),
         )
@@ -142,7 +147,8 @@ def _report_missing(
         lost = sorted(set(seeds) - set(group["seed"]))
         if lost:
             comp.note(
-                f"{method} on {task}: {len(group)} of {plural(len(seeds), 'seed')}; missing seed(s) {', '.join(map(str, lost))}.",
+                f"{method} on {task}: {len(group)} of {plural(len(seeds), 'seed')}; missing "
+                f"seed(s) {', '.join(map(str, lost))}.",
                 (method, task),
             )
     for row in finals[finals["treated"] != ""].itertuples():
@@ -155,8 +161,8 @@ def _report_missing(
             else "it has none"
         )
         comp.note(
-            f"{method} on {row.task}, seed {row.seed}: no episode in the final window {_window(comp.rule)} "
-            f"({last}); {how}.",
+            f"{method} on {row.task}, seed {row.seed}: no episode in the final window "
+            f"{_window(comp.rule)} ({last}); {how}.",
             (method, row.task),
         )
     tasks = [t for t in all_tasks if t in set(have["task"])]
@@ -184,8 +190,9 @@ def _report_unfinished(comp: Comparison, method: str, runs: pd.DataFrame) -> Non
             continue
         budget = f" of {row.budget_steps:,.0f}" if np.isfinite(row.budget_steps) else ""
         comp.note(
-            f"{method} on {task}, seed {seed}: run {row.status} at {row.steps_done:,.0f}{budget} steps "
-            f"({UNFINISHED.get(row.status, 'not finished')}); its score comes from the episodes it recorded.",
+            f"{method} on {task}, seed {seed}: run {row.status} at {row.steps_done:,.0f}{budget} "
+            f"steps ({UNFINISHED.get(row.status, 'not finished')}); "
+            "its score comes from the episodes it recorded.",
             (method, task),
         )
 
@@ -220,7 +227,8 @@ def compare(
         runs = episodes[episodes["method"] == method]
         if runs.empty:
             raise ValueError(
-                f"method={method!r} has no episodes; allowed: {', '.join(sorted(set(episodes['method'])))}"
+                f"method={method!r} has no episodes; allowed: "
+                f"{', '.join(sorted(set(episodes['method'])))}"
             )
         finals = final_scores(runs, suite, rule)
         finals = (
@@ -341,7 +349,8 @@ def _improvements(
 def _successes(
     episodes: pd.DataFrame, comp: Comparison, rng: np.random.Generator, reps: int
 ) -> pd.DataFrame:
-    """Per (method, task, item): success rate in % (mean over seeds, 95% CI) and runs that ever had it."""
+    """Per (method, task, item): success rate in % (mean over seeds, 95% CI) and the runs that
+    ever had it."""
     rows = []
     for method in comp.methods:
         table = success_table(episodes[episodes["method"] == method], comp.suite, comp.rule)
@@ -428,7 +437,8 @@ def grid(comp: Comparison) -> tuple[list[str], list[list[str]], list[str]]:
                 if (task, item, m) in succ.index:
                     r = succ.loc[(task, item, m)]
                     row += [
-                        f"{_cell(r.rate, r.rate_lo, r.rate_hi)} ({r.obtained:.0f} of {plural(int(r.n_runs), 'run')})",
+                        f"{_cell(r.rate, r.rate_lo, r.rate_hi)} ({r.obtained:.0f} of "
+                        f"{plural(int(r.n_runs), 'run')})",
                         "",
                     ]
                 else:
@@ -474,8 +484,9 @@ def rule_line(comp: Comparison) -> str:
         else ")"
     )
     text = (
-        f"{suite.name}: final score = {how} ending in {_window(rule)}: budget {rule.budget_frames:,.0f} frames "
-        f"({rule.budget_from}), {window}. Runs with no episode in the window: {missing}. "
+        f"{suite.name}: final score = {how} ending in {_window(rule)}: "
+        f"budget {rule.budget_frames:,.0f} frames ({rule.budget_from}), {window}. "
+        f"Runs with no episode in the window: {missing}. "
         f"Per task: mean over seeds [95% CI, stratified bootstrap, {comp.reps:,} resamples]; "
     )
     if normalizes(suite):
@@ -484,8 +495,8 @@ def rule_line(comp: Comparison) -> str:
         )
     else:
         text += (
-            f"raw scores only: {suite.name} has no score references, so there are no normalised scores "
-            "and no aggregates over tasks (they need a common scale)."
+            f"raw scores only: {suite.name} has no score references, so there are no normalised "
+            "scores and no aggregates over tasks (they need a common scale)."
         )
     if comp.sources:
         text += f" Published scores: {comp.sources}."

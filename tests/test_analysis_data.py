@@ -1,9 +1,10 @@
 """Loaders on the real published files and real MLflow stores; CLI end to end; bad input.
 
 Our runs are recorded the way ``dreamerbench sweep`` records them (a spec expanded by
-``dreamerbench.experiments.spec.expand``, runs scheduled and started by ``dreamerbench.experiments.tracking.Tracker``,
-episodes written by ``dreamerbench.agent.rundir.RunDir`` and delivered by ``RunRecorder``), so tags,
-params and metrics are the real ones.
+``dreamerbench.experiments.spec.expand``, runs scheduled and started by
+``dreamerbench.experiments.tracking.Tracker``, episodes written by
+``dreamerbench.agent.rundir.RunDir`` and delivered by ``RunRecorder``), so tags, params and
+metrics are the real ones.
 """
 
 import functools
@@ -174,8 +175,8 @@ def test_fresh_clone_downloads_the_published_files_once(fresh_clone, cli, capsys
     assert capsys.readouterr().out == downloaded
     assert cli(args[:5] + ["--reps", "200"]) == 0 and len(_Handler.requests) == 1
     assert (
-        "Published scores: dreamerv3 from github.com/danijar/dreamerv3, folder scores/, commit e3f0224."
-        in (capsys.readouterr().out)
+        "Published scores: dreamerv3 from github.com/danijar/dreamerv3, folder scores/, commit "
+        "e3f0224." in (capsys.readouterr().out)
     )
     # Crafter's repository publishes plain JSON; a gzipped copy is read as well.
     assert cli(["table", "--suite", "crafter", "--baseline", "human", "--reps", "200"]) == 0
@@ -269,11 +270,11 @@ def test_down_server_and_missing_file_are_one_line(tmp_path, server, cli, capsys
 
 
 def record_sweep(uri: str, spec, episodes, status=lambda run: "FINISHED") -> None:
-    """Record ``spec``'s runs as ``dreamerbench sweep`` and its jobs do, and deliver ``episodes(run)``:
-    a list of ``(step, {metric: value})`` (None: the run is never created), written to a run
-    directory beside the sqlite store `uri` and delivered by its recorder. ``status(run)``:
-    FINISHED, FAILED (the job's error, as ``Tracker.fail``) or RUNNING (a job took it up
-    again, as ``Tracker.start``, and never ended)."""
+    """Record ``spec``'s runs as ``dreamerbench sweep`` and its jobs do, and deliver
+    ``episodes(run)``: a list of ``(step, {metric: value})`` (None: the run is never created),
+    written to a run directory beside the sqlite store `uri` and delivered by its recorder.
+    ``status(run)``: FINISHED, FAILED (the job's error, as ``Tracker.fail``) or RUNNING (a job
+    took it up again, as ``Tracker.start``, and never ended)."""
     tracker = tracking.Tracker(uri)
     experiment_id = tracker.experiment(spec.name)
     root = Path(uri[len("sqlite:///") :]).parent / "logdirs"
@@ -343,7 +344,8 @@ def store(tmp_path_factory):
     )
     # A run that has not finished an episode yet (seed 1).
     early = _spec(
-        "name: early\nsuite: atari100k\ntasks: [pong]\nseeds: 2\nsteps: 1000\noverrides: {agent.size: debug}\n"
+        "name: early\nsuite: atari100k\ntasks: [pong]\nseeds: 2\nsteps: 1000\noverrides: "
+        "{agent.size: debug}\n"
     )
     record_sweep(uri, early, lambda run: [(1000, {"score": -20.0})] if run.seed == 0 else [])
     # experiments/quickstart.yaml as it is: 1500 steps of DMC, whose episodes last 1000
@@ -527,8 +529,8 @@ def test_end_to_end_markdown_footnotes(store, cli, capsys):
         len(aggregates) == 4 and aggregates["notes"].str.contains("no runs on 24 of 26 tasks").all()
     )
     assert (
-        "budget 4,000 frames (the budget the runs of 'tiny' were asked for (run.steps x action repeat))"
-        in out
+        "budget 4,000 frames "
+        "(the budget the runs of 'tiny' were asked for (run.steps x action repeat))" in out
     )
     assert "window 4,000 frames (the suite's 10,000 capped at the budget)" in out
 
@@ -727,8 +729,9 @@ def test_bad_options_are_one_line_errors(store, cli, tmp_path, capsys, command):
         # The budget recorded with the runs is known only once they are read.
         (
             ["--tracking-uri", store, "--window-frames", "9000"],
-            "--window-frames=9000 is not allowed; allowed: a whole number of frames in [1, 4,000]: the window lies within "
-            "the budget (the budget the runs of 'tiny' were asked for (run.steps x action repeat))",
+            "--window-frames=9000 is not allowed; allowed: a whole number of frames in [1, 4,000]: "
+            "the window lies within the budget "
+            "(the budget the runs of 'tiny' were asked for (run.steps x action repeat))",
         ),
     ]
     if command == "plot":
@@ -856,7 +859,10 @@ def test_flag_ranges_are_refused_before_anything_is_read(cli, tmp_path, capsys, 
         f"sqlite:///{missing}",
     ]
     base += ["--kind", "curves", "--out", str(tmp_path / "p")] if command == "plot" else []
-    reps = "allowed: an integer in [100, 200000] (below 100 a 95% CI's ends rest on the 2 or 3 most extreme"
+    reps = (
+        "allowed: an integer in [100, 200000] "
+        "(below 100 a 95% CI's ends rest on the 2 or 3 most extreme"
+    )
     frames = "allowed: an integer in [1, 1000000000000] (whole frames, at most 10^12"
     cases = [
         (["--reps", "1"], "--reps=1 is not allowed; " + reps),
@@ -869,8 +875,8 @@ def test_flag_ranges_are_refused_before_anything_is_read(cli, tmp_path, capsys, 
         (["--window-frames", "2.5"], "--window-frames=2.5 is not allowed; " + frames),
         (
             ["--budget-frames", "1500", "--window-frames", "99999"],
-            "--window-frames=99999 is not allowed; allowed: a whole number of frames in [1, 1,500]: the window lies "
-            "within the budget (--budget-frames)",
+            "--window-frames=99999 is not allowed; allowed: a whole number of frames in "
+            "[1, 1,500]: the window lies within the budget (--budget-frames)",
         ),
         # Without --runs the budget is the suite's (dmc_proprio: 500k frames).
         (
@@ -901,7 +907,8 @@ def test_flag_ranges_are_refused_before_anything_is_read(cli, tmp_path, capsys, 
 
 
 def test_flag_range_ends_are_accepted(store, cli, capsys):
-    """--reps 100 and whole frames written as floats (1e4) are allowed; the CI holds the estimate."""
+    """--reps 100 and whole frames written as floats (1e4) are allowed; the CI holds the
+    estimate."""
     assert (
         cli(
             [
@@ -1005,7 +1012,8 @@ def test_out_creates_missing_parent_folders(store, cli, tmp_path, capsys, comman
 
 @pytest.mark.parametrize("kind", ["curves", "aggregate"])
 def test_a_plot_with_nothing_to_draw_is_refused(store, cli, tmp_path, capsys, kind):
-    """No episode ends within --budget-frames 10: one line and exit 2, as the table does, no file."""
+    """No episode ends within --budget-frames 10: one line and exit 2, as the table does, no
+    file."""
     assert (
         cli(
             [
@@ -1047,7 +1055,8 @@ def test_load_runs_carries_status_and_steps(store):
 
 
 def test_runs_that_did_not_finish_are_footnoted(store, cli, capsys):
-    """A FAILED or still RUNNING run is tabulated with a note on its cell; a FINISHED one has none."""
+    """A FAILED or still RUNNING run is tabulated with a note on its cell; a FINISHED one has
+    none."""
     base = [
         "table",
         "--suite",
@@ -1063,10 +1072,11 @@ def test_runs_that_did_not_finish_are_footnoted(store, cli, capsys):
     out = capsys.readouterr().out
     notes = [line for line in out.splitlines() if line.startswith("[")]
     assert notes == [
-        "[1] dreamerbench on pong, seed 1: run FAILED at 200 of 1,000 steps (it stopped with an error); "
+        "[1] dreamerbench on pong, seed 1: run FAILED at 200 of 1,000 steps "
+        "(it stopped with an error); its score comes from the episodes it recorded.",
+        "[2] dreamerbench on pong, seed 2: run RUNNING at 600 of 1,000 steps "
+        "(still training, or its job ended without saying so); "
         "its score comes from the episodes it recorded.",
-        "[2] dreamerbench on pong, seed 2: run RUNNING at 600 of 1,000 steps (still training, or its job ended "
-        "without saying so); its score comes from the episodes it recorded.",
         "[3] dreamerbench: no runs on 25 of 26 tasks ("
         + ", ".join(t for t in SUITES["atari100k"].tasks if t != "pong")
         + "); its aggregates use the other tasks only.",

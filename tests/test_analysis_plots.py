@@ -148,7 +148,8 @@ def test_a_lone_point_gets_a_ci_bar():
 
 
 def test_evaluation_episodes_are_named_in_the_labels_and_the_rule_line():
-    """New-user test, fault 6: with --episodes eval the y-labels and the table's rule line read as for training episodes."""
+    """New-user test, fault 6: with --episodes eval the y-labels and the table's rule line read
+    as for training episodes."""
     from dreamerbench.analysis.tables import FinalRule, compare, rule_line
 
     episodes = _episodes(2, every=100_000)
@@ -272,7 +273,8 @@ def test_a_table_of_an_open_task_suite_shows_raw_scores_and_no_aggregates():
     lo, hi = per_task.loc[("ours", corridor), ["raw_lo", "raw_hi"]]
     assert 10.0 <= lo < 20.0 < hi <= 30.0
     assert per_task["norm"].isna().all() and comp.aggregates.empty
-    # P(ours > other) per task: corridor 1, cartpole (0 + 0.5 + 1) / 3 = 0.5; the maze is not in common.
+    # P(ours > other) per task: corridor 1, cartpole (0 + 0.5 + 1) / 3 = 0.5; the maze is not in
+    # common.
     (poi,) = comp.improvement.itertuples()
     assert poi.point == pytest.approx(0.75) and poi.n_tasks == 2
     assert comp.notes == [
@@ -331,7 +333,8 @@ def _csv_notes(comp) -> "pd.DataFrame":
 
 
 def test_a_task_without_a_final_score_keeps_its_row_and_notes_in_the_csv():
-    """Tester, fault 2: markdown showed `Acrobot-v1 | - [1] [2] [3]`, the CSV had no Acrobot-v1 row nor its notes."""
+    """Tester, fault 2: markdown showed `Acrobot-v1 | - [1] [2] [3]`, the CSV had no Acrobot-v1
+    row nor its notes."""
     from dreamerbench.analysis.scores import FinalRule
     from dreamerbench.analysis.tables import compare, render
 
@@ -412,7 +415,8 @@ def test_every_note_marks_its_cells_and_reaches_the_csv():
 
 
 def test_footnotes_are_numbered_in_order_of_appearance():
-    """Notes are made method by method; the table numbers them by first mark, top to bottom, left to right."""
+    """Notes are made method by method; the table numbers them by first mark, top to bottom,
+    left to right."""
     from dreamerbench.analysis.scores import FinalRule
     from dreamerbench.analysis.tables import compare, render
 
@@ -446,7 +450,8 @@ def test_footnotes_are_numbered_in_order_of_appearance():
     ]
     lines = render(comp, "markdown").splitlines()
     notes = [line for line in lines if line[:1] == "["]
-    # alien: ours' seeds note, then other's absent-task note; pong: ours' seed; the aggregates: ours' absent tasks.
+    # alien: ours' seeds note, then other's absent-task note; pong: ours' seed; the aggregates:
+    # ours' absent tasks.
     assert notes == [f"[{i}] {comp.notes[n]}" for i, n in enumerate((1, 3, 2, 0, 4), 1)]
     (alien,) = [line for line in lines if line.startswith("| alien |")]
     assert alien.split(" | ")[1].endswith("] [1]") and alien.endswith(" | - [2] | - |")

@@ -77,7 +77,8 @@ def test_minecraft_diamond_runs():
     assert (returns > 11).sum() == 189 and (returns >= suites.minecraft.DIAMOND_RETURN).sum() == 130
 
 
-# method -> Crafter scoreboard (github.com/danijar/crafter README): score %, mean and std over seeds.
+# method -> Crafter scoreboard (github.com/danijar/crafter README): score %, mean and std over
+# seeds.
 CRAFTER_SCOREBOARD = {"human": (50.5, 6.8), "random": (1.6, 0.0)}
 
 
