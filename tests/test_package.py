@@ -128,6 +128,8 @@ def test_the_wheel_holds_one_package_with_its_specs_and_profiles(installed):
 
 
 def test_version_and_suites_run_beside_a_labs_own_packages(installed):
+    command = shutil.which("dreamerbench", path=installed.env["PATH"])
+    assert command == str(installed.python.parent / "dreamerbench")
     done = run(installed, "dreamerbench", "--version")
     assert (done.returncode, done.stdout) == (0, f"dreamerbench {installed.version}\n"), done.stderr
     done = run(installed, "dreamerbench", "suites")
