@@ -30,6 +30,13 @@ REPO = Path(__file__).resolve().parents[1]
 LAB_PACKAGES = ("agent", "analysis", "experiments", "suites")
 
 
+def _check(argv: list[str]) -> str:
+    """Runs a setup step; its stdout, or a failure showing its stderr."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{argv}: {done.stderr}"
+    return done.stdout
+
+
 def _build_wheel(out: Path) -> tuple[Path, str]:
     """Builds the wheel from a copy of the sources in ``out``; returns it and its version."""
     pyproject = (REPO / "pyproject.toml").read_text()
@@ -46,12 +53,9 @@ def _build_wheel(out: Path) -> tuple[Path, str]:
     (source / "pyproject.toml").write_text(
         re.sub(r'(?m)^version = ".*"$', f'version = "{version}"', pyproject, count=1)
     )
-    subprocess.run(
+    _check(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index"]
-        + ["-q", "-w", str(out / "wheels"), str(source)],
-        check=True,
-        capture_output=True,
-        timeout=300,
+        + ["-q", "-w", str(out / "wheels"), str(source)]
     )
     (wheel,) = (out / "wheels").glob("dreamerbench-*.whl")
     return wheel, version
@@ -59,18 +63,11 @@ def _build_wheel(out: Path) -> tuple[Path, str]:
 
 def _make_venv(path: Path) -> Path:
     """A venv at ``path`` that sees the packages of the Python running the tests; its python."""
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(path)],
-        check=True,
-        timeout=120,
-    )
+    _check([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(path)])
     python = path / "bin" / "python"
-    purelib = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    purelib = _check(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
+    ).strip()
     # --system-site-packages reaches the base interpreter's packages only; when the tests run in
     # a venv, its site-packages (with their .pth files) come after the new venv's own.
     ours = [p for p in site.getsitepackages() if not p.startswith(sys.base_prefix)]
@@ -84,12 +81,7 @@ def installed(tmp_path_factory):
     out = tmp_path_factory.mktemp("package")
     wheel, version = _build_wheel(out)
     python = _make_venv(out / "venv")
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    _check([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)])
     lab = out / "lab"
     for name in LAB_PACKAGES:
         (lab / name).mkdir(parents=True)
@@ -151,6 +143,9 @@ def _notebook_imports() -> list[str]:
 def test_the_notebooks_imports_come_from_the_wheel(installed):
     imports = _notebook_imports()
     assert any("dreamerbench" in line for line in imports), imports
+    # The lab's own packages are on the path and would break any import that reaches them.
+    trap = run(installed, str(installed.python), "-c", "import experiments")
+    assert "the lab's own experiments/ was imported" in trap.stderr
     script = "\n".join(
         [
             *imports,
