@@ -1,7 +1,10 @@
 """DeepMind Control Suite: proprioceptive (vector) and vision (64x64 image) suites.
 
 Protocol as in danijar/dreamerv3 ``configs.yaml`` (``env.dmc``): action repeat
-1, 64x64 images from camera 2 for quadruped and camera 0 otherwise. Episodes
+1, 64x64 images from camera 2 for quadruped and camera 0 otherwise, rendered at
+MuJoCo's default quality as the reference renders them (checked against golden
+frames, tests/test_reference_observations.py); ``env.fast_render=true`` turns
+shadows and multisampling off for speed, at the cost of other pixels. Episodes
 end after dm_control's 1000 control steps; that time limit is a truncation
 (discount 1), never a termination.
 """
@@ -80,9 +83,10 @@ class DMCEnv:
             self._size = size
             self._camera = DEFAULT_CAMERAS.get(domain, 0) if camera == -1 else camera
             if protocol["fast_render"]:
-                # Software GL renders 64x64 frames several times faster without
-                # shadow maps and multisampling (FAST_RENDER_NOTE); both must be
-                # off before the first render creates the GL context.
+                # Software GL renders 64x64 frames about 4x faster without shadow
+                # maps and multisampling, but other pixels (docs/agent.md, "What
+                # matches the reference"); both must be off before the first
+                # render creates the GL context.
                 self._physics.model.vis.quality.shadowsize = 0
                 self._physics.model.vis.quality.offsamples = 0
             self.obs_space = {"image": Space(np.uint8, (size, size, 3), 0, 255)}
