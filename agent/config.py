@@ -227,7 +227,7 @@ class RunConfig:
     evaluates when this is > 0. Range: >= 0."""
     eval_episodes: PositiveInt = 1
     """Episodes per evaluation. Range: >= 1."""
-    eval_mode: Literal["greedy", "sample"] = "greedy"
+    eval_mode: Literal["greedy", "sample"] = "sample"
     """Evaluation actions: the policy's mode (greedy) or samples from it."""
     video_every: NonNegativeInt = 0
     """Agent steps between videos (0: none): the next training episode of env 0 is written to

@@ -7,6 +7,9 @@ frames after the reset's no-ops.
 atari100k: 64x64 RGB, minimal action set, no sticky actions. atari57 follows
 Machado et al. 2018 (arXiv 1709.06009): sticky actions with probability
 0.25, the full 18-action set; 96x96 grayscale as in the reference.
+Frames are downscaled and greyed with the reference's own recipe
+(:func:`downscale`), checked against golden frames (tests/data/golden_atari.npz,
+tools/golden_frames.py).
 
 Unlike the reference, the 108k-frame limit is a truncation (``is_last`` and
 not ``is_terminal``): the game did not end, so the agent bootstraps.
@@ -138,15 +141,36 @@ class AtariEnv:
         """ALE frees its emulator with the object."""
 
     def _obs(self, reward, is_first, is_last, is_terminal) -> dict[str, np.ndarray]:
-        import cv2
+        return step_obs(
+            {"image": downscale(self._pool.max(0), self._size, self._gray)},
+            reward,
+            is_first,
+            is_last,
+            is_terminal,
+        )
 
-        image = self._pool.max(0)
-        image = cv2.resize(image, (self._size, self._size), interpolation=cv2.INTER_AREA)
-        if self._gray:
-            # Luminance weights, not the channel mean: a red object on a green
-            # background must stay visible.
-            image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[:, :, None]
-        return step_obs({"image": image}, reward, is_first, is_last, is_terminal)
+
+# Luminance weights of danijar/dreamerv3 embodied/envs/atari.py (L17), the third
+# written as the rest to 1 as there, so the float64 products round alike.
+GRAY_WEIGHTS = np.array([0.299, 0.587, 1 - (0.299 + 0.587)])
+
+
+def downscale(frame: np.ndarray, size: int, gray: bool) -> np.ndarray:
+    """An RGB screen [H, W, 3] uint8 as the agent sees it: [size, size, 1 or 3] uint8.
+
+    The reference's recipe (danijar/dreamerv3 ``embodied/envs/atari.py``
+    ``_obs``, ``resize: pillow`` in every Atari config): Pillow's bilinear
+    resize of the RGB frame (which widens its filter when shrinking, so every
+    source pixel counts), then for ``gray`` the float64 weighted sum of the
+    channels truncated to uint8 (luminance weights, not the channel mean: a red
+    object on a green background must stay visible).
+    """
+    from PIL import Image
+
+    image = np.asarray(Image.fromarray(frame).resize((size, size), Image.Resampling.BILINEAR))
+    if gray:
+        image = (image * GRAY_WEIGHTS).sum(-1).astype(np.uint8)[:, :, None]
+    return image
 
 
 def make_atari100k(task: str, seed: int, protocol: Mapping[str, Any]) -> AtariEnv:

@@ -1,7 +1,10 @@
 """DeepMind Control Suite: proprioceptive (vector) and vision (64x64 image) suites.
 
 Protocol as in danijar/dreamerv3 ``configs.yaml`` (``env.dmc``): action repeat
-1, 64x64 images from camera 2 for quadruped and camera 0 otherwise. Episodes
+1, 64x64 images from camera 2 for quadruped and camera 0 otherwise, rendered at
+MuJoCo's default quality as the reference renders them (checked against golden
+frames, tests/test_reference_observations.py); ``env.fast_render=true`` turns
+shadows and multisampling off for speed, at the cost of other pixels. Episodes
 end after dm_control's 1000 control steps; that time limit is a truncation
 (discount 1), never a termination.
 """
@@ -79,11 +82,13 @@ class DMCEnv:
             domain = TASKS[task][0]
             self._size = size
             self._camera = DEFAULT_CAMERAS.get(domain, 0) if camera == -1 else camera
-            # Software GL renders 64x64 frames about 7x faster without shadow
-            # maps and multisampling; both must be off before the first render
-            # creates the GL context (measured, docs/benchmarks.md).
-            self._physics.model.vis.quality.shadowsize = 0
-            self._physics.model.vis.quality.offsamples = 0
+            if protocol["fast_render"]:
+                # Software GL renders 64x64 frames about 4x faster without shadow
+                # maps and multisampling, but other pixels (docs/agent.md, "What
+                # matches the reference"); both must be off before the first
+                # render creates the GL context.
+                self._physics.model.vis.quality.shadowsize = 0
+                self._physics.model.vis.quality.offsamples = 0
             self.obs_space = {"image": Space(np.uint8, (size, size, 3), 0, 255)}
         else:
             spec = self._env.observation_spec()
@@ -176,6 +181,7 @@ PROTOCOL_FIELDS = {
     "action_repeat": PositiveInt,
     "image_size": PositiveInt,
     "camera": Annotated[int, Range(ge=-1, note="-1: the task's default camera")],
+    "fast_render": bool,
 }
 
 _DMC_SCORES = "DMC returns lie in [0, 1000] (1 per control step at most)."
@@ -211,7 +217,7 @@ DMC_PROPRIO = Suite(
 DMC_VISION = Suite(
     name="dmc_vision",
     tasks=VISION_TASKS,
-    default_protocol={"action_repeat": 1, "image_size": 64, "camera": -1},
+    default_protocol={"action_repeat": 1, "image_size": 64, "camera": -1, "fast_render": False},
     protocol_fields=PROTOCOL_FIELDS,
     make_env=make_vision,
     budget_steps=1_000_000,
@@ -226,7 +232,8 @@ DMC_VISION = Suite(
         "run.parallel_envs": True,
     },
     description="DeepMind Control, 20 tasks, 64x64 RGB images only (camera 2 for quadruped, "
-    "else 0), MuJoCo EGL rendering without shadows or multisampling. " + _DMC_SCORES,
+    "else 0), MuJoCo EGL rendering at MuJoCo's default quality as in the reference "
+    "(env.fast_render=true: no shadows or multisampling, faster but other pixels). " + _DMC_SCORES,
     published_prefix="dmc_",
     published=dreamerv3_scores("dmc_vision", ("curl", "dreamerv3", "drqv2", "ppo_fixhp", "sac")),
     normalized_name="normalised return (/ 1000)",

@@ -124,14 +124,26 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
+# Observation key -> (MineRL life_stats entry, its maximum), as the reference scales them.
+LIFE_STATS = {"health": ("life", 20.0), "hunger": ("food", 20.0), "breath": ("air", 300.0)}
+
+
+def _life(raw) -> dict[str, np.float32]:
+    """The life stats of a MineRL observation, each divided by its maximum (:data:`LIFE_STATS`)."""
+    stats = raw["life_stats"]
+    return {key: np.float32(stats[name] / top) for key, (name, top) in LIFE_STATS.items()}
+
+
 class MinecraftDiamondEnv:
     """ObtainDiamond over a MineRL gym env (``reset() -> obs``, ``step(a) -> obs, r, done, info``).
 
     ``minerl_env`` is the real env from :func:`make_minerl_env` or a fake
     with the same spaces. Observations: ``image`` (POV), ``inventory`` and
     ``inventory_max`` (item counts, float32), ``equipped`` (one-hot of the
-    main-hand item), ``life`` (health/20, food/20, air/300), and per-episode
-    flags ``log/milestone_<item>``.
+    main-hand item), ``health`` (life/20), ``hunger`` (food/20) and ``breath``
+    (air/300), each a key of its own of shape (1,) as in the reference
+    (``minecraft_flat.py`` ``MinecraftBase``: one decoder head each), and
+    per-episode flags ``log/milestone_<item>``.
     """
 
     def __init__(self, minerl_env, protocol: Mapping[str, Any]):
@@ -154,7 +166,7 @@ class MinecraftDiamondEnv:
             "inventory": Space(np.float32, (len(self._items),), 0),
             "inventory_max": Space(np.float32, (len(self._items),), 0),
             "equipped": Space(np.float32, (len(self._equip),), 0, 1),
-            "life": Space(np.float32, (3,), 0),
+            **{key: Space(np.float32, (1,), 0) for key in LIFE_STATS},
         }
         self.act_space = Space(np.int32, (), 0, len(ACTIONS))
         self._done = True
@@ -169,7 +181,7 @@ class MinecraftDiamondEnv:
         self._max_inventory = inventory.copy()
         # Items held at the start (none in ObtainDiamond) count as reached.
         self._reached = {m: bool(inventory[self._items.index(m)] > 0) for m in MILESTONES}
-        self._health = self._life(raw)[0]
+        self._health = _life(raw)["health"]
         self._done = False
         return self._obs(raw, inventory, 0.0, is_first=True, is_last=False, is_terminal=False)
 
@@ -190,7 +202,7 @@ class MinecraftDiamondEnv:
         inventory = self._inventory(raw)
         self._max_inventory = np.maximum(self._max_inventory, inventory)
         reward = self._milestone_reward(inventory)
-        health = self._life(raw)[0]
+        health = _life(raw)["health"]
         reward += 0.01 * (health - self._health)
         self._health = health
         truncated = self._steps >= self._max_steps
@@ -232,11 +244,6 @@ class MinecraftDiamondEnv:
         counts["log"] = counts["log"] + counts.get("log2", 0)
         return np.array([counts[item] for item in self._items], np.float32)
 
-    @staticmethod
-    def _life(raw) -> np.ndarray:
-        stats = raw["life_stats"]
-        return np.array([stats["life"] / 20, stats["food"] / 20, stats["air"] / 300], np.float32)
-
     def _obs(self, raw, inventory, reward, is_first, is_last, is_terminal):
         equipped = np.zeros(len(self._equip), np.float32)
         item = str(raw["equipped_items"]["mainhand"]["type"])
@@ -246,7 +253,7 @@ class MinecraftDiamondEnv:
             "inventory": inventory,
             "inventory_max": self._max_inventory.copy(),
             "equipped": equipped,
-            "life": self._life(raw),
+            **{key: np.array([value], np.float32) for key, value in _life(raw).items()},
             **{f"log/milestone_{m}": np.float32(self._reached[m]) for m in MILESTONES},
         }
         return step_obs(values, reward, is_first, is_last, is_terminal)
@@ -357,8 +364,9 @@ published DreamerV3 file holds 59 episodes of eleven milestones that return
 
 
 def diamond_episodes(columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """``{"diamond obtained": score >= DIAMOND_RETURN}`` per episode; ``columns["score"]`` are
-    returns."""
+    """``{"diamond obtained": score >= DIAMOND_RETURN}`` per episode.
+
+    ``columns["score"]`` are the episodes' returns."""
     return {"diamond obtained": np.asarray(columns["score"], dtype=np.float64) >= DIAMOND_RETURN}
 
 

@@ -154,3 +154,53 @@ def test_twohot_loss_is_cross_entropy_against_the_two_hot_encoding():
     targets = jnp.array([-3e5, -7.5, 0.0, 0.2, 41.0, 3e9])  # includes both edges
     expected = -(dist.twohot(targets, bins) * jax.nn.log_softmax(logits, -1)).sum(-1)
     np.testing.assert_allclose(dist.TwoHot(logits, bins).loss(targets), expected, rtol=1e-6)
+
+
+# Compiles the two-hot mean alone and inside a bigger jitted function, for 255 and 256
+# bins and several batch shapes, and prints the largest |mean| of uniform logits.
+_UNIFORM_TWOHOT_SCRIPT = """
+import jax, jax.numpy as jnp
+from dreamerbench.agent import distributions as dist
+worst = 0.0
+for n in (255, 256):
+    bins = dist.symexp_bins(n)
+    alone = jax.jit(lambda logits: dist.TwoHot(logits, bins).mean())
+    def bigger(x, w):
+        logits = jnp.tanh(x @ w) * 0.0  # zero logits, computed inside the graph
+        mean = dist.TwoHot(logits, bins).mean()
+        return mean, (mean * 2.0 + 1.0).sum()
+    bigger = jax.jit(bigger)
+    for shape in ((), (16,), (4, 64)):
+        worst = max(worst, float(jnp.abs(alone(jnp.zeros((*shape, n)))).max()))
+        x = jnp.ones((*shape, 8))
+        worst = max(worst, float(jnp.abs(bigger(x, jnp.ones((8, n)))[0]).max()))
+print(repr(worst))
+"""
+
+
+@pytest.mark.parametrize("xla_flags", ["", "--xla_backend_optimization_level=0"])
+def test_twohot_mean_of_uniform_logits_is_exactly_zero_under_jit(xla_flags):
+    # XLA's full optimisation reassociated a sum of mirrored products (0.168 for 255 bins
+    # compiled alone); tests/conftest.py lowers the level for speed, so each level runs in a
+    # fresh process where XLA reads its flags.
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XLA_FLAGS": xla_flags, "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run(
+        [sys.executable, "-c", _UNIFORM_TWOHOT_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert float(result.stdout.strip().splitlines()[-1]) == 0.0
+
+
+def test_twohot_mean_is_the_expected_bin_value():
+    bins = dist.symexp_bins(255)
+    logits = jax.random.normal(jax.random.PRNGKey(0), (32, 255)) * 3.0
+    expected = (jax.nn.softmax(logits, -1) * bins).sum(-1)
+    got = jax.jit(lambda x: dist.TwoHot(x, bins).mean())(logits)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

@@ -33,6 +33,7 @@ TINY = [
     "env.action_repeat=8",
     "env.image_size=16",
     f"run.eval_every={STEPS}",
+    "run.eval_mode=greedy",
     "run.video_every=48",
 ]
 

@@ -104,3 +104,22 @@ def test_bad_action_and_protocol_are_rejected():
     env.reset()
     with pytest.raises(ValueError, match="shape \\(1,\\)"):
         env.step(np.zeros(2, np.float32))
+
+
+def test_vision_renders_at_default_quality_unless_fast_render_is_asked_for():
+    from dm_control import suite
+
+    # The task's own visual quality, as the reference renders it (nothing overridden).
+    model = suite.load("cartpole", "balance").physics.model.vis.quality
+    untouched = (int(model.shadowsize), int(model.offsamples))
+    assert untouched[0] > 0 and untouched[1] > 0
+    assert VISION.resolve_protocol({})["fast_render"] is False
+    for fast, expected in ((False, untouched), (True, (0, 0))):
+        env = VISION.make_env("cartpole_balance", 0, VISION.resolve_protocol({"fast_render": fast}))
+        quality = env._physics.model.vis.quality
+        assert (quality.shadowsize, quality.offsamples) == expected, fast
+        env.close()
+    with pytest.raises(
+        ValueError, match="env.fast_render='yes' is not allowed; allowed: true or false"
+    ):
+        VISION.resolve_protocol({"fast_render": "yes"})

@@ -142,6 +142,18 @@ def test_observation_spaces():
     # log2 is merged into log, so the inventory has one entry less than MineRL's.
     assert env.obs_space["inventory"].shape == (len(ITEMS) - 1,)
     assert obs["equipped"].tolist() == [0, 0, 1]  # Unknown item -> "other".
+    # The reference's model inputs (minecraft_flat.py MinecraftBase.obs_space), the life
+    # stats as three keys, so each gets a decoder head of its own.
+    assert {k for k in env.obs_space if not k.startswith("log/")} == {
+        "image",
+        "inventory",
+        "inventory_max",
+        "equipped",
+        "health",
+        "hunger",
+        "breath",
+    }
+    assert [obs[k].tolist() for k in ("health", "hunger", "breath")] == [[1.0]] * 3
 
 
 def test_milestone_rewards_fire_once_per_episode():
@@ -165,7 +177,7 @@ def test_health_change_reward_and_inventory_max():
     env.reset()
     obs = _act(env, "back")  # Life 20 -> 18.
     assert obs["reward"] == pytest.approx(0.01 * (18 - 20) / 20)
-    assert obs["life"][0] == pytest.approx(0.9)
+    assert obs["health"][0] == pytest.approx(0.9)
 
 
 def test_time_limit_is_truncation_and_death_is_termination():
@@ -199,8 +211,8 @@ def test_sticky_jump_and_pitch_limit():
 def test_bad_protocol_value_is_named():
     with pytest.raises(
         ValueError,
-        match=r"env.pitch_limit=120.0 is not allowed; allowed: a finite number in \(0, 90\] "
-        r"\(degrees\)",
+        match=r"env.pitch_limit=120.0 is not allowed; "
+        r"allowed: a finite number in \(0, 90\] \(degrees\)",
     ):
         _env(pitch_limit=120.0)
 

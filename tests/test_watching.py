@@ -33,7 +33,9 @@ from dreamerbench.core.records import deliverable_media, media_files
 
 def test_eval_episodes_are_recorded_apart_from_training_and_change_nothing_there(tmp_path):
     evaluated = train(
-        tmp_path / "eval", 2 * EPISODE, **{"run.eval_every": EPISODE, "run.eval_episodes": 2}
+        tmp_path / "eval",
+        2 * EPISODE,
+        **{"run.eval_every": EPISODE, "run.eval_episodes": 2, "run.eval_mode": "greedy"},
     )
     plain = train(tmp_path / "plain", 2 * EPISODE)
     assert evaluated == plain
