@@ -1,12 +1,11 @@
 """DMLab-30 (Beattie et al. 2016; Espeholt et al. 2018): stated, not built.
 
-DeepMind Lab has no build that installs here: no wheel on the package index (its build
-needs Bazel and downloads its own toolchain) and no Debian package. So this suite cannot
-make an environment, and ``train`` and ``sweep`` refuse it in one line (through
-:attr:`dreamerbench.suites.base.Suite.check_protocol`, which every run's validation calls
-before anything is written). What it can do: list the 30 levels, the reference's protocol and
-budget, and show the published DMLab-30 scores (``dreamerbench table --suite dmlab30
---baseline dreamerv3``).
+DeepMind Lab has no build that installs here: the package index here serves no DeepMind Lab
+package, Debian has none, and its Bazel build downloads its dependencies. So this suite cannot
+make an environment, and ``train`` and ``sweep`` refuse it in one line before anything is
+written (:attr:`dreamerbench.suites.base.Suite.unavailable`). What it can do: list the 30
+levels, the reference's protocol and budget, and show the published DMLab-30 scores
+(``dreamerbench table --suite dmlab30 --baseline dreamerv3``).
 
 The protocol of the published DreamerV3 runs (danijar/dreamerv3 ``configs.yaml`` at e3f0224,
 ``env.dmlab`` and ``dmlab``): 64x64 RGB, action repeat 4, train ratio 32; the published
@@ -23,16 +22,12 @@ from dreamerbench.suites.base import Env, Suite
 from dreamerbench.suites.scores import DMLAB30_RANDOM_HUMAN, dreamerv3_scores
 
 UNAVAILABLE = (
-    "suite 'dmlab30' cannot be trained here: DeepMind Lab has no installable build (no wheel "
-    "on the package index, no Debian package; its Bazel build downloads its own toolchain); "
-    "allowed: dreamerbench suites dmlab30, and dreamerbench table/plot --suite dmlab30 "
-    "--baseline dreamerv3|impala_deep|ppo_fixhp"
+    "suite 'dmlab30' cannot be trained here: DeepMind Lab has no installable build (the "
+    "package index here serves none, Debian packages none, and its Bazel build downloads its "
+    "dependencies); allowed: dreamerbench suites dmlab30, and dreamerbench table/plot "
+    "--suite dmlab30 --baseline dreamerv3|impala_deep|ppo_fixhp"
 )
 """Why no DMLab environment can be made here, and what the suite is good for (one line)."""
-
-
-def _refuse(protocol: Mapping[str, Any]) -> None:
-    raise ValueError(UNAVAILABLE)
 
 
 def make_dmlab(task: str, seed: int, protocol: Mapping[str, Any]) -> Env:
@@ -45,7 +40,7 @@ DMLAB30 = Suite(
     tasks=tuple(DMLAB30_RANDOM_HUMAN),
     default_protocol={"action_repeat": 4, "image_size": 64},
     protocol_fields={"action_repeat": Literal[4], "image_size": Literal[64]},
-    check_protocol=_refuse,
+    unavailable=UNAVAILABLE,
     make_env=make_dmlab,
     budget_steps=25_000_000,
     # Last 5% of the budget, as for the other long suites.

@@ -10,22 +10,42 @@ import pytest
 import yaml
 
 from dreamerbench.suites import get_suite
-from dreamerbench.suites.bsuite import CONFIGS, TASKS, bsuite_id
+from dreamerbench.suites.bsuite import CONFIGS, TASKS, bsuite_id, bsuite_score
 
 BSUITE = get_suite("bsuite")
 bsuite = pytest.importorskip("bsuite")
 
 
-def _episode(env, rng):
-    """A random-action episode: (steps, return, last observation)."""
-    first = env.reset()
-    assert first["is_first"]
-    steps, total = 0, 0.0
+def _episode(env, rng, policy=None):
+    """An episode of ``policy`` (obs -> action; default: random): (steps, return, last obs,
+    per-episode maxima of the ``log/`` values, as the trainer records them)."""
+    obs = env.reset()
+    assert obs["is_first"]
+    steps, total, maxima = 0, 0.0, {}
     while True:
-        obs = env.step(np.int32(rng.integers(env.act_space.num_actions)))
+        action = policy(obs) if policy else rng.integers(env.act_space.num_actions)
+        obs = env.step(np.int32(action))
         steps, total = steps + 1, total + float(obs["reward"])
+        for key in (k for k in obs if k.startswith("log/")):
+            maxima[key[4:]] = max(maxima.get(key[4:], -np.inf), float(obs[key]))
         if obs["is_last"]:
-            return steps, total, obs
+            return steps, total, obs, maxima
+
+
+def _records(env, episodes, policy=None):
+    """Episode records as ``episodes.jsonl`` holds them (score, length, log/* maxima)."""
+    rng, records = np.random.default_rng(0), []
+    for _ in range(episodes):
+        steps, total, _, maxima = _episode(env, rng, policy)
+        records.append({"score": total, "length": steps, **maxima})
+    return records
+
+
+def _catch_expert(obs):
+    """Move the paddle (bottom row) under the ball: 0 left, 1 stay, 2 right."""
+    board = obs["vector"].reshape(10, 5)
+    ball = np.argwhere(board[:9])[0][1] if board[:9].any() else 2
+    return 1 + int(np.sign(ball - np.argmax(board[9])))
 
 
 def test_tasks_are_bsuites_sweep():
@@ -43,7 +63,7 @@ def test_spaces_follow_the_environment():
     assert env.obs_space["vector"].shape == (int(np.prod(raw.observation_spec().shape)),)
     assert env.act_space.num_actions == raw.action_spec().num_values == 2
     # deep_sea of size N ends after N steps, with bsuite's discount 0: a termination.
-    steps, _, obs = _episode(env, np.random.default_rng(0))
+    steps, _, obs, _ = _episode(env, np.random.default_rng(0))
     assert steps == sweep.SETTINGS["deep_sea/3"]["size"] and obs["is_terminal"]
     assert obs["vector"].dtype == np.float32
 
@@ -58,6 +78,22 @@ def test_catch_returns_and_seeds():
     assert set(first) <= {-1.0, 1.0}  # catch: +1 for a caught ball, -1 for a missed one
     assert returns(1) == first  # bsuite's seed=None is filled from the run's seed
     assert returns(2) != first or returns(1, "catch_1") != first
+
+
+def test_bsuites_own_score_from_episode_records():
+    env = BSUITE.make_env("catch_0", 0, {})
+    expert = _records(env, 100, _catch_expert)
+    assert all(r["score"] == 1.0 and r["bsuite_total_regret"] == 0.0 for r in expert)
+    random = _records(env, 100)
+    # The counter is bsuite's at each episode's end: it only grows, by 2 per missed ball.
+    regret = [r["bsuite_total_regret"] for r in random]
+    assert regret == sorted(regret) and regret[-1] == sum(1 - r["score"] for r in random)
+    assert bsuite_score("catch", {"catch_0": expert}) == 1.0
+    assert bsuite_score("catch", {"catch_0": random}) == 0.0
+    with pytest.raises(ValueError, match="task='catch_0' is not a configuration of .*'bandit'"):
+        bsuite_score("bandit", {"catch_0": expert})
+    with pytest.raises(ValueError, match="'deep_sea' cannot be scored here: .*pandas 2"):
+        bsuite_score("deep_sea", {"deep_sea_0": expert})
 
 
 def test_bad_task_and_protocol_are_named():
@@ -104,5 +140,6 @@ def test_train_through_the_cli(tmp_path):
     assert summary["episodes"] == 30
     episodes = [json.loads(line) for line in (tmp_path / "run" / "episodes.jsonl").open()]
     assert all(e["score"] in (-1.0, 1.0) and e["length"] == 9 for e in episodes)
+    assert 0.0 <= bsuite_score("catch", {"catch_0": episodes}) <= 1.0
     config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert config["suite"] == "bsuite" and config["run"]["envs"] == 1
