@@ -25,6 +25,8 @@ WHY = "suite 'dmlab30' cannot be trained here: DeepMind Lab has no installable b
 
 
 def test_described_with_why_and_what_it_compares_with():
+    line = next(line for line in cli.listing().splitlines() if line.startswith("dmlab30 "))
+    assert "30 tasks" in line and "(cannot be trained here; see notes)" in line
     text = cli.describe(DMLAB30)
     assert "NOT BUILT" in text and WHY in text
     assert "published scores: dreamerv3, impala_deep, ppo_fixhp" in text
