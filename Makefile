@@ -14,6 +14,7 @@ TEST_WORKERS ?= 2
 
 install:
 	$(PYTHON) -m pip install -q -e '.[test]'
+	$(PYTHON) -m pip install -q --no-deps procgen-mirror==0.10.7 gym3==0.3.3  # see pyproject.toml
 
 # 2 DMC proprio tasks x 2 seeds, tiny model, on this machine; results in ./mlflow.db,
 # then the table of final scores and the learning curves (figs/quickstart.png and .pdf).

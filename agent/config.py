@@ -395,6 +395,8 @@ def validate(config: Config) -> Config:
             error = reader.refuse(key, value, allowed)
             raise ConfigError(str(error), key)
     suite = suites.get_suite(config.suite)
+    if suite.unavailable:
+        raise ConfigError(suite.unavailable, "suite")
     suite.check_task(config.task)
     suite.resolve_protocol(config.env)
     refusal = (

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dreamerbench.suites.atari import ATARI57, ATARI100K
 from dreamerbench.suites.base import Env, Space, Suite
+from dreamerbench.suites.bsuite import BSUITE
 from dreamerbench.suites.crafter import CRAFTER
 from dreamerbench.suites.dmc import DMC_PROPRIO, DMC_VISION
+from dreamerbench.suites.dmlab import DMLAB30
 from dreamerbench.suites.gym import DM_ENV, GYM
 from dreamerbench.suites.minecraft import MINECRAFT_DIAMOND
+from dreamerbench.suites.procgen import PROCGEN
 
 SUITES: dict[str, Suite] = {
     suite.name: suite
@@ -22,6 +25,9 @@ SUITES: dict[str, Suite] = {
         DMC_VISION,
         CRAFTER,
         MINECRAFT_DIAMOND,
+        PROCGEN,
+        DMLAB30,
+        BSUITE,
         GYM,
         DM_ENV,
     )

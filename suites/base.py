@@ -165,6 +165,9 @@ class Suite:
     """For suites whose tasks may lack both image observations and a working ``render()``
     (``gym``, ``dm_env``): ``""`` if a task's episodes can be filmed (``run.video_render``), else
     why not. None: every task can."""
+    unavailable: str = ""
+    """Why no environment of this suite can be made here (``dmlab30``: DeepMind Lab has no
+    installable build); ``train`` and ``sweep`` refuse the suite with it. ``""``: they can."""
     check_protocol: Callable[[Mapping[str, Any]], None] | None = None
     """Rules that join protocol fields (e.g. Atari's max_pool <= action_repeat): raises
     ValueError (:func:`check_field`) on a resolved protocol."""

@@ -35,7 +35,8 @@ def listing() -> str:
         + ("any tasks" if suite.open_tasks else f"{len(suite.tasks):>2} tasks")
         + "  "
         f"{suite.budget_steps:>11,} steps ({suite.budget_frames:,} frames)"
-        + ("  (see notes)" if suite.notes else "")
+        + ("  (cannot be trained here; see notes)" if suite.unavailable else "")
+        + ("  (see notes)" if suite.notes and not suite.unavailable else "")
         for suite in SUITES.values()
     ]
     return "\n".join(lines + ["", "dreamerbench suites NAME  shows tasks and protocol."])

@@ -345,11 +345,12 @@ class DmEnv(_Converted):
     """A ``dm_env.Environment`` made by ``MODULE:FUNCTION(seed)`` as an
     :class:`dreamerbench.suites.base.Env`."""
 
-    def __init__(self, task: str, seed: int, protocol: Mapping[str, Any]):
+    def __init__(self, task: str, seed: int, protocol: Mapping[str, Any], env: Any = None):
+        """``env``: an environment made elsewhere (a bsuite experiment), instead of ``task``'s."""
         import dm_env
 
         protocol = DM_ENV.resolve_protocol(protocol)
-        self._env = dm_env_factory(task)(seed=seed)
+        self._env = dm_env_factory(task)(seed=seed) if env is None else env
         if not isinstance(self._env, dm_env.Environment):
             raise ValueError(
                 f"task={task!r}: {task.rpartition(':')[2]}(seed={seed}) returned a "

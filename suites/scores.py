@@ -149,3 +149,62 @@ def crafter_score(rates_percent: np.ndarray) -> float:
 def diamond_success(diamond_flags: np.ndarray) -> float:
     """Percent of Minecraft episodes whose ``log/milestone_diamond`` flag is 1."""
     return float(success_rates(np.asarray(diamond_flags).reshape(-1, 1))[0])
+
+
+# ProcGen, hard distribution mode: per-game (min, max) episode returns that normalise a return
+# to (score - min) / (max - min), exactly as danijar/dreamerv3 baselines.yaml (key `procgen_hard`)
+# has them: the hard-mode normalisation constants of Cobbe et al. 2020 (arXiv 1912.01588).
+PROCGEN_HARD_MIN_MAX: dict[str, tuple[float, float]] = {
+    "bigfish": (0.0, 40.0),
+    "bossfight": (0.5, 13.0),
+    "caveflyer": (2.0, 13.4),
+    "chaser": (0.5, 14.2),
+    "climber": (1.0, 12.6),
+    "coinrun": (5.0, 10.0),
+    "dodgeball": (1.5, 19.0),
+    "fruitbot": (-0.5, 27.2),
+    "heist": (2.0, 10.0),
+    "jumper": (1.0, 10.0),
+    "leaper": (1.5, 10.0),
+    "maze": (4.0, 10.0),
+    "miner": (1.5, 20.0),
+    "ninja": (2.0, 10.0),
+    "plunder": (3.0, 30.0),
+    "starpilot": (1.5, 35.0),
+}
+
+# DMLab-30: per-level (random, human) episode returns, as danijar/dreamerv3 baselines.yaml (key
+# `dmlab30`) has them: the random and human scores that DMLab-30's human-normalised score uses
+# (Espeholt et al. 2018, IMPALA, arXiv 1802.01561).
+DMLAB30_RANDOM_HUMAN: dict[str, tuple[float, float]] = {
+    "explore_goal_locations_large": (3.14, 194.5),
+    "explore_goal_locations_small": (7.66, 267.5),
+    "explore_object_locations_large": (4.673, 65.65),
+    "explore_object_locations_small": (3.575, 74.45),
+    "explore_object_rewards_few": (2.073, 77.7),
+    "explore_object_rewards_many": (2.438, 106.7),
+    "explore_obstructed_goals_large": (2.61, 119.5),
+    "explore_obstructed_goals_small": (6.76, 206.0),
+    "language_answer_quantitative_question": (-0.33, 184.5),
+    "language_execute_random_task": (-5.913, 254.05),
+    "language_select_described_object": (-0.07, 389.5),
+    "language_select_located_object": (1.929, 280.7),
+    "lasertag_one_opponent_large": (-0.083, 18.6),
+    "lasertag_one_opponent_small": (-0.224, 12.65),
+    "lasertag_three_opponents_large": (-0.102, 31.5),
+    "lasertag_three_opponents_small": (-0.214, 18.55),
+    "natlab_fixed_large_map": (2.173, 36.9),
+    "natlab_varying_map_randomized": (7.346, 42.35),
+    "natlab_varying_map_regrowth": (2.989, 24.45),
+    "psychlab_arbitrary_visuomotor_mapping": (0.163, 58.75),
+    "psychlab_continuous_recognition": (0.224, 58.3),
+    "psychlab_sequential_comparison": (0.129, 39.5),
+    "psychlab_visual_search": (0.085, 78.5),
+    "rooms_collect_good_objects_test": (0.073, 10.0),
+    "rooms_exploit_deferred_effects_test": (8.501, 85.65),
+    "rooms_keys_doors_puzzle": (4.135, 53.8),
+    "rooms_select_nonmatching_object": (0.312, 65.9),
+    "rooms_watermaze": (4.065, 54.0),
+    "skymaze_irreversible_path_hard": (0.1, 100.0),
+    "skymaze_irreversible_path_varied": (14.4, 100.0),
+}

@@ -59,7 +59,7 @@ def test_import_is_cheap():
     # Listing suites must not pay for JAX or any environment library.
     code = (
         "import sys; import dreamerbench.suites; "
-        "heavy = {'jax', 'dm_control', 'mujoco', 'crafter', 'ale_py', 'minerl'};"
+        "heavy = {'jax', 'dm_control', 'mujoco', 'crafter', 'ale_py', 'minerl', 'procgen', 'bsuite'};"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -74,6 +74,9 @@ RULES = {
     "dmc_vision": (1_000_000, 50_000, 1, "mean"),
     "crafter": (1_000_000, 1_000_000, 1, "crafter"),
     "minecraft_diamond": (100_000_000, 5_000_000, 1, "mean"),
+    "procgen": (50_000_000, 2_500_000, 1, "mean"),
+    "dmlab30": (100_000_000, 5_000_000, 4, "mean"),
+    "bsuite": (1_000_000, 1_000_000, 1, "mean"),
 }
 
 
@@ -113,9 +116,9 @@ def test_every_task_has_a_normaliser():
     from dreamerbench.analysis.scores import normalized
 
     for suite in SUITES.values():
-        if (
-            suite.open_tasks
-        ):  # your own environment (gym, dm_env): no references, and its notes say so
+        # Your own environment (gym, dm_env), and bsuite, whose own score is no normaliser of a
+        # return: no references, and the suite's notes say so.
+        if suite.open_tasks or suite.name == "bsuite":
             assert not suite.score_refs and "No score references" in suite.notes, suite.name
             continue
         for task in suite.tasks:
@@ -128,7 +131,7 @@ def test_every_task_has_a_normaliser():
 def test_published_sources_are_pinned():
     for name, suite in SUITES.items():
         published = suite.published
-        if suite.open_tasks:  # your own environment: nothing was published
+        if suite.open_tasks or name == "bsuite":  # your own environment, bsuite: none published
             assert published is None, name
             continue
         assert len(published.commit) == 40 and published.url.startswith(

@@ -1,0 +1,212 @@
+"""BSuite (Osband et al. 2020, arXiv 1908.03568): the Behaviour Suite's 468 configurations.
+
+The reference runs bsuite experiments by id (danijar/dreamerv3 ``embodied/envs/bsuite.py`` and
+``configs.yaml`` ``bsuite`` at e3f0224: train ratio 1024, 1 env; the paper reports the whole
+sweep). Each task here is one configuration of ``bsuite.sweep.SWEEP``, ``EXPERIMENT/INDEX``
+written ``EXPERIMENT_INDEX`` (``catch_0``) so that task names stay file and tag friendly.
+Observations are flattened to one float32 vector, as in the reference; actions are bsuite's
+discrete actions. An episode ends where bsuite ends it, and is a termination where bsuite's
+discount is 0 (bsuite counts its own time limits, e.g. mountain_car's 1000 steps, as
+terminations); the conversion is the ``dm_env`` suite's (:class:`dreamerbench.suites.gym.DmEnv`).
+
+Seeds: bsuite fixes each configuration's settings; where a setting is ``seed=None`` (bsuite
+would draw one), the run's seed and the configuration's index seed it, so runs are reproducible
+and the 20 replicates of an experiment stay distinct.
+
+Score rule. bsuite's own score of an experiment (its ``experiments/*/analysis.py``, in [0, 1])
+reads bsuite's per-episode log of every configuration of the experiment, over its first
+``bsuite_num_episodes`` episodes (1,000 or 10,000). The env logs bsuite's scoring counters per
+episode (``log/bsuite_<key>``, so ``episodes.jsonl`` holds them), and :func:`bsuite_score`
+turns a run's episode records into bsuite's log and calls bsuite's score (not for the two
+``deep_sea`` experiments, :data:`UNSCORABLE`). That score is no affine function of returns, so
+``dreamerbench table`` shows the mean return of every episode of a run (the final window is the
+whole budget, as bsuite's regret scores average over the whole run) and no normalised score.
+The budget of 1M agent steps covers the longest experiments (1,000 episodes of up to 1,000
+steps); bsuite itself stops a configuration after ``bsuite_num_episodes`` episodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from dreamerbench.suites.base import Suite
+
+# bsuite.sweep.SWEEP (bsuite 0.3.6): experiment -> number of configurations, spelled out so that
+# listing the suite does not import bsuite; a test checks they agree.
+CONFIGS = {
+    "bandit": 20,
+    "bandit_noise": 20,
+    "bandit_scale": 20,
+    "cartpole": 20,
+    "cartpole_noise": 20,
+    "cartpole_scale": 20,
+    "cartpole_swingup": 20,
+    "catch": 20,
+    "catch_noise": 20,
+    "catch_scale": 20,
+    "deep_sea": 21,
+    "deep_sea_stochastic": 21,
+    "discounting_chain": 20,
+    "memory_len": 23,
+    "memory_size": 17,
+    "mnist": 20,
+    "mnist_noise": 20,
+    "mnist_scale": 20,
+    "mountain_car": 20,
+    "mountain_car_noise": 20,
+    "mountain_car_scale": 20,
+    "umbrella_distract": 23,
+    "umbrella_length": 23,
+}
+TASKS = tuple(f"{name}_{index}" for name, count in CONFIGS.items() for index in range(count))
+
+
+def bsuite_id(task: str) -> str:
+    """bsuite's id of a task: ``catch_3`` -> ``catch/3``."""
+    name, _, index = task.rpartition("_")
+    return f"{name}/{index}"
+
+
+def load(task: str, seed: int):
+    """The bsuite environment (a ``dm_env.Environment``) of ``task``, seeded as the module says."""
+    import bsuite
+    from bsuite import sweep
+
+    settings = dict(sweep.SETTINGS[bsuite_id(task)])
+    if "seed" in settings and settings["seed"] is None:
+        index = int(task.rpartition("_")[2])
+        settings["seed"] = int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+    return bsuite.load(task.rpartition("_")[0], settings)
+
+
+LOG_PREFIX = "bsuite_"
+_PANDAS_2 = "bsuite 0.3.6 scores it with pandas' Series.append, which pandas 2 removed"
+UNSCORABLE = {"deep_sea": _PANDAS_2, "deep_sea_stochastic": _PANDAS_2}
+"""Experiments whose bsuite score function fails with this project's pandas, and why."""
+_BEFORE_THE_END = float(np.finfo(np.float32).min)
+
+
+class BsuiteEnv:
+    """One bsuite configuration as an :class:`dreamerbench.suites.base.Env`: the ``dm_env``
+    suite's conversion (:class:`dreamerbench.suites.gym.DmEnv`) plus bsuite's scoring counters.
+
+    Every step carries ``log/bsuite_<key>`` for each key of bsuite's ``bsuite_info()`` (e.g.
+    ``total_regret``): the counter's value on an episode's last step, the lowest float32
+    before it, so that the trainer's per-episode maximum of a ``log/`` value is the counter at
+    the episode's end (some counters fall within an episode), as bsuite's own logger records
+    it. :func:`bsuite_score` reads them back.
+    """
+
+    def __init__(self, task: str, seed: int, protocol: Mapping[str, Any]):
+        from dreamerbench.suites.gym import DmEnv
+
+        self._bsuite = load(task, seed)
+        self._env = DmEnv(f"bsuite:{bsuite_id(task)}", seed, protocol, env=self._bsuite)
+        self.obs_space, self.act_space = self._env.obs_space, self._env.act_space
+
+    def reset(self) -> dict[str, np.ndarray]:
+        """Start an episode."""
+        return self._counters(self._env.reset())
+
+    def step(self, action: np.ndarray) -> dict[str, np.ndarray]:
+        """One bsuite step with a discrete action."""
+        return self._counters(self._env.step(action))
+
+    def close(self) -> None:
+        """Close the bsuite environment."""
+        self._env.close()
+
+    def _counters(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        info = self._bsuite.bsuite_info()
+        for key, value in info.items():
+            end = float(value) if obs["is_last"] else _BEFORE_THE_END
+            obs[f"log/{LOG_PREFIX}{key}"] = np.float32(end)
+        return obs
+
+
+def make_bsuite(task: str, seed: int, protocol: Mapping[str, Any]) -> BsuiteEnv:
+    """One bsuite configuration (``catch_0``, ``deep_sea_20``, ...). The ``mnist`` experiments
+    download MNIST on first use (bsuite's own loader), so they need internet access once."""
+    return BsuiteEnv(BSUITE.check_task(task), seed, BSUITE.resolve_protocol(protocol))
+
+
+def bsuite_score(experiment: str, runs: Mapping[str, Sequence[Mapping[str, float]]]) -> float:
+    """bsuite's own score in [0, 1] of ``experiment`` (its ``experiments/EXPERIMENT/analysis.py``
+    ``score``), from its configurations' runs.
+
+    ``runs``: task (``catch_0``) -> that run's episode records in order, each with ``score``,
+    ``length`` and the ``bsuite_<key>`` counters (the records of ``LOGDIR/episodes.jsonl``).
+    They become the table bsuite's logger writes (``episode``, ``steps``, ``total_return``,
+    ``episode_len``, ``episode_return``, the counters and the configuration's settings).
+    Raises ValueError for a task of another experiment, a run without records, or an
+    experiment of :data:`UNSCORABLE`.
+    """
+    import importlib
+
+    import pandas as pd
+    from bsuite import sweep
+
+    if experiment in UNSCORABLE:
+        raise ValueError(
+            f"experiment={experiment!r} cannot be scored here: {UNSCORABLE[experiment]}"
+        )
+    tables = []
+    for task, records in runs.items():
+        if BSUITE.check_task(task).rpartition("_")[0] != experiment:
+            raise ValueError(f"task={task!r} is not a configuration of experiment={experiment!r}")
+        if not records:
+            raise ValueError(f"task={task!r} has no episode records")
+        episodes = pd.DataFrame(list(records))
+        table = pd.DataFrame(
+            {
+                "episode": np.arange(1, len(episodes) + 1),
+                "steps": episodes["length"].cumsum(),
+                "total_return": episodes["score"].cumsum(),
+                "episode_len": episodes["length"],
+                "episode_return": episodes["score"],
+            }
+        )
+        for column in episodes.columns:
+            if column.startswith(LOG_PREFIX):
+                table[column[len(LOG_PREFIX) :]] = episodes[column]
+        settings = sweep.SETTINGS[bsuite_id(task)]
+        tables.append(table.assign(bsuite_id=bsuite_id(task), bsuite_env=experiment, **settings))
+    analysis = importlib.import_module(f"bsuite.experiments.{experiment}.analysis")
+    return float(analysis.score(pd.concat(tables, ignore_index=True)))
+
+
+BSUITE = Suite(
+    name="bsuite",
+    tasks=TASKS,
+    default_protocol={"action_repeat": 1, "image_size": 64},
+    protocol_fields={
+        "action_repeat": Literal[1],  # bsuite's experiments have no action repeat
+        "image_size": Literal[64],  # unused: no bsuite observation is an image
+    },
+    make_env=make_bsuite,
+    budget_steps=1_000_000,
+    # Every episode of the run (bsuite's regret scores average over the whole run).
+    final_window_frames=1_000_000,
+    # Reference configs.yaml `bsuite`: train_ratio 1024, 1 env, default size.
+    agent_defaults={
+        "agent.size": "200m",
+        "agent.train_ratio": 1024,
+        "run.envs": 1,
+        "run.parallel_envs": False,
+    },
+    description="BSuite: 23 experiments, 468 configurations (EXPERIMENT_INDEX), observations "
+    "flattened to one float32 vector, bsuite's discrete actions, episodes and terminations as "
+    "bsuite ends them. Score: mean return of every episode of the run; no normalised score "
+    "(bsuite's own score: dreamerbench.suites.bsuite.bsuite_score).",
+    published_prefix="bsuite_",
+    notes="No score references and no published files: bsuite's own per-experiment score (in "
+    "[0, 1]) is no normaliser of a return; dreamerbench.suites.bsuite.bsuite_score computes it "
+    "from runs' episodes.jsonl records (which hold bsuite's counters, bsuite_<key>), except for "
+    "deep_sea and deep_sea_stochastic (bsuite 0.3.6 needs pandas < 2 there). The DreamerV3 "
+    "reference published no bsuite scores. The budget (1M agent steps) covers the longest "
+    "experiments; bsuite itself stops each configuration after bsuite_num_episodes episodes "
+    "(1,000 or 10,000). The mnist experiments download MNIST on first use.",
+)

@@ -1,0 +1,145 @@
+"""Real bsuite experiments: the task list is bsuite's sweep, observations and episode ends are
+bsuite's, seeds make runs reproducible, and a tiny run trains through the CLI."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from dreamerbench.suites import get_suite
+from dreamerbench.suites.bsuite import CONFIGS, TASKS, bsuite_id, bsuite_score
+
+BSUITE = get_suite("bsuite")
+bsuite = pytest.importorskip("bsuite")
+
+
+def _episode(env, rng, policy=None):
+    """An episode of ``policy`` (obs -> action; default: random): (steps, return, last obs,
+    per-episode maxima of the ``log/`` values, as the trainer records them)."""
+    obs = env.reset()
+    assert obs["is_first"]
+    steps, total, maxima = 0, 0.0, {}
+    while True:
+        action = policy(obs) if policy else rng.integers(env.act_space.num_actions)
+        obs = env.step(np.int32(action))
+        steps, total = steps + 1, total + float(obs["reward"])
+        for key in (k for k in obs if k.startswith("log/")):
+            maxima[key[4:]] = max(maxima.get(key[4:], -np.inf), float(obs[key]))
+        if obs["is_last"]:
+            return steps, total, obs, maxima
+
+
+def _records(env, episodes, policy=None):
+    """Episode records as ``episodes.jsonl`` holds them (score, length, log/* maxima)."""
+    rng, records = np.random.default_rng(0), []
+    for _ in range(episodes):
+        steps, total, _, maxima = _episode(env, rng, policy)
+        records.append({"score": total, "length": steps, **maxima})
+    return records
+
+
+def _catch_expert(obs):
+    """Move the paddle (bottom row) under the ball: 0 left, 1 stay, 2 right."""
+    board = obs["vector"].reshape(10, 5)
+    ball = np.argwhere(board[:9])[0][1] if board[:9].any() else 2
+    return 1 + int(np.sign(ball - np.argmax(board[9])))
+
+
+def test_tasks_are_bsuites_sweep():
+    from bsuite import sweep
+
+    assert [bsuite_id(task) for task in TASKS] == list(sweep.SWEEP)
+    assert len(TASKS) == 468 and len(CONFIGS) == 23
+
+
+def test_spaces_follow_the_environment():
+    from bsuite import sweep
+
+    env = BSUITE.make_env("deep_sea_3", 0, {})
+    raw = bsuite.load("deep_sea", sweep.SETTINGS["deep_sea/3"])
+    assert env.obs_space["vector"].shape == (int(np.prod(raw.observation_spec().shape)),)
+    assert env.act_space.num_actions == raw.action_spec().num_values == 2
+    # deep_sea of size N ends after N steps, with bsuite's discount 0: a termination.
+    steps, _, obs, _ = _episode(env, np.random.default_rng(0))
+    assert steps == sweep.SETTINGS["deep_sea/3"]["size"] and obs["is_terminal"]
+    assert obs["vector"].dtype == np.float32
+
+
+def test_catch_returns_and_seeds():
+    def returns(seed, task="catch_0"):
+        env = BSUITE.make_env(task, seed, {})
+        rng = np.random.default_rng(0)
+        return [_episode(env, rng)[1] for _ in range(20)]
+
+    first = returns(1)
+    assert set(first) <= {-1.0, 1.0}  # catch: +1 for a caught ball, -1 for a missed one
+    assert returns(1) == first  # bsuite's seed=None is filled from the run's seed
+    assert returns(2) != first or returns(1, "catch_1") != first
+
+
+def test_bsuites_own_score_from_episode_records():
+    env = BSUITE.make_env("catch_0", 0, {})
+    expert = _records(env, 100, _catch_expert)
+    assert all(r["score"] == 1.0 and r["bsuite_total_regret"] == 0.0 for r in expert)
+    random = _records(env, 100)
+    # The counter is bsuite's at each episode's end: it only grows, by 2 per missed ball.
+    regret = [r["bsuite_total_regret"] for r in random]
+    assert regret == sorted(regret) and regret[-1] == sum(1 - r["score"] for r in random)
+    assert bsuite_score("catch", {"catch_0": expert}) == 1.0
+    assert bsuite_score("catch", {"catch_0": random}) == 0.0
+    with pytest.raises(ValueError, match="task='catch_0' is not a configuration of .*'bandit'"):
+        bsuite_score("bandit", {"catch_0": expert})
+    with pytest.raises(ValueError, match="'deep_sea' cannot be scored here: .*pandas 2"):
+        bsuite_score("deep_sea", {"deep_sea_0": expert})
+
+
+def test_bad_task_and_protocol_are_named():
+    with pytest.raises(ValueError, match="task='catch_20' is not in suite 'bsuite'"):
+        BSUITE.make_env("catch_20", 0, {})
+    with pytest.raises(ValueError, match="env.action_repeat=2 is not allowed; allowed: 1"):
+        BSUITE.resolve_protocol({"action_repeat": 2})
+
+
+@pytest.mark.slow
+def test_train_through_the_cli(tmp_path):
+    sets = [
+        "run.train_start=100",
+        "agent.batch_size=2",
+        "agent.batch_length=8",
+        "agent.imag_length=3",
+        "agent.train_ratio=16",
+        "replay.capacity=5000",
+        "run.log_every=0",
+        f"run.compile_cache={tmp_path / 'cache'}",
+    ]
+    command = [
+        sys.executable,
+        "-m",
+        "dreamerbench.experiments.cli",
+        "train",
+        "--suite",
+        "bsuite",
+        "--task",
+        "catch_0",
+        "--size",
+        "debug",
+        "--steps",
+        "300",
+        "--logdir",
+        str(tmp_path / "run"),
+        *[arg for item in sets for arg in ("--set", item)],
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["finished"] and summary["steps"] == 300 and summary["updates"] > 0
+    # catch episodes last 9 steps (10 observations with the reset one).
+    assert summary["episodes"] == 30
+    episodes = [json.loads(line) for line in (tmp_path / "run" / "episodes.jsonl").open()]
+    assert all(e["score"] in (-1.0, 1.0) and e["length"] == 9 for e in episodes)
+    assert 0.0 <= bsuite_score("catch", {"catch_0": episodes}) <= 1.0
+    config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert config["suite"] == "bsuite" and config["run"]["envs"] == 1
