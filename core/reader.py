@@ -17,8 +17,10 @@ any of these in ``Annotated[X, rule, ...]`` with a :class:`Range`,
 - Text is YAML 1.2 (ruamel.yaml), for spec and profile files and for the
   values of ``--set`` and of typed flags alike: ``010`` is ten, ``1:30`` and
   ``yes`` are strings, ``.inf`` is a float that no field allows. Aliases are
-  refused (a few lines of aliases expand to billions of nodes), and so is a
-  key given twice, in one mapping or as ``a.b`` next to ``a: {b: ...}``.
+  refused (a few lines of aliases expand to billions of nodes), and so are tags
+  (``!!set``, ``!custom``, on scalars, lists and mappings alike), nesting deeper
+  than :data:`MAX_DEPTH`, and a key given twice, in one mapping or as ``a.b``
+  next to ``a: {b: ...}``.
 - Every error is a :class:`ReadError` whose message is one line:
   ``FIELD=VALUE is not allowed; allowed: ALLOWED``, prefixed with
   ``FILE:LINE: `` where the value came from a file.
@@ -39,7 +41,7 @@ from typing import Annotated, Any, Literal
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent
 
 INT64 = (-(2**63), 2**63 - 1)
 """Every int read lies in this range (numpy's int64), whatever its own range says."""
@@ -349,7 +351,8 @@ def read_dataclass(cls: type, data: Mapping[str, Any], prefix: str = "", **fixed
 
 
 def check_all(node: Any, prefix: str = "") -> None:
-    """Read every field of a dataclass tree again (e.g. one built in Python): ReadError if any is not allowed."""
+    """Read every field of a dataclass tree again (e.g. one built in Python): ReadError if any is
+    not allowed."""
     for name, hint in _hints(type(node)).items():
         value = getattr(node, name)
         if dataclasses.is_dataclass(value):
@@ -359,7 +362,8 @@ def check_all(node: Any, prefix: str = "") -> None:
 
 
 def flag(hint: Any, name: str) -> Callable[[str], Any]:
-    """An argparse ``type=``: the flag's text read as YAML 1.2 (as ``--set`` reads it), then as ``hint``."""
+    """An argparse ``type=``: the flag's text read as YAML 1.2 (as ``--set`` reads it), then as
+    ``hint``."""
     import argparse
 
     def parse(text: str) -> Any:
@@ -414,20 +418,39 @@ def _plain(node: Any, where: str, lines: dict[str, int], prefix: str) -> Any:
     )
 
 
+MAX_DEPTH = 32
+"""Deepest nesting of lists and mappings a YAML text may have (configs and specs need 4)."""
+
+
 def load_yaml(text: str, where: str) -> tuple[Any, dict[str, int]]:
     """Parse one YAML 1.2 document into plain data and the line of every key.
 
     ``lines`` maps a field path (``overrides.agent.size``, ``tasks[1]``) to its
-    1-based line. ReadError (``WHERE:LINE: ...``) for bad YAML, an alias, or a
-    key given twice in one mapping.
+    1-based line. ReadError (``WHERE:LINE: ...``) for bad YAML, an alias, a tag,
+    nesting deeper than :data:`MAX_DEPTH`, or a key given twice in one mapping.
+    The events are checked first, in time linear in the text, before any node is built.
     """
     yaml = _yaml()
     try:
+        depth = 0
         for event in yaml.parse(text):  # linear in the text: no alias is expanded
+            line = f"{where}:{event.start_mark.line + 1}"
             if isinstance(event, AliasEvent):
                 raise ReadError(
-                    f"{where}:{event.start_mark.line + 1}: *{event.anchor} is a YAML alias; "
-                    "allowed: plain values (aliases are refused: a few lines of them expand to billions of values)"
+                    f"{line}: *{event.anchor} is a YAML alias; allowed: plain values (aliases "
+                    "are refused: a few lines of them expand to billions of values)"
+                )
+            if isinstance(event, NodeEvent) and getattr(event, "tag", None) is not None:
+                tag = event.tag.replace("tag:yaml.org,2002:", "!!")
+                raise ReadError(
+                    f"{line}: {tag} is a YAML tag; allowed: plain values (plain mappings, "
+                    "lists and scalars; tags are refused)"
+                )
+            depth += isinstance(event, CollectionStartEvent) - isinstance(event, CollectionEndEvent)
+            if depth > MAX_DEPTH:
+                raise ReadError(
+                    f"{line}: lists and mappings nested {depth} deep; allowed: at most "
+                    f"{MAX_DEPTH} levels"
                 )
         data = yaml.load(text)
     except MarkedYAMLError as error:
