@@ -335,15 +335,34 @@ CASES = [
     (
         "spec",
         "overrides:\n  agent.cnn_mults: !!set [2, 3]\n",
-        "{spec}:7: !!set is a YAML tag; allowed: plain values",
+        "{spec}:7: overrides.agent.cnn_mults: the YAML tag !!set is not allowed; allowed: plain "
+        "values",
     ),
-    ("spec", "overrides: !custom\n  run.envs: 2\n", "{spec}:6: !custom is a YAML tag; allowed: "),
-    ("spec", "parallel: !!int 2\n", "{spec}:6: !!int is a YAML tag; allowed: plain values"),
-    ("spec", "tasks2: !!python/tuple [a]\n", "{spec}:6: !!python/tuple is a YAML tag; allowed: "),
+    (
+        "spec",
+        "overrides: !custom\n  run.envs: 2\n",
+        "{spec}:6: overrides: the YAML tag !custom is not allowed; allowed: plain values",
+    ),
+    (
+        "spec",
+        "parallel: !!int 2\n",
+        "{spec}:6: parallel: the YAML tag !!int is not allowed; allowed: plain values",
+    ),
+    (
+        "spec",
+        "grid:\n  run.envs: [1, !!python/tuple [2]]\n",
+        "{spec}:7: grid.run.envs[1]: the YAML tag !!python/tuple is not allowed; allowed: ",
+    ),
+    (
+        "profile",
+        "setup: !!omap [a: b]\n",
+        "{profile}:1: setup: the YAML tag !!omap is not allowed; allowed: plain values",
+    ),
     (
         "spec",
         "grid:\n  env.action_repeat: " + "[" * 31 + "1" + "]" * 31 + "\n",
-        "{spec}:7: lists and mappings nested 33 deep; allowed: at most 32 levels",
+        "{spec}:7: grid.env.action_repeat" + "[0]" * 30 + ": lists and mappings nested 33 deep "
+        "are not allowed; allowed: at most 32 levels",
     ),
     (
         "spec_whole",
@@ -578,7 +597,8 @@ def test_deep_nesting_is_refused_at_once(tmp_path):
     path.write_text(SPEC_HEAD + "overrides:\n  env: " + "[" * 5000 + "]" * 5000 + "\n")
     start = time.perf_counter()
     with pytest.raises(
-        ValueError, match=r":7: lists and mappings nested 33 deep; allowed: at most"
+        ValueError,
+        match=r":7: overrides\.env(\[0\]){30}: lists and mappings nested 33 deep are not",
     ):
         load_spec(path)
     assert time.perf_counter() - start < 15.0  # ~2.5 s, all in ruamel's scanner of flow lists
