@@ -117,14 +117,32 @@ class OptimizerConfig:
     """Added to the RMS denominator. Range: > 0."""
 
 
+# Upper bounds on the sizes a person may set (batch, sequence, latents, layers, ...): far above
+# every published DreamerV3 run (every model size, 200m and 400m on one GPU included, trains with
+# B x T = 16 x 64, 32 latents, 15 imagined steps; arXiv 2301.04104 Table W.1), so any real run
+# fits inside them; a typo such as 1e6 is refused in one line before anything is created, where
+# the run would otherwise die out of memory with a traceback.
+MAX_BATCH = 1024
+"""Largest agent.batch_size, agent.batch_length and agent.imag_length (64x or more the paper's)."""
+MAX_WIDTH = 1024
+"""Largest agent.stoch and agent.decoder_blocks (the paper: 32 latents, 8 blocks)."""
+MAX_LAYERS = 32
+"""Largest agent.mlp_layers and agent.head_layers (the paper: 3 and 1)."""
+CnnMults = Annotated[tuple[Annotated[int, Range(ge=1, le=64)], ...], Length(min=1, max=8)]
+"""agent.cnn_mults: 1 to 8 stages (each halves the image), each multiplier in [1, 64]."""
+
+
 @dataclass(frozen=True)
 class AgentConfig:
-    """Architecture and learning hyperparameters of DreamerV3."""
+    """Architecture and learning hyperparameters of DreamerV3.
+
+    Sizes have upper bounds (:data:`MAX_BATCH`, :data:`MAX_WIDTH`, :data:`MAX_LAYERS`) far above
+    the paper's, a 200m model on one GPU included: they refuse typos, not runs."""
 
     size: Literal[tuple(SIZES)] = "12m"  # type: ignore[valid-type]
     """Model size preset, one of SIZES."""
-    stoch: PositiveInt = 32
-    """Number of categorical latents in the stochastic state. Range: >= 1."""
+    stoch: Annotated[int, Range(ge=1, le=MAX_WIDTH)] = 32
+    """Number of categorical latents in the stochastic state. Range: in [1, 1024]."""
     blocks: PositiveInt = 8
     """Blocks of the block-diagonal GRU; must divide the size's deter. Range: >= 1."""
     unimix: Annotated[float, Fraction] = 0.01
@@ -137,19 +155,21 @@ class AgentConfig:
     """Free bits: KL terms below this many nats (summed over latents) are clipped. Range: >= 0."""
     norm_eps: PositiveFloat = 1e-4
     """Epsilon of RMSNorm. Range: > 0."""
-    mlp_layers: PositiveInt = 3
-    """Hidden layers of the vector encoder/decoder, policy and value MLPs. Range: >= 1."""
-    head_layers: PositiveInt = 1
-    """Hidden layers of the reward and continue heads. Range: >= 1."""
-    cnn_mults: Annotated[tuple[PositiveInt, ...], Length(min=1)] = (2, 3, 4, 4)
-    """Channel multipliers of the CNN stages (times the size's depth), one per stage.
-    Range: at least 1 item, each >= 1."""
-    cnn_kernel: PositiveInt = 5
-    """Kernel size of every convolution. Range: >= 1."""
-    decoder_blocks: PositiveInt = 8
-    """Blocks of the block-linear map from the deterministic state to the image decoder. Range: >= 1."""
-    bins: Annotated[int, Range(ge=2)] = 255
-    """Bins of the symexp two-hot reward and value heads. Range: >= 2."""
+    mlp_layers: Annotated[int, Range(ge=1, le=MAX_LAYERS)] = 3
+    """Hidden layers of the vector encoder/decoder, policy and value MLPs. Range: in [1, 32]."""
+    head_layers: Annotated[int, Range(ge=1, le=MAX_LAYERS)] = 1
+    """Hidden layers of the reward and continue heads. Range: in [1, 32]."""
+    cnn_mults: CnnMults = (2, 3, 4, 4)
+    """Channel multipliers of the CNN stages (times the size's depth), one per stage; each
+    stage halves the image (2x2 max-pooling; 8 stages take 256 pixels to 1).
+    Range: 1 to 8 items, each in [1, 64]."""
+    cnn_kernel: Annotated[int, Range(ge=1, le=64)] = 5
+    """Kernel size of every convolution. Range: in [1, 64]."""
+    decoder_blocks: Annotated[int, Range(ge=1, le=MAX_WIDTH)] = 8
+    """Blocks of the block-linear map from the deterministic state to the image decoder.
+    Range: in [1, 1024]."""
+    bins: Annotated[int, Range(ge=2, le=4096)] = 255
+    """Bins of the symexp two-hot reward and value heads. Range: in [2, 4096]."""
     policy_outscale: NonNegativeFloat = 0.01
     """Init scale of the policy's output layers: their initial weights are this times a
     fan-in-scaled truncated normal (the reference's `outscale`). Range: >= 0."""
@@ -157,8 +177,8 @@ class AgentConfig:
     """Lower bound of the continuous policy's standard deviation. Range: > 0, and <= max_std."""
     max_std: PositiveFloat = 1.0
     """Upper bound of the continuous policy's standard deviation. Range: > 0, and >= min_std."""
-    imag_length: PositiveInt = 15
-    """Imagination horizon in steps. Range: >= 1."""
+    imag_length: Annotated[int, Range(ge=1, le=MAX_BATCH)] = 15
+    """Imagination horizon in steps. Range: in [1, 1024]."""
     horizon: PositiveInt = 333
     """Discount horizon: gamma = 1 - 1/horizon. Range: >= 1."""
     lam: Annotated[float, Probability] = 0.95
@@ -179,10 +199,11 @@ class AgentConfig:
     """Upper return percentile. Range: in [0, 100], and > retnorm_low."""
     train_ratio: PositiveFloat = 32.0
     """Replayed steps per environment step: updates/step = train_ratio / (B * T). Range: > 0."""
-    batch_size: PositiveInt = 16
-    """Sequences per training batch (B). Range: >= 1."""
-    batch_length: Annotated[int, Range(ge=2)] = 64
-    """Trained steps per sequence (T); one more context step is replayed in front. Range: >= 2."""
+    batch_size: Annotated[int, Range(ge=1, le=MAX_BATCH)] = 16
+    """Sequences per training batch (B). Range: in [1, 1024]."""
+    batch_length: Annotated[int, Range(ge=2, le=MAX_BATCH)] = 64
+    """Trained steps per sequence (T); one more context step is replayed in front.
+    Range: in [2, 1024]."""
     loss_scales: LossScales = field(default_factory=LossScales)
     opt: OptimizerConfig = field(default_factory=OptimizerConfig)
     compute_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
@@ -205,8 +226,10 @@ class RunConfig:
 
     steps: PositiveInt = 1_000_000
     """Agent steps (environment steps after action repeat) in total. Range: >= 1."""
-    envs: PositiveInt = 1
-    """Environments stepped in parallel. Range: >= 1."""
+    envs: Annotated[int, Range(ge=1, le=1000, note="env seeds stay apart per run up to 1000")] = 1
+    """Environments stepped in parallel. The presets use at most 16; runs with different seeds
+    get disjoint env seeds only up to 1000 envs (``dreamerbench.suites.vector.env_seeds``).
+    Range: in [1, 1000]."""
     parallel_envs: bool = False
     """Step environments in worker processes rather than in the trainer's process."""
     train_start: NonNegativeInt = 1024

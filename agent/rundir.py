@@ -2,13 +2,19 @@
 
 - ``config.yaml``     the resolved config; resuming needs the same one (``run.*`` may change)
 - ``episodes.jsonl``  one record per finished episode: index, step, score, length, log/* maxima
-- ``metrics.jsonl``   training means per log interval (``"kind": "train"``) and speeds (``"fps"``)
-- ``eval.jsonl``      one record per evaluation episode (``run.eval_every``): index, step, score, length
-- ``media/``          videos and plots (``episode-<step>.gif``, ``openloop-<step>.gif|png``; ``run.video_every``),
-                      each named by the step it was made at and written whole (rename into place)
-- ``checkpoint/``     the last two checkpoints (``agent/checkpoint.py``); each holds the
-                      :class:`Counters` and the size of each JSONL file it covers
+- ``metrics.jsonl``   training means per log interval (``"kind": "train"``) and speeds
+                      (``"fps"``)
+- ``eval.jsonl``      one record per evaluation episode (``run.eval_every``): index, step,
+                      score, length
+- ``media/``          videos and plots (``episode-<step>.gif``, ``openloop-<step>.gif|png``;
+                      ``run.video_every``), each named by the step it was made at and written
+                      whole (rename into place)
+- ``checkpoint/``     the last two checkpoints (``core/checkpoint.py``); each holds the
+                      :class:`Counters`, the size of each JSONL file it covers and the config
+                      it was made with (compared on resume, as ``config.yaml`` is)
 - ``summary.json``    written when the run reaches its budget
+- ``.checkpointed``   written once the run's first checkpoint is complete: from then on its
+                      records may have been delivered, so no command empties the logdir
 - ``.lock``           held (``flock``) by the one process that trains the run
 
 Identity: every record carries ``step`` (agent steps) and ``time_ms`` (milliseconds since
@@ -22,10 +28,17 @@ resumed run writes what came after again. A resume can fall back to the older of
 checkpoints, so only what *that* one covers is final: :func:`deliverable` is that prefix
 (the whole file once the run has finished). A failed run keeps only the checkpoint its
 resume will take (:func:`settle_pack`), so what that one covers is final and deliverable at
-once; what it wrote after its last checkpoint is not (the rerun writes that stretch anew). A store that takes records only from there
-holds each record once, across kills, preemptions and damaged checkpoints. Media files
-follow the same rule by their step: a resume deletes those made after its checkpoint, and
-:func:`deliverable_media` lists those no resume can delete any more.
+once; what it wrote after its last checkpoint is not (the rerun writes that stretch anew). A
+store that takes records only from there holds each record once, across kills, preemptions and
+damaged checkpoints. Media files follow the same rule by their step: a resume deletes those
+made after its checkpoint, and :func:`deliverable_media` lists those no resume can delete any
+more.
+
+Nothing lost: a logdir whose records a checkpoint once covered is never emptied. Starting
+afresh over records is right only when no checkpoint ever covered them (the first save was cut
+short: nothing was delivered); a damaged only checkpoint, a deleted ``checkpoint/`` or a
+garbled record that every checkpoint covers is a one-line refusal (:func:`load_pack`) that names
+the file and says what to do.
 """
 
 from __future__ import annotations
@@ -55,6 +68,9 @@ from dreamerbench.core.files import (
     writing,
 )
 from dreamerbench.core.records import LOGS, last_record, media_files, media_step, read_records
+
+CHECKPOINTED = ".checkpointed"
+"""A file in the logdir, written once a checkpoint of the run is complete (see the module doc)."""
 
 
 class LogdirBusy(StorageError):
@@ -114,9 +130,8 @@ class RunDir:
         self._lock = FileLock(self.logdir / ".lock")
         self._files: dict[str, Any] = {}
         self._last_ms = {name: 0 for name in LOGS}
-        self._saved: tuple[int, dict[str, int]] | None = (
-            None  # (step, file sizes) of this session's last save
-        )
+        self._saved: tuple[int, dict[str, int]] | None = None  # (step, sizes) of the last save
+        self._config: dict[str, Any] | None = None  # written by write_config; saved in checkpoints
 
     def __enter__(self) -> RunDir:
         with writing(self.logdir):
@@ -127,6 +142,8 @@ class RunDir:
                     "wait until that process ends, or use another logdir"
                 )
         checkpoint.remove_partial(self.checkpoint_dir)  # we hold the lock: nobody else saves here
+        if checkpoint.complete(self.checkpoint_dir):  # a logdir from before the marker existed
+            self._mark_checkpointed()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -141,12 +158,25 @@ class RunDir:
     # ------------------------------------------------------------------ config
 
     def check_config(self, config: Config) -> None:
-        """Raise ConfigError if the logdir holds a run with another config (``run.*`` may differ)."""
-        path = self.logdir / "config.yaml"
-        if not path.exists():
-            return
-        previous = flatten(read_config(path))
+        """Raise ConfigError if the logdir holds a run with another config (``run.*`` may differ).
+
+        Compared with ``config.yaml`` and with the config each complete checkpoint was made
+        with, so a deleted ``config.yaml`` does not let another config resume a checkpoint.
+        A checkpoint whose counters cannot be read is left to :func:`load_pack` to report.
+        """
         current = flatten(to_dict(config))
+        path = self.logdir / "config.yaml"
+        if path.exists():
+            self._compare(flatten(read_config(path)), current, str(path))
+        for ckpt in checkpoint.complete(self.checkpoint_dir):
+            try:
+                saved = checkpoint.read_counters(ckpt).get("config")
+            except CheckpointError:
+                continue
+            if isinstance(saved, dict):  # checkpoints from before configs travelled: none
+                self._compare(flatten(saved), current, f"checkpoint {ckpt.path}")
+
+    def _compare(self, previous: dict[str, Any], current: dict[str, Any], source: str) -> None:
         changed = sorted(
             key
             for key in set(previous) | set(current)
@@ -154,13 +184,15 @@ class RunDir:
         )
         if changed:
             raise ConfigError(
-                f"logdir {self.logdir} holds a run with a different config ({', '.join(changed)}); "
-                "use a new logdir, or the same settings to resume"
+                f"logdir {self.logdir} holds a run with a different config in {source} "
+                f"({', '.join(changed)}); use a new logdir, or the same settings to resume"
             )
 
     def write_config(self, config: Config) -> None:
+        """Write ``config.yaml``; every later :meth:`save` of this session carries `config` too."""
+        self._config = to_dict(config)
         atomic_write_text(
-            self.logdir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False)
+            self.logdir / "config.yaml", yaml.safe_dump(self._config, sort_keys=False)
         )
 
     def finished_summary(self, budget: int) -> dict[str, Any] | None:
@@ -186,17 +218,20 @@ class RunDir:
         return checkpoint.complete(self.checkpoint_dir)[::-1]
 
     def load(self, ckpt: Checkpoint) -> tuple[bytes, dict[str, np.ndarray], dict]:
-        """(state bytes, replay arrays, saved counters) of `ckpt`, if it and the JSONL files it covers are whole.
+        """(state bytes, replay arrays, saved counters) of `ckpt`, if it and the JSONL files it
+        covers are whole.
 
-        Raises CheckpointError naming the bad file: a damaged checkpoint file, or a
-        JSONL file shorter than the checkpoint says (records were lost).
+        Raises CheckpointError naming the bad file: a damaged checkpoint file, a JSONL file
+        shorter than the checkpoint says (records were lost), or a line of the part it covers
+        that is not a whole JSON record (naming its byte offset).
         """
         state, replay, saved = checkpoint.load(ckpt)
         self._check_covered(ckpt, saved)
         return state, replay, saved
 
     def verify(self, ckpt: Checkpoint) -> tuple[None, None, dict]:
-        """:meth:`load`'s checks without reading the arrays: (None, None, saved counters), or CheckpointError."""
+        """:meth:`load`'s checks without reading the arrays: (None, None, saved counters), or
+        CheckpointError."""
         checkpoint.verify(ckpt)
         saved = checkpoint.read_counters(ckpt)
         self._check_covered(ckpt, saved)
@@ -210,6 +245,37 @@ class RunDir:
                 raise CheckpointError(
                     f"{path} has {size} bytes but checkpoint {ckpt.path.name} covers {covered}"
                 )
+            damage = _garbled(path, covered)
+            if damage:
+                raise CheckpointError(
+                    f"{damage}, within the {covered} bytes that checkpoint {ckpt.path.name} covers"
+                )
+
+    def has_records(self) -> bool:
+        """Whether a JSONL file of the run holds a byte, or ``media/`` a file."""
+        return any(p.exists() and p.stat().st_size for p in self.paths.values()) or bool(
+            media_files(self.media_dir)
+        )
+
+    def check_fresh_start(self) -> None:
+        """Raise CheckpointError if starting afresh would erase records that a checkpoint covered
+        (``.checkpointed`` is there but no complete checkpoint is: ``checkpoint/`` was deleted or
+        emptied). Records written before the first save was complete are not: none was
+        delivered, and the fresh start writes them anew."""
+        if self.has_records() and (self.logdir / CHECKPOINTED).exists():
+            raise CheckpointError(
+                f"{self.checkpoint_dir} holds no complete checkpoint, but the records in "
+                f"{self.logdir} were covered by one (see {self.logdir / CHECKPOINTED}); starting "
+                f"afresh would erase them: restore the checkpoint, or move {self.logdir} aside "
+                "(or pass a new --logdir) to start afresh"
+            )
+
+    def _mark_checkpointed(self) -> None:
+        marker = self.logdir / CHECKPOINTED
+        if not marker.exists():
+            atomic_write_text(
+                marker, "a checkpoint of this run was complete: its records are never erased\n"
+            )
 
     def resume(self, ckpt: Checkpoint, saved: Mapping[str, Any]) -> Counters:
         """Continue from `ckpt` (loaded by :meth:`load`): cut the JSONL files back to it,
@@ -218,9 +284,7 @@ class RunDir:
         for later in checkpoint.complete(self.checkpoint_dir):
             if later > ckpt:
                 checkpoint.remove(later)
-        (self.logdir / "summary.json").unlink(
-            missing_ok=True
-        )  # a longer budget: not finished any more
+        (self.logdir / "summary.json").unlink(missing_ok=True)  # a longer budget: not finished
         for name, path in self.paths.items():
             with open(path, "a+b") as file:  # load() checked that no file is shorter
                 file.truncate(saved["file_sizes"].get(name, 0))
@@ -233,9 +297,13 @@ class RunDir:
         return Counters(**saved["counters"])
 
     def start(self) -> None:
-        """Begin a run from scratch: empty JSONL files, and no checkpoint of an earlier start."""
+        """Begin a run from scratch: empty JSONL files, and no checkpoint of an earlier start.
+
+        Only after :func:`load_pack` found nothing to resume (and :meth:`check_fresh_start`
+        allowed it)."""
         for old in checkpoint.complete(self.checkpoint_dir):
             checkpoint.remove(old)
+        (self.logdir / CHECKPOINTED).unlink(missing_ok=True)
         for path in media_files(self.media_dir):
             path.unlink()
         with writing(self.logdir):
@@ -248,9 +316,8 @@ class RunDir:
             for name, path in self.paths.items():
                 last = last_record(path)
                 self._last_ms[name] = int(last.get("time_ms", 0)) if last else 0
-                self._files[name] = open(
-                    path, "a", buffering=1
-                )  # line-buffered: readable while training
+                # line-buffered: readable while training
+                self._files[name] = open(path, "a", buffering=1)
 
     def save(
         self,
@@ -259,7 +326,8 @@ class RunDir:
         counters: Counters,
         pack: Sequence[int],
     ) -> None:
-        """Checkpoint the run: agent state (bytes), replay, counters, and the JSONL sizes written so far (fsynced first).
+        """Checkpoint the run: agent state (bytes), replay, counters, the JSONL sizes written so
+        far (fsynced first) and the config of :meth:`write_config`; then ``.checkpointed``.
 
         Nothing is written if neither the step nor a file changed since this session's last save.
         """
@@ -277,13 +345,16 @@ class RunDir:
             "file_sizes": sizes,
             "pack": list(pack),
         }
+        if self._config is not None:
+            saved["config"] = self._config
         checkpoint.save(self.checkpoint_dir, counters.steps, state, replay, saved)
+        self._mark_checkpointed()
         self._saved = (counters.steps, sizes)
 
     # ----------------------------------------------------------------- records
 
     def append(self, name: str, record: Mapping[str, Any]) -> None:
-        """Write one record to ``<name>.jsonl`` with its ``time_ms`` identity (see the module doc)."""
+        """Write one record to ``<name>.jsonl`` with its ``time_ms`` identity (module doc)."""
         now = max(int(time.time() * 1000), self._last_ms[name] + 1)
         self._last_ms[name] = now
         with writing(self.paths[name]):
@@ -295,12 +366,13 @@ class RunDir:
         self.episodes += 1
 
     def record_eval(self, record: Mapping[str, Any]) -> None:
-        """Append a finished evaluation episode with its index among the run's evaluation episodes."""
+        """Append a finished evaluation episode with its index among the run's evaluations."""
         self.append("eval", {"index": self.evals, **record})
         self.evals += 1
 
     def write_media(self, kind: str, step: int, frames: np.ndarray, fps: float = 20.0) -> Path:
-        """Write `frames` [T, H, W, 3] uint8 as ``media/<kind>-<step:012d>.gif`` (whole or not at all)."""
+        """Write `frames` [T, H, W, 3] uint8 as ``media/<kind>-<step:012d>.gif`` (whole or not
+        at all)."""
         return write_video(self.media_dir / f"{kind}-{step:012d}.gif", frames, fps)
 
     def write_plot(self, kind: str, step: int, png: bytes) -> Path:
@@ -312,7 +384,8 @@ class RunDir:
         return path
 
     def summary(self, counters: Counters, finished: bool) -> dict[str, Any]:
-        """The run's summary from every episode on disk (not only this session's); written if `finished`."""
+        """The run's summary from every episode on disk (not only this session's); written if
+        `finished`."""
         scores = [record["score"] for _, record in read_records(self.paths["episodes"])]
         summary = {
             "steps": counters.steps,
@@ -336,12 +409,15 @@ def load_pack(
     as (checkpoint, state bytes, replay arrays, saved counters); None for a fresh start. With
     `arrays` False the checkpoints are only checked (:meth:`RunDir.verify`: state and replay None).
 
-    A damaged checkpoint is skipped with a warning naming the bad file (an older one is
-    tried). A step counts only if no run holds a later checkpoint saved without the
-    others of this pack (it trained on apart: resuming the pack would throw that away). A fresh
-    start happens only when no run has saved yet, or when the pack's first save was cut
-    short (every run holds at most one checkpoint, saved by this very pack of `seeds`).
-    Raises CheckpointError if none can be read, ConfigError if the runs hold checkpoints
+    A damaged checkpoint is skipped (an older one is tried), with a warning naming the bad file
+    if an older one is then resumed. A step counts only if no run holds a later checkpoint saved
+    without the others of this pack (it trained on apart: resuming the pack would throw that
+    away). A fresh start happens only when the pack's first save was cut short: some run holds
+    no checkpoint, every other holds one, saved by this very pack of `seeds`, and no run without
+    one had a complete checkpoint before (:meth:`RunDir.check_fresh_start`). A damaged only
+    checkpoint is no fresh start: a kill leaves a checkpoint whole or absent, never damaged.
+    Raises CheckpointError if none can be read or a fresh start would erase covered records
+    (each one line naming the file and what to do), ConfigError if the runs hold checkpoints
     at no common step (they trained apart).
     """
     held = [run.checkpoints() for run in dirs]  # newest first
@@ -354,18 +430,27 @@ def load_pack(
     for step in sorted((step for step in common if step >= apart), reverse=True):
         loaded = [
             load_newest(
-                [c for c in h if c.step == step], run.load if arrays else run.verify, problems
+                [c for c in h if c.step == step],
+                run.load if arrays else run.verify,
+                problems,
+                warn=False,
             )
             for run, h in zip(dirs, held)
         ]
         if all(loaded):
+            for problem in problems:
+                _warn(f"{problem}; trying an older checkpoint")
             return loaded
-    if not any(held) or _first_save_cut_short(held, seeds):
+    if _first_save_cut_short(held, seeds):
+        for run, h in zip(dirs, held):
+            if not h:
+                run.check_fresh_start()
         return None
     if problems:
-        where = dirs[0].checkpoint_dir if len(dirs) == 1 else "the runs' checkpoint directories"
+        where = dirs[0].logdir if len(dirs) == 1 else "the packed runs' logdirs"
         raise CheckpointError(
-            f"no checkpoint can be read ({problems[-1]}); to start afresh, move {where} away"
+            f"no checkpoint can be resumed ({'; '.join(problems)}); restore what is damaged, "
+            f"or move {where} aside (or pass a new --logdir) to start afresh"
         )
     found = ", ".join(
         f"{run.logdir}: {sorted(c.step for c in h) or 'none'}" for run, h in zip(dirs, held)
@@ -377,19 +462,25 @@ def load_pack(
 
 
 def load_newest(
-    candidates: Sequence[Checkpoint], load: Callable[[Checkpoint], tuple], problems: list[str]
+    candidates: Sequence[Checkpoint],
+    load: Callable[[Checkpoint], tuple],
+    problems: list[str],
+    warn: bool = True,
 ) -> tuple | None:
-    """``(ckpt, *load(ckpt))`` for the first of `candidates` (newest first) that `load` reads; None if none.
+    """``(ckpt, *load(ckpt))`` for the first of `candidates` (newest first) that `load` reads;
+    None if none.
 
-    Each one that raises CheckpointError is skipped with a warning naming the bad file
-    (the trainer's resume, ``eval`` and ``export`` alike); its message is appended to `problems`.
+    Each one that raises CheckpointError is skipped, its message appended to `problems`, with a
+    warning naming the bad file (``eval`` and ``export``) unless `warn` is False
+    (:func:`load_pack` warns only once it knows an older checkpoint is resumed).
     """
     for ckpt in candidates:
         try:
             return (ckpt, *load(ckpt))
         except CheckpointError as error:
             problems.append(str(error))
-            _warn(f"{error}; trying an older checkpoint")
+            if warn:
+                _warn(f"{error}; trying an older checkpoint")
     return None
 
 
@@ -419,7 +510,30 @@ def settle_pack(dirs: Sequence[RunDir], seeds: Sequence[int]) -> int | None:
 
 
 def _first_save_cut_short(held: Sequence[Sequence[Checkpoint]], seeds: Sequence[int]) -> bool:
-    return all(len(h) <= 1 for h in held) and all(_pack(h[0]) == list(seeds) for h in held if h)
+    """Some run holds no checkpoint, and every other one checkpoint, saved by this pack."""
+    return (
+        any(not h for h in held)
+        and all(len(h) <= 1 for h in held)
+        and all(_pack(h[0]) == list(seeds) for h in held if h)
+    )
+
+
+def _garbled(path: Path, size: int) -> str | None:
+    """Why the first `size` bytes of JSONL file `path` are not whole JSON records, or None.
+
+    Names the file and the byte offset of the first bad line (one that is not a JSON object,
+    or the last one, if it does not end at `size` with a newline)."""
+    start = 0
+    try:
+        for end, record in read_records(path, 0, size):
+            if not isinstance(record, dict):
+                break
+            start = end
+    except StorageError as error:  # the line does not parse; its message names the offset
+        return str(error)
+    if start == size:
+        return None
+    return f"{path} is damaged: the line at byte {start} is not a JSON record"
 
 
 def _pack(ckpt: Checkpoint) -> list[int] | None:

@@ -66,7 +66,8 @@ def save(
     counters: Mapping,
     keep: int = 2,
 ) -> Checkpoint:
-    """Write a checkpoint of `state` (the agent's bytes), `replay` (name -> array) and `counters` (JSON).
+    """Write a checkpoint of `state` (the agent's bytes), `replay` (name -> array) and `counters`
+    (JSON).
 
     Afterwards only the newest `keep` complete checkpoints remain. Raises
     :class:`dreamerbench.core.files.DiskFull` if the device fills up; the checkpoints saved
@@ -138,7 +139,8 @@ def complete(directory: Path) -> list[Checkpoint]:
 
 
 def strays(directory: Path) -> list[Path]:
-    """``ckpt-*`` entries under `directory` that are not complete checkpoints (no manifest, odd name)."""
+    """``ckpt-*`` entries under `directory` that are not complete checkpoints (no manifest, odd
+    name)."""
     directory = Path(directory)
     if not directory.is_dir():
         return []
@@ -147,7 +149,8 @@ def strays(directory: Path) -> list[Path]:
 
 
 def remove(checkpoint: Checkpoint) -> None:
-    """Delete a checkpoint; a kill midway leaves an ``.old-*`` directory, never a damaged ``ckpt-*``."""
+    """Delete a checkpoint; a kill midway leaves an ``.old-*`` directory, never a damaged
+    ``ckpt-*``."""
     doomed = checkpoint.path.with_name(f".old-{checkpoint.path.name}")
     os.rename(checkpoint.path, doomed)
     shutil.rmtree(doomed, ignore_errors=True)
@@ -166,7 +169,8 @@ def remove_partial(directory: Path) -> None:
 
 
 def verify(checkpoint: Checkpoint, names: tuple[str, ...] = FILES) -> None:
-    """Check the size and SHA-256 of `names` against the manifest; CheckpointError names the first bad file."""
+    """Check the size and SHA-256 of `names` against the manifest; CheckpointError names the first
+    bad file."""
     path = checkpoint.path
     try:
         manifest = json.loads((path / MANIFEST).read_text())

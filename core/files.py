@@ -34,11 +34,77 @@ class DiskFull(StorageError):
 
 
 def file_in_the_way(path: str | Path) -> Path | None:
-    """The existing non-directory at `path` (~ expanded) or above it, which stops it being a directory; else None."""
+    """The existing non-directory at `path` (~ expanded) or above it, which stops it being a
+    directory; else None. A part the system cannot look up (a name too long) counts as absent."""
     path = Path(path).expanduser()
     return next(
-        (part for part in (path, *path.parents) if part.exists() and not part.is_dir()), None
+        (part for part in (path, *path.parents) if _exists(part) and not part.is_dir()), None
     )
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # ENAMETOOLONG, ELOOP, EACCES: nothing there this process can use
+        return False
+
+
+# Kernel file systems that look like folders but hold no files a run could write.
+_PSEUDO_FILE_SYSTEMS = frozenset(
+    "proc sysfs devtmpfs devpts cgroup cgroup2 debugfs tracefs securityfs configfs pstore bpf "
+    "efivarfs fusectl mqueue binfmt_misc autofs".split()
+)
+
+
+def unusable_directory(path: str | Path) -> str | None:
+    """Why `path` (~ expanded) cannot be a directory this process writes in, as a phrase naming
+    the culprit (for ``allowed: a directory, new or existing (PHRASE)``); None if it can.
+
+    Checked without creating anything: an empty path (it would mean the current folder), a name
+    longer than the file system allows (``NAME_MAX``, 255 bytes on Linux) or a path longer than
+    ``PATH_MAX`` less room for the files a run writes inside, a file at or above it, and the
+    nearest existing folder: on a kernel file system (``/proc``, ``/sys``), read-only, or not
+    writable by this process.
+    """
+    if not str(path).strip():
+        return f"{str(path)!r} names no directory; give one, e.g. runs/first (. for this folder)"
+    path = Path(path).expanduser()
+    existing = next(p for p in (path, *path.parents) if _exists(p))  # "." or "/" at worst
+    name_max = os.pathconf(existing, "PC_NAME_MAX")
+    too_long = next((part for part in path.parts if len(os.fsencode(part)) > name_max), None)
+    if too_long is not None:
+        return f"a name in it has {len(os.fsencode(too_long))} bytes; at most {name_max} allowed"
+    size = len(os.fsencode(str(path.absolute())))
+    room = os.pathconf(existing, "PC_PATH_MAX") - 256  # checkpoint/.tmp-ckpt-.../replay.npz
+    if size > room:
+        return f"its full path has {size} bytes; at most {room} leave room for the run's files"
+    blocker = file_in_the_way(path)
+    if blocker is not None:
+        return f"{path} is a file" if blocker == path else f"{path} lies under the file {blocker}"
+    if _file_system(existing) in _PSEUDO_FILE_SYSTEMS:
+        return f"{existing} is on the kernel's {_file_system(existing)} file system, not a disk"
+    if os.statvfs(existing).f_flag & os.ST_RDONLY or not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} cannot be written by this process"
+    return None
+
+
+def _file_system(path: Path) -> str:
+    """The type of the file system `path` lies on (Linux ``/proc/self/mounts``), or ''."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return ""
+    best, kind = "", ""
+    resolved = str(path.resolve())
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind
 
 
 def fsync_dir(path: Path) -> None:
@@ -65,7 +131,8 @@ def writing(path: Path) -> Iterator[None]:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Replace the file at `path` with `data`: readers see the old or the new content, never a part."""
+    """Replace the file at `path` with `data`: readers see the old or the new content, never a
+    part."""
     path = Path(path)
     with writing(path):
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -113,14 +180,11 @@ class FileLock:
                     return False
                 time.sleep(0.2)
         self._fd = fd
-        with contextlib.suppress(
-            OSError
-        ):  # the note is for humans; a full disk must not block the lock
+        since = time.strftime("%Y-%m-%d %H:%M:%S")
+        # The note is for humans; a full disk must not block the lock.
+        with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
-            os.write(
-                fd,
-                f"{os.getpid()}@{socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(),
-            )
+            os.write(fd, f"{os.getpid()}@{socket.gethostname()} since {since}\n".encode())
         return True
 
     def holder(self) -> str:

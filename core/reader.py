@@ -17,8 +17,10 @@ any of these in ``Annotated[X, rule, ...]`` with a :class:`Range`,
 - Text is YAML 1.2 (ruamel.yaml), for spec and profile files and for the
   values of ``--set`` and of typed flags alike: ``010`` is ten, ``1:30`` and
   ``yes`` are strings, ``.inf`` is a float that no field allows. Aliases are
-  refused (a few lines of aliases expand to billions of nodes), and so is a
-  key given twice, in one mapping or as ``a.b`` next to ``a: {b: ...}``.
+  refused (a few lines of aliases expand to billions of nodes), and so are tags
+  (``!!set``, ``!custom``, on scalars, lists and mappings alike), nesting deeper
+  than :data:`MAX_DEPTH`, and a key given twice, in one mapping or as ``a.b``
+  next to ``a: {b: ...}``.
 - Every error is a :class:`ReadError` whose message is one line:
   ``FIELD=VALUE is not allowed; allowed: ALLOWED``, prefixed with
   ``FILE:LINE: `` where the value came from a file.
@@ -39,7 +41,13 @@ from typing import Annotated, Any, Literal
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    MappingStartEvent,
+    NodeEvent,
+)
 
 INT64 = (-(2**63), 2**63 - 1)
 """Every int read lies in this range (numpy's int64), whatever its own range says."""
@@ -349,7 +357,8 @@ def read_dataclass(cls: type, data: Mapping[str, Any], prefix: str = "", **fixed
 
 
 def check_all(node: Any, prefix: str = "") -> None:
-    """Read every field of a dataclass tree again (e.g. one built in Python): ReadError if any is not allowed."""
+    """Read every field of a dataclass tree again (e.g. one built in Python): ReadError if any is
+    not allowed."""
     for name, hint in _hints(type(node)).items():
         value = getattr(node, name)
         if dataclasses.is_dataclass(value):
@@ -359,7 +368,8 @@ def check_all(node: Any, prefix: str = "") -> None:
 
 
 def flag(hint: Any, name: str) -> Callable[[str], Any]:
-    """An argparse ``type=``: the flag's text read as YAML 1.2 (as ``--set`` reads it), then as ``hint``."""
+    """An argparse ``type=``: the flag's text read as YAML 1.2 (as ``--set`` reads it), then as
+    ``hint``."""
     import argparse
 
     def parse(text: str) -> Any:
@@ -414,21 +424,82 @@ def _plain(node: Any, where: str, lines: dict[str, int], prefix: str) -> Any:
     )
 
 
+MAX_DEPTH = 32
+"""Deepest nesting of lists and mappings a YAML text may have (configs and specs need 4)."""
+
+
+def _check_events(yaml: YAML, text: str, where: str) -> None:
+    """ReadError for the first alias, tag or nesting deeper than :data:`MAX_DEPTH` in `text`,
+    naming its line and field; from the parser's events, in time linear in the text (no alias
+    is expanded, no node built)."""
+    # One frame per open collection: [is a mapping, its current key or index, a key is next].
+    stack: list[list[Any]] = []
+    for event in yaml.parse(text):
+        if isinstance(event, CollectionEndEvent):
+            stack.pop()
+            _value_done(stack)
+            continue
+        if not isinstance(event, NodeEvent):
+            continue
+        line = f"{where}:{event.start_mark.line + 1}"
+        field = _event_path(stack)
+        named = field or "the document"
+        if isinstance(event, AliasEvent):
+            raise ReadError(
+                f"{line}: *{event.anchor} is a YAML alias; allowed: plain values (aliases are "
+                "refused: a few lines of them expand to billions of values)",
+                field,
+            )
+        if event.tag is not None:
+            tag = event.tag.replace("tag:yaml.org,2002:", "!!")
+            raise ReadError(
+                f"{line}: {named}: the YAML tag {tag} is not allowed; allowed: plain values "
+                "(plain mappings, lists and scalars; tags are refused)",
+                field,
+            )
+        if isinstance(event, CollectionStartEvent):
+            stack.append([isinstance(event, MappingStartEvent), 0, True])
+            if len(stack) > MAX_DEPTH:
+                raise ReadError(
+                    f"{line}: {named}: lists and mappings nested {len(stack)} deep are not "
+                    f"allowed; allowed: at most {MAX_DEPTH} levels",
+                    field,
+                )
+        elif stack and stack[-1][0] and stack[-1][2]:  # a key: its value comes next
+            stack[-1][1:] = [event.value, False]
+        else:
+            _value_done(stack)
+
+
+def _value_done(stack: list[list[Any]]) -> None:
+    """The innermost open collection got a whole value: a key comes next, or the next index."""
+    if stack:
+        if stack[-1][0]:
+            stack[-1][2] = True
+        else:
+            stack[-1][1] += 1
+
+
+def _event_path(stack: list[list[Any]]) -> str:
+    """The field path (``overrides.env[2]``) of the node the parser is at ('' at the top)."""
+    path = ""
+    for is_map, key, key_next in stack:
+        if is_map and key_next:
+            break  # the node is a key: name its mapping
+        path += (f".{key}" if path else str(key)) if is_map else f"[{key}]"
+    return path
+
+
 def load_yaml(text: str, where: str) -> tuple[Any, dict[str, int]]:
     """Parse one YAML 1.2 document into plain data and the line of every key.
 
     ``lines`` maps a field path (``overrides.agent.size``, ``tasks[1]``) to its
-    1-based line. ReadError (``WHERE:LINE: ...``) for bad YAML, an alias, or a
-    key given twice in one mapping.
+    1-based line. ReadError (``WHERE:LINE: ...``) for bad YAML, an alias, a tag,
+    nesting deeper than :data:`MAX_DEPTH`, or a key given twice in one mapping.
     """
     yaml = _yaml()
     try:
-        for event in yaml.parse(text):  # linear in the text: no alias is expanded
-            if isinstance(event, AliasEvent):
-                raise ReadError(
-                    f"{where}:{event.start_mark.line + 1}: *{event.anchor} is a YAML alias; "
-                    "allowed: plain values (aliases are refused: a few lines of them expand to billions of values)"
-                )
+        _check_events(yaml, text, where)
         data = yaml.load(text)
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark

@@ -45,10 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        # Ctrl-C before a command takes SIGINT over (train then stops at a checkpoint), e.g.
+        # while it imports: one line, not a traceback, and the shell's 130 (128 + SIGINT).
+        print("dreamerbench: interrupted", file=sys.stderr)
+        return 130
     except (ValueError, FileNotFoundError) as error:
         # Bad input: one clear line, no traceback.
         print(f"dreamerbench {args.command}: error: {error}", file=sys.stderr)

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from dreamerbench.agent.config import SEED_MAX, hint
-from dreamerbench.core.files import file_in_the_way
+from dreamerbench.core.files import unusable_directory
 from dreamerbench.core.reader import PositiveInt, flag, refuse
 from dreamerbench.experiments.spec import NAME
 
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         if len(configs) == 1
         else [Path(args.logdir) / f"seed{seed}" for seed in seeds]
     )
-    for logdir in logdirs:
+    for logdir in [args.logdir, *logdirs]:  # the text first: '' would be the current folder
         check_logdir(logdir)
     tracked = []
     if args.tracking_uri:
@@ -157,9 +157,9 @@ def _outputs_flag(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def check_logdir(logdir: Path) -> None:
-    """ReadError unless ``logdir`` is an existing directory or can become one (no part of it is a file)."""
-    part = file_in_the_way(logdir)
-    if part is not None:
-        what = "is a file" if part == logdir.expanduser() else f"lies under the file {part}"
-        raise refuse("--logdir", str(logdir), f"a directory, new or existing ({logdir} {what})")
+def check_logdir(logdir: str | Path) -> None:
+    """ReadError unless ``logdir`` is a directory this process can write in, or can become one
+    (:func:`dreamerbench.core.files.unusable_directory` says why not)."""
+    problem = unusable_directory(logdir)
+    if problem is not None:
+        raise refuse("--logdir", str(logdir), f"a directory, new or existing ({problem})")

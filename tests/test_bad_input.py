@@ -86,18 +86,71 @@ CASES = [
     ),
     ("set", "run.progress=yes", "run.progress='yes' is not allowed; allowed: true or false"),
     ("set", "run.steps=1:30", "run.steps='1:30' is not allowed; allowed: an integer >= 1"),
-    ("set", "run.envs=1e30", "run.envs=1e+30 is not allowed; allowed: an integer >= 1"),
+    ("set", "run.envs=1e30", "run.envs=1e+30 is not allowed; allowed: an integer in [1, 1000]"),
+    # --- upper bounds on sizes (issue "Nothing lost", 4): a typo is refused, not run out of memory
+    (
+        "set",
+        "run.envs=1001",
+        "run.envs=1001 is not allowed; allowed: an integer in [1, 1000] (env seeds stay apart",
+    ),
+    (
+        "set",
+        "agent.batch_size=100000",
+        "agent.batch_size=100000 is not allowed; allowed: an integer in [1, 1024]",
+    ),
+    (
+        "set",
+        "agent.batch_length=5000",
+        "agent.batch_length=5000 is not allowed; allowed: an integer in [2, 1024]",
+    ),
+    (
+        "set",
+        "agent.stoch=100000",
+        "agent.stoch=100000 is not allowed; allowed: an integer in [1, 1024]",
+    ),
+    (
+        "set",
+        "agent.imag_length=5000",
+        "agent.imag_length=5000 is not allowed; allowed: an integer in [1, 1024]",
+    ),
+    (
+        "set",
+        "agent.mlp_layers=1000",
+        "agent.mlp_layers=1000 is not allowed; allowed: an integer in [1, 32]",
+    ),
+    (
+        "set",
+        "agent.decoder_blocks=4096",
+        "agent.decoder_blocks=4096 is not allowed; allowed: an integer in [1, 1024]",
+    ),
+    (
+        "set",
+        "agent.bins=100000",
+        "agent.bins=100000 is not allowed; allowed: an integer in [2, 4096]",
+    ),
+    (
+        "set",
+        "agent.cnn_kernel=999",
+        "agent.cnn_kernel=999 is not allowed; allowed: an integer in [1, 64]",
+    ),
+    (
+        "set",
+        "agent.cnn_mults=[2, 3, 1000]",
+        "agent.cnn_mults=[2, 3, 1000] is not allowed; allowed: a list of 1 to 8 items, each an "
+        "integer in [1, 64]",
+    ),
     ("set", "agent.unimix=1", "agent.unimix=1 is not allowed; allowed: a finite number in [0, 1)"),
     ("set", "agent.lam=1.5", "agent.lam=1.5 is not allowed; allowed: a finite number in [0, 1]"),
     (
         "set",
         "agent.cnn_mults=[]",
-        "agent.cnn_mults=[] is not allowed; allowed: a list of at least 1 item, each an integer >= 1",
+        "agent.cnn_mults=[] is not allowed; allowed: a list of 1 to 8 items, each an integer in "
+        "[1, 64]",
     ),
     (
         "set",
         "agent.batch_length=1",
-        "agent.batch_length=1 is not allowed; allowed: an integer >= 2",
+        "agent.batch_length=1 is not allowed; allowed: an integer in [2, 1024]",
     ),
     (
         "set",
@@ -143,7 +196,8 @@ CASES = [
     (
         "flag",
         ["--output", "tensorboard,mlflow"],
-        "--output='tensorboard,mlflow' is not allowed; allowed: tensorboard, wandb, or both comma-separated",
+        "--output='tensorboard,mlflow' is not allowed; allowed: tensorboard, wandb, or both "
+        "comma-separated",
     ),
     ("flag", ["--seed", "-1"], "--seed=-1 is not allowed; allowed: an integer in [0, 2147483647]"),
     (
@@ -166,18 +220,39 @@ CASES = [
     (
         "flag",
         ["--seed", "2147483647", "--seeds-per-process", "2"],
-        "--seeds-per-process=2 is not allowed; allowed: an integer in [1, 1] from --seed=2147483647",
+        "--seeds-per-process=2 is not allowed; allowed: an integer in [1, 1] from "
+        "--seed=2147483647",
     ),
     ("flag", ["--size", "huge"], "--size='huge' is not allowed; allowed: debug, 1m, 12m, 25m"),
     (
         "flag",
         ["--logdir", "{file}"],
-        "--logdir='{file}' is not allowed; allowed: a directory, new or existing ({file} is a file)",
+        "--logdir='{file}' is not allowed; allowed: a directory, new or existing ({file} is a "
+        "file)",
     ),
     (
         "flag",
         ["--logdir", "{file}/run"],
-        "--logdir='{file}/run' is not allowed; allowed: a directory, new or existing ({file}/run lies under the file {file})",
+        "--logdir='{file}/run' is not allowed; allowed: a directory, new or existing ({file}/run "
+        "lies under the file {file})",
+    ),
+    # An empty --logdir trained into the current folder; a long name and /sys were tracebacks.
+    (
+        "flag",
+        ["--logdir", ""],
+        "--logdir='' is not allowed; allowed: a directory, new or existing ('' names no directory",
+    ),
+    (
+        "flag",
+        ["--logdir", "{long}"],
+        "--logdir='{long}' is not allowed; allowed: a directory, new or existing (a name in it has "
+        "300 bytes; at most 255 allowed)",
+    ),
+    (
+        "flag",
+        ["--logdir", "/sys/dreamerbench-run"],
+        "--logdir='/sys/dreamerbench-run' is not allowed; allowed: a directory, new or existing "
+        "(/sys is on the kernel's sysfs file system, not a disk)",
     ),
     # --- sweep specs (sweep --dry-run): the line is the case's first line, 6, unless noted
     (
@@ -193,7 +268,8 @@ CASES = [
     (
         "spec",
         "overrides:\n  env.action_repeat: 0\n",
-        "{spec}:7: run cartpole_balance/seed0: env.action_repeat=0 is not allowed; allowed: an integer >= 1",
+        "{spec}:7: run cartpole_balance/seed0: env.action_repeat=0 is not allowed; allowed: an "
+        "integer >= 1",
     ),
     (
         "spec",
@@ -213,7 +289,8 @@ CASES = [
     (
         "spec",
         "overrides:\n  replay.capacity: 8\n",
-        "{spec}:7: run cartpole_balance/seed0: replay.capacity=8 is not allowed; allowed: an integer >= agent.batch_length + 1",
+        "{spec}:7: run cartpole_balance/seed0: replay.capacity=8 is not allowed; allowed: an "
+        "integer >= agent.batch_length + 1",
     ),
     (
         "spec",
@@ -254,6 +331,39 @@ CASES = [
     ("spec", "description: [a]\n", "{spec}:6: description=['a'] is not allowed; allowed: a string"),
     ("spec", "name: b\n", "{spec}:6: name is given twice"),
     ("spec", ALIAS_BOMB[len(SPEC_HEAD) :], "{spec}:8: *a is a YAML alias; allowed: plain values"),
+    # Tags on every kind of node (a tagged list was a traceback; a tagged mapping passed).
+    (
+        "spec",
+        "overrides:\n  agent.cnn_mults: !!set [2, 3]\n",
+        "{spec}:7: overrides.agent.cnn_mults: the YAML tag !!set is not allowed; allowed: plain "
+        "values",
+    ),
+    (
+        "spec",
+        "overrides: !custom\n  run.envs: 2\n",
+        "{spec}:6: overrides: the YAML tag !custom is not allowed; allowed: plain values",
+    ),
+    (
+        "spec",
+        "parallel: !!int 2\n",
+        "{spec}:6: parallel: the YAML tag !!int is not allowed; allowed: plain values",
+    ),
+    (
+        "spec",
+        "grid:\n  run.envs: [1, !!python/tuple [2]]\n",
+        "{spec}:7: grid.run.envs[1]: the YAML tag !!python/tuple is not allowed; allowed: ",
+    ),
+    (
+        "profile",
+        "setup: !!omap [a: b]\n",
+        "{profile}:1: setup: the YAML tag !!omap is not allowed; allowed: plain values",
+    ),
+    (
+        "spec",
+        "grid:\n  env.action_repeat: " + "[" * 31 + "1" + "]" * 31 + "\n",
+        "{spec}:7: grid.env.action_repeat" + "[0]" * 30 + ": lists and mappings nested 33 deep "
+        "are not allowed; allowed: at most 32 levels",
+    ),
     (
         "spec_whole",
         SPEC_HEAD.replace("seeds: 1", "seeds: 10000000"),
@@ -272,7 +382,8 @@ CASES = [
     (
         "spec_whole",
         SPEC_HEAD.replace("dmc_proprio", "gym").replace("[cartpole_balance]", "[Blackjack-v1]"),
-        "{spec}:3: tasks[0]: task='Blackjack-v1': observation space Tuple(Discrete(32), Discrete(11), Discrete(2)) is not supported",
+        "{spec}:3: tasks[0]: task='Blackjack-v1': observation space Tuple(Discrete(32), "
+        "Discrete(11), Discrete(2)) is not supported",
     ),
     (
         "spec_whole",
@@ -287,12 +398,14 @@ CASES = [
     (
         "spec_whole",
         SPEC_HEAD.replace("[cartpole_balance]", "[cartpole_balance, cartpole_balance]"),
-        "{spec}:3: tasks=['cartpole_balance', 'cartpole_balance'] is not allowed; allowed: 'all' or a list of distinct task names",
+        "{spec}:3: tasks=['cartpole_balance', 'cartpole_balance'] is not allowed; allowed: 'all' "
+        "or a list of distinct task names",
     ),
     (
         "spec_whole",
         SPEC_HEAD.replace("[cartpole_balance]", "all").replace("seeds: 1", "seeds: 600"),
-        "{spec}:4: this sweep has 10,800 runs (18 tasks x 1 grid points x 600 seeds); allowed: at most 10,000 runs per sweep",
+        "{spec}:4: this sweep has 10,800 runs (18 tasks x 1 grid points x 600 seeds); allowed: at "
+        "most 10,000 runs per sweep",
     ),
     # --- Slurm profiles (sweep --dry-run --executor slurm --profile FILE)
     (
@@ -323,7 +436,8 @@ CASES = [
     (
         "profile",
         'partition: "gpu\\nrm -rf /"\n',
-        "{profile}:1: partition='gpu\\nrm -rf /' is not allowed; allowed: a string of one line, or null",
+        "{profile}:1: partition='gpu\\nrm -rf /' is not allowed; allowed: a string of one line, "
+        "or null",
     ),
     ("profile", "gpus: 2\n", "{profile}:1: unknown field 'gpus'; allowed fields: name, partition"),
     ("profile", "mem_gb: 3\nmem_gb: 4\n", "{profile}:2: mem_gb is given twice"),
@@ -377,6 +491,7 @@ def argv_of(kind, given, tmp_path):
         "file": str(tmp_path / "a_file"),
         "spec": str(tmp_path / "bad.yaml"),
         "profile": str(tmp_path / "p.yaml"),
+        "long": str(tmp_path / ("x" * 300)),
     }
     (tmp_path / "a_file").write_text("not a directory\n")
     db, work = tmp_path / "mlflow.db", tmp_path / "work"
@@ -473,6 +588,72 @@ def test_alias_bomb_is_refused_at_once(tmp_path):
     with pytest.raises(ValueError, match="is a YAML alias"):
         load_spec(path)
     assert time.perf_counter() - start < 1.0
+
+
+def test_deep_nesting_is_refused_at_once(tmp_path):
+    """5,000 nested lists were a RecursionError after 42.9 s; the nesting is bounded as it is
+    read."""
+    path = tmp_path / "deep.yaml"
+    path.write_text(SPEC_HEAD + "overrides:\n  env: " + "[" * 5000 + "]" * 5000 + "\n")
+    start = time.perf_counter()
+    with pytest.raises(
+        ValueError,
+        match=r":7: overrides\.env(\[0\]){30}: lists and mappings nested 33 deep are not",
+    ):
+        load_spec(path)
+    assert time.perf_counter() - start < 15.0  # ~2.5 s, all in ruamel's scanner of flow lists
+
+
+def test_ctrl_c_before_the_command_takes_it_over_is_one_line_and_130(tmp_path, capsys, monkeypatch):
+    """Ctrl-C in the first second (imports, parsing) printed a 24-46-line traceback."""
+    from dreamerbench.experiments import cli, train_cli
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_cli, "run", interrupted)  # inside the command, before its handler
+    assert call([*TRAIN, "--logdir", str(tmp_path / "run")], capsys) == (
+        130,
+        "",
+        "dreamerbench: interrupted\n",
+    )
+    monkeypatch.setattr(cli, "build_parser", interrupted)  # while the subcommands import
+    assert call(["suites"], capsys) == (130, "", "dreamerbench: interrupted\n")
+    assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_in_the_first_second_of_a_real_process(tmp_path):
+    """SIGINT while `dreamerbench train` imports (numpy is loaded: main has begun): exit 130, one
+    line, no traceback."""
+    import os
+    import signal
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dreamerbench.experiments.cli",
+            *TRAIN,
+            "--logdir",
+            str(tmp_path / "r"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        maps = Path(f"/proc/{process.pid}/maps")
+        while "_multiarray_umath" not in maps.read_text() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.kill(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert err == "dreamerbench: interrupted\n" and not out
+    assert not (tmp_path / "r").exists()
 
 
 def test_yaml_12_reads_spec_and_set_alike():
@@ -600,7 +781,8 @@ def test_a_tracking_store_under_a_file_is_named_as_a_file(tmp_path):
 
 
 def test_compile_cache_under_a_file_is_refused_before_anything_is_created(tmp_path, capsys):
-    """run.compile_cache is checked with the config: before, jax only warned at every compile, after config.yaml."""
+    """run.compile_cache is checked with the config: before, jax only warned at every compile,
+    after config.yaml."""
     blocker = tmp_path / "blocker"
     blocker.write_text("")
     logdir = tmp_path / "run"
@@ -609,7 +791,8 @@ def test_compile_cache_under_a_file_is_refused_before_anything_is_created(tmp_pa
     )
     assert code == 2 and not out
     assert len(err.splitlines()) == 1 and err.rstrip().endswith(
-        f"run.compile_cache='{blocker}/jax' is not allowed; allowed: '' (no cache) or a directory, new or existing "
+        f"run.compile_cache='{blocker}/jax' is not allowed; allowed: '' (no cache) or a "
+        f"directory, new or existing "
         f"({blocker} is a file)"
     ), err
     assert not logdir.exists() and blocker.read_text() == ""

@@ -51,7 +51,8 @@ def config(steps, seed=0, **extra):
 
 
 def train(logdir, steps, stop_after_saves=None, **extra):
-    """Train with the stub agent; `stop_after_saves` stops the loop (as Ctrl-C does) after that many saves."""
+    """Train with the stub agent; `stop_after_saves` stops the loop (as Ctrl-C does) after that
+    many saves."""
     stop = threading.Event()
     cfg = config(steps, **extra)
     outputs = make_outputs(cfg, logdir) + (
@@ -116,7 +117,8 @@ def test_stub_agent_drives_the_loop_without_jax(tmp_path):
 
 
 def test_summary_after_a_resume_counts_every_episode_on_disk(tmp_path):
-    """Issue 11, fault 6: the summary of a resumed run counted only the episodes after the resume."""
+    """Issue 11, fault 6: the summary of a resumed run counted only the episodes after the
+    resume."""
     logdir = tmp_path / "run"
     stopped = train(logdir, 4 * EPISODE, stop_after_saves=2)  # stopped (Ctrl-C) at the save at 252
     assert stopped["steps"] == 2 * EPISODE and not stopped["finished"] and stopped["episodes"] == 2
@@ -169,9 +171,8 @@ def _train_killed_at(logdir, steps, k, **extra) -> int:
                     state["calls"] += 1
                     if state["calls"] > k:
                         os._exit(137)
-                    state["inside"] = (
-                        False  # calls made by this one (rmtree's unlinks) are not points of their own
-                    )
+                    # calls made by this one (rmtree's unlinks) are not points of their own
+                    state["inside"] = False
                     try:
                         return function(*args, **kwargs)
                     finally:
@@ -199,7 +200,8 @@ def _train_killed_at(logdir, steps, k, **extra) -> int:
 
 
 def test_a_kill_at_every_point_of_a_save_and_a_resave_leaves_a_resumable_logdir(tmp_path):
-    """Issue 11, fault 4: a kill while re-saving at the same step left a logdir that could not resume."""
+    """Issue 11, fault 4: a kill while re-saving at the same step left a logdir that could not
+    resume."""
     # Action repeat 50: 20-step episodes keep each of the ~50 kill points cheap.
     short = {"env.action_repeat": 50, "run.train_start": 10, "run.save_every": 20}
     base = tmp_path / "base"
@@ -258,7 +260,8 @@ def _resumes_from(logdir, capsys, bad):
 def test_a_damaged_checkpoint_file_is_detected_and_the_older_checkpoint_used(
     saved_run, capsys, name, garble
 ):
-    """Issue 11, fault 5: garbled checkpoint bytes loaded silently; a truncated replay.npz was a traceback."""
+    """Issue 11, fault 5: garbled checkpoint bytes loaded silently; a truncated replay.npz was a
+    traceback."""
     logdir, held = saved_run
     bad = held[-1].path / name
     data = bad.read_bytes()
@@ -345,7 +348,8 @@ def test_a_garbled_config_is_one_error_naming_the_file(saved_run, tmp_path):
 
 
 def test_a_logdir_trains_in_one_process_at_a_time_and_keeps_others_temporary_files(tmp_path):
-    """Issue 11, fault 3: two processes trained one logdir, and one deleted the other's checkpoint in progress."""
+    """Issue 11, fault 3: two processes trained one logdir, and one deleted the other's checkpoint
+    in progress."""
     logdir = tmp_path / "run"
     train(logdir, EPISODE)
     (logdir / "summary.json").unlink()
@@ -407,7 +411,8 @@ def _fill(disk: Path) -> Path:
 
 
 def test_a_full_disk_is_one_error_and_the_run_resumes_afterwards(small_disk):
-    """Issue 11, fault 8: a full disk was a traceback. The device is a real 64 MB tmpfs filled up mid-run."""
+    """Issue 11, fault 8: a full disk was a traceback. The device is a real 64 MB tmpfs filled up
+    mid-run."""
     logdir = small_disk / "run"
     stop = threading.Event()
 
@@ -468,7 +473,8 @@ def test_a_full_disk_through_the_command_line_is_one_line(small_disk):
 
 
 def test_updates_follow_the_train_ratio_exactly_and_a_stop_cuts_a_burst_of_updates(tmp_path):
-    """updates = floor((agent steps from train_start on) x train_ratio / (B x T)), across a stop and resume.
+    """updates = floor((agent steps from train_start on) x train_ratio / (B x T)), across a stop
+    and resume.
 
     train_ratio 40 with B x T = 2 x 8 earns 2.5 updates per agent step (bursts of 2 and 3). A stop
     set after the 101st update (inside the burst from 100 to 102) is obeyed before the next update;
@@ -499,3 +505,187 @@ def test_updates_follow_the_train_ratio_exactly_and_a_stop_cuts_a_burst_of_updat
     assert resumed["finished"] and resumed["updates"] == expected
     state, _, _ = checkpoint.load(checkpoint.complete(logdir / "checkpoint")[-1])
     assert json.loads(state)["updates"] == expected  # the agent's own count agrees with the loop's
+
+
+# `dreamerbench train` as a user runs it (a real process, the real command line and exit codes),
+# with the stub agent standing in for DreamerV3 so that no JAX is needed.
+_STUB_CLI = (
+    "import sys\n"
+    "from stub_agent import StubAgent\n"
+    "from dreamerbench.agent import trainer\n"
+    "trainer.Trainer.__init__.__defaults__ = ((), StubAgent)\n"
+    "from dreamerbench.experiments.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def dreamerbench_train(logdir, steps, **extra):
+    """``dreamerbench train --size debug`` with :data:`TINY` (and `extra`) on the stub agent:
+    (exit code, stderr lines, summaries printed)."""
+    sets = {**TINY, **extra}
+    sets.pop("agent.size")
+    argv = [
+        *("train", "--suite", "dmc_proprio", "--task", "cartpole_balance", "--size", "debug"),
+        *("--steps", str(steps), "--logdir", str(logdir)),
+    ]
+    for key, value in sets.items():
+        argv += ["--set", f"{key}={json.dumps(value)}"]
+    done = subprocess.run(
+        [sys.executable, "-c", _STUB_CLI, *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"},
+    )
+    summaries = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return done.returncode, done.stderr.strip().splitlines(), summaries
+
+
+def _records_bytes(logdir):
+    return {name: (logdir / f"{name}.jsonl").read_bytes() for name in ("episodes", "metrics")}
+
+
+def _damage_replay(ckpt):
+    path = ckpt.path / "replay.npz"
+    data = path.read_bytes()
+    path.write_bytes(data[:100] + b"\0" * 64 + data[164:])
+    return path
+
+
+@pytest.fixture
+def one_checkpoint(tmp_path):
+    """A run stopped after its first save: it holds one checkpoint (at 126), as every run does for
+    its first run.save_every steps and after a failure (settle_pack)."""
+    logdir = tmp_path / "run"
+    train(logdir, 4 * EPISODE, stop_after_saves=1)
+    (only,) = checkpoint.complete(logdir / "checkpoint")
+    assert only.step == EPISODE and records(logdir / "episodes.jsonl")
+    return logdir, only
+
+
+@pytest.mark.parametrize(
+    "fault", ["damaged only checkpoint", "checkpoint/ deleted", "checkpoint/ emptied", "both"]
+)
+def test_records_a_checkpoint_covered_are_never_erased(one_checkpoint, fault):
+    """Issue "Nothing lost", 1: a damaged only checkpoint or a deleted checkpoint/ started the run
+    from step 0 and emptied episodes.jsonl and metrics.jsonl. Now: exit 1, one line naming the
+    file and what to do, every record kept."""
+    logdir, only = one_checkpoint
+    before = _records_bytes(logdir)
+    if fault == "damaged only checkpoint":
+        named = _damage_replay(only)
+    elif fault == "checkpoint/ emptied":
+        checkpoint.remove(only)
+        named = logdir / "checkpoint"
+    else:  # deleted; "both": config.yaml too, so nothing but the records is left
+        shutil.rmtree(logdir / "checkpoint")
+        if fault == "both":
+            (logdir / "config.yaml").unlink()
+        named = logdir / "checkpoint"
+    code, err, summaries = dreamerbench_train(logdir, 4 * EPISODE)
+    assert code == 1 and not summaries, err
+    assert len(err) == 1 and err[0].startswith("dreamerbench train: error: "), err
+    assert str(named) in err[0] and f"move {logdir} aside" in err[0], err[0]
+    assert "new --logdir" in err[0]
+    assert _records_bytes(logdir) == before
+    assert [c.step for c in checkpoint.complete(logdir / "checkpoint")] == (
+        [EPISODE] if fault == "damaged only checkpoint" else []
+    )
+    if fault == "both":  # moved aside, the same command starts afresh in a new logdir
+        logdir.rename(logdir.with_name("aside"))
+        code, err, summaries = dreamerbench_train(logdir, 2 * EPISODE)
+        assert code == 0 and summaries[0]["finished"] and summaries[0]["episodes"] == 2, err
+
+
+def test_a_kill_during_the_first_save_still_starts_afresh(tmp_path):
+    """Records written before any checkpoint was complete are no one's yet (nothing delivered
+    them): a kill at any point of the first save leaves a logdir that starts afresh or resumes."""
+    short = {"env.action_repeat": 50, "run.train_start": 10, "run.save_every": 20}
+    k = 0
+    while True:
+        logdir = tmp_path / f"k{k}"
+        code = _train_killed_at(logdir, 40, k, **short)  # the first save is at 20
+        held = checkpoint.complete(logdir / "checkpoint")
+        marked = (logdir / ".checkpointed").exists()
+        assert not marked or held, k  # the marker comes only after a complete checkpoint
+        summary = train(logdir, 41, **short)
+        episodes = records(logdir / "episodes.jsonl")
+        assert summary["finished"] and summary["episodes"] == len(episodes), (k, summary)
+        assert [e["index"] for e in episodes] == list(range(len(episodes))), k
+        if not held:  # started afresh: the same two episodes as an unbroken run
+            assert [e["step"] for e in episodes] == [20, 41], k
+        assert (logdir / ".checkpointed").exists()
+        shutil.rmtree(logdir)
+        if code == 0 or held:
+            break  # the first save was complete: what follows is the kill test above
+        assert code == 137, (k, code)
+        k += 1
+    assert k >= 5, f"only {k} kill points inside the first save"
+
+
+def test_the_config_a_checkpoint_was_made_with_travels_in_it(one_checkpoint):
+    """Issue "Nothing lost", 2: with config.yaml deleted, a command with train ratio 8 resumed a
+    checkpoint made at train ratio 16. The checkpoint's own config refuses it; run.* may change."""
+    logdir, only = one_checkpoint
+    assert checkpoint.read_counters(only)["config"]["agent"]["train_ratio"] == 16
+    (logdir / "config.yaml").unlink()
+    before = _records_bytes(logdir)
+    code, err, _ = dreamerbench_train(logdir, 4 * EPISODE, **{"agent.train_ratio": 8})
+    assert code == 2 and len(err) == 1, err
+    assert err[0] == (
+        f"dreamerbench train: error: logdir {logdir} holds a run with a different config in "
+        f"checkpoint {only.path} (agent.train_ratio); use a new logdir, or the same settings "
+        "to resume"
+    )
+    assert _records_bytes(logdir) == before and not (logdir / "config.yaml").exists()
+    # Bookkeeping (run.*) may change: a longer budget and another log interval resume.
+    code, err, summaries = dreamerbench_train(logdir, 3 * EPISODE, **{"run.log_every": 1.5})
+    assert code == 0 and summaries[0]["finished"], err
+    assert summaries[0]["updates"] == 3 * EPISODE - 32 + 1  # resumed, not started afresh
+    assert episode_steps(logdir) == [EPISODE - 1, 2 * EPISODE - 1, 3 * EPISODE - 1]
+
+
+def _garble(path, index):
+    """Overwrite the middle of line `index` of a JSONL file (same length); its byte offset."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    offset = sum(len(line) for line in lines[:index])
+    line = lines[index]
+    lines[index] = line[:5] + b"#" * (len(line) - 10) + line[-5:]
+    path.write_bytes(b"".join(lines))
+    return offset
+
+
+@pytest.mark.parametrize("name", ["episodes", "metrics"])
+def test_a_garbled_line_every_checkpoint_covers_is_found_at_the_start(saved_run, name):
+    """Issue "Nothing lost", 3: a JSONL line garbled mid-file was found only when the run ended,
+    and then every rerun failed with no advice. Found before training: file, byte, what to do."""
+    logdir, held = saved_run
+    path = logdir / f"{name}.jsonl"
+    offset = _garble(path, 0)  # covered by both checkpoints
+    garbled = path.read_bytes()
+    code, err, _ = dreamerbench_train(logdir, 3 * EPISODE)
+    assert code == 1 and len(err) == 1, err
+    assert f"{path} is damaged: the line at byte {offset} is not a JSON record" in err[0]
+    assert f"restore what is damaged, or move {logdir} aside" in err[0], err[0]
+    assert path.read_bytes() == garbled
+    assert [c.step for c in checkpoint.complete(logdir / "checkpoint")] == [EPISODE, 2 * EPISODE]
+
+
+def test_a_garbled_line_only_the_newest_checkpoint_covers_resumes_the_older(saved_run):
+    """What the older checkpoint does not cover is written again on resume: the garbled line
+    goes."""
+    logdir, held = saved_run
+    path = logdir / "episodes.jsonl"
+    older, newer = (checkpoint.read_counters(c)["file_sizes"]["episodes"] for c in held)
+    assert len(records(path)) == 2 and older == len(path.read_bytes().splitlines(True)[0])
+    offset = _garble(path, 1)
+    assert offset == older
+    code, err, summaries = dreamerbench_train(logdir, 3 * EPISODE)
+    assert code == 0 and summaries[0]["finished"], err
+    assert err == [
+        f"warning: {path} is damaged: the line at byte {offset} is not a JSON record, within the "
+        f"{newer} bytes that checkpoint {held[1].path.name} covers; trying an older checkpoint"
+    ], err
+    assert summaries[0]["updates"] == 3 * EPISODE - 32 + 1
+    assert episode_steps(logdir) == [EPISODE - 1, 2 * EPISODE - 1, 3 * EPISODE - 1]

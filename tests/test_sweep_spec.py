@@ -69,7 +69,7 @@ def test_unknown_override_key_names_its_line():
 def test_bad_override_type_names_its_line():
     message = error_of(GOOD.replace("run.envs: 1", "run.envs: many"))
     assert message.startswith(
-        "spec.yaml:9: run.envs='many' is not allowed; allowed: an integer >= 1"
+        "spec.yaml:9: run.envs='many' is not allowed; allowed: an integer in [1, 1000]"
     )
 
 

@@ -138,7 +138,7 @@ def test_train_writes_its_files_and_resumes_exactly_after_sigkill(tmp_path):
         ),
         (
             ["--set", "agent.batch_size=many"],
-            "agent.batch_size='many' is not allowed; allowed: an integer >= 1",
+            "agent.batch_size='many' is not allowed; allowed: an integer in [1, 1024]",
         ),
         (
             ["--set", "env.frame_skip=2"],

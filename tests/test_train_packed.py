@@ -185,6 +185,7 @@ def test_a_pack_restarts_only_when_its_own_first_save_was_cut_short(tmp_path):
     for ckpt in checkpoint.complete(logdirs[0] / "checkpoint")[1:]:
         checkpoint.remove(ckpt)
     shutil.rmtree(logdirs[1] / "checkpoint")
+    (logdirs[1] / ".checkpointed").unlink()  # b never had a complete checkpoint
     (logdirs[0] / "summary.json").unlink()
     (logdirs[1] / "summary.json").unlink()
     restarted = pack(64).run_all()
