@@ -16,7 +16,8 @@ sg = jax.lax.stop_gradient
 
 
 class Actor(nn.Module):
-    """Features -> policy: categorical (discrete; `unimix` mixes in a uniform share) or bounded normal (continuous)."""
+    """Features -> policy: categorical (discrete; `unimix` mixes in a uniform share) or bounded
+    normal (continuous)."""
 
     action_size: int
     discrete: bool
@@ -102,28 +103,63 @@ def return_scale(norm: ReturnNorm, limit) -> jnp.ndarray:
     return jnp.maximum(limit, norm.high - norm.low)
 
 
+def actor_loss(actor_dist, actions, returns, value_mean, weight, scale, actent):
+    """Policy-gradient loss [N, H] of the actor on imagined trajectories.
+
+    Hafner et al. 2023 (arXiv 2301.04104), "Actor learning":
+
+        L(theta) = -sum_t sg(w_t) (sg((R_t - v(s_t)) / max(1, S)) ln pi(a_t | s_t)
+                                   + eta H[pi(. | s_t)])
+
+    with the lambda-returns `returns` R [N, H], the critic's means `value_mean` v [N, H + 1],
+    the return scale `scale` (the paper's max(1, S): :func:`return_scale`), the entropy
+    weight `actent` eta and the weights `weight` w [N, H + 1] (cumulative continue
+    probabilities). `actions` [N, H, ...] were sampled from `actor_dist` (batch [N, H]).
+    Returns (loss, advantages, entropies), each [N, H].
+    """
+    advantage = sg((returns - value_mean[:, :-1]) / scale)
+    logp = actor_dist.logp(sg(actions))
+    entropy = actor_dist.entropy()
+    loss = -weight[:, :-1] * (logp * advantage + actent * entropy)
+    return loss, advantage, entropy
+
+
+def critic_loss(value_logits, returns, slow_value_mean, weight, bins, slowreg):
+    """Critic loss [N, T - 1]: two-hot log-loss of lambda-returns, regularised to the slow critic.
+
+    Hafner et al. 2023 (arXiv 2301.04104), "Critic learning":
+
+        L(psi) = -sum_t w_t (ln p_psi(sg(R_t) | s_t) + slowreg ln p_psi(sg(v_slow(s_t)) | s_t))
+
+    with the critic's logits `value_logits` [N, T, bins] (the last step only bootstraps),
+    the lambda-returns `returns` R [N, T - 1], the slow critic's means `slow_value_mean`
+    [N, T] and the weights `weight` w [N, T - 1].
+    """
+    value_dist = dist.TwoHot(value_logits[:, :-1], bins)
+    regulariser = value_dist.loss(sg(slow_value_mean[:, :-1]))
+    return weight * (value_dist.loss(sg(returns)) + slowreg * regulariser)
+
+
 def imagination_loss(
     actor_dist, actions, reward, cont, value_logits, slow_value_mean, bins, norm, cfg
 ):
-    """Actor and critic losses on imagined trajectories [N, H + 1]; the policy and actions cover the first H steps.
+    """Actor and critic losses on imagined trajectories [N, H + 1]; the policy and actions cover
+    the first H steps.
 
     `cont` already includes the discount (continue targets are
     (1 - terminal)(1 - 1/horizon)), so returns use gamma = 1 here.
-    Returns (losses [N, H] per name, updated return norm, lambda-returns [N, H], metrics).
+    Returns (losses [N, H] per name: ``policy`` (:func:`actor_loss`) and ``value``
+    (:func:`critic_loss`), updated return norm, lambda-returns [N, H], metrics).
     """
     value_mean = dist.TwoHot(value_logits, bins).mean()
     weight = sg(jnp.cumprod(cont, 1))
     returns = lambda_return(jnp.zeros_like(cont), 1.0 - cont, reward, sg(value_mean), 1.0, cfg.lam)
     norm = update_return_norm(norm, returns, cfg.retnorm_rate, cfg.retnorm_low, cfg.retnorm_high)
     scale = return_scale(norm, cfg.retnorm_limit)
-    advantage = sg((returns - value_mean[:, :-1]) / scale)
-    logp = actor_dist.logp(sg(actions))
-    entropy = actor_dist.entropy()
-    policy = -weight[:, :-1] * (logp * advantage + cfg.actent * entropy)
-    value_dist = dist.TwoHot(value_logits[:, :-1], bins)
-    value = weight[:, :-1] * (
-        value_dist.loss(sg(returns)) + cfg.slowreg * value_dist.loss(sg(slow_value_mean[:, :-1]))
+    policy, advantage, entropy = actor_loss(
+        actor_dist, actions, returns, value_mean, weight, scale, cfg.actent
     )
+    value = critic_loss(value_logits, returns, slow_value_mean, weight[:, :-1], bins, cfg.slowreg)
     metrics = {
         "imag/return": returns.mean(),
         "imag/advantage_mag": jnp.abs(advantage).mean(),
@@ -138,10 +174,9 @@ def imagination_loss(
 def replay_value_loss(
     is_last, is_terminal, reward, bootstrap, value_logits, slow_value_mean, bins, cfg
 ):
-    """Critic loss on replayed trajectories [B, T], bootstrapped from imagined returns."""
+    """Critic loss [B, T - 1] (:func:`critic_loss`) on replayed trajectories [B, T], bootstrapped
+    from the imagined returns `bootstrap` [B, T]; steps that end an episode weigh 0."""
     discount = 1.0 - 1.0 / cfg.horizon
     returns = lambda_return(is_last, is_terminal, reward, sg(bootstrap), discount, cfg.lam)
     weight = 1.0 - f32(is_last)[:, :-1]
-    value_dist = dist.TwoHot(value_logits[:, :-1], bins)
-    loss = value_dist.loss(sg(returns)) + cfg.slowreg * value_dist.loss(sg(slow_value_mean[:, :-1]))
-    return weight * loss
+    return critic_loss(value_logits, returns, slow_value_mean, weight, bins, cfg.slowreg)

@@ -72,12 +72,14 @@ SIZES: dict[str, ModelDims] = {
 
 SEED_MAX = 2**31 - 1
 Seed = Annotated[int, Range(ge=0, le=SEED_MAX)]
-"""A run's seed: it seeds JAX, numpy and (through ``dreamerbench.suites.vector.env_seeds``) the envs."""
+"""A run's seed: it seeds JAX, numpy and (through ``dreamerbench.suites.vector.env_seeds``) the
+envs."""
 
 
 @dataclass(frozen=True)
 class LossScales:
-    """Weights of the loss terms summed into the single training loss (each a finite number >= 0)."""
+    """Weights of the loss terms summed into the single training loss (each a finite number
+    >= 0)."""
 
     rec: NonNegativeFloat = 1.0
     """Observation reconstruction (every decoded key). Range: >= 0."""
@@ -276,7 +278,8 @@ class Config:
     task: str = "cartpole_balance"
     """Task within the suite."""
     seed: Seed = 0
-    """Seeds parameters, policy sampling, replay sampling and environments. Range: in [0, 2147483647]."""
+    """Seeds parameters, policy sampling, replay sampling and environments.
+    Range: in [0, 2147483647]."""
     env: Mapping[str, Any] = field(default_factory=dict)
     """Overrides of the suite's protocol (read and checked by the suite's protocol fields)."""
     agent: AgentConfig = field(default_factory=AgentConfig)
@@ -331,7 +334,8 @@ def hint(key: str) -> Any:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """'agent.train_ratio=64' -> ('agent.train_ratio', 64); the value is YAML 1.2, read as in specs."""
+    """'agent.train_ratio=64' -> ('agent.train_ratio', 64); the value is YAML 1.2, read as in
+    specs."""
     if "=" not in text:
         raise ConfigError(
             f"--set {text!r} is not allowed; allowed: KEY=VALUE, e.g. agent.train_ratio=64"
@@ -363,21 +367,13 @@ def apply_overrides(config: Config, overrides: Mapping[str, Any] | Sequence[str]
     return config
 
 
-def validate(config: Config) -> Config:
-    """Everything a run checks before it creates anything; returns the config, read anew.
-
-    Every field is read again against its type and range (so a Config built
-    in Python or loaded from a job file is checked too), then the rules that
-    join fields, then the suite, the task and the protocol overrides
-    (``Suite.resolve_protocol``). ``dreamerbench train``, ``sweep`` (its dry
-    run too), a sweep's job and the Trainer all call this, so they accept
-    and refuse the same configs. Raises ConfigError or ValueError, one line.
-    """
-    from dreamerbench import suites  # cheap: environment libraries load inside make_env.
-
-    config = from_dict(to_dict(config))
+def _joint_rules(config: Config) -> list[tuple[bool, str, Any, str]]:
+    """The rules that join fields (and the compile cache's path), each as (holds, key, value,
+    what is allowed) for :func:`validate`."""
     agent, dims = config.agent, model_dims(config.agent)
-    checks = [
+    cache = config.run.compile_cache
+    blocked = file_in_the_way(cache) if cache else None
+    return [
         (
             dims.deter % agent.blocks == 0,
             "agent.blocks",
@@ -400,20 +396,32 @@ def validate(config: Config) -> Config:
             config.replay.capacity >= agent.batch_length + 1,
             "replay.capacity",
             config.replay.capacity,
-            f"an integer >= agent.batch_length + 1 = {agent.batch_length + 1} (one replayed window)",
+            f"an integer >= agent.batch_length + 1 = {agent.batch_length + 1} "
+            "(one replayed window)",
         ),
-    ]
-    cache = config.run.compile_cache
-    blocked = file_in_the_way(cache) if cache else None
-    checks.append(
         (
             blocked is None,
             "run.compile_cache",
             cache,
             f"'' (no cache) or a directory, new or existing ({blocked} is a file)",
-        )
-    )
-    for ok, key, value, allowed in checks:
+        ),
+    ]
+
+
+def validate(config: Config) -> Config:
+    """Everything a run checks before it creates anything; returns the config, read anew.
+
+    Every field is read again against its type and range (so a Config built
+    in Python or loaded from a job file is checked too), then the rules that
+    join fields, then the suite, the task and the protocol overrides
+    (``Suite.resolve_protocol``). ``dreamerbench train``, ``sweep`` (its dry
+    run too), a sweep's job and the Trainer all call this, so they accept
+    and refuse the same configs. Raises ConfigError or ValueError, one line.
+    """
+    from dreamerbench import suites  # cheap: environment libraries load inside make_env.
+
+    config = from_dict(to_dict(config))
+    for ok, key, value, allowed in _joint_rules(config):
         if not ok:
             error = reader.refuse(key, value, allowed)
             raise ConfigError(str(error), key)
@@ -431,3 +439,21 @@ def validate(config: Config) -> Config:
         )
         raise ConfigError(str(error), "run.video_render")
     return config
+
+
+def resolve_config(
+    suite: str,
+    task: str,
+    seed: int = 0,
+    overrides: Mapping[str, Any] | Sequence[str] = (),
+) -> Config:
+    """The config a run of `task` trains with: defaults <- suite's agent defaults <- `overrides`.
+
+    `overrides` are ``key=value`` texts or a mapping of dotted keys. Ends in :func:`validate`
+    (which checks the task and the protocol too); raises ConfigError or ValueError, one line.
+    """
+    from dreamerbench import suites  # cheap: environment libraries load inside make_env.
+
+    config = Config(suite=suite, task=task, seed=seed)
+    config = apply_overrides(config, dict(suites.get_suite(suite).agent_defaults))
+    return validate(apply_overrides(config, overrides))

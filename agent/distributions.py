@@ -130,7 +130,8 @@ def binary_logp(logit, target):
 
 
 class BoundedNormal:
-    """Normal with tanh-squashed mean and std in [min_std, max_std] (not a tanh-transformed normal)."""
+    """Normal with tanh-squashed mean and std in [min_std, max_std] (not a tanh-transformed
+    normal)."""
 
     def __init__(self, mean_raw, std_raw, min_std: float, max_std: float):
         self.mean = jnp.tanh(f32(mean_raw))

@@ -65,6 +65,11 @@ def compute_dtype(name: str):
 
 
 class Dreamer:
+    """DreamerV3 for one observation and action space: world model, actor, critic, optimizer.
+
+    Holds no arrays: the parameters live in :class:`TrainState` (see the module doc).
+    """
+
     def __init__(self, config: Config, obs_space: Mapping[str, Space], act_space: Space):
         cfg = config.agent
         dims = model_dims(cfg)
@@ -76,14 +81,38 @@ class Dreamer:
         self.action_size = act_space.num_actions if self.discrete else int(np.prod(act_space.shape))
         self.image_keys = tuple(sorted(k for k, s in obs_space.items() if s.is_image))
         self.vector_keys = tuple(sorted(k for k, s in obs_space.items() if not s.is_image))
+        self.vector_sizes = tuple(int(np.prod(obs_space[k].shape)) for k in self.vector_keys)
+        self.dtype = compute_dtype(cfg.compute_dtype)
+        self.world_model = self._make_world_model()
+        self.actor = behavior.Actor(
+            self.action_size,
+            self.discrete,
+            cfg.mlp_layers,
+            dims.units,
+            cfg.policy_outscale,
+            cfg.policy_unimix,
+            cfg.min_std,
+            cfg.max_std,
+            cfg.norm_eps,
+            self.dtype,
+        )
+        self.critic = behavior.Critic(
+            cfg.mlp_layers, dims.units, cfg.bins, cfg.norm_eps, self.dtype
+        )
+        self.optimizer = make_optimizer(cfg.opt)
+        self.bins = dist.symexp_bins(cfg.bins)
+        self.latent_shape = (dims.deter, cfg.stoch, dims.classes)
+
+    def _make_world_model(self) -> rssm.WorldModel:
+        """The RSSM world model for these spaces and ``agent`` config; image keys are stacked on
+        the channel axis, so they must share height and width."""
+        cfg, dims = self.cfg, model_dims(self.cfg)
         image_shape = None
         if self.image_keys:
-            first = obs_space[self.image_keys[0]].shape
-            image_shape = (*first[:2], sum(obs_space[k].shape[-1] for k in self.image_keys))
-        self.vector_sizes = tuple(int(np.prod(obs_space[k].shape)) for k in self.vector_keys)
-        dtype = compute_dtype(cfg.compute_dtype)
-        self.dtype = dtype
-        self.world_model = rssm.WorldModel(
+            first = self.obs_space[self.image_keys[0]].shape
+            channels = sum(self.obs_space[k].shape[-1] for k in self.image_keys)
+            image_shape = (*first[:2], channels)
+        return rssm.WorldModel(
             action_size=self.action_size,
             image_keys=self.image_keys,
             vector_keys=self.vector_keys,
@@ -104,24 +133,8 @@ class Dreamer:
             bins=cfg.bins,
             unimix=cfg.unimix,
             eps=cfg.norm_eps,
-            dtype=dtype,
+            dtype=self.dtype,
         )
-        self.actor = behavior.Actor(
-            self.action_size,
-            self.discrete,
-            cfg.mlp_layers,
-            dims.units,
-            cfg.policy_outscale,
-            cfg.policy_unimix,
-            cfg.min_std,
-            cfg.max_std,
-            cfg.norm_eps,
-            dtype,
-        )
-        self.critic = behavior.Critic(cfg.mlp_layers, dims.units, cfg.bins, cfg.norm_eps, dtype)
-        self.optimizer = make_optimizer(cfg.opt)
-        self.bins = dist.symexp_bins(cfg.bins)
-        self.latent_shape = (dims.deter, cfg.stoch, dims.classes)
 
     # ----------------------------------------------------------------- init
 
@@ -234,25 +247,8 @@ class Dreamer:
             obs_key,
             self.cfg.unimix,
         )
-
-        def step(latent, inputs):
-            action, step_key = inputs
-            deter = wm.apply(
-                wm_params, latent.deter, latent.stoch, action, method=rssm.WorldModel.core
-            )
-            logp = rssm.latent_dist(
-                wm.apply(wm_params, deter, method=rssm.WorldModel.prior_logits), self.cfg.unimix
-            )
-            latent = rssm.Latent(deter, dist.sample_onehot(step_key, logp).astype(deter.dtype))
-            return latent, latent
-
         last = jax.tree_util.tree_map(lambda x: x[:, -1], post)
-        _, imagined = jax.lax.scan(
-            step,
-            last,
-            (jnp.swapaxes(actions[:, context:], 0, 1), jax.random.split(imag_key, T - context)),
-        )
-        imagined = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), imagined)
+        imagined = self._predict(wm_params, last, actions[:, context:], imag_key)
         latents = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b], 1), post, imagined)
         recon = wm.apply(wm_params, latents, method=rssm.WorldModel.decode)
         out = {}
@@ -267,10 +263,33 @@ class Dreamer:
             out["vector"] = (true, dist.symexp(f32(recon["vector"])))
         return out
 
+    def _predict(self, wm_params, start: rssm.Latent, actions, key) -> rssm.Latent:
+        """The prior's latents [B, K, ...] after `start` [B, ...] under the encoded `actions`
+        [B, K, A] (the open loop of :meth:`openloop`), one sampled stochastic state per step."""
+        wm = self.world_model
+
+        def step(latent, inputs):
+            action, step_key = inputs
+            deter = wm.apply(
+                wm_params, latent.deter, latent.stoch, action, method=rssm.WorldModel.core
+            )
+            logp = rssm.latent_dist(
+                wm.apply(wm_params, deter, method=rssm.WorldModel.prior_logits), self.cfg.unimix
+            )
+            latent = rssm.Latent(deter, dist.sample_onehot(step_key, logp).astype(deter.dtype))
+            return latent, latent
+
+        keys = jax.random.split(key, actions.shape[1])
+        _, latents = jax.lax.scan(step, start, (jnp.swapaxes(actions, 0, 1), keys))
+        return jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), latents)
+
     # ------------------------------------------------------------- learning
 
     def train_step(self, state: TrainState, batch, key):
-        """One gradient update on a replayed batch. Pure: (state, batch, key) -> (state, TrainOutput)."""
+        """One gradient update on a replayed batch.
+
+        Pure: (state, batch, key) -> (state, TrainOutput).
+        """
         grad_fn = jax.value_and_grad(self._loss, has_aux=True)
         (_, (metrics, return_norm, latents)), grads = grad_fn(state.params, state, batch, key)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
@@ -286,19 +305,58 @@ class Dreamer:
         return new_state, TrainOutput(metrics, f32(deter), jnp.argmax(stoch, -1).astype(jnp.uint8))
 
     def _loss(self, params, state: TrainState, batch, key):
-        cfg = self.cfg
-        wm, wm_params = self.world_model, params["world_model"]
+        """The loss that :meth:`train_step` differentiates, with (metrics, return norm, latents).
+
+        The loss is the sum over the terms of ``agent.loss_scales`` times each term's mean:
+        the world model's (:meth:`_world_model_loss`), the actor's and the critic's on imagined
+        trajectories (:meth:`_imagination_loss`) and the critic's on the replayed ones
+        (:meth:`_replay_critic_loss`). `batch` holds replay windows [B, T + 1, ...] (see the
+        module doc); the latents are the posterior's ``deter`` [B, T, D] and ``stoch``
+        [B, T, S, classes].
+        """
         obs_key, imag_key = jax.random.split(key)
         data = {k: v[:, 1:] for k, v in batch.items() if k not in ("deter", "stoch", "action")}
+        B, T = data["is_first"].shape
+        losses, post, metrics = self._world_model_loss(params["world_model"], batch, data, obs_key)
+        imag_losses, return_norm, imag_returns, imag_metrics = self._imagination_loss(
+            params, state, post, imag_key
+        )
+        losses.update({k: v.mean(1).reshape(B, T) for k, v in imag_losses.items()})
+        bootstrap = imag_returns[:, 0].reshape(B, T)
+        losses["repval"] = self._replay_critic_loss(params, state, data, post, bootstrap)
+        scales = self.cfg.loss_scales
+        loss = sum(getattr(scales, k) * v.mean() for k, v in losses.items())
+        metrics = {
+            **imag_metrics,
+            **{f"loss/{k}": v.mean() for k, v in losses.items()},
+            "loss/total": loss,
+            **metrics,
+        }
+        return loss, (metrics, return_norm, (post.deter, post.stoch))
+
+    def _world_model_loss(self, wm_params, batch, data, key):
+        """The world model's loss terms [B, T], the posterior latents and entropy metrics.
+
+        Hafner et al. 2023 (arXiv 2301.04104), "World model learning":
+
+            L(phi) = sum_t (beta_pred L_pred + beta_dyn L_dyn + beta_rep L_rep)
+            L_pred = -ln p(x_t | z_t, h_t) - ln p(r_t | z_t, h_t) - ln p(c_t | z_t, h_t)
+            L_dyn = max(1, KL[sg(q(z_t | h_t, x_t)) || p(z_t | h_t)])
+            L_rep = max(1, KL[q(z_t | h_t, x_t) || sg(p(z_t | h_t))])
+
+        L_pred's terms are ``rec`` (:meth:`_reconstruction_loss`), ``rew`` and ``con`` (target
+        (1 - terminal)(1 - 1 / horizon)); the free nats 1 are ``agent.free_nats``, the betas
+        ``agent.loss_scales`` (applied by :meth:`_loss`). `batch`: replay windows [B, T + 1, ...]
+        (step 0's stored latent starts the RSSM); `data`: their steps 1..T, [B, T, ...]. Returns
+        ({dyn, rep, rec, rew, con} each [B, T], posterior latents [B, T, ...], entropy metrics).
+        """
+        cfg, wm = self.cfg, self.world_model
         prev_action = self.encode_action(batch["action"][:, :-1])
         start = self.stored_latent(batch["deter"][:, 0], batch["stoch"][:, 0])
-        B, T = data["is_first"].shape
-
-        # World model: posterior rollout over the replayed sequence.
         obs = {k: data[k] for k in self.obs_space}
         tokens = wm.apply(wm_params, obs, method=rssm.WorldModel.encode)
         post, post_logp = rssm.observe(
-            wm, wm_params, start, prev_action, tokens, data["is_first"], obs_key, cfg.unimix
+            wm, wm_params, start, prev_action, tokens, data["is_first"], key, cfg.unimix
         )
         prior_logp = rssm.latent_dist(
             wm.apply(wm_params, post.deter, method=rssm.WorldModel.prior_logits), cfg.unimix
@@ -312,6 +370,25 @@ class Dreamer:
             ),
         }
         recon = wm.apply(wm_params, post, method=rssm.WorldModel.decode)
+        losses["rec"] = self._reconstruction_loss(recon, data)
+        feat = rssm.features(post)
+        reward_logits = wm.apply(wm_params, feat, method=rssm.WorldModel.reward_logits)
+        losses["rew"] = dist.TwoHot(reward_logits, self.bins).loss(data["reward"])
+        cont_target = (1.0 - f32(data["is_terminal"])) * (1.0 - 1.0 / cfg.horizon)
+        cont_logit = wm.apply(wm_params, feat, method=rssm.WorldModel.cont_logit)
+        losses["con"] = -dist.binary_logp(cont_logit, cont_target)
+        metrics = {
+            "wm/prior_entropy": dist.categorical_entropy(prior_logp).sum(-1).mean(),
+            "wm/post_entropy": dist.categorical_entropy(post_logp).sum(-1).mean(),
+        }
+        return losses, post, metrics
+
+    def _reconstruction_loss(self, recon, data):
+        """-ln p(x_t | z_t, h_t) up to constants [B, T]: the squared error of the decoded images
+        `recon["image"]` [B, T, H, W, C] against the observed ones scaled to [0, 1], plus that of
+        the decoded vectors `recon["vector"]` [B, T, V] against the observed ones in symlog space.
+        """
+        B, T = data["is_first"].shape
         rec = jnp.zeros((B, T), f32)
         if self.image_keys:
             target = jnp.concatenate([data[k] for k in self.image_keys], -1).astype(f32) / 255.0
@@ -319,21 +396,26 @@ class Dreamer:
         if self.vector_keys:
             target = jnp.concatenate([f32(data[k]).reshape(B, T, -1) for k in self.vector_keys], -1)
             rec += jnp.square(recon["vector"] - dist.symlog(target)).sum(-1)
-        losses["rec"] = rec
-        feat = rssm.features(post)
-        reward_logits = wm.apply(wm_params, feat, method=rssm.WorldModel.reward_logits)
-        losses["rew"] = dist.TwoHot(reward_logits, self.bins).loss(data["reward"])
-        cont_target = (1.0 - f32(data["is_terminal"])) * (1.0 - 1.0 / cfg.horizon)
-        cont_logit = wm.apply(wm_params, feat, method=rssm.WorldModel.cont_logit)
-        losses["con"] = -dist.binary_logp(cont_logit, cont_target)
+        return rec
 
-        # Imagination from every posterior state. Gradients reach only the actor
-        # (through log-probabilities) and the critic (through its loss), so the
-        # world model runs on stopped parameters and the actions are stopped:
-        # the backward pass goes through the rollout for the actor alone, whose
-        # outputs there are the ones its loss reads (no second forward pass).
+    def _imagination_loss(self, params, state: TrainState, post: rssm.Latent, key):
+        """Actor and critic losses on trajectories imagined from every posterior latent.
+
+        Rolls the prior ``agent.imag_length`` = H steps from each of the B x T posterior latents
+        `post` [B, T, ...] with the actor's actions, then takes the actor's loss
+        (:func:`dreamerbench.agent.behavior.actor_loss`) and the critic's
+        (:func:`dreamerbench.agent.behavior.critic_loss`) through
+        :func:`dreamerbench.agent.behavior.imagination_loss`. Returns ({policy, value} each
+        [B x T, H], the updated return norm, lambda-returns [B x T, H], metrics).
+
+        Gradients reach only the actor (through log-probabilities) and the critic (through its
+        loss), so the world model runs on stopped parameters and the actions are stopped: the
+        backward pass goes through the rollout for the actor alone, whose outputs there are the
+        ones its loss reads (no second forward pass).
+        """
+        cfg, wm = self.cfg, self.world_model
         frozen = sg(params)
-        starts = jax.tree_util.tree_map(lambda x: sg(x).reshape(B * T, *x.shape[2:]), post)
+        starts = jax.tree_util.tree_map(lambda x: sg(x).reshape(-1, *x.shape[2:]), post)
 
         def policy_fn(latent, act_key):
             out = self.actor.apply(params["actor"], rssm.features(latent))
@@ -341,7 +423,7 @@ class Dreamer:
             return action, self.encode_action(action), out
 
         imag_feat, imag_actions, policy_out = rssm.imagine(
-            wm, frozen["world_model"], policy_fn, starts, cfg.imag_length, imag_key, cfg.unimix
+            wm, frozen["world_model"], policy_fn, starts, cfg.imag_length, key, cfg.unimix
         )
         imag_reward = dist.TwoHot(
             wm.apply(frozen["world_model"], imag_feat, method=rssm.WorldModel.reward_logits),
@@ -350,46 +432,37 @@ class Dreamer:
         imag_cont = jax.nn.sigmoid(
             wm.apply(frozen["world_model"], imag_feat, method=rssm.WorldModel.cont_logit)
         )
-        actor_dist = self.actor.distribution(policy_out)
-        value_logits = self.critic.apply(params["critic"], imag_feat)
         slow_value = dist.TwoHot(self.critic.apply(state.slow_critic, imag_feat), self.bins).mean()
-        imag_losses, return_norm, imag_returns, metrics = behavior.imagination_loss(
-            actor_dist,
+        return behavior.imagination_loss(
+            self.actor.distribution(policy_out),
             imag_actions,
             imag_reward,
             imag_cont,
-            value_logits,
+            self.critic.apply(params["critic"], imag_feat),
             slow_value,
             self.bins,
             state.return_norm,
             cfg,
         )
-        losses.update({k: v.mean(1).reshape(B, T) for k, v in imag_losses.items()})
 
-        # Critic on the replayed trajectory, bootstrapped from imagined returns.
-        # Its gradient also shapes the representation (as in the reference).
-        replay_value_logits = self.critic.apply(params["critic"], feat)
-        replay_slow_value = dist.TwoHot(
-            self.critic.apply(state.slow_critic, feat), self.bins
-        ).mean()
-        losses["repval"] = behavior.replay_value_loss(
+    def _replay_critic_loss(self, params, state: TrainState, data, post: rssm.Latent, bootstrap):
+        """The critic's loss [B, T - 1] on the replayed steps `data` [B, T, ...] with posterior
+        latents `post`, its lambda-returns bootstrapped from the imagined returns `bootstrap`
+        [B, T] (:func:`dreamerbench.agent.behavior.replay_value_loss`). Its gradient also shapes
+        the representation, as in the reference.
+        """
+        feat = rssm.features(post)
+        slow_value = dist.TwoHot(self.critic.apply(state.slow_critic, feat), self.bins).mean()
+        return behavior.replay_value_loss(
             data["is_last"],
             data["is_terminal"],
             data["reward"],
-            imag_returns[:, 0].reshape(B, T),
-            replay_value_logits,
-            replay_slow_value,
+            bootstrap,
+            self.critic.apply(params["critic"], feat),
+            slow_value,
             self.bins,
-            cfg,
+            self.cfg,
         )
-
-        scales = cfg.loss_scales
-        loss = sum(getattr(scales, k) * v.mean() for k, v in losses.items())
-        metrics.update({f"loss/{k}": v.mean() for k, v in losses.items()})
-        metrics["loss/total"] = loss
-        metrics["wm/prior_entropy"] = dist.categorical_entropy(prior_logp).sum(-1).mean()
-        metrics["wm/post_entropy"] = dist.categorical_entropy(post_logp).sum(-1).mean()
-        return loss, (metrics, return_norm, (post.deter, post.stoch))
 
 
 def over_runs(fn, runs: int):

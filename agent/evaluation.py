@@ -43,15 +43,7 @@ def evaluate(
     done: list[list[dict[str, float]]] = [[] for _ in seeds]
     frames: list[list[np.ndarray]] = [[] for _ in seeds]
     with contextlib.ExitStack() as stack:
-        envs = [
-            stack.enter_context(
-                VectorEnv(
-                    [functools.partial(suite.make_env, task, eval_env_seed(seed), dict(protocol))],
-                    False,
-                )
-            )
-            for seed in seeds
-        ]
+        envs = [stack.enter_context(_eval_env(suite, task, seed, protocol)) for seed in seeds]
         space = envs[0].act_space
         key = image_key(envs[0].obs_space)
         stats = [EpisodeStats(1) for _ in seeds]
@@ -72,6 +64,12 @@ def evaluate(
             count += 1
             obs = [env.step(clip_action(action, space)) for env, action in zip(envs, actions)]
     return done, [np.stack(f) if f else None for f in frames]
+
+
+def _eval_env(suite: Suite, task: str, seed: int, protocol: Mapping[str, Any]) -> VectorEnv:
+    """The evaluation env of the run of `seed`: one env, stepped in this process."""
+    make = functools.partial(suite.make_env, task, eval_env_seed(seed), dict(protocol))
+    return VectorEnv([make], False)
 
 
 def clip_action(action: np.ndarray, space) -> np.ndarray:

@@ -27,7 +27,8 @@ from dreamerbench.suites.base import Space
 
 
 class PackedDreamer:
-    """DreamerV3 for `len(seeds)` runs of one config: policy, updates and host copies of the state."""
+    """DreamerV3 for `len(seeds)` runs of one config: policy, updates and host copies of the
+    state."""
 
     def __init__(
         self, config: Config, obs_space: Mapping[str, Space], act_space: Space, seeds: Sequence[int]
@@ -47,7 +48,8 @@ class PackedDreamer:
             over_runs(_keyed(functools.partial(dreamer.policy_step, explore=True), 1), self.runs)
         )
         self._train = jax.jit(over_runs(_keyed(dreamer.train_step, 2), self.runs), donate_argnums=0)
-        # Evaluation and reports draw from key streams of their own, so they change nothing in training.
+        # Evaluation and reports draw from key streams of their own, so they change nothing in
+        # training.
         self._eval_policies = {
             greedy: jax.jit(
                 over_runs(
@@ -70,7 +72,8 @@ class PackedDreamer:
     def act(
         self, obs: Sequence[Mapping[str, np.ndarray]], count: int
     ) -> list[dict[str, np.ndarray]]:
-        """Actions [envs, ...] and the posterior latents to store, per run; `count` = policy calls so far."""
+        """Actions [envs, ...] and the posterior latents to store, per run; `count` = policy calls
+        so far."""
         device_obs = _stack([{key: run_obs[key] for key in self._obs_keys} for run_obs in obs])
         self._carry, action, (deter, stoch) = self._policy(
             self._state.params,
@@ -113,8 +116,9 @@ class PackedDreamer:
     def report(
         self, replays: Sequence[Replay], count: int, sequences: int = 6
     ) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
-        """Open-loop predictions of the newest replayed windows, per run: :meth:`dreamerbench.agent.dreamer.Dreamer.openloop`'s
-        {"image": (true, pred) uint8 [B, T, H, W, C], "vector": (true, pred) [B, T, D]}, B <= `sequences`."""
+        """Open-loop predictions of the newest replayed windows, per run:
+        :meth:`dreamerbench.agent.dreamer.Dreamer.openloop`'s {"image": (true, pred) uint8
+        [B, T, H, W, C], "vector": (true, pred) [B, T, D]}, B <= `sequences`."""
         windows = [replay.latest(sequences) for replay in replays]
         shortest = min(len(w["is_first"]) for w in windows)
         batch = _stack([{k: v[:shortest] for k, v in w.items()} for w in windows])
@@ -133,7 +137,8 @@ class PackedDreamer:
         updates: int,
         stop: threading.Event | None = None,
     ) -> list[list[dict[str, float]]]:
-        """`updates` train steps of every run (`count` = updates so far); metrics per run, per update.
+        """`updates` train steps of every run (`count` = updates so far); metrics per run, per
+        update.
 
         Once `stop` is set no further update starts (fewer come back), so a stop
         waits for one update at most.
@@ -163,7 +168,8 @@ class PackedDreamer:
         return metrics_per_run
 
     def get_state(self) -> list[bytes]:
-        """Each run's TrainState as flax msgpack bytes (plain arrays, no pickles), for checkpoints."""
+        """Each run's TrainState as flax msgpack bytes (plain arrays, no pickles), for
+        checkpoints."""
         host = jax.device_get(self._state)
         return [flax.serialization.to_bytes(_unstack(host, run)) for run in range(self.runs)]
 
@@ -202,8 +208,9 @@ def _unstack(tree: Any, run: int) -> Any:
 
 
 def enable_compile_cache(directory: str) -> None:
-    """Use `directory` (~ expanded; created by jax at the first write) as jax's persistent compilation
-    cache for programs that take >= 1 s to compile; '' leaves it off. Checked by `config.validate`."""
+    """Use `directory` (~ expanded; created by jax at the first write) as jax's persistent
+    compilation cache for programs that take >= 1 s to compile; '' leaves it off. Checked by
+    `config.validate`."""
     if directory:
         jax.config.update("jax_compilation_cache_dir", str(Path(directory).expanduser()))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)

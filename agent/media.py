@@ -22,7 +22,8 @@ OPENLOOP_COLOR = np.array([255, 0, 0], np.uint8)
 
 
 def write_video(path: Path, frames: np.ndarray, fps: float = 20.0) -> Path:
-    """Write `frames` [T, H, W, 3] uint8 as an animated GIF at `path`, atomically (temp file, rename).
+    """Write `frames` [T, H, W, 3] uint8 as an animated GIF at `path`, atomically (temp file,
+    rename).
 
     Raises ValueError for frames of another shape or dtype.
     """
@@ -31,7 +32,8 @@ def write_video(path: Path, frames: np.ndarray, fps: float = 20.0) -> Path:
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or not len(frames):
         raise ValueError(
-            f"video frames have shape {frames.shape} and dtype {frames.dtype}; expected [T>0, H, W, 3] uint8"
+            f"video frames have shape {frames.shape} and dtype {frames.dtype}; "
+            "expected [T>0, H, W, 3] uint8"
         )
     path = Path(path)
     with writing(path):
@@ -43,7 +45,8 @@ def write_video(path: Path, frames: np.ndarray, fps: float = 20.0) -> Path:
 
 
 def rgb(image: np.ndarray) -> np.ndarray:
-    """[..., H, W, C] uint8 with C in {1, 3, 4, ...} -> [..., H, W, 3]: gray repeated, extra channels dropped."""
+    """[..., H, W, C] uint8 with C in {1, 3, 4, ...} -> [..., H, W, 3]: gray repeated, extra
+    channels dropped."""
     image = np.asarray(image)
     if image.shape[-1] == 1:
         return np.repeat(image, 3, -1)
@@ -95,7 +98,8 @@ def openloop_plot(true: np.ndarray, pred: np.ndarray, context: int, max_dims: in
 
 def openloop_grid(true: np.ndarray, pred: np.ndarray, context: int) -> np.ndarray:
     """The open-loop report video: per sequence, true / predicted / error frames stacked vertically,
-    sequences side by side, each framed by a 2-pixel border; frames [T, 3 H + 4, B (W + 4), 3] uint8.
+    sequences side by side, each framed by a 2-pixel border; frames [T, 3 H + 4, B (W + 4), 3]
+    uint8.
 
     `true`, `pred`: [B, T, H, W, 3] uint8; the first `context` steps were observed (green border),
     the rest predicted open loop (red border). Error = (pred - true + 255) / 2, so grey (127) is

@@ -73,7 +73,8 @@ class BlockLinear(nn.Module):
     @nn.compact
     def __call__(self, x, blocks_first_parts: int = 0):
         """x [..., in] -> [..., units], or with `blocks_first_parts` = k the blocks-first product
-        [g, N, units / g] cut into k equal slices of each block's outputs (a list of [g, N, units / (g k)]).
+        [g, N, units / g] cut into k equal slices of each block's outputs (a list of
+        [g, N, units / (g k)]).
 
         The slices get their bias after slicing: XLA:CPU emits an elementwise
         fusion that slices a biased product as scalar code (the GRU gates ran
@@ -98,7 +99,8 @@ class BlockLinear(nn.Module):
 
 
 class SharedBlockLinear(nn.Module):
-    """BlockLinear over [per-block inputs, inputs shared by every block], without copying the shared part.
+    """BlockLinear over [per-block inputs, inputs shared by every block], without copying the
+    shared part.
 
     Same parameters and result as `BlockLinear` applied to the concatenation of
     `grouped` [..., g, i] with `shared` [..., s] broadcast to every block; the
@@ -125,7 +127,8 @@ class SharedBlockLinear(nn.Module):
 
 
 class TwoInputLinear(nn.Module):
-    """Linear on concat(a, b), split so that b's part can be computed ahead, e.g. for all time steps at once."""
+    """Linear on concat(a, b), split so that b's part can be computed ahead, e.g. for all time
+    steps at once."""
 
     units: int
     a_size: int
@@ -192,7 +195,8 @@ class MLP(nn.Module):
 
 
 class Conv(nn.Module):
-    """Same-padded stride-1 convolution (NHWC) with fan-in init, optionally of the 2x nearest-upsampled input.
+    """Same-padded stride-1 convolution (NHWC) with fan-in init, optionally of the 2x
+    nearest-upsampled input.
 
     With `upsample=True` the result equals the convolution of the nearest 2x
     upsampled input `x.repeat(2, -3).repeat(2, -2)` (the reference decoder's
@@ -226,8 +230,9 @@ class Conv(nn.Module):
 
 
 def phase_taps(kernel: int) -> np.ndarray:
-    """0/1 array [2, K, kernel]: which taps of a `kernel`-wide same-padded filter on a 2x nearest-upsampled
-    axis read small-grid offset `o - K // 2`, for output phase `a` (output index 2 i + a), K = 2 ceil(p / 2) + 1.
+    """0/1 array [2, K, kernel]: which taps of a `kernel`-wide same-padded filter on a 2x
+    nearest-upsampled axis read small-grid offset `o - K // 2`, for output phase `a` (output
+    index 2 i + a), K = 2 ceil(p / 2) + 1.
 
     Upsampled index 2 i + a + d (tap d in [-p, p], p = kernel // 2) holds small-grid
     index i + floor((a + d) / 2); zero padding maps to zero padding.
@@ -242,7 +247,8 @@ def phase_taps(kernel: int) -> np.ndarray:
 
 
 def upsample_conv(x, w):
-    """conv_SAME(nearest 2x upsampled x, w) for x [N, H, W, I], odd-sized w [k, k, I, O] -> [N, 2H, 2W, O], without bias.
+    """conv_SAME(nearest 2x upsampled x, w) for x [N, H, W, I], odd-sized w [k, k, I, O]
+    -> [N, 2H, 2W, O], without bias.
 
     Nearest upsampling makes each of the four output phases (row parity a,
     column parity b) a same-padded convolution of the small grid with the taps

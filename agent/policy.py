@@ -1,4 +1,5 @@
-"""A trained policy for inference: load a run's newest checkpoint, or export it and load it anywhere.
+"""A trained policy for inference: load a run's newest checkpoint, or export it and load it
+anywhere.
 
 Export format (``dreamerbench export LOGDIR OUT.npz``): one ``.npz`` of plain arrays, no
 pickles. Each world-model and actor parameter is an array named by its path in the
@@ -80,7 +81,8 @@ def env_spaces(config: Config) -> tuple[dict[str, Space], Space]:
 
 
 def export(logdir: str | Path, out: str | Path) -> dict[str, Any]:
-    """Write the newest checkpoint's world model and actor to `out` (.npz, see the module doc); its meta.
+    """Write the newest checkpoint's world model and actor to `out` (.npz, see the module doc);
+    returns its meta.
 
     `out` is checked first (:func:`check_out`, ValueError); a failed write raises
     StorageError naming `out` and leaves no temporary file.
@@ -178,7 +180,8 @@ class Policy:
         missing = sorted(set(self.obs_space) - set(obs))
         if missing:
             raise ValueError(
-                f"obs lacks the keys {', '.join(missing)}; the policy needs {', '.join(sorted(self.obs_space))}"
+                f"obs lacks the keys {', '.join(missing)}; "
+                f"the policy needs {', '.join(sorted(self.obs_space))}"
             )
         for k, space in self.obs_space.items():
             if np.shape(obs[k]) != tuple(space.shape):
@@ -195,7 +198,8 @@ class Policy:
 
 
 def load_policy(path: str | Path) -> Policy:
-    """The :class:`Policy` exported to `path` by :func:`export`; ValueError (one line) for another file."""
+    """The :class:`Policy` exported to `path` by :func:`export`; ValueError (one line) for
+    another file."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:

@@ -107,8 +107,9 @@ class Replay:
         return batch, envs, starts
 
     def latest(self, count: int) -> dict[str, np.ndarray]:
-        """Up to `count` stored windows [n, length, ...] without touching the sampler (no RNG draw, no
-        queue pop): the newest window of each env, then the one before it, and so on (for reports)."""
+        """Up to `count` stored windows [n, length, ...] without touching the sampler (no RNG
+        draw, no queue pop): the newest window of each env, then the one before it, and so on
+        (for reports)."""
         first, end = self._valid_starts()
         envs, starts = [], []
         for k in range(count):

@@ -136,7 +136,8 @@ class WorldModel(nn.Module):
         return f32(x).reshape(*x.shape[:-1], self.stoch, self.classes)
 
     def project_tokens(self, tokens):
-        """The tokens' share of the posterior's first layer; computed for all steps before the scan."""
+        """The tokens' share of the posterior's first layer; computed for all steps before the
+        scan."""
         return self.post_in.project_b(tokens)
 
     def post_logits(self, deter, token_proj):
@@ -199,7 +200,8 @@ def observe_step(
 
 
 def observe(model, params, start: Latent, actions, tokens, is_first, key, unimix):
-    """Scan `observe_step` over time. Inputs [B, T, ...]; returns latents and posterior log-probs [B, T, ...]."""
+    """Scan `observe_step` over time. Inputs [B, T, ...]; returns latents and posterior
+    log-probs [B, T, ...]."""
     keys = jax.random.split(key, tokens.shape[1])
     token_proj = model.apply(params, tokens, method=WorldModel.project_tokens)
 

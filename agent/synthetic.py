@@ -4,7 +4,8 @@ import numpy as np
 
 
 def random_batch(agent, batch: int, length: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """A replay-shaped batch [batch, length + 1, ...] with learnable structure, for tests and benchmarks."""
+    """A replay-shaped batch [batch, length + 1, ...] with learnable structure, for tests and
+    benchmarks."""
     rng = np.random.default_rng(seed)
     T = length + 1
     out = {}

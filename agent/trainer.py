@@ -10,6 +10,9 @@ Who does what:
 - ``agent/rundir.py``   the logdir (config check, JSONL records with their identity,
   checkpoints, summary) and the :class:`~dreamerbench.agent.rundir.Counters`;
 - ``agent/learner.py``  DreamerV3 for K runs (JAX); any :class:`Agent` can stand in;
+- ``agent/schedule.py`` the train ratio (:class:`~dreamerbench.agent.schedule.Ratio`), step
+  and wall-clock schedules;
+- ``agent/progress.py`` speed records and the progress line;
 - this file             the loop.
 
 Outputs (MLflow: ``experiments/tracking.py``; TensorBoard and W&B: ``agent/outputs.py``)
@@ -24,9 +27,7 @@ episode videos and open-loop world-model reports (``run.video_every``, ``agent/m
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import os
 import sys
 import threading
 import time
@@ -40,15 +41,16 @@ import numpy as np
 from dreamerbench.agent.config import (
     Config,
     ConfigError,
-    apply_overrides,
     flatten,
     to_dict,
     validate,
 )
 from dreamerbench.agent.evaluation import clip_action
 from dreamerbench.agent.media import image_key, openloop_grid, openloop_plot, rgb
+from dreamerbench.agent.progress import Progress, Speed
 from dreamerbench.agent.replay import Replay
 from dreamerbench.agent.rundir import Counters, EpisodeStats, RunDir, load_pack, settle_pack
+from dreamerbench.agent.schedule import Clock, Every, Ratio, no_update_warning, updates_per_step
 from dreamerbench.suites import get_suite
 from dreamerbench.suites.base import SPECIAL_KEYS, Space
 from dreamerbench.suites.vector import VectorEnv, make_vector_env
@@ -61,12 +63,14 @@ class Agent(Protocol):
     """
 
     step_specs: Mapping[str, tuple[tuple[int, ...], Any]]
-    """Per-step outputs of :meth:`act` (besides ``action``) that replay stores: name -> (shape, dtype)."""
+    """Per-step outputs of :meth:`act` (besides ``action``) that replay stores:
+    name -> (shape, dtype)."""
 
     def act(
         self, obs: Sequence[Mapping[str, np.ndarray]], count: int
     ) -> list[dict[str, np.ndarray]]:
-        """Observations [envs, ...] -> ``action`` [envs, ...] plus :attr:`step_specs`; `count` = policy calls so far."""
+        """Observations [envs, ...] -> ``action`` [envs, ...] plus :attr:`step_specs`;
+        `count` = policy calls so far."""
 
     def learn(
         self,
@@ -83,8 +87,8 @@ class Agent(Protocol):
     def eval_act(
         self, obs: Sequence[Mapping[str, np.ndarray]], count: int, greedy: bool
     ) -> list[np.ndarray]:
-        """Evaluation actions [envs, ...] per run (policy state apart from :meth:`act`'s; `count` 0 starts
-        an evaluation). Needed only with ``run.eval_every`` or ``dreamerbench eval``."""
+        """Evaluation actions [envs, ...] per run (policy state apart from :meth:`act`'s; `count`
+        0 starts an evaluation). Needed only with ``run.eval_every`` or ``dreamerbench eval``."""
 
     def report(
         self, replays: Sequence[Replay], count: int
@@ -110,19 +114,6 @@ class Output(Protocol):
 
 
 AgentFactory = Callable[[Config, Mapping[str, Space], Space, Sequence[int]], Agent]
-
-
-def resolve_config(
-    suite: str,
-    task: str,
-    seed: int = 0,
-    overrides: Mapping[str, Any] | Sequence[str] = (),
-) -> Config:
-    """Defaults <- the suite's agent defaults <- `overrides`, then :func:`dreamerbench.agent.config.validate`
-    (which checks the task and the protocol too); ConfigError or ValueError, one line."""
-    config = Config(suite=suite, task=task, seed=seed)
-    config = apply_overrides(config, dict(get_suite(suite).agent_defaults))
-    return validate(apply_overrides(config, overrides))
 
 
 def dreamer_agent(
@@ -232,7 +223,8 @@ class Trainer:
         return self.runs[0].config
 
     def run(self, stop: threading.Event | None = None) -> dict[str, Any]:
-        """Train one run until `config.run.steps` agent steps or until `stop` is set; resumes from the logdir."""
+        """Train one run until `config.run.steps` agent steps or until `stop` is set; resumes from
+        the logdir."""
         if len(self.runs) != 1:
             raise TypeError("a packed Trainer trains several runs: call run_all()")
         return self.run_all(stop)[0]
@@ -256,32 +248,11 @@ class Trainer:
             finished = [run.dir.finished_summary(run.config.run.steps) for run in self.runs]
             if all(finished):
                 return finished  # finished before: nothing to do
-            suite = get_suite(config.suite)
-            protocol = suite.resolve_protocol(config.env)
-            for run in self.runs:
-                run.envs = stack.enter_context(
-                    make_vector_env(
-                        suite,
-                        config.task,
-                        run.config.seed,
-                        protocol,
-                        config.run.envs,
-                        config.run.parallel_envs,
-                    )
-                )
-            for (
-                run
-            ) in self.runs:  # after the envs: an env that fails to start leaves no config behind
-                run.dir.write_config(run.config)
+            self._open_envs(stack)
             warning = no_update_warning(config)
             if warning:
                 print(f"warning: {warning}", file=sys.stderr, flush=True)
-            envs = self.runs[0].envs
-            agent = self.make_agent(
-                config, envs.obs_space, envs.act_space, [run.config.seed for run in self.runs]
-            )
-            for run in self.runs:
-                run.replay = _make_replay(run.config, agent.step_specs, run.envs)
+            agent = self._make_agent()
             counters = self._resume(agent)
             try:
                 return self._loop(agent, counters, stop or threading.Event(), started)
@@ -289,10 +260,39 @@ class Trainer:
                 self._settle()
                 raise
 
+    def _open_envs(self, stack: contextlib.ExitStack) -> None:
+        """Start each run's envs (closed when `stack` closes), then write each run's config: an
+        env that fails to start leaves no config behind."""
+        config = self.config
+        suite = get_suite(config.suite)
+        protocol = suite.resolve_protocol(config.env)
+        for run in self.runs:
+            envs = make_vector_env(
+                suite,
+                config.task,
+                run.config.seed,
+                protocol,
+                config.run.envs,
+                config.run.parallel_envs,
+            )
+            run.envs = stack.enter_context(envs)
+        for run in self.runs:
+            run.dir.write_config(run.config)
+
+    def _make_agent(self) -> Agent:
+        """The agent of all runs, and each run's replay with the agent's per-step outputs."""
+        envs = self.runs[0].envs
+        seeds = [run.config.seed for run in self.runs]
+        agent = self.make_agent(self.config, envs.obs_space, envs.act_space, seeds)
+        for run in self.runs:
+            run.replay = _make_replay(run.config, agent.step_specs, run.envs)
+        return agent
+
     def _settle(self) -> None:
-        """A failed loop (the logdirs still locked): keep only the checkpoint each run's resume will
-        take (:func:`dreamerbench.agent.rundir.settle_pack`), then publish, so that the outputs hold every record
-        it covers before the failure is reported. A fault here is a warning: the failure counts."""
+        """A failed loop (the logdirs still locked): keep only the checkpoint each run's resume
+        will take (:func:`dreamerbench.agent.rundir.settle_pack`), then publish, so that the
+        outputs hold every record it covers before the failure is reported. A fault here is a
+        warning: the failure counts."""
         try:
             settle_pack([run.dir for run in self.runs], [run.config.seed for run in self.runs])
             for run in self.runs:
@@ -300,7 +300,8 @@ class Trainer:
                     output.publish(run.dir.logdir)
         except Exception as error:  # noqa: BLE001 - the loop's own error is the one to raise
             print(
-                f"warning: after the failure, the records could not be settled for delivery: {error}",
+                "warning: after the failure, the records could not be settled for delivery: "
+                f"{error}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -308,104 +309,133 @@ class Trainer:
     def _loop(
         self, agent: Agent, counters: Counters, stop: threading.Event, started: float
     ) -> list[dict[str, Any]]:
-        runs, schedule, cfg = self.runs, self.config.run, self.config.agent
-        updates_per_step = cfg.train_ratio / (cfg.batch_size * cfg.batch_length)
-        self._origin = time.time() - counters.wall_s  # wall-clock seconds count across sessions
-        obs = [run.envs.reset() for run in runs]
-        speed = _Speed(counters)
-        last_log, next_save = time.time(), counters.steps + schedule.save_every
-        next_eval, next_video = (
-            _next(counters.steps, schedule.eval_every),
-            _next(counters.steps, schedule.video_every),
-        )
-        progress = _Progress(schedule.steps, enabled=schedule.progress)
-        progress.note("compiling the policy step")  # the first act compiles (seconds to minutes)
-        last_eval, compiled = -1, False
+        """Train from `counters` until the budget or `stop`; one summary per run."""
+        schedule = self.config.run
+        self._start_session(counters, started)
+        ratio = Ratio(updates_per_step(self.config.agent), counters)
+        should_log = Clock(schedule.log_every)
+        should_eval = Every(schedule.eval_every, counters.steps)
+        should_film = Every(schedule.video_every, counters.steps)
+        should_save = Every(schedule.save_every, counters.steps, aligned=False)
+        obs = [run.envs.reset() for run in self.runs]
         while counters.steps < schedule.steps and not stop.is_set():
-            # Act: observe the newest step of every env of every run, store it, choose actions.
             acts = agent.act(obs, counters.policy_calls)
-            for run, run_obs, act in zip(runs, obs, acts):
-                run.replay.add(
-                    {**{key: run_obs[key] for key in (*run.envs.obs_space, *SPECIAL_KEYS)}, **act}
-                )
-            self._record_episodes(obs, counters.steps)
-            self._film(obs, counters.steps)
-            obs = [
-                run.envs.step(clip_action(act["action"], run.envs.act_space))
-                for run, act in zip(runs, acts)
-            ]
-            counters.steps += schedule.envs
-            counters.policy_calls += 1
-
-            # Learn: as many updates as the train ratio (replayed steps per env step) has earned.
-            if counters.steps >= schedule.train_start and runs[0].replay.ready():
-                counters.update_credit += schedule.envs * updates_per_step
-                due = int(counters.update_credit)
-                if due:
-                    first = counters.updates == 0
-                    if not compiled:  # this process's first update compiles the train step
-                        progress.note("compiling the train step (first update)")
-                        compiled = True
-                    # A stop (preemption, Ctrl-C) cuts the burst after the running update; the
-                    # credit left is saved and spent after the resume.
-                    learned = agent.learn([run.replay for run in runs], counters.updates, due, stop)
-                    for run, metrics in zip(runs, learned):
-                        run.train.extend(metrics)
-                    counters.updates += len(learned[0])
-                    counters.update_credit -= len(learned[0])
-                    if first:  # start-up cost: env, replay warm-up and compiles
-                        for run in runs:
-                            run.dir.append(
-                                "metrics",
-                                {
-                                    "kind": "fps",
-                                    "step": counters.steps,
-                                    "time_to_first_update_s": time.time() - started,
-                                },
-                            )
-
-            # Log on a clock, save on a schedule.
+            self._record(obs, acts, counters.steps)
+            obs = self._step(acts, counters)
+            if self._may_train(counters):
+                ratio.spend(self._train(agent, counters, ratio.earn(schedule.envs), stop))
             counters.wall_s = time.time() - self._origin
-            if time.time() - last_log >= schedule.log_every and runs[0].train.count:
-                self._log(counters, speed)
-                last_log = time.time()
+            if self.runs[0].train.count and should_log():
+                self._log(counters)
             # Evaluate every eval_every steps and at the budget's last step.
-            last_step = (
-                counters.steps >= schedule.steps
-                and schedule.eval_every
-                and last_eval != counters.steps
-            )
-            if counters.steps >= next_eval or last_step:
-                progress.note(f"evaluating ({schedule.eval_episodes} episodes)")
+            last_step = counters.steps >= schedule.steps
+            if should_eval(counters.steps) or (last_step and schedule.eval_every):
                 self._evaluate(agent, counters.steps)
-                last_eval, next_eval = counters.steps, _next(counters.steps, schedule.eval_every)
-            if counters.steps >= next_video:
-                for run in runs:
-                    run.film_due = True
-                if counters.updates:
-                    self._report(agent, counters)
-                next_video = _next(counters.steps, schedule.video_every)
-            if counters.steps >= next_save:
+            if should_film(counters.steps):
+                self._start_videos(agent, counters)
+            if should_save(counters.steps):
                 self._save(agent, counters)
-                next_save = counters.steps + schedule.save_every
-            progress.update(counters, self._latest_score())
+            self._progress.update(counters, self._latest_score())
+        return self._finish(agent, counters, obs)
 
-        finished = counters.steps >= schedule.steps
+    # ------------------------------------------------------- the loop's steps
+
+    def _start_session(self, counters: Counters, started: float) -> None:
+        """This process's clocks: wall seconds count on from the checkpoint's, speed and progress
+        measure from now; `started` (time.time() when :meth:`run_all` began) times the start-up."""
+        self._started = started
+        self._origin = time.time() - counters.wall_s
+        self._speed = Speed(counters)
+        self._progress = Progress(self.config.run.steps, enabled=self.config.run.progress)
+        # The first act compiles the policy step (seconds to minutes).
+        self._progress.note("compiling the policy step")
+        self._compiled = False
+
+    def _record(
+        self,
+        obs: Sequence[Mapping[str, np.ndarray]],
+        acts: Sequence[Mapping[str, np.ndarray]],
+        step: int,
+    ) -> None:
+        """Store the newest step of every env of every run in replay, with the agent's outputs for
+        it; record the episodes it ends and film it if a video is due."""
+        for run, run_obs, act in zip(self.runs, obs, acts):
+            keys = (*run.envs.obs_space, *SPECIAL_KEYS)
+            run.replay.add({**{key: run_obs[key] for key in keys}, **act})
+        self._record_episodes(obs, step)
+        self._film(obs, step)
+
+    def _step(
+        self, acts: Sequence[Mapping[str, np.ndarray]], counters: Counters
+    ) -> list[dict[str, np.ndarray]]:
+        """Step every run's envs with its actions (clipped to the action space); returns the new
+        observations."""
+        obs = [
+            run.envs.step(clip_action(act["action"], run.envs.act_space))
+            for run, act in zip(self.runs, acts)
+        ]
+        counters.steps += self.config.run.envs
+        counters.policy_calls += 1
+        return obs
+
+    def _may_train(self, counters: Counters) -> bool:
+        """Updates start once ``run.train_start`` agent steps are taken and replay holds a
+        window."""
+        return counters.steps >= self.config.run.train_start and self.runs[0].replay.ready()
+
+    def _train(self, agent: Agent, counters: Counters, due: int, stop: threading.Event) -> int:
+        """Do `due` updates of every run (fewer once `stop` is set); returns how many were done.
+
+        A stop (preemption, Ctrl-C) cuts the burst after the running update; the credit left is
+        saved and spent after the resume. The first update of a run records the start-up time.
+        """
+        if not due:
+            return 0
+        first = counters.updates == 0
+        if not self._compiled:  # this process's first update compiles the train step
+            self._progress.note("compiling the train step (first update)")
+            self._compiled = True
+        learned = agent.learn([run.replay for run in self.runs], counters.updates, due, stop)
+        for run, metrics in zip(self.runs, learned):
+            run.train.extend(metrics)
+        counters.updates += len(learned[0])
+        if first:  # start-up cost: env, replay warm-up and compiles
+            startup = {"kind": "fps", "step": counters.steps}
+            startup["time_to_first_update_s"] = time.time() - self._started
+            for run in self.runs:
+                run.dir.append("metrics", startup)
+        return len(learned[0])
+
+    def _start_videos(self, agent: Agent, counters: Counters) -> None:
+        """A video is due: film each run's next episode and, once it has updated, write its
+        open-loop report."""
+        for run in self.runs:
+            run.film_due = True
+        if counters.updates:
+            self._report(agent, counters)
+
+    def _finish(
+        self, agent: Agent, counters: Counters, obs: Sequence[Mapping[str, np.ndarray]]
+    ) -> list[dict[str, Any]]:
+        """Record, log and save what the loop left when it ended; one summary per run."""
+        finished = counters.steps >= self.config.run.steps
         if finished:  # the budget's last step may end an episode; nothing acts on it
             self._record_episodes(obs, counters.steps)
-        if runs[0].train.count:
-            self._log(counters, speed)
+        if self.runs[0].train.count:
+            self._log(counters)
         self._save(agent, counters)
-        progress.close(counters, self._latest_score())
-        return [run.dir.summary(counters, finished) for run in runs]
+        self._progress.close(counters, self._latest_score())
+        return [run.dir.summary(counters, finished) for run in self.runs]
 
     # ------------------------------------------------------------- helpers
 
     def _evaluate(self, agent: Agent, step: int) -> None:
-        """Play ``run.eval_episodes`` evaluation episodes per run and record them as ``eval`` records."""
+        """Play ``run.eval_episodes`` evaluation episodes per run; record them as ``eval``
+        records."""
         from dreamerbench.agent.evaluation import evaluate
 
         config = self.config
+        self._progress.note(f"evaluating ({config.run.eval_episodes} episodes)")
         suite = get_suite(config.suite)
         greedy = config.run.eval_mode == "greedy"
         records, _ = evaluate(
@@ -464,8 +494,9 @@ class Trainer:
                 run.dir.record_episode({**record, "step": step, "wall_s": wall_s})
                 run.last_score = record["score"]
 
-    def _log(self, counters: Counters, speed: _Speed) -> None:
-        fps = speed.measure(counters)
+    def _log(self, counters: Counters) -> None:
+        """Append each run's mean train metrics since the last log and the speed since then."""
+        fps = self._speed.measure(counters)
         for run in self.runs:
             run.dir.append(
                 "metrics",
@@ -488,7 +519,8 @@ class Trainer:
                 output.publish(run.dir.logdir)
 
     def _resume(self, agent: Agent) -> Counters:
-        """Continue every run from the checkpoint :func:`dreamerbench.agent.rundir.load_pack` picks, or start afresh."""
+        """Continue every run from the checkpoint :func:`dreamerbench.agent.rundir.load_pack`
+        picks, or start afresh."""
         loaded = load_pack([run.dir for run in self.runs], [run.config.seed for run in self.runs])
         if loaded is None:
             for run in self.runs:
@@ -523,122 +555,3 @@ def _make_replay(config: Config, step_specs: Mapping[str, tuple], envs: VectorEn
         config.replay.online,
         seed=config.seed,
     )
-
-
-def _next(step: int, every: int) -> float:
-    """The first multiple of `every` after `step` (infinity for `every` = 0: never)."""
-    return (step // every + 1) * every if every else float("inf")
-
-
-def no_update_warning(config: Config) -> str | None:
-    """Why a run of `config` would end without a single update, or None if it updates.
-
-    The loop updates once ``steps >= run.train_start`` and every env holds a replay window
-    (``agent.batch_length + 1`` steps); from there each policy step earns
-    ``run.envs * train_ratio / (batch_size * batch_length)`` updates.
-    """
-    run, agent = config.run, config.agent
-    calls = -(-run.steps // run.envs)  # policy steps in the run
-    first = max(
-        agent.batch_length + 1, -(-run.train_start // run.envs)
-    )  # first policy step that may update
-    earned = (
-        max(0, calls - first + 1)
-        * run.envs
-        * agent.train_ratio
-        / (agent.batch_size * agent.batch_length)
-    )
-    if earned >= 1:
-        return None
-    return (
-        f"run.steps={run.steps} is too few for any update: updates start after "
-        f"{first * run.envs} agent steps (run.train_start={run.train_start}, a replay window of "
-        f"agent.batch_length + 1 = {agent.batch_length + 1} steps per env, run.envs={run.envs}) and then earn "
-        f"train_ratio / (batch_size * batch_length) = {agent.train_ratio / (agent.batch_size * agent.batch_length):g} "
-        f"per step; raise run.steps or lower run.train_start"
-    )
-
-
-class _Speed:
-    """Env steps and updates per second since the previous measurement."""
-
-    def __init__(self, counters: Counters):
-        self.last = (time.time(), counters.steps, counters.updates)
-
-    def measure(self, counters: Counters) -> dict[str, float]:
-        now = time.time()
-        then, steps, updates = self.last
-        elapsed = max(now - then, 1e-9)
-        self.last = (now, counters.steps, counters.updates)
-        return {
-            "env_steps_per_s": (counters.steps - steps) / elapsed,
-            "updates_per_s": (counters.updates - updates) / elapsed,
-        }
-
-
-class _Progress:
-    """One status line on stderr: steps, updates, current fps, ETA, latest score, and what it waits for.
-
-    The fps is that of the last :attr:`WINDOW_S` seconds (not since the start, which
-    compiles and fills replay before any update); the ETA divides the steps left by it.
-    """
-
-    WINDOW_S = 30.0
-
-    def __init__(self, total: int, enabled: bool):
-        self.total = total
-        self.enabled = enabled and (
-            sys.stderr.isatty() or os.environ.get("DREAMERBENCH_PROGRESS") == "1"
-        )
-        self.last = 0.0
-        self.samples: collections.deque[tuple[float, int]] = collections.deque()
-        self.status = ""
-
-    def note(self, status: str) -> None:
-        """Show `status` (e.g. "compiling the train step") now; the next update clears it."""
-        self.status = status
-        if self.enabled:
-            sys.stderr.write(f"\r{status} ...".ljust(100))
-            sys.stderr.flush()
-
-    def update(self, counters: Counters, score: float | None) -> None:
-        now = time.time()
-        self.samples.append((now, counters.steps))
-        while len(self.samples) > 2 and now - self.samples[1][0] >= self.WINDOW_S:
-            self.samples.popleft()
-        if not self.enabled or (now - self.last < 1.0 and not self.status):
-            return
-        self.last, self.status = now, ""
-        sys.stderr.write(
-            "\r"
-            + progress_line(
-                counters.steps, self.total, counters.updates, self.samples, score
-            ).ljust(100)
-        )
-        sys.stderr.flush()
-
-    def close(self, counters: Counters, score: float | None) -> None:
-        """Show the final state and end the line."""
-        if self.enabled:
-            self.last = 0.0
-            self.update(counters, score)
-            sys.stderr.write("\n")
-
-
-def progress_line(
-    steps: int, total: int, updates: int, samples: Sequence[tuple[float, int]], score: float | None
-) -> str:
-    """The progress text: bar, steps, updates, fps over `samples` ((time s, steps), oldest first), ETA, score."""
-    done = min(steps / total, 1.0)
-    bar = "#" * int(30 * done) + "-" * (30 - int(30 * done))
-    (t0, s0), (t1, s1) = samples[0], samples[-1]
-    fps = (s1 - s0) / (t1 - t0) if t1 > t0 and s1 > s0 else None
-    eta = "-" if fps is None else _duration((total - steps) / fps)
-    score_text = "-" if score is None else f"{score:.1f}"
-    fps_text = "-" if fps is None else f"{fps:.0f}"
-    return f"[{bar}] {steps}/{total} steps  {updates} updates  {fps_text} fps  ETA {eta}  score {score_text}"
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

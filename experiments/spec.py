@@ -6,7 +6,7 @@ error names the file, the line where known, the field, the value and what is
 allowed, and is raised before anything is created or submitted.
 
 Expansion resolves each run's config exactly as the trainer will see it
-(:func:`dreamerbench.agent.trainer.resolve_config`: suite defaults, then the spec's
+(:func:`dreamerbench.agent.config.resolve_config`: suite defaults, then the spec's
 overrides) and gives it a stable key: a hash of sweep, suite, task, seed and
 the resolved config without its bookkeeping fields (:data:`BOOKKEEPING`).
 """
@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from dreamerbench.agent.config import Config, Seed, apply_overrides, flatten, to_dict
+from dreamerbench.agent.config import (
+    Config,
+    Seed,
+    apply_overrides,
+    flatten,
+    resolve_config,
+    to_dict,
+)
 from dreamerbench.core.reader import (
     Length,
     Match,
@@ -326,9 +333,6 @@ Resolver = Callable[..., Config]
 
 
 def default_resolver() -> Resolver:
-    # Imported here: dreamerbench.agent.trainer imports JAX, which `dreamerbench status` does not need.
-    from dreamerbench.agent.trainer import resolve_config
-
     return resolve_config
 
 
@@ -336,7 +340,7 @@ def expand(spec: SweepSpec, resolve: Resolver | None = None) -> list[RunSpec]:
     """All runs of a sweep in a stable order (task, grid point, seed).
 
     ``resolve(suite=, task=, seed=, overrides=)`` builds the resolved config;
-    it is :func:`dreamerbench.agent.trainer.resolve_config` unless given, which ends in
+    it is :func:`dreamerbench.agent.config.resolve_config` unless given, which ends in
     :func:`dreamerbench.agent.config.validate`: every run gets the whole validation a job
     does (fields, joint rules, suite protocol) before anything is created, so
     ``sweep --dry-run`` refuses what a job would. SpecError names the line of

@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     Every config is fully validated (:func:`dreamerbench.agent.config.validate`) before the
     Trainer exists, so a refused start writes nothing into the logdir.
     """
-    from dreamerbench.agent.trainer import Trainer, resolve_config
+    from dreamerbench.agent.config import resolve_config
+    from dreamerbench.agent.trainer import Trainer
 
     flags = {
         "agent.size": args.size,

@@ -1,4 +1,5 @@
-"""A stand-in agent that drives the real training loop without JAX (see dreamerbench.agent.trainer.Agent).
+"""A stand-in agent that drives the real training loop without JAX
+(see dreamerbench.agent.trainer.Agent).
 
 It acts with seeded random actions and "learns" by sampling real batches from each
 run's replay; its state (a count and the RNG state) round-trips through checkpoints,
@@ -37,7 +38,8 @@ class StubAgent:
         return out
 
     def eval_act(self, obs, count, greedy):
-        """Seeded by (seed, count) only, as DreamerV3's evaluation policy: same seed, same actions."""
+        """Seeded by (seed, count) only, as DreamerV3's evaluation policy: same seed, same
+        actions."""
         out = []
         for seed, run_obs in zip(self.seeds, obs):
             rng = np.random.default_rng([seed, count, int(greedy)])

@@ -258,7 +258,8 @@ def test_discrete_policy_has_no_uniform_mix_unless_asked():
 
 def test_each_vector_key_has_its_own_decoder_output_layer_so_clipping_bounds_it_alone():
     """danijar/dreamerv3 e3f0224 `dreamerv3/rssm.py` L302-305: one output head per vector key
-    after a shared MLP; adaptive gradient clipping (per tensor) then bounds each key's head alone."""
+    after a shared MLP; adaptive gradient clipping (per tensor) then bounds each key's head
+    alone."""
     from dreamerbench.agent.networks import MLP
     from dreamerbench.agent.optimizer import clip_by_agc
     from dreamerbench.agent.rssm import Latent, WorldModel
@@ -300,7 +301,8 @@ def test_each_vector_key_has_its_own_decoder_output_layer_so_clipping_bounds_it_
 def test_upsample_conv_equals_a_convolution_of_the_nearest_upsampled_input_and_its_gradients(
     kernel, height, width
 ):
-    """The decoder convolves the 2x upsampled grid on the small grid, four phases at once (`upsample_conv`)."""
+    """The decoder convolves the 2x upsampled grid on the small grid, four phases at once
+    (`upsample_conv`)."""
     from dreamerbench.agent.networks import upsample_conv
 
     x = jax.random.normal(jax.random.PRNGKey(0), (2, height, width, 3))

@@ -140,7 +140,8 @@ def test_optimizer_first_step_is_sign_times_warmup_lr():
     params = {"w": jnp.full(3, 100.0)}
     grads = {"w": jnp.array([2.0, -0.5, 1e-3])}
     updates, _ = opt.update(grads, opt.init(params), params)
-    # Debiased RMS of one gradient is |g|, so the first update is -lr_t * sign(g); lr_0 = 0 in warm-up.
+    # Debiased RMS of one gradient is |g|, so the first update is -lr_t * sign(g); lr_0 = 0 in
+    # warm-up.
     np.testing.assert_allclose(updates["w"], 0.0)
     state = opt.init(params)
     for _ in range(5):

@@ -754,7 +754,8 @@ def test_good_job_config_passes_both(tmp_path, capsys):
 
 def test_refused_start_writes_nothing_so_the_fix_is_not_blocked(tmp_path, capsys):
     """A start refused for a protocol value leaves no config.yaml behind (issue 13)."""
-    from dreamerbench.agent.trainer import Trainer, resolve_config
+    from dreamerbench.agent.config import resolve_config
+    from dreamerbench.agent.trainer import Trainer
 
     logdir = tmp_path / "run"
     code, _, err = call([*TRAIN, "--logdir", str(logdir), "--set", "env.action_repeat=0"], capsys)

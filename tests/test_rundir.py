@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from stub_agent import StubAgent
 
-from dreamerbench.agent.config import ConfigError
+from dreamerbench.agent.config import ConfigError, resolve_config
 from dreamerbench.agent.rundir import LogdirBusy, RunDir
-from dreamerbench.agent.trainer import Trainer, resolve_config
+from dreamerbench.agent.trainer import Trainer
 from dreamerbench.core import checkpoint
 from dreamerbench.core.checkpoint import CheckpointError
 from dreamerbench.core.files import DiskFull

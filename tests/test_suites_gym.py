@@ -21,7 +21,8 @@ from stub_agent import StubAgent
 from test_suites_train import TINY
 
 from dreamerbench import suites
-from dreamerbench.agent.trainer import Trainer, resolve_config
+from dreamerbench.agent.config import resolve_config
+from dreamerbench.agent.trainer import Trainer
 from dreamerbench.experiments.cli import main
 from dreamerbench.suites.gym import DmEnv, GymEnv
 

@@ -12,7 +12,8 @@ import math
 
 import pytest
 
-from dreamerbench.agent.trainer import Trainer, resolve_config
+from dreamerbench.agent.config import resolve_config
+from dreamerbench.agent.trainer import Trainer
 from dreamerbench.core import checkpoint
 
 pytestmark = pytest.mark.slow

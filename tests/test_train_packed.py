@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from stub_agent import StubAgent
 
-from dreamerbench.agent.config import Config, ConfigError, apply_overrides
+from dreamerbench.agent.config import Config, ConfigError, apply_overrides, resolve_config
 from dreamerbench.agent.dreamer import Dreamer, over_runs
 from dreamerbench.agent.synthetic import random_batch
-from dreamerbench.agent.trainer import Trainer, resolve_config
+from dreamerbench.agent.trainer import Trainer
 from dreamerbench.core import checkpoint
 from dreamerbench.suites.base import Space
 

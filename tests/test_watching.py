@@ -18,15 +18,12 @@ import pytest
 from stub_agent import StubAgent
 from test_rundir import EPISODE, TINY, config, records, train
 
+from dreamerbench.agent.config import resolve_config
 from dreamerbench.agent.media import openloop_plot
-from dreamerbench.agent.rundir import RunDir
-from dreamerbench.agent.trainer import (
-    Counters,
-    Trainer,
-    no_update_warning,
-    progress_line,
-    resolve_config,
-)
+from dreamerbench.agent.progress import progress_line
+from dreamerbench.agent.rundir import Counters, RunDir
+from dreamerbench.agent.schedule import no_update_warning
+from dreamerbench.agent.trainer import Trainer
 from dreamerbench.core import checkpoint
 from dreamerbench.core.records import deliverable_media, media_files
 

@@ -5,7 +5,8 @@ run time (nothing of it is copied into this repository) and runs in the
 reference's own environment (see `tools/README.md` for its set-up):
 
     cd <repository root>
-    PYTHONPATH=/work/reference /work/refenv/bin/python -m tools.reference_equivalence --out tests/data
+    PYTHONPATH=/work/reference /work/refenv/bin/python \
+        -m tools.reference_equivalence --out tests/data
 
 It builds the reference agent twice at our `debug` size (deter 64, hidden 32,
 classes 4, units 32, CNN depth 4, 32 latents, 8 blocks), float32 on the CPU:
@@ -39,23 +40,23 @@ and writes ``reference_<kind>.npz`` with:
 - ``noise/<kind>/<shape>``: the sampling noise (below); ``margin/<sampler>``: the
   smallest top-two gap of each categorical sampler's scores.
 
-The state before the step is not the bare initialisation, which would leave
-most of the step trivial (zero reward and value heads, unit norm scales, zero
-biases, a fresh optimiser whose first step is lr * sign(grad)). It is the
-reference's initialisation (seed 0) changed deterministically: biases get
-N(0, 0.1) noise and norm scales 1 + N(0, 0.1); the zero-initialised reward and
-critic output layers get small random kernels and biases that put the
-two-hot mass near moderate values (symexp(0.3) and symexp(1)); the slow critic
-differs from the critic; the continue head starts near p = 0.92; the policy
-output layer is 30x larger; the latent logit layers are 0.4x (vector) or 0.27x
-(image) smaller, so that some KL terms fall below the free bits; the return normaliser's EMAs start at
-(0.2, 1.9); and the optimiser is in the middle of warm-up (warmup 4, all counts
-2, so lr/2) with, per parameter tensor, a constant squared-gradient average
-(0.16 x that tensor's RMS gradient after adaptive clipping, from a dry run,
-times a log-uniform factor in [0.5, 2], squared) and a constant momentum of
+The state before the step is not the bare initialisation, which would leave most
+of the step trivial (zero reward and value heads, unit norm scales, zero biases,
+a fresh optimiser whose first step is lr * sign(grad)). It is the reference's
+initialisation (seed 0) changed deterministically: biases get N(0, 0.1) noise
+and norm scales 1 + N(0, 0.1); the zero-initialised reward and critic output
+layers get small random kernels and biases that put the two-hot mass near
+moderate values (symexp(0.3) and symexp(1)); the slow critic differs from the
+critic; the continue head starts near p = 0.92; the policy output layer is 30x
+larger; the latent logit layers are 0.4x (vector) or 0.27x (image) smaller, so
+that some KL terms fall below the free bits; the return normaliser's EMAs start
+at (0.2, 1.9); and the optimiser is in the middle of warm-up (warmup 4, all
+counts 2, so lr/2) with, per parameter tensor, a constant squared-gradient
+average (0.16 x that tensor's RMS gradient after adaptive clipping, from a dry
+run, times a log-uniform factor in [0.5, 2], squared) and a constant momentum of
 +-0.05. Per-tensor constants keep the file small; they still make the update a
-smooth function of the gradient, with the gradient's share of order one.
-The images are random colours in 4x4-pixel blocks (they compress in the npz).
+smooth function of the gradient, with the gradient's share of order one. The
+images are random colours in 4x4-pixel blocks (they compress in the npz).
 
 Randomness. The reference draws noise in its scans from ninjax seeds; ours from
 keys split per step, so keys cannot be aligned. While `_train` is traced,
@@ -104,15 +105,16 @@ def _import_reference():
         import elements  # noqa: F401
     except ImportError as error:
         print(
-            f"cannot import the reference ({error}); run with PYTHONPATH=<dreamerv3 e3f0224 checkout> "
-            "and its venv's python, see tools/README.md",
+            f"cannot import the reference ({error}); run with "
+            "PYTHONPATH=<dreamerv3 e3f0224 checkout> and its venv's python, see tools/README.md",
             file=sys.stderr,
         )
         raise SystemExit(2)
 
 
 def reference_config(logdir: str, updates: dict | None = None):
-    """configs.yaml defaults, float32 on the CPU, then `updates` (default: our debug size, B x T, warm-up `WARMUP`).
+    """configs.yaml defaults, float32 on the CPU, then `updates` (default: our debug size, B x T,
+    warm-up `WARMUP`).
 
     `updates` may use the keys of a configs.yaml block, regular expressions
     included (e.g. its `size12m` block).
@@ -160,7 +162,8 @@ def spaces(kind: str):
 
 
 def make_batch(kind: str, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """One reference batch [B, T + 1, ...]; stored latents are float16-exact (our replay stores float16)."""
+    """One reference batch [B, T + 1, ...]; stored latents are float16-exact (our replay stores
+    float16)."""
     L = T + 1
     S, C, D = 32, SIZE["classes"], SIZE["deter"]
     batch = {}
@@ -255,7 +258,8 @@ def warm_optimizer(
 
 
 class Recorder:
-    """Collects values sent out of the compiled step by `jax.debug.callback` (outside scans only)."""
+    """Collects values sent out of the compiled step by `jax.debug.callback` (outside scans
+    only)."""
 
     def __init__(self):
         self.values: dict[str, np.ndarray] = {}
@@ -364,7 +368,8 @@ def instrumented(recorder: Recorder):
 
 
 def build_agent(config, obs_space, act_space):
-    """The reference `Agent` for `config` (from `reference_config`), its train function not yet compiled."""
+    """The reference `Agent` for `config` (from `reference_config`), its train function not yet
+    compiled."""
     import elements
     from dreamerv3.agent import Agent
 
@@ -385,7 +390,8 @@ def build_agent(config, obs_space, act_space):
 
 
 def train_once(agent, state: dict[str, np.ndarray], batch: dict[str, np.ndarray]):
-    """One call of the compiled train function from `state`; returns (new state, outs, metrics) as NumPy."""
+    """One call of the compiled train function from `state`; returns (new state, outs, metrics)
+    as NumPy."""
     import jax
     from embodied.jax import internal
 
@@ -428,7 +434,8 @@ def margins(rec: dict[str, np.ndarray], noise: FixedNoise, kind: str) -> dict[st
 
 
 def record(kind: str, noise_seed: int, min_gap: float) -> dict[str, np.ndarray] | None:
-    """Everything stored for `kind`, or None if a categorical sample came within `min_gap` of a tie."""
+    """Everything stored for `kind`, or None if a categorical sample came within `min_gap` of a
+    tie."""
     import jax
 
     rng = np.random.default_rng([7, KINDS.index(kind)])
