@@ -1,4 +1,5 @@
-"""`dreamerbench eval LOGDIR` and `dreamerbench export LOGDIR OUT`: a trained policy for inference only.
+"""`dreamerbench eval LOGDIR` and `dreamerbench export LOGDIR OUT`: a trained policy for inference
+only.
 
 ``eval`` loads the newest complete checkpoint's parameters (no replay, no optimizer
 step), plays episodes on evaluation envs exactly as the trainer's ``run.eval_every``
@@ -22,8 +23,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "eval",
         help="evaluate a run's newest checkpoint",
-        description="Play evaluation episodes with the newest complete checkpoint of LOGDIR (inference only); "
-        "print the scores and store them in LOGDIR/evaluations/.",
+        description="Play evaluation episodes with the newest complete checkpoint of LOGDIR "
+        "(inference only); print the scores and store them in LOGDIR/evaluations/.",
     )
     parser.add_argument("logdir", metavar="LOGDIR", help="run directory of `dreamerbench train`")
     parser.add_argument(
@@ -46,8 +47,9 @@ def register(subparsers) -> None:
     export = subparsers.add_parser(
         "export",
         help="export a run's policy as plain arrays",
-        description="Write the world model and actor of LOGDIR's newest complete checkpoint to OUT (.npz of "
-        "plain arrays plus meta.json); load it with `agent.load_policy(OUT)`.",
+        description="Write the world model and actor of LOGDIR's newest complete checkpoint to OUT "
+        "(.npz of plain arrays plus meta.json); load it with "
+        "`dreamerbench.agent.load_policy(OUT)`.",
     )
     export.add_argument("logdir", metavar="LOGDIR", help="run directory of `dreamerbench train`")
     export.add_argument("out", metavar="OUT", help="file to write, e.g. policy.npz")
