@@ -82,13 +82,12 @@ class SweepJob(submitit.helpers.Checkpointable):
         self._reset()
 
     def log_files(self) -> list[str]:
-        """Where this job's output goes: submitit's stdout and stderr files inside a Slurm job
-        (``<folder>/<job>_<task>_log.{out,err}``; Slurm creates them when the job starts, and
-        the ``.err`` file only without ``stderr_to_stdout``), else the local executor's ``job.log``."""
-        if "SUBMITIT_FOLDER" in os.environ and "SLURM_JOB_ID" in os.environ:
-            paths = submitit.JobEnvironment().paths
-            return [str(path) for path in (paths.stdout, paths.stderr) if path.exists()]
-        return [self.local_log] if self.local_log else []
+        """Where this job's output goes: the files of the launcher whose job this process runs
+        (``launchers.current().log_files``; inside Slurm submitit's stdout and stderr), else the
+        local launcher's ``job.log``."""
+        from dreamerbench.experiments import launchers  # they import this module
+
+        return launchers.current().log_files(self.local_log)
 
     def _reset(self) -> None:
         self._stop = threading.Event()

@@ -10,6 +10,7 @@ output in ``tests/test_slurm_profiles.py``.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,7 +30,9 @@ from dreamerbench.core.reader import (
 )
 from dreamerbench.experiments.spec import SpecError
 
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "slurm" / "profiles"
+PROFILE_DIR = Path(str(importlib.resources.files("dreamerbench.slurm") / "profiles"))
+"""The shipped profiles: ``slurm/profiles`` of the repository (editable install), package data
+``dreamerbench/slurm/profiles`` of a wheel."""
 
 
 @dataclass(frozen=True)

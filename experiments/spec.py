@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.resources
 import itertools
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +41,6 @@ from dreamerbench.core.reader import (
 )
 from dreamerbench.core.reader import flatten as reader_flatten
 
-EXECUTORS = ("local", "slurm")
 BOOKKEEPING = {
     "run.steps": "the budget: a larger one continues a finished run from its checkpoint",
     "run.save_every": "checkpoint cadence",
@@ -90,10 +91,12 @@ class SweepSpec:
     """Config overrides applied to every run, as dotted keys or nested mappings (a key once)."""
     grid: Mapping[str, Any] = field(default_factory=dict)
     """Dotted config key -> non-empty list of values; every combination becomes its own run."""
-    executor: Literal[EXECUTORS] = "local"  # type: ignore[valid-type]
-    """Where runs go by default: local or slurm (``--executor`` overrides)."""
+    executor: str = "local"
+    """Where runs go by default: a launcher's name (``dreamerbench.experiments.launchers``:
+    local, slurm, ...); ``--executor`` overrides."""
     profile: str = "local"
-    """Slurm profile: a name in slurm/profiles/ or a path (``--profile`` overrides)."""
+    """The launcher's profile, for a launcher that reads one (Slurm: a name in slurm/profiles/
+    or a path); ``--profile`` overrides."""
     parallel: PositiveInt = 1
     """Processes the local executor runs at once (each trains one pack of seeds). Range: >= 1."""
     seeds_per_process: PositiveInt = 1
@@ -186,6 +189,7 @@ def parse_spec(text: str, path: str = "<spec>") -> SweepSpec:
         spec = dataclasses.replace(
             spec, **_read_lists(spec), overrides=_read_overrides(data), grid=_read_grid(data)
         )
+        _check_executor(spec.executor)
     except ReadError as error:
         raise SpecError(f"{source.where(error.field)}: {error}", error.field) from None
     return spec
@@ -200,6 +204,15 @@ def _read_lists(spec: SweepSpec) -> dict[str, Any]:
     if len(set(seeds)) != len(seeds):
         raise refuse("seeds", list(seeds), describe(SEEDS) + ", the seeds distinct")
     return {"tasks": tasks, "seeds": seeds}
+
+
+def _check_executor(name: str) -> None:
+    """ReadError unless `name` is a registered launcher (``launchers.LAUNCHERS``)."""
+    # Imported here: the launchers import the profiles, which import this module.
+    from dreamerbench.experiments.launchers import LAUNCHERS
+
+    if name not in LAUNCHERS:
+        raise refuse("executor", name, ", ".join(LAUNCHERS))
 
 
 def _read_overrides(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -273,10 +286,33 @@ def load_spec(path: str | Path) -> SweepSpec:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise SpecError(f"{path}: no such sweep spec") from None
+        raise SpecError(
+            f"{path}: no such sweep spec; examples shipped with dreamerbench: "
+            f"{', '.join(example_names())}"
+        ) from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as error:
         raise SpecError(f"{path}: cannot read the sweep spec: {error}") from None
     return parse_spec(text, str(path))
+
+
+_EXAMPLE = re.compile(r"(?:experiments/)?([A-Za-z0-9][A-Za-z0-9_.-]*?)(?:\.ya?ml)?")
+
+
+def example_spec(name: str) -> Path | None:
+    """The example spec shipped with the package (``dreamerbench.experiments`` package data)
+    that `name` names: an example's name (``atari100k``) or ``experiments/<name>.yaml``; None
+    if `name` names none."""
+    match = _EXAMPLE.fullmatch(name)
+    if match is None:
+        return None
+    path = importlib.resources.files("dreamerbench.experiments") / f"{match.group(1)}.yaml"
+    return Path(str(path)) if path.is_file() else None
+
+
+def example_names() -> list[str]:
+    """Names of the example specs shipped with the package."""
+    folder = importlib.resources.files("dreamerbench.experiments")
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
 def key_fields(config: Config) -> dict[str, Any]:
