@@ -35,7 +35,8 @@ from dreamerbench.agent.rundir import LogdirBusy
 from dreamerbench.experiments import tracking
 
 EXIT_INTERRUPTED = 3
-"""Exit code of ``python -m dreamerbench.experiments.job`` when it stopped early; re-running resumes."""
+"""Exit code of ``python -m dreamerbench.experiments.job`` when it stopped early; re-running
+resumes."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ class SweepJob(submitit.helpers.Checkpointable):
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.local_log: str | None = None
-        """The local executor's ``job.log`` (set by :func:`main`); inside Slurm submitit's files count."""
+        """The local launcher's ``job.log`` (set by :func:`main`); inside Slurm submitit's files
+        count."""
         self._reset()
 
     def log_files(self) -> list[str]:
@@ -249,8 +251,8 @@ class SweepJob(submitit.helpers.Checkpointable):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m dreamerbench.experiments.job JOB.json [LOG]``: the local executor's worker process, whose
-    output goes to LOG (uploaded to the runs' MLflow artifacts)."""
+    """``python -m dreamerbench.experiments.job JOB.json [LOG]``: the worker process of a launcher
+    such as the local one, whose output goes to LOG (uploaded to the runs' MLflow artifacts)."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) not in (1, 2):
         print("usage: python -m dreamerbench.experiments.job JOB.json [LOG]", file=sys.stderr)
@@ -260,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def stop(signum, frame):  # noqa: ARG001
         print(
-            f"dreamerbench.experiments.job: {signal.Signals(signum).name}: checkpointing, then exiting",
+            f"dreamerbench.experiments.job: {signal.Signals(signum).name}: "
+            "checkpointing, then exiting",
             file=sys.stderr,
             flush=True,
         )

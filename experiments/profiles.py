@@ -71,7 +71,8 @@ class SlurmProfile:
     to the sweep's ``seeds_per_process`` seeds of one task trained by one vmapped train
     step, so a job trains up to runs_per_job x seeds_per_process runs. Range: >= 1."""
     signal_delay_s: NonNegativeInt = 120
-    """Seconds between Slurm's USR2 and the kill at the time limit: time to checkpoint. Range: >= 0."""
+    """Seconds between Slurm's USR2 and the kill at the time limit: time to checkpoint.
+    Range: >= 0."""
     max_requeues: NonNegativeInt = 20
     """Time-outs after which a run is not requeued again (preemptions do not count). Range: >= 0."""
     setup: tuple[OneLine, ...] = ()

@@ -47,8 +47,12 @@ BOOKKEEPING = {
     "run.log_every": "training-metric record cadence",
     "run.progress": "progress bar on stderr",
     "run.compile_cache": "where compiled XLA programs are cached",
-    "run.parallel_envs": "whether the same envs (same seeds) step in worker processes or in the trainer's",
-    "run.video_every": "episode videos and open-loop reports (rendering draws no training randomness)",
+    "run.parallel_envs": (
+        "whether the same envs (same seeds) step in worker processes or in the trainer's"
+    ),
+    "run.video_every": (
+        "episode videos and open-loop reports (rendering draws no training randomness)"
+    ),
     "run.video_render": "whether proprio tasks render a camera for the episode videos",
     "run.outputs": "TensorBoard / W&B copies of the records, beside MLflow",
 }
@@ -81,7 +85,8 @@ class SweepSpec:
     suite: str
     """Suite name, one of ``suites.SUITES``."""
     tasks: TASKS = None
-    """Task names without suite prefix, each once; ``all`` (or leaving it out) means every task of the suite."""
+    """Task names without suite prefix, each once; ``all`` (or leaving it out) means every task
+    of the suite."""
     seeds: SEEDS = (0,)
     """A count N in [1, MAX_RUNS] meaning seeds 0 .. N-1, or a list of distinct seeds
     (each in [0, 2147483647], as ``Config.seed``)."""
@@ -228,7 +233,8 @@ def _read_overrides(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _read_grid(data: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
-    """``grid`` flattened to dotted keys, each a non-empty list of values read against its config field."""
+    """``grid`` flattened to dotted keys, each a non-empty list of values read against its config
+    field."""
     grid = data.get("grid") or {}
     if not isinstance(grid, Mapping):
         raise refuse("grid", grid, "a mapping of config keys to lists of values")
@@ -262,7 +268,8 @@ def _check_key(key: str, field_name: str) -> None:
 
 
 def _read_config_value(key: str, value: Any, field_path: str) -> None:
-    """Read one value as ``--set`` would: ReadError about ``field_path`` if its config field refuses it."""
+    """Read one value as ``--set`` would: ReadError about ``field_path`` if its config field
+    refuses it."""
     try:
         apply_overrides(Config(), {key: value})
     except ReadError as error:
@@ -362,7 +369,8 @@ Resolver = Callable[..., Config]
 
 
 def default_resolver() -> Resolver:
-    # Imported here: dreamerbench.agent.trainer imports JAX, which `dreamerbench status` does not need.
+    # Imported here: dreamerbench.agent.trainer imports JAX, which `dreamerbench status` does
+    # not need.
     from dreamerbench.agent.trainer import resolve_config
 
     return resolve_config
@@ -392,8 +400,8 @@ def expand(spec: SweepSpec, resolve: Resolver | None = None) -> list[RunSpec]:
     tasks = spec.tasks if spec.tasks is not None else suite.tasks
     if not tasks:
         raise SpecError(
-            f"{spec.where('tasks')}: tasks='all' is not allowed for suite {suite.name!r}, which has no "
-            "fixed task list; allowed: a list of its task names",
+            f"{spec.where('tasks')}: tasks='all' is not allowed for suite {suite.name!r}, "
+            "which has no fixed task list; allowed: a list of its task names",
             "tasks",
         )
     for index, task in enumerate(tasks):
@@ -414,7 +422,8 @@ def expand(spec: SweepSpec, resolve: Resolver | None = None) -> list[RunSpec]:
     if count > MAX_RUNS:
         raise SpecError(
             f"{spec.where('seeds')}: this sweep has {count:,} runs ({len(tasks)} tasks x "
-            f"{math.prod(len(v) for v in spec.grid.values())} grid points x {len(spec.seeds)} seeds); "
+            f"{math.prod(len(v) for v in spec.grid.values())} grid points x "
+            f"{len(spec.seeds)} seeds); "
             f"allowed: at most {MAX_RUNS:,} runs per sweep",
             "seeds",
         )

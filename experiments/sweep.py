@@ -34,7 +34,8 @@ class Planned:
 
     run: RunSpec
     action: str
-    """'new' (create an MLflow run and submit), 'resume' (submit into the existing run) or 'skip'."""
+    """'new' (create an MLflow run and submit), 'resume' (submit into the existing run) or
+    'skip'."""
     reason: str
     mlflow_run: Any = None
     """The existing MLflow run, if any."""

@@ -220,7 +220,10 @@ def why_new(run, recorded) -> str:
     diffs = key_differences(run, closest.data.params)
     key = closest.data.tags.get(tracking.TAG + "run_key", "?")
     if not diffs:
-        return f"recorded run {key} has the same config under an older key (keys before issue 14 held bookkeeping fields)"
+        return (
+            f"recorded run {key} has the same config under an older key "
+            "(keys before issue 14 held bookkeeping fields)"
+        )
     return f"differs from recorded run {key} in " + "; ".join(diffs)
 
 

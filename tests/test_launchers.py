@@ -69,3 +69,10 @@ def test_a_toy_launcher_registered_in_one_line_runs_a_sweep_into_mlflow(
     # status asks the toy launcher (the runs' launcher tag) whether their jobs live
     assert cli.main(["status", str(spec), *args]) == 0
     assert "(1 finished)" in capsys.readouterr().out
+
+
+def test_the_docs_show_the_toy_launcher_as_it_is():
+    """docs/launchers.md's worked example of a new launcher is this tested file, verbatim."""
+    tests = Path(__file__).resolve().parent
+    page = (tests.parent / "docs" / "launchers.md").read_text()
+    assert f"```python\n{(tests / 'toy_launcher.py').read_text()}```\n" in page

@@ -63,7 +63,7 @@ walker_walk/seed0                    00000000ffffffff queued                   0
 walker_walk/seed1                    11111111ffffffff failed               1,000 / 10,000        -       -         -
 
 [##############..........................]  33.8%  13,500 / 40,000 steps  (1 failed, 1 finished, 1 queued, 1 running)
-failed walker_walk/seed1: ValueError: boom  (log: /runs/w1/job.log)"""
+failed walker_walk/seed1: ValueError: boom  (log: /runs/w1/job.log)"""  # noqa: E501 (the table)
 
 
 def test_render_status_with_rate_eta_and_the_failed_runs_error_and_log():
@@ -123,7 +123,8 @@ def test_live_rate_reads_the_newest_speed_record(tmp_path, monkeypatch):
 
 
 def test_runs_waiting_in_a_running_local_launcher_are_queued_not_interrupted(tmp_path):
-    """Issue 14: status called every SCHEDULED run of a running local sweep that had no worker yet 'interrupted'."""
+    """Issue 14: status called every SCHEDULED run of a running local sweep that had no worker yet
+    'interrupted'."""
     import socket
     import subprocess
 
