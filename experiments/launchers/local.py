@@ -96,13 +96,13 @@ def run_local(packs: Sequence[Sequence[RunTask]], context: Context) -> list[Subm
     waiting = [list(pack) for pack in packs]
     running: dict[str, tuple[subprocess.Popen, list[RunTask], Any]] = {}
     ended: list[Submitted] = []
-    stopping = False
+    stopping: int | None = None  # the first stop signal's number
+    said = False
 
     def forward(signum, frame):  # noqa: ARG001
+        # No printing here: the signal may interrupt a print of the loop (a reentrant call).
         nonlocal stopping
-        if not stopping:
-            echo(f"  {signal.Signals(signum).name}: the runs save a checkpoint and stop")
-        stopping = True
+        stopping = stopping or signum
         for process, _, _ in running.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -126,6 +126,10 @@ def run_local(packs: Sequence[Sequence[RunTask]], context: Context) -> list[Subm
                     stderr=subprocess.STDOUT,
                 )
                 running[first.key] = (process, pack, log)
+                if stopping:
+                    # The signal came while this worker started, before `forward` could see it
+                    # (issue 21: the run then trained its whole budget).
+                    process.send_signal(signal.SIGTERM)
                 runs = " ".join(task.run_id[:8] for task in pack)
                 echo(f"  started  {_labels(pack):<40} run {runs}  log {log_path}")
             time.sleep(0.5)
@@ -138,6 +142,9 @@ def run_local(packs: Sequence[Sequence[RunTask]], context: Context) -> list[Subm
                 ended.append(Submitted(str(process.pid), tuple(pack), code))
                 outcome = worker_outcome(code, Path(pack[0].logdir) / "job.log")
                 echo(f"  [{len(ended)}/{total}] {outcome:<10} {_labels(pack)}")
+            if stopping and not said:
+                said = True
+                echo(f"  {signal.Signals(stopping).name}: the runs save a checkpoint and stop")
             if stopping and not running:
                 break
     finally:
