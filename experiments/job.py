@@ -35,7 +35,8 @@ from dreamerbench.agent.rundir import LogdirBusy
 from dreamerbench.experiments import tracking
 
 EXIT_INTERRUPTED = 3
-"""Exit code of ``python -m dreamerbench.experiments.job`` when it stopped early; re-running resumes."""
+"""Exit code of ``python -m dreamerbench.experiments.job`` when it stopped early; re-running
+resumes."""
 
 
 @dataclass(frozen=True)
@@ -78,17 +79,17 @@ class SweepJob(submitit.helpers.Checkpointable):
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.local_log: str | None = None
-        """The local executor's ``job.log`` (set by :func:`main`); inside Slurm submitit's files count."""
+        """The local launcher's ``job.log`` (set by :func:`main`); inside Slurm submitit's files
+        count."""
         self._reset()
 
     def log_files(self) -> list[str]:
-        """Where this job's output goes: submitit's stdout and stderr files inside a Slurm job
-        (``<folder>/<job>_<task>_log.{out,err}``; Slurm creates them when the job starts, and
-        the ``.err`` file only without ``stderr_to_stdout``), else the local executor's ``job.log``."""
-        if "SUBMITIT_FOLDER" in os.environ and "SLURM_JOB_ID" in os.environ:
-            paths = submitit.JobEnvironment().paths
-            return [str(path) for path in (paths.stdout, paths.stderr) if path.exists()]
-        return [self.local_log] if self.local_log else []
+        """Where this job's output goes: the files of the launcher whose job this process runs
+        (``launchers.current().log_files``; inside Slurm submitit's stdout and stderr), else the
+        local launcher's ``job.log``."""
+        from dreamerbench.experiments import launchers  # they import this module
+
+        return launchers.current().log_files(self.local_log)
 
     def _reset(self) -> None:
         self._stop = threading.Event()
@@ -250,8 +251,8 @@ class SweepJob(submitit.helpers.Checkpointable):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m dreamerbench.experiments.job JOB.json [LOG]``: the local executor's worker process, whose
-    output goes to LOG (uploaded to the runs' MLflow artifacts)."""
+    """``python -m dreamerbench.experiments.job JOB.json [LOG]``: the worker process of a launcher
+    such as the local one, whose output goes to LOG (uploaded to the runs' MLflow artifacts)."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) not in (1, 2):
         print("usage: python -m dreamerbench.experiments.job JOB.json [LOG]", file=sys.stderr)
@@ -261,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def stop(signum, frame):  # noqa: ARG001
         print(
-            f"dreamerbench.experiments.job: {signal.Signals(signum).name}: checkpointing, then exiting",
+            f"dreamerbench.experiments.job: {signal.Signals(signum).name}: "
+            "checkpointing, then exiting",
             file=sys.stderr,
             flush=True,
         )

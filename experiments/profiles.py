@@ -10,6 +10,7 @@ output in ``tests/test_slurm_profiles.py``.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,7 +30,9 @@ from dreamerbench.core.reader import (
 )
 from dreamerbench.experiments.spec import SpecError
 
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "slurm" / "profiles"
+PROFILE_DIR = Path(str(importlib.resources.files("dreamerbench.slurm") / "profiles"))
+"""The shipped profiles: ``slurm/profiles`` of the repository (editable install), package data
+``dreamerbench/slurm/profiles`` of a wheel."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,8 @@ class SlurmProfile:
     to the sweep's ``seeds_per_process`` seeds of one task trained by one vmapped train
     step, so a job trains up to runs_per_job x seeds_per_process runs. Range: >= 1."""
     signal_delay_s: NonNegativeInt = 120
-    """Seconds between Slurm's USR2 and the kill at the time limit: time to checkpoint. Range: >= 0."""
+    """Seconds between Slurm's USR2 and the kill at the time limit: time to checkpoint.
+    Range: >= 0."""
     max_requeues: NonNegativeInt = 20
     """Time-outs after which a run is not requeued again (preemptions do not count). Range: >= 0."""
     setup: tuple[OneLine, ...] = ()

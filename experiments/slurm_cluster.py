@@ -106,7 +106,8 @@ def slurm_conf(cluster: LocalCluster) -> str:
         "KillWait=30",
         "Waittime=0",
         f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={cluster.cpus} Boards=1 SocketsPerBoard=1 "
-        f"CoresPerSocket={cluster.cpus} ThreadsPerCore=1 RealMemory={cluster.memory_mb} State=UNKNOWN",
+        f"CoresPerSocket={cluster.cpus} ThreadsPerCore=1 RealMemory={cluster.memory_mb} "
+        "State=UNKNOWN",
         "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
     ]
     return "\n".join(lines) + "\n"

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.resources
 import itertools
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,15 +48,18 @@ from dreamerbench.core.reader import (
 )
 from dreamerbench.core.reader import flatten as reader_flatten
 
-EXECUTORS = ("local", "slurm")
 BOOKKEEPING = {
     "run.steps": "the budget: a larger one continues a finished run from its checkpoint",
     "run.save_every": "checkpoint cadence",
     "run.log_every": "training-metric record cadence",
     "run.progress": "progress bar on stderr",
     "run.compile_cache": "where compiled XLA programs are cached",
-    "run.parallel_envs": "whether the same envs (same seeds) step in worker processes or in the trainer's",
-    "run.video_every": "episode videos and open-loop reports (rendering draws no training randomness)",
+    "run.parallel_envs": (
+        "whether the same envs (same seeds) step in worker processes or in the trainer's"
+    ),
+    "run.video_every": (
+        "episode videos and open-loop reports (rendering draws no training randomness)"
+    ),
     "run.video_render": "whether proprio tasks render a camera for the episode videos",
     "run.outputs": "TensorBoard / W&B copies of the records, beside MLflow",
 }
@@ -87,7 +92,8 @@ class SweepSpec:
     suite: str
     """Suite name, one of ``suites.SUITES``."""
     tasks: TASKS = None
-    """Task names without suite prefix, each once; ``all`` (or leaving it out) means every task of the suite."""
+    """Task names without suite prefix, each once; ``all`` (or leaving it out) means every task
+    of the suite."""
     seeds: SEEDS = (0,)
     """A count N in [1, MAX_RUNS] meaning seeds 0 .. N-1, or a list of distinct seeds
     (each in [0, 2147483647], as ``Config.seed``)."""
@@ -97,10 +103,12 @@ class SweepSpec:
     """Config overrides applied to every run, as dotted keys or nested mappings (a key once)."""
     grid: Mapping[str, Any] = field(default_factory=dict)
     """Dotted config key -> non-empty list of values; every combination becomes its own run."""
-    executor: Literal[EXECUTORS] = "local"  # type: ignore[valid-type]
-    """Where runs go by default: local or slurm (``--executor`` overrides)."""
+    executor: str = "local"
+    """Where runs go by default: a launcher's name (``dreamerbench.experiments.launchers``:
+    local, slurm, ...); ``--executor`` overrides."""
     profile: str = "local"
-    """Slurm profile: a name in slurm/profiles/ or a path (``--profile`` overrides)."""
+    """The launcher's profile, for a launcher that reads one (Slurm: a name in slurm/profiles/
+    or a path); ``--profile`` overrides."""
     parallel: PositiveInt = 1
     """Processes the local executor runs at once (each trains one pack of seeds). Range: >= 1."""
     seeds_per_process: PositiveInt = 1
@@ -193,6 +201,7 @@ def parse_spec(text: str, path: str = "<spec>") -> SweepSpec:
         spec = dataclasses.replace(
             spec, **_read_lists(spec), overrides=_read_overrides(data), grid=_read_grid(data)
         )
+        _check_executor(spec.executor)
     except ReadError as error:
         raise SpecError(f"{source.where(error.field)}: {error}", error.field) from None
     return spec
@@ -209,6 +218,15 @@ def _read_lists(spec: SweepSpec) -> dict[str, Any]:
     return {"tasks": tasks, "seeds": seeds}
 
 
+def _check_executor(name: str) -> None:
+    """ReadError unless `name` is a registered launcher (``launchers.LAUNCHERS``)."""
+    # Imported here: the launchers import the profiles, which import this module.
+    from dreamerbench.experiments.launchers import LAUNCHERS
+
+    if name not in LAUNCHERS:
+        raise refuse("executor", name, ", ".join(LAUNCHERS))
+
+
 def _read_overrides(data: Mapping[str, Any]) -> dict[str, Any]:
     """``overrides`` flattened to dotted keys, each value read against its config field."""
     overrides = data.get("overrides") or {}
@@ -222,7 +240,8 @@ def _read_overrides(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _read_grid(data: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
-    """``grid`` flattened to dotted keys, each a non-empty list of values read against its config field."""
+    """``grid`` flattened to dotted keys, each a non-empty list of values read against its config
+    field."""
     grid = data.get("grid") or {}
     if not isinstance(grid, Mapping):
         raise refuse("grid", grid, "a mapping of config keys to lists of values")
@@ -256,7 +275,8 @@ def _check_key(key: str, field_name: str) -> None:
 
 
 def _read_config_value(key: str, value: Any, field_path: str) -> None:
-    """Read one value as ``--set`` would: ReadError about ``field_path`` if its config field refuses it."""
+    """Read one value as ``--set`` would: ReadError about ``field_path`` if its config field
+    refuses it."""
     try:
         apply_overrides(Config(), {key: value})
     except ReadError as error:
@@ -280,10 +300,33 @@ def load_spec(path: str | Path) -> SweepSpec:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise SpecError(f"{path}: no such sweep spec") from None
+        raise SpecError(
+            f"{path}: no such sweep spec; examples shipped with dreamerbench: "
+            f"{', '.join(example_names())}"
+        ) from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as error:
         raise SpecError(f"{path}: cannot read the sweep spec: {error}") from None
     return parse_spec(text, str(path))
+
+
+_EXAMPLE = re.compile(r"(?:experiments/)?([A-Za-z0-9][A-Za-z0-9_.-]*?)(?:\.ya?ml)?")
+
+
+def example_spec(name: str) -> Path | None:
+    """The example spec shipped with the package (``dreamerbench.experiments`` package data)
+    that `name` names: an example's name (``atari100k``) or ``experiments/<name>.yaml``; None
+    if `name` names none."""
+    match = _EXAMPLE.fullmatch(name)
+    if match is None:
+        return None
+    path = importlib.resources.files("dreamerbench.experiments") / f"{match.group(1)}.yaml"
+    return Path(str(path)) if path.is_file() else None
+
+
+def example_names() -> list[str]:
+    """Names of the example specs shipped with the package."""
+    folder = importlib.resources.files("dreamerbench.experiments")
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
 def key_fields(config: Config) -> dict[str, Any]:
@@ -360,8 +403,8 @@ def expand(spec: SweepSpec, resolve: Resolver | None = None) -> list[RunSpec]:
     tasks = spec.tasks if spec.tasks is not None else suite.tasks
     if not tasks:
         raise SpecError(
-            f"{spec.where('tasks')}: tasks='all' is not allowed for suite {suite.name!r}, which has no "
-            "fixed task list; allowed: a list of its task names",
+            f"{spec.where('tasks')}: tasks='all' is not allowed for suite {suite.name!r}, "
+            "which has no fixed task list; allowed: a list of its task names",
             "tasks",
         )
     for index, task in enumerate(tasks):
@@ -382,7 +425,8 @@ def expand(spec: SweepSpec, resolve: Resolver | None = None) -> list[RunSpec]:
     if count > MAX_RUNS:
         raise SpecError(
             f"{spec.where('seeds')}: this sweep has {count:,} runs ({len(tasks)} tasks x "
-            f"{math.prod(len(v) for v in spec.grid.values())} grid points x {len(spec.seeds)} seeds); "
+            f"{math.prod(len(v) for v in spec.grid.values())} grid points x "
+            f"{len(spec.seeds)} seeds); "
             f"allowed: at most {MAX_RUNS:,} runs per sweep",
             "seeds",
         )

@@ -4,13 +4,13 @@ progress bar, and for each failed run its last error line and its log."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dreamerbench.experiments import tracking
-from dreamerbench.experiments.sweep import job_alive, local_launcher_alive
+from dreamerbench.experiments.launchers import Watch
 
 TAIL_BYTES = 65536
 """How much of the end of a run's ``metrics.jsonl`` :func:`live_rate` reads (its newest records)."""
@@ -39,7 +39,11 @@ class StatusRow:
 
 
 def run_state(status: str | None, alive: bool | None, steps: int) -> str:
-    """Human state of a run from its MLflow status and whether its job is alive."""
+    """The one state rule: a run's state from its MLflow `status` (None: no MLflow run), whether
+    its job is `alive` (None: cannot be told here) and its `steps` done. ``status`` shows it and
+    the sweep decides from it what to submit (``sweep.decide``). States: not submitted, finished,
+    failed, killed, interrupted (its job is gone), queued, requeued (queued again with steps
+    done), running."""
     if status is None:
         return "not submitted"
     if status in ("FINISHED", "FAILED", "KILLED"):
@@ -51,14 +55,13 @@ def run_state(status: str | None, alive: bool | None, steps: int) -> str:
     return "running"
 
 
-def state_of(run: Any, queue: Mapping[str, str] | None) -> str:
-    """The state ``status`` shows for an MLflow `run` (:func:`run_state` of its status, its steps
-    tag and whether its job is alive); `queue` is Slurm's (:func:`dreamerbench.experiments.sweep.slurm_queue`),
-    None where it cannot be read. The launcher's closing summary says the same (one rule)."""
+def state_of(run: Any, watch: Watch) -> str:
+    """:func:`run_state` of an MLflow `run` (None: not submitted): its status, its steps tag and
+    whether its launcher says its job is alive (`watch`, one per table or plan)."""
+    if run is None:
+        return run_state(None, None, 0)
     tags = run.data.tags
-    alive = job_alive(tags, queue)
-    if not alive and run.info.status == "SCHEDULED" and local_launcher_alive(tags):
-        alive = True  # waiting in a running local launcher for a worker
+    alive = watch.alive(run.info.status, tags)
     return run_state(run.info.status, alive, int(float(tags.get(tracking.STEPS_TAG, 0) or 0)))
 
 
@@ -94,9 +97,10 @@ def eta_seconds(steps: int, budget: int, rate: float | None) -> float | None:
 
 
 def rows_from_runs(
-    runs: Sequence[Any], queue: Mapping[str, str] | None, expected: Sequence[Any] = ()
+    runs: Sequence[Any], watch: Watch, expected: Sequence[Any] = ()
 ) -> list[StatusRow]:
-    """Rows for MLflow runs (newest per run key), plus `expected` RunSpecs not yet submitted."""
+    """Rows for MLflow runs (newest per run key), plus `expected` RunSpecs not yet submitted;
+    `watch` tells whether their jobs are alive."""
     by_key = tracking.runs_by_key(runs)
     rows = []
     for key, run in by_key.items():
@@ -106,7 +110,7 @@ def rows_from_runs(
         grid = sorted(k for k in tags if k.startswith(tracking.TAG + "grid."))
         if grid:
             label += "/" + ",".join(f"{k.rsplit('.', 1)[-1]}={tags[k]}" for k in grid)
-        state = state_of(run, queue)
+        state = state_of(run, watch)
         budget = tracking.budget_steps(run) or 0
         rate = eta = error = log = None
         if state == "running":

@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 
 from dreamerbench.core.reader import PositiveInt, flag
+from dreamerbench.experiments import launchers, tracking
 from dreamerbench.experiments import status as status_lib
-from dreamerbench.experiments import sweep as launcher
-from dreamerbench.experiments import tracking
-from dreamerbench.experiments.profiles import load_profile
-from dreamerbench.experiments.spec import EXECUTORS, expand, key_differences, load_spec
+from dreamerbench.experiments import sweep as sweep_lib
+from dreamerbench.experiments.job import EXIT_INTERRUPTED
+from dreamerbench.experiments.launchers.base import Context
+from dreamerbench.experiments.spec import example_spec, expand, key_differences, load_spec
 
 
 def register(subparsers) -> None:
@@ -23,9 +24,18 @@ def register(subparsers) -> None:
         description="Expand a sweep spec into runs and submit those that are not finished, "
         "queued or running; results go to MLflow (one experiment per sweep).",
     )
-    sweep.add_argument("spec", help="sweep spec, e.g. experiments/quickstart.yaml")
-    sweep.add_argument("--executor", choices=EXECUTORS, help="override the spec's executor")
-    sweep.add_argument("--profile", help="Slurm profile: name in slurm/profiles/ or a path")
+    sweep.add_argument(
+        "spec",
+        help="sweep spec, e.g. experiments/quickstart.yaml, or the name of an example shipped "
+        "with dreamerbench (quickstart, atari100k, ...)",
+    )
+    sweep.add_argument(
+        "--executor", choices=list(launchers.LAUNCHERS), help="override the spec's executor"
+    )
+    sweep.add_argument(
+        "--profile",
+        help="the launcher's profile, e.g. a Slurm profile: name in slurm/profiles/ or a path",
+    )
     sweep.add_argument(
         "--dry-run",
         action="store_true",
@@ -53,7 +63,9 @@ def register(subparsers) -> None:
         "with one vmapped train step (spec's seeds_per_process)",
     )
     sweep.add_argument(
-        "--wait", action="store_true", help="slurm executor: wait for the jobs to end"
+        "--wait",
+        action="store_true",
+        help="wait for the jobs to end (a launcher that trains here, such as local, always does)",
     )
     sweep.set_defaults(func=run_sweep)
 
@@ -64,47 +76,38 @@ def register(subparsers) -> None:
 
 
 def run_sweep(args: argparse.Namespace, echo=print) -> int:
-    spec = load_spec(args.spec)
-    executor = args.executor or spec.executor
+    spec = load_spec(find_spec(args.spec))
+    launcher_cls = launchers.get(args.executor or spec.executor)
     parallel = spec.parallel if args.parallel is None else args.parallel
     seeds_per_process = (
         spec.seeds_per_process if args.seeds_per_process is None else args.seeds_per_process
     )
-    profile = load_profile(args.profile or spec.profile) if executor == "slurm" else None
+    launcher = launcher_cls(launcher_cls.read_profile(args.profile or spec.profile))
     runs = expand(spec)
     tracking_uri = tracking.resolve_tracking_uri(args.tracking_uri)
-    workdir = Path(
-        args.workdir or (profile.workdir if profile and profile.workdir else "runs/sweeps")
-    )
-    target = launcher.Target(tracking_uri=tracking_uri, workdir=workdir.resolve())
+    workdir = Path(args.workdir or launcher.workdir or "runs/sweeps")
+    target = sweep_lib.Target(tracking_uri=tracking_uri, workdir=workdir.resolve())
 
     packs = len(
-        launcher.pack_runs([launcher.Planned(run, "new", "") for run in runs], seeds_per_process)
+        sweep_lib.pack_runs([sweep_lib.Planned(run, "new", "") for run in runs], seeds_per_process)
     )
-    if executor == "slurm":
-        resources = profile.describe()
-        jobs = -(-packs // profile.runs_per_job)
-        where = f"slurm, profile {profile.name}: {jobs} array jobs, each {resources}"
-    else:
-        where = f"local, {parallel} process(es) at a time on this machine"
+    where = launcher.describe(packs, parallel)
     echo(f"sweep {spec.name}: {len(runs)} runs ({spec.suite}) -> {where}")
     if seeds_per_process > 1:
-        trained_by = (
-            f"each job trains {profile.runs_per_job} pack(s)" if profile else "one process per pack"
-        )
         echo(
             f"packed: {len(runs)} runs in {packs} packs of up to {seeds_per_process} seeds of one "
-            f"task and grid point (one vmapped train step per pack); {trained_by}"
+            f"task and grid point (one vmapped train step per pack); each {launcher.job_word} "
+            f"trains {launcher.packs_per_job} pack(s)"
         )
     echo(
-        f"MLflow: {tracking_uri} (experiment {spec.name!r}); logdirs under {sweep_dir_text(target, spec)}"
+        f"MLflow: {tracking_uri} (experiment {spec.name!r}); "
+        f"logdirs under {sweep_lib.sweep_dir(target, spec.name)}"
     )
 
     if args.dry_run:
         recorded = _recorded_runs(tracking_uri, spec.name)
         existing = tracking.runs_by_key(recorded)
-        queue = launcher.slurm_queue() if existing else {}
-        planned = launcher.plan(runs, existing, args.rerun_failed, queue)
+        planned = sweep_lib.plan(runs, existing, args.rerun_failed, launchers.Watch())
         for item in planned:
             c = item.run.config
             echo(
@@ -114,63 +117,81 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
             if item.action == "new" and recorded:
                 echo(f"      {why_new(item.run, recorded)}")
         if seeds_per_process > 1:
-            for index, pack in enumerate(launcher.pack_runs(planned, seeds_per_process)):
-                where = (
-                    f"job {index // profile.runs_per_job + 1}"
-                    if profile
-                    else f"process {index + 1}"
-                )
-                echo(f"  {where}: " + " + ".join(item.run.label for item in pack))
+            for index, pack in enumerate(sweep_lib.pack_runs(planned, seeds_per_process)):
+                job = index // launcher.packs_per_job + 1
+                echo(f"  {launcher.job_word} {job}: " + " + ".join(i.run.label for i in pack))
         echo("dry run: nothing created or submitted")
         return 0
 
-    if executor == "slurm":
-        try:
-            launcher.check_slurm(profile)  # before anything is created
-        except launcher.SlurmUnavailable as error:
-            print(f"dreamerbench sweep: error: {error}; nothing was submitted", file=sys.stderr)
-            return 2
+    try:
+        launcher.check()  # before anything is created
+    except launchers.LauncherUnavailable as error:
+        print(f"dreamerbench sweep: error: {error}; nothing was submitted", file=sys.stderr)
+        return 2
     tracker = tracking.Tracker(tracking_uri)  # an unreachable server: one line, nothing created
-    with launcher.launcher_lock(target, spec.name):
+    with sweep_lib.launcher_lock(target, spec.name):
         experiment_id = tracker.experiment(spec.name)
         existing = tracking.runs_by_key(tracker.runs(experiment_id))
-        queue = launcher.slurm_queue() if executor == "slurm" or _has_slurm_runs(existing) else None
-        planned = launcher.plan(runs, existing, args.rerun_failed, queue)
+        planned = sweep_lib.plan(runs, existing, args.rerun_failed, launchers.Watch())
         skipped = [p for p in planned if p.action == "skip"]
         for item in skipped:
             echo(f"  skip     {item.run.label:<40} {item.reason}")
-        packs = launcher.prepare(
-            launcher.pack_runs(planned, seeds_per_process), tracker, experiment_id, target
+        packs = sweep_lib.prepare(
+            sweep_lib.pack_runs(planned, seeds_per_process),
+            tracker,
+            experiment_id,
+            target,
+            launcher.name,
         )
-        tasks = [task for pack in packs for task in pack]
-        if not tasks:
+        keys = [task.key for pack in packs for task in pack]
+        if not keys:
             echo(f"nothing to submit: {len(skipped)} runs finished, queued, running or failed")
             _print_where(echo, spec, tracker.uri)
             return 0
 
         start = time.monotonic()
-        if executor == "slurm":
-            jobs = launcher.submit_slurm(packs, profile, spec, target, experiment_id, tracker)
-            echo(
-                f"submitted {len(tasks)} runs as {len(jobs)} Slurm jobs: "
-                f"{', '.join(j.job_id for j in jobs)}"
-            )
-            if args.wait:
-                launcher.wait_slurm([j.job_id for j in jobs])
-                echo(f"jobs ended after {time.monotonic() - start:.0f} s")
-                return _report(echo, spec, tracker, experiment_id, [t.key for t in tasks])
-            _print_where(echo, spec, tracker.uri)
-            return 0
-        echo(f"training {len(tasks)} runs locally in {len(packs)} processes, {parallel} at a time")
-        codes = launcher.run_local(packs, parallel, spec, target, experiment_id, echo=echo)
-        if any(code == launcher.EXIT_INTERRUPTED for code in codes.values()):
-            echo(f"stopped early; resume with: dreamerbench sweep {args.spec}")
-        echo(f"sweep {spec.name} took {time.monotonic() - start:.0f} s")
-        return _report(echo, spec, tracker, experiment_id, [t.key for t in tasks])
+        context = Context(
+            sweep=spec.name,
+            folder=sweep_lib.sweep_dir(target, spec.name) / launcher.name,
+            tracking_uri=tracking_uri,
+            experiment_id=experiment_id,
+            tracker=tracker,
+            parallel=parallel,
+            echo=echo,
+        )
+        jobs = launcher.submit(packs, context)
+        if not launcher.trains_here:
+            if not args.wait:
+                _print_where(echo, spec, tracker.uri)
+                return 0
+            launcher.wait(jobs)
+            echo(f"jobs ended after {time.monotonic() - start:.0f} s")
+        else:
+            if any(job.code == EXIT_INTERRUPTED for job in jobs):
+                echo(f"stopped early; resume with: dreamerbench sweep {args.spec}")
+            echo(f"sweep {spec.name} took {time.monotonic() - start:.0f} s")
+        return _report(echo, spec, tracker, experiment_id, keys)
 
 
-def sweep_dir_text(target, spec) -> str:
-    return str(launcher.sweep_dir(target, spec.name))
+def find_spec(name: str, sweep_name_ok: bool = False) -> str | Path | None:
+    """The spec file that the command-line argument `name` names: the file, if there is one;
+    else the example shipped with the package if `name` is an example's name or
+    ``experiments/<name>.yaml`` (said in one line on stderr); else `name` (a missing file:
+    ``load_spec`` says so), or None where `sweep_name_ok` and `name` looks like a sweep's name
+    (``status``), not a file (no ``.yaml`` ending, no ``/``)."""
+    if Path(name).is_file():
+        return name
+    example = example_spec(name)
+    if example is not None:
+        print(
+            f"dreamerbench: no file {name} here; reading the example shipped with dreamerbench: "
+            f"{example}",
+            file=sys.stderr,
+        )
+        return example
+    if sweep_name_ok and not (name.endswith((".yaml", ".yml")) or os.path.sep in name):
+        return None
+    return name
 
 
 def _recorded_runs(tracking_uri: str, name: str) -> list:
@@ -199,20 +220,19 @@ def why_new(run, recorded) -> str:
     diffs = key_differences(run, closest.data.params)
     key = closest.data.tags.get(tracking.TAG + "run_key", "?")
     if not diffs:
-        return f"recorded run {key} has the same config under an older key (keys before issue 14 held bookkeeping fields)"
+        return (
+            f"recorded run {key} has the same config under an older key "
+            "(keys before issue 14 held bookkeeping fields)"
+        )
     return f"differs from recorded run {key} in " + "; ".join(diffs)
-
-
-def _has_slurm_runs(existing: dict) -> bool:
-    return any(tracking.TAG + "slurm_job_id" in r.data.tags for r in existing.values())
 
 
 def _report(echo, spec, tracker: tracking.Tracker, experiment_id, keys) -> int:
     """The closing ``runs:`` line: each run's state as ``dreamerbench status`` shows it
     (:func:`dreamerbench.experiments.status.state_of`); exit 0 only if every run finished."""
     runs = tracking.runs_by_key(tracker.runs(experiment_id))
-    queue = launcher.slurm_queue() if _has_slurm_runs(runs) else None
-    states = {k: status_lib.state_of(runs[k], queue) if k in runs else "missing" for k in keys}
+    watch = launchers.Watch()
+    states = {k: status_lib.state_of(runs[k], watch) if k in runs else "missing" for k in keys}
     counts: dict[str, int] = {}
     for state in states.values():
         counts[state] = counts.get(state, 0) + 1
@@ -240,14 +260,14 @@ def run_status(args: argparse.Namespace, echo=print) -> int:
     expected = []
     name = args.sweep
     resume = "dreamerbench sweep SPEC (the sweep's spec file)"
-    if name.endswith((".yaml", ".yml")) or os.path.sep in name:
-        spec = load_spec(name)
+    path = find_spec(name, sweep_name_ok=True)
+    if path is not None:
+        spec = load_spec(path)
         name = spec.name
         expected = expand(spec)
         resume = f"dreamerbench sweep {args.sweep}"
     tracker = tracking.Tracker(tracking_uri, create=False)
     runs = tracker.runs(tracker.find_experiment(name).experiment_id)
-    queue = launcher.slurm_queue()
-    rows = status_lib.rows_from_runs(runs, queue, expected)
+    rows = status_lib.rows_from_runs(runs, launchers.Watch(), expected)
     echo(status_lib.render(name, rows, resume=resume))
     return 0

@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -629,19 +628,11 @@ def _param_text(value: Any) -> str:
 
 
 def job_tags() -> dict[str, str]:
-    """Where a job runs (names without the tag prefix): host and, inside Slurm, the job id and array index."""
-    tags = {"host": socket.gethostname()}
-    job_id = os.environ.get("SLURM_JOB_ID")
-    if job_id:
-        array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
-        array_task = os.environ.get("SLURM_ARRAY_TASK_ID")
-        tags["slurm_job_id"] = f"{array_job}_{array_task}" if array_job else job_id
-        if array_job:
-            tags["slurm_array_job_id"] = array_job
-            tags["slurm_array_task_id"] = array_task or ""
-    else:
-        tags["local_pid"] = str(os.getpid())
-    return tags
+    """Where a job runs (names without the tag prefix): host and the job of the launcher it runs
+    in (``dreamerbench.experiments.launchers.job_tags``)."""
+    from dreamerbench.experiments import launchers  # they import this module
+
+    return launchers.job_tags()
 
 
 def _artifact_root(tracking_uri: str, name: str) -> str | None:

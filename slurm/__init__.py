@@ -1,1 +1,2 @@
-"""Slurm: cluster profiles (profiles/*.yaml) and a real single-node cluster on localhost (local/)."""
+"""Slurm: cluster profiles (profiles/*.yaml) and a real single-node cluster on localhost
+(local/)."""

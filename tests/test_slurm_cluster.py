@@ -49,7 +49,7 @@ KillWait=30
 Waittime=0
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=2 Boards=1 SocketsPerBoard=1 CoresPerSocket=2 ThreadsPerCore=1 RealMemory=19000 State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
-"""
+"""  # noqa: E501 (the config's own line)
 
 EXPECTED_SLURMDBD_CONF = """\
 # Written by experiments/slurm_cluster.py for slurm/local/start.sh; do not edit.

@@ -36,7 +36,7 @@ module load cuda/12.4 || true
 # command
 export SUBMITIT_EXECUTOR=slurm
 srun --unbuffered --output /shared/sweeps/dmc_proprio/slurm/%A_%a/%A_%a_%t_log.out python -u -m submitit.core._submit /shared/sweeps/dmc_proprio/slurm/%j
-"""
+"""  # noqa: E501 (submitit's own line)
 
 EXPECTED_SINGLE_JOB = """\
 #!/bin/bash

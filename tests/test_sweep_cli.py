@@ -1,6 +1,10 @@
-"""`dreamerbench sweep` refuses bad specs and a missing Slurm clearly, creating and submitting nothing."""
+"""`dreamerbench sweep` refuses bad specs and a missing Slurm clearly, creating and submitting
+nothing; it reads the examples shipped with the package."""
 
 from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
 
 from test_sweep_slurm import dreamerbench, tiny_spec
 
@@ -118,3 +122,34 @@ def test_seeds_per_process_flag_is_checked_and_the_dry_run_shows_the_packs(tmp_p
     assert "job 1: cartpole_balance/seed0 + cartpole_balance/seed1\n" in result.stdout
     assert "job 1: reacher_easy/seed2\n" in result.stdout
     assert not db.exists()
+
+
+def test_an_example_spec_is_read_from_the_package_when_no_such_file_is_here(
+    tmp_path, monkeypatch, capsys
+):
+    """`dreamerbench sweep atari100k` (or experiments/atari100k.yaml) away from a checkout reads
+    the example shipped as package data, saying so in one line on stderr."""
+    from dreamerbench.experiments import cli, tracking
+
+    monkeypatch.chdir(tmp_path)  # no experiments/ folder here
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    for name in ("quickstart", "experiments/atari100k.yaml"):
+        assert cli.main(["sweep", name, "--dry-run", "--tracking-uri", uri]) == 0
+        out, err = capsys.readouterr()
+        example = name.removeprefix("experiments/").removesuffix(".yaml")
+        shipped = Path(importlib.resources.files("dreamerbench.experiments") / f"{example}.yaml")
+        assert err.strip() == (
+            f"dreamerbench: no file {name} here; reading the example shipped with dreamerbench: "
+            f"{shipped}"
+        )
+        assert f"sweep {example}: " in out and "dry run: nothing created" in out
+    tracking.Tracker(uri).experiment("quickstart")
+    assert cli.main(["status", "experiments/quickstart.yaml", "--tracking-uri", uri]) == 0
+    out, err = capsys.readouterr()
+    assert "reading the example shipped with dreamerbench" in err
+    assert "sweep quickstart: 4 runs" in out and "(4 not submitted)" in out
+    # Neither a file nor an example: the usual one line, naming the examples.
+    assert cli.main(["sweep", "nope.yaml", "--dry-run"]) == 2
+    assert "nope.yaml: no such sweep spec; examples shipped with dreamerbench: atari100k, " in (
+        capsys.readouterr().err
+    )

@@ -155,7 +155,8 @@ def test_status_shows_a_failed_runs_last_error_line_and_its_log(tmp_path):
     (run,) = tracker.runs(tracker.find_experiment("broken").experiment_id)
     log = Path(run.data.tags["dreamerbench.logdir"]) / "job.log"
     assert status.stdout.splitlines()[-1] == (
-        f"failed custom_envs:broken/seed0: RuntimeError: the simulator did not start (seed 0)  (log: {log})"
+        "failed custom_envs:broken/seed0: RuntimeError: the simulator did not start (seed 0)  "
+        f"(log: {log})"
     ), status.stdout
     # The log, with the traceback, is an artifact of the failed run.
     uploaded = Path(

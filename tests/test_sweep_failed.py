@@ -1,6 +1,7 @@
 """A run whose env raises mid-training, through the real local launcher and job into real MLflow:
 before the run is marked FAILED, MLflow holds every record its resume's checkpoint covers
-(dreamerbench.agent.rundir.settle_pack), and ``--rerun-failed`` completes it with each episode once."""
+(dreamerbench.agent.rundir.settle_pack), and ``--rerun-failed`` completes it with each episode
+once."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -108,3 +109,46 @@ def test_a_worker_killed_with_sigkill_is_interrupted_in_the_launchers_summary_as
     status = dreamerbench("status", "killed", "--tracking-uri", uri)
     assert " interrupted " in status.stdout and "(1 interrupted)" in status.stdout, status.stdout
     assert "1 run(s) interrupted; resume them with: " in status.stdout, status.stdout
+
+
+def test_a_stop_signal_that_comes_while_the_next_worker_starts_reaches_that_worker(
+    tmp_path, monkeypatch
+):
+    """Issue 21 item 4: a SIGTERM to a local launcher within ~0.1 s after '[1/2] finished' was
+    ignored (4 of 4) and the next run trained its whole budget: it came while the launcher
+    started the next worker, before the launcher held it among the workers it forwards signals
+    to. Here it comes at exactly that point (the worker exists, the launcher has not yet
+    registered it); stand-in workers keep the test fast: the first ends at once, the second
+    waits for SIGTERM (exiting like a job stopped at a checkpoint) or 30 s."""
+    from dreamerbench.experiments.job import EXIT_INTERRUPTED, RunTask
+    from dreamerbench.experiments.launchers import local
+    from dreamerbench.experiments.launchers.base import Context
+
+    workers = [
+        "pass",
+        "import signal, sys, time\n"
+        f"signal.signal(signal.SIGTERM, lambda *a: sys.exit({EXIT_INTERRUPTED}))\n"
+        "time.sleep(30)",
+    ]
+    popen = subprocess.Popen
+
+    def start(command, **kwargs):
+        process = popen([sys.executable, "-c", workers.pop(0)], **kwargs)
+        if not workers:  # the second worker
+            os.kill(os.getpid(), signal.SIGTERM)
+        return process
+
+    monkeypatch.setattr(local.subprocess, "Popen", start)
+    packs = [
+        [RunTask(f"run{i}", f"key{i}", f"task/seed{i}", str(tmp_path / str(i)), {})] for i in (0, 1)
+    ]
+    lines: list[str] = []
+    context = Context("s", tmp_path / "local", "sqlite:///unused.db", "0", None, 1, lines.append)
+    before = signal.getsignal(signal.SIGTERM)
+    start_s = time.monotonic()
+    ended = local.run_local(packs, context)
+    assert time.monotonic() - start_s < 20, lines  # not the second worker's 30 s
+    assert [job.code for job in ended][0] == 0, lines
+    assert ended[1].code in (EXIT_INTERRUPTED, -signal.SIGTERM), lines
+    assert "  SIGTERM: the runs save a checkpoint and stop" in lines, lines
+    assert signal.getsignal(signal.SIGTERM) is before

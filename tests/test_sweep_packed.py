@@ -101,7 +101,8 @@ def test_a_failing_pack_marks_each_of_its_runs_failed(tmp_path):
 
 
 def test_the_local_job_file_is_json_and_round_trips(tmp_path):
-    """The local executor's job file is plain JSON (reading it cannot run code) and loads back equal."""
+    """The local launcher's job file is plain JSON (reading it cannot run code) and loads back
+    equal."""
     import json
 
     from dreamerbench.agent.config import to_dict

@@ -4,8 +4,10 @@ import json
 
 import pytest
 
+from dreamerbench.experiments.launchers import Watch
+from dreamerbench.experiments.launchers.slurm import SlurmLauncher, parse_squeue
 from dreamerbench.experiments.status import StatusRow, eta_seconds, live_rate, render, run_state
-from dreamerbench.experiments.sweep import decide, job_alive, parse_squeue
+from dreamerbench.experiments.sweep import decide
 
 
 @pytest.mark.parametrize(
@@ -24,22 +26,22 @@ from dreamerbench.experiments.sweep import decide, job_alive, parse_squeue
     ],
 )
 def test_decide(status, alive, rerun_failed, action):
-    assert decide(status, alive, rerun_failed)[0] == action
+    assert decide(run_state(status, alive, 0), rerun_failed)[0] == action
 
 
 def test_parse_squeue_and_liveness():
     queue = parse_squeue("17_0|RUNNING\n17_1|PENDING\n18|COMPLETED\n\n")
     assert queue == {"17_0": "RUNNING", "17_1": "PENDING", "18": "COMPLETED"}
     tag = "dreamerbench.slurm_job_id"
-    assert job_alive({tag: "17_1"}, queue) is True
-    assert job_alive({tag: "18"}, queue) is False
-    assert job_alive({tag: "19_0"}, queue) is False
-    assert job_alive({tag: "17_0"}, None) is None
-    assert job_alive({}, queue) is False
+    alive = lambda tags, queue: SlurmLauncher.is_alive("RUNNING", tags, queue)
+    assert alive({tag: "17_1"}, queue) is True
+    assert alive({tag: "18"}, queue) is False
+    assert alive({tag: "19_0"}, queue) is False
+    assert alive({tag: "17_0"}, None) is None
+    assert Watch().alive("RUNNING", {}) is False  # the local launcher's run with no worker
     # A local worker on another host cannot be checked from here.
-    assert (
-        job_alive({"dreamerbench.local_pid": "1", "dreamerbench.host": "elsewhere"}, queue) is None
-    )
+    tags = {"dreamerbench.local_pid": "1", "dreamerbench.host": "elsewhere"}
+    assert Watch().alive("RUNNING", tags) is None
 
 
 def test_run_state():
@@ -61,7 +63,7 @@ walker_walk/seed0                    00000000ffffffff queued                   0
 walker_walk/seed1                    11111111ffffffff failed               1,000 / 10,000        -       -         -
 
 [##############..........................]  33.8%  13,500 / 40,000 steps  (1 failed, 1 finished, 1 queued, 1 running)
-failed walker_walk/seed1: ValueError: boom  (log: /runs/w1/job.log)"""
+failed walker_walk/seed1: ValueError: boom  (log: /runs/w1/job.log)"""  # noqa: E501 (the table)
 
 
 def test_render_status_with_rate_eta_and_the_failed_runs_error_and_log():
@@ -121,11 +123,12 @@ def test_live_rate_reads_the_newest_speed_record(tmp_path, monkeypatch):
 
 
 def test_runs_waiting_in_a_running_local_launcher_are_queued_not_interrupted(tmp_path):
-    """Issue 14: status called every SCHEDULED run of a running local sweep that had no worker yet 'interrupted'."""
+    """Issue 14: status called every SCHEDULED run of a running local sweep that had no worker yet
+    'interrupted'."""
     import socket
     import subprocess
 
-    from dreamerbench.experiments.sweep import local_launcher_alive
+    from dreamerbench.experiments.launchers.local import local_launcher_alive
 
     logdir = tmp_path / "sweep" / "task-seed0-key" / "run_id"
     tags = {"dreamerbench.logdir": str(logdir), "dreamerbench.local_pid": "1"}

@@ -21,8 +21,8 @@ import yaml
 
 from dreamerbench.core import checkpoint
 from dreamerbench.experiments import tracking
+from dreamerbench.experiments.launchers.slurm import SlurmUnavailable, check_slurm, wait_slurm
 from dreamerbench.experiments.slurm_cluster import default_state_dir
-from dreamerbench.experiments.sweep import SlurmUnavailable, check_slurm, wait_slurm
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = REPO / "experiments" / "quickstart.yaml"

@@ -113,7 +113,8 @@ def test_duplicate_key_is_an_error():
         ),
         (
             "overrides: {run.steps: 5}",
-            "spec.yaml:3: overrides.run.steps is not allowed; allowed: the spec's own field 'steps'",
+            "spec.yaml:3: overrides.run.steps is not allowed; "
+            "allowed: the spec's own field 'steps'",
         ),
         (
             "grid: {seed: [1, 2]}",
@@ -207,7 +208,8 @@ def test_shipped_specs(path):
     ids=lambda edit: edit[1].split()[-2].rstrip(":"),
 )
 def test_bookkeeping_edits_keep_every_key(edit):
-    """Issue 14, item 6: changing only run.log_every or steps gave every run a new key (a whole new sweep)."""
+    """Issue 14, item 6: changing only run.log_every or steps gave every run a new key (a whole
+    new sweep)."""
     keys = [r.key for r in expand(parse_spec(GOOD, "demo.yaml"))]
     edited = expand(parse_spec(GOOD.replace(*edit), "demo.yaml"))
     assert [r.key for r in edited] == keys
