@@ -59,7 +59,8 @@ def test_import_is_cheap():
     # Listing suites must not pay for JAX or any environment library.
     code = (
         "import sys; import dreamerbench.suites; "
-        "heavy = {'jax', 'dm_control', 'mujoco', 'crafter', 'ale_py', 'minerl', 'procgen', 'bsuite'};"
+        "heavy = {'jax', 'dm_control', 'mujoco', 'crafter', 'ale_py', 'minerl', 'procgen',"
+        " 'bsuite'};"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
