@@ -261,7 +261,8 @@ def collect(args, suite: Suite) -> Inputs:
                 f"experiment={args.runs!r} has no runs of suite {suite.name!r}; its suites: "
                 f"{', '.join(names)}"
             )
-        budget = recorded_budget(ours, args.runs)
+        if args.budget_frames is None:  # the flag decides where the runs' budgets differ
+            budget = recorded_budget(ours, args.runs)
         parts.append(ours)
         methods += list(dict.fromkeys(ours["method"]))
     notes = []
