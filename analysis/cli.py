@@ -357,6 +357,11 @@ def run_table(args) -> int:
 
 
 def run_plot(args) -> int:
+    import matplotlib
+
+    # Files only: no window on a cluster without a display. Only the CLI chooses; importing
+    # plots keeps the caller's backend (a notebook's inline figures).
+    matplotlib.use("Agg")
     from dreamerbench.analysis import plots
 
     suite = suites.get_suite(args.suite)

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: tests, notebooks and clusters have no display
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

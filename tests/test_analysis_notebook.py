@@ -38,3 +38,9 @@ def test_notebook_executes(tmp_path, monkeypatch):
     ).execute()
     table = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "| pong | " in table and "dreamerbench" in table
+    # The plot cells draw: an image, not only a "<Figure size ...>" line (plots.py used to
+    # switch matplotlib to Agg at import).
+    plotted = [c for c in nb.cells if c.cell_type == "code" and "plots.plot_" in "".join(c.source)]
+    assert len(plotted) == 2
+    for cell in plotted:
+        assert any("image/png" in o.get("data", {}) for o in cell.outputs), cell.outputs
