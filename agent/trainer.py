@@ -273,9 +273,9 @@ class Trainer:
                 run
             ) in self.runs:  # after the envs: an env that fails to start leaves no config behind
                 run.dir.write_config(run.config)
-            warning = no_update_warning(config)
-            if warning:
-                print(f"warning: {warning}", file=sys.stderr, flush=True)
+            for warning in [no_update_warning(config), *schedule_warnings(config)]:
+                if warning:
+                    print(f"warning: {warning}", file=sys.stderr, flush=True)
             envs = self.runs[0].envs
             agent = self.make_agent(
                 config, envs.obs_space, envs.act_space, [run.config.seed for run in self.runs]
@@ -557,6 +557,19 @@ def no_update_warning(config: Config) -> str | None:
         f"train_ratio / (batch_size * batch_length) = {agent.train_ratio / (agent.batch_size * agent.batch_length):g} "
         f"per step; raise run.steps or lower run.train_start"
     )
+
+
+def schedule_warnings(config: Config) -> list[str]:
+    """``run.video_every`` / ``run.eval_every`` that cannot fire within ``run.steps`` (0: off)."""
+    run = config.run
+    return [
+        f"run.{name}={every} > run.steps={run.steps}: {what}"
+        for name, every, what in (
+            ("video_every", run.video_every, "no video or open-loop report is made"),
+            ("eval_every", run.eval_every, "only the run's last step evaluates"),
+        )
+        if every > run.steps
+    ]
 
 
 class _Speed:
