@@ -340,7 +340,7 @@ def did_you_mean(key: str, suite: Any = None) -> str:
         bare = task[len(suite.published_prefix) :]
         if task.startswith(suite.published_prefix) and bare in suite.tasks:
             prefix = suite.published_prefix
-            return f"; did you mean task={bare!r}? (the reference's names add the prefix {prefix!r})"
+            return f"; did you mean task={bare!r}? (the reference adds the prefix {prefix!r})"
     ours = REFERENCE_NAMES.get(key)
     return f"; did you mean {ours}? ({key} is the reference's name)" if ours else ""
 
