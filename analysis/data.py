@@ -366,13 +366,15 @@ def variant_labels(methods: list[str], params: list[dict[str, str]]) -> list[str
 
 def recorded_budget(runs: pd.DataFrame, experiment: str) -> float | None:
     """The one budget (frames) the runs of ``experiment`` were asked for, from the
-    ``budget_frames`` and ``run_key`` columns of :func:`load_runs`; None where none was
-    recorded. Runs with different budgets are a ValueError naming the runs of each budget
+    ``budget_frames`` column of :func:`load_runs`; None where none was recorded. Runs with
+    different budgets are a ValueError naming the runs (task and seed) of each budget
     (their final windows would differ): ``--budget-frames`` then decides."""
-    budgets = runs.dropna(subset=["budget_frames"]).groupby("budget_frames")["run_key"]
+    recorded = runs.dropna(subset=["budget_frames"])
+    names = recorded["task"] + " seed " + recorded["seed"].astype(str)
+    budgets = names.groupby(recorded["budget_frames"])
     if budgets.ngroups > 1:
         differ = "; ".join(
-            f"{budget:,.0f} frames: {_some(sorted(set(keys)))}" for budget, keys in budgets
+            f"{budget:,.0f} frames: {_some(sorted(set(runs)))}" for budget, runs in budgets
         )
         raise ValueError(
             f"runs of experiment={experiment!r} have different budgets ({differ}); "
