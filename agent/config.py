@@ -238,7 +238,8 @@ class RunConfig:
     """Agent steps collected with the (untrained) policy before the first update (0: update
     as soon as replay holds a batch). Range: >= 0."""
     save_every: PositiveInt = 10_000
-    """Agent steps between checkpoints. Range: >= 1."""
+    """Agent steps between checkpoints (the reference's ``run.save_every`` counts seconds).
+    Range: >= 1."""
     log_every: NonNegativeFloat = 30.0
     """Seconds between training-metric records (0: after every update). Range: >= 0."""
     progress: bool = True
@@ -344,6 +345,38 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), reader.parse_value(raw)
 
 
+REFERENCE_NAMES = {
+    "run.train_ratio": "agent.train_ratio",
+    "batch_size": "agent.batch_size",
+    "batch_length": "agent.batch_length",
+    "replay.size": "replay.capacity",
+    "env.repeat": "env.action_repeat",
+    "run.num_envs": "run.envs",
+    "run.eval_eps": "run.eval_episodes",
+}
+"""Names a DreamerV3 user types from the reference's ``configs.yaml`` (danijar/dreamerv3
+e3f0224) -> ours, for the refusal's "did you mean"."""
+
+
+def did_you_mean(key: str, suite: Any = None) -> str:
+    """``"; did you mean agent.train_ratio?"`` for a reference name ``key``
+    (:data:`REFERENCE_NAMES`, and ``task=dmc_walker_walk``: the reference's task names carry
+    the suite's ``published_prefix``), else ``""``. Appended to one-line refusals."""
+    if key.startswith("task=") and suite is not None and suite.published_prefix:
+        task = key[len("task=") :]
+        bare = task[len(suite.published_prefix) :]
+        if task.startswith(suite.published_prefix) and bare in suite.tasks:
+            prefix = suite.published_prefix
+            return f"; did you mean task={bare!r}? (the reference adds the prefix {prefix!r})"
+    ours = REFERENCE_NAMES.get(key)
+    return f"; did you mean {ours}? ({key} is the reference's name)" if ours else ""
+
+
+def _with_hint(error: ReadError, key: str, suite: Any = None) -> ConfigError:
+    """``error`` as a ConfigError, with :func:`did_you_mean` for ``key`` appended."""
+    return ConfigError(str(error) + did_you_mean(key, suite), error.field)
+
+
 def apply_overrides(config: Config, overrides: Mapping[str, Any] | Sequence[str]) -> Config:
     """Return a copy of `config` with dotted keys replaced, each value read against its field.
 
@@ -363,7 +396,7 @@ def apply_overrides(config: Config, overrides: Mapping[str, Any] | Sequence[str]
         for key, value in overrides.items():
             config = reader.override(config, key, value)
     except ReadError as error:
-        raise ConfigError(str(error), error.field) from None
+        raise _with_hint(error, error.field) from None
     return config
 
 
@@ -428,8 +461,18 @@ def validate(config: Config) -> Config:
     suite = suites.get_suite(config.suite)
     if suite.unavailable:
         raise ConfigError(suite.unavailable, "suite")
-    suite.check_task(config.task)
-    suite.resolve_protocol(config.env)
+    try:
+        suite.check_task(config.task)
+    except ValueError as error:
+        raise _with_hint(ConfigError(str(error), "task"), f"task={config.task}", suite) from None
+    try:
+        suite.resolve_protocol(config.env)
+    except ValueError as error:
+        unknown = sorted(set(config.env) - set(suite.default_protocol))
+        if not unknown:
+            raise
+        key = f"env.{unknown[0]}"
+        raise _with_hint(ConfigError(str(error), key), key) from None
     refusal = (
         suite.film_refusal(config.task) if config.run.video_render and suite.film_refusal else ""
     )

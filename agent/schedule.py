@@ -47,6 +47,19 @@ def no_update_warning(config: Config) -> str | None:
     )
 
 
+def schedule_warnings(config: Config) -> list[str]:
+    """``run.video_every`` / ``run.eval_every`` that cannot fire within ``run.steps`` (0: off)."""
+    run = config.run
+    return [
+        f"run.{name}={every} > run.steps={run.steps}: {what}"
+        for name, every, what in (
+            ("video_every", run.video_every, "no video or open-loop report is made"),
+            ("eval_every", run.eval_every, "only the run's last step evaluates"),
+        )
+        if every > run.steps
+    ]
+
+
 class Ratio:
     """Updates due at a fixed train ratio: each agent step earns `per_step` updates.
 

@@ -50,7 +50,14 @@ from dreamerbench.agent.media import image_key, openloop_grid, openloop_plot, rg
 from dreamerbench.agent.progress import Progress, Speed
 from dreamerbench.agent.replay import Replay
 from dreamerbench.agent.rundir import Counters, EpisodeStats, RunDir, load_pack, settle_pack
-from dreamerbench.agent.schedule import Clock, Every, Ratio, no_update_warning, updates_per_step
+from dreamerbench.agent.schedule import (
+    Clock,
+    Every,
+    Ratio,
+    no_update_warning,
+    schedule_warnings,
+    updates_per_step,
+)
 from dreamerbench.suites import get_suite
 from dreamerbench.suites.base import SPECIAL_KEYS, Space
 from dreamerbench.suites.vector import VectorEnv, make_vector_env
@@ -249,9 +256,9 @@ class Trainer:
             if all(finished):
                 return finished  # finished before: nothing to do
             self._open_envs(stack)
-            warning = no_update_warning(config)
-            if warning:
-                print(f"warning: {warning}", file=sys.stderr, flush=True)
+            for warning in [no_update_warning(config), *schedule_warnings(config)]:
+                if warning:
+                    print(f"warning: {warning}", file=sys.stderr, flush=True)
             agent = self._make_agent()
             counters = self._resume(agent)
             try:

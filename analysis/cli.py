@@ -176,7 +176,38 @@ def register(subparsers) -> None:
         help="points per curve, 1 to 1,000 (default 30): "
         "a curve panel is about 360 pixels wide, so more points draw nothing new",
     )
+    plot.add_argument(
+        "--ylim",
+        type=_ylim_flag,
+        metavar="LOW,HIGH",
+        help="y range of --kind curves (score units, every panel) and aggregate (%%), e.g. "
+        "0,1000 for DMC returns (default: fitted to the data); not for profile",
+    )
     plot.set_defaults(func=run_plot)
+
+
+def parse_ylim(text: str) -> tuple[float, float]:
+    """``--ylim LOW,HIGH``: two finite numbers, LOW < HIGH. Raises ReadError (a ValueError)
+    naming --ylim, the value and what is allowed."""
+    parts = text.split(",")
+    try:
+        low, high = (float(part) for part in parts)
+    except ValueError:
+        low = high = float("nan")
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise refuse("--ylim", text, "LOW,HIGH: two finite numbers, LOW < HIGH, e.g. 0,1000")
+    return low, high
+
+
+def _ylim_flag(text: str) -> tuple[float, float]:
+    """argparse ``type=`` of ``--ylim`` (:func:`parse_ylim`)."""
+    try:
+        return parse_ylim(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+_ylim_flag.__name__ = "LOW,HIGH"
 
 
 def out_paths(out: str | os.PathLike, command: str) -> list[Path]:
@@ -261,7 +292,8 @@ def collect(args, suite: Suite) -> Inputs:
                 f"experiment={args.runs!r} has no runs of suite {suite.name!r}; its suites: "
                 f"{', '.join(names)}"
             )
-        budget = recorded_budget(ours, args.runs)
+        if args.budget_frames is None:  # the flag decides where the runs' budgets differ
+            budget = recorded_budget(ours, args.runs)
         parts.append(ours)
         methods += list(dict.fromkeys(ours["method"]))
     notes = []
@@ -356,10 +388,17 @@ def run_table(args) -> int:
 
 
 def run_plot(args) -> int:
+    import matplotlib
+
+    # Files only: no window on a cluster without a display. Only the CLI chooses; importing
+    # plots keeps the caller's backend (a notebook's inline figures).
+    matplotlib.use("Agg")
     from dreamerbench.analysis import plots
 
     suite = suites.get_suite(args.suite)
     _check_rule(args, suite)
+    if args.ylim and args.kind == "profile":
+        raise refuse("--ylim", ",".join(map(str, args.ylim)), "--kind curves or aggregate")
     inputs = collect(args, suite)
     rule = _rule(args, suite, inputs)
     rng = np.random.default_rng(args.seed)
@@ -374,6 +413,7 @@ def run_plot(args) -> int:
             args.bins,
             reps,
             evaluation=inputs.evaluation,
+            ylim=args.ylim,
         )
     elif args.kind == "aggregate":
         fig = plots.plot_aggregate(
@@ -385,6 +425,7 @@ def run_plot(args) -> int:
             args.bins,
             reps,
             evaluation=inputs.evaluation,
+            ylim=args.ylim,
         )
     else:  # the profile is of final scores: it needs the final-score rule
         from dreamerbench.analysis.scores import require_normalization

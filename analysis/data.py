@@ -366,15 +366,27 @@ def variant_labels(methods: list[str], params: list[dict[str, str]]) -> list[str
 
 def recorded_budget(runs: pd.DataFrame, experiment: str) -> float | None:
     """The one budget (frames) the runs of ``experiment`` were asked for, from the
-    ``budget_frames`` column of :func:`load_runs`; None where none was recorded.
-    Runs with different budgets are a ValueError: the final window would differ."""
-    budgets = sorted(set(runs["budget_frames"].dropna()))
-    if len(budgets) > 1:
-        raise ValueError(
-            f"runs of experiment={experiment!r} have different budgets "
-            f"({', '.join(f'{b:,.0f}' for b in budgets)} frames); pass --budget-frames"
+    ``budget_frames`` column of :func:`load_runs`; None where none was recorded. Runs with
+    different budgets are a ValueError naming the runs (task and seed) of each budget
+    (their final windows would differ): ``--budget-frames`` then decides."""
+    recorded = runs.dropna(subset=["budget_frames"])
+    names = recorded["task"] + " seed " + recorded["seed"].astype(str)
+    budgets = names.groupby(recorded["budget_frames"])
+    if budgets.ngroups > 1:
+        differ = "; ".join(
+            f"{budget:,.0f} frames: {_some(sorted(set(runs)))}" for budget, runs in budgets
         )
-    return budgets[0] if budgets else None
+        raise ValueError(
+            f"runs of experiment={experiment!r} have different budgets ({differ}); "
+            "pass --budget-frames to score every run at one budget"
+        )
+    return next(iter(budgets.groups), None)
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    """The first `shown` of `names`, and how many more."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 EPISODE_PREFIXES = {"train": EPISODE_PREFIX, "eval": "eval/"}

@@ -9,11 +9,9 @@ are in percent, as in the tables. Bands are 95% stratified-bootstrap CIs
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: tests, notebooks and clusters have no display
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -26,6 +24,8 @@ from dreamerbench.suites import Suite
 
 CURVE_REPS = 2_000
 """Resamples per curve point: bands are for the eye; tables use 50,000."""
+PAPER_RC = {"pdf.fonttype": 42, "ps.fonttype": 42}
+"""Fonts embedded as TrueType (Type 42), not Type 3: publishers' PDF checks refuse Type 3."""
 
 
 def bin_runs(
@@ -94,7 +94,9 @@ def _band(values: np.ndarray, rng: np.random.Generator, reps: int):
 
 
 def _line(ax, xs, mean, lo, hi, color: str, label: str) -> None:
-    """A line with its CI band; one or two points (short runs) as points with CI bars."""
+    """A line with its CI band; one or two points (short runs) as points with CI bars, drawn
+    whole where they sit on the axes' border (a run's last bin ends at the budget, the x
+    limit)."""
     ok = np.isfinite(mean)
     if ok.sum() < 3:
         ax.errorbar(
@@ -106,6 +108,7 @@ def _line(ax, xs, mean, lo, hi, color: str, label: str) -> None:
             fmt="o",
             ms=4,
             capsize=3,
+            clip_on=False,
         )
         return
     ax.plot(xs[ok], mean[ok], color=color, label=label)
@@ -143,7 +146,20 @@ def _nothing_to_plot(
 
 
 def _ci_text(reps: int) -> str:
-    return f"band (bar at a lone point): 95% CI, stratified bootstrap, {reps:,} resamples"
+    return f"band (bar at a lone point):\n95% CI, stratified bootstrap, {reps:,} resamples"
+
+
+def _wrap(text: str, width_inches: float, fontsize: float) -> str:
+    """``text`` broken at spaces into lines that fit ``width_inches`` at ``fontsize`` points
+    (a character is at most about 0.6 em wide); existing line breaks are kept."""
+    chars = max(10, int(width_inches * 72 / (0.6 * fontsize)))
+    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+
+
+def _ylim(axes, ylim: tuple[float, float] | None) -> None:
+    """The y range ``(low, high)`` of every axes (``plot --ylim``); None: matplotlib's."""
+    for ax in axes if ylim else ():
+        ax.set_ylim(*ylim)
 
 
 def plot_curves(
@@ -155,13 +171,14 @@ def plot_curves(
     bins: int = 30,
     reps: int = CURVE_REPS,
     evaluation: bool = False,
+    ylim: tuple[float, float] | None = None,
 ):
     """Grid of per-task learning curves: mean score (:func:`bin_runs`) over seeds with a 95% CI
     band.
 
     One panel per task of the first of ``methods`` that has episodes (our runs, when
     compared with published ones). ``evaluation``: our runs' episodes are evaluation
-    episodes (the y-label says so)."""
+    episodes (the y-label says so). ``ylim``: every panel's y range (score units)."""
     binned = bin_runs(episodes, suite, budget_frames, bins)
     binned = binned[binned["method"].isin(methods)]
     if not binned["score"].notna().any():
@@ -208,6 +225,7 @@ def plot_curves(
         ax.tick_params(labelsize=7)
         ax.yaxis.set_major_formatter(FuncFormatter(compact))
         _frames_axis(ax, budget_frames, ticks=3)  # small panels: 3 labels never run together
+    _ylim(axes.flat[: len(tasks)], ylim)
     fig.supxlabel("environment frames", fontsize=9)
     score = "Crafter score (%) per bin" if suite.run_score == "crafter" else "episode return"
     fig.supylabel(f"{_evaluation(evaluation)}{score} (mean over seeds)", fontsize=9)
@@ -222,7 +240,7 @@ def plot_curves(
         frameon=False,
         ncol=ncol,
         fontsize=8,
-        title=f"{suite.name}: mean over seeds\n{_ci_text(reps)}",
+        title=_wrap(f"{suite.name}: mean over seeds\n{_ci_text(reps)}", fig.get_figwidth(), 9),
         title_fontsize=9,
     )
     return fig
@@ -253,9 +271,11 @@ def plot_aggregate(
     bins: int = 30,
     reps: int = CURVE_REPS,
     evaluation: bool = False,
+    ylim: tuple[float, float] | None = None,
 ):
     """IQM of the normalised score (%) over tasks and seeds at each bin, with a 95% CI
-    (``evaluation``: of our runs' evaluation episodes, as the y-label says).
+    (``evaluation``: of our runs' evaluation episodes, as the y-label says). ``ylim``: the y
+    range (%).
 
     A bin is drawn only where every task the method ran has a score on some seed
     (otherwise the IQM would silently change its task set along the curve).
@@ -288,13 +308,15 @@ def plot_aggregate(
             "a bin with a score on every task it ran",
             "fewer --bins (wider bins) or a larger --budget-frames",
         )
-    fig, ax = plt.subplots(figsize=(5.0, 3.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3.6), layout="constrained")
     for i, (method, (iqm, lo, hi)) in enumerate(zip(methods, lines)):
         _line(ax, xs, iqm, lo, hi, color=f"C{i}", label=_label(episodes, method, tasks=True))
     _frames_axis(ax, budget_frames, ticks=5)
     ax.set_xlabel("environment frames")
     ax.set_ylabel(_evaluation(evaluation) + f"IQM {suite.normalized_name} (%)")
-    ax.set_title(f"{suite.name}: IQM over tasks and seeds\n{_ci_text(reps)}", fontsize=9)
+    _ylim([ax], ylim)
+    title = f"{suite.name}: IQM over tasks and seeds\n{_ci_text(reps)}"
+    ax.set_title(_wrap(title, AXES_WIDTH, 9), fontsize=9)
     _legend_below(fig, *_entries([ax], methods))
     return fig
 
@@ -307,7 +329,7 @@ def plot_profile(
     require_normalization(suite, "plot --kind profile")
     top = max(np.nanmax(m) for m in finals.values())
     taus = np.linspace(0.0, max(top, 1e-9) * 1.05, 101)
-    fig, ax = plt.subplots(figsize=(5.0, 3.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3.6), layout="constrained")
     for i, (method, scores) in enumerate(finals.items()):
         est = bootstrap(scores, {"f": lambda x: performance_profile(x, taus)}, rng, reps)["f"]
         runs = int(np.sum(~np.isnan(scores)))
@@ -317,9 +339,15 @@ def plot_profile(
     ax.set_xlabel(rf"final {suite.normalized_name} $\tau$ (%)")
     ax.set_ylabel(r"fraction of runs with score $> \tau$")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{suite.name}: final scores\n{_ci_text(reps)}", fontsize=9)
+    ax.set_title(_wrap(f"{suite.name}: final scores\n{_ci_text(reps)}", AXES_WIDTH, 9), fontsize=9)
     _legend_below(fig, *ax.get_legend_handles_labels())
     return fig
+
+
+FIGURE_WIDTH = 5.0
+"""Width (inches) of the aggregate and profile figures."""
+AXES_WIDTH = FIGURE_WIDTH - 1.0
+"""What the y label and its ticks leave of it for the title (inches)."""
 
 
 def _legend_below(fig, handles, labels) -> None:
@@ -328,11 +356,13 @@ def _legend_below(fig, handles, labels) -> None:
 
 
 def save(fig, out: str | Path) -> list[Path]:
-    """Write ``out`` as PNG and PDF (whatever suffix ``out`` has); return both paths."""
+    """Write ``out`` as PNG and PDF (whatever suffix ``out`` has; the PDF's fonts TrueType,
+    :data:`PAPER_RC`); return both paths."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = [out.with_suffix(".png"), out.with_suffix(".pdf")]
-    for path in paths:
-        fig.savefig(path, dpi=150)
+    with plt.rc_context(PAPER_RC):
+        for path in paths:
+            fig.savefig(path, dpi=150)
     plt.close(fig)
     return paths

@@ -88,9 +88,13 @@ class Comparison:
     ones."""
 
     def note(self, text: str, *cells: tuple[str, str]) -> None:
-        self.notes.append(text)
+        """Footnote ``text`` on ``cells``; a text noted before keeps its one number."""
+        if text not in self.notes:
+            self.notes.append(text)
+        number = self.notes.index(text) + 1
         for cell in cells:
-            self.marks.setdefault(cell, []).append(len(self.notes))
+            if number not in self.marks.setdefault(cell, []):
+                self.marks[cell].append(number)
 
 
 def score_matrix(finals: pd.DataFrame, column: str, tasks: list[str]) -> np.ndarray:
@@ -531,12 +535,30 @@ def _tex(text: str) -> str:
     return text
 
 
+def caption(comp: Comparison) -> str:
+    """The LaTeX table's caption: what the numbers are, in one sentence, with no file path
+    (the full rule line, which may name a local --published-dir, goes to % comments)."""
+    score = "Crafter score (%)" if comp.suite.run_score == "crafter" else "mean episode score"
+    norm = "; normalised scores and aggregates in %" if normalizes(comp.suite) else ""
+    return (
+        f"{comp.suite.name}: final {score} in {_window(comp.rule)}, per task the mean over "
+        f"seeds [95% CI, stratified bootstrap]{norm}."
+    )
+
+
+def label(comp: Comparison) -> str:
+    """``tab:<suite>``: what the LaTeX table's ``\\label`` names it, for ``\\ref``."""
+    return f"tab:{comp.suite.name}"
+
+
 def to_latex(comp: Comparison) -> str:
     header, rows, notes = grid(comp)
     lines = [
+        *("% " + line for line in rule_line(comp).splitlines()),
         r"\begin{table}",
         r"\centering",
-        r"\caption{" + _tex(rule_line(comp)) + "}",
+        r"\caption{" + _tex(caption(comp)) + "}",
+        r"\label{" + label(comp) + "}",
         r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
         r"\toprule",
         " & ".join(_tex(h) for h in header) + r" \\",

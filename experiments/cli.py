@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "suites": "dreamerbench.suites.cli",
     "table": "dreamerbench.analysis.cli",
     "plot": "dreamerbench.analysis.cli",
+    "config": "dreamerbench.agent.config_cli",
     "sweep": "dreamerbench.experiments.sweep_cli",
     "status": "dreamerbench.experiments.sweep_cli",
 }

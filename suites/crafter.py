@@ -8,6 +8,7 @@ of these flags is the episode's success indicator that the Crafter score
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -46,6 +47,24 @@ ACHIEVEMENTS = (
 NUM_ACTIONS = 17
 
 
+@functools.cache
+def _ordered_env_class(env_class: type) -> type:
+    """``crafter.Env`` with the creatures of a chunk in a fixed order (by position: one object
+    per cell), so that a seed and actions give the same world in every process.
+
+    Crafter's ``_balance_object`` despawns ``creatures[random.randint(0, len(creatures))]``
+    from a chunk's set of objects, ordered by object id, that is by memory address: the
+    same seed diverged between processes after 50-63 steps (danijar/crafter#36, #31).
+    """
+
+    class OrderedEnv(env_class):
+        def _balance_object(self, chunk, objs, *args):
+            # Sorted at each call, as each call sees the chunk after the previous one's spawn.
+            super()._balance_object(chunk, sorted(objs, key=lambda obj: tuple(obj.pos)), *args)
+
+    return OrderedEnv
+
+
 class CrafterEnv:
     """One Crafter world as an :class:`dreamerbench.suites.base.Env`.
 
@@ -59,7 +78,7 @@ class CrafterEnv:
         protocol = CRAFTER.resolve_protocol(protocol)
         size, length = protocol["image_size"], protocol["max_steps"]
         # Crafter seeds each episode's world from (seed, episode index).
-        self._env = crafter.Env(
+        self._env = _ordered_env_class(crafter.Env)(
             size=(size, size), reward=(task == "reward"), length=length, seed=seed
         )
         self.obs_space = {"image": Space(np.uint8, (size, size, 3), 0, 255)}

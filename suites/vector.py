@@ -29,21 +29,43 @@ class EnvWorkerError(RuntimeError):
     """An environment raised, or its worker process died."""
 
 
-def env_seeds(seed: int, num_envs: int) -> list[int]:
-    """Distinct, deterministic seeds for the ``num_envs`` envs of a run with ``seed``.
+ENV_SEED_BOUND = 2**31
+"""Env seeds lie in ``[0, 2**31)``: ALE's seed is a signed 32-bit int."""
 
-    Runs with different seeds get disjoint ranges as long as
-    ``num_envs <= 1000``; all values stay below 2**31 (ALE's limit).
+
+def _seed_stream(seed: int, count: int) -> list[int]:
+    """The first ``count`` distinct values of run ``seed``'s stream of env seeds: 31-bit words
+    of ``numpy.random.SeedSequence(seed)`` (a hash of the whole seed, so runs' streams are
+    unrelated, unlike ``seed * 1000 + index``, whose seeds 0 and 268,435,456 met modulo 2**31),
+    repeats skipped. A prefix of the stream does not depend on ``count``."""
+    words, drawn = [], count
+    while len(words) < count:
+        state = np.random.SeedSequence(seed).generate_state(drawn, np.uint32) >> 1
+        words = list(dict.fromkeys(int(word) for word in state))[:count]
+        drawn *= 2
+    return words
+
+
+def env_seeds(seed: int, num_envs: int) -> list[int]:
+    """Seeds of the ``num_envs`` training envs of a run with ``seed``, each in
+    ``[0, 2**31)``: values 2 to ``num_envs + 1`` of the run's stream (:func:`_seed_stream`).
+
+    Within a run they are distinct and never the evaluation env's (:func:`eval_env_seed`),
+    for any ``num_envs``. Runs with different seeds draw from unrelated streams: two given
+    runs of N and M envs share an env seed with probability about ``N * M / 2**31`` (no
+    layout avoids it for every pair: 2**31 run seeds with one env each already fill the
+    2**31 values ALE accepts). Raises ValueError for ``num_envs < 1``.
     """
     if num_envs < 1:
         raise ValueError(f"num_envs={num_envs} must be >= 1")
-    return [(seed * 1000 + index) % 2**31 for index in range(num_envs)]
+    return _seed_stream(seed, num_envs + 1)[1:]
 
 
 def eval_env_seed(seed: int) -> int:
-    """Seed of the evaluation env of a run with ``seed``: the last of the run's 1000 env seeds
-    (:func:`env_seeds`), so no training env of any run with <= 999 envs shares it."""
-    return (seed * 1000 + 999) % 2**31
+    """Seed of the evaluation env of a run with ``seed``: the first value of the run's stream
+    (:func:`_seed_stream`), so none of the run's training envs (:func:`env_seeds`) shares it,
+    however many there are."""
+    return _seed_stream(seed, 1)[0]
 
 
 def make_vector_env(

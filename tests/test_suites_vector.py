@@ -6,9 +6,16 @@ import os
 import numpy as np
 import pytest
 
+from dreamerbench.agent.config import SEED_MAX
 from dreamerbench.suites import get_suite
 from dreamerbench.suites.base import Space
-from dreamerbench.suites.vector import EnvWorkerError, VectorEnv, env_seeds, make_vector_env
+from dreamerbench.suites.vector import (
+    EnvWorkerError,
+    VectorEnv,
+    env_seeds,
+    eval_env_seed,
+    make_vector_env,
+)
 
 PROPRIO = get_suite("dmc_proprio")
 
@@ -91,6 +98,20 @@ def test_seeds_are_distinct_and_deterministic():
     assert len(set(env_seeds(3, 16) + env_seeds(4, 16))) == 32
     with pytest.raises(ValueError, match="num_envs=0"):
         env_seeds(0, 0)
+
+
+def test_seeds_of_a_sweep_do_not_collide():
+    # seed * 1000 + index modulo 2**31 gave seeds 0 and 268,435,456 the same envs, and with
+    # 1000 envs or more a training env took the eval env's seed and the next run seed's.
+    assert not set(env_seeds(268_435_456, 4)) & set(env_seeds(0, 4))
+    assert not set(env_seeds(0, 1001)) & set(env_seeds(1, 1001))
+    sweep = [s for seed in range(64) for s in env_seeds(seed, 16) + [eval_env_seed(seed)]]
+    assert len(set(sweep)) == len(sweep)
+    for seed in (0, 1, 268_435_456, SEED_MAX):
+        seeds = env_seeds(seed, 2000)
+        assert len(set(seeds)) == 2000 and all(0 <= s < 2**31 for s in seeds)
+        assert eval_env_seed(seed) not in seeds  # eval never plays a training env
+        assert env_seeds(seed, 3) == seeds[:3]  # more envs keep the first envs' seeds
 
 
 def test_env_exception_reaches_the_parent():
