@@ -228,10 +228,10 @@ class RunConfig:
 
     steps: PositiveInt = 1_000_000
     """Agent steps (environment steps after action repeat) in total. Range: >= 1."""
-    envs: Annotated[int, Range(ge=1, le=1000, note="env seeds stay apart per run up to 1000")] = 1
-    """Environments stepped in parallel. The presets use at most 16; runs with different seeds
-    get disjoint env seeds only up to 1000 envs (``dreamerbench.suites.vector.env_seeds``).
-    Range: in [1, 1000]."""
+    envs: Annotated[int, Range(ge=1, le=1000, note="one process steps them all")] = 1
+    """Environments stepped in parallel by one process. The presets use at most 16 (the paper's
+    runs 1 to 16); a thousand is far past what one process can step, so more is a typo. Env
+    seeds come from the run seed (``dreamerbench.suites.vector.env_seeds``). Range: in [1, 1000]."""
     parallel_envs: bool = False
     """Step environments in worker processes rather than in the trainer's process."""
     train_start: NonNegativeInt = 1024

@@ -91,7 +91,7 @@ CASES = [
     (
         "set",
         "run.envs=1001",
-        "run.envs=1001 is not allowed; allowed: an integer in [1, 1000] (env seeds stay apart",
+        "run.envs=1001 is not allowed; allowed: an integer in [1, 1000] (one process steps them",
     ),
     (
         "set",
