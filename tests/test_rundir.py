@@ -25,7 +25,7 @@ from dreamerbench.agent.trainer import Trainer, resolve_config
 from dreamerbench.core import checkpoint
 from dreamerbench.core.checkpoint import CheckpointError
 from dreamerbench.core.files import DiskFull
-from dreamerbench.experiments.outputs import make_outputs
+from dreamerbench.experiments.outputs import build
 
 REPO = Path(__file__).resolve().parent.parent
 EPISODE = 126  # observations per episode, the reset one included
@@ -54,7 +54,7 @@ def train(logdir, steps, stop_after_saves=None, **extra):
     """Train with the stub agent; `stop_after_saves` stops the loop (as Ctrl-C does) after that many saves."""
     stop = threading.Event()
     cfg = config(steps, **extra)
-    outputs = make_outputs(cfg, logdir) + (
+    outputs = build([cfg], [logdir])[0] + (
         [_StopAfter(stop_after_saves, stop)] if stop_after_saves else []
     )
     return Trainer(cfg, logdir, outputs, make_agent=StubAgent).run(stop)
