@@ -145,3 +145,32 @@ def test_a_recorder_refuses_a_run_of_another_logdir_before_it_is_running(tracker
     with pytest.raises(StorageError, match=f"MLflow run {run_id} records the logdir .*a, not"):
         tracker.start(run_id, {}, tmp_path / "b")
     assert tracker.run(run_id).info.status == "SCHEDULED"
+
+
+def test_an_mlflow_error_in_delivery_postpones_it_and_never_fails_the_run(
+    tracker, tmp_path, monkeypatch, capsys
+):
+    """Issue 21: a restarting server answered log-batch with HTTP 400 'Invalid HTTP request
+    received' and the job died; during an outage every save waited for MLflow."""
+    from mlflow.exceptions import MlflowException
+
+    run_id = schedule(tracker, "postponed", tmp_path)
+    recorder = tracker.start(run_id, {}, tmp_path)
+    write_run(tmp_path, range(3))
+    tries = []
+
+    def refused(*args, **kwargs):
+        tries.append(args)
+        raise MlflowException("Invalid HTTP request received", error_code="BAD_REQUEST")
+
+    monkeypatch.setattr(tracker, "log_batch", refused)
+    recorder.publish(tmp_path)  # no error: the records wait on disk
+    recorder.publish(tmp_path)  # the next save skips MLflow for a while
+    assert len(tries) == 1 and recorder.pending() > 0
+    (warning,) = capsys.readouterr().err.strip().splitlines()
+    assert "Invalid HTTP request received" in warning and "delivered later" in warning
+    monkeypatch.undo()
+    recorder.publish(tmp_path)  # still paused
+    assert recorder.pending() > 0
+    end([recorder], {"finished": True, "steps": 2})  # the run's end tries at once
+    assert recorder.pending() == 0 and tracker.run(run_id).info.status == "FINISHED"

@@ -11,6 +11,12 @@ id, the logdir and the head of each file those bytes were counted in), written i
 applies only to its own run, logdir and timeline: another logdir is refused when the recorder
 is made (:func:`logdir_clash`), before the run is marked RUNNING; another timeline of a file
 (a run started afresh after its only checkpoint was lost) is delivered from its start.
+
+An MLflow error during delivery (any: a store that is down answers in many ways, e.g. HTTP 400
+"Invalid HTTP request received" from a server that is restarting) only postpones it: the
+records wait on disk, one warning says so, and the saves that follow skip MLflow for a while
+(:data:`PAUSE_S`, doubling while it lasts) instead of waiting for it at each save. Ending the
+run always tries at once.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +42,10 @@ from dreamerbench.experiments.tracking import (
     first_line,
     record_metrics,
 )
+
+PAUSE_S = (30.0, 600.0)
+"""Seconds the saves after a failed delivery skip MLflow: the first pause, and the longest (each
+failure in a row doubles it)."""
 
 
 def logdir_clash(run, logdir: str | Path) -> str | None:
@@ -72,24 +83,31 @@ class RunRecorder:
         offsets = Cursor.from_json(tags.get(DELIVERED_TAG)).offsets
         self.cursor = Cursor(offsets, dict(bound.get("heads") or {}))
         self.steps_done = int(tags.get(STEPS_TAG, "0") or 0)
-        self._warned = False
+        self._pause_s = 0.0  # 0 while MLflow takes what it is sent
+        self._retry_at = 0.0  # time.monotonic() before which publish skips MLflow
         self._replaced: set[str] = set()
 
     def publish(self, logdir: Path) -> None:
         """Deliver what is deliverable from `logdir` (the recorder's own; the trainer names it for
-        outputs that do not know it); an unreachable store only delays it (one warning, then
-        quiet)."""
+        outputs that do not know it), then upload the job's logs. A delivery MLflow does not
+        take only postpones it: one warning, then the saves of the next :data:`PAUSE_S` seconds
+        skip MLflow (see the module doc)."""
+        if time.monotonic() < self._retry_at:
+            return
         try:
             self._deliver()
-            self._warned = False
         except TrackingUnavailable as error:
-            if not self._warned:
+            if not self._pause_s:
                 print(
-                    f"warning: {error}; the records wait in {self.logdir} and are delivered later",
+                    f"warning: {error}; the records wait in {self.logdir} and are delivered "
+                    f"later (MLflow is tried again at a save after {PAUSE_S[0]:.0f} s or more)",
                     file=sys.stderr,
                     flush=True,
                 )
-            self._warned = True
+            self._pause_s = min(2 * self._pause_s or PAUSE_S[0], PAUSE_S[1])
+            self._retry_at = time.monotonic() + self._pause_s
+            return
+        self._pause_s = 0.0
         self.upload_logs()
 
     def upload_logs(self) -> None:
@@ -102,7 +120,8 @@ class RunRecorder:
         return self.cursor.pending(self.logdir)
 
     def close(self) -> None:
-        """The trainer stopped the run: deliver what became final (:meth:`end` follows)."""
+        """The trainer stopped the run: deliver what became final, at once (:meth:`end` follows)."""
+        self._retry_at = 0.0
         self.publish(self.logdir)
 
     def end(self, summary: Mapping[str, Any] | None = None, error: str | None = None) -> None:
@@ -116,6 +135,7 @@ class RunRecorder:
         (:meth:`Tracker.fail`); never raises, a store that cannot take the records leaves them
         on disk (a warning) for the run's next job.
         """
+        self._retry_at = 0.0
         if error is not None:
             self._fail(error)
         elif not summary.get("finished"):
@@ -145,6 +165,17 @@ class RunRecorder:
         self.tracker.fail(self.run_id, error, self.logs)
 
     def _deliver(self) -> None:
+        """Deliver the records and media; TrackingUnavailable for any MLflow error."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._deliver_all()
+        except MlflowException as error:
+            raise TrackingUnavailable(
+                f"MLflow at {self.tracker.uri} did not take the records: {first_line(error)}"
+            ) from None
+
+    def _deliver_all(self) -> None:
         replaced = set(self.cursor.replaced(self.logdir)) - self._replaced
         for name in sorted(replaced):
             print(
