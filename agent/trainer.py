@@ -111,7 +111,8 @@ class Agent(Protocol):
 
 
 class Output(Protocol):
-    """A store that a run's records go to (e.g. MLflow); see the module doc."""
+    """A store that a run's records go to (``experiments/outputs/``: MLflow, TensorBoard, W&B);
+    see the module doc. Whoever made it ends it after the run (``end``, not the trainer's)."""
 
     def publish(self, logdir: Path) -> None:
         """Called after every save: take the records :func:`dreamerbench.core.records.deliverable` allows."""

@@ -8,15 +8,24 @@ Layout of a logdir's records (written by :class:`dreamerbench.agent.rundir.RunDi
 (:func:`metric_name`). What a store may take is :func:`deliverable` (bytes no resume can cut
 back) and :func:`deliverable_media`; ``dreamerbench.agent.rundir`` says why.
 
+Delivery (:func:`deliver`, the one loop every store uses): a store keeps a :class:`Cursor`, the
+bytes of each file it holds and the hash of that file's first line (its timeline); each
+delivery sends the records from the cursor up to :func:`deliverable` and moves the cursor
+with each batch the store took. A file that starts with another first line (a run started
+afresh after its only checkpoint was lost) is another timeline: it is delivered from its
+start, never from a cursor that counted another file.
+
 The ground floor: imports nothing of the project but ``core``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from dreamerbench.core import checkpoint
 from dreamerbench.core.checkpoint import CheckpointError
@@ -83,7 +92,8 @@ def deliverable(logdir: str | Path) -> dict[str, int]:
 
 
 def read_records(path: Path, start: int = 0, end: int | None = None) -> Iterator[tuple[int, dict]]:
-    """(offset after the line, record) for each whole JSONL line between byte offsets `start` and `end`."""
+    """(offset after the line, record) for each whole JSONL line between byte offsets `start`
+    and `end`."""
     if not Path(path).exists():
         return
     with open(path, "rb") as file:
@@ -117,7 +127,8 @@ def _parse(path: Path, offset: int, line: bytes) -> dict:
 
 
 def record_values(record: Mapping[str, Any]) -> list[tuple[str, float]]:
-    """(name, value) of the numbers of a record: every field but its identity and its text fields."""
+    """(name, value) of the numbers of a record: every field but its identity and its text
+    fields."""
     return [
         (key, float(value))
         for key, value in record.items()
@@ -126,7 +137,8 @@ def record_values(record: Mapping[str, Any]) -> list[tuple[str, float]]:
 
 
 def metric_name(kind: str, name: str) -> str:
-    """Trainer record kind + value name -> metric name (``group/name``), for MLflow and the other outputs."""
+    """Trainer record kind + value name -> metric name (``group/name``), for MLflow and the other
+    outputs."""
     if kind not in RECORD_KINDS:
         raise ValueError(f"record kind={kind!r}; allowed: {', '.join(RECORD_KINDS)}")
     return f"{kind}/{name}"
@@ -137,3 +149,127 @@ def named_values(file: str, record: Mapping[str, Any]) -> Iterator[tuple[str, fl
     kind = KINDS.get(file) or record.get("kind")
     for key, value in record_values(record):
         yield metric_name(kind, key), value
+
+
+def head(path: Path) -> str | None:
+    """The timeline of a JSONL file: a hash (16 hex digits) of its first whole line; None while
+    it has none. Two files with one head start with the same record (its ``time_ms`` included),
+    so they are one timeline cut at different lengths."""
+    if not Path(path).exists():
+        return None
+    with open(path, "rb") as file:
+        first = file.readline(1 << 20)
+    if not first.endswith(b"\n"):
+        return None
+    return hashlib.sha256(first).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class Cursor:
+    """How much of each JSONL file of a run a store holds: ``offsets`` (file name -> bytes, whole
+    lines) and ``heads`` (file name -> :func:`head` of the file those bytes were counted in).
+
+    A file without a head (a cursor written before heads existed) is trusted to be the same
+    timeline."""
+
+    offsets: Mapping[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(LOGS, 0))
+    heads: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Cursor:
+        """Read :meth:`to_json`'s text (or an older cursor: only the offsets; None or "": empty)."""
+        data = json.loads(text or "{}")
+        offsets = data["offsets"] if isinstance(data.get("offsets"), dict) else data
+        return cls(
+            {name: int(offsets.get(name, 0)) for name in LOGS},
+            {name: str(h) for name, h in dict(data.get("heads") or {}).items() if name in LOGS},
+        )
+
+    def to_json(self) -> str:
+        return json.dumps({"offsets": dict(self.offsets), "heads": dict(self.heads)})
+
+    def start(self, path: Path, file: str) -> int:
+        """Byte of `path` (``<file>.jsonl``) to deliver from: the offset if the store counted this
+        timeline, else 0 (another timeline: :meth:`replaced`)."""
+        held = self.heads.get(file)
+        return int(self.offsets.get(file, 0)) if held in (None, head(path)) else 0
+
+    def replaced(self, logdir: str | Path) -> list[str]:
+        """Files of `logdir` whose records the store counted in another timeline (a different
+        first line, or none any more)."""
+        logdir = Path(logdir)
+        return [
+            name
+            for name in LOGS
+            if self.offsets.get(name, 0) and self.start(logdir / f"{name}.jsonl", name) == 0
+        ]
+
+    def moved(self, file: str, offset: int, file_head: str | None) -> Cursor:
+        """The cursor once the store holds `file` up to `offset` of the timeline `file_head`."""
+        heads = {**self.heads, file: file_head} if file_head else dict(self.heads)
+        return Cursor({**self.offsets, file: offset}, heads)
+
+    def pending(self, logdir: str | Path) -> int:
+        """Bytes of `logdir`'s JSONL files the store does not hold yet (deliverable or not)."""
+        total = 0
+        for name in LOGS:
+            path = Path(logdir) / f"{name}.jsonl"
+            size = path.stat().st_size if path.exists() else 0
+            total += max(0, size - self.start(path, name))
+        return total
+
+
+class Record(NamedTuple):
+    """One JSONL record as a store takes it."""
+
+    step: int
+    """Agent steps."""
+    time_ms: int
+    """Milliseconds since the epoch (the record's identity with `step`)."""
+    values: list[tuple[str, float]]
+    """(metric name, value): :func:`named_values`."""
+
+
+Send = Callable[[str, list[Record], Cursor], None]
+"""``send(file, records, cursor)``: store `records` (of ``<file>.jsonl``, in file order); once it
+returns, the store holds them and `cursor` counts them (a store that keeps its cursor beside
+its records writes both at once)."""
+
+
+def deliver(
+    logdir: str | Path, cursor: Cursor, send: Send, max_values: int | None = None
+) -> Cursor:
+    """Send each JSONL file's records from `cursor` up to :func:`deliverable`; the moved cursor.
+
+    Records go to `send` in batches, one file at a time; a batch holds at most `max_values`
+    values (None: a whole file's records at once; a single larger record is a batch of its own).
+    An error of `send` propagates: what it took before is counted by the cursor it was handed.
+    StorageError if a file is shorter than the cursor says its timeline was (cut back behind
+    what a store holds: the logdir was replaced or changed by hand).
+    """
+    logdir = Path(logdir)
+    limits = deliverable(logdir)
+    for file in LOGS:
+        path = logdir / f"{file}.jsonl"
+        start = cursor.start(path, file)
+        size = path.stat().st_size if path.exists() else 0
+        if size < start:
+            raise StorageError(
+                f"{path} has {size} bytes but the store holds its records up to byte {start}: "
+                "the logdir was replaced or cut back by hand"
+            )
+        timeline = head(path)
+        batch: list[Record] = []
+        count, end = 0, start
+        for offset, record in read_records(path, start, limits[file]):
+            values = list(named_values(file, record))
+            if batch and max_values is not None and count + len(values) > max_values:
+                cursor = cursor.moved(file, end, timeline)
+                send(file, batch, cursor)
+                batch, count = [], 0
+            batch.append(Record(int(record["step"]), int(record["time_ms"]), values))
+            count, end = count + len(values), offset
+        if batch:
+            cursor = cursor.moved(file, end, timeline)
+            send(file, batch, cursor)
+    return cursor

@@ -176,49 +176,44 @@ class SweepJob(submitit.helpers.Checkpointable):
         return not result.get("finished") and "error" not in result
 
     def _run_pack(self, pack: list[RunTask]) -> None:
-        recorders: list[tracking.RunRecorder] = []
+        outputs: list[list] = []
         tracker = None
         try:
             from dreamerbench.agent.config import from_dict, validate
             from dreamerbench.agent.trainer import Trainer
-            from dreamerbench.experiments.outputs import make_outputs
+            from dreamerbench.experiments.outputs import build
 
             tracker = tracking.Tracker(self.tracking_uri)
-            configs = [
-                validate(from_dict(task.config)) for task in pack
-            ]  # before a run is marked RUNNING
+            configs = [validate(from_dict(task.config)) for task in pack]  # before RUNNING
+            logdirs = [task.logdir for task in pack]
+            run_ids = [task.run_id for task in pack]
+            outputs = build(configs, logdirs, tracker, run_ids, self.log_files())
             for task in pack:
-                recorders.append(
-                    tracker.start(task.run_id, task.config, task.logdir, self.log_files())
-                )
                 print(
                     f"{_now()} {task.label}: training to {task.config['run']['steps']:,} steps "
                     f"(MLflow run {task.run_id}, logdir {task.logdir})",
                     flush=True,
                 )
-            outputs = [
-                [r, *make_outputs(c, task.logdir)] for r, c, task in zip(recorders, configs, pack)
-            ]
-            trainer = Trainer.packed(configs, [task.logdir for task in pack], outputs)
-            summaries = trainer.run_all(stop=self._stop)
-        except (
-            LogdirBusy
-        ) as error:  # another job trains these runs: their MLflow runs are its business
+            summaries = Trainer.packed(configs, logdirs, outputs).run_all(stop=self._stop)
+        except LogdirBusy as error:  # another job trains these runs: their MLflow runs are its own
             self._record_error(pack, str(error), None)
             return
         except BaseException:  # noqa: BLE001 - recorded, then reported by __call__
-            self._record_error(pack, traceback.format_exc(), tracker, recorders)
+            self._record_error(pack, traceback.format_exc(), tracker, outputs)
             return
-        for task, recorder, summary in zip(pack, recorders, summaries):
+        from dreamerbench.experiments.outputs import end
+
+        for task, run_outputs, summary in zip(pack, outputs, summaries):
             summary = _jsonable(dict(summary))
+            state = "finished" if summary.get("finished") else "stopped (resumable)"
             print(
-                f"{_now()} {task.label}: {'finished' if summary.get('finished') else 'stopped (resumable)'} at "
-                f"{summary.get('steps', 0):,} steps, {summary.get('updates', 0):,} updates, "
-                f"{summary.get('episodes', 0)} episodes, last score {summary.get('last_score')}",
+                f"{_now()} {task.label}: {state} at {summary.get('steps', 0):,} steps, "
+                f"{summary.get('updates', 0):,} updates, {summary.get('episodes', 0)} episodes, "
+                f"last score {summary.get('last_score')}",
                 flush=True,
             )
             try:
-                recorder.end(summary)
+                end(run_outputs, summary)
             except tracking.TrackingUnavailable as error:
                 # The records wait in the logdir; the run stays unfinished, and the
                 # next job of it (a re-run of the sweep) delivers them.
@@ -235,17 +230,20 @@ class SweepJob(submitit.helpers.Checkpointable):
         pack: list[RunTask],
         error: str,
         tracker: tracking.Tracker | None,
-        recorders: list[tracking.RunRecorder] = (),
+        outputs: list[list] = (),
     ) -> None:
-        """Report a failed pack; mark each of its MLflow runs FAILED through `tracker` (None: leave them),
-        those taken up (`recorders`, in pack order) once MLflow holds their deliverable records
-        (:meth:`tracking.RunRecorder.fail`; the trainer settled the logdirs for that)."""
+        """Report a failed pack; mark each of its MLflow runs FAILED through `tracker` (None: leave
+        them): those whose outputs were built (`outputs`, in pack order) are ended with the error
+        (:func:`dreamerbench.experiments.outputs.end`: once MLflow holds their deliverable
+        records; the trainer settled the logdirs for that), the others by `tracker` alone."""
+        from dreamerbench.experiments.outputs import end
+
         labels = ", ".join(f"{task.label} ({task.key})" for task in pack)
         print(f"runs {labels} failed:\n{error}", file=sys.stderr, flush=True)
         for i, task in enumerate(pack):
             self._results[task.key] = {"error": error, "finished": False}
-            if i < len(recorders):
-                recorders[i].fail(error)
+            if i < len(outputs):
+                end(outputs[i], error=error)
             elif tracker is not None:
                 tracker.fail(task.run_id, error, self.log_files())
 

@@ -1,15 +1,19 @@
 """MLflow: the one module that changes MLflow state, and the schema that every reader shares.
 
+Every MLflow write of the project goes through :class:`Tracker` here; the run's recorder
+(:class:`dreamerbench.experiments.outputs.mlflow.RunRecorder`, one of a run's outputs) decides
+what to send and when, and sends it through :class:`Tracker` too.
+
 Recording a run (what ``dreamerbench sweep`` and its jobs do; a single ``train`` run
 does the same with a RunSpec of its own)::
 
-    tracker = Tracker(uri)                               # one line naming the URI if unreachable
-    experiment_id = tracker.experiment(name)             # created if missing (race-safe)
-    run_id = tracker.schedule(experiment_id, run, logdir_for)   # SCHEDULED, with tags and params
-    recorder = tracker.start(run_id, config, logdir)     # RUNNING, with the job's tags
-    summary = Trainer(config, logdir, [recorder]).run()  # recorder.publish(logdir) after each save
-    recorder.end(summary)                                # FINISHED once MLflow holds every record
-    recorder.fail(error)                                 # or FAILED (after delivering), the error as a tag
+    tracker = Tracker(uri)                             # one line naming the URI if unreachable
+    experiment_id = tracker.experiment(name)           # created if missing (race-safe)
+    run_id = tracker.schedule(experiment_id, run, git, logdir_for)  # SCHEDULED, tags, params
+    outputs = build([config], [logdir], tracker, [run_id])[0]  # RUNNING; experiments.outputs
+    summary = Trainer(config, logdir, outputs).run()   # output.publish(logdir) after each save
+    end(outputs, summary)                              # FINISHED once MLflow holds every record
+    end(outputs, error=traceback)                      # or FAILED (after delivering), error tag
 
 Reading runs (``dreamerbench status``, ``table``, ``plot``): ``Tracker(uri, create=False)``,
 :meth:`Tracker.find_experiment`, :meth:`Tracker.runs`, :func:`runs_by_key`,
@@ -20,10 +24,14 @@ Schema:
 - experiment name = sweep name; the launcher creates it before submitting and
   passes its id to the jobs (concurrent ``set_experiment`` calls race).
 - tags: ``dreamerbench.{run_key,sweep,suite,task,seed,method,grid.<key>}``,
-  ``dreamerbench.{git_commit,git_dirty}``, ``dreamerbench.{slurm_job_id,
+  ``dreamerbench.{git_commit,git_dirty}``, ``dreamerbench.version`` (``dreamerbench.__version__``
+  of the launcher, then of the newest job that trained the run), ``dreamerbench.{slurm_job_id,
   slurm_array_job_id,slurm_array_task_id,host,local_pid}``, ``dreamerbench.logdir``,
   ``dreamerbench.steps_done`` (step of the newest record MLflow holds),
   ``dreamerbench.delivered`` (bytes of each JSONL file of the logdir MLflow holds),
+  ``dreamerbench.delivered_files`` (what those bytes count: the run id, the logdir and the
+  :func:`dreamerbench.core.records.head` of each file; another logdir is refused, another
+  timeline delivered from its start),
   ``dreamerbench.resumed_at`` (``steps_done`` when a job took the run up again),
   ``dreamerbench.budget_steps`` (``run.steps`` the newest job trains to: a larger
   ``steps`` continues a finished run, and params cannot change; :func:`budget_steps`),
@@ -39,8 +47,8 @@ Schema:
   record, and a reader pairs an episode's fields by (step, timestamp).
 - artifacts: ``config.yaml`` (resolved config), ``summary.json`` (final summary) and
   ``media/<kind>-<step>.gif`` (episode videos and open-loop reports, ``run.video_every``),
-  each uploaded once it is final (:func:`dreamerbench.core.records.deliverable_media`); a file MLflow
-  holds already is not sent again; ``logs/`` (the job's ``job.log``, or Slurm's stdout and
+  each uploaded once it is final (:func:`dreamerbench.core.records.deliverable_media`); a file
+  MLflow holds already is not sent again; ``logs/`` (the job's ``job.log``, or Slurm's stdout and
   stderr files: uploaded at every checkpoint and when the job ends, finished, requeued or
   failed; tag ``dreamerbench.logs`` names where they are written).
 
@@ -48,15 +56,16 @@ Lifecycle: the launcher creates runs SCHEDULED; a job sets RUNNING when it start
 FINISHED or FAILED at the end, and SCHEDULED again when it stops early to be requeued.
 
 Exactly once: records go to MLflow only from the run's JSONL files, from the byte
-MLflow acknowledged (``dreamerbench.delivered``) up to what
-:func:`dreamerbench.core.records.deliverable` allows (what no resume can cut back any more).
+MLflow acknowledged (``dreamerbench.delivered``, of the timeline ``dreamerbench.delivered_files``
+names) up to what :func:`dreamerbench.core.records.deliverable` allows (what no resume can cut
+back any more): :func:`dreamerbench.core.records.deliver`, the loop every output uses.
 A record delivered twice (a cursor update lost with the connection) has the same
 (key, value, step, timestamp) and MLflow keeps it once. A store that cannot be reached
 only delays delivery: the records wait on disk, and the next job of the run (a re-run
 of the sweep resubmits it) delivers them; a run is FINISHED only once MLflow holds all.
 A run that fails is marked FAILED after MLflow took what its resume's checkpoint covers
-(:func:`dreamerbench.agent.rundir.settle_pack` makes that deliverable; what came after that checkpoint
-is trained again by ``--rerun-failed`` and delivered then).
+(:func:`dreamerbench.agent.rundir.settle_pack` makes that deliverable; what came after that
+checkpoint is trained again by ``--rerun-failed`` and delivered then).
 """
 
 from __future__ import annotations
@@ -73,19 +82,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from dreamerbench import __version__
 from dreamerbench.agent.config import flatten, to_dict
 from dreamerbench.core.files import FileLock, StorageError, file_in_the_way
-from dreamerbench.core.records import (
-    LOGS,
-    deliverable,
-    deliverable_media,
-    named_values,
-    read_records,
-)
+from dreamerbench.core.records import Record
 
 TAG = "dreamerbench."
 STEPS_TAG = TAG + "steps_done"
 DELIVERED_TAG = TAG + "delivered"
+DELIVERED_FILES_TAG = TAG + "delivered_files"
+LOGDIR_TAG = TAG + "logdir"
 METRICS_PER_BATCH = 1000  # MLflow's limit per log_batch call
 PARAMS_PER_BATCH = 100  # MLflow's limit per log_batch call
 ACTIVE_STATES = ("SCHEDULED", "RUNNING")
@@ -185,7 +191,8 @@ class Tracker:
             lock.release()
 
     def call(self, method: Callable, *args, **kwargs):
-        """``method(*args, **kwargs)`` of the MLflow client; an unreachable store raises TrackingUnavailable.
+        """``method(*args, **kwargs)`` of the MLflow client; an unreachable store raises
+        TrackingUnavailable.
 
         A sqlite store is tried three times over about 3 s: other jobs writing to it
         make it busy ("database is locked") for a moment.
@@ -209,19 +216,21 @@ class Tracker:
                 reason = error
             if attempt + 1 < attempts:
                 time.sleep(2**attempt)
-        raise TrackingUnavailable(f"MLflow at {self.uri} failed: {_first_line(reason)}")
+        raise TrackingUnavailable(f"MLflow at {self.uri} failed: {first_line(reason)}")
 
     # ------------------------------------------------------------------ reading
 
     def find_experiment(self, name: str):
-        """The experiment called `name`; ValueError naming the ones there are if it does not exist."""
+        """The experiment called `name`; ValueError naming the ones there are if it does not
+        exist."""
         experiment = self.call(self.client.get_experiment_by_name, name)
         if experiment is None:
             names = [
                 e.name for e in self.call(self.client.search_experiments) if e.name != "Default"
             ]
             raise ValueError(
-                f"experiment={name!r} does not exist in {self.uri}; allowed: {', '.join(names) or '(none)'}"
+                f"experiment={name!r} does not exist in {self.uri}; "
+                f"allowed: {', '.join(names) or '(none)'}"
             )
         return experiment
 
@@ -313,7 +322,7 @@ class Tracker:
             run_name=f"{run.task}-seed{run.seed}-{run.key[:6]}",
         )
         run_id = created.info.run_id
-        tags = [RunTag(TAG + "logdir", logdir_for(run_id)), RunTag(STEPS_TAG, "0")]
+        tags = [RunTag(LOGDIR_TAG, logdir_for(run_id)), RunTag(STEPS_TAG, "0")]
         params = [Param(k, v) for k, v in sorted(run_params(run).items())]
         for start in range(0, max(len(params), 1), PARAMS_PER_BATCH):
             self.call(
@@ -338,9 +347,9 @@ class Tracker:
         )
 
     def fail(self, run_id: str, error: str, logs: Sequence[str | Path] = ()) -> None:
-        """Mark a run FAILED with `error` (its last 4000 characters) as the ``dreamerbench.error`` tag,
-        after uploading the job's `logs` (:meth:`upload_logs`); an unreachable store is reported on
-        stderr, not raised (the job is failing already)."""
+        """Mark a run FAILED with `error` (its last 4000 characters) as the ``dreamerbench.error``
+        tag, after uploading the job's `logs` (:meth:`upload_logs`); an unreachable store is
+        reported on stderr, not raised (the job is failing already)."""
         try:
             self.tag(run_id, {"error": error[-4000:]})
             self.upload_logs(run_id, logs)
@@ -363,7 +372,7 @@ class Tracker:
                 self.call(self.client.log_artifact, run_id, str(path), "logs")
             except (StorageError, MlflowException, OSError) as error:
                 print(
-                    f"warning: could not upload {path} to MLflow run {run_id}: {_first_line(error)}",
+                    f"warning: could not upload {path} to MLflow run {run_id}: {first_line(error)}",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -374,8 +383,10 @@ class Tracker:
         config: Mapping[str, Any],
         logdir: str | Path,
         logs: Sequence[str | Path] = (),
-    ) -> RunRecorder:
-        """Mark a run RUNNING with this job's tags and its config artifact; its recorder.
+    ):
+        """Mark a run RUNNING with this job's tags and its config artifact; its recorder
+        (:class:`dreamerbench.experiments.outputs.mlflow.RunRecorder`, made first: a run that
+        belongs to another logdir is refused before anything is written).
 
         A run taken up again (resumed, or a finished one continued to a larger
         ``run.steps``) keeps its id; its ``budget_steps`` tag says the budget now.
@@ -383,165 +394,57 @@ class Tracker:
         and stderr): the recorder uploads them as artifacts (:meth:`RunRecorder.upload_logs`)
         and the ``logs`` tag names them.
         """
+        from dreamerbench.experiments.outputs.mlflow import RunRecorder
+
+        recorder = RunRecorder(self, run_id, logdir, logs)
         tags = job_tags()
         if logs:
             tags["logs"] = ", ".join(str(path) for path in logs)
         budget = dict(config.get("run") or {}).get("steps")
         if budget is not None:
             tags["budget_steps"] = str(budget)
-        done = self.run(run_id).data.tags.get(STEPS_TAG, "0") or "0"
-        if int(done):
-            tags["resumed_at"] = done  # what MLflow held when this job took the run up
+        if recorder.steps_done:
+            tags["resumed_at"] = str(recorder.steps_done)  # what MLflow held when the job began
         self.tag(run_id, tags)
         self.call(self.client.update_run, run_id, status="RUNNING")
         self.call(self.client.log_dict, run_id, dict(config), "config.yaml")
-        return RunRecorder(self, run_id, logdir, logs)
+        return recorder
 
-
-class RunRecorder:
-    """One MLflow run while a job trains it: a trainer Output (``publish``) plus its end.
-
-    Delivers the logdir's records from the byte MLflow acknowledged
-    (``dreamerbench.delivered``) to what :func:`dreamerbench.core.records.deliverable` allows.
-    """
-
-    def __init__(
-        self, tracker: Tracker, run_id: str, logdir: str | Path, logs: Sequence[str | Path] = ()
-    ):
-        self.tracker, self.run_id, self.logdir = tracker, run_id, Path(logdir)
-        self.logs = [Path(path) for path in logs]
-        tags = tracker.run(run_id).data.tags
-        delivered = json.loads(tags.get(DELIVERED_TAG) or "{}")
-        self.cursor = {name: int(delivered.get(name, 0)) for name in LOGS}
-        self.steps_done = int(tags.get(STEPS_TAG, "0") or 0)
-        self._warned = False
-
-    def publish(self, logdir: Path) -> None:
-        """Deliver what is deliverable from `logdir` (the recorder's own; the trainer names it for
-        outputs that do not know it); an unreachable store only delays it (one warning, then quiet)."""
-        try:
-            self._deliver()
-            self._warned = False
-        except TrackingUnavailable as error:
-            if not self._warned:
-                print(
-                    f"warning: {error}; the records wait in {self.logdir} and are delivered later",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            self._warned = True
-        self.upload_logs()
-
-    def upload_logs(self) -> None:
-        """Upload the job's log files (:meth:`Tracker.upload_logs`): at every checkpoint and when
-        the job ends (finished, stopped to be requeued; :meth:`Tracker.fail` when it failed)."""
-        self.tracker.upload_logs(self.run_id, self.logs)
-
-    def pending(self) -> int:
-        """Bytes of the logdir's records that MLflow does not hold yet."""
-        paths = {name: self.logdir / f"{name}.jsonl" for name in LOGS}
-        return sum(
-            max(0, (path.stat().st_size if path.exists() else 0) - self.cursor[name])
-            for name, path in paths.items()
-        )
-
-    def close(self) -> None:
-        """The trainer stopped the run: deliver what became final (:meth:`end` or :meth:`fail` follow)."""
-        self.publish(self.logdir)
-
-    def end(self, summary: Mapping[str, Any]) -> None:
-        """A finished run: deliver every record, then FINISHED (TrackingUnavailable if MLflow
-        cannot take them all: the run stays unfinished and a re-run delivers them).
-        A run stopped early: deliver what is deliverable, then SCHEDULED (to be resumed)."""
-        if not summary.get("finished"):
-            self.publish(self.logdir)
-            self.tracker.reschedule(self.run_id)
-            return
-        self._deliver()
-        left = self.pending()
-        if left:
-            raise TrackingUnavailable(
-                f"MLflow at {self.tracker.uri} did not take {left} bytes of records of {self.logdir}"
-            )
+    def log_batch(
+        self, run_id: str, metrics: Sequence = (), tags: Mapping[str, str] | None = None
+    ) -> None:
+        """One ``log_batch``: MLflow `metrics` and `tags` (full tag names) stored together."""
         from mlflow.entities import RunTag
 
-        client = self.tracker.client
-        self.upload_logs()
-        self.tracker.call(client.log_dict, self.run_id, dict(summary), "summary.json")
-        self.tracker.call(
-            client.log_batch, self.run_id, tags=[RunTag(STEPS_TAG, str(summary["steps"]))]
-        )
-        self.tracker.call(client.set_terminated, self.run_id, status="FINISHED")
+        run_tags = [RunTag(key, value) for key, value in (tags or {}).items()]
+        self.call(self.client.log_batch, run_id, metrics=list(metrics), tags=run_tags)
 
-    def fail(self, error: str) -> None:
-        """A failed run: deliver what is deliverable (after a failure in the loop, everything its
-        resume's checkpoint covers: :func:`dreamerbench.agent.rundir.settle_pack`), then FAILED
-        (:meth:`Tracker.fail`). Never raises: a store that cannot take the records leaves them
-        on disk (a warning), and the run's next job delivers them from the acknowledged byte."""
-        try:
-            self._deliver()
-        except Exception as delivery_error:  # noqa: BLE001 - the job is failing already
-            print(
-                f"warning: {_first_line(delivery_error)}; the records wait in {self.logdir} and are "
-                "delivered by the run's next job",
-                file=sys.stderr,
-                flush=True,
-            )
-        self.tracker.fail(self.run_id, error, self.logs)
+    def artifacts(self, run_id: str, where: str) -> set[str]:
+        """Names of the files a run holds under the artifact folder `where`."""
+        listed = self.call(self.client.list_artifacts, run_id, where)
+        return {Path(info.path).name for info in listed}
 
-    def _deliver(self) -> None:
-        limits = deliverable(self.logdir)
-        for name in LOGS:
-            path = self.logdir / f"{name}.jsonl"
-            size = path.stat().st_size if path.exists() else 0
-            if size < self.cursor[name]:
-                raise StorageError(
-                    f"{path} has {size} bytes but MLflow run {self.run_id} holds its records up to byte "
-                    f"{self.cursor[name]}: the logdir was replaced; delete the MLflow run to train the run again"
-                )
-            batch, end, step = [], self.cursor[name], self.steps_done
-            for offset, record in read_records(path, self.cursor[name], limits[name]):
-                metrics = record_metrics(name, record)
-                if batch and len(batch) + len(metrics) > METRICS_PER_BATCH:
-                    self._send(name, batch, end, step)
-                    batch = []
-                batch += metrics
-                end, step = offset, max(step, int(record["step"]))
-            if end > self.cursor[name]:
-                self._send(name, batch, end, step)
-        self._deliver_media()
+    def upload(self, run_id: str, path: str | Path, where: str) -> None:
+        """Upload the file `path` to the run's artifact folder `where`."""
+        self.call(self.client.log_artifact, run_id, str(path), where)
 
-    def _deliver_media(self) -> None:
-        """Upload the final media files (videos) that MLflow does not hold yet, under ``media/``."""
-        files = deliverable_media(self.logdir)
-        if not files:
-            return
-        client = self.tracker.client
-        held = {
-            Path(info.path).name
-            for info in self.tracker.call(client.list_artifacts, self.run_id, "media")
-        }
-        for path in files:
-            if path.name not in held:
-                self.tracker.call(client.log_artifact, self.run_id, str(path), "media")
-
-    def _send(self, name: str, metrics: list, end: int, step: int) -> None:
-        """One log_batch: the metrics, and the cursor that says MLflow holds them."""
-        from mlflow.entities import RunTag
-
-        cursor = {**self.cursor, name: end}
-        tags = [RunTag(DELIVERED_TAG, json.dumps(cursor)), RunTag(STEPS_TAG, str(step))]
-        self.tracker.call(self.tracker.client.log_batch, self.run_id, metrics=metrics, tags=tags)
-        self.cursor, self.steps_done = cursor, step
+    def finish(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        """Mark a run FINISHED with its `summary` (``summary.json``; its ``steps`` become
+        ``steps_done``)."""
+        self.call(self.client.log_dict, run_id, dict(summary), "summary.json")
+        self.log_batch(run_id, tags={STEPS_TAG: str(summary["steps"])})
+        self.call(self.client.set_terminated, run_id, status="FINISHED")
 
 
-def record_metrics(file: str, record: Mapping[str, Any]) -> list:
-    """The MLflow metrics of one JSONL record of ``<file>.jsonl`` (see the schema above)."""
+def record_metrics(records: Iterable[Record]) -> list:
+    """The MLflow metrics of JSONL records (:class:`dreamerbench.core.records.Record`; see the
+    schema above): one per value, at the record's step and ``time_ms``."""
     from mlflow.entities import Metric
 
     return [
-        Metric(name, value, int(record["time_ms"]), int(record["step"]))
-        for name, value in named_values(file, record)
+        Metric(name, value, record.time_ms, record.step)
+        for record in records
+        for name, value in record.values
     ]
 
 
@@ -553,7 +456,8 @@ def budget_steps(run) -> int | None:
 
 
 def group_by_key(runs: Iterable) -> dict[str, list]:
-    """run key -> its MLflow runs, the one that counts last (FINISHED before others, then newest)."""
+    """run key -> its MLflow runs, the one that counts last (FINISHED before others, then
+    newest)."""
     groups: dict[str, list] = {}
     for run in runs:
         key = run.data.tags.get(TAG + "run_key")
@@ -604,6 +508,7 @@ def run_tags(run, git: Mapping[str, str]) -> dict[str, str]:
         "task": run.task,
         "seed": str(run.seed),
         "method": run.method,
+        "version": __version__,
         **git,
     }
     for key, value in run.point.items():
@@ -628,11 +533,11 @@ def _param_text(value: Any) -> str:
 
 
 def job_tags() -> dict[str, str]:
-    """Where a job runs (names without the tag prefix): host and the job of the launcher it runs
-    in (``dreamerbench.experiments.launchers.job_tags``)."""
+    """Where a job runs and what (names without the tag prefix): the dreamerbench version, and
+    the host and job of the launcher it runs in (``dreamerbench.experiments.launchers.job_tags``)."""
     from dreamerbench.experiments import launchers  # they import this module
 
-    return launchers.job_tags()
+    return {**launchers.job_tags(), "version": __version__}
 
 
 def _artifact_root(tracking_uri: str, name: str) -> str | None:
@@ -644,7 +549,8 @@ def _artifact_root(tracking_uri: str, name: str) -> str | None:
 
 
 def _check_server(uri: str, timeout_s: float = 5.0) -> None:
-    """GET ``/health`` of an MLflow server; TrackingUnavailable naming `uri` if it does not answer."""
+    """GET ``/health`` of an MLflow server; TrackingUnavailable naming `uri` if it does not
+    answer."""
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as response:
             if response.status == 200:
@@ -653,10 +559,13 @@ def _check_server(uri: str, timeout_s: float = 5.0) -> None:
     except (urllib.error.URLError, OSError) as error:
         reason = str(getattr(error, "reason", error))
     raise TrackingUnavailable(
-        f"MLflow tracking server {uri} does not answer ({reason}); start it, or pass another --tracking-uri"
+        f"MLflow tracking server {uri} does not answer ({reason}); start it, or pass another "
+        "--tracking-uri"
     )
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (its type's name if it has none), at most 300
+    characters."""
     text = str(error).strip()
     return (text.splitlines()[0] if text else type(error).__name__)[:300]

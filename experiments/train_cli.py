@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import threading
+import traceback
 from pathlib import Path
 
 from dreamerbench.agent.config import SEED_MAX, hint
@@ -51,7 +52,8 @@ def register(subparsers) -> None:
         "--output",
         type=_outputs_flag,
         metavar="NAME[,NAME]",
-        help="also write the records to tensorboard and/or wandb (sets run.outputs), e.g. --output tensorboard,wandb",
+        help="also write the records to tensorboard and/or wandb (sets run.outputs), "
+        "e.g. --output tensorboard,wandb",
     )
     parser.add_argument(
         "--logdir", required=True, help="run directory (resumed if it holds a checkpoint)"
@@ -98,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         raise refuse(
             "--seeds-per-process",
             args.seeds_per_process,
-            f"an integer in [1, {SEED_MAX - args.seed + 1}] from --seed={args.seed} (seeds end at {SEED_MAX})",
+            f"an integer in [1, {SEED_MAX - args.seed + 1}] from --seed={args.seed} "
+            f"(seeds end at {SEED_MAX})",
         )
     seeds = range(args.seed, last_seed + 1)
     configs = [resolve_config(args.suite, args.task, seed, overrides) for seed in seeds]
@@ -109,28 +112,34 @@ def run(args: argparse.Namespace) -> int:
     )
     for logdir in [args.logdir, *logdirs]:  # the text first: '' would be the current folder
         check_logdir(logdir)
-    tracked = []
+    tracker, run_ids = None, []
     if args.tracking_uri:
         from dreamerbench.experiments import train_tracking
 
-        tracked = train_tracking.start(args.tracking_uri, args.experiment, configs, logdirs)
+        tracker, run_ids = train_tracking.start(
+            args.tracking_uri, args.experiment, configs, logdirs
+        )
     stop = threading.Event()
     # Ctrl-C and SIGTERM stop at the next safe point, after a checkpoint.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    from dreamerbench.experiments.outputs import make_outputs
+    from dreamerbench.agent.rundir import LogdirBusy
+    from dreamerbench.experiments.outputs import build, end
 
-    recorders = [[recorder] for recorder in tracked] if tracked else [[] for _ in configs]
-    outputs = [
-        [*mine, *make_outputs(config, logdir)]
-        for mine, config, logdir in zip(recorders, configs, logdirs)
-    ]
-    if len(configs) == 1:
-        summaries = [Trainer(configs[0], logdirs[0], outputs[0]).run(stop)]
-    else:
-        summaries = Trainer.packed(configs, logdirs, outputs).run_all(stop)
-    if tracked:
-        train_tracking.finish(tracked, summaries)
+    outputs = build(configs, logdirs, tracker, run_ids)
+    try:
+        if len(configs) == 1:
+            summaries = [Trainer(configs[0], logdirs[0], outputs[0]).run(stop)]
+        else:
+            summaries = Trainer.packed(configs, logdirs, outputs).run_all(stop)
+    except LogdirBusy:
+        raise  # another process trains these runs: their outputs are its own
+    except BaseException:
+        for run_outputs in outputs:
+            end(run_outputs, error=traceback.format_exc())
+        raise
+    for run_outputs, summary in zip(outputs, summaries):
+        end(run_outputs, summary)
     for summary in summaries:
         print(json.dumps(summary))
     stopped = [s for s in summaries if not s.get("finished")]
@@ -144,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _outputs_flag(text: str) -> tuple[str, ...]:
-    """``--output tensorboard,wandb`` read as ``run.outputs`` (one line naming what is allowed otherwise)."""
+    """``--output tensorboard,wandb`` read as ``run.outputs`` (one line naming what is allowed
+    otherwise)."""
     import argparse
 
     from dreamerbench.core.reader import ReadError, read

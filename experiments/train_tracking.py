@@ -5,38 +5,54 @@ EXPERIMENT`` read it.
 
 A run's key is :func:`dreamerbench.experiments.spec.run_key` of (experiment, suite, task, seed,
 resolved config): training the same logdir again (a resume) continues the same MLflow
-run, and its :class:`dreamerbench.experiments.tracking.RunRecorder` delivers each record once.
+run, and its recorder (:class:`dreamerbench.experiments.outputs.mlflow.RunRecorder`) delivers
+each record once. The MLflow run of a key records one logdir (its ``dreamerbench.logdir`` tag,
+absolute): a ``train`` of the same key into another logdir is refused before anything is
+created or trained.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from dreamerbench import suites
-from dreamerbench.agent.config import to_dict
+from dreamerbench.core.reader import refuse
 from dreamerbench.experiments import tracking
+from dreamerbench.experiments.outputs.mlflow import logdir_clash
 from dreamerbench.experiments.spec import RunSpec, run_key
 
 
 def start(
     tracking_uri: str | None, experiment: str, configs: Sequence, logdirs: Sequence[Path]
-) -> list:
-    """One RUNNING MLflow run per config (found again on a resume); their recorders, one per config.
+) -> tuple[tracking.Tracker, list[str]]:
+    """(the store, one MLflow run id per config): each run found again by its key (a resume),
+    else created SCHEDULED; :func:`dreamerbench.experiments.outputs.build` takes them up.
 
     ``configs`` are resolved :class:`dreamerbench.agent.config.Config` (``experiment`` a valid
-    name: ``train --experiment`` reads it as :data:`dreamerbench.experiments.spec.NAME`); an
-    unreachable store raises a one-line error before anything is created.
+    name: ``train --experiment`` reads it as :data:`dreamerbench.experiments.spec.NAME`). An
+    unreachable store raises a one-line error before anything is created; a key whose MLflow
+    run records another logdir raises ReadError naming ``--logdir`` (exit 2), before anything
+    is created either.
     """
     tracker = tracking.Tracker(tracking_uri)
     experiment_id = tracker.experiment(experiment)
     existing = tracking.runs_by_key(tracker.runs(experiment_id))
-    git = tracking.git_state()
-    recorders = []
+    specs = []
     for config, logdir in zip(configs, logdirs):
         suite = suites.get_suite(config.suite)
         key = run_key(experiment, suite.name, config.task, config.seed, config)
+        found = existing.get(key)
+        clash = found and logdir_clash(found, logdir)
+        if clash:
+            raise refuse(
+                "--logdir",
+                str(logdir),
+                f"the logdir of the MLflow run of this task, seed and config in --experiment "
+                f"{experiment} ({clash}), or another --experiment",
+            )
+        protocol = suite.resolve_protocol(config.env)
         spec = RunSpec(
             key,
             experiment,
@@ -46,20 +62,13 @@ def start(
             "dreamerbench",
             {},
             config,
-            suite.resolve_protocol(config.env),
+            protocol,
         )
-        found = existing.get(key)
-        run_id = (
-            found.info.run_id
-            if found
-            else tracker.schedule(experiment_id, spec, git, lambda _: str(logdir))
-        )
-        recorders.append(tracker.start(run_id, to_dict(config), logdir))
-    return recorders
-
-
-def finish(recorders: Sequence, summaries: Sequence[Mapping[str, Any]]) -> None:
-    """FINISHED once MLflow holds every record of a run that reached its budget; a run stopped
-    early stays resumable (training the same logdir again continues it)."""
-    for recorder, summary in zip(recorders, summaries):
-        recorder.end(summary)
+        specs.append((found, spec, os.path.abspath(logdir)))
+    git = tracking.git_state()
+    return tracker, [
+        found.info.run_id
+        if found
+        else tracker.schedule(experiment_id, spec, git, lambda _, where=logdir: str(where))
+        for found, spec, logdir in specs
+    ]

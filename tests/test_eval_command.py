@@ -148,7 +148,8 @@ def test_eval_and_export_refuse_a_directory_without_a_run(tmp_path, capsys):
 
 
 def _saved_logdir(root: Path, saves: int = 2) -> Path:
-    """A logdir with a valid config and `saves` checkpoints (steps 10, 20, ...) of stand-in state bytes (no training)."""
+    """A logdir with a valid config and `saves` checkpoints (steps 10, 20, ...) of stand-in state
+    bytes (no training)."""
     from test_rundir import config
 
     from dreamerbench.agent.rundir import RunDir
@@ -169,7 +170,8 @@ def _saved_logdir(root: Path, saves: int = 2) -> Path:
 
 
 def test_eval_and_export_refuse_a_corrupt_config_in_one_line_as_train_does(tmp_path, capsys):
-    """New-user test, fault 1: a corrupt LOGDIR/config.yaml gave a yaml.parser.ParserError traceback."""
+    """New-user test, fault 1: a corrupt LOGDIR/config.yaml gave a yaml.parser.ParserError
+    traceback."""
     from dreamerbench.experiments.cli import main
 
     logdir = _saved_logdir(tmp_path)
@@ -221,7 +223,8 @@ def test_eval_and_export_warn_as_the_trainer_does_when_falling_back_to_an_older_
     _, ckpt, data, step = newest_state(logdir)
     assert (ckpt, data, step) == (older, b"state 0", 10)
     assert capsys.readouterr().err == (
-        f"warning: {state} is damaged: its SHA-256 differs from the manifest's; trying an older checkpoint\n"
+        f"warning: {state} is damaged: its SHA-256 differs from the manifest's; "
+        "trying an older checkpoint\n"
     )
 
 
@@ -229,7 +232,8 @@ def test_eval_and_export_warn_as_the_trainer_does_when_falling_back_to_an_older_
     "junk", [b"\xff\xfejunk", b"[]", b'{"state.msgpack": 1}', b'{"state.msgpack": {"bytes": "x"}}']
 )
 def test_a_checkpoint_with_a_junk_manifest_is_named_not_called_missing(tmp_path, capsys, junk):
-    """New-user test, fault 4: the only checkpoint with a junk manifest was reported as no checkpoint."""
+    """New-user test, fault 4: the only checkpoint with a junk manifest was reported as no
+    checkpoint."""
     from dreamerbench.core import checkpoint
     from dreamerbench.experiments.cli import main
 
@@ -248,8 +252,9 @@ def test_a_checkpoint_with_a_junk_manifest_is_named_not_called_missing(tmp_path,
 
 @pytest.mark.slow
 def test_export_write_failures_and_bad_policy_files_are_one_line(trained, tmp_path, capsys):
-    """New-user test, faults 2 and 3: a failed write named the temporary path (exit 2); a truncated or
-    empty policy file raised BadZipFile or EOFError; a wrongly shaped observation reached the network."""
+    """New-user test, faults 2 and 3: a failed write named the temporary path (exit 2); a truncated
+    or empty policy file raised BadZipFile or EOFError; a wrongly shaped observation reached the
+    network."""
     from dreamerbench.agent import load_policy
     from dreamerbench.experiments.cli import main
 

@@ -1,4 +1,5 @@
-"""Records reach a real MLflow store (sqlite) exactly once: identity, delivery from disk, batching, naming.
+"""Records reach a real MLflow store (sqlite) exactly once: identity, delivery from disk, batching,
+naming.
 
 Each test names the fault of issue 11 it covers.
 """
@@ -20,7 +21,9 @@ from test_rundir import EPISODE, _StopAfter, config, records
 from dreamerbench.agent.rundir import Counters, RunDir
 from dreamerbench.agent.trainer import Trainer
 from dreamerbench.analysis import load_runs
+from dreamerbench.core.records import Record, named_values
 from dreamerbench.experiments import tracking
+from dreamerbench.experiments.outputs.mlflow import RunRecorder
 from dreamerbench.experiments.spec import expand, parse_spec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,7 +54,8 @@ def experiment(store) -> str:
 
 
 def scheduled(store, logdir, seed=0):
-    """An MLflow run for sweep run `seed` of SPEC, as the launcher creates it, started as a job does."""
+    """An MLflow run for sweep run `seed` of SPEC, as the launcher creates it, started as a job
+    does."""
     tracker, experiment_id = store
     run = expand(parse_spec(SPEC))[seed]
     run_id = tracker.schedule(experiment_id, run, tracking.git_state(), lambda _: str(logdir))
@@ -67,7 +71,8 @@ def history(store, run_id, key):
 
 
 def test_sixteen_equal_episodes_at_one_step_reach_mlflow_as_sixteen(store, tmp_path):
-    """Issue 11, fault 1: MLflow kept 2 of 16 episodes that ended at one step (ten scored 1000, six 0)."""
+    """Issue 11, fault 1: MLflow kept 2 of 16 episodes that ended at one step (ten scored 1000, six
+    0)."""
     logdir = tmp_path / "run"
     _, recorder = scheduled(store, logdir)
     with RunDir(logdir) as run:
@@ -95,7 +100,8 @@ def test_sixteen_equal_episodes_at_one_step_reach_mlflow_as_sixteen(store, tmp_p
 
 
 def test_delivering_a_record_twice_is_a_no_op(store, tmp_path):
-    """A cursor update lost with the connection makes the next job deliver records again: MLflow keeps one."""
+    """A cursor update lost with the connection makes the next job deliver records again: MLflow
+    keeps one."""
     logdir = tmp_path / "run"
     _, recorder = scheduled(store, logdir)
     with RunDir(logdir) as run:
@@ -106,7 +112,7 @@ def test_delivering_a_record_twice_is_a_no_op(store, tmp_path):
     recorder.end(summary)
     before = history(store, recorder.run_id, "episode/score")
     store[0].tag(recorder.run_id, {"delivered": "{}"})  # MLflow "forgot" that it holds them
-    again = tracking.RunRecorder(store[0], recorder.run_id, logdir)
+    again = RunRecorder(store[0], recorder.run_id, logdir)
     assert again.pending() > 0
     again.end(summary)
     assert history(store, recorder.run_id, "episode/score") == before and len(before) == 3
@@ -114,7 +120,8 @@ def test_delivering_a_record_twice_is_a_no_op(store, tmp_path):
 
 
 def test_records_reach_mlflow_only_once_no_resume_can_cut_them_back(store, tmp_path):
-    """Records covered by the newest checkpoint only wait: a resume may still fall back behind them."""
+    """Records covered by the newest checkpoint only wait: a resume may still fall back behind
+    them."""
     logdir = tmp_path / "run"
     _, recorder = scheduled(store, logdir)
     stop = threading.Event()
@@ -185,7 +192,8 @@ def test_a_large_delivery_is_split_into_batches(store, tmp_path):
 
 
 def test_table_warns_when_a_run_key_has_several_mlflow_runs(store, tmp_path):
-    """Issue 11, fault 3: a race left two MLflow runs for one key; the table counted both silently."""
+    """Issue 11, fault 3: a race left two MLflow runs for one key; the table counted both
+    silently."""
     for index, scores in enumerate(([100.0, 300.0], [])):
         logdir = tmp_path / f"run{index}"
         _, recorder = scheduled(store, logdir)
@@ -238,7 +246,8 @@ def _free_port() -> int:
 
 @pytest.mark.parametrize("command", ["sweep", "status", "table"])
 def test_an_unreachable_server_is_one_line_naming_it_within_seconds(tmp_path, command):
-    """Issue 11, fault 2: a down server made `sweep` hang about 4 minutes per call, then a traceback."""
+    """Issue 11, fault 2: a down server made `sweep` hang about 4 minutes per call, then a
+    traceback."""
     uri = f"http://127.0.0.1:{_free_port()}"
     spec = tmp_path / "records.yaml"
     spec.write_text(SPEC)
@@ -266,10 +275,9 @@ def test_an_unreachable_server_is_one_line_naming_it_within_seconds(tmp_path, co
 
 def test_unknown_record_kind():
     with pytest.raises(ValueError, match="kind='video'; allowed: episode, train, fps, eval"):
-        tracking.record_metrics("metrics", {"kind": "video", "step": 1, "time_ms": 1, "score": 1.0})
-    (metric,) = tracking.record_metrics(
-        "eval", {"index": 0, "step": 1, "time_ms": 1, "score": 2.0, "mode": "greedy"}
-    )[1:]
+        list(named_values("metrics", {"kind": "video", "step": 1, "time_ms": 1, "score": 1.0}))
+    record = {"index": 0, "step": 1, "time_ms": 1, "score": 2.0, "mode": "greedy"}
+    (metric,) = tracking.record_metrics([Record(1, 1, list(named_values("eval", record)))])[1:]
     assert (metric.key, metric.value, metric.step) == ("eval/score", 2.0, 1)
 
 

@@ -31,7 +31,8 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    """A real ``mlflow server`` on 127.0.0.1 (sqlite backend) that a test can stop and start again."""
+    """A real ``mlflow server`` on 127.0.0.1 (sqlite backend) that a test can stop and start
+    again."""
 
     def __init__(self, root: Path):
         self.root, self.port = root, free_port()
@@ -73,7 +74,8 @@ class MlflowServer:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise AssertionError(
-                    f"mlflow server did not come up: {(self.root / 'server.log').read_text()[-2000:]}"
+                    "mlflow server did not come up: "
+                    f"{(self.root / 'server.log').read_text()[-2000:]}"
                 )
             time.sleep(0.5)
 
@@ -253,9 +255,9 @@ def test_records_of_an_outage_to_the_end_arrive_after_a_restart_and_only_then_fi
 def test_a_run_failing_while_the_server_is_down_delivers_its_records_once_on_resume(
     tmp_path, mlflow_server
 ):
-    """Issue 15 (A): the failure path must not crash when MLflow cannot take the failed run's records,
-    and the next job of the run delivers them, each once (tests/test_sweep_failed.py has the same
-    run with the server up)."""
+    """Issue 15 (A): the failure path must not crash when MLflow cannot take the failed run's
+    records, and the next job of the run delivers them, each once (tests/test_sweep_failed.py has
+    the same run with the server up)."""
     spec = tiny_spec(
         tmp_path,
         "fails",
@@ -295,8 +297,9 @@ def test_a_run_failing_while_the_server_is_down_delivers_its_records_once_on_res
         f"could not mark run {run.info.run_id} FAILED" in log
         and "the simulator crashed after 150 steps" in log
     ), log
-    # Not FAILED (the server was down), so the next sweep resumes it; MLflow holds what it took at the
-    # last save (what the older checkpoint covered); the logdir keeps the checkpoint the resume takes.
+    # Not FAILED (the server was down), so the next sweep resumes it; MLflow holds what it took at
+    # the last save (what the older checkpoint covered); the logdir keeps the checkpoint the resume
+    # takes.
     assert run.info.status == "RUNNING"
     assert [
         int(m.step) for m in tracker.client.get_metric_history(run.info.run_id, "episode/index")

@@ -25,7 +25,7 @@ from dreamerbench.agent.trainer import Trainer
 from dreamerbench.core import checkpoint
 from dreamerbench.core.checkpoint import CheckpointError
 from dreamerbench.core.files import DiskFull
-from dreamerbench.experiments.outputs import make_outputs
+from dreamerbench.experiments.outputs import build
 
 REPO = Path(__file__).resolve().parent.parent
 EPISODE = 126  # observations per episode, the reset one included
@@ -55,7 +55,7 @@ def train(logdir, steps, stop_after_saves=None, **extra):
     many saves."""
     stop = threading.Event()
     cfg = config(steps, **extra)
-    outputs = make_outputs(cfg, logdir) + (
+    outputs = build([cfg], [logdir])[0] + (
         [_StopAfter(stop_after_saves, stop)] if stop_after_saves else []
     )
     return Trainer(cfg, logdir, outputs, make_agent=StubAgent).run(stop)

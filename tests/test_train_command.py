@@ -166,3 +166,79 @@ def test_bad_input_names_the_field_and_the_allowed_values(tmp_path, args, messag
     assert message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+def _delivered(uri):
+    """The ``dreamerbench.delivered`` cursor of the one run of experiment ``train`` (None while
+    there is none; the store may be mid-creation by the training process)."""
+    from dreamerbench.experiments import tracking
+
+    try:
+        tracker = tracking.Tracker(uri, create=False)
+        (run,) = tracker.runs(tracker.find_experiment("train").experiment_id)
+    except Exception:  # noqa: BLE001 - not there yet
+        return None
+    return json.loads(run.data.tags.get(tracking.DELIVERED_TAG) or "{}")
+
+
+@pytest.mark.slow
+def test_a_fresh_start_after_the_only_checkpoint_is_damaged_reaches_mlflow_as_its_own_timeline(
+    tmp_path,
+):
+    """Issue 21: the old timeline's MLflow cursor applied to the new file ("metrics.jsonl is
+    damaged: the line at byte 1772") once a run whose only checkpoint was damaged started afresh."""
+    from dreamerbench.experiments import tracking
+
+    cache, logdir = tmp_path / "jax-cache", tmp_path / "run"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = [*train_command(logdir, cache), "--tracking-uri", uri]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while not any((_delivered(uri) or {}).values()):  # MLflow holds the first checkpoint's records
+        assert process.poll() is None, process.stderr.read().decode()[-3000:]
+        assert time.time() < deadline
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    (only,) = checkpoint.complete(logdir / "checkpoint")
+    (only.path / "state.msgpack").write_bytes(b"damaged")
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "state.msgpack" in again.stderr and "is not the file whose records" in again.stderr
+    tracker = tracking.Tracker(uri, create=False)
+    (run,) = tracker.runs(tracker.find_experiment("train").experiment_id)
+    assert run.info.status == "FINISHED"
+    sizes = {name: (logdir / f"{name}.jsonl").stat().st_size for name in ("episodes", "metrics")}
+    assert {k: v for k, v in _delivered(uri).items() if k in sizes} == sizes
+    history = tracker.client.get_metric_history(run.info.run_id, "episode/score")
+    held = {(m.step, m.timestamp, m.value) for m in history}
+    episodes = read_jsonl(logdir / "episodes.jsonl")
+    assert len(episodes) == 4
+    assert {(e["step"], e["time_ms"], e["score"]) for e in episodes} <= held
+
+
+def test_a_second_logdir_for_one_mlflow_run_is_refused_before_training(tmp_path):
+    """Issue 21: two `train --tracking-uri` of one task, seed and config into different logdirs
+    mapped to one MLflow run, and the second failed after training its whole budget."""
+    from dreamerbench.agent.trainer import resolve_config
+    from dreamerbench.experiments import tracking, train_tracking
+
+    cache, uri = tmp_path / "jax-cache", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sets = ["agent.size=debug", f"run.steps={4 * EPISODE}", *TINY, f"run.compile_cache={cache}"]
+    config = resolve_config("dmc_proprio", "cartpole_balance", 3, sets)  # as the CLI resolves it
+    tracker, (run_id,) = train_tracking.start(uri, "train", [config], [tmp_path / "a"])
+    assert tracker.run(run_id).data.tags[tracking.LOGDIR_TAG] == str(tmp_path / "a")
+
+    refused = subprocess.run(
+        [*train_command(tmp_path / "b", cache), "--tracking-uri", uri],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    (line,) = refused.stderr.strip().splitlines()
+    assert f"--logdir='{tmp_path / 'b'}' is not allowed" in line
+    assert f"MLflow run {run_id} records the logdir {tmp_path / 'a'}" in line
+    assert not (tmp_path / "b").exists()
+    assert tracker.run(run_id).info.status == "SCHEDULED"

@@ -213,7 +213,10 @@ def test_tensorboard_and_offline_wandb_hold_the_metrics(tmp_path, monkeypatch):
     losses = [r for r in records(tmp_path / "metrics.jsonl") if r["kind"] == "train"]
 
     events = EventAccumulator(str(tmp_path / "tensorboard")).Reload()
-    scalars = lambda tag: [(e.step, pytest.approx(e.value)) for e in events.Scalars(tag)]  # noqa: E731
+
+    def scalars(tag):
+        return [(e.step, pytest.approx(e.value)) for e in events.Scalars(tag)]
+
     assert scalars("episode/score") == [(r["step"], r["score"]) for r in episodes]
     assert scalars("eval/score") == [(r["step"], r["score"]) for r in evals]
     assert scalars("train/loss") == [(r["step"], r["loss"]) for r in losses]
@@ -232,6 +235,7 @@ def test_tensorboard_and_offline_wandb_hold_the_metrics(tmp_path, monkeypatch):
 def test_videos_and_eval_episodes_reach_mlflow_once_across_a_resume(tmp_path, monkeypatch):
     from dreamerbench.analysis import load_runs
     from dreamerbench.experiments import train_tracking
+    from dreamerbench.experiments.outputs import build, end
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     logdir = tmp_path / "run"
@@ -242,7 +246,9 @@ def test_videos_and_eval_episodes_reach_mlflow_once_across_a_resume(tmp_path, mo
             steps,
             **{"run.video_every": EPISODE, "run.video_render": True, "run.eval_every": 2 * EPISODE},
         )
-        (recorder,) = train_tracking.start(uri, "watch", [cfg], [logdir])
+        tracker, run_ids = train_tracking.start(uri, "watch", [cfg], [logdir])
+        (run_outputs,) = build([cfg], [logdir], tracker, run_ids)
+        (recorder,) = run_outputs
         client = recorder.tracker.client
         real = client.log_artifact
         monkeypatch.setattr(
@@ -260,7 +266,7 @@ def test_videos_and_eval_episodes_reach_mlflow_once_across_a_resume(tmp_path, mo
 
             outputs.append(_StopAfter(stop_after_saves, stop))
         summary = Trainer(cfg, logdir, outputs, make_agent=StubAgent).run(stop)
-        train_tracking.finish([recorder], [summary])
+        end(run_outputs, summary)
         return recorder
 
     session(4 * EPISODE, stop_after_saves=3)
@@ -334,7 +340,8 @@ def test_wandb_without_a_login_is_one_error_and_the_run_resumes_offline(tmp_path
     monkeypatch.setenv("WANDB_API_KEY", "")
     monkeypatch.setenv("WANDB_SILENT", "true")
     logdir = tmp_path / "run"
-    # No login at all: refused at startup, before the logdir is made (it used to fail after training).
+    # No login at all: refused at startup, before the logdir is made (it used to fail after
+    # training).
     with pytest.raises(
         StorageError,
         match=r"^run.outputs has wandb but W&B has no login here \(WANDB_MODE=online, "
@@ -365,7 +372,8 @@ def test_wandb_without_a_login_is_one_error_and_the_run_resumes_offline(tmp_path
 
 
 class _ReportingStub(StubAgent):
-    """The stub plus an open-loop report whose 'prediction' is the replayed vectors shifted by 0.1."""
+    """The stub plus an open-loop report whose 'prediction' is the replayed vectors shifted by
+    0.1."""
 
     def report(self, replays, count):
         out = []
