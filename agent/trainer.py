@@ -15,10 +15,11 @@ Who does what:
 - ``agent/progress.py`` speed records and the progress line;
 - this file             the loop.
 
-Outputs (MLflow: ``experiments/tracking.py``; TensorBoard and W&B: ``agent/outputs.py``)
-get ``publish(logdir)`` after every save of all runs (and after a failure, once
-:func:`dreamerbench.agent.rundir.settle_pack` kept only the checkpoint a resume takes) and read from the files what
-:func:`dreamerbench.core.records.deliverable` (and :func:`dreamerbench.core.records.deliverable_media`) allows:
+Outputs are handed in by the caller (the trainer builds none: ``dreamerbench.experiments.outputs``
+builds MLflow, TensorBoard and W&B). Each gets ``publish(logdir)`` after every save of all runs
+(and after a failure, once :func:`dreamerbench.agent.rundir.settle_pack` kept only the
+checkpoint a resume takes) and ``close()`` when the run stops, and reads from the files what
+:func:`dreamerbench.core.records.deliverable` (and ``deliverable_media``) allows:
 the trainer never hands a record to a store itself.
 
 Besides training: evaluation episodes (``run.eval_every``, ``agent/evaluation.py``),
@@ -115,7 +116,8 @@ class Output(Protocol):
     see the module doc. Whoever made it ends it after the run (``end``, not the trainer's)."""
 
     def publish(self, logdir: Path) -> None:
-        """Called after every save: take the records :func:`dreamerbench.core.records.deliverable` allows."""
+        """Called after every save: take the records that
+        :func:`dreamerbench.core.records.deliverable` allows."""
 
     def close(self) -> None:
         """Called once when the run stops (finished, stopped or failed): take what became final."""

@@ -534,7 +534,8 @@ def _param_text(value: Any) -> str:
 
 def job_tags() -> dict[str, str]:
     """Where a job runs and what (names without the tag prefix): the dreamerbench version, and
-    the host and job of the launcher it runs in (``dreamerbench.experiments.launchers.job_tags``)."""
+    the host and job of the launcher it runs in (:func:`dreamerbench.experiments.launchers
+    .job_tags`)."""
     from dreamerbench.experiments import launchers  # they import this module
 
     return {**launchers.job_tags(), "version": __version__}
