@@ -10,10 +10,11 @@ to the capacity, so a 5M-step default does not reserve memory up front. ``disk``
 only the chunk being filled and samples the full chunks from memory-mapped files, so the
 replay need not fit in RAM.
 
-Persistence (with a `directory`): every `chunk` steps of all envs (the envs add in lockstep)
-are written once, when full, as one chunk (:mod:`dreamerbench.core.chunks`); a checkpoint
-(:meth:`Replay.state_dict`) holds only the chunk being filled, the counters, the online queue
-and the RNG, and names the chunks it covers with their SHA-256. A save therefore costs the
+Persistence (with a `directory`): every `chunk` steps of all envs together (the envs add in
+lockstep, ``chunk // num_envs`` each) are written once, when full, as one chunk
+(:mod:`dreamerbench.core.chunks`); a checkpoint (:meth:`Replay.state_dict`) holds only the
+chunk being filled, the counters, the online queue and the RNG, and names the chunks it covers
+with their SHA-256. A save therefore costs the
 steps since the last chunk, never the whole replay. The start latents are a cache: the chunk
 keeps them as they were when it was written (``memory``), or as training last refreshed them
 (``disk``: writes go to the file), and a resume takes what the chunk holds.
@@ -53,7 +54,8 @@ class Replay:
     ):
         """`specs` maps key -> (per-step shape, dtype); `length` is the window length (T + 1).
 
-        `chunk` steps of every env make one chunk on disk (at most the capacity per env),
+        `chunk` steps, all envs together (``chunk // num_envs`` of each, at least 1 and at most
+        the capacity per env), make one chunk on disk,
         written under `directory` (None: nothing is written, and :meth:`state_dict` refuses);
         ``storage="disk"`` needs a `directory`. `cache` names the keys :meth:`update_latents`
         refreshes (stored without checksum, rewritten in place on disk).
@@ -66,7 +68,7 @@ class Replay:
         self.length = length
         self.online = online
         self.rng = np.random.default_rng(seed)
-        self.chunk = min(chunk, self.capacity)
+        self.chunk = min(max(1, chunk // num_envs), self.capacity)  # per environment
         self.storage = storage
         self.directory = None if directory is None else Path(directory)
         self.cache = frozenset(cache)
@@ -141,32 +143,38 @@ class Replay:
         end = np.maximum(first, self.count - self.length + 1)
         return first, end
 
-    def _places(self, envs: np.ndarray, steps: np.ndarray):
-        """(arrays, mask, env indices, positions) of each storage that steps [B, L] of envs [B]
-        lie in: ``arrays[key][env indices, positions]`` are the steps where `mask` is set."""
-        envs = np.broadcast_to(envs[:, None], steps.shape)
-        if self.storage == "memory":
-            yield self.data, ..., envs, steps % self.size  # `...`: every step
-            return
-        index = steps // self.chunk
-        for k in np.unique(index):
-            mask = index == k
-            arrays = self.tail if k == self.written else self.stored[int(k)]
-            yield arrays, mask, envs[mask], steps[mask] - k * self.chunk
+    def _segments(self, envs: np.ndarray, starts: np.ndarray, length: int):
+        """Where windows of `length` steps from `starts` [B] of `envs` [B] lie with ``disk``
+        storage: (b, window slice, arrays, env, slice of arrays) per piece that lies in one chunk
+        (or the one being filled), so each piece copies as one contiguous slice."""
+        for b, (env, start) in enumerate(zip(envs.tolist(), starts.tolist())):
+            step, end = start, start + length
+            while step < end:
+                k, offset = divmod(step, self.chunk)
+                n = min(end - step, self.chunk - offset)
+                arrays = self.tail if k == self.written else self.stored[k]
+                yield (
+                    b,
+                    slice(step - start, step - start + n),
+                    arrays,
+                    env,
+                    slice(offset, offset + n),
+                )
+                step += n
 
-    def _gather(self, envs: np.ndarray, steps: np.ndarray) -> dict[str, np.ndarray]:
-        """Steps [B, L] (global step numbers) of envs [B] as arrays [B, L, ...]."""
+    def _gather(self, envs: np.ndarray, starts: np.ndarray, length: int) -> dict[str, np.ndarray]:
+        """Windows of `length` steps from global steps `starts` [B] of `envs` [B]:
+        [B, length, ...]."""
         if self.storage == "memory":  # one fancy index per key
-            return {
-                key: array[envs[:, None], steps % self.size] for key, array in self.data.items()
-            }
+            positions = (starts[:, None] + np.arange(length)) % self.size
+            return {key: array[envs[:, None], positions] for key, array in self.data.items()}
         out = {
-            key: np.empty((*steps.shape, *shape), dtype)
+            key: np.empty((len(starts), length, *shape), dtype)
             for key, (shape, dtype) in self.specs.items()
         }
-        for arrays, mask, env, position in self._places(envs, steps):
+        for b, window, arrays, env, stored in self._segments(envs, starts, length):
             for key, array in arrays.items():
-                out[key][mask] = array[env, position]
+                out[key][b, window] = array[env, stored]
         return out
 
     def ready(self) -> bool:
@@ -193,7 +201,7 @@ class Replay:
             starts[taken:] = first[envs[taken:]] + (
                 self.rng.random(rest) * counts[envs[taken:]]
             ).astype(np.int64)
-        batch = self._gather(envs, starts[:, None] + np.arange(self.length))
+        batch = self._gather(envs, starts, self.length)
         return batch, envs, starts
 
     def latest(self, count: int) -> dict[str, np.ndarray]:
@@ -211,7 +219,7 @@ class Replay:
         if not envs:
             raise RuntimeError(f"replay holds no window of {self.length} steps yet")
         envs, starts = np.array(envs), np.array(starts)
-        return self._gather(envs, starts[:, None] + np.arange(self.length))
+        return self._gather(envs, starts, self.length)
 
     def update_latents(self, envs, starts, values: Mapping[str, np.ndarray]) -> None:
         """Write fresh latents [batch, length - 1, ...] for steps start+1 .. start+length-1.
@@ -220,10 +228,16 @@ class Replay:
         files in place)."""
         first, _ = self._valid_starts()
         keep = starts + 1 >= first[envs]  # skip windows overwritten meanwhile
-        steps = starts[keep, None] + 1 + np.arange(self.length - 1)
-        for arrays, mask, env, position in self._places(envs[keep], steps):
+        values = {key: np.asarray(value)[keep] for key, value in values.items()}
+        envs, starts = envs[keep], starts[keep] + 1
+        if self.storage == "memory":
+            positions = (starts[:, None] + np.arange(self.length - 1)) % self.size
             for key, value in values.items():
-                arrays[key][env, position] = np.asarray(value)[keep][mask]
+                self.data[key][envs[:, None], positions] = value
+            return
+        for b, window, arrays, env, stored in self._segments(envs, starts, self.length - 1):
+            for key, value in values.items():
+                arrays[key][env, stored] = value[b, window]
 
     # ---------------------------------------------------------- checkpoints
 

@@ -8,6 +8,8 @@
                       each named by the step it was made at and written whole (rename into place)
 - ``checkpoint/``     the last two checkpoints (``agent/checkpoint.py``); each holds the
                       :class:`Counters` and the size of each JSONL file it covers
+- ``replay/``         the replay's chunks (``agent/replay.py``), each written once when full;
+                      a checkpoint names those it covers
 - ``summary.json``    written when the run reaches its budget
 - ``.lock``           held (``flock``) by the one process that trains the run
 
@@ -45,6 +47,7 @@ import yaml
 
 from dreamerbench.agent.config import Config, ConfigError, flatten, to_dict
 from dreamerbench.agent.media import write_video
+from dreamerbench.agent.replay import first_chunk
 from dreamerbench.core import checkpoint
 from dreamerbench.core.checkpoint import Checkpoint, CheckpointError
 from dreamerbench.core.files import (
@@ -107,6 +110,7 @@ class RunDir:
     def __init__(self, logdir: str | Path):
         self.logdir = Path(logdir).expanduser()
         self.checkpoint_dir = self.logdir / "checkpoint"
+        self.replay_dir = self.logdir / "replay"
         self.paths = {name: self.logdir / f"{name}.jsonl" for name in LOGS}
         self.media_dir = self.logdir / "media"
         self.episodes = 0
@@ -201,6 +205,12 @@ class RunDir:
         saved = checkpoint.read_counters(ckpt)
         self._check_covered(ckpt, saved)
         return None, None, saved
+
+    def first_chunks(self) -> list[int]:
+        """The first replay chunk each complete checkpoint names (those before all may go)."""
+        return [
+            first_chunk(c.path / "replay.npz") for c in checkpoint.complete(self.checkpoint_dir)
+        ]
 
     def _check_covered(self, ckpt: Checkpoint, saved: Mapping[str, Any]) -> None:
         for name, path in self.paths.items():

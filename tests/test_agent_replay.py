@@ -131,7 +131,7 @@ def test_memory_and_disk_storage_sample_the_same_windows(tmp_path):
             length=6,
             online=True,
             seed=5,
-            chunk=8,
+            chunk=16,
             storage=storage,
             directory=tmp_path / storage,
             cache=("deter",),
