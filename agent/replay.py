@@ -55,10 +55,10 @@ class Replay:
         """`specs` maps key -> (per-step shape, dtype); `length` is the window length (T + 1).
 
         `chunk` steps, all envs together (``chunk // num_envs`` of each, at least 1 and at most
-        the capacity per env), make one chunk on disk,
-        written under `directory` (None: nothing is written, and :meth:`state_dict` refuses);
-        ``storage="disk"`` needs a `directory`. `cache` names the keys :meth:`update_latents`
-        refreshes (stored without checksum, rewritten in place on disk).
+        the capacity per env), make one chunk, written under `directory` (None: nothing is
+        written, and :meth:`state_dict` refuses); ``storage="disk"`` needs a `directory`.
+        `cache` names the keys :meth:`update_latents` refreshes (stored without checksum,
+        rewritten in place on disk).
         """
         if storage == "disk" and directory is None:
             raise ValueError("replay storage 'disk' needs a directory for its chunks")

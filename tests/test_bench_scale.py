@@ -14,8 +14,6 @@ def test_a_save_writes_at_most_one_chunk_however_large_the_replay(tmp_path, caps
     for record in saves:
         assert record["save_bytes"] < chunk + 10_000, record  # the tail, never the replay
         assert record["save_alloc_bytes"] < 2 * chunk, record
-    disk = [r["rss_anon_bytes"] for r in saves if r["storage"] == "disk"]
-    assert max(disk) - min(disk) < chunk  # the replay grows on disk, not in RAM
     assert {r["cache"] for r in records if r["kind"] == "sample"} == {"ram", "cold", "warm"}
     assert not list(tmp_path.iterdir())  # the benchmark removes what it wrote
 
