@@ -220,6 +220,14 @@ class ReplayConfig:
     """Environment steps kept (oldest dropped first). Range: >= 1, and >= batch_length + 1."""
     online: bool = True
     """Put every fresh window into the next batches before uniform samples."""
+    storage: Literal["memory", "disk"] = "memory"
+    """Where the replay lives while training: ``memory`` (a ring buffer in RAM) or ``disk``
+    (the full chunks memory-mapped from ``<logdir>/replay/``, only the chunk being filled in
+    RAM: a replay larger than RAM still trains; sampling reads from the page cache or disk)."""
+    chunk: PositiveInt = 1024
+    """Steps per replay chunk, all envs together (``chunk // run.envs`` of each, at least 1),
+    each chunk written once to ``<logdir>/replay/`` when full; a checkpoint holds only the steps
+    since the last chunk, fewer than this many. Range: >= 1."""
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@
 - ``checkpoint/``     the last two checkpoints (``core/checkpoint.py``); each holds the
                       :class:`Counters`, the size of each JSONL file it covers and the config
                       it was made with (compared on resume, as ``config.yaml`` is)
+- ``replay/``         the replay's chunks (``agent/replay.py``, ``core/chunks.py``), each written
+                      once when full; a checkpoint names those it covers
 - ``summary.json``    written when the run reaches its budget
 - ``.checkpointed``   written once the run's first checkpoint is complete: from then on its
                       records may have been delivered, so no command empties the logdir
@@ -58,6 +60,7 @@ import yaml
 
 from dreamerbench.agent.config import Config, ConfigError, flatten, to_dict
 from dreamerbench.agent.media import write_video
+from dreamerbench.agent.replay import first_chunk
 from dreamerbench.core import checkpoint
 from dreamerbench.core.checkpoint import Checkpoint, CheckpointError
 from dreamerbench.core.files import (
@@ -123,6 +126,7 @@ class RunDir:
     def __init__(self, logdir: str | Path):
         self.logdir = Path(logdir).expanduser()
         self.checkpoint_dir = self.logdir / "checkpoint"
+        self.replay_dir = self.logdir / "replay"
         self.paths = {name: self.logdir / f"{name}.jsonl" for name in LOGS}
         self.media_dir = self.logdir / "media"
         self.episodes = 0
@@ -236,6 +240,12 @@ class RunDir:
         saved = checkpoint.read_counters(ckpt)
         self._check_covered(ckpt, saved)
         return None, None, saved
+
+    def first_chunks(self) -> list[int]:
+        """The first replay chunk each complete checkpoint names (those before all may go)."""
+        return [
+            first_chunk(c.path / "replay.npz") for c in checkpoint.complete(self.checkpoint_dir)
+        ]
 
     def _check_covered(self, ckpt: Checkpoint, saved: Mapping[str, Any]) -> None:
         for name, path in self.paths.items():

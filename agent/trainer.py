@@ -295,7 +295,7 @@ class Trainer:
         seeds = [run.config.seed for run in self.runs]
         agent = self.make_agent(self.config, envs.obs_space, envs.act_space, seeds)
         for run in self.runs:
-            run.replay = _make_replay(run.config, agent.step_specs, run.envs)
+            run.replay = _make_replay(run.config, agent.step_specs, run.envs, run.dir.replay_dir)
         return agent
 
     def _settle(self) -> None:
@@ -523,6 +523,7 @@ class Trainer:
         pack = [run.config.seed for run in self.runs]
         for run, state in zip(self.runs, agent.get_state()):
             run.dir.save(state, run.replay.state_dict(), counters, pack)
+            run.replay.prune(run.dir.first_chunks())
         # Outputs publish only after every run's checkpoint holds their records.
         for run in self.runs:
             for output in run.outputs:
@@ -535,11 +536,12 @@ class Trainer:
         if loaded is None:
             for run in self.runs:
                 run.dir.start()
+                run.replay.start()
             return Counters()
         agent.set_state([state for _, state, _, _ in loaded])
         for run, (ckpt, _, replay, saved) in zip(self.runs, loaded):
-            run.replay.load_state_dict(replay)
-            counters = run.dir.resume(ckpt, saved)
+            counters = run.dir.resume(ckpt, saved)  # first: it drops later checkpoints, and
+            run.replay.load_state_dict(replay, str(ckpt.path))  # then their chunks go
         return counters
 
     def _latest_score(self) -> float | None:
@@ -553,7 +555,9 @@ def _without_seed(config: Config) -> dict[str, Any]:
     return values
 
 
-def _make_replay(config: Config, step_specs: Mapping[str, tuple], envs: VectorEnv) -> Replay:
+def _make_replay(
+    config: Config, step_specs: Mapping[str, tuple], envs: VectorEnv, directory: Path
+) -> Replay:
     specs = {k: (s.shape, s.dtype) for k, s in envs.obs_space.items()}
     specs.update({key: ((), np.float32 if key == "reward" else bool) for key in SPECIAL_KEYS})
     specs.update({"action": (envs.act_space.shape, envs.act_space.dtype), **step_specs})
@@ -564,4 +568,8 @@ def _make_replay(config: Config, step_specs: Mapping[str, tuple], envs: VectorEn
         config.agent.batch_length + 1,
         config.replay.online,
         seed=config.seed,
+        chunk=config.replay.chunk,
+        storage=config.replay.storage,
+        directory=directory,
+        cache=tuple(step_specs),
     )

@@ -1,10 +1,14 @@
-"""Replay windows, the online queue, growth, latent refresh and checkpoint round trips."""
+"""Replay windows, the online queue, growth, latent refresh, chunks on disk and checkpoint round
+trips."""
+
+import shutil
 
 import numpy as np
 import pytest
 
-from dreamerbench.agent.replay import Replay
-from dreamerbench.core import checkpoint
+from dreamerbench.agent.replay import Replay, first_chunk
+from dreamerbench.core import checkpoint, chunks
+from dreamerbench.core.checkpoint import CheckpointError
 
 SPECS = {"obs": ((2,), np.float32), "image": ((4, 4, 3), np.uint8), "deter": ((3,), np.float16)}
 
@@ -65,12 +69,19 @@ def test_update_latents_writes_steps_after_the_context_step():
     np.testing.assert_array_equal(np.flatnonzero(stored), [6, 7, 8])
 
 
-def test_state_dict_round_trips_through_a_checkpoint(tmp_path):
-    replay = Replay(SPECS, num_envs=2, capacity=24, length=4, online=True, seed=3, initial_size=4)
+@pytest.mark.parametrize("storage", ["memory", "disk"])
+def test_state_dict_round_trips_through_a_checkpoint(tmp_path, storage):
+    chunked = {"storage": storage, "directory": tmp_path / "replay", "chunk": 5}
+    replay = Replay(
+        SPECS, num_envs=2, capacity=24, length=4, online=True, seed=3, initial_size=4, **chunked
+    )
     fill(replay, 31, 2)
     checkpoint.save(tmp_path, 31, b"agent", replay.state_dict(), {"steps": 31})
     agent_state, state, counters = checkpoint.load(checkpoint.complete(tmp_path)[-1])
-    restored = Replay(SPECS, num_envs=2, capacity=24, length=4, online=True, seed=99)
+    # The restored replay continues in a copy of the logdir: both write the chunks that follow.
+    shutil.copytree(tmp_path / "replay", tmp_path / "copy")
+    chunked["directory"] = tmp_path / "copy"
+    restored = Replay(SPECS, num_envs=2, capacity=24, length=4, online=True, seed=99, **chunked)
     restored.load_state_dict(state)
     assert counters == {"steps": 31} and agent_state == b"agent"
     assert list(restored.queue) == list(replay.queue)
@@ -107,3 +118,86 @@ def test_replay_is_empty_until_a_full_window_is_stored():
         replay.sample(1)
     fill(replay, 1, 1)
     assert replay.ready()
+
+
+def test_memory_and_disk_storage_sample_the_same_windows(tmp_path):
+    """`disk` keeps full chunks memory-mapped and only the chunk being filled in RAM; its
+    windows (across chunk borders and the capacity's edge) equal the ring buffer's."""
+    made = {
+        storage: Replay(
+            SPECS,
+            2,
+            capacity=40,
+            length=6,
+            online=True,
+            seed=5,
+            chunk=16,
+            storage=storage,
+            directory=tmp_path / storage,
+            cache=("deter",),
+        )
+        for storage in ("memory", "disk")
+    }
+    for replay in made.values():
+        fill(replay, 53, 2)
+    memory, disk = made["memory"], made["disk"]
+    assert len(disk.stored) < disk.written == 6 and disk.tail["obs"].shape[1] == 8
+    assert isinstance(disk.stored[max(disk.stored)]["image"], np.memmap)
+    for _ in range(5):
+        (a, envs, starts), (b, _, _) = memory.sample(16), disk.sample(16)
+        for key in SPECS:
+            np.testing.assert_array_equal(a[key], b[key])
+        np.testing.assert_array_equal(a["obs"][:, :, 1], starts[:, None] + np.arange(6))
+        latents = np.random.default_rng(0).random((16, 5, 3)).astype(np.float16)
+        memory.update_latents(envs, starts, {"deter": latents})
+        disk.update_latents(envs, starts, {"deter": latents})
+    for key in SPECS:
+        np.testing.assert_array_equal(memory.latest(4)[key], disk.latest(4)[key])
+
+
+def test_each_full_chunk_is_written_once_and_a_save_holds_only_the_rest(tmp_path):
+    replay = Replay(SPECS, 1, 1000, 4, False, 0, chunk=8, directory=tmp_path, cache=("deter",))
+    fill(replay, 20, 1)
+    assert chunks.indices(tmp_path) == [0, 1]
+    state = replay.state_dict()
+    assert state["tail/obs"].shape == (1, 4, 2) and state["chunks"].tolist() == [0, 2]
+    np.testing.assert_array_equal(state["tail/obs"][0, :, 1], [16, 17, 18, 19])
+    stored = chunks.read(tmp_path, 1, replay.digests[1])
+    np.testing.assert_array_equal(stored["obs"][0, :, 1], np.arange(8, 16))
+
+
+def test_a_resume_deletes_later_chunks_and_refuses_a_damaged_one(tmp_path):
+    replay = Replay(SPECS, 1, 1000, 4, False, 0, chunk=8, directory=tmp_path)
+    fill(replay, 10, 1)
+    state = replay.state_dict()
+    fill(replay, 20, 1)  # chunks 1 to 3, not covered by `state`
+    (tmp_path / ".tmp-chunk-000000004-x").mkdir()  # a chunk write killed midway
+    Replay(SPECS, 1, 1000, 4, False, 0, chunk=8, directory=tmp_path).load_state_dict(state)
+    assert chunks.indices(tmp_path) == [0] and not list(tmp_path.glob(".tmp-*"))
+    (tmp_path / chunks.name(0) / "1.npy").write_bytes(b"garbled")
+    with pytest.raises(CheckpointError, match="1.npy is damaged"):
+        Replay(SPECS, 1, 1000, 4, False, 0, chunk=8, directory=tmp_path).load_state_dict(state)
+
+
+def test_chunks_out_of_the_window_are_pruned_only_when_no_checkpoint_names_them(tmp_path):
+    replay = Replay(SPECS, 1, 16, 4, False, 0, chunk=4, directory=tmp_path / "replay")
+    fill(replay, 12, 1)
+    older = checkpoint.save(tmp_path / "ckpt", 12, b"", replay.state_dict(), {}, keep=2)
+    fill(replay, 20, 1)  # the window is steps 16..31: chunks 4..7
+    newer = checkpoint.save(tmp_path / "ckpt", 32, b"", replay.state_dict(), {}, keep=2)
+    assert [first_chunk(c.path / "replay.npz") for c in (older, newer)] == [0, 4]
+    replay.prune([first_chunk(c.path / "replay.npz") for c in (older, newer)])
+    assert chunks.indices(tmp_path / "replay") == list(range(8))  # the older one names 0..2
+    replay.prune([4])
+    assert chunks.indices(tmp_path / "replay") == [4, 5, 6, 7]
+
+
+def test_an_old_format_checkpoint_is_refused_in_one_line(tmp_path):
+    old = {"count": np.array([9]), "queue": np.zeros((0, 2)), "data/obs": np.zeros((1, 9, 2))}
+    replay = Replay(SPECS, 1, 100, 4, False, 0, directory=tmp_path)
+    with pytest.raises(CheckpointError) as error:
+        replay.load_state_dict(old, origin="ckpt-000000000009-1")
+    message = str(error.value)
+    assert (
+        "\n" not in message and "ckpt-000000000009-1 is complete but of an older format" in message
+    )

@@ -22,7 +22,7 @@ from stub_agent import StubAgent
 from dreamerbench.agent.config import ConfigError, resolve_config
 from dreamerbench.agent.rundir import LogdirBusy, RunDir
 from dreamerbench.agent.trainer import Trainer
-from dreamerbench.core import checkpoint
+from dreamerbench.core import checkpoint, chunks
 from dreamerbench.core.checkpoint import CheckpointError
 from dreamerbench.core.files import DiskFull
 from dreamerbench.experiments.outputs import build
@@ -158,7 +158,8 @@ def _changes_files(name, args, kwargs) -> bool:
 
 def _train_killed_at(logdir, steps, k, **extra) -> int:
     """Fork; the child trains and dies (os._exit: no clean-up runs) just before its k-th filesystem
-    call inside a save (counted over all its saves). Returns the child's exit code."""
+    call inside a save or a replay chunk's write (counted over all of them). Returns the child's
+    exit code."""
     pid = os.fork()
     if pid == 0:
         try:
@@ -182,16 +183,19 @@ def _train_killed_at(logdir, steps, k, **extra) -> int:
 
             for module, name in _FS_CALLS:
                 setattr(module, name, counted(f"{module.__name__}.{name}", getattr(module, name)))
-            real_save = RunDir.save
 
-            def save(self, *args, **kwargs):
-                state["inside"] = True
-                try:
-                    return real_save(self, *args, **kwargs)
-                finally:
-                    state["inside"] = False
+            def inside(function):
+                def call(*args, **kwargs):
+                    state["inside"] = True
+                    try:
+                        return function(*args, **kwargs)
+                    finally:
+                        state["inside"] = False
 
-            RunDir.save = save
+                return call
+
+            RunDir.save = inside(RunDir.save)
+            chunks.write = inside(chunks.write)
             train(logdir, steps, **extra)
             os._exit(0)
         except BaseException:  # noqa: BLE001
@@ -199,11 +203,17 @@ def _train_killed_at(logdir, steps, k, **extra) -> int:
     return os.waitpid(pid, 0)[1] >> 8
 
 
-def test_a_kill_at_every_point_of_a_save_and_a_resave_leaves_a_resumable_logdir(tmp_path):
+@pytest.mark.parametrize("chunk", [1024, 6])
+def test_a_kill_at_every_point_of_a_save_and_a_resave_leaves_a_resumable_logdir(tmp_path, chunk):
     """Issue 11, fault 4: a kill while re-saving at the same step left a logdir that could not
-    resume."""
+    resume. With 6-step replay chunks the kills also hit the chunks written between the saves."""
     # Action repeat 50: 20-step episodes keep each of the ~50 kill points cheap.
-    short = {"env.action_repeat": 50, "run.train_start": 10, "run.save_every": 20}
+    short = {
+        "env.action_repeat": 50,
+        "run.train_start": 10,
+        "run.save_every": 20,
+        "replay.chunk": chunk,
+    }
     base = tmp_path / "base"
     train(
         base, 20, **short
@@ -228,6 +238,17 @@ def test_a_kill_at_every_point_of_a_save_and_a_resave_leaves_a_resumable_logdir(
             assert (logdir / "episodes.jsonl").read_bytes() == before and len(episodes) == 2, k
         train_steps = [m["step"] for m in records(logdir / "metrics.jsonl") if m["kind"] == "train"]
         assert train_steps == sorted(set(train_steps)), k  # no metric record twice
+        # The replay directory holds the chunks the last checkpoint names, each whole, and
+        # nothing else (no chunk of the killed timeline, no half-written one).
+        last = checkpoint.complete(logdir / "checkpoint")[-1]
+        _, replay, _ = checkpoint.load(last)
+        written = int(replay["chunks"][1])
+        assert written == (41 // chunk if chunk < 41 else 0), (k, written)
+        assert sorted(p.name for p in (logdir / "replay").glob("*")) == [
+            chunks.name(i) for i in range(written)
+        ], k
+        for i, digest in enumerate(json.loads(bytes(replay["digests"]))):
+            chunks.read(logdir / "replay", i, digest)  # CheckpointError if damaged
         shutil.rmtree(logdir)
         if code == 0:
             break
