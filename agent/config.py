@@ -275,7 +275,8 @@ class RunConfig:
     outputs: tuple[Literal["tensorboard", "wandb"], ...] = ()
     """Outputs beside MLflow that the run's records also go to: ``tensorboard`` (event files in
     ``<logdir>/tensorboard``) and ``wandb`` (Weights & Biases; ``WANDB_MODE=offline`` keeps it
-    in ``<logdir>/wandb``). Each needs its package (``pip install dreamerbench[outputs]``)."""
+    in ``<logdir>/wandb``). Each needs its package (in a checkout:
+    ``pip install -e '.[outputs]'``)."""
 
 
 @dataclass(frozen=True)
