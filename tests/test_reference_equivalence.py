@@ -15,7 +15,8 @@ optimiser and `behavior.imagination_loss`, `behavior.replay_value_loss` and
 `behavior.lambda_return`; the agent itself has no test hooks.
 
 Regenerate the data with the reference's venv (tools/README.md):
-    PYTHONPATH=/work/reference /work/refenv/bin/python -m tools.reference_equivalence --out tests/data
+    PYTHONPATH=/work/reference /work/refenv/bin/python -m tools.reference_equivalence \
+        --out tests/data
 """
 
 from __future__ import annotations
@@ -297,7 +298,8 @@ def test_reference_parameters_map_one_to_one_onto_ours(kind):
 
 
 def test_each_vector_key_has_the_reference_decoder_head_and_the_image_projection_follows():
-    """Names for two vector keys and an image (e.g. Minecraft): per-key heads in sorted order, then sp2."""
+    """Names for two vector keys and an image (e.g. Minecraft): per-key heads in sorted order,
+    then sp2."""
     agent = Dreamer(
         apply_overrides(Config(), {"agent.size": "debug"}),
         {
@@ -317,7 +319,8 @@ def test_each_vector_key_has_the_reference_decoder_head_and_the_image_projection
 
 
 def test_our_defaults_are_the_reference_config():
-    """configs.yaml (e3f0224) as stored with the recording; the tool changed only size, warm-up and B x T."""
+    """configs.yaml (e3f0224) as stored with the recording; the tool changed only size, warm-up
+    and B x T."""
     cfg, ours, size = ref_config(load("vector")), AgentConfig(), SIZES["debug"]
     pairs = {
         "agent.dyn.rssm.deter": size.deter,
@@ -406,7 +409,8 @@ def test_our_defaults_are_the_reference_config():
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_recorded_step_exercises_both_sides_of_every_threshold(kind):
-    """Free bits clip some KL terms and not others; adaptive clipping cuts some gradients and not others."""
+    """Free bits clip some KL terms and not others; adaptive clipping cuts some gradients and not
+    others."""
     data = load(kind)
     kl = data["loss/dyn"]
     assert 0.05 < (kl <= 1.0).mean() < 0.95
@@ -543,7 +547,8 @@ def test_update_and_new_state_match_the_reference(step):
         err = np.abs(np.asarray(ours, np.float64) - ref).max() / lr
         assert err <= UPDATE_TOL, (name, err)
     for name, (ours, ref) in new_param_pairs(step).items():
-        # init + update rounds to float32: allow one unit in the last place besides the update's error.
+        # init + update rounds to float32: allow one unit in the last place besides the
+        # update's error.
         limit = UPDATE_TOL * lr + np.spacing(np.abs(ref).astype(np.float32))
         assert (np.abs(np.asarray(ours, np.float64) - ref) <= limit).all(), name
     # Slow critic s' = (1 - r) s + r p', with the updated critic p': within two float32 ulps of

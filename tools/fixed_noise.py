@@ -67,7 +67,8 @@ class FixedNoise:
 
     @contextlib.contextmanager
     def patched(self, random_module) -> Iterator[FixedNoise]:
-        """Replace `random_module.categorical` and `.normal` (i.e. `jax.random`) inside the block."""
+        """Replace `random_module.categorical` and `.normal` (i.e. `jax.random`) inside the
+        block."""
         import jax.numpy as jnp
 
         def categorical(key, logits, axis=-1, shape=None, **unused):

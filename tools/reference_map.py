@@ -28,7 +28,8 @@ layout. Layouts that agree although the code is organised differently:
   conv0, then imgout, are our Conv_0 .. Conv_{n-1} (n = len(cnn_mults)), and
   ``dec/spnorm``, conv{n-2}norm .. conv0norm are our RMSNorm_0 .. RMSNorm_{n-1}.
 - Our `Dense` (Linear + RMSNorm + SiLU) is the reference's Linear, Norm pair:
-  ``mlp{i}``/``mlp{i}norm`` or ``mlp/linear{i}``/``mlp/norm{i}`` -> Dense_i/Linear_0, Dense_i/RMSNorm_0.
+  ``mlp{i}``/``mlp{i}norm`` or ``mlp/linear{i}``/``mlp/norm{i}`` -> Dense_i/Linear_0,
+  Dense_i/RMSNorm_0.
 
 The optimiser state (chain: AGC, RMS, momentum, learning-rate schedule, in the
 same order on both sides) is named ``opt/state/<i>/...``: see `OPT_STATE`.
@@ -202,7 +203,8 @@ def get_leaf(tree: Mapping, path: tuple[str, ...]):
 
 
 def to_ours(flat: Mapping[str, np.ndarray], layout: Layout, prefix: str = "") -> dict[str, dict]:
-    """Reference parameters {prefix + name: array} -> {'params': our params tree, 'slow_critic': ...}.
+    """Reference parameters {prefix + name: array} -> {'params': our params tree,
+    'slow_critic': ...}.
 
     `prefix` selects e.g. the optimiser's moments (``opt/state/1/1/``); other names are skipped.
     """
@@ -217,8 +219,8 @@ def to_ours(flat: Mapping[str, np.ndarray], layout: Layout, prefix: str = "") ->
 def to_reference(
     trees: Mapping[str, Mapping], names: Iterable[str], layout: Layout
 ) -> dict[str, np.ndarray]:
-    """Our trees {'params': ..., 'slow_critic': ...} (either may be missing) -> {reference name: array}
-    for the reference parameter `names` whose tree is present."""
+    """Our trees {'params': ..., 'slow_critic': ...} (either may be missing) -> {reference
+    name: array} for the reference parameter `names` whose tree is present."""
     flat = {}
     for name in names:
         if is_parameter(name):
