@@ -1,4 +1,9 @@
-"""Record one train step of the reference DreamerV3 for `tests/test_reference_equivalence.py`.
+"""Record the reference DreamerV3 for `tests/test_reference_equivalence.py` and `..._run.py`.
+
+`--records step` (below) writes one train step to ``reference_<kind>.npz``;
+`--records run` writes ``reference_<kind>_run.npz`` from the same starting
+parameters: 50 updates from a fresh optimiser, a policy rollout with episode
+starts inside and the initial parameter statistics (see `record_run`).
 
 The reference is danijar/dreamerv3 at commit e3f0224. This tool imports it at
 run time (nothing of it is copied into this repository) and runs in the
