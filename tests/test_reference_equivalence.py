@@ -15,8 +15,8 @@ optimiser and `behavior.imagination_loss`, `behavior.replay_value_loss` and
 `behavior.lambda_return`; the agent itself has no test hooks.
 
 Regenerate the data with the reference's venv (tools/README.md):
-    PYTHONPATH=/work/reference /work/refenv/bin/python \
-        -m tools.reference_equivalence --out tests/data
+    PYTHONPATH=/work/reference /work/refenv/bin/python -m tools.reference_equivalence \
+        --out tests/data
 """
 
 from __future__ import annotations
@@ -547,8 +547,8 @@ def test_update_and_new_state_match_the_reference(step):
         err = np.abs(np.asarray(ours, np.float64) - ref).max() / lr
         assert err <= UPDATE_TOL, (name, err)
     for name, (ours, ref) in new_param_pairs(step).items():
-        # init + update rounds to float32: allow one unit in the last place besides the update's
-        # error.
+        # init + update rounds to float32: allow one unit in the last place besides the
+        # update's error.
         limit = UPDATE_TOL * lr + np.spacing(np.abs(ref).astype(np.float32))
         assert (np.abs(np.asarray(ours, np.float64) - ref) <= limit).all(), name
     # Slow critic s' = (1 - r) s + r p', with the updated critic p': within two float32 ulps of

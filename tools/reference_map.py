@@ -219,8 +219,8 @@ def to_ours(flat: Mapping[str, np.ndarray], layout: Layout, prefix: str = "") ->
 def to_reference(
     trees: Mapping[str, Mapping], names: Iterable[str], layout: Layout
 ) -> dict[str, np.ndarray]:
-    """Our trees {'params': ..., 'slow_critic': ...} (either may be missing) -> {reference name:
-    array} for the reference parameter `names` whose tree is present."""
+    """Our trees {'params': ..., 'slow_critic': ...} (either may be missing) -> {reference
+    name: array} for the reference parameter `names` whose tree is present."""
     flat = {}
     for name in names:
         if is_parameter(name):
