@@ -246,8 +246,13 @@ class RunConfig:
     """Agent steps collected with the (untrained) policy before the first update (0: update
     as soon as replay holds a batch). Range: >= 0."""
     save_every: PositiveInt = 10_000
-    """Agent steps between checkpoints (the reference's ``run.save_every`` counts seconds).
-    Range: >= 1."""
+    """Agent steps between checkpoints (the reference's ``run.save_every`` counts seconds: see
+    ``save_every_s``). Range: >= 1."""
+    save_every_s: NonNegativeFloat = 900.0
+    """Seconds between checkpoints besides ``save_every`` (0: by steps only). The outputs
+    (MLflow, TensorBoard, W&B) take a run's records at its checkpoints, so they lag the run by
+    at most about this; the reference saves every 900 s too. A save writes only what is new
+    (the replay's chunks are written once), so frequent saves stay cheap. Range: >= 0."""
     log_every: NonNegativeFloat = 30.0
     """Seconds between training-metric records (0: after every update). Range: >= 0."""
     progress: bool = True

@@ -29,6 +29,7 @@ episode videos and open-loop world-model reports (``run.video_every``, ``agent/m
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import threading
 import time
@@ -327,6 +328,7 @@ class Trainer:
         should_eval = Every(schedule.eval_every, counters.steps)
         should_film = Every(schedule.video_every, counters.steps)
         should_save = Every(schedule.save_every, counters.steps, aligned=False)
+        save_clock = Clock(schedule.save_every_s or math.inf)  # 0: by steps only
         obs = [run.envs.reset() for run in self.runs]
         while counters.steps < schedule.steps and not stop.is_set():
             acts = agent.act(obs, counters.policy_calls)
@@ -343,7 +345,7 @@ class Trainer:
                 self._evaluate(agent, counters.steps)
             if should_film(counters.steps):
                 self._start_videos(agent, counters)
-            if should_save(counters.steps):
+            if should_save(counters.steps) | save_clock():  # both schedules move on
                 self._save(agent, counters)
             self._progress.update(counters, self._latest_score())
         return self._finish(agent, counters, obs)

@@ -51,6 +51,7 @@ from dreamerbench.core.reader import flatten as reader_flatten
 BOOKKEEPING = {
     "run.steps": "the budget: a larger one continues a finished run from its checkpoint",
     "run.save_every": "checkpoint cadence",
+    "run.save_every_s": "checkpoint cadence (seconds)",
     "run.log_every": "training-metric record cadence",
     "run.progress": "progress bar on stderr",
     "run.compile_cache": "where compiled XLA programs are cached",

@@ -710,3 +710,35 @@ def test_a_garbled_line_only_the_newest_checkpoint_covers_resumes_the_older(save
     ], err
     assert summaries[0]["updates"] == 3 * EPISODE - 32 + 1
     assert episode_steps(logdir) == [EPISODE - 1, 2 * EPISODE - 1, 3 * EPISODE - 1]
+
+
+@pytest.mark.parametrize("every_s, due", [(0.0, 0), (50.0, 5)])
+def test_saves_follow_the_clock_as_well_so_outputs_lag_by_seconds(
+    tmp_path, monkeypatch, every_s, due
+):
+    """Issue 17 item 6: the outputs take records only at checkpoints, every ``run.save_every``
+    steps (hours at paper scale). With ``run.save_every_s`` a save also comes every that many
+    seconds. A fake clock reads 1 s later at every look (about 1-2 looks per policy step), so
+    over 2 episodes (252 policy steps, no step-scheduled save before the end) 50 s mean at
+    least 5 saves and no more than 252 / 25; 0 turns the clock off."""
+    from dreamerbench.agent import schedule
+
+    now = iter(range(10**9))
+    monkeypatch.setattr(schedule, "time", type("FakeTime", (), {"time": lambda: next(now)}))
+
+    class Saves:
+        steps: list[int] = []
+
+        def publish(self, logdir):
+            self.steps.append(checkpoint.complete(Path(logdir) / "checkpoint")[-1].step)
+
+        def close(self):
+            pass
+
+    saves = Saves()
+    cfg = config(2 * EPISODE, **{"run.save_every": 10**6, "run.save_every_s": every_s})
+    summary = Trainer(cfg, tmp_path, [saves], make_agent=StubAgent).run()
+    assert summary["finished"]
+    mid_run = saves.steps[:-1]  # the last save is the budget's
+    assert saves.steps[-1] == 2 * EPISODE and mid_run == sorted(set(mid_run))
+    assert due <= len(mid_run) <= (2 * EPISODE // 25 if due else 0), mid_run
