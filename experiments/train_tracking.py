@@ -19,6 +19,10 @@ from dreamerbench.agent.config import to_dict
 from dreamerbench.experiments import tracking
 from dreamerbench.experiments.spec import RunSpec, run_key
 
+COMMAND_TAG = "command"
+"""Tag (``dreamerbench.command``) that says a run is trained by ``dreamerbench train`` (value
+``train``), so ``status`` tells how to resume it; sweep runs have none."""
+
 
 def start(
     tracking_uri: str | None, experiment: str, configs: Sequence, logdirs: Sequence[Path]
@@ -54,6 +58,7 @@ def start(
             if found
             else tracker.schedule(experiment_id, spec, git, lambda _: str(logdir))
         )
+        tracker.tag(run_id, {COMMAND_TAG: "train"})
         recorders.append(tracker.start(run_id, to_dict(config), logdir))
     return recorders
 
