@@ -101,9 +101,12 @@ def test_bench_learn_frames_sets_the_frames_of_each_run(tmp_path, monkeypatch):
 
 def test_bench_learn_stops_in_one_line_on_ctrl_c(tmp_path):
     """Ctrl-C reaches the terminal's whole process group: the benchmark and its training."""
-    out = tmp_path / "out"
+    out, published = tmp_path / "out", tmp_path / "published"
+    published.mkdir()
+    (published / "dmc_proprio-dreamerv3.json.gz").touch()  # read only once the runs are done
     process = learn(
         *("curves", "--out", str(out), "--tasks", "cartpole_swingup", "--frames", "1000000"),
+        *("--published-dir", str(published)),
         start_new_session=True,  # its own group, as a terminal's foreground job
     )
     deadline = time.time() + 120
