@@ -247,10 +247,15 @@ def main(argv=None) -> None:
         help="1: XLA computes on one thread; 0: XLA's default threading",
     )
     parser.add_argument(
-        "--reference", default="/work/reference", help="danijar/dreamerv3 e3f0224 checkout"
+        "--reference",
+        default=str(ROOT.parent / "reference"),
+        help="danijar/dreamerv3 e3f0224 checkout (default: reference/ beside this repository)",
     )
     parser.add_argument(
-        "--refenv", default="/work/refenv", help="the reference's venv (tools/setup_reference.sh)"
+        "--refenv",
+        default=str(ROOT.parent / "refenv"),
+        help="the reference's venv (tools/setup_reference.sh; default: refenv/ beside this "
+        "repository)",
     )
     parser.add_argument(
         "--side", choices=list(SIDES), help=argparse.SUPPRESS

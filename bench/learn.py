@@ -266,9 +266,36 @@ def _machine() -> dict:
     return {"host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version()}
 
 
-def write_results(protocol_name: str, out: Path, source: Path, extra: dict | None = None) -> dict:
-    """`curves.json` and the PNGs for the runs under `out`; returns the JSON written."""
-    protocol = PROTOCOLS[protocol_name]
+def chosen_protocol(args) -> Protocol:
+    """The protocol named by ``--protocol``, with ``--frames`` (if given) as its frames per run."""
+    protocol = PROTOCOLS[args.protocol]
+    if args.frames is None:
+        return protocol
+    return dataclasses.replace(protocol, frames=args.frames)
+
+
+def check_published(protocol: Protocol, source: Path) -> None:
+    """Exit with one line (no traceback) if `source` does not hold the protocol suite's published
+    DreamerV3 file; checked before anything trains."""
+    from dreamerbench.analysis.data import fetch_published
+    from dreamerbench.suites import get_suite
+
+    if not source.is_dir():
+        raise SystemExit(
+            f"bench.learn: error: --published-dir {source} is not a directory; give the folder "
+            "of the published SUITE-dreamerv3.json.gz files"
+        )
+    try:
+        fetch_published(get_suite(protocol.suite), "dreamerv3", str(source))
+    except ValueError as error:
+        raise SystemExit(f"bench.learn: error: --published-dir: {error}") from None
+
+
+def write_results(
+    protocol_name: str, protocol: Protocol, out: Path, source: Path, extra: dict | None = None
+) -> dict:
+    """`curves.json` and the PNGs for the runs under `out` (`protocol`, named `protocol_name`);
+    returns the JSON written."""
     curves = collect(protocol, out, source)
     result = {
         "protocol": protocol_name,
@@ -284,7 +311,8 @@ def write_results(protocol_name: str, out: Path, source: Path, extra: dict | Non
 
 
 def run_curves(args) -> None:
-    protocol = PROTOCOLS[args.protocol]
+    protocol = chosen_protocol(args)
+    check_published(protocol, Path(args.published_dir))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     k = protocol.seeds_per_process
@@ -299,43 +327,50 @@ def run_curves(args) -> None:
     }
     log["pinned"] = args.pin
     running, sampled = [], 0.0
-    while pending or running:
-        if time.time() - sampled >= 300:
-            sampled = time.time()
-            log["load_1m_every_5_min"].append(round(os.getloadavg()[0], 2))
-        while pending and len(running) < args.jobs:
-            task, first = pending.pop(0)
-            logdir = _rundir(out, task, first) if k == 1 else out / "runs" / task
-            command = train_command(protocol, task, first, logdir)
-            if args.pin:
-                # One core per process: XLA sizes its thread pool to the affinity mask,
-                # so a busy machine cannot stall a parallel op's threads on each other.
-                free = sorted(set(range(os.cpu_count())) - {e[6] for e in running})
-                core = free[0]
-                command = ["taskset", "-c", str(core), *command]
-            else:
-                core = None
-            stderr = open(out / f"train-{task}-{first}.log", "ab")
-            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
-            running.append((process, command, time.time(), stderr, task, first, core))
-        time.sleep(2.0)
-        for entry in [e for e in running if e[0].poll() is not None]:
-            process, command, start, stderr, task, first, _ = entry
-            running.remove(entry)
-            stderr.close()
-            log["processes"].append(
-                {
-                    "command": " ".join(command),
-                    "returncode": process.returncode,
-                    "wall_s": round(time.time() - start, 1),
-                    "load_1m_at_end": os.getloadavg()[0],
-                }
-            )
-            if process.returncode != 0:
-                raise SystemExit(
-                    f"train failed ({process.returncode}); see {out}/train-{task}-{first}.log"
+    try:
+        while pending or running:
+            if time.time() - sampled >= 300:
+                sampled = time.time()
+                log["load_1m_every_5_min"].append(round(os.getloadavg()[0], 2))
+            while pending and len(running) < args.jobs:
+                task, first = pending.pop(0)
+                logdir = _rundir(out, task, first) if k == 1 else out / "runs" / task
+                command = train_command(protocol, task, first, logdir)
+                if args.pin:
+                    # One core per process: XLA sizes its thread pool to the affinity mask,
+                    # so a busy machine cannot stall a parallel op's threads on each other.
+                    free = sorted(set(range(os.cpu_count())) - {e[6] for e in running})
+                    core = free[0]
+                    command = ["taskset", "-c", str(core), *command]
+                else:
+                    core = None
+                stderr = open(out / f"train-{task}-{first}.log", "ab")
+                process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+                running.append((process, command, time.time(), stderr, task, first, core))
+            time.sleep(2.0)
+            for entry in [e for e in running if e[0].poll() is not None]:
+                process, command, start, stderr, task, first, _ = entry
+                running.remove(entry)
+                stderr.close()
+                log["processes"].append(
+                    {
+                        "command": " ".join(command),
+                        "returncode": process.returncode,
+                        "wall_s": round(time.time() - start, 1),
+                        "load_1m_at_end": os.getloadavg()[0],
+                    }
                 )
-    result = write_results(args.protocol, out, Path(args.published_dir), {"training": log})
+                if process.returncode != 0:
+                    raise SystemExit(
+                        f"train failed ({process.returncode}); see {out}/train-{task}-{first}.log"
+                    )
+    except KeyboardInterrupt:  # the training processes got the Ctrl-C too: let them save
+        for process, *_ in running:
+            process.wait()
+        raise
+    result = write_results(
+        args.protocol, protocol, out, Path(args.published_dir), {"training": log}
+    )
     print(json.dumps(_summary(result)))
 
 
@@ -362,9 +397,9 @@ def _summary(result: dict) -> dict:
 
 
 def run_plot(args) -> None:
-    print(
-        json.dumps(_summary(write_results(args.protocol, Path(args.out), Path(args.published_dir))))
-    )
+    protocol, source = chosen_protocol(args), Path(args.published_dir)
+    check_published(protocol, source)
+    print(json.dumps(_summary(write_results(args.protocol, protocol, Path(args.out), source))))
 
 
 # --- throughput ---------------------------------------------------------------------
@@ -470,6 +505,11 @@ def main(argv=None) -> None:
             default=str(SHARED_BASELINES),
             help="directory of the published SUITE-dreamerv3.json.gz files",
         )
+        sub.add_argument(
+            "--frames",
+            type=int,
+            help="environment frames per run (default: the protocol's, e.g. 60000 for cpu)",
+        )
         sub.set_defaults(func=func)
     curves = commands.choices["curves"]
     curves.add_argument("--tasks", nargs="+", help="a subset of the protocol's tasks")
@@ -493,7 +533,14 @@ def main(argv=None) -> None:
     tp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     tp.set_defaults(func=run_throughput)
     args = parser.parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        # Ctrl-C reaches the training processes too; each saves a checkpoint on its way out.
+        raise SystemExit(
+            f"bench.learn {args.command}: interrupted; the same command resumes the runs from "
+            "their checkpoints"
+        ) from None
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dreamerbench.core.files import StorageError, fsync_dir, writing
+from dreamerbench.core.files import StorageError, fsync_dir, umask_mode, writing
 
 FILES = ("state.msgpack", "replay.npz", "counters.json")
 MANIFEST = "manifest.json"
@@ -88,6 +88,7 @@ def save(
         final = directory / f"ckpt-{step:012d}-{max(taken, default=0) + 1}"
         tmp = Path(tempfile.mkdtemp(dir=directory, prefix=f".tmp-ckpt-{step:012d}-"))
         try:
+            tmp.chmod(umask_mode(0o777))  # mkdtemp makes it 0700
             _write(tmp / "state.msgpack", lambda f: f.write(state))
             _write(tmp / "replay.npz", lambda f: np.savez(f, **arrays))
             _write(

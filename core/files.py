@@ -3,6 +3,11 @@
 Every write that a later process relies on goes through :func:`atomic_write_bytes`
 (temporary file, fsync, rename, fsync of the directory), so a kill or a full disk
 leaves either the old content or the new one, never a mix.
+
+Files and folders get the mode the umask gives (:func:`umask_mode`), as ``open`` and ``mkdir``
+would give them: ``tempfile`` makes its files 0600 and its folders 0700, which would keep a
+run's results from the group on a lab's shared file system (umask 022: 0644 and 0755;
+umask 002: 0664 and 0775).
 """
 
 from __future__ import annotations
@@ -107,6 +112,25 @@ def _file_system(path: Path) -> str:
     return kind
 
 
+def current_umask() -> int:
+    """This process's umask, e.g. ``0o022``: read from ``/proc/self/status`` on Linux, where
+    reading changes nothing; elsewhere set and at once restored (not safe against threads that
+    create files in between)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def umask_mode(mode: int) -> int:
+    """`mode` (0o666 for a file, 0o777 for a folder) less this process's umask: the mode ``open``
+    or ``mkdir`` gives a new file or folder."""
+    return mode & ~current_umask()
+
+
 def fsync_dir(path: Path) -> None:
     """Make the entries of directory `path` (renames, new files) durable."""
     fd = os.open(path, os.O_RDONLY)
@@ -132,11 +156,12 @@ def writing(path: Path) -> Iterator[None]:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Replace the file at `path` with `data`: readers see the old or the new content, never a
-    part."""
+    part. The file gets the mode the umask gives (:func:`umask_mode`)."""
     path = Path(path)
     with writing(path):
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
+            os.fchmod(fd, umask_mode(0o666))  # mkstemp makes it 0600
             with os.fdopen(fd, "wb") as file:
                 file.write(data)
                 file.flush()
@@ -168,7 +193,7 @@ class FileLock:
     def acquire(self, wait_s: float = 0.0) -> bool:
         """Take the lock, trying for up to `wait_s` seconds; False if another process holds it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # less the umask
         deadline = time.monotonic() + wait_s
         while True:
             try:

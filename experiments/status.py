@@ -1,5 +1,6 @@
-"""`dreamerbench status SWEEP`: one line per run (state, steps, rate, ETA, score), an overall
-progress bar, and for each failed run its last error line and its log."""
+"""`dreamerbench status SWEEP`: one line per run (suite, state, steps, rate, ETA, score), an
+overall progress bar, for each failed run its last error line and its log, and how to resume
+interrupted runs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dreamerbench.experiments import tracking
+from dreamerbench.core import checkpoint
+from dreamerbench.core.files import StorageError
+from dreamerbench.experiments import tracking, train_tracking
 from dreamerbench.experiments.launchers import Watch
 
 TAIL_BYTES = 65536
@@ -24,7 +27,8 @@ class StatusRow:
     key: str
     state: str
     steps: int
-    """Agent steps done: the newest step MLflow holds, or the logdir's if that is newer."""
+    """Agent steps done: the newest step MLflow holds, or the logdir's (its newest checkpoint, its
+    newest speed record while running) if that is newer."""
     budget: int
     score: float | None
     rate: float | None = None
@@ -36,6 +40,10 @@ class StatusRow:
     """Last line of a failed run's error."""
     log: str | None = None
     """Where a failed run's job wrote its output."""
+    suite: str = "-"
+    """The run's suite."""
+    resume: str | None = None
+    """How to resume the run if it is not a sweep's: ``dreamerbench train`` (None: its sweep)."""
 
 
 def run_state(status: str | None, alive: bool | None, steps: int) -> str:
@@ -89,6 +97,20 @@ def live_rate(logdir: str | Path) -> tuple[int, float] | None:
     return None
 
 
+def checkpoint_steps(logdir: str | Path) -> int | None:
+    """Agent steps of the newest complete checkpoint in ``LOGDIR/checkpoint`` whose counters can be
+    read: what a resume starts from, although a run that failed may have delivered none of it to
+    MLflow. None if there is none (or the logdir cannot be read here)."""
+    if not logdir:
+        return None
+    for saved in reversed(checkpoint.complete(Path(logdir) / "checkpoint")):
+        try:
+            return int(checkpoint.read_counters(saved)["counters"]["steps"])
+        except (StorageError, OSError, KeyError, TypeError, ValueError):
+            continue  # damaged: a resume falls back to the one before, so does this
+    return None
+
+
 def eta_seconds(steps: int, budget: int, rate: float | None) -> float | None:
     """``(budget - steps) / rate`` in seconds; None without a positive rate."""
     if not rate or rate <= 0:
@@ -113,11 +135,14 @@ def rows_from_runs(
         state = state_of(run, watch)
         budget = tracking.budget_steps(run) or 0
         rate = eta = error = log = None
+        logdir = tags.get(tracking.TAG + "logdir", "")
+        if state != "finished":
+            steps = max(steps, checkpoint_steps(logdir) or 0)
         if state == "running":
             # Only this job's speed counts: records up to where it took the run up are an
             # earlier job's (until its first record, e.g. while it compiles, there is no rate).
             resumed_at = int(tags.get(tracking.TAG + "resumed_at", 0) or 0)
-            live = live_rate(tags.get(tracking.TAG + "logdir", ""))
+            live = live_rate(logdir)
             if live is not None and live[0] > resumed_at:
                 steps, rate = max(steps, live[0]), live[1]
             elif live is None and not resumed_at:  # a logdir this machine cannot read
@@ -128,7 +153,6 @@ def rows_from_runs(
                 line for line in tags.get(tracking.TAG + "error", "").splitlines() if line.strip()
             ]
             error = lines[-1].strip() if lines else "(no error recorded)"
-            logdir = tags.get(tracking.TAG + "logdir")
             log = tags.get(tracking.TAG + "logs") or (
                 str(Path(logdir) / "job.log") if logdir else None
             )
@@ -144,14 +168,32 @@ def rows_from_runs(
                 eta_s=eta,
                 error=error,
                 log=log,
+                suite=tags.get(tracking.TAG + "suite", "-"),
+                resume=train_resume(logdir)
+                if tags.get(tracking.TAG + train_tracking.COMMAND_TAG)
+                else None,
             )
         )
     for run in expected:
         if run.key not in by_key:
             rows.append(
-                StatusRow(run.label, run.key, "not submitted", 0, run.config.run.steps, None)
+                StatusRow(
+                    run.label,
+                    run.key,
+                    "not submitted",
+                    0,
+                    run.config.run.steps,
+                    None,
+                    suite=run.suite,
+                )
             )
     return sorted(rows, key=lambda r: r.label)
+
+
+def train_resume(logdir: str) -> str:
+    """How to resume a run of ``dreamerbench train --tracking-uri``, as ``train`` itself says it
+    when stopped: its command again, on its logdir."""
+    return f"run its dreamerbench train command again (--logdir {logdir})"
 
 
 def duration(seconds: float | None) -> str:
@@ -171,10 +213,12 @@ def render(
 ) -> str:
     """The status table, the progress bar and, below them, each failed run's error and log.
 
-    `resume` is the command that resumes the sweep's interrupted runs (said once if there are any).
+    `resume` is the command that resumes the sweep's interrupted runs (said once if there are any);
+    a stopped run of ``dreamerbench train`` says its own (:attr:`StatusRow.resume`).
     """
+    suite = max([len("suite"), *(len(row.suite) for row in rows)])
     header = (
-        f"{'run':<36} {'key':<16} {'state':<13} {'steps / budget':>21} "
+        f"{'run':<36} {'suite':<{suite}} {'key':<16} {'state':<13} {'steps / budget':>21} "
         f"{'steps/s':>8} {'ETA':>7} {'score':>9}"
     )
     lines = [f"sweep {sweep}: {len(rows)} runs", header, "-" * len(header)]
@@ -183,8 +227,8 @@ def render(
         steps = f"{row.steps:,} / {row.budget:,}"
         rate = f"{row.rate:8.1f}" if row.rate is not None else f"{'-':>8}"
         lines.append(
-            f"{row.label:<36} {row.key:<16} {row.state:<13} {steps:>21} {rate} "
-            f"{duration(row.eta_s):>7} {score}"
+            f"{row.label:<36} {row.suite:<{suite}} {row.key:<16} {row.state:<13} {steps:>21} "
+            f"{rate} {duration(row.eta_s):>7} {score}"
         )
     done = sum(min(r.steps, r.budget) if r.state != "finished" else r.budget for r in rows)
     total = sum(r.budget for r in rows)
@@ -204,6 +248,10 @@ def render(
             lines.append(
                 f"failed {row.label}: {row.error}" + (f"  (log: {row.log})" if row.log else "")
             )
-    if counts.get("interrupted") and resume:
-        lines.append(f"{counts['interrupted']} run(s) interrupted; resume them with: {resume}")
+    for row in rows:  # no queue takes a train run up: whatever stopped it, its command resumes it
+        if row.resume and row.state not in ("running", "finished"):
+            lines.append(f"{row.state} {row.label}: {row.resume}")
+    swept = sum(1 for row in rows if row.state == "interrupted" and not row.resume)
+    if swept and resume:
+        lines.append(f"{swept} run(s) interrupted; resume them with: {resume}")
     return "\n".join(lines)

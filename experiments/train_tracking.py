@@ -23,6 +23,10 @@ from dreamerbench.experiments import tracking
 from dreamerbench.experiments.outputs.mlflow import logdir_clash
 from dreamerbench.experiments.spec import RunSpec, run_key
 
+COMMAND_TAG = "command"
+"""Tag (``dreamerbench.command``) that says a run is trained by ``dreamerbench train`` (value
+``train``), so ``status`` tells how to resume it; sweep runs have none."""
+
 
 def start(
     tracking_uri: str | None, experiment: str, configs: Sequence, logdirs: Sequence[Path]
@@ -66,9 +70,12 @@ def start(
         )
         specs.append((found, spec, os.path.abspath(logdir)))
     git = tracking.git_state()
-    return tracker, [
+    run_ids = [
         found.info.run_id
         if found
         else tracker.schedule(experiment_id, spec, git, lambda _, where=logdir: str(where))
         for found, spec, logdir in specs
     ]
+    for run_id in run_ids:
+        tracker.tag(run_id, {COMMAND_TAG: "train"})
+    return tracker, run_ids

@@ -15,8 +15,8 @@ optimiser and `behavior.imagination_loss`, `behavior.replay_value_loss` and
 `behavior.lambda_return`; the agent itself has no test hooks.
 
 Regenerate the data with the reference's venv (tools/README.md):
-    PYTHONPATH=/work/reference /work/refenv/bin/python -m tools.reference_equivalence \
-        --out tests/data
+    PYTHONPATH=../reference ../refenv/bin/python \
+        -m tools.reference_equivalence --out tests/data
 """
 
 from __future__ import annotations

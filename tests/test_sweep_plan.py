@@ -55,12 +55,12 @@ def test_run_state():
 
 EXPECTED_STATUS = """\
 sweep demo: 4 runs
-run                                  key              state                steps / budget  steps/s     ETA     score
---------------------------------------------------------------------------------------------------------------------
-cartpole_balance/seed0               0123456789abcdef finished            10,000 / 10,000        -       -     812.5
-cartpole_balance/seed1               fedcba9876543210 running              2,500 / 10,000     12.5  10m00s      -3.0
-walker_walk/seed0                    00000000ffffffff queued                   0 / 10,000        -       -         -
-walker_walk/seed1                    11111111ffffffff failed               1,000 / 10,000        -       -         -
+run                                  suite       key              state                steps / budget  steps/s     ETA     score
+--------------------------------------------------------------------------------------------------------------------------------
+cartpole_balance/seed0               dmc_proprio 0123456789abcdef finished            10,000 / 10,000        -       -     812.5
+cartpole_balance/seed1               dmc_proprio fedcba9876543210 running              2,500 / 10,000     12.5  10m00s      -3.0
+walker_walk/seed0                    dmc_proprio 00000000ffffffff queued                   0 / 10,000        -       -         -
+walker_walk/seed1                    dmc_proprio 11111111ffffffff failed               1,000 / 10,000        -       -         -
 
 [##############..........................]  33.8%  13,500 / 40,000 steps  (1 failed, 1 finished, 1 queued, 1 running)
 failed walker_walk/seed1: ValueError: boom  (log: /runs/w1/job.log)"""  # noqa: E501 (the table)
@@ -68,7 +68,15 @@ failed walker_walk/seed1: ValueError: boom  (log: /runs/w1/job.log)"""  # noqa: 
 
 def test_render_status_with_rate_eta_and_the_failed_runs_error_and_log():
     rows = [
-        StatusRow("cartpole_balance/seed0", "0123456789abcdef", "finished", 10_000, 10_000, 812.5),
+        StatusRow(
+            "cartpole_balance/seed0",
+            "0123456789abcdef",
+            "finished",
+            10_000,
+            10_000,
+            812.5,
+            suite="dmc_proprio",
+        ),
         StatusRow(
             "cartpole_balance/seed1",
             "fedcba9876543210",
@@ -78,8 +86,17 @@ def test_render_status_with_rate_eta_and_the_failed_runs_error_and_log():
             -3.0,
             rate=12.5,
             eta_s=eta_seconds(2_500, 10_000, 12.5),
+            suite="dmc_proprio",
         ),
-        StatusRow("walker_walk/seed0", "00000000ffffffff", "queued", 0, 10_000, None),
+        StatusRow(
+            "walker_walk/seed0",
+            "00000000ffffffff",
+            "queued",
+            0,
+            10_000,
+            None,
+            suite="dmc_proprio",
+        ),
         StatusRow(
             "walker_walk/seed1",
             "11111111ffffffff",
@@ -89,6 +106,7 @@ def test_render_status_with_rate_eta_and_the_failed_runs_error_and_log():
             None,
             error="ValueError: boom",
             log="/runs/w1/job.log",
+            suite="dmc_proprio",
         ),
     ]
     assert render("demo", rows) == EXPECTED_STATUS

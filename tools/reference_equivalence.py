@@ -10,8 +10,8 @@ run time (nothing of it is copied into this repository) and runs in the
 reference's own environment (see `tools/README.md` for its set-up):
 
     cd <repository root>
-    PYTHONPATH=/work/reference /work/refenv/bin/python -m tools.reference_equivalence \
-        --out tests/data
+    PYTHONPATH=../reference ../refenv/bin/python \
+        -m tools.reference_equivalence --out tests/data
 
 It builds the reference agent twice at our `debug` size (deter 64, hidden 32,
 classes 4, units 32, CNN depth 4, 32 latents, 8 blocks), float32 on the CPU:

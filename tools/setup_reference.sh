@@ -3,7 +3,7 @@
 # danijar/dreamerv3 at commit e3f0224, extracted outside this repository, and a Python 3.11 venv
 # with the CPU build of the jax it pins plus its pure-Python dependencies.
 #
-#   bash tools/setup_reference.sh [REFERENCE_DIR [REFENV_DIR]]   # defaults: /work/reference /work/refenv
+#   bash tools/setup_reference.sh [REFERENCE_DIR [REFENV_DIR]]   # defaults: ../reference ../refenv
 #   bash tools/setup_reference.sh --check [REFERENCE_DIR [REFENV_DIR]]
 #
 # Steps already done (the checkout's files present, the venv's python present) are skipped, so it
@@ -17,8 +17,9 @@ COMMIT=e3f0224
 REPO=https://github.com/danijar/dreamerv3
 check=0
 if [[ "${1:-}" == "--check" ]]; then check=1; shift; fi
-reference=${1:-/work/reference}
-refenv=${2:-/work/refenv}
+beside=$(cd "$(dirname "$0")/../.." && pwd)  # the folder that holds this repository
+reference=${1:-$beside/reference}
+refenv=${2:-$beside/refenv}
 
 if [[ $check == 0 ]]; then
   if [[ ! -f "$reference/dreamerv3/agent.py" ]]; then
