@@ -7,7 +7,7 @@ in ``tests/test_slurm_cluster.py``); values that reach a config line are
 checked so that nothing can inject a second line.
 
 Facts behind the settings (measured on this machine class, see
-``/work/shared/notes/environment-facts.md``): the hostname is not
+the shared notes, ``environment-facts.md``): the hostname is not
 ``localhost``, so the node is named ``localhost`` and slurmd is started with
 ``-N localhost``; ``AuthInfo=cred_expire=10`` cuts the wait before a requeued
 job can start again from about 150 s to about 28 s.
