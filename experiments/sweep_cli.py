@@ -103,6 +103,10 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
         f"MLflow: {tracking_uri} (experiment {spec.name!r}); "
         f"logdirs under {sweep_lib.sweep_dir(target, spec.name)}"
     )
+    refused = _print_plan(echo, runs, launcher, seeds_per_process)
+    if refused:
+        print(f"dreamerbench sweep: error: {refused}; nothing was submitted", file=sys.stderr)
+        return 2
 
     if args.dry_run:
         recorded = _recorded_runs(tracking_uri, spec.name)
@@ -171,6 +175,37 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
                 echo(f"stopped early; resume with: dreamerbench sweep {args.spec}")
             echo(f"sweep {spec.name} took {time.monotonic() - start:.0f} s")
         return _report(echo, spec, tracker, experiment_id, keys)
+
+
+def _print_plan(echo, runs, launcher, seeds_per_process: int) -> str:
+    """Print the resource plan of the sweep's jobs (``experiments/plan.py``: all runs, packed as
+    the launcher packs them) in a short table; returns the one-line refusal where the profile's
+    ``mem_gb`` cannot hold a job, else ''."""
+    from dreamerbench.experiments import plan as plan_lib
+
+    gpus = getattr(launcher.profile, "gpus_per_node", None)
+    if gpus is None:
+        import jax
+
+        on_gpu = jax.default_backend() == "gpu"
+    else:
+        on_gpu = gpus > 0
+    packs = [
+        [(item.run.config, item.run.label) for item in pack]
+        for pack in sweep_lib.pack_runs(
+            [sweep_lib.Planned(run, "new", "") for run in runs], seeds_per_process
+        )
+    ]
+    plan = plan_lib.planner(on_gpu)
+    jobs = plan_lib.plan_jobs(packs, launcher.packs_per_job, plan, on_gpu)
+    echo(f"resources per {launcher.job_word} ({'GPU' if on_gpu else 'CPU'} train step):")
+    for line in plan_lib.table(jobs, launcher.job_word):
+        echo(line)
+    mem_gb = getattr(launcher.profile, "mem_gb", None)
+    if mem_gb is None:
+        return ""
+    refused = plan_lib.refusal(jobs, packs, launcher.packs_per_job, seeds_per_process, plan, mem_gb)
+    return f"profile {launcher.profile.name!r}: {refused}" if refused else ""
 
 
 def find_spec(name: str, sweep_name_ok: bool = False) -> str | Path | None:
