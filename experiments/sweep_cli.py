@@ -13,7 +13,7 @@ from dreamerbench.experiments import launchers, tracking
 from dreamerbench.experiments import status as status_lib
 from dreamerbench.experiments import sweep as sweep_lib
 from dreamerbench.experiments.job import EXIT_INTERRUPTED
-from dreamerbench.experiments.launchers.base import Context
+from dreamerbench.experiments.launchers.base import Context, SubmitRefused
 from dreamerbench.experiments.spec import example_spec, expand, key_differences, load_spec
 
 
@@ -140,13 +140,8 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
         skipped = [p for p in planned if p.action == "skip"]
         for item in skipped:
             echo(f"  skip     {item.run.label:<40} {item.reason}")
-        packs = sweep_lib.prepare(
-            sweep_lib.pack_runs(planned, seeds_per_process),
-            tracker,
-            experiment_id,
-            target,
-            launcher.name,
-        )
+        planned_packs = sweep_lib.pack_runs(planned, seeds_per_process)
+        packs = sweep_lib.prepare(planned_packs, tracker, experiment_id, target, launcher.name)
         keys = [task.key for pack in packs for task in pack]
         if not keys:
             echo(f"nothing to submit: {len(skipped)} runs finished, queued, running or failed")
@@ -163,7 +158,17 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
             parallel=parallel,
             echo=echo,
         )
-        jobs = launcher.submit(packs, context)
+        try:
+            jobs = launcher.submit(packs, context)
+        except SubmitRefused as error:
+            left = sweep_lib.unsubmit(planned_packs, packs, error.submitted, tracker)
+            started = sum(len(job.tasks) for job in error.submitted)
+            print(
+                f"dreamerbench sweep: error: {error}; {started} runs submitted, {left} not "
+                f"(run the sweep again to submit them)",
+                file=sys.stderr,
+            )
+            return 2
         if not launcher.trains_here:
             if not args.wait:
                 _print_where(echo, spec, tracker.uri)
