@@ -47,10 +47,12 @@ from dreamerbench.suites.base import Space
 GIB = 2**30
 """Bytes per GiB (Slurm's ``--mem=64GB`` is 64 GiB)."""
 
-BASE_HOST_BYTES = int(1.4 * GIB)
-"""Host RAM of one job's process before its replay and state: Python, JAX, the env libraries
-and XLA compiling the policy and train steps (the compile peak dominates; measured by peak RSS
-of short ``dreamerbench train`` runs, docs/benchmarks.md "Resource plan")."""
+BASE_HOST_BYTES = int(1.7 * GIB)
+"""Host RAM of one job's process beside its replay, state and (on a CPU) train step: Python,
+JAX, the env libraries and XLA compiling the policy and train steps (the compile peak is most
+of it). Fitted to the peak RSS of short ``dreamerbench train`` runs on a CPU, compile cache
+off (debug and 1m, DMC proprio and Crafter: 1.62-1.73 GiB; docs/benchmarks.md "Resource
+plan")."""
 
 ACTIVATION_BUFFERS = 1.6
 """Bytes kept per activation value and dtype byte: the factor of :func:`activation_bytes`, fitted
