@@ -248,10 +248,7 @@ def planner(on_gpu: bool) -> Callable[[Config, str], RunPlan]:
     def plan(config: Config, label: str = "") -> RunPlan:
         key = json.dumps([config.suite, config.task, to_dict(config)["env"]], sort_keys=True)
         if key not in spaces:
-            try:
-                spaces[key] = probe_spaces(config)
-            except Exception as error:  # noqa: BLE001 - any failure only means "not planned"
-                spaces[key] = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
+            spaces[key] = _or_reason(probe_spaces, config)
         if isinstance(spaces[key], str):
             return RunPlan(label, unknown=f"{config.suite}/{config.task}: {spaces[key]}")
         obs_space, act_space = spaces[key]
@@ -260,10 +257,22 @@ def planner(on_gpu: bool) -> Callable[[Config, str], RunPlan]:
             sort_keys=True,
         )
         if agent not in models:
-            models[agent] = model(config, obs_space, act_space)
+            models[agent] = _or_reason(model, config, obs_space, act_space)
+        if isinstance(models[agent], str):
+            return RunPlan(label, unknown=f"{config.suite}/{config.task}: {models[agent]}")
         return plan_run(config, obs_space, act_space, on_gpu, label, models[agent])
 
     return plan
+
+
+def _or_reason(function: Callable, *args: Any) -> Any:
+    """``function(*args)``, or one line saying why it failed: a plan that cannot be made is
+    printed as "not planned (why)" and never stops a sweep or a run."""
+    try:
+        return function(*args)
+    except Exception as error:  # noqa: BLE001 - any failure only means "not planned"
+        lines = str(error).strip().splitlines() or [""]
+        return f"{type(error).__name__}: {lines[0][:120]}"
 
 
 # ---------------------------------------------------------------------------- one job

@@ -166,3 +166,11 @@ def test_tiny_profile_is_refused_in_one_line_naming_the_fields(tmp_path):
         f"sqlite:///{db}",
     )
     assert dry.returncode == 0, dry.stderr
+
+
+def test_a_task_whose_env_cannot_be_made_here_is_not_planned_and_not_refused():
+    config = resolve_config("minecraft_diamond", "diamond")
+    job = plan.plan_jobs([[(config, "diamond/seed0")]], 1, plan.planner(True), True)[0]
+    assert job.line().startswith("1 run(s): not planned (minecraft_diamond/diamond: ")
+    assert "MineRL" in job.line()
+    assert plan.refusal([job], [[(config, "x")]], 1, 1, plan.planner(True), mem_gb=1) == ""
