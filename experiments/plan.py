@@ -15,13 +15,14 @@ Per run (one seed), from the resolved config and the task's observation and acti
   ``resident = envs x slots x step_bytes``. A checkpoint copies the stored steps
   (``Replay.state_dict``, ``stored = envs x min(slots, ceil(steps / envs)) x step_bytes``), so
   the host peak is ``resident + stored``.
-- **agent state** (:func:`state_bytes`): parameters, optimizer moments, slow critic and return
+- **agent state** (:func:`model`): parameters, optimizer moments, slow critic and return
   norm, exactly (``jax.eval_shape`` of ``Dreamer.init``, no arrays made). A checkpoint holds a
   host copy and its msgpack bytes: ``2 x state`` on the host.
-- **train step** (:func:`step_bytes`; on the GPU, or in host RAM on a CPU): the state, one
+- **train step** (:attr:`RunPlan.step`; on the GPU, or in host RAM on a CPU): the state, one
   gradient per parameter, and the activations kept for the backward pass, a rough formula
   (:func:`activation_bytes`) fitted to XLA's own count of the step's temporaries
-  (``bench/train_step.py`` ``step_buffers``, docs/benchmarks.md "Resource plan").
+  (``bench/train_step.py`` ``step_buffers``; docs/benchmarks.md "Memory: what holds the
+  extra"), not measured on a GPU.
 - **checkpoint disk**: up to :data:`CHECKPOINTS_ON_DISK` checkpoints at once (``keep=2`` plus
   the one being written), each ``state + stored`` bytes.
 
@@ -336,8 +337,9 @@ def table(jobs: Sequence[JobPlan], word: str = "job", rows: int = 6) -> list[str
         count, first, host = counts.get(line, (0, index, job.host))
         counts[line] = (count + 1, first, host)
     ordered = sorted(counts.items(), key=lambda item: -item[1][2])
+    plural = word + ("es" if word.endswith("s") else "s")
     lines = [
-        f"  {count:>4} {word}(s) like {word} {first + 1}: {line}"
+        f"  {count:>4} {word if count == 1 else plural} like {word} {first + 1}: {line}"
         for line, (count, first, _) in ordered[:rows]
     ]
     if len(ordered) > rows:

@@ -122,7 +122,7 @@ def test_example_gpu_profile_plans_atari100k(tmp_path):
         f"sqlite:///{db}",
     )
     assert dry.returncode == 0, dry.stderr
-    assert "2 job(s) like job 1: 1 run(s): " in dry.stdout
+    assert "2 jobs like job 1: 1 run(s): " in dry.stdout
     assert "host RAM (replay 6.2 GiB, agent state 3.8 GiB" in dry.stdout
 
 
