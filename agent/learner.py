@@ -26,6 +26,14 @@ from dreamerbench.agent.replay import Replay
 from dreamerbench.suites.base import Space
 
 
+def latent_step_specs(latent_shape: tuple[int, int, int]) -> dict[str, tuple[tuple[int], Any]]:
+    """What replay stores of each step's posterior: ``deter`` [D] float16, ``stoch`` [S] uint8
+    class indices, from ``Dreamer.latent_shape`` (D, S, classes)."""
+    deter, stoch, _ = latent_shape
+    # float16 halves the memory of stored start states; deter lies in [-1, 1].
+    return {"deter": ((deter,), np.float16), "stoch": ((stoch,), np.uint8)}
+
+
 class PackedDreamer:
     """DreamerV3 for `len(seeds)` runs of one config: policy, updates and host copies of the
     state."""
@@ -65,9 +73,7 @@ class PackedDreamer:
             lambda leaf: np.zeros((self.runs, *leaf.shape), leaf.dtype),
             jax.eval_shape(functools.partial(dreamer.initial_carry, config.run.envs)),
         )
-        deter, stoch, _ = dreamer.latent_shape
-        # float16 halves the memory of stored start states; deter lies in [-1, 1].
-        self.step_specs = {"deter": ((deter,), np.float16), "stoch": ((stoch,), np.uint8)}
+        self.step_specs = latent_step_specs(dreamer.latent_shape)
 
     def act(
         self, obs: Sequence[Mapping[str, np.ndarray]], count: int

@@ -557,14 +557,22 @@ def _without_seed(config: Config) -> dict[str, Any]:
     return values
 
 
+def replay_specs(
+    obs_space: Mapping[str, Space], act_space: Space, step_specs: Mapping[str, tuple]
+) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """Key -> (per-step shape, dtype) of everything replay stores of one step: the
+    observations, reward and flags, the action and the agent's `step_specs`."""
+    specs = {k: (s.shape, s.dtype) for k, s in obs_space.items()}
+    specs.update({key: ((), np.float32 if key == "reward" else bool) for key in SPECIAL_KEYS})
+    specs.update({"action": (act_space.shape, act_space.dtype), **step_specs})
+    return specs
+
+
 def _make_replay(
     config: Config, step_specs: Mapping[str, tuple], envs: VectorEnv, directory: Path
 ) -> Replay:
-    specs = {k: (s.shape, s.dtype) for k, s in envs.obs_space.items()}
-    specs.update({key: ((), np.float32 if key == "reward" else bool) for key in SPECIAL_KEYS})
-    specs.update({"action": (envs.act_space.shape, envs.act_space.dtype), **step_specs})
     return Replay(
-        specs,
+        replay_specs(envs.obs_space, envs.act_space, step_specs),
         config.run.envs,
         config.replay.capacity,
         config.agent.batch_length + 1,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from dreamerbench.core.reader import (
     Source,
     load_yaml,
     read_dataclass,
+    refuse,
 )
 from dreamerbench.experiments.spec import SpecError
 
@@ -79,6 +81,11 @@ class SlurmProfile:
     """Shell lines run in the job before the run (e.g. 'module load cuda'); trusted text."""
     workdir: OneLine | None = None
     """Shared directory for run logdirs and submitit files; default ./runs/sweeps."""
+    additional_parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Further sbatch flags, name -> value, each written as ``#SBATCH --name=value`` (submitit's
+    ``additional_parameters``; ``_`` in a name becomes ``-``), e.g. ``{mail_type: END,
+    reservation: lab}``. Names: letters, digits, ``_`` and ``-``; values: one-line strings or
+    numbers. A name that a field above sets is refused (set the field)."""
 
     def describe(self) -> str:
         """One line: the resources every job gets."""
@@ -94,6 +101,7 @@ class SlurmProfile:
             f"runs/job={self.runs_per_job}",
             f"array%{self.array_parallelism}",
         ]
+        parts += [f"--{k}={v}" for k, v in self.additional_parameters.items()]
         return " ".join(parts)
 
 
@@ -141,11 +149,52 @@ def parse_profile(
         raise SpecError(f"{path}: a profile is a YAML mapping with the fields {', '.join(_FIELDS)}")
     given = {key: value for key, value in data.items() if value is not None}
     try:
-        return read_dataclass(SlurmProfile, {"name": default_name, **given})
+        profile = read_dataclass(SlurmProfile, {"name": default_name, **given})
+        _check_flags(profile.additional_parameters)
     except ReadError as error:
         raise SpecError(
             f"{Source(path, lines or {}).where(error.field)}: {error}", error.field
         ) from None
+    return profile
+
+
+_FLAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+_SET_BY_FIELDS = {
+    "job_name",
+    "time",
+    "cpus_per_task",
+    "mem",
+    "array",
+    "gpus_per_node",
+    "partition",
+    "account",
+    "qos",
+    "constraint",
+    "signal",
+    "output",
+    "error",
+    "open_mode",
+    "nodes",
+    "ntasks_per_node",
+}
+"""sbatch flags that the profile's fields and submitit set (``_`` spelling)."""
+
+
+def _check_flags(flags: Mapping[str, Any]) -> None:
+    """ReadError unless every additional sbatch flag has a plain name that no field sets and a
+    one-line string or number value."""
+    for name, value in flags.items():
+        field = f"additional_parameters.{name}"
+        if not isinstance(name, str) or not _FLAG_NAME.fullmatch(name):
+            raise refuse(field, name, "an sbatch option name: letters, digits, _ and -")
+        if name.replace("-", "_") in _SET_BY_FIELDS:
+            raise refuse(field, value, "a flag no profile field sets (set the field instead)")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (str, int, float))
+            or (isinstance(value, str) and ("\n" in value or "\r" in value or not value.strip()))
+        ):
+            raise refuse(field, value, "a one-line string or a number")
 
 
 def mem_text(mem_gb: float) -> str:
@@ -173,6 +222,8 @@ def executor_parameters(profile: SlurmProfile, job_name: str) -> dict[str, Any]:
             params[key] = getattr(profile, key)
     if profile.setup:
         params["setup"] = list(profile.setup)
+    if profile.additional_parameters:
+        params["additional_parameters"] = dict(profile.additional_parameters)
     return params
 
 

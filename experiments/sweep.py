@@ -201,3 +201,29 @@ def _prepare_one(
         tracker.tag(run_id, {"budget_steps": item.run.config.run.steps, LAUNCHER_TAG: launcher})
         tracker.reschedule(run_id)
     return RunTask(run_id, item.run.key, item.run.label, logdir, to_dict(item.run.config))
+
+
+def unsubmit(
+    packs: Sequence[Sequence[Planned]],
+    tasks: Sequence[Sequence[RunTask]],
+    started: Sequence[Any],
+    tracker: tracking.Tracker,
+) -> int:
+    """After a refused submission: leave every run whose job did not start as it was before
+    :func:`prepare` (`packs` and their `tasks` in the same order; `started`: the ``Submitted``
+    jobs that did start). A new run's MLflow run is deleted (the run is "not submitted" again),
+    a resumed run gets its earlier status back; so none looks interrupted, and the next sweep
+    submits exactly these. Returns how many runs were left unsubmitted."""
+    done = {task.run_id for job in started for task in job.tasks}
+    count = 0
+    for pack, pack_tasks in zip(packs, tasks):
+        for item, task in zip(pack, pack_tasks):
+            if task.run_id in done:
+                continue
+            if item.action == "new":
+                tracker.call(tracker.client.delete_run, task.run_id)
+            else:
+                status = item.mlflow_run.info.status
+                tracker.call(tracker.client.update_run, task.run_id, status=status)
+            count += 1
+    return count

@@ -13,7 +13,7 @@ from dreamerbench.experiments import launchers, tracking
 from dreamerbench.experiments import status as status_lib
 from dreamerbench.experiments import sweep as sweep_lib
 from dreamerbench.experiments.job import EXIT_INTERRUPTED
-from dreamerbench.experiments.launchers.base import Context
+from dreamerbench.experiments.launchers.base import Context, SubmitRefused
 from dreamerbench.experiments.spec import example_spec, expand, key_differences, load_spec
 
 
@@ -103,6 +103,10 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
         f"MLflow: {tracking_uri} (experiment {spec.name!r}); "
         f"logdirs under {sweep_lib.sweep_dir(target, spec.name)}"
     )
+    refused = _print_plan(echo, runs, launcher, seeds_per_process)
+    if refused:
+        print(f"dreamerbench sweep: error: {refused}; nothing was submitted", file=sys.stderr)
+        return 2
 
     if args.dry_run:
         recorded = _recorded_runs(tracking_uri, spec.name)
@@ -136,13 +140,8 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
         skipped = [p for p in planned if p.action == "skip"]
         for item in skipped:
             echo(f"  skip     {item.run.label:<40} {item.reason}")
-        packs = sweep_lib.prepare(
-            sweep_lib.pack_runs(planned, seeds_per_process),
-            tracker,
-            experiment_id,
-            target,
-            launcher.name,
-        )
+        planned_packs = sweep_lib.pack_runs(planned, seeds_per_process)
+        packs = sweep_lib.prepare(planned_packs, tracker, experiment_id, target, launcher.name)
         keys = [task.key for pack in packs for task in pack]
         if not keys:
             echo(f"nothing to submit: {len(skipped)} runs finished, queued, running or failed")
@@ -159,7 +158,17 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
             parallel=parallel,
             echo=echo,
         )
-        jobs = launcher.submit(packs, context)
+        try:
+            jobs = launcher.submit(packs, context)
+        except SubmitRefused as error:
+            left = sweep_lib.unsubmit(planned_packs, packs, error.submitted, tracker)
+            started = sum(len(job.tasks) for job in error.submitted)
+            print(
+                f"dreamerbench sweep: error: {error}; {started} runs submitted, {left} not "
+                f"(run the sweep again to submit them)",
+                file=sys.stderr,
+            )
+            return 2
         if not launcher.trains_here:
             if not args.wait:
                 _print_where(echo, spec, tracker.uri)
@@ -171,6 +180,37 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
                 echo(f"stopped early; resume with: dreamerbench sweep {args.spec}")
             echo(f"sweep {spec.name} took {time.monotonic() - start:.0f} s")
         return _report(echo, spec, tracker, experiment_id, keys)
+
+
+def _print_plan(echo, runs, launcher, seeds_per_process: int) -> str:
+    """Print the resource plan of the sweep's jobs (``experiments/plan.py``: all runs, packed as
+    the launcher packs them) in a short table; returns the one-line refusal where the profile's
+    ``mem_gb`` cannot hold a job, else ''."""
+    from dreamerbench.experiments import plan as plan_lib
+
+    gpus = getattr(launcher.profile, "gpus_per_node", None)
+    if gpus is None:
+        import jax
+
+        on_gpu = jax.default_backend() == "gpu"
+    else:
+        on_gpu = gpus > 0
+    packs = [
+        [(item.run.config, item.run.label) for item in pack]
+        for pack in sweep_lib.pack_runs(
+            [sweep_lib.Planned(run, "new", "") for run in runs], seeds_per_process
+        )
+    ]
+    plan = plan_lib.planner(on_gpu)
+    jobs = plan_lib.plan_jobs(packs, launcher.packs_per_job, plan, on_gpu)
+    echo(f"resources per {launcher.job_word} ({'GPU' if on_gpu else 'CPU'} train step):")
+    for line in plan_lib.table(jobs, launcher.job_word):
+        echo(line)
+    mem_gb = getattr(launcher.profile, "mem_gb", None)
+    if mem_gb is None:
+        return ""
+    refused = plan_lib.refusal(jobs, packs, launcher.packs_per_job, seeds_per_process, plan, mem_gb)
+    return f"profile {launcher.profile.name!r}: {refused}" if refused else ""
 
 
 def find_spec(name: str, sweep_name_ok: bool = False) -> str | Path | None:

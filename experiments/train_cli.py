@@ -112,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
     )
     for logdir in [args.logdir, *logdirs]:  # the text first: '' would be the current folder
         check_logdir(logdir)
+    from dreamerbench.experiments.plan import process_line
+
+    print(process_line(configs), file=sys.stderr, flush=True)
     tracker, run_ids = None, []
     if args.tracking_uri:
         from dreamerbench.experiments import train_tracking

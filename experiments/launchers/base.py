@@ -29,6 +29,16 @@ class LauncherUnavailable(RuntimeError):
     says how to fix it. Raised by :meth:`Launcher.check` before anything is created."""
 
 
+class SubmitRefused(RuntimeError):
+    """The cluster refused a submission (e.g. sbatch's own error); the message is one line
+    quoting it. :attr:`submitted` are the jobs that did start before it (a sweep split into
+    several submissions), so the sweep can mark every other run as not submitted."""
+
+    def __init__(self, message: str, submitted: Sequence[Submitted] = ()):
+        super().__init__(message)
+        self.submitted = list(submitted)
+
+
 @dataclass(frozen=True)
 class Context:
     """What the sweep hands a launcher along with the packs it submits."""
@@ -105,7 +115,8 @@ class Launcher(abc.ABC):
     @abc.abstractmethod
     def submit(self, packs: Sequence[Sequence[RunTask]], context: Context) -> list[Submitted]:
         """Start jobs training `packs` (each a list of runs that one trainer trains together);
-        a launcher with ``trains_here`` returns when they ended, with their exit codes."""
+        a launcher with ``trains_here`` returns when they ended, with their exit codes. Raises
+        :class:`SubmitRefused` (naming the jobs started before) where the cluster refuses."""
 
     def wait(self, jobs: Sequence[Submitted]) -> None:
         """Block until none of `jobs` is queued or running (``trains_here`` launchers: no-op)."""

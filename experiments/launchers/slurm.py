@@ -7,7 +7,10 @@ come from Slurm's ``SLURM_*`` environment and the output goes to submitit's log 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -21,6 +24,7 @@ from dreamerbench.experiments.launchers.base import (
     Context,
     Launcher,
     LauncherUnavailable,
+    SubmitRefused,
     Submitted,
 )
 from dreamerbench.experiments.profiles import SlurmProfile, executor_parameters, load_profile
@@ -73,9 +77,12 @@ class SlurmLauncher(Launcher):
         check_slurm(self.profile)
 
     def submit(self, packs: Sequence[Sequence[RunTask]], context: Context) -> list[Submitted]:
-        """One job array for the sweep (runs_per_job packs per array task); tags each run with
-        its job's ``slurm_job_id``."""
+        """Job arrays for the sweep (``runs_per_job`` packs per array task), each at most the
+        cluster's ``MaxArraySize`` tasks (:func:`max_array_size`); tags each run with its job's
+        ``slurm_job_id``. An array that sbatch refuses raises :class:`SubmitRefused` quoting
+        sbatch, with the jobs of the arrays submitted before it."""
         import submitit
+        from submitit.core.utils import FailedJobError, FailedSubmissionError
 
         profile = self.profile
         executor = submitit.SlurmExecutor(
@@ -85,20 +92,36 @@ class SlurmLauncher(Launcher):
         groups = [
             packs[i : i + profile.runs_per_job] for i in range(0, len(packs), profile.runs_per_job)
         ]
-        with executor.batch():
-            jobs = [
-                executor.submit(SweepJob(group, context.tracking_uri, context.experiment_id))
-                for group in groups
-            ]
-        submitted = []
-        for job, group in zip(jobs, groups):
-            tasks = tuple(task for pack in group for task in pack)
-            for task in tasks:
-                context.tracker.tag(task.run_id, {"slurm_job_id": job.job_id})
-            submitted.append(Submitted(job.job_id, tasks))
+        limit = max_array_size()
+        arrays = [groups[i : i + limit] for i in range(0, len(groups), limit)]
+        submitted: list[Submitted] = []
+        for number, array in enumerate(arrays, 1):
+            try:
+                # submitit prints sbatch's stderr before raising it: the error says it once.
+                with contextlib.redirect_stderr(io.StringIO()):
+                    with executor.batch():
+                        jobs = [
+                            executor.submit(
+                                SweepJob(group, context.tracking_uri, context.experiment_id)
+                            )
+                            for group in array
+                        ]
+            except (FailedJobError, FailedSubmissionError) as error:
+                lines = str(error).strip().splitlines() or ["(no message)"]
+                raise SubmitRefused(
+                    f"sbatch refused array {number} of {len(arrays)} ({len(array)} jobs): "
+                    f"{lines[-1].strip()}",
+                    submitted,
+                ) from None
+            for job, group in zip(jobs, array):
+                tasks = tuple(task for pack in group for task in pack)
+                for task in tasks:
+                    context.tracker.tag(task.run_id, {"slurm_job_id": job.job_id})
+                submitted.append(Submitted(job.job_id, tasks))
+        ids = sorted({s.job_id.split("_")[0] for s in submitted}, key=int)
         context.echo(
             f"submitted {sum(len(s.tasks) for s in submitted)} runs as {len(submitted)} Slurm "
-            f"jobs: {', '.join(s.job_id for s in submitted)}"
+            f"jobs in {len(arrays)} array(s) of at most {limit} (MaxArraySize): {', '.join(ids)}"
         )
         return submitted
 
@@ -186,6 +209,29 @@ def check_slurm(profile: SlurmProfile | None = None) -> None:
             f"Slurm profile {profile.name!r}: partition={profile.partition!r} is not a partition "
             f"of this cluster; allowed: {', '.join(partitions)}"
         )
+
+
+SLURM_DEFAULT_MAX_ARRAY_SIZE = 1001
+"""Slurm's default ``MaxArraySize`` (``slurm.conf``): array indices 0 .. 1000."""
+
+
+def parse_max_array_size(text: str) -> int | None:
+    """``MaxArraySize = 1001`` in ``scontrol show config`` output -> 1001 (None if absent)."""
+    match = re.search(r"^\s*MaxArraySize\s*=\s*(\d+)", text, re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def max_array_size() -> int:
+    """The most tasks one job array may have here: ``MaxArraySize`` of ``scontrol show config``
+    (indices 0 .. MaxArraySize - 1), or Slurm's default where it cannot be read."""
+    try:
+        result = subprocess.run(
+            ["scontrol", "show", "config"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return SLURM_DEFAULT_MAX_ARRAY_SIZE
+    found = parse_max_array_size(result.stdout) if result.returncode == 0 else None
+    return found if found else SLURM_DEFAULT_MAX_ARRAY_SIZE
 
 
 def parse_squeue(text: str) -> dict[str, str]:
