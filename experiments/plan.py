@@ -9,12 +9,16 @@ Per run (one seed), from the resolved config and the task's observation and acti
 - **replay** (:func:`replay_memory`; the one term that follows how replay is stored): every
   step stores the observations, reward and flags, the action and the policy's latent (``deter``
   float16, ``stoch`` uint8: ``agent.trainer.replay_specs``), ``step_bytes`` in all. Each of the
-  ``run.envs`` envs keeps up to ``cap = max(T + 1, replay.capacity // envs)`` steps in arrays
-  that start at ``min(cap, max(4096, T + 1))`` slots and double when full (``agent.replay``), so
-  a run of ``run.steps`` holds ``slots = min(cap, first doubling >= ceil(steps / envs))`` per env:
-  ``resident = envs x slots x step_bytes``. A checkpoint copies the stored steps
-  (``Replay.state_dict``, ``stored = envs x min(slots, ceil(steps / envs)) x step_bytes``), so
-  the host peak is ``resident + stored``.
+  ``run.envs`` envs keeps up to ``cap = max(T + 1, replay.capacity // envs)`` steps, so a run of
+  ``run.steps`` holds ``held = min(cap, ceil(steps / envs))`` per env, in chunks of
+  ``chunk = min(max(1, replay.chunk // envs), cap)`` steps written once each to the logdir
+  (``agent.replay``): ``chunks = envs x held x step_bytes`` on disk. ``replay.storage: memory``
+  also keeps them in RAM, in arrays that start at ``min(cap, max(4096, T + 1))`` slots and double
+  when full: ``resident = envs x slots x step_bytes`` with ``slots = min(cap, first doubling >=
+  ceil(steps / envs))``; ``disk`` keeps only the chunk being filled (``envs x chunk x
+  step_bytes``; full chunks are memory-mapped files, page cache the kernel may drop). A
+  checkpoint copies only the steps since the last chunk (``Replay.state_dict``), at most
+  ``stored = envs x min(chunk, held) x step_bytes``, so the host peak is ``resident + stored``.
 - **agent state** (:func:`model`): parameters, optimizer moments, slow critic and return
   norm, exactly (``jax.eval_shape`` of ``Dreamer.init``, no arrays made). A checkpoint holds a
   host copy and its msgpack bytes: ``2 x state`` on the host.
@@ -24,7 +28,7 @@ Per run (one seed), from the resolved config and the task's observation and acti
   (``bench/train_step.py`` ``step_buffers``; docs/benchmarks.md "Memory: what holds the
   extra"), not measured on a GPU.
 - **checkpoint disk**: up to :data:`CHECKPOINTS_ON_DISK` checkpoints at once (``keep=2`` plus
-  the one being written), each ``state + stored`` bytes.
+  the one being written), each ``state + stored`` bytes, plus the replay's ``chunks``.
 
 Per job (one process): ``runs_per_job`` packs, each of up to ``seeds_per_process`` runs:
 ``host = BASE_HOST_BYTES + sum over runs (replay peak + 2 x state)`` plus, without a GPU, every
@@ -80,20 +84,25 @@ class ReplayMemory:
     step_bytes: int
     """Bytes of one stored step (all keys)."""
     resident: int
-    """The replay arrays at the end of the run (``sum(a.nbytes for a in Replay.data.values())``)."""
+    """Replay arrays in RAM at the end of the run (``memory``: the ring, ``sum(a.nbytes for a in
+    Replay.data.values())``; ``disk``: the chunk being filled)."""
     stored: int
-    """Steps actually stored at the end: what a checkpoint copies and writes (``replay.npz``)."""
+    """At most what a checkpoint copies: the steps since the last chunk (``tail/*`` of
+    ``Replay.state_dict``)."""
+    chunks: int
+    """The chunk files on disk at the end (each written once): the steps the replay holds."""
 
     @property
     def peak(self) -> int:
-        """Host peak: the arrays plus the checkpoint's copy of the stored steps."""
+        """Host peak: the arrays plus the checkpoint's copy of the tail."""
         return self.resident + self.stored
 
 
 def replay_memory(config: Config, specs: Mapping[str, tuple[tuple[int, ...], Any]]) -> ReplayMemory:
     """Replay bytes of a run of ``config`` (``run.steps``, ``run.envs``, ``replay.capacity``,
-    ``agent.batch_length``) that stores `specs` (key -> (per-step shape, dtype), as
-    ``agent.trainer.replay_specs``) each step; the growth rule of ``agent.replay.Replay``."""
+    ``replay.chunk``, ``replay.storage``, ``agent.batch_length``) that stores `specs` (key ->
+    (per-step shape, dtype), as ``agent.trainer.replay_specs``) each step; the rules of
+    ``agent.replay.Replay`` (module doc above)."""
     step = sum(
         int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
         for shape, dtype in specs.values()
@@ -101,10 +110,17 @@ def replay_memory(config: Config, specs: Mapping[str, tuple[tuple[int, ...], Any
     envs, length = config.run.envs, config.agent.batch_length + 1
     capacity = max(length, config.replay.capacity // envs)
     per_env = -(-config.run.steps // envs)
-    slots = min(capacity, max(4096, length))
-    while slots < per_env and slots < capacity:
-        slots = min(capacity, 2 * slots)
-    return ReplayMemory(step, envs * slots * step, envs * min(slots, per_env) * step)
+    held = min(capacity, per_env)
+    chunk = min(max(1, config.replay.chunk // envs), capacity)
+    if config.replay.storage == "memory":
+        slots = min(capacity, max(4096, length))
+        while slots < per_env and slots < capacity:
+            slots = min(capacity, 2 * slots)
+    else:
+        slots = chunk
+    return ReplayMemory(
+        step, envs * slots * step, envs * min(chunk, held) * step, envs * held * step
+    )
 
 
 def tree_bytes(tree: Any) -> int:
@@ -203,8 +219,9 @@ class RunPlan:
 
     @property
     def disk(self) -> int:
-        """Checkpoint disk: :data:`CHECKPOINTS_ON_DISK` x (state + stored replay)."""
-        return CHECKPOINTS_ON_DISK * (self.state + self.replay.stored)
+        """Logdir disk: :data:`CHECKPOINTS_ON_DISK` x (state + the replay's tail), plus the
+        replay's chunks."""
+        return CHECKPOINTS_ON_DISK * (self.state + self.replay.stored) + self.replay.chunks
 
 
 def plan_run(
@@ -377,9 +394,9 @@ def refusal(
     mem_gb: float,
 ) -> str:
     """'' if every job's host estimate fits ``mem_gb`` GiB; else one line naming the largest
-    job, its estimate and what would make it fit: ``replay.capacity``, ``runs_per_job`` or
-    ``seeds_per_process`` lowered alone (the largest value that fits, re-planned), or
-    ``mem_gb`` raised."""
+    job, its estimate and what would make it fit: ``replay.storage=disk``, ``replay.capacity``,
+    ``runs_per_job`` or ``seeds_per_process`` lowered alone (the largest value that fits,
+    re-planned), or ``mem_gb`` raised."""
     known = [i for i, job in enumerate(jobs) if not job.unknown]
     if not known:
         return ""
@@ -389,19 +406,24 @@ def refusal(
         return ""
     mine = packs[worst * packs_per_job : (worst + 1) * packs_per_job]
 
-    def replan(capacity: int | None = None, runs: int | None = None, seeds: int | None = None):
+    def replan(capacity=None, runs=None, seeds=None, storage=None):
         chosen = [pack[:seeds] for pack in mine[:runs]]
-        if capacity is not None:
-            chosen = [[(_with_capacity(c, capacity), label) for c, label in p] for p in chosen]
+        changes = {"capacity": capacity, "storage": storage}
+        changes = {key: value for key, value in changes.items() if value is not None}
+        if changes:
+            chosen = [[(_with_replay(c, **changes), label) for c, label in p] for p in chosen]
         return plan_jobs(chosen, len(chosen), plan, job.on_gpu)[0]
 
     fits = lambda plan: plan.host <= mem_gb * GIB  # noqa: E731
     options = []
+    first = mine[0][0][0]
+    if first.replay.storage == "memory" and fits(replan(storage="disk")):
+        options.append("replay.storage=disk")
     rest = job.host - sum(run.replay.peak for run in job.runs)
-    # Below run.steps, replay holds `capacity` steps, plus the checkpoint's copy of them.
-    capacity = int((mem_gb * GIB - rest) // (2 * sum(run.replay.step_bytes for run in job.runs)))
-    capacity = _round_down(min(capacity, mine[0][0][0].replay.capacity - 1))
-    length = mine[0][0][0].agent.batch_length + 1
+    # Below run.steps, replay holds `capacity` steps in RAM (and a checkpoint copies a chunk).
+    capacity = int((mem_gb * GIB - rest) // sum(run.replay.step_bytes for run in job.runs))
+    capacity = _round_down(min(capacity, first.replay.capacity - 1))
+    length = first.agent.batch_length + 1
     if capacity >= length and fits(replan(capacity=capacity)):
         options.append(f"replay.capacity<={capacity:,}")
     for name, current, arg in (
@@ -420,8 +442,8 @@ def refusal(
     )
 
 
-def _with_capacity(config: Config, capacity: int) -> Config:
-    return dataclasses.replace(config, replay=dataclasses.replace(config.replay, capacity=capacity))
+def _with_replay(config: Config, **changes: Any) -> Config:
+    return dataclasses.replace(config, replay=dataclasses.replace(config.replay, **changes))
 
 
 def _round_down(value: int) -> int:

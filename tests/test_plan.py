@@ -21,11 +21,18 @@ ACTION = Space(np.float32, (1,), -1.0, 1.0)
 
 
 @pytest.mark.parametrize(
-    "steps, envs, capacity",
-    [(3000, 2, 1000), (20_000, 2, 100_000), (9000, 1, 5_000_000), (50, 3, 100)],
-    ids=["capacity-bound", "doubled-twice", "one-env", "short"],
+    "steps, envs, capacity, storage",
+    [
+        (3000, 2, 1000, "memory"),
+        (20_000, 2, 100_000, "memory"),
+        (9000, 1, 5_000_000, "memory"),
+        (50, 3, 100, "memory"),
+        (20_000, 2, 100_000, "disk"),
+        (3000, 1, 5_000_000, "disk"),
+    ],
+    ids=["capacity-bound", "doubled-twice", "one-env", "short", "disk", "disk-one-env"],
 )
-def test_replay_bytes_are_a_real_replays(steps, envs, capacity):
+def test_replay_bytes_are_a_real_replays(tmp_path, steps, envs, capacity, storage):
     config = resolve_config(
         "dmc_proprio",
         "cartpole_balance",
@@ -36,18 +43,38 @@ def test_replay_bytes_are_a_real_replays(steps, envs, capacity):
             f"run.steps={steps}",
             f"run.envs={envs}",
             f"replay.capacity={capacity}",
+            f"replay.storage={storage}",
         ],
     )
     found = plan.model(config, PROPRIO, ACTION)
     memory = plan.replay_memory(config, found.specs)
-    replay = Replay(found.specs, envs, capacity, config.agent.batch_length + 1, True, seed=0)
+    replay = Replay(
+        found.specs,
+        envs,
+        capacity,
+        config.agent.batch_length + 1,
+        True,
+        seed=0,
+        chunk=config.replay.chunk,
+        storage=storage,
+        directory=tmp_path,
+    )
     step = {k: np.zeros((envs, *shape), dtype) for k, (shape, dtype) in found.specs.items()}
     for _ in range(-(-steps // envs)):
         replay.add(step)
-    assert memory.resident == sum(array.nbytes for array in replay.data.values())
+    arrays = replay.data if storage == "memory" else replay.tail
+    assert memory.resident == sum(array.nbytes for array in arrays.values())
+    assert memory.step_bytes == sum(array[0, 0].nbytes for array in arrays.values())
+    # A checkpoint copies the steps since the last chunk: at most one chunk of every env.
     saved = replay.state_dict()
-    assert memory.stored == sum(saved[f"data/{key}"].nbytes for key in found.specs)
-    assert memory.step_bytes == sum(array[0, 0].nbytes for array in replay.data.values())
+    tail = sum(saved[f"tail/{key}"].nbytes for key in found.specs)
+    assert tail <= memory.stored == envs * replay.chunk * memory.step_bytes or tail == memory.stored
+    # The chunk files hold what the replay holds, in whole chunks (no eviction below capacity).
+    if steps <= capacity:
+        written = sum(
+            np.load(path, mmap_mode="r").nbytes for path in tmp_path.glob("chunk-*/*.npy")
+        )
+        assert memory.chunks - envs * replay.chunk * memory.step_bytes < written <= memory.chunks
 
 
 def test_state_bytes_count_params_optimizer_and_slow_critic():
@@ -83,7 +110,8 @@ def _sweep(tmp_path, spec, profile):
 @pytest.mark.parametrize("profile", ["gpu_example", "gpu_packed"])
 def test_example_gpu_profiles_refuse_atari57(tmp_path, profile):
     """Atari57 at the suite's defaults stores 5M steps of 96x96 frames plus 200m latents
-    (~119 GiB, twice that while a checkpoint copies it): neither 64 nor 96 GB holds it."""
+    (~119 GiB in RAM with replay.storage memory; a checkpoint copies only the newest chunk):
+    neither 64 nor 96 GB holds it, and the disk storage would."""
     spec = tmp_path / "a57.yaml"
     spec.write_text(
         yaml.safe_dump(
@@ -96,15 +124,16 @@ def test_example_gpu_profiles_refuse_atari57(tmp_path, profile):
         line = _error_line(run.stderr)
         mem = {"gpu_example": 64, "gpu_packed": 96}[profile]
         assert f"profile '{profile}': mem_gb={mem} cannot hold job 1 (pong/seed0)" in line
-        assert "replay 238.8 GiB" in line and "replay.capacity<=" in line
-        assert "mem_gb>=2" in line and line.endswith("nothing was submitted")
-        assert "(replay 238.8 GiB, agent state 4.3 GiB" in run.stdout
+        assert "replay 119.4 GiB" in line and "replay.capacity<=" in line
+        assert "set one of: replay.storage=disk, " in line
+        assert "mem_gb>=126" in line and line.endswith("nothing was submitted")
+        assert "(replay 119.4 GiB, agent state 4.3 GiB" in run.stdout
     assert not db.exists() and not work.exists()
 
 
 def test_example_gpu_profile_plans_atari100k(tmp_path):
-    """Atari100k's 100k steps (131,072 slots once doubled, 3.5 GiB, plus 2.7 GiB while a
-    checkpoint copies them) fit the 64 GB profile."""
+    """Atari100k's 100k steps (131,072 slots once doubled, 3.5 GiB; a checkpoint copies only
+    the newest chunk) fit the 64 GB profile."""
     spec = tmp_path / "a100k.yaml"
     spec.write_text(
         yaml.safe_dump({"name": "a100k", "suite": "atari100k", "tasks": ["pong"], "seeds": 2})
@@ -123,26 +152,27 @@ def test_example_gpu_profile_plans_atari100k(tmp_path):
     )
     assert dry.returncode == 0, dry.stderr
     assert "2 jobs like job 1: 1 run(s): " in dry.stdout
-    assert "host RAM (replay 6.2 GiB, agent state 3.8 GiB" in dry.stdout
+    assert "host RAM (replay 3.5 GiB, agent state 3.8 GiB" in dry.stdout
 
 
 def test_tiny_profile_is_refused_in_one_line_naming_the_fields(tmp_path):
-    """2M steps of replay (0.4 GB per run, twice that while a checkpoint copies it) x 4 runs per
-    job do not fit 3.5 GiB; 2 runs per job would, as would a smaller replay."""
+    """2M steps of replay (0.4 GB per run) x 4 runs per job do not fit 3 GiB; 2 runs per job
+    would, as would a smaller replay or one on disk."""
     spec = tiny_spec(
         tmp_path, "tiny", seeds=4, seeds_per_process=2, executor="slurm", steps=2_000_000
     )
-    profile = _profile(tmp_path, "tiny", mem_gb=3.5, runs_per_job=2)
+    profile = _profile(tmp_path, "tiny", mem_gb=3, runs_per_job=2)
     result, dry, db, work = _sweep(tmp_path, spec, profile)
     for run in (result, dry):
         assert run.returncode == 2
         line = _error_line(run.stderr)
-        assert line.startswith("dreamerbench sweep: error: profile 'tiny': mem_gb=3.5 cannot")
+        assert line.startswith("dreamerbench sweep: error: profile 'tiny': mem_gb=3 cannot"), line
         # reacher_easy's observations are wider than cartpole_balance's: its job is the largest.
         seeds = ", ".join(f"reacher_easy/seed{seed}" for seed in range(3))
         assert f"job 2 ({seeds}, +1 runs)" in line
         found = re.search(
-            r"set one of: replay.capacity<=([\d,]+), runs_per_job<=1, seeds_per_process<=1, "
+            r"set one of: replay.storage=disk, replay.capacity<=([\d,]+), runs_per_job<=1, "
+            r"seeds_per_process<=1, "
             r"mem_gb>=\d+; nothing was submitted$",
             line,
         )
