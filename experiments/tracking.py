@@ -70,6 +70,7 @@ checkpoint is trained again by ``--rerun-failed`` and delivered then).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -115,11 +116,30 @@ def default_tracking_uri(workdir: str | os.PathLike | None = None) -> str:
     return f"sqlite:///{Path(workdir or os.getcwd()).resolve() / 'mlflow.db'}"
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///PATH`` URI as this project writes it (PATH taken
+    literally: ``?``, ``%`` and ``#`` are characters of the path); None for other URIs."""
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
+def mlflow_uri(uri: str) -> str:
+    """`uri` as MLflow must be given it: SQLAlchemy reads ``?`` in a sqlite URL as the start of
+    its options and percent-decodes the path, so ``%``, ``?`` and ``#`` of the path are
+    percent-encoded (anything else passes as it is)."""
+    path = sqlite_path(uri)
+    if path is None:
+        return uri
+    escape = {"%": "%25", "?": "%3F", "#": "%23"}
+    return "sqlite:///" + "".join(escape.get(char, char) for char in str(path))
+
+
 def resolve_tracking_uri(uri: str | None = None) -> str:
     """--tracking-uri, else MLFLOW_TRACKING_URI, else the embedded default.
 
     Relative sqlite paths become absolute so that jobs started elsewhere (Slurm
-    nodes, other working directories) write to the same store.
+    nodes, other working directories) write to the same store. The path of a sqlite URI is
+    taken literally (any legal file name; no ``?options``): :func:`mlflow_uri` encodes it for
+    MLflow, so resolving a resolved URI changes nothing.
     """
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
     parsed = urlparse(uri)
@@ -127,7 +147,7 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
         if not uri.startswith("sqlite:///"):
             raise ValueError(f"tracking URI {uri!r}: expected sqlite:///PATH")
         # sqlite:///relative/path or sqlite:////absolute/path (SQLAlchemy's form).
-        return f"sqlite:///{Path(uri[len('sqlite:///') :]).resolve()}"
+        return f"sqlite:///{sqlite_path(uri).resolve()}"
     if parsed.scheme in ("", "file"):
         raise ValueError(
             f"tracking URI {uri!r}: MLflow 3 keeps the file store in maintenance mode; "
@@ -157,7 +177,7 @@ class Tracker:
             os.environ.setdefault(name, value)
         scheme = urlparse(self.uri).scheme
         if scheme == "sqlite":
-            db = Path(self.uri[len("sqlite:///") :])
+            db = sqlite_path(self.uri)
             blocked = file_in_the_way(db.parent)
             if blocked is not None:
                 raise FileNotFoundError(
@@ -173,9 +193,9 @@ class Tracker:
                 )
         elif scheme in ("http", "https"):
             _check_server(self.uri)
-        from mlflow import MlflowClient  # lazy: importing mlflow costs about a second
-
         if scheme != "sqlite":
+            from mlflow import MlflowClient  # lazy: importing mlflow costs about a second
+
             self.client = MlflowClient(tracking_uri=self.uri)
             return
         # The client's store creates the schema of a new database file, and two
@@ -186,7 +206,7 @@ class Tracker:
                 f"{db} is being set up by {lock.holder()} for more than 120 s"
             )
         try:
-            self.client = MlflowClient(tracking_uri=self.uri)
+            self.client = _sqlite_client(db)
         finally:
             lock.release()
 
@@ -541,10 +561,27 @@ def job_tags() -> dict[str, str]:
     return {**launchers.job_tags(), "version": __version__}
 
 
+def _sqlite_client(db: Path):
+    """An MlflowClient of the sqlite file `db`. MLflow creates the parent folders of the
+    *encoded* path too (``a%3Fx/`` beside ``a?x/``: ``_make_parent_dirs_if_sqlite`` of
+    mlflow/store/db/utils.py); the empty folders it made that way are removed."""
+    from mlflow import MlflowClient
+
+    uri = mlflow_uri(f"sqlite:///{db}")
+    encoded = Path(uri[len("sqlite:///") :]).parent
+    made = [folder for folder in (encoded, *encoded.parents) if not folder.exists()]
+    client = MlflowClient(tracking_uri=uri)
+    client._tracking_client.store  # noqa: B018 - the store exists once this returns
+    for folder in made:  # deepest first
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    return client
+
+
 def _artifact_root(tracking_uri: str, name: str) -> str | None:
     """Artifacts of a sqlite store go next to its database; servers choose their own."""
-    if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri[len("sqlite:///") :])
+    db = sqlite_path(tracking_uri)
+    if db is not None:
         return (db.parent / "mlruns" / name).as_uri()
     return None
 
