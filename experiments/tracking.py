@@ -169,6 +169,9 @@ class Tracker:
     FileNotFoundError if a sqlite store does not exist and `create` is False
     (readers must not create an empty store). Concurrent first uses of a new
     sqlite file are serialised (MLflow's schema creation is not safe to race).
+    A reader (`create` False) needs no write access to a sqlite store (a shared results
+    folder): it takes no lock. A writer refuses a sqlite store it may not write to
+    (TrackingUnavailable, one line) before anything starts.
     """
 
     def __init__(self, uri: str | None = None, create: bool = True):
@@ -191,12 +194,24 @@ class Tracker:
                 raise FileNotFoundError(
                     f"tracking URI {self.uri}: directory {db.parent} does not exist"
                 )
+            # sqlite writes a journal beside the database: the folder must be writable too.
+            if create and not all(
+                os.access(path, os.W_OK) for path in (db.parent, db) if path.exists()
+            ):
+                raise TrackingUnavailable(
+                    f"tracking URI {self.uri}: {db.parent} is read-only for this user; "
+                    "pass a --tracking-uri you may write to (reading it works: status, table, "
+                    "plot)"
+                )
         elif scheme in ("http", "https"):
             _check_server(self.uri)
         if scheme != "sqlite":
             from mlflow import MlflowClient  # lazy: importing mlflow costs about a second
 
             self.client = MlflowClient(tracking_uri=self.uri)
+            return
+        if not create:  # the store exists (checked above): nothing to set up
+            self.client = _sqlite_client(db)
             return
         # The client's store creates the schema of a new database file, and two
         # processes doing that at once crash (alembic): one at a time.

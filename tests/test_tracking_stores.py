@@ -3,14 +3,20 @@ in the URI. Training runs the real CLI with the stub agent (no JAX)."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 from stub_agent import StubAgent
 from test_rundir import EPISODE
+from test_sweep_slurm import tiny_spec
 
 from dreamerbench.agent import trainer
 from dreamerbench.experiments import cli, tracking
+
+_TRAIN = ["train", "--suite", "dmc_proprio", "--task", "cartpole_balance", "--size", "debug"]
 
 
 class StubTrainer(trainer.Trainer):
@@ -26,15 +32,10 @@ def stub_train(monkeypatch):
 
     def run(logdir, *flags):
         sets = ["run.train_start=32", "run.log_every=0", "run.progress=false", "run.envs=1"]
+        sets += ["env.action_repeat=8"]  # a 126-step episode
         return cli.main(
             [
-                "train",
-                "--suite",
-                "dmc_proprio",
-                "--task",
-                "cartpole_balance",
-                "--size",
-                "debug",
+                *_TRAIN,
                 "--steps",
                 str(EPISODE),
                 "--logdir",
@@ -86,3 +87,79 @@ def test_the_default_store_of_an_oddly_named_working_directory(
     assert cli.main(["status", "train"]) == 0
     assert "finished" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "w?x%41"]
+
+
+def _read_only(folder, *args):
+    """``dreamerbench ARGS`` in a fresh process that sees `folder` read-only: a read-only bind
+    mount in a user and mount namespace (``unshare -rm``; root ignores permission bits, so a
+    chmod'ed folder would not do)."""
+    script = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && exec "$@"'
+    command = ["unshare", "-rm", "sh", "-c", script, str(folder), sys.executable, "-m"]
+    return subprocess.run(
+        [*command, "dreamerbench.experiments.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
+    )
+
+
+def _unshare_works(tmp_path):
+    try:
+        return subprocess.run(["unshare", "-rm", "true"], timeout=30).returncode == 0
+    except OSError:
+        return False
+
+
+def test_a_read_only_store_is_read_and_writers_refuse_it_in_one_line(tmp_path, stub_train):
+    """`table`, `status` and `plot` crashed on ``mlflow.db.lock`` (Errno 30) in a store the user
+    may read but not write; `train` and `sweep` into one were a traceback."""
+    if not _unshare_works(tmp_path):
+        pytest.skip("needs unshare -rm (user and mount namespaces)")
+    store = tmp_path / "store"
+    store.mkdir()
+    uri = f"sqlite:///{store}/mlflow.db"
+    assert stub_train(tmp_path / "run", "--tracking-uri", uri) == 0
+    (store / "mlflow.db.lock").unlink()  # as a results folder copied for others holds it
+    before = sorted(p.name for p in store.iterdir())
+
+    status = _read_only(store, "status", "train", "--tracking-uri", uri)
+    assert status.returncode == 0, status.stderr[-3000:]
+    assert "cartpole_balance/seed0" in status.stdout and "finished" in status.stdout
+    empty = tmp_path / "published"
+    empty.mkdir()
+    for command in ("table", "plot"):
+        out = tmp_path / f"{command}.{'md' if command == 'table' else 'png'}"
+        extra = ["--kind", "curves"] if command == "plot" else []
+        result = _read_only(
+            store,
+            command,
+            "--suite",
+            "dmc_proprio",
+            "--runs",
+            "train",
+            "--tracking-uri",
+            uri,
+            "--published-dir",
+            str(empty),
+            "--out",
+            str(out),
+            *extra,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert out.exists()
+
+    spec = tiny_spec(tmp_path, "ro")
+    for writer in (
+        [*_TRAIN, "--logdir", str(tmp_path / "run2"), "--tracking-uri", uri],
+        ["sweep", str(spec), "--tracking-uri", uri, "--workdir", str(tmp_path / "work")],
+    ):
+        refused = _read_only(store, *writer)
+        assert refused.returncode == 1, refused.stderr[-3000:]
+        (line,) = [x for x in refused.stderr.splitlines() if " INFO " not in x]
+        assert line == (
+            f"dreamerbench {writer[0]}: error: tracking URI {uri}: {store} is read-only for "
+            "this user; pass a --tracking-uri you may write to (reading it works: status, table, "
+            "plot)"
+        )
+    assert sorted(p.name for p in store.iterdir()) == before
