@@ -139,26 +139,44 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     Relative sqlite paths become absolute so that jobs started elsewhere (Slurm
     nodes, other working directories) write to the same store. The path of a sqlite URI is
     taken literally (any legal file name; no ``?options``): :func:`mlflow_uri` encodes it for
-    MLflow, so resolving a resolved URI changes nothing.
+    MLflow, so resolving a resolved URI changes nothing. ValueError (one line, naming the URI
+    :func:`redact`-ed) for credentials in the URI (they belong in MLflow's environment
+    variables) and for an unsupported scheme.
     """
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
     parsed = urlparse(uri)
+    shown = redact(uri)  # every message names the URI without its credentials
+    if "@" in parsed.netloc:
+        raise ValueError(
+            f"tracking URI {shown!r}: credentials in the URI would be printed and stored in the "
+            "sweep's job files; give them as MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the environment, which "
+            "MLflow and the sweep's jobs read (a database: PGPASSWORD or ~/.pgpass)"
+        )
     if parsed.scheme == "sqlite":
         if not uri.startswith("sqlite:///"):
-            raise ValueError(f"tracking URI {uri!r}: expected sqlite:///PATH")
+            raise ValueError(f"tracking URI {shown!r}: expected sqlite:///PATH")
         # sqlite:///relative/path or sqlite:////absolute/path (SQLAlchemy's form).
         return f"sqlite:///{sqlite_path(uri).resolve()}"
     if parsed.scheme in ("", "file"):
         raise ValueError(
-            f"tracking URI {uri!r}: MLflow 3 keeps the file store in maintenance mode; "
+            f"tracking URI {shown!r}: MLflow 3 keeps the file store in maintenance mode; "
             "use sqlite:///PATH/mlflow.db (the default) or http://HOST:PORT of an mlflow server"
         )
     if parsed.scheme not in ("http", "https", "postgresql", "mysql", "databricks"):
         raise ValueError(
-            f"tracking URI {uri!r}: unsupported scheme {parsed.scheme!r}; "
+            f"tracking URI {shown!r}: unsupported scheme {parsed.scheme!r}; "
             "allowed: sqlite, http, https, postgresql, mysql, databricks"
         )
     return uri
+
+
+def redact(uri: str) -> str:
+    """`uri` with the credentials of its authority (``user:password@``) shown as ``***@``."""
+    parsed = urlparse(uri)
+    if "@" not in parsed.netloc:
+        return uri
+    return parsed._replace(netloc="***@" + parsed.netloc.rsplit("@", 1)[1]).geturl()
 
 
 class Tracker:

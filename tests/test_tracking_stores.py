@@ -163,3 +163,47 @@ def test_a_read_only_store_is_read_and_writers_refuse_it_in_one_line(tmp_path, s
             "plot)"
         )
     assert sorted(p.name for p in store.iterdir()) == before
+
+
+SECRET = "s3cr3t-Pa55"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        f"http://alice:{SECRET}@localhost:1/",
+        f"https://{SECRET}@mlflow.example.org",
+        f"postgresql://alice:{SECRET}@db/mlflow",
+        f"ftp://alice:{SECRET}@host/x",
+    ],
+)
+def test_credentials_in_the_uri_are_refused_in_one_line_that_never_shows_them(
+    tmp_path, stub_train, capsys, monkeypatch, uri
+):
+    """A URI with ``user:password@`` was refused as "Name or service not known" with the password
+    in the error, in the launcher's ``MLflow:`` line and in the job files."""
+    spec = tiny_spec(tmp_path, "creds")
+    work = tmp_path / "work"
+    commands = [
+        ["sweep", str(spec), "--tracking-uri", uri, "--workdir", str(work)],
+        ["sweep", str(spec), "--dry-run", "--tracking-uri", uri, "--workdir", str(work)],
+        ["status", "creds", "--tracking-uri", uri],
+        ["table", "--suite", "dmc_proprio", "--runs", "creds", "--tracking-uri", uri],
+    ]
+    for command in commands:
+        assert cli.main(command) == 2, command
+        out = capsys.readouterr()
+        assert SECRET not in out.out + out.err
+        (line,) = out.err.splitlines()
+        assert f"dreamerbench {command[0]}: error: tracking URI " in line
+        assert "***@" in line and "MLFLOW_TRACKING_PASSWORD" in line
+    assert stub_train(tmp_path / "run", "--tracking-uri", uri) == 2
+    out = capsys.readouterr()
+    assert SECRET not in out.out + out.err and "MLFLOW_TRACKING_USERNAME" in out.err
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # the same from the environment
+    assert cli.main(["status", "creds"]) == 2
+    out = capsys.readouterr()
+    assert SECRET not in out.out + out.err and "MLFLOW_TRACKING_PASSWORD" in out.err
+    assert not work.exists()
+    assert tracking.redact(uri) == uri.replace(uri[uri.index("//") + 2 : uri.index("@")], "***")
