@@ -15,10 +15,10 @@ class Speed:
     """Env steps and updates per second since the previous measurement."""
 
     def __init__(self, counters: Counters):
-        self.last = (time.time(), counters.steps, counters.updates)
+        self.last = (time.monotonic(), counters.steps, counters.updates)
 
     def measure(self, counters: Counters) -> dict[str, float]:
-        now = time.time()
+        now = time.monotonic()
         then, steps, updates = self.last
         elapsed = max(now - then, 1e-9)
         self.last = (now, counters.steps, counters.updates)
@@ -54,7 +54,7 @@ class Progress:
             sys.stderr.flush()
 
     def update(self, counters: Counters, score: float | None) -> None:
-        now = time.time()
+        now = time.monotonic()
         self.samples.append((now, counters.steps))
         while len(self.samples) > 2 and now - self.samples[1][0] >= self.WINDOW_S:
             self.samples.popleft()

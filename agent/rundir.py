@@ -20,7 +20,8 @@
 - ``.lock``           held (``flock``) by the one process that trains the run
 
 Identity: every record carries ``step`` (agent steps) and ``time_ms`` (milliseconds since
-the epoch, strictly increasing within its file); episode records also carry ``index``
+the epoch, strictly increasing within its file even when the wall clock steps back: then
+one more than the file's last); episode records also carry ``index``
 (0, 1, ... over the run). So no two records of a run look alike to a store that merges
 identical (name, value, step, time) rows, as MLflow does, and delivering one record twice
 is a no-op there.
@@ -93,7 +94,8 @@ class Counters:
     update_credit: float = 0.0
     """Updates that the train ratio has earned and that are not done yet."""
     wall_s: float = 0.0
-    """Seconds spent in the loop, over all sessions."""
+    """Seconds spent in the loop, over all sessions (the monotonic clock: a wall clock stepped
+    back never makes it, or an episode's ``wall_s``, smaller)."""
 
 
 def read_config(path: str | Path) -> dict[str, Any]:

@@ -114,10 +114,10 @@ class Clock:
 
     def __init__(self, every: float):
         self.every = every
-        self.last = time.time()
+        self.last = time.monotonic()
 
     def __call__(self) -> bool:
-        now = time.time()
+        now = time.monotonic()
         if now - self.last < self.every:
             return False
         self.last = now

@@ -247,7 +247,7 @@ class Trainer:
         if a logdir holds another config, CheckpointError if no checkpoint can be
         read, DiskFull naming the file if the disk fills up (run again to resume).
         """
-        started = time.time()
+        started = time.monotonic()
         config = self.config
         with contextlib.ExitStack() as stack:
             for run in self.runs:
@@ -336,7 +336,7 @@ class Trainer:
             obs = self._step(acts, counters)
             if self._may_train(counters):
                 ratio.spend(self._train(agent, counters, ratio.earn(schedule.envs), stop))
-            counters.wall_s = time.time() - self._origin
+            counters.wall_s = time.monotonic() - self._origin
             if self.runs[0].train.count and should_log():
                 self._log(counters)
             # Evaluate every eval_every steps and at the budget's last step.
@@ -354,9 +354,11 @@ class Trainer:
 
     def _start_session(self, counters: Counters, started: float) -> None:
         """This process's clocks: wall seconds count on from the checkpoint's, speed and progress
-        measure from now; `started` (time.time() when :meth:`run_all` began) times the start-up."""
+        measure from now; `started` (time.monotonic() when :meth:`run_all` began) times the
+        start-up. Durations use the monotonic clock: a wall clock stepped back (NTP, a VM
+        resume) made them negative."""
         self._started = started
-        self._origin = time.time() - counters.wall_s
+        self._origin = time.monotonic() - counters.wall_s
         self._speed = Speed(counters)
         self._progress = Progress(self.config.run.steps, enabled=self.config.run.progress)
         # The first act compiles the policy step (seconds to minutes).
@@ -413,7 +415,7 @@ class Trainer:
         counters.updates += len(learned[0])
         if first:  # start-up cost: env, replay warm-up and compiles
             startup = {"kind": "fps", "step": counters.steps}
-            startup["time_to_first_update_s"] = time.time() - self._started
+            startup["time_to_first_update_s"] = time.monotonic() - self._started
             for run in self.runs:
                 run.dir.append("metrics", startup)
         return len(learned[0])
@@ -459,7 +461,7 @@ class Trainer:
             config.run.eval_episodes,
             greedy,
         )
-        wall_s = round(time.time() - self._origin, 3)
+        wall_s = round(time.monotonic() - self._origin, 3)
         for run, run_records in zip(self.runs, records):
             for record in run_records:
                 run.dir.record_eval(
@@ -500,7 +502,7 @@ class Trainer:
                 )
 
     def _record_episodes(self, obs: Sequence[Mapping[str, np.ndarray]], step: int) -> None:
-        wall_s = round(time.time() - self._origin, 3)
+        wall_s = round(time.monotonic() - self._origin, 3)
         for run, run_obs in zip(self.runs, obs):
             for record in run.episodes.track(run_obs):
                 run.dir.record_episode({**record, "step": step, "wall_s": wall_s})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -292,7 +293,7 @@ def _print_where(echo, spec, tracking_uri) -> None:
         )
     )
     if tracking_uri.startswith("sqlite:///"):
-        echo(f"  mlflow ui --backend-store-uri {tracking_uri}")
+        echo(f"  mlflow ui --backend-store-uri {shlex.quote(tracking.mlflow_uri(tracking_uri))}")
 
 
 def run_status(args: argparse.Namespace, echo=print) -> int:

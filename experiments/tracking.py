@@ -70,6 +70,7 @@ checkpoint is trained again by ``--rerun-failed`` and delivered then).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -115,30 +116,67 @@ def default_tracking_uri(workdir: str | os.PathLike | None = None) -> str:
     return f"sqlite:///{Path(workdir or os.getcwd()).resolve() / 'mlflow.db'}"
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///PATH`` URI as this project writes it (PATH taken
+    literally: ``?``, ``%`` and ``#`` are characters of the path); None for other URIs."""
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
+def mlflow_uri(uri: str) -> str:
+    """`uri` as MLflow must be given it: SQLAlchemy reads ``?`` in a sqlite URL as the start of
+    its options and percent-decodes the path, so ``%``, ``?`` and ``#`` of the path are
+    percent-encoded (anything else passes as it is)."""
+    path = sqlite_path(uri)
+    if path is None:
+        return uri
+    escape = {"%": "%25", "?": "%3F", "#": "%23"}
+    return "sqlite:///" + "".join(escape.get(char, char) for char in str(path))
+
+
 def resolve_tracking_uri(uri: str | None = None) -> str:
     """--tracking-uri, else MLFLOW_TRACKING_URI, else the embedded default.
 
     Relative sqlite paths become absolute so that jobs started elsewhere (Slurm
-    nodes, other working directories) write to the same store.
+    nodes, other working directories) write to the same store. The path of a sqlite URI is
+    taken literally (any legal file name; no ``?options``): :func:`mlflow_uri` encodes it for
+    MLflow, so resolving a resolved URI changes nothing. ValueError (one line, naming the URI
+    :func:`redact`-ed) for credentials in the URI (they belong in MLflow's environment
+    variables) and for an unsupported scheme.
     """
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
     parsed = urlparse(uri)
+    shown = redact(uri)  # every message names the URI without its credentials
+    if "@" in parsed.netloc:
+        raise ValueError(
+            f"tracking URI {shown!r}: credentials in the URI would be printed and stored in the "
+            "sweep's job files; give them as MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the environment, which "
+            "MLflow and the sweep's jobs read (a database: PGPASSWORD or ~/.pgpass)"
+        )
     if parsed.scheme == "sqlite":
         if not uri.startswith("sqlite:///"):
-            raise ValueError(f"tracking URI {uri!r}: expected sqlite:///PATH")
+            raise ValueError(f"tracking URI {shown!r}: expected sqlite:///PATH")
         # sqlite:///relative/path or sqlite:////absolute/path (SQLAlchemy's form).
-        return f"sqlite:///{Path(uri[len('sqlite:///') :]).resolve()}"
+        return f"sqlite:///{sqlite_path(uri).resolve()}"
     if parsed.scheme in ("", "file"):
         raise ValueError(
-            f"tracking URI {uri!r}: MLflow 3 keeps the file store in maintenance mode; "
+            f"tracking URI {shown!r}: MLflow 3 keeps the file store in maintenance mode; "
             "use sqlite:///PATH/mlflow.db (the default) or http://HOST:PORT of an mlflow server"
         )
     if parsed.scheme not in ("http", "https", "postgresql", "mysql", "databricks"):
         raise ValueError(
-            f"tracking URI {uri!r}: unsupported scheme {parsed.scheme!r}; "
+            f"tracking URI {shown!r}: unsupported scheme {parsed.scheme!r}; "
             "allowed: sqlite, http, https, postgresql, mysql, databricks"
         )
     return uri
+
+
+def redact(uri: str) -> str:
+    """`uri` with the credentials of its authority (``user:password@``) shown as ``***@``."""
+    parsed = urlparse(uri)
+    if "@" not in parsed.netloc:
+        return uri
+    return parsed._replace(netloc="***@" + parsed.netloc.rsplit("@", 1)[1]).geturl()
 
 
 class Tracker:
@@ -149,6 +187,9 @@ class Tracker:
     FileNotFoundError if a sqlite store does not exist and `create` is False
     (readers must not create an empty store). Concurrent first uses of a new
     sqlite file are serialised (MLflow's schema creation is not safe to race).
+    A reader (`create` False) needs no write access to a sqlite store (a shared results
+    folder): it takes no lock. A writer refuses a sqlite store it may not write to
+    (TrackingUnavailable, one line) before anything starts.
     """
 
     def __init__(self, uri: str | None = None, create: bool = True):
@@ -157,7 +198,7 @@ class Tracker:
             os.environ.setdefault(name, value)
         scheme = urlparse(self.uri).scheme
         if scheme == "sqlite":
-            db = Path(self.uri[len("sqlite:///") :])
+            db = sqlite_path(self.uri)
             blocked = file_in_the_way(db.parent)
             if blocked is not None:
                 raise FileNotFoundError(
@@ -171,12 +212,24 @@ class Tracker:
                 raise FileNotFoundError(
                     f"tracking URI {self.uri}: directory {db.parent} does not exist"
                 )
+            # sqlite writes a journal beside the database: the folder must be writable too.
+            if create and not all(
+                os.access(path, os.W_OK) for path in (db.parent, db) if path.exists()
+            ):
+                raise TrackingUnavailable(
+                    f"tracking URI {self.uri}: {db.parent} is read-only for this user; "
+                    "pass a --tracking-uri you may write to (reading it works: status, table, "
+                    "plot)"
+                )
         elif scheme in ("http", "https"):
             _check_server(self.uri)
-        from mlflow import MlflowClient  # lazy: importing mlflow costs about a second
-
         if scheme != "sqlite":
+            from mlflow import MlflowClient  # lazy: importing mlflow costs about a second
+
             self.client = MlflowClient(tracking_uri=self.uri)
+            return
+        if not create:  # the store exists (checked above): nothing to set up
+            self.client = _sqlite_client(db)
             return
         # The client's store creates the schema of a new database file, and two
         # processes doing that at once crash (alembic): one at a time.
@@ -186,7 +239,7 @@ class Tracker:
                 f"{db} is being set up by {lock.holder()} for more than 120 s"
             )
         try:
-            self.client = MlflowClient(tracking_uri=self.uri)
+            self.client = _sqlite_client(db)
         finally:
             lock.release()
 
@@ -541,10 +594,27 @@ def job_tags() -> dict[str, str]:
     return {**launchers.job_tags(), "version": __version__}
 
 
+def _sqlite_client(db: Path):
+    """An MlflowClient of the sqlite file `db`. MLflow creates the parent folders of the
+    *encoded* path too (``a%3Fx/`` beside ``a?x/``: ``_make_parent_dirs_if_sqlite`` of
+    mlflow/store/db/utils.py); the empty folders it made that way are removed."""
+    from mlflow import MlflowClient
+
+    uri = mlflow_uri(f"sqlite:///{db}")
+    encoded = Path(uri[len("sqlite:///") :]).parent
+    made = [folder for folder in (encoded, *encoded.parents) if not folder.exists()]
+    client = MlflowClient(tracking_uri=uri)
+    client._tracking_client.store  # noqa: B018 - the store exists once this returns
+    for folder in made:  # deepest first
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    return client
+
+
 def _artifact_root(tracking_uri: str, name: str) -> str | None:
     """Artifacts of a sqlite store go next to its database; servers choose their own."""
-    if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri[len("sqlite:///") :])
+    db = sqlite_path(tracking_uri)
+    if db is not None:
         return (db.parent / "mlruns" / name).as_uri()
     return None
 
