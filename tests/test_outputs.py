@@ -8,8 +8,7 @@ import json
 import pytest
 
 from dreamerbench import __version__
-from dreamerbench.agent.config import ConfigError
-from dreamerbench.agent.trainer import resolve_config
+from dreamerbench.agent.config import ConfigError, resolve_config
 from dreamerbench.core.files import StorageError
 from dreamerbench.core.records import Cursor, deliver, head
 from dreamerbench.experiments import tracking

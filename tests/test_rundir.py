@@ -724,7 +724,7 @@ def test_saves_follow_the_clock_as_well_so_outputs_lag_by_seconds(
     from dreamerbench.agent import schedule
 
     now = iter(range(10**9))
-    monkeypatch.setattr(schedule, "time", type("FakeTime", (), {"time": lambda: next(now)}))
+    monkeypatch.setattr(schedule, "time", type("FakeTime", (), {"monotonic": lambda: next(now)}))
 
     class Saves:
         steps: list[int] = []

@@ -221,7 +221,7 @@ def test_a_fresh_start_after_the_only_checkpoint_is_damaged_reaches_mlflow_as_it
 def test_a_second_logdir_for_one_mlflow_run_is_refused_before_training(tmp_path):
     """Issue 21: two `train --tracking-uri` of one task, seed and config into different logdirs
     mapped to one MLflow run, and the second failed after training its whole budget."""
-    from dreamerbench.agent.trainer import resolve_config
+    from dreamerbench.agent.config import resolve_config
     from dreamerbench.experiments import tracking, train_tracking
 
     cache, uri = tmp_path / "jax-cache", f"sqlite:///{tmp_path / 'mlflow.db'}"
