@@ -46,8 +46,11 @@ def _build_wheel(out: Path) -> tuple[Path, str]:
     source.mkdir()
     # setuptools writes build/ and *.egg-info next to pyproject.toml: never into the checkout.
     for folder in project["tool"]["setuptools"]["package-dir"].values():
-        shutil.copytree(
-            REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__")
+        shutil.copytree(  # a subpackage's folder may lie inside one copied already
+            REPO / folder,
+            source / folder,
+            ignore=shutil.ignore_patterns("__pycache__"),
+            dirs_exist_ok=True,
         )
     shutil.copy(REPO / project["project"]["readme"], source)
     (source / "pyproject.toml").write_text(

@@ -16,6 +16,7 @@ from test_sweep_slurm import REPO, dreamerbench, tiny_spec
 
 from dreamerbench.core import checkpoint
 from dreamerbench.experiments import tracking
+from dreamerbench.suites.vector import env_seeds
 
 SAVE_EVERY = 10  # custom_envs.fails_later: 20-step episodes, so the first ends after the crash
 FAIL_AT = 15
@@ -31,7 +32,8 @@ OVERRIDES = {
     "run.log_every": 100_000,  # seconds: no speed record either, so nothing reaches MLflow
     "run.progress": False,
 }
-ERROR = f"RuntimeError: the simulator crashed after {FAIL_AT} steps (seed 0)"
+# The env's seed is the run's first training-env seed (seed 0's stream).
+ERROR = f"RuntimeError: the simulator crashed after {FAIL_AT} steps (seed {env_seeds(0, 1)[0]})"
 
 
 def test_status_shows_a_failed_runs_checkpointed_steps_and_its_last_error(tmp_path):

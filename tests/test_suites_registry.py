@@ -42,7 +42,9 @@ def test_agent_defaults_are_valid_config_overrides():
 def test_resolve_protocol_checks_fields_and_types():
     suite = get_suite("dmc_vision")
     assert suite.resolve_protocol({"action_repeat": 2.0})["action_repeat"] == 2
-    with pytest.raises(ValueError, match="env.repeat .*allowed: action_repeat, camera, image_size"):
+    with pytest.raises(
+        ValueError, match="env.repeat .*allowed: action_repeat, camera, fast_render, image_size"
+    ):
         suite.resolve_protocol({"repeat": 2})
     with pytest.raises(
         ValueError, match="env.image_size='64' is not allowed; allowed: an integer >= 1"

@@ -15,6 +15,7 @@ from test_sweep_slurm import QUICKSTART, REPO, dreamerbench, jsonl, launched, ti
 
 from dreamerbench.experiments import tracking
 from dreamerbench.experiments.sweep_cli import run_status
+from dreamerbench.suites.vector import env_seeds
 
 EPISODE = 126  # cartpole with action repeat 8: 125 actions per episode
 
@@ -155,7 +156,8 @@ def test_status_shows_a_failed_runs_last_error_line_and_its_log(tmp_path):
     (run,) = tracker.runs(tracker.find_experiment("broken").experiment_id)
     log = Path(run.data.tags["dreamerbench.logdir"]) / "job.log"
     assert status.stdout.splitlines()[-1] == (
-        "failed custom_envs:broken/seed0: RuntimeError: the simulator did not start (seed 0)  "
+        "failed custom_envs:broken/seed0: RuntimeError: the simulator did not start "
+        f"(seed {env_seeds(0, 1)[0]})  "
         f"(log: {log})"
     ), status.stdout
     # The log, with the traceback, is an artifact of the failed run.

@@ -186,7 +186,9 @@ def test_a_fresh_start_after_the_only_checkpoint_is_damaged_reaches_mlflow_as_it
     tmp_path,
 ):
     """Issue 21: the old timeline's MLflow cursor applied to the new file ("metrics.jsonl is
-    damaged: the line at byte 1772") once a run whose only checkpoint was damaged started afresh."""
+    damaged: the line at byte 1772") once a run whose only checkpoint was damaged started afresh.
+    Now the damaged logdir is refused (its records are never emptied); moved aside, the same
+    command's new timeline reaches the same MLflow run from its start."""
     from dreamerbench.experiments import tracking
 
     cache, logdir = tmp_path / "jax-cache", tmp_path / "run"
@@ -202,10 +204,17 @@ def test_a_fresh_start_after_the_only_checkpoint_is_damaged_reaches_mlflow_as_it
     process.wait()
     (only,) = checkpoint.complete(logdir / "checkpoint")
     (only.path / "state.msgpack").write_bytes(b"damaged")
+    before = (logdir / "episodes.jsonl").read_bytes()
 
+    # The logdir's records are never emptied: the command refuses and says what to do ...
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 1 and "state.msgpack" in refused.stderr, refused.stderr
+    assert "aside" in refused.stderr and (logdir / "episodes.jsonl").read_bytes() == before
+    # ... and once the user moves it aside, the same command starts a new timeline there.
+    logdir.rename(tmp_path / "run.damaged")
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "state.msgpack" in again.stderr and "is not the file whose records" in again.stderr
+    assert "is not the file whose records" in again.stderr
     tracker = tracking.Tracker(uri, create=False)
     (run,) = tracker.runs(tracker.find_experiment("train").experiment_id)
     assert run.info.status == "FINISHED"
