@@ -506,6 +506,22 @@ CHECK = LearningCheck(
 )
 
 
+def _continued(records: list[dict]) -> list[dict]:
+    """`records` with bsuite's regret counter summed across resumes.
+
+    A resumed run starts a new bsuite environment, whose counter starts again from 0; where the
+    counter falls, the value it had reached is added to every later record.
+    """
+    out, offset, previous = [], 0.0, 0.0
+    for record in records:
+        raw = record["bsuite_total_regret"]
+        if raw < previous:
+            offset += previous
+        previous = raw
+        out.append({**record, "bsuite_total_regret": raw + offset})
+    return out
+
+
 def _rebased(records: list[dict], before: dict | None) -> list[dict]:
     """`records` with bsuite's cumulative regret counted from the end of the `before` episode."""
     base = before["bsuite_total_regret"] if before else 0.0
@@ -520,7 +536,8 @@ def summarise_check(episodes: list[dict], check: LearningCheck) -> dict:
     `check.bin_steps` agent steps (lo, hi]: episodes and mean return, bins without episodes
     left out), `first` / `last` (mean return and bsuite score of the first and last
     `check.window` episodes, the last window's regret counted from where it starts),
-    `bsuite_score` (bsuite's own score of the whole run, in [0, 1]), `gain` (last minus first
+    `bsuite_score` (bsuite's own score of the whole run, in [0, 1]; the regret counter, which
+    restarts at a resume, is summed across resumes), `gain` (last minus first
     mean return) and `learned` (gain >= check.margin). Raises ValueError with fewer than
     2 x check.window episodes (the windows would overlap).
     """
@@ -532,6 +549,7 @@ def summarise_check(episodes: list[dict], check: LearningCheck) -> dict:
         )
     task = check.protocol.tasks[0]
     experiment = task.rpartition("_")[0]
+    episodes = _continued(episodes)
     steps = np.asarray([e["step"] for e in episodes], dtype=float)
     scores = np.asarray([e["score"] for e in episodes], dtype=float)
     edges = np.arange(0, steps.max() + check.bin_steps, check.bin_steps, dtype=float)

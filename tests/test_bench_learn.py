@@ -79,6 +79,13 @@ def test_check_summary_gives_return_by_step_bsuite_scores_and_the_verdict(tmp_pa
     assert summary["bsuite_score"] == 0.5
     assert summary["gain"] == 1.6 and summary["learned"] is True
 
+    # A resume restarts bsuite's regret counter; the summary sums it across the restart.
+    resumed = _catch_episodes(random) + _catch_episodes(random + [1.0] * 10)[10:]
+    for record, before in zip(resumed[10:], _catch_episodes(random)[-1:] * 10):
+        record["bsuite_total_regret"] -= before["bsuite_total_regret"]
+    assert resumed[10]["bsuite_total_regret"] < resumed[9]["bsuite_total_regret"]
+    assert summarise_check(resumed, check) == summary
+
     flat = summarise_check(_catch_episodes(random * 2), check)
     assert flat["gain"] == 0.0 and flat["learned"] is False and flat["bsuite_score"] == 0.0
     with pytest.raises(ValueError, match="2 x window = 10"):
