@@ -629,7 +629,7 @@ def plot_check(episodes: list[dict], summary: dict, check: LearningCheck, path: 
         f"{summary['last']['mean_return']:+.2f} vs first {summary['first']['mean_return']:+.2f}",
         fontsize=9,
     )
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
