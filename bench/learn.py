@@ -641,8 +641,12 @@ def _uptime() -> str:
 
 
 def run_check(args) -> None:
-    check = dataclasses.replace(CHECK, minutes=args.minutes)
-    protocol = check.protocol
+    extra = tuple(tuple(item.split("=", 1)) for item in args.overrides)
+    protocol = dataclasses.replace(CHECK.protocol, overrides=CHECK.protocol.overrides + extra)
+    if extra:
+        note = ", ".join(f"{key}={value}" for key, value in extra)
+        protocol = dataclasses.replace(protocol, note=f"{protocol.note}, {note}")
+    check = dataclasses.replace(CHECK, protocol=protocol, minutes=args.minutes)
     logdir = Path(args.logdir)
     log = {}
     if not args.no_train:
@@ -723,6 +727,14 @@ def main(argv=None) -> None:
     )
     ch.add_argument("--minutes", type=float, default=CHECK.minutes, help="wall time of training")
     ch.add_argument("--no-train", action="store_true", help="summarise the run already in --logdir")
+    ch.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config override on top of CHECK's (repeatable)",
+    )
     ch.set_defaults(func=run_check)
     args = parser.parse_args(argv)
     args.func(args)
