@@ -40,6 +40,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -625,7 +626,8 @@ def plot_check(episodes: list[dict], summary: dict, check: LearningCheck, path: 
     ax.set_ylabel("episode return")
     verdict = "learned" if summary["learned"] else "not learned"
     ax.set_title(
-        f"{check.protocol.note}, {check.minutes:g} min\n{verdict}: last {check.window} episodes "
+        textwrap.fill(f"{check.protocol.note}, {check.minutes:g} min", 90)
+        + f"\n{verdict}: last {check.window} episodes "
         f"{summary['last']['mean_return']:+.2f} vs first {summary['first']['mean_return']:+.2f}",
         fontsize=9,
     )
