@@ -3,6 +3,8 @@
     python -m bench.learn curves --protocol cpu --out /tmp/learn     # train, then JSON + PNGs
     python -m bench.learn plot --protocol cpu --out /tmp/learn       # JSON + PNGs of runs so far
     python -m bench.learn throughput --minutes 3 --logdir /tmp/tp    # start-up time and updates/s
+    python -m bench.learn check --logdir /tmp/learn-runs/catch \
+        --figure docs/figures/learn-cpu-check-catch_0.png        # does it learn catch in 10 min?
 
 `curves` trains every task x seed of a protocol with `dreamerbench train` (one
 subprocess per task, so start-up costs are real; re-running resumes unfinished
@@ -19,6 +21,12 @@ published files.
 JSON object: the time from process start to the first update, the episode curve
 against wall-clock, and the trainer's median updates/s (times the number of
 packed seeds: the aggregate updates/s of the process).
+
+`check` is the CPU learning check: a tiny bsuite task (catch_0) trained for
+`--minutes` of wall time at :data:`CHECK`'s settings, then summarised from its
+`episodes.jsonl` (`--no-train`: summarise a run that exists): mean return by agent
+step, bsuite's own score, and a learned / not-learned verdict (:func:`summarise_check`),
+written to `LOGDIR/check.json` and a PNG.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -486,6 +495,227 @@ def run_throughput(args) -> None:
     )
 
 
+# --- CPU learning check -------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LearningCheck:
+    """The CPU learning check: one tiny task trained for a few minutes, and its verdict."""
+
+    protocol: Protocol
+    """What to train (one task, one seed); `frames` is only a cap, the wall time stops it."""
+    minutes: float
+    """Wall-clock minutes of training (process start to SIGINT)."""
+    bin_steps: int
+    """Width in agent steps of the bins of the return-by-step table."""
+    window: int
+    """Episodes in the first (random prefill) and the last window that the verdict compares."""
+    margin: float
+    """Learned: the last window's mean return exceeds the first window's by at least this."""
+
+
+CHECK = LearningCheck(
+    # bsuite catch (10x5 grid, 9-step episodes, return +1 for a catch and -1 for a miss): the
+    # smallest model and 16-step sequences (an episode is 10 steps) so that one update takes
+    # about 0.15 s on a loaded 2-core CPU; train ratio 512 = 2 updates per agent step (the
+    # reference's bsuite setting is 1024 with 64-step sequences, 1 update per step).
+    protocol=Protocol(
+        suite="bsuite",
+        tasks=("catch_0",),
+        seeds=(0,),
+        frames=1_000_000,
+        size="debug",
+        overrides=(
+            ("agent.train_ratio", 512),
+            ("agent.batch_length", 16),
+            ("run.envs", 1),
+        ),
+        note="bsuite catch_0, size debug, train_ratio 512, batch_length 16, 1 env",
+    ),
+    minutes=10.0,
+    bin_steps=250,
+    window=50,
+    # Random catch returns -0.6 on average (bsuite's catch baseline regret 1.6 = 1 - (-0.6));
+    # +0.5 is a quarter of the range from a miss to a catch, far beyond the noise of the mean
+    # of 50 returns of +-1 (standard error at most 0.14).
+    margin=0.5,
+)
+
+
+def _continued(records: list[dict]) -> list[dict]:
+    """`records` with bsuite's regret counter summed across resumes.
+
+    A resumed run starts a new bsuite environment, whose counter starts again from 0; where the
+    counter falls, the value it had reached is added to every later record.
+    """
+    out, offset, previous = [], 0.0, 0.0
+    for record in records:
+        raw = record["bsuite_total_regret"]
+        if raw < previous:
+            offset += previous
+        previous = raw
+        out.append({**record, "bsuite_total_regret": raw + offset})
+    return out
+
+
+def _rebased(records: list[dict], before: dict | None) -> list[dict]:
+    """`records` with bsuite's cumulative regret counted from the end of the `before` episode."""
+    base = before["bsuite_total_regret"] if before else 0.0
+    return [{**r, "bsuite_total_regret": r["bsuite_total_regret"] - base} for r in records]
+
+
+def summarise_check(episodes: list[dict], check: LearningCheck) -> dict:
+    """Return by agent step, bsuite's score and the verdict of a check run's episode records.
+
+    episodes: the records of `episodes.jsonl` in order (`step`: agent step at the episode's end,
+    `score`: its return, `length`, `bsuite_total_regret`). Returns `table` (per bin of
+    `check.bin_steps` agent steps (lo, hi]: episodes and mean return, bins without episodes
+    left out), `first` / `last` (mean return and bsuite score of the first and last
+    `check.window` episodes, the last window's regret counted from where it starts),
+    `bsuite_score` (bsuite's own score of the whole run, in [0, 1]; the regret counter, which
+    restarts at a resume, is summed across resumes), `gain` (last minus first
+    mean return) and `learned` (gain >= check.margin). Raises ValueError with fewer than
+    2 x check.window episodes (the windows would overlap).
+    """
+    from dreamerbench.suites.bsuite import bsuite_score
+
+    if len(episodes) < 2 * check.window:
+        raise ValueError(
+            f"{len(episodes)} episodes; the check needs 2 x window = {2 * check.window}"
+        )
+    task = check.protocol.tasks[0]
+    experiment = task.rpartition("_")[0]
+    episodes = _continued(episodes)
+    steps = np.asarray([e["step"] for e in episodes], dtype=float)
+    scores = np.asarray([e["score"] for e in episodes], dtype=float)
+    edges = np.arange(0, steps.max() + check.bin_steps, check.bin_steps, dtype=float)
+    index = np.searchsorted(edges, steps, side="left") - 1
+    means = bin_means(steps, scores, edges)
+    table = [
+        {
+            "steps_from": int(edges[i]),
+            "steps_to": int(edges[i + 1]),
+            "episodes": int((index == i).sum()),
+            "mean_return": round(float(means[i]), 3),
+        }
+        for i in range(len(means))
+        if not np.isnan(means[i])
+    ]
+    first, last = episodes[: check.window], episodes[-check.window :]
+    windows = {
+        name: {
+            "episodes": [records[0]["index"], records[-1]["index"]],
+            "steps": [records[0]["step"], records[-1]["step"]],
+            "mean_return": round(float(np.mean([r["score"] for r in records])), 3),
+            "bsuite_score": round(bsuite_score(experiment, {task: _rebased(records, before)}), 3),
+        }
+        for name, records, before in (
+            ("first", first, None),
+            ("last", last, episodes[-check.window - 1]),
+        )
+    }
+    gain = windows["last"]["mean_return"] - windows["first"]["mean_return"]
+    return {
+        "episodes": len(episodes),
+        "agent_steps": int(steps.max()),
+        "table": table,
+        **windows,
+        "bsuite_score": round(bsuite_score(experiment, {task: episodes}), 3),
+        "gain": round(gain, 3),
+        "margin": check.margin,
+        "learned": bool(gain >= check.margin),
+    }
+
+
+def plot_check(episodes: list[dict], summary: dict, check: LearningCheck, path: Path) -> Path:
+    """The check's curve: a running mean of `check.window` returns and the per-bin means."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.asarray([e["step"] for e in episodes], dtype=float)
+    scores = np.asarray([e["score"] for e in episodes], dtype=float)
+    running = np.convolve(scores, np.ones(check.window) / check.window, mode="valid")
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), constrained_layout=True)
+    ax.plot(
+        steps[check.window - 1 :],
+        running,
+        color="C0",
+        lw=1.5,
+        label=f"mean of the last {check.window} returns",
+    )
+    ax.plot(
+        [(row["steps_from"] + row["steps_to"]) / 2 for row in summary["table"]],
+        [row["mean_return"] for row in summary["table"]],
+        color="C1",
+        marker="o",
+        ms=4,
+        lw=0,
+        label=f"mean return per {check.bin_steps} agent steps",
+    )
+    ax.axhline(-0.6, color="tab:gray", ls="--", lw=1, label="random policy (bsuite score 0)")
+    ax.axhline(1.0, color="tab:green", ls="--", lw=1, label="solved (bsuite score 1)")
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_xlabel("agent steps")
+    ax.set_ylabel("episode return")
+    verdict = "learned" if summary["learned"] else "not learned"
+    ax.set_title(
+        textwrap.fill(f"{check.protocol.note}, {check.minutes:g} min", 90)
+        + f"\n{verdict}: last {check.window} episodes "
+        f"{summary['last']['mean_return']:+.2f} vs first {summary['first']['mean_return']:+.2f}",
+        fontsize=9,
+    )
+    ax.legend(fontsize=7, loc="upper left")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def run_check(args) -> None:
+    extra = tuple(tuple(item.split("=", 1)) for item in args.overrides)
+    protocol = dataclasses.replace(CHECK.protocol, overrides=CHECK.protocol.overrides + extra)
+    if extra:
+        note = ", ".join(f"{key}={value}" for key, value in extra)
+        protocol = dataclasses.replace(protocol, note=f"{protocol.note}, {note}")
+    check = dataclasses.replace(CHECK, protocol=protocol, minutes=args.minutes)
+    logdir = Path(args.logdir)
+    log = {}
+    if not args.no_train:
+        if logdir.exists():
+            raise SystemExit(f"--logdir {logdir} exists; train a fresh run or pass --no-train")
+        command = train_command(protocol, protocol.tasks[0], protocol.seeds[0], logdir)
+        log = {"command": " ".join(command), "uptime_before": _uptime()}
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            _, stderr = process.communicate(timeout=60 * check.minutes)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)  # the trainer stops at a checkpoint
+            _, stderr = process.communicate(timeout=600)
+        if process.returncode != 0:
+            raise SystemExit(f"train failed ({process.returncode}):\n{stderr.decode()[-3000:]}")
+        log["uptime_after"] = _uptime()
+    episodes = read_jsonl(logdir / "episodes.jsonl")
+    summary = summarise_check(episodes, check)
+    figure = plot_check(episodes, summary, check, Path(args.figure))
+    result = {
+        **dataclasses.asdict(check),
+        "logdir": str(logdir),
+        "machine": _machine(),
+        "written_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "training": log,
+        "figure": str(figure),
+        **summary,
+    }
+    (logdir / "check.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps(result))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -532,6 +762,22 @@ def main(argv=None) -> None:
     )
     tp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     tp.set_defaults(func=run_throughput)
+    ch = commands.add_parser("check", help="the CPU learning check: train catch_0, verdict")
+    ch.add_argument("--logdir", required=True, help="a new directory for the run")
+    ch.add_argument(
+        "--figure", required=True, help="path of the PNG, e.g. docs/figures/learn-cpu-check.png"
+    )
+    ch.add_argument("--minutes", type=float, default=CHECK.minutes, help="wall time of training")
+    ch.add_argument("--no-train", action="store_true", help="summarise the run already in --logdir")
+    ch.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config override on top of CHECK's (repeatable)",
+    )
+    ch.set_defaults(func=run_check)
     args = parser.parse_args(argv)
     try:
         args.func(args)

@@ -1,11 +1,21 @@
 """The learning benchmark's curve arithmetic (bench/learn.py)."""
 
+import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bench.learn import PROTOCOLS, bin_means, published_bins, train_command
+from bench.learn import (
+    CHECK,
+    PROTOCOLS,
+    bin_means,
+    published_bins,
+    read_jsonl,
+    summarise_check,
+    train_command,
+)
 
 BASELINES = Path(__file__).resolve().parents[2] / "shared" / "baselines" / "dreamerv3"
 
@@ -37,3 +47,54 @@ def test_cpu_protocol_trains_the_suite_settings_with_train_ratio_128():
     assert "agent.train_ratio=128" in command and "--seeds-per-process" not in command
     packed = train_command(PROTOCOLS["gpu"], "cartpole_swingup", 0, Path("/tmp/x"))
     assert packed[packed.index("--seeds-per-process") + 1] == "4"
+
+
+def _catch_episodes(scores: list[float]) -> list[dict]:
+    """Catch-like episode records: 10 agent steps each, bsuite's cumulative regret (1 - return)."""
+    regret = np.cumsum([1.0 - s for s in scores])
+    return [
+        {"index": i, "step": 10 * (i + 1), "score": s, "length": 9, "bsuite_total_regret": r}
+        for i, (s, r) in enumerate(zip(scores, regret))
+    ]
+
+
+def test_check_summary_gives_return_by_step_bsuite_scores_and_the_verdict(tmp_path):
+    check = dataclasses.replace(CHECK, window=5, bin_steps=50)
+    random = [1.0, -1.0, -1.0, -1.0, -1.0] * 2  # mean -0.6: bsuite's catch baseline regret 1.6
+    path = tmp_path / "episodes.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in _catch_episodes(random + [1.0] * 10)))
+    summary = summarise_check(read_jsonl(path), check)
+    assert [(r["steps_from"], r["steps_to"], r["episodes"]) for r in summary["table"]] == [
+        (0, 50, 5),
+        (50, 100, 5),
+        (100, 150, 5),
+        (150, 200, 5),
+    ]
+    assert [r["mean_return"] for r in summary["table"]] == [-0.6, -0.6, 1.0, 1.0]
+    assert summary["first"]["mean_return"] == -0.6 and summary["first"]["bsuite_score"] == 0.0
+    # The last window's regret counts from its start: 0 regret there is bsuite's score 1.
+    assert summary["last"]["mean_return"] == 1.0 and summary["last"]["bsuite_score"] == 1.0
+    assert summary["last"]["steps"] == [160, 200]
+    # Whole run: regret 16 over 20 episodes, (1.6 - 0.8) / 1.6.
+    assert summary["bsuite_score"] == 0.5
+    assert summary["gain"] == 1.6 and summary["learned"] is True
+
+    # A resume restarts bsuite's regret counter; the summary sums it across the restart.
+    resumed = _catch_episodes(random) + _catch_episodes(random + [1.0] * 10)[10:]
+    for record, before in zip(resumed[10:], _catch_episodes(random)[-1:] * 10):
+        record["bsuite_total_regret"] -= before["bsuite_total_regret"]
+    assert resumed[10]["bsuite_total_regret"] < resumed[9]["bsuite_total_regret"]
+    assert summarise_check(resumed, check) == summary
+
+    flat = summarise_check(_catch_episodes(random * 2), check)
+    assert flat["gain"] == 0.0 and flat["learned"] is False and flat["bsuite_score"] == 0.0
+    with pytest.raises(ValueError, match="2 x window = 10"):
+        summarise_check(_catch_episodes(random[:9]), check)
+
+
+def test_check_trains_catch_with_the_stated_settings():
+    protocol = CHECK.protocol
+    command = train_command(protocol, protocol.tasks[0], protocol.seeds[0], Path("/tmp/x"))
+    assert command[command.index("--task") + 1] == "catch_0"
+    assert command[command.index("--size") + 1] == "debug"
+    assert {"agent.train_ratio=512", "agent.batch_length=16", "run.envs=1"} <= set(command)
