@@ -542,22 +542,6 @@ CHECK = LearningCheck(
 )
 
 
-def _continued(records: list[dict]) -> list[dict]:
-    """`records` with bsuite's regret counter summed across resumes.
-
-    A resumed run starts a new bsuite environment, whose counter starts again from 0; where the
-    counter falls, the value it had reached is added to every later record.
-    """
-    out, offset, previous = [], 0.0, 0.0
-    for record in records:
-        raw = record["bsuite_total_regret"]
-        if raw < previous:
-            offset += previous
-        previous = raw
-        out.append({**record, "bsuite_total_regret": raw + offset})
-    return out
-
-
 def _rebased(records: list[dict], before: dict | None) -> list[dict]:
     """`records` with bsuite's cumulative regret counted from the end of the `before` episode."""
     base = before["bsuite_total_regret"] if before else 0.0
@@ -577,7 +561,7 @@ def summarise_check(episodes: list[dict], check: LearningCheck) -> dict:
     mean return) and `learned` (gain >= check.margin). Raises ValueError with fewer than
     2 x check.window episodes (the windows would overlap).
     """
-    from dreamerbench.suites.bsuite import bsuite_score
+    from dreamerbench.suites.bsuite import bsuite_score, continued
 
     if len(episodes) < 2 * check.window:
         raise ValueError(
@@ -585,7 +569,7 @@ def summarise_check(episodes: list[dict], check: LearningCheck) -> dict:
         )
     task = check.protocol.tasks[0]
     experiment = task.rpartition("_")[0]
-    episodes = _continued(episodes)
+    episodes = continued(episodes)  # the regret counter across resumes
     steps = np.asarray([e["step"] for e in episodes], dtype=float)
     scores = np.asarray([e["score"] for e in episodes], dtype=float)
     edges = np.arange(0, steps.max() + check.bin_steps, check.bin_steps, dtype=float)

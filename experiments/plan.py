@@ -351,7 +351,7 @@ def table(jobs: Sequence[JobPlan], word: str = "job", rows: int = 6) -> list[str
     counts: dict[str, tuple[int, int, int]] = {}
     for index, job in enumerate(jobs):
         line = job.line()
-        count, first, host = counts.get(line, (0, index, job.host))
+        count, first, host = counts.get(line, (0, index, 0 if job.unknown else job.host))
         counts[line] = (count + 1, first, host)
     ordered = sorted(counts.items(), key=lambda item: -item[1][2])
     plural = word + ("es" if word.endswith("s") else "s")

@@ -112,9 +112,6 @@ def run(args: argparse.Namespace) -> int:
     )
     for logdir in [args.logdir, *logdirs]:  # the text first: '' would be the current folder
         check_logdir(logdir)
-    from dreamerbench.experiments.plan import process_line
-
-    print(process_line(configs), file=sys.stderr, flush=True)
     tracker, run_ids = None, []
     if args.tracking_uri:
         from dreamerbench.experiments import train_tracking
@@ -122,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
         tracker, run_ids = train_tracking.start(
             args.tracking_uri, args.experiment, configs, logdirs
         )
+    from dreamerbench.experiments.plan import process_line
+
+    # After every refusal, so that a refused start is one line.
+    print(process_line(configs), file=sys.stderr, flush=True)
     stop = threading.Event()
     # Ctrl-C and SIGTERM stop at the next safe point, after a checkpoint.
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -133,12 +133,39 @@ def make_bsuite(task: str, seed: int, protocol: Mapping[str, Any]) -> BsuiteEnv:
     return BsuiteEnv(BSUITE.check_task(task), seed, BSUITE.resolve_protocol(protocol))
 
 
+CUMULATIVE = ("total_regret",)
+"""bsuite counters that only grow over a run (``bsuite_info()`` keys); a resumed run makes a new
+bsuite environment, which counts them from 0 again."""
+
+
+def continued(records: Sequence[Mapping[str, float]]) -> list[dict[str, float]]:
+    """One run's episode records, in order, with each :data:`CUMULATIVE` counter summed across
+    resumes: where such a counter falls, a resumed run's new environment started it again at 0,
+    so the value it had reached is added to that record and every later one."""
+    out: list[dict[str, float]] = []
+    offsets = dict.fromkeys(CUMULATIVE, 0.0)
+    previous = dict.fromkeys(CUMULATIVE, 0.0)
+    for record in records:
+        record = dict(record)
+        for key in CUMULATIVE:
+            column = LOG_PREFIX + key
+            if column not in record:
+                continue
+            if record[column] < previous[key]:
+                offsets[key] += previous[key]
+            previous[key] = record[column]
+            record[column] += offsets[key]
+        out.append(record)
+    return out
+
+
 def bsuite_score(experiment: str, runs: Mapping[str, Sequence[Mapping[str, float]]]) -> float:
     """bsuite's own score in [0, 1] of ``experiment`` (its ``experiments/EXPERIMENT/analysis.py``
     ``score``), from its configurations' runs.
 
     ``runs``: task (``catch_0``) -> that run's episode records in order, each with ``score``,
-    ``length`` and the ``bsuite_<key>`` counters (the records of ``LOGDIR/episodes.jsonl``).
+    ``length`` and the ``bsuite_<key>`` counters (the records of ``LOGDIR/episodes.jsonl``,
+    across resumes: :func:`continued`).
     They become the table bsuite's logger writes (``episode``, ``steps``, ``total_return``,
     ``episode_len``, ``episode_return``, the counters and the configuration's settings).
     Raises ValueError for a task of another experiment, a run without records, or an
@@ -159,7 +186,7 @@ def bsuite_score(experiment: str, runs: Mapping[str, Sequence[Mapping[str, float
             raise ValueError(f"task={task!r} is not a configuration of experiment={experiment!r}")
         if not records:
             raise ValueError(f"task={task!r} has no episode records")
-        episodes = pd.DataFrame(list(records))
+        episodes = pd.DataFrame(continued(records))  # a resumed run's counters count on
         table = pd.DataFrame(
             {
                 "episode": np.arange(1, len(episodes) + 1),

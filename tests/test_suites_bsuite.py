@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from dreamerbench.suites import get_suite
-from dreamerbench.suites.bsuite import CONFIGS, TASKS, bsuite_id, bsuite_score
+from dreamerbench.suites.bsuite import CONFIGS, TASKS, bsuite_id, bsuite_score, continued
 
 BSUITE = get_suite("bsuite")
 bsuite = pytest.importorskip("bsuite")
@@ -94,6 +94,20 @@ def test_bsuites_own_score_from_episode_records():
         bsuite_score("bandit", {"catch_0": expert})
     with pytest.raises(ValueError, match="'deep_sea' cannot be scored here: .*pandas 2"):
         bsuite_score("deep_sea", {"deep_sea_0": expert})
+
+
+def test_a_resumed_runs_regret_counts_on_across_the_resume():
+    """A resumed run makes a new bsuite env whose regret counter starts at 0 again: read as
+    cumulative, 50 missed-ball episodes then 50 caught ones scored as if nothing was missed."""
+    missed = _records(BSUITE.make_env("catch_0", 0, {}), 50)
+    caught = _records(BSUITE.make_env("catch_0", 1, {}), 50, _catch_expert)
+    reached = missed[-1]["bsuite_total_regret"]
+    assert reached > 0 and all(r["bsuite_total_regret"] == 0.0 for r in caught)
+    whole = missed + [{**r, "bsuite_total_regret": reached} for r in caught]  # one process
+    resumed = missed + caught  # the counter restarted at the resume
+    assert continued(resumed) == whole
+    assert bsuite_score("catch", {"catch_0": resumed}) == bsuite_score("catch", {"catch_0": whole})
+    assert bsuite_score("catch", {"catch_0": whole}) < 1.0
 
 
 def test_bad_task_and_protocol_are_named():
