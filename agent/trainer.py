@@ -191,9 +191,14 @@ class Trainer:
         logdir: str | Path,
         outputs: Sequence[Output] = (),
         make_agent: AgentFactory = dreamer_agent,
+        *,
+        notes: Sequence[str] = (),
     ):
+        """`notes`: lines for stderr once the run has started (after every refusal of its
+        logdir, config and checkpoints), e.g. the resource plan."""
         self.runs = [_Run(validate(config), RunDir(logdir), list(outputs))]
         self.make_agent = make_agent
+        self.notes = list(notes)
 
     @classmethod
     def packed(
@@ -202,6 +207,8 @@ class Trainer:
         logdirs: Sequence[str | Path],
         outputs: Sequence[Sequence[Output]] | None = None,
         make_agent: AgentFactory = dreamer_agent,
+        *,
+        notes: Sequence[str] = (),
     ) -> Trainer:
         """K runs of one task and config, differing only in seed, trained by one process."""
         if (
@@ -222,7 +229,7 @@ class Trainer:
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"packed runs need distinct seeds; got seed={seeds}")
         outputs = outputs or [() for _ in configs]
-        trainer = cls(configs[0], logdirs[0], outputs[0], make_agent)
+        trainer = cls(configs[0], logdirs[0], outputs[0], make_agent, notes=notes)
         trainer.runs += [
             _Run(validate(c), RunDir(d), list(o))
             for c, d, o in zip(configs[1:], logdirs[1:], outputs[1:])
@@ -260,11 +267,12 @@ class Trainer:
             if all(finished):
                 return finished  # finished before: nothing to do
             self._open_envs(stack)
-            for warning in [no_update_warning(config), *schedule_warnings(config)]:
-                if warning:
-                    print(f"warning: {warning}", file=sys.stderr, flush=True)
             agent = self._make_agent()
             counters = self._resume(agent)
+            # After every refusal (logdir, config, checkpoints): a refused start is one line.
+            warnings = [no_update_warning(config), *schedule_warnings(config)]
+            for line in [*self.notes, *(f"warning: {w}" for w in warnings if w)]:
+                print(line, file=sys.stderr, flush=True)
             try:
                 return self._loop(agent, counters, stop or threading.Event(), started)
             except BaseException:

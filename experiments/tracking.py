@@ -188,7 +188,8 @@ class Tracker:
     (readers must not create an empty store). Concurrent first uses of a new
     sqlite file are serialised (MLflow's schema creation is not safe to race).
     A reader (`create` False) needs no write access to a sqlite store (a shared results
-    folder): it takes no lock. A writer refuses a sqlite store it may not write to
+    folder): where it may not write it takes no lock; where it may, it waits like a writer for
+    a new store's schema. A writer refuses a sqlite store it may not write to
     (TrackingUnavailable, one line) before anything starts.
     """
 
@@ -228,7 +229,9 @@ class Tracker:
 
             self.client = MlflowClient(tracking_uri=self.uri)
             return
-        if not create:  # the store exists (checked above): nothing to set up
+        if not create and not os.access(db.parent, os.W_OK):
+            # A read-only store (a shared results folder): no lock can be taken there, and no
+            # writer can be setting it up.
             self.client = _sqlite_client(db)
             return
         # The client's store creates the schema of a new database file, and two

@@ -121,8 +121,7 @@ def run(args: argparse.Namespace) -> int:
         )
     from dreamerbench.experiments.plan import process_line
 
-    # After every refusal, so that a refused start is one line.
-    print(process_line(configs), file=sys.stderr, flush=True)
+    notes = [process_line(configs)]  # the trainer prints it once the run has started
     stop = threading.Event()
     # Ctrl-C and SIGTERM stop at the next safe point, after a checkpoint.
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -133,9 +132,9 @@ def run(args: argparse.Namespace) -> int:
     outputs = build(configs, logdirs, tracker, run_ids)
     try:
         if len(configs) == 1:
-            summaries = [Trainer(configs[0], logdirs[0], outputs[0]).run(stop)]
+            summaries = [Trainer(configs[0], logdirs[0], outputs[0], notes=notes).run(stop)]
         else:
-            summaries = Trainer.packed(configs, logdirs, outputs).run_all(stop)
+            summaries = Trainer.packed(configs, logdirs, outputs, notes=notes).run_all(stop)
     except LogdirBusy:
         raise  # another process trains these runs: their outputs are its own
     except BaseException:

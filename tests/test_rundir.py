@@ -542,7 +542,8 @@ _STUB_CLI = (
 
 def dreamerbench_train(logdir, steps, **extra):
     """``dreamerbench train --size debug`` with :data:`TINY` (and `extra`) on the stub agent:
-    (exit code, stderr lines, summaries printed)."""
+    (exit code, stderr lines, summaries printed). A started run's resource-plan line (checked in
+    test_train_command.py) is left out of the stderr lines."""
     sets = {**TINY, **extra}
     sets.pop("agent.size")
     argv = [
@@ -560,7 +561,10 @@ def dreamerbench_train(logdir, steps, **extra):
         env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"},
     )
     summaries = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    return done.returncode, done.stderr.strip().splitlines(), summaries
+    lines = done.stderr.strip().splitlines()
+    started = [line for line in lines if line.startswith("resource plan: ")]
+    assert len(started) <= 1, lines
+    return done.returncode, [line for line in lines if line not in started], summaries
 
 
 def _records_bytes(logdir):

@@ -20,8 +20,8 @@ _TRAIN = ["train", "--suite", "dmc_proprio", "--task", "cartpole_balance", "--si
 
 
 class StubTrainer(trainer.Trainer):
-    def __init__(self, config, logdir, outputs=(), make_agent=StubAgent):
-        super().__init__(config, logdir, outputs, make_agent)
+    def __init__(self, config, logdir, outputs=(), make_agent=StubAgent, **kwargs):
+        super().__init__(config, logdir, outputs, make_agent, **kwargs)
 
 
 @pytest.fixture

@@ -66,6 +66,9 @@ def test_train_writes_its_files_and_resumes_exactly_after_sigkill(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["finished"] and summary["steps"] == 4 * EPISODE and summary["episodes"] == 4
+    # The resource plan, once the run has started (experiments/plan.py; a CPU run has no GPU).
+    (plan,) = [line for line in done.stderr.splitlines() if line.startswith("resource plan: ")]
+    assert "1 run(s): " in plan and "host RAM (replay " in plan and "GPU" not in plan
 
     config = yaml.safe_load((whole / "config.yaml").read_text())
     assert config["agent"]["size"] == "debug" and config["env"] == {"action_repeat": 8}
