@@ -24,8 +24,9 @@ import numpy as np
 
 
 def run(save_every_s: float, steps: int, workdir: Path) -> dict:
-    """Train `steps` agent steps of dmc_proprio cartpole_balance (debug size) into `workdir`
-    and measure the lag of each episode record; the JSON record described above."""
+    """Train `steps` agent steps of dmc_proprio cartpole_balance (debug size, one env, train
+    ratio 64: an episode every 1,000 steps) into `workdir` and measure the lag of each episode
+    record; the JSON record described above."""
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
@@ -35,7 +36,8 @@ def run(save_every_s: float, steps: int, workdir: Path) -> dict:
         "--task", "cartpole_balance", "--size", "debug", "--steps", str(steps),
         "--logdir", str(logdir), "--tracking-uri", uri, "--experiment", "lag",
         "--set", f"run.save_every_s={save_every_s}", "--set", "run.save_every=1000000",
-        "--set", "run.progress=false",
+        "--set", "run.progress=false", "--set", "run.envs=1",
+        "--set", "agent.train_ratio=64",
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     seen: dict[int, float] = {}  # episode step -> first time MLflow held it
