@@ -2,12 +2,11 @@
 bsuite's, seeds make runs reproducible, and a tiny run trains through the CLI."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import yaml
+from test_suites_train import cli_train
 
 from dreamerbench.suites import get_suite
 from dreamerbench.suites.bsuite import CONFIGS, TASKS, bsuite_id, bsuite_score, continued
@@ -119,36 +118,7 @@ def test_bad_task_and_protocol_are_named():
 
 @pytest.mark.slow
 def test_train_through_the_cli(tmp_path):
-    sets = [
-        "run.train_start=100",
-        "agent.batch_size=2",
-        "agent.batch_length=8",
-        "agent.imag_length=3",
-        "agent.train_ratio=16",
-        "replay.capacity=5000",
-        "run.log_every=0",
-        f"run.compile_cache={tmp_path / 'cache'}",
-    ]
-    command = [
-        sys.executable,
-        "-m",
-        "dreamerbench.experiments.cli",
-        "train",
-        "--suite",
-        "bsuite",
-        "--task",
-        "catch_0",
-        "--size",
-        "debug",
-        "--steps",
-        "300",
-        "--logdir",
-        str(tmp_path / "run"),
-        *[arg for item in sets for arg in ("--set", item)],
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    summary = cli_train(tmp_path / "run", "bsuite", "catch_0", 300)
     assert summary["finished"] and summary["steps"] == 300 and summary["updates"] > 0
     # catch episodes last 9 steps (10 observations with the reset one).
     assert summary["episodes"] == 30

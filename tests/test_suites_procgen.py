@@ -3,16 +3,14 @@ as truncations, and the published ProcGen scores (dreamerv3, ppg, ppo_fixhp) rea
 """
 
 import inspect
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from test_suites_train import cli_train
 
 from dreamerbench.analysis import load_published
 from dreamerbench.analysis.scores import FinalRule
@@ -142,38 +140,9 @@ def test_published_procgen_scores():
 @pytest.mark.slow
 def test_train_through_the_cli(tmp_path):
     # chaser under a random-like debug policy: episodes end within the 300 steps.
-    sets = [
-        "run.envs=1",
-        "run.parallel_envs=false",
-        "run.train_start=100",
-        "agent.batch_size=2",
-        "agent.batch_length=8",
-        "agent.imag_length=3",
-        "agent.train_ratio=16",
-        "replay.capacity=5000",
-        "run.log_every=0",
-        f"run.compile_cache={tmp_path / 'cache'}",
-    ]
-    command = [
-        sys.executable,
-        "-m",
-        "dreamerbench.experiments.cli",
-        "train",
-        "--suite",
-        "procgen",
-        "--task",
-        "chaser",
-        "--size",
-        "debug",
-        "--steps",
-        "300",
-        "--logdir",
-        str(tmp_path / "run"),
-        *[arg for item in sets for arg in ("--set", item)],
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    summary = cli_train(
+        tmp_path / "run", "procgen", "chaser", 300, "run.envs=1", "run.parallel_envs=false"
+    )
     assert summary["finished"] and summary["steps"] == 300 and summary["updates"] > 0
     assert summary["episodes"] >= 1
     config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())

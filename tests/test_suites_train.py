@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +83,30 @@ def test_trainer_runs_suite_end_to_end(suite, tmp_path):
         assert episodes and all(math.isfinite(e["score"]) for e in episodes)
     if suite == "crafter":  # the per-episode max of the log/achievement_* flags
         assert all(e["achievement_collect_wood"] in (0.0, 1.0) for e in episodes)
+
+
+# What a 300-step `dreamerbench train` of a new suite sets: updates from step 100, a tiny batch.
+CLI_SETS = (
+    "run.train_start=100",
+    "agent.batch_size=2",
+    "agent.batch_length=8",
+    "agent.imag_length=3",
+    "agent.train_ratio=16",
+    "replay.capacity=5000",
+    "run.log_every=0",
+)
+
+
+def cli_train(logdir: Path, suite: str, task: str, steps: int, *sets: str) -> dict:
+    """``dreamerbench train --size debug`` of `task` through the real CLI in a subprocess, with
+    :data:`CLI_SETS` and `sets` (compile cache beside `logdir`); asserts it exits 0 and returns
+    its summary."""
+    sets = (*CLI_SETS, f"run.compile_cache={logdir.parent / 'cache'}", *sets)
+    command = [
+        *(sys.executable, "-m", "dreamerbench.experiments.cli", "train"),
+        *("--suite", suite, "--task", task, "--size", "debug", "--steps", str(steps)),
+        *("--logdir", str(logdir), *[arg for item in sets for arg in ("--set", item)]),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
