@@ -78,8 +78,14 @@ def experiment_of(task: str) -> str:
     return task.rpartition("_")[0]
 
 
+MNIST = ("mnist", "mnist_noise", "mnist_scale")
+"""Experiments whose environment downloads MNIST on first use (bsuite's
+``bsuite.utils.datasets.load_mnist``, into ``/tmp/mnist``), so they need the internet once."""
+
+
 def load(task: str, seed: int):
-    """The bsuite environment (a ``dm_env.Environment``) of ``task``, seeded as the module says."""
+    """The bsuite environment (a ``dm_env.Environment``) of ``task``, seeded as the module says.
+    Raises ValueError (one line) where a :data:`MNIST` experiment cannot get MNIST."""
     import bsuite
     from bsuite import sweep
 
@@ -87,7 +93,16 @@ def load(task: str, seed: int):
     if "seed" in settings and settings["seed"] is None:
         index = int(task.rpartition("_")[2])
         settings["seed"] = int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
-    return bsuite.load(experiment_of(task), settings)
+    try:
+        return bsuite.load(experiment_of(task), settings)
+    except OSError as error:  # urllib's URLError, a damaged download's gzip error
+        if experiment_of(task) not in MNIST:
+            raise
+        raise ValueError(
+            f"task={task!r} needs MNIST, which bsuite downloads into /tmp/mnist on first use, "
+            f"and it could not ({getattr(error, 'reason', error)}); run it once where the "
+            "internet can be reached, or choose another experiment"
+        ) from None
 
 
 LOG_PREFIX = "bsuite_"

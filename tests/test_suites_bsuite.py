@@ -157,6 +157,25 @@ def test_records_without_bsuites_counters_are_named():
         bsuite_score("catch", {"catch_0": [{"score": 1.0}]})
 
 
+def test_mnist_without_internet_is_one_line(monkeypatch, tmp_path):
+    """bsuite downloads MNIST on first use; where that fails (no internet, as on this
+    machine), making the env is one ValueError naming the task, not urllib's traceback."""
+    import functools
+    import urllib.error
+
+    from bsuite.utils import datasets
+
+    def offline(url, filename):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(datasets, "urlretrieve", offline)
+    monkeypatch.setattr(
+        datasets, "load_mnist", functools.partial(datasets.load_mnist, directory=str(tmp_path))
+    )
+    with pytest.raises(ValueError, match="task='mnist_0' needs MNIST.*Name or service not known"):
+        BSUITE.make_env("mnist_0", 0, {})
+
+
 def test_bad_task_and_protocol_are_named():
     with pytest.raises(ValueError, match="task='catch_20' is not in suite 'bsuite'"):
         BSUITE.make_env("catch_20", 0, {})
