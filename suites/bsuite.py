@@ -211,6 +211,18 @@ def continued(records: Sequence[Mapping[str, float]]) -> list[dict[str, float]]:
     return out
 
 
+def analysis_module(name: str):
+    """``bsuite.experiments.<name>`` (``catch.analysis``, ``summary_analysis``), imported so
+    that matplotlib's settings stay the caller's: bsuite's plotting module switches the
+    process to its poster and ggplot styles when first imported."""
+    import importlib
+
+    import matplotlib
+
+    with matplotlib.rc_context():
+        return importlib.import_module(f"bsuite.experiments.{name}")
+
+
 def bsuite_score(experiment: str, runs: Mapping[str, Sequence[Mapping[str, float]]]) -> float:
     """bsuite's own score in [0, 1] of ``experiment`` (its ``experiments/EXPERIMENT/analysis.py``
     ``score``), from its configurations' runs.
@@ -224,8 +236,6 @@ def bsuite_score(experiment: str, runs: Mapping[str, Sequence[Mapping[str, float
     without ``score`` and ``length``, records that lack a counter bsuite's score reads (it
     names the column), or an experiment of :data:`UNSCORABLE`.
     """
-    import importlib
-
     import pandas as pd
     from bsuite import sweep
 
@@ -257,7 +267,7 @@ def bsuite_score(experiment: str, runs: Mapping[str, Sequence[Mapping[str, float
                 table[column[len(LOG_PREFIX) :]] = episodes[column]
         settings = sweep.SETTINGS[bsuite_id(task)]
         tables.append(table.assign(bsuite_id=bsuite_id(task), bsuite_env=experiment, **settings))
-    analysis = importlib.import_module(f"bsuite.experiments.{experiment}.analysis")
+    analysis = analysis_module(f"{experiment}.analysis")
     try:
         return float(analysis.score(pd.concat(tables, ignore_index=True)))
     except (KeyError, AttributeError) as error:  # a column read as df[...] or as df.<name>

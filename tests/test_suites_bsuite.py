@@ -103,6 +103,24 @@ def test_bsuites_own_score_from_episode_records():
         bsuite_score("deep_sea", {"deep_sea_0": expert})
 
 
+def test_scoring_keeps_the_callers_matplotlib_style():
+    """bsuite's plotting module switches matplotlib to its poster/ggplot styles on import;
+    scoring imports it without changing the caller's figures."""
+    import subprocess
+    import sys
+
+    code = (
+        "import matplotlib as m; before = dict(m.rcParams); "
+        "from dreamerbench.suites.bsuite import bsuite_score; "
+        "bsuite_score('catch', {'catch_0': [dict(score=1.0, length=9, bsuite_total_regret=0.0)]}); "
+        "import bsuite.utils.plotting; "
+        "print(sorted(k for k in before if before[k] != m.rcParams[k]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+
+
 def test_a_resumed_runs_regret_counts_on_across_the_resume():
     """A resumed run makes a new bsuite env whose regret counter starts at 0 again: read as
     cumulative, 50 missed-ball episodes then 50 caught ones scored as if nothing was missed."""
