@@ -145,55 +145,23 @@ def section(scores: pd.DataFrame, by_tag: pd.DataFrame, fmt: str, evaluation: bo
     """The bsuite section that ``dreamerbench table --suite bsuite`` appends for ``--runs``:
     :func:`experiment_scores` and :func:`tag_scores` as two tables in ``fmt`` (markdown,
     latex), or for csv as rows of the table's long format (``CSV_COLUMNS``; sections
-    ``bsuite_experiment`` and ``bsuite_tag``, unit ``fraction``), without a header."""
-    methods = list(dict.fromkeys(scores["method"]))
-    which = "evaluation" if evaluation else "training"
+    ``bsuite_experiment`` and ``bsuite_tag``, unit ``fraction``), without a header.
+    ``evaluation``: the scores are of evaluation episodes (``--episodes eval``)."""
     if fmt == "csv":
-        rows = [
-            {
-                "section": "bsuite_experiment",
-                "name": r.experiment,
-                "method": r.method,
-                "quantity": "bsuite_score",
-                "unit": "fraction",
-                "value": r.score,
-                "n_seeds": r.seeds,
-                "n_runs": r.seeds * r.configs,
-                "notes": r.note or _finished(r),
-            }
-            for r in scores.itertuples()
-        ]
-        rows += [
-            {
-                "section": "bsuite_tag",
-                "name": r.tag,
-                "method": r.method,
-                "quantity": "bsuite_score",
-                "unit": "fraction",
-                "value": r.score,
-                "n_tasks": r.experiments,
-            }
-            for r in by_tag.itertuples()
-        ]
-        out = pd.DataFrame(rows, columns=CSV_COLUMNS)
-        counts = ["n_seeds", "n_tasks", "n_runs"]
-        out[counts] = out[counts].astype("Int64")
-        return out.to_csv(index=False, header=False)
+        return _csv(scores, by_tag)
+    methods = list(dict.fromkeys(scores["method"]))
     cells = scores.set_index(["experiment", "method"])
-    experiments = list(dict.fromkeys(scores["experiment"]))
     tags_of = dict(zip(scores["experiment"], scores["tags"], strict=False))
     table = [
         [name, ", ".join(tags_of[name])]
         + [_score_cell(cells.loc[(name, m)]) if (name, m) in cells.index else "-" for m in methods]
-        for name in experiments
+        for name in tags_of
     ]
     tag_cells = by_tag.set_index(["tag", "method"])
     summary = [
         [tag]
         + [
-            f"{tag_cells.loc[(tag, m)].score:.3f} ({tag_cells.loc[(tag, m)].experiments} exp.)"
-            if (tag, m) in tag_cells.index and not np.isnan(tag_cells.loc[(tag, m)].score)
-            else "-"
+            _tag_cell(tag_cells.loc[(tag, m)]) if (tag, m) in tag_cells.index else "-"
             for m in methods
         ]
         for tag in tags()
@@ -201,6 +169,7 @@ def section(scores: pd.DataFrame, by_tag: pd.DataFrame, fmt: str, evaluation: bo
     notes = [
         f"{r.experiment} ({r.method}): not scored: {r.note}" for r in scores.itertuples() if r.note
     ]
+    which = "evaluation" if evaluation else "training"
     rule = (
         f"bsuite's own scores (bsuite 0.3.6 analysis, in [0, 1]) of the {which} episodes: per "
         "experiment the mean over seeds of bsuite's score of the experiment's configurations "
@@ -214,13 +183,53 @@ def section(scores: pd.DataFrame, by_tag: pd.DataFrame, fmt: str, evaluation: bo
     )
 
 
+def _tag_cell(row) -> str:
+    return "-" if np.isnan(row.score) else f"{row.score:.3f} ({int(row.experiments)} exp.)"
+
+
+def _csv(scores: pd.DataFrame, by_tag: pd.DataFrame) -> str:
+    """The table's long-format rows (``CSV_COLUMNS``) of the bsuite section, no header."""
+    common = {"quantity": "bsuite_score", "unit": "fraction"}
+    rows = [
+        {
+            **common,
+            "section": "bsuite_experiment",
+            "name": r.experiment,
+            "method": r.method,
+            "value": r.score,
+            "n_seeds": r.seeds,
+            "n_runs": r.seeds * r.configs,
+            "notes": r.note or _finished(r),
+        }
+        for r in scores.itertuples()
+    ]
+    rows += [
+        {
+            **common,
+            "section": "bsuite_tag",
+            "name": r.tag,
+            "method": r.method,
+            "value": r.score,
+            "n_tasks": r.experiments,
+        }
+        for r in by_tag.itertuples()
+    ]
+    out = pd.DataFrame(rows, columns=CSV_COLUMNS)
+    counts = ["n_seeds", "n_tasks", "n_runs"]
+    out[counts] = out[counts].astype("Int64")
+    return out.to_csv(index=False, header=False)
+
+
 def _finished(row) -> str:
+    """What an experiment's scores lack ("" where every configuration ran bsuite's
+    ``NUM_EPISODES`` episodes): configurations not run, configurations with fewer episodes."""
     if row.episodes >= row.needed and row.configs == row.of:
         return ""
     return f"{row.configs}/{row.of} configs, fewest episodes {row.episodes:,} of {row.needed:,}"
 
 
 def _render(rule, header, rows, tag_header, tag_rows, notes, fmt) -> str:
+    """The rule line, the experiment and tag tables and the notes, in markdown or latex."""
     if fmt == "latex":
         lines = [f"% {rule}"]
         for head, body in ((header, rows), (tag_header, tag_rows)):
