@@ -298,14 +298,18 @@ BSUITE = Suite(
     },
     description="BSuite: 23 experiments, 468 configurations (EXPERIMENT_INDEX), observations "
     "flattened to one float32 vector, bsuite's discrete actions, episodes and terminations as "
-    "bsuite ends them. Score: mean return of every episode of the run; no normalised score "
-    "(bsuite's own score: dreamerbench.suites.bsuite.bsuite_score).",
+    "bsuite ends them. Score: mean return of every episode of the run; no normalised score. "
+    "bsuite's own scores: 'table --runs' adds them per experiment and by tag, 'plot --kind "
+    "radar|bar' draws bsuite's summaries (dreamerbench.analysis.bsuite).",
     published_prefix="bsuite_",
     notes="No score references and no published files: bsuite's own per-experiment score (in "
     "[0, 1]) is no normaliser of a return; dreamerbench.suites.bsuite.bsuite_score computes it "
-    "from runs' episodes.jsonl records (which hold bsuite's counters, bsuite_<key>), except for "
+    "from runs' episode records (which hold bsuite's counters, bsuite_<key>, in episodes.jsonl "
+    "and as MLflow metrics episode/bsuite_<key>; `dreamerbench table --suite bsuite --runs "
+    "SWEEP` shows it per experiment and by bsuite's tags), except for "
     "deep_sea and deep_sea_stochastic (bsuite 0.3.6 needs pandas < 2 there). The DreamerV3 "
     "reference published no bsuite scores. The budget (1M agent steps) covers the longest "
     "experiments; bsuite itself stops each configuration after bsuite_num_episodes episodes "
-    "(1,000 or 10,000). The mnist experiments download MNIST on first use.",
+    "(1,000 or 10,000). The mnist experiments download MNIST on first use (offline, making "
+    "their env is a one-line error naming the task).",
 )
