@@ -86,19 +86,7 @@ def experiment_scores(episodes: pd.DataFrame) -> pd.DataFrame:
     rows = []
     groups = episodes.groupby(["method", "experiment"], sort=False)
     for (method, experiment), runs in sorted(groups, key=lambda g: order[g[0][1]]):
-        scores, note = [], UNSCORABLE.get(experiment, "")
-        for _, seed_runs in runs.groupby("seed") if not note else ():
-            records = {
-                task: run[["score", "length", *counters]]
-                .dropna(axis=1, how="all")
-                .to_dict("records")
-                for task, run in seed_runs.groupby("task")
-            }
-            try:
-                scores.append(bsuite_score(experiment, records))
-            except ValueError as error:
-                scores, note = [], str(error)
-                break
+        scores, note = _seed_scores(experiment, runs, counters)
         rows.append(
             {
                 "method": method,
@@ -114,6 +102,26 @@ def experiment_scores(episodes: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+
+
+def _seed_scores(
+    experiment: str, runs: pd.DataFrame, counters: list[str]
+) -> tuple[list[float], str]:
+    """bsuite's score of ``experiment`` for each seed of ``runs`` (its configurations' episodes),
+    or no scores and why not."""
+    if experiment in UNSCORABLE:
+        return [], UNSCORABLE[experiment]
+    scores = []
+    for _, seed_runs in runs.groupby("seed"):
+        records = {
+            task: run[["score", "length", *counters]].dropna(axis=1, how="all").to_dict("records")
+            for task, run in seed_runs.groupby("task")
+        }
+        try:
+            scores.append(bsuite_score(experiment, records))
+        except ValueError as error:
+            return [], str(error)
+    return scores, ""
 
 
 def tag_scores(scores: pd.DataFrame) -> pd.DataFrame:

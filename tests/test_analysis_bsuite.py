@@ -185,6 +185,25 @@ def test_plots_hold_bsuites_scores(store, cli, capsys, tmp_path):
     np.testing.assert_allclose(heights, sorted(own["score"]), atol=1e-12)
 
 
+def test_an_experiments_score_is_the_mean_over_seeds():
+    """Seed 0 plays catch as an expert (bsuite's score 1), seed 1 at random."""
+    runs = {
+        0: _records(BSUITE.make_env("catch_0", 0, {}), 30, _catch_expert),
+        1: _records(BSUITE.make_env("catch_0", 1, {}), 30),
+    }
+    own = [bsuites_own({"catch_0": runs[seed]})[0]["score"].iloc[0] for seed in (0, 1)]
+    assert own[0] == 1.0 and own[1] < 1.0
+    episodes = pd.DataFrame(
+        [{"method": "m", "task": "catch_0", "seed": s, **r} for s, rs in runs.items() for r in rs]
+    )
+    scores = summary.experiment_scores(episodes)
+    (row,) = scores.itertuples()
+    assert (row.experiment, row.seeds, row.configs, row.of) == ("catch", 2, 1, 20)
+    assert row.score == pytest.approx(np.mean(own)) and (row.episodes, row.needed) == (30, 10_000)
+    by_tag = summary.tag_scores(scores).set_index("tag")
+    assert by_tag.loc["basic", "score"] == row.score and np.isnan(by_tag.loc["memory", "score"])
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
