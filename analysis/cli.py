@@ -18,6 +18,9 @@ from dreamerbench.core.reader import NonNegativeInt, Range, flag, refuse
 from dreamerbench.suites import SUITES, Suite
 
 KINDS = ("curves", "aggregate", "profile")
+BSUITE_KINDS = ("radar", "bar")
+"""``plot --kind`` of ``--suite bsuite`` alone: bsuite's summaries of our runs
+(:mod:`dreamerbench.analysis.bsuite`)."""
 TABLE_REPS = 50_000
 Reps = Annotated[
     int,
@@ -161,7 +164,13 @@ def register(subparsers) -> None:
         epilog=PUBLISHED_HELP,
     )
     _common(plot)
-    plot.add_argument("--kind", required=True, choices=KINDS)
+    plot.add_argument(
+        "--kind",
+        required=True,
+        choices=KINDS + BSUITE_KINDS,
+        help="radar and bar: bsuite's summaries of --runs bsuite runs (scores by tag, by "
+        "experiment)",
+    )
     plot.add_argument(
         "--out",
         required=True,
@@ -379,12 +388,40 @@ def run_table(args) -> int:
     )
     _warn(comp.notes)
     text = render(comp, args.format)
+    if suite.name == "bsuite" and args.runs:
+        text += _bsuite_section(inputs, args.format)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text)
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _ours(inputs: Inputs) -> pd.DataFrame:
+    """The episodes of the --runs runs (published ones have no run status)."""
+    return inputs.episodes[inputs.episodes["status"].notna()]
+
+
+def _bsuite_section(inputs: Inputs, fmt: str) -> str:
+    """bsuite's own scores of the --runs runs, per experiment and by tag, in ``fmt``."""
+    from dreamerbench.analysis import bsuite
+
+    scores = bsuite.experiment_scores(_ours(inputs))
+    return bsuite.section(scores, bsuite.tag_scores(scores), fmt, inputs.evaluation)
+
+
+def _check_bsuite_kind(args, suite: Suite) -> None:
+    """``--kind radar|bar``: bsuite's summaries, of --runs runs of --suite bsuite only."""
+    if args.kind not in BSUITE_KINDS:
+        return
+    if suite.name != "bsuite":
+        raise refuse("--kind", args.kind, f"{', '.join(KINDS)} for --suite {suite.name}")
+    if not args.runs:
+        raise ValueError(
+            f"--kind {args.kind} needs --runs SWEEP: bsuite's scores come from our runs' "
+            "episode records (no published bsuite scores exist)"
+        )
 
 
 def run_plot(args) -> int:
@@ -397,7 +434,8 @@ def run_plot(args) -> int:
 
     suite = suites.get_suite(args.suite)
     _check_rule(args, suite)
-    if args.ylim and args.kind == "profile":
+    _check_bsuite_kind(args, suite)
+    if args.ylim and args.kind not in ("curves", "aggregate"):
         raise refuse("--ylim", ",".join(map(str, args.ylim)), "--kind curves or aggregate")
     inputs = collect(args, suite)
     rule = _rule(args, suite, inputs)
@@ -427,6 +465,14 @@ def run_plot(args) -> int:
             evaluation=inputs.evaluation,
             ylim=args.ylim,
         )
+    elif args.kind in BSUITE_KINDS:
+        from dreamerbench.analysis import bsuite
+
+        scores = bsuite.experiment_scores(_ours(inputs))
+        if args.kind == "bar":
+            fig = bsuite.plot_bar(scores)
+        else:
+            fig = bsuite.plot_radar(bsuite.tag_scores(scores))
     else:  # the profile is of final scores: it needs the final-score rule
         from dreamerbench.analysis.scores import require_normalization
         from dreamerbench.analysis.tables import compare, score_matrix

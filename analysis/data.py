@@ -389,6 +389,16 @@ def _some(names: list[str], shown: int = 3) -> str:
     return ", ".join(names[:shown]) + more
 
 
+EXTRA_PREFIXES = ("achievement_", "milestone_", "bsuite_")
+"""Episode values :func:`load_runs` reads beside ``score`` and ``length``: Crafter's
+achievements, Minecraft's milestones, bsuite's scoring counters (``bsuite_<key>``, which
+``dreamerbench.analysis.bsuite`` scores)."""
+
+
+def _extra(name: str) -> bool:
+    return name.startswith(EXTRA_PREFIXES)
+
+
 EPISODE_PREFIXES = {"train": EPISODE_PREFIX, "eval": "eval/"}
 """Which episodes of our runs: training episodes (``episode/*``) or evaluation episodes
 (``eval/*``)."""
@@ -404,8 +414,8 @@ def load_runs(
 
     Reads the run tags ``dreamerbench.{suite,task,seed,method,run_key}``, the params
     (``protocol.action_repeat``, ``run.steps`` and the rest of the resolved config,
-    see :func:`variant_labels`) and the metric histories ``episode/score`` and
-    ``episode/achievement_*`` / ``episode/milestone_*`` (MLflow ``step`` = agent steps),
+    see :func:`variant_labels`) and the metric histories ``episode/score``, ``episode/length``
+    and ``episode/<prefix>*`` of :data:`EXTRA_PREFIXES` (MLflow ``step`` = agent steps),
     as ``experiments/tracking.py`` records them. A run key with several MLflow runs
     counts once (its FINISHED run, else its newest); each such key adds a line to `notes`.
     Each row also carries its run's :data:`RUN_STATE` (MLflow status, steps reached, budget).
@@ -439,9 +449,7 @@ def load_runs(
         hint = "; record them with run.eval_every > 0" if episodes == "eval" else ""
         raise ValueError(f"experiment={experiment!r}: no run logged metric '{prefix}score'{hint}")
     keys = [
-        k
-        for k in keys
-        if k == prefix + "score" or k.startswith((prefix + "achievement_", prefix + "milestone_"))
+        k for k in keys if k in (prefix + "score", prefix + "length") or _extra(k[len(prefix) :])
     ]
     hist = pd.DataFrame(
         tracker.histories(meta["run_id"].tolist(), keys),
@@ -464,9 +472,7 @@ def load_runs(
     out["layout"] = "episode"
     reached = out.groupby("run_id")["step"].transform("max").fillna(0)
     out["steps_done"] = out["steps_done"].fillna(reached)
-    extra = list(RUN_STATE) + sorted(
-        c for c in out.columns if c.startswith(("achievement_", "milestone_"))
-    )
+    extra = list(RUN_STATE) + sorted(c for c in out.columns if c == "length" or _extra(c))
     rank = {m: i for i, m in enumerate(sorted(set(out["method"]), key=_natural))}
     out = out[list(COLUMNS) + extra].assign(_rank=out["method"].map(rank))
     out = out.sort_values(["_rank", "task", "seed", "step"], kind="stable").drop(columns="_rank")

@@ -20,7 +20,10 @@ episode (``log/bsuite_<key>``, so ``episodes.jsonl`` holds them), and :func:`bsu
 turns a run's episode records into bsuite's log and calls bsuite's score (not for the two
 ``deep_sea`` experiments, :data:`UNSCORABLE`). That score is no affine function of returns, so
 ``dreamerbench table`` shows the mean return of every episode of a run (the final window is the
-whole budget, as bsuite's regret scores average over the whole run) and no normalised score.
+whole budget, as bsuite's regret scores average over the whole run) and no normalised score;
+for runs from a tracking store (``--runs``) it adds bsuite's own scores per experiment and by
+bsuite's tags (``dreamerbench.analysis.bsuite``), read from the ``episode/bsuite_<key>``
+metrics that carry the counters to MLflow.
 The budget of 1M agent steps covers the longest experiments (1,000 episodes of up to 1,000
 steps); bsuite itself stops a configuration after ``bsuite_num_episodes`` episodes.
 """
@@ -70,8 +73,19 @@ def bsuite_id(task: str) -> str:
     return f"{name}/{index}"
 
 
+def experiment_of(task: str) -> str:
+    """The bsuite experiment of a task: ``catch_noise_3`` -> ``catch_noise``."""
+    return task.rpartition("_")[0]
+
+
+MNIST = ("mnist", "mnist_noise", "mnist_scale")
+"""Experiments whose environment downloads MNIST on first use (bsuite's
+``bsuite.utils.datasets.load_mnist``, into ``/tmp/mnist``), so they need the internet once."""
+
+
 def load(task: str, seed: int):
-    """The bsuite environment (a ``dm_env.Environment``) of ``task``, seeded as the module says."""
+    """The bsuite environment (a ``dm_env.Environment``) of ``task``, seeded as the module says.
+    Raises ValueError (one line) where a :data:`MNIST` experiment cannot get MNIST."""
     import bsuite
     from bsuite import sweep
 
@@ -79,7 +93,16 @@ def load(task: str, seed: int):
     if "seed" in settings and settings["seed"] is None:
         index = int(task.rpartition("_")[2])
         settings["seed"] = int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
-    return bsuite.load(task.rpartition("_")[0], settings)
+    try:
+        return bsuite.load(experiment_of(task), settings)
+    except OSError as error:  # urllib's URLError, a damaged download's gzip error
+        if experiment_of(task) not in MNIST:
+            raise
+        raise ValueError(
+            f"task={task!r} needs MNIST, which bsuite downloads into /tmp/mnist on first use, "
+            f"and it could not ({getattr(error, 'reason', error)}); run it once where the "
+            "internet can be reached, or choose another experiment"
+        ) from None
 
 
 LOG_PREFIX = "bsuite_"
@@ -97,7 +120,10 @@ class BsuiteEnv:
     ``total_regret``): the counter's value on an episode's last step, the lowest float32
     before it, so that the trainer's per-episode maximum of a ``log/`` value is the counter at
     the episode's end (some counters fall within an episode), as bsuite's own logger records
-    it. :func:`bsuite_score` reads them back.
+    it. :func:`bsuite_score` reads them back. ``log/bsuite_env_episode`` (:data:`ENV_EPISODE`)
+    counts the episodes this object has ended, 1 at its first: where it starts again, a new
+    environment (a resumed run's) started bsuite's counters again, which :func:`continued`
+    undoes.
     """
 
     def __init__(self, task: str, seed: int, protocol: Mapping[str, Any]):
@@ -106,6 +132,7 @@ class BsuiteEnv:
         self._bsuite = load(task, seed)
         self._env = DmEnv(f"bsuite:{bsuite_id(task)}", seed, protocol, env=self._bsuite)
         self.obs_space, self.act_space = self._env.obs_space, self._env.act_space
+        self._episodes = 0
 
     def reset(self) -> dict[str, np.ndarray]:
         """Start an episode."""
@@ -120,7 +147,8 @@ class BsuiteEnv:
         self._env.close()
 
     def _counters(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        info = self._bsuite.bsuite_info()
+        self._episodes += int(obs["is_last"])
+        info = {**self._bsuite.bsuite_info(), ENV_EPISODE: self._episodes}
         for key, value in info.items():
             end = float(value) if obs["is_last"] else _BEFORE_THE_END
             obs[f"log/{LOG_PREFIX}{key}"] = np.float32(end)
@@ -133,30 +161,66 @@ def make_bsuite(task: str, seed: int, protocol: Mapping[str, Any]) -> BsuiteEnv:
     return BsuiteEnv(BSUITE.check_task(task), seed, BSUITE.resolve_protocol(protocol))
 
 
-CUMULATIVE = ("total_regret",)
-"""bsuite counters that only grow over a run (``bsuite_info()`` keys); a resumed run makes a new
-bsuite environment, which counts them from 0 again."""
+ENV_EPISODE = "env_episode"
+"""Episodes the environment object has ended (1 at its first): where it starts again, a new
+bsuite environment counts bsuite's counters from 0 again (a resumed run, an env restarted)."""
+SUMS = (
+    "total_regret",
+    "raw_return",
+    "total_perfect",
+    "total_bad_episodes",
+    "denoised_return",
+    "total_upright",
+)
+"""bsuite counters (``bsuite_info()`` keys) that sum over a whole run; a test checks that
+every counter of every experiment is here or in :data:`MAXIMA`."""
+MAXIMA = ("best_episode",)
+"""bsuite counters that are a running maximum over a whole run."""
 
 
 def continued(records: Sequence[Mapping[str, float]]) -> list[dict[str, float]]:
-    """One run's episode records, in order, with each :data:`CUMULATIVE` counter summed across
-    resumes: where such a counter falls, a resumed run's new environment started it again at 0,
-    so the value it had reached is added to that record and every later one."""
+    """One run's episode records, in order, with bsuite's counters counted on across a new
+    environment (a resume): where :data:`ENV_EPISODE` starts again, the value each of
+    :data:`SUMS` (and :data:`ENV_EPISODE` itself) had reached is added to that record and every
+    later one, and each of :data:`MAXIMA` stays the maximum over the whole run, so the records
+    read as one environment's (on which this is the identity). Records written before
+    :data:`ENV_EPISODE` existed mark a new environment only where ``total_regret`` falls."""
     out: list[dict[str, float]] = []
-    offsets = dict.fromkeys(CUMULATIVE, 0.0)
-    previous = dict.fromkeys(CUMULATIVE, 0.0)
+    offsets = dict.fromkeys((*SUMS, ENV_EPISODE), 0.0)
+    previous: dict[str, float] = {}  # the last record as recorded, before continuing it
     for record in records:
         record = dict(record)
-        for key in CUMULATIVE:
+        marker = LOG_PREFIX + ENV_EPISODE
+        regret = LOG_PREFIX + "total_regret"
+        if marker in record:
+            restarted = record[marker] <= previous.get(marker, 0.0)
+        else:
+            restarted = record.get(regret, 0.0) < previous.get(regret, 0.0)
+        if restarted:
+            for key in offsets:
+                offsets[key] += previous.get(LOG_PREFIX + key, 0.0)
+        previous = dict(record)
+        for key in offsets:
+            if LOG_PREFIX + key in record:
+                record[LOG_PREFIX + key] += offsets[key]
+        for key in MAXIMA:
             column = LOG_PREFIX + key
-            if column not in record:
-                continue
-            if record[column] < previous[key]:
-                offsets[key] += previous[key]
-            previous[key] = record[column]
-            record[column] += offsets[key]
+            if column in record and out:
+                record[column] = max(record[column], out[-1].get(column, record[column]))
         out.append(record)
     return out
+
+
+def analysis_module(name: str):
+    """``bsuite.experiments.<name>`` (``catch.analysis``, ``summary_analysis``), imported so
+    that matplotlib's settings stay the caller's: bsuite's plotting module switches the
+    process to its poster and ggplot styles when first imported."""
+    import importlib
+
+    import matplotlib
+
+    with matplotlib.rc_context():
+        return importlib.import_module(f"bsuite.experiments.{name}")
 
 
 def bsuite_score(experiment: str, runs: Mapping[str, Sequence[Mapping[str, float]]]) -> float:
@@ -168,11 +232,10 @@ def bsuite_score(experiment: str, runs: Mapping[str, Sequence[Mapping[str, float
     across resumes: :func:`continued`).
     They become the table bsuite's logger writes (``episode``, ``steps``, ``total_return``,
     ``episode_len``, ``episode_return``, the counters and the configuration's settings).
-    Raises ValueError for a task of another experiment, a run without records, or an
-    experiment of :data:`UNSCORABLE`.
+    Raises ValueError for a task of another experiment, a run without records, records
+    without ``score`` and ``length``, records that lack a counter bsuite's score reads (it
+    names the column), or an experiment of :data:`UNSCORABLE`.
     """
-    import importlib
-
     import pandas as pd
     from bsuite import sweep
 
@@ -182,11 +245,14 @@ def bsuite_score(experiment: str, runs: Mapping[str, Sequence[Mapping[str, float
         )
     tables = []
     for task, records in runs.items():
-        if BSUITE.check_task(task).rpartition("_")[0] != experiment:
+        if experiment_of(BSUITE.check_task(task)) != experiment:
             raise ValueError(f"task={task!r} is not a configuration of experiment={experiment!r}")
         if not records:
             raise ValueError(f"task={task!r} has no episode records")
         episodes = pd.DataFrame(continued(records))  # a resumed run's counters count on
+        lacking = [field for field in ("score", "length") if field not in episodes]
+        if lacking:
+            raise ValueError(f"task={task!r}: the episode records lack {lacking[0]!r}")
         table = pd.DataFrame(
             {
                 "episode": np.arange(1, len(episodes) + 1),
@@ -201,8 +267,14 @@ def bsuite_score(experiment: str, runs: Mapping[str, Sequence[Mapping[str, float
                 table[column[len(LOG_PREFIX) :]] = episodes[column]
         settings = sweep.SETTINGS[bsuite_id(task)]
         tables.append(table.assign(bsuite_id=bsuite_id(task), bsuite_env=experiment, **settings))
-    analysis = importlib.import_module(f"bsuite.experiments.{experiment}.analysis")
-    return float(analysis.score(pd.concat(tables, ignore_index=True)))
+    analysis = analysis_module(f"{experiment}.analysis")
+    try:
+        return float(analysis.score(pd.concat(tables, ignore_index=True)))
+    except (KeyError, AttributeError) as error:  # a column read as df[...] or as df.<name>
+        raise ValueError(
+            f"experiment={experiment!r}: bsuite's score reads a column the episode records "
+            f"lack ({type(error).__name__}: {error}); bsuite's counters are {LOG_PREFIX}<key>"
+        ) from None
 
 
 BSUITE = Suite(
@@ -226,14 +298,18 @@ BSUITE = Suite(
     },
     description="BSuite: 23 experiments, 468 configurations (EXPERIMENT_INDEX), observations "
     "flattened to one float32 vector, bsuite's discrete actions, episodes and terminations as "
-    "bsuite ends them. Score: mean return of every episode of the run; no normalised score "
-    "(bsuite's own score: dreamerbench.suites.bsuite.bsuite_score).",
+    "bsuite ends them. Score: mean return of every episode of the run; no normalised score. "
+    "bsuite's own scores: 'table --runs' adds them per experiment and by tag, 'plot --kind "
+    "radar|bar' draws bsuite's summaries (dreamerbench.analysis.bsuite).",
     published_prefix="bsuite_",
     notes="No score references and no published files: bsuite's own per-experiment score (in "
     "[0, 1]) is no normaliser of a return; dreamerbench.suites.bsuite.bsuite_score computes it "
-    "from runs' episodes.jsonl records (which hold bsuite's counters, bsuite_<key>), except for "
+    "from runs' episode records (which hold bsuite's counters, bsuite_<key>, in episodes.jsonl "
+    "and as MLflow metrics episode/bsuite_<key>; `dreamerbench table --suite bsuite --runs "
+    "SWEEP` shows it per experiment and by bsuite's tags), except for "
     "deep_sea and deep_sea_stochastic (bsuite 0.3.6 needs pandas < 2 there). The DreamerV3 "
     "reference published no bsuite scores. The budget (1M agent steps) covers the longest "
     "experiments; bsuite itself stops each configuration after bsuite_num_episodes episodes "
-    "(1,000 or 10,000). The mnist experiments download MNIST on first use.",
+    "(1,000 or 10,000). The mnist experiments download MNIST on first use (offline, making "
+    "their env is a one-line error naming the task).",
 )

@@ -9,7 +9,15 @@ import yaml
 from test_suites_train import cli_train
 
 from dreamerbench.suites import get_suite
-from dreamerbench.suites.bsuite import CONFIGS, TASKS, bsuite_id, bsuite_score, continued
+from dreamerbench.suites.bsuite import (
+    CONFIGS,
+    MAXIMA,
+    SUMS,
+    TASKS,
+    bsuite_id,
+    bsuite_score,
+    continued,
+)
 
 BSUITE = get_suite("bsuite")
 bsuite = pytest.importorskip("bsuite")
@@ -95,6 +103,24 @@ def test_bsuites_own_score_from_episode_records():
         bsuite_score("deep_sea", {"deep_sea_0": expert})
 
 
+def test_scoring_keeps_the_callers_matplotlib_style():
+    """bsuite's plotting module switches matplotlib to its poster/ggplot styles on import;
+    scoring imports it without changing the caller's figures."""
+    import subprocess
+    import sys
+
+    code = (
+        "import matplotlib as m; before = dict(m.rcParams); "
+        "from dreamerbench.suites.bsuite import bsuite_score; "
+        "bsuite_score('catch', {'catch_0': [dict(score=1.0, length=9, bsuite_total_regret=0.0)]}); "
+        "import bsuite.utils.plotting; "
+        "print(sorted(k for k in before if before[k] != m.rcParams[k]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+
+
 def test_a_resumed_runs_regret_counts_on_across_the_resume():
     """A resumed run makes a new bsuite env whose regret counter starts at 0 again: read as
     cumulative, 50 missed-ball episodes then 50 caught ones scored as if nothing was missed."""
@@ -102,11 +128,70 @@ def test_a_resumed_runs_regret_counts_on_across_the_resume():
     caught = _records(BSUITE.make_env("catch_0", 1, {}), 50, _catch_expert)
     reached = missed[-1]["bsuite_total_regret"]
     assert reached > 0 and all(r["bsuite_total_regret"] == 0.0 for r in caught)
-    whole = missed + [{**r, "bsuite_total_regret": reached} for r in caught]  # one process
+    whole = missed + [  # one process: its counters and its episode count go on
+        {**r, "bsuite_total_regret": reached, "bsuite_env_episode": 50 + i}
+        for i, r in enumerate(caught, 1)
+    ]
     resumed = missed + caught  # the counter restarted at the resume
     assert continued(resumed) == whole
     assert bsuite_score("catch", {"catch_0": resumed}) == bsuite_score("catch", {"catch_0": whole})
     assert bsuite_score("catch", {"catch_0": whole}) < 1.0
+
+
+def test_every_counter_is_continued_across_a_resume():
+    from bsuite import sweep
+
+    for name in CONFIGS:
+        if not name.startswith("mnist"):  # mnist loads MNIST from the internet
+            info = bsuite.load(name, sweep.SETTINGS[f"{name}/0"]).bsuite_info()
+            assert set(info) <= set(SUMS) | set(MAXIMA), name
+
+
+def test_a_resumed_runs_raw_return_counts_on_across_the_resume():
+    """mountain_car's score reads raw_return, the sum of every reward of the run, which a
+    resumed run's new environment starts at 0 again; it falls, so only the env's episode count
+    can tell the resume."""
+    first = _records(BSUITE.make_env("mountain_car_0", 0, {}), 2)
+    second = _records(BSUITE.make_env("mountain_car_0", 1, {}), 2)
+    reached = first[-1]["bsuite_raw_return"]
+    assert reached < 0 and [r["bsuite_env_episode"] for r in first + second] == [1, 2, 1, 2]
+    whole = first + [  # one process: its counters and its episode count go on
+        {**r, "bsuite_raw_return": r["bsuite_raw_return"] + reached, "bsuite_env_episode": 2 + i}
+        for i, r in enumerate(second, 1)
+    ]
+    assert continued(first + second) == whole and continued(whole) == whole
+    resumed = bsuite_score("mountain_car", {"mountain_car_0": first + second})
+    assert resumed == bsuite_score("mountain_car", {"mountain_car_0": whole})
+    # Read without the episode count, the restart goes unseen and scores too high.
+    unmarked = [{k: v for k, v in r.items() if k != "bsuite_env_episode"} for r in first + second]
+    assert resumed < bsuite_score("mountain_car", {"mountain_car_0": unmarked})
+
+
+def test_records_without_bsuites_counters_are_named():
+    records = [{"score": 1.0, "length": 9}]
+    with pytest.raises(ValueError, match="'catch': bsuite's score reads a column .*total_regret"):
+        bsuite_score("catch", {"catch_0": records})
+    with pytest.raises(ValueError, match="task='catch_0': the episode records lack 'length'"):
+        bsuite_score("catch", {"catch_0": [{"score": 1.0}]})
+
+
+def test_mnist_without_internet_is_one_line(monkeypatch, tmp_path):
+    """bsuite downloads MNIST on first use; where that fails (no internet, as on this
+    machine), making the env is one ValueError naming the task, not urllib's traceback."""
+    import functools
+    import urllib.error
+
+    from bsuite.utils import datasets
+
+    def offline(url, filename):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(datasets, "urlretrieve", offline)
+    monkeypatch.setattr(
+        datasets, "load_mnist", functools.partial(datasets.load_mnist, directory=str(tmp_path))
+    )
+    with pytest.raises(ValueError, match="task='mnist_0' needs MNIST.*Name or service not known"):
+        BSUITE.make_env("mnist_0", 0, {})
 
 
 def test_bad_task_and_protocol_are_named():

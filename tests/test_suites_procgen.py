@@ -54,7 +54,7 @@ def test_the_games_and_defaults_are_procgens():
 
 
 def test_observation_and_action_spaces():
-    env = _env("coinrun")
+    env = _env("coinrun", image_size=64)
     obs = env.reset()
     assert obs["image"].shape == (64, 64, 3) and obs["image"].dtype == np.uint8
     assert obs["is_first"] and not obs["is_last"]
@@ -63,15 +63,41 @@ def test_observation_and_action_spaces():
         env.step(np.int32(15))
 
 
+def test_frames_are_the_published_runs():
+    """Default 96x96: procgen's 512x512 render of the same level resized with Pillow's bilinear
+    filter, as the reference's configs.yaml (size [96, 96], resize: pillow) and
+    embodied/envs/procgen.py make them; 64: procgen's own frames, not a resize."""
+    from PIL import Image
+
+    def raw(**options):
+        env = procgen.ProcgenGym3Env(num=1, env_name="coinrun", rand_seed=3, **options)
+        env.act(np.array([4], np.int32))  # one step without a button: the frame after it
+        return env
+
+    assert PROCGEN.default_protocol["image_size"] == 96
+    env = _env("coinrun", 3)
+    assert env.obs_space["image"].shape == (96, 96, 3)
+    env.reset()
+    frame = env.step(np.int32(4))["image"]
+    render = raw(render_mode="rgb_array").get_info()[0]["rgb"]
+    assert render.shape == (512, 512, 3)
+    resized = np.asarray(Image.fromarray(render).resize((96, 96), Image.BILINEAR))
+    assert frame.shape == (96, 96, 3) and frame.dtype == np.uint8
+    np.testing.assert_array_equal(frame, resized)
+    native = _env("coinrun", 3, image_size=64)
+    native.reset()
+    np.testing.assert_array_equal(native.step(np.int32(4))["image"], raw().observe()[1]["rgb"][0])
+
+
 def test_time_limit_is_truncation():
     # Standing still in a maze never reaches the cheese: the 500-step limit ends the episode.
-    steps, obs = _episode(_env("maze"), iter(lambda: 4, None))  # 4: no button
+    steps, obs = _episode(_env("maze", image_size=64), iter(lambda: 4, None))  # 4: no button
     assert steps == timeout("maze", "hard") == 500
     assert obs["is_last"] and not obs["is_terminal"]
 
 
 def test_death_is_termination_and_reset_starts_a_new_level():
-    env = _env("chaser")
+    env = _env("chaser", image_size=64)
     rng = np.random.default_rng(0)
     steps, obs = _episode(env, iter(lambda: rng.integers(NUM_ACTIONS), None))
     assert steps < timeout("chaser", "hard") and obs["is_terminal"]
@@ -86,13 +112,13 @@ def test_death_is_termination_and_reset_starts_a_new_level():
 
 
 def test_the_seed_fixes_the_levels():
-    frames = [_env("coinrun", seed).reset()["image"] for seed in (3, 3, 4)]
+    frames = [_env("coinrun", seed, image_size=64).reset()["image"] for seed in (3, 3, 4)]
     assert np.array_equal(frames[0], frames[1]) and not np.array_equal(frames[0], frames[2])
 
 
 def test_bad_protocol_values_are_named():
-    with pytest.raises(ValueError, match="env.image_size=96 is not allowed; allowed: 64"):
-        PROCGEN.resolve_protocol({"image_size": 96})
+    with pytest.raises(ValueError, match=r"env.image_size=1024 is not allowed; allowed: .*512"):
+        PROCGEN.resolve_protocol({"image_size": 1024})
     with pytest.raises(ValueError, match="env.distribution_mode='insane' .*allowed: .*hard"):
         PROCGEN.resolve_protocol({"distribution_mode": "insane"})
 

@@ -97,15 +97,18 @@ CLI_SETS = (
 )
 
 
-def cli_train(logdir: Path, suite: str, task: str, steps: int, *sets: str) -> dict:
+def cli_train(
+    logdir: Path, suite: str, task: str, steps: int, *sets: str, flags: tuple[str, ...] = ()
+) -> dict:
     """``dreamerbench train --size debug`` of `task` through the real CLI in a subprocess, with
-    :data:`CLI_SETS` and `sets` (compile cache beside `logdir`); asserts it exits 0 and returns
-    its summary."""
+    :data:`CLI_SETS` and `sets` (compile cache beside `logdir`) and further `flags` (e.g.
+    ``--tracking-uri``); asserts it exits 0 and returns its summary."""
     sets = (*CLI_SETS, f"run.compile_cache={logdir.parent / 'cache'}", *sets)
     command = [
         *(sys.executable, "-m", "dreamerbench.experiments.cli", "train"),
         *("--suite", suite, "--task", task, "--size", "debug", "--steps", str(steps)),
         *("--logdir", str(logdir), *[arg for item in sets for arg in ("--set", item)]),
+        *flags,
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
