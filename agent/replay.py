@@ -180,10 +180,6 @@ class Replay:
                     out[key][b, window] = array[env, stored]
         return mark_cuts(out)
 
-    def ready(self) -> bool:
-        first, end = self._valid_starts()
-        return bool((end - first).sum() >= 1)
-
     def sample(self, batch_size: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """Windows [batch, length, ...] (``is_last`` marked before every ``is_first`` inside one:
         :func:`mark_cuts`) plus their env indices and global start steps."""

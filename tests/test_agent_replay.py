@@ -113,11 +113,11 @@ def test_checkpoint_save_is_atomic_and_keeps_only_the_newest(tmp_path):
 def test_replay_is_empty_until_a_full_window_is_stored():
     replay = Replay(SPECS, num_envs=1, capacity=100, length=5, online=False, seed=0)
     fill(replay, 4, 1)
-    assert not replay.ready()
     with pytest.raises(RuntimeError, match="no window of 5 steps"):
         replay.sample(1)
     fill(replay, 1, 1)
-    assert replay.ready()
+    batch, envs, starts = replay.sample(1)
+    assert batch["obs"].shape[:2] == (1, 5) and (envs[0], starts[0]) == (0, 0)
 
 
 def test_memory_and_disk_storage_sample_the_same_windows(tmp_path):

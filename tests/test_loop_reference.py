@@ -1,6 +1,6 @@
 """The loop as the reference's (issue 20, item 2), through the real loop with the stub agent on
 DMC cartpole: an episode abandoned by a resume ends with ``is_last`` in every sampled window, so
-no return bootstraps across the cut.
+no return bootstraps across the cut, and the first update comes when the reference's would.
 
 cartpole at action repeat 8: every episode is 126 observations per env, the reset one included.
 """
@@ -12,13 +12,16 @@ from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from stub_agent import StubAgent
 
 from dreamerbench.agent import behavior
 from dreamerbench.agent import distributions as dist
 from dreamerbench.agent.config import resolve_config
 from dreamerbench.agent.replay import Replay
+from dreamerbench.agent.schedule import train_start
 from dreamerbench.agent.trainer import Trainer
+from dreamerbench.core import checkpoint
 
 TINY = {
     "agent.size": "debug",
@@ -26,7 +29,6 @@ TINY = {
     "agent.batch_length": 8,
     "agent.train_ratio": 16,
     "run.envs": 2,
-    "run.train_start": 32,
     "run.save_every": 10_000,
     "run.log_every": 0,
     "run.progress": False,
@@ -109,3 +111,32 @@ def test_an_episode_abandoned_by_a_resume_ends_with_is_last_and_no_return_crosse
             np.where(after_cut, reward + 100.0, reward), np.where(after_cut, boot + 9, boot)
         )
         np.testing.assert_array_equal(changed[0, : k + 1], before[0, : k + 1])
+
+
+@pytest.mark.parametrize("envs", [1, 16])
+def test_the_first_update_comes_when_the_reference_replay_holds_a_batch_of_windows(tmp_path, envs):
+    """At the reference's batch 16 x 64 the first update is at (E + B) x T agent steps: 1,088
+    with one env, 2,048 with 16 (what the reference's own replay and loop gave, see
+    test_agent_schedule). Then the train ratio: 32 / (16 x 64) per step, 2 more in 64 steps."""
+    start = (envs + 16) * 64
+    reference = {"agent.batch_size": 16, "agent.batch_length": 64, "agent.train_ratio": 32}
+    cfg = config(start + 64, **reference, **{"run.envs": envs, "replay.capacity": 10_000})
+    assert cfg.run.train_start is None and train_start(cfg) == start
+    summary = Trainer(cfg, tmp_path, make_agent=StubAgent).run()
+    (first,) = [r for r in records(tmp_path / "metrics.jsonl") if "time_to_first_update_s" in r]
+    assert first["step"] == start
+    assert summary["updates"] == 1 + 64 * 32 // (16 * 64) == 3
+
+
+def test_a_checkpoint_with_the_former_update_credit_resumes(tmp_path):
+    """Checkpoints saved before the updates due followed the steps carry ``update_credit`` in
+    their counters; they resume, and the updates due follow from the steps."""
+    Trainer(config(100), tmp_path, make_agent=StubAgent).run()
+    (ckpt,) = checkpoint.complete(tmp_path / "checkpoint")
+    state, replay, counters = checkpoint.load(ckpt)
+    counters["counters"]["update_credit"] = 0.5
+    checkpoint.remove(ckpt)
+    checkpoint.save(tmp_path / "checkpoint", 100, state, replay, counters)
+    summary = Trainer(config(200), tmp_path, make_agent=StubAgent).run()
+    assert summary["steps"] == 200
+    assert summary["updates"] == 1 + (200 - train_start(config(200))) * 16 // (2 * 8)
