@@ -13,16 +13,7 @@ from __future__ import annotations
 import math
 import time
 
-from dreamerbench.agent.config import AgentConfig, Config
-
-
-def updates_per_step(agent: AgentConfig) -> float:
-    """Updates earned per agent step: ``train_ratio / (batch_size * batch_length)``.
-
-    DreamerV3's train ratio counts replayed steps per agent step (Hafner et al. 2023,
-    arXiv 2301.04104, "replay ratio"); one update replays B x T steps.
-    """
-    return agent.train_ratio / (agent.batch_size * agent.batch_length)
+from dreamerbench.agent.config import Config
 
 
 def train_start(config: Config) -> int:
@@ -46,12 +37,14 @@ def updates_due(config: Config, steps: int) -> int:
     """Updates earned by the time `steps` agent steps are taken: 0 before :func:`train_start`,
     then ``1 + floor((steps - start) * train_ratio / (batch_size * batch_length))``.
 
-    The reference's ``elements.when.Ratio``: one update on its first call, then a whole number
-    of updates per ``batch_size * batch_length / train_ratio`` steps since. It accumulates the
-    steps spent in floats, so it is sometimes one update behind this exact count for a step
-    (at train ratio 40, B 2, T 8 and one env, at 7,636 of the first 20,000 steps), never ahead.
-    The loop asks once per policy step, after all envs stepped: at the same step counts the
-    same number of updates are due as in the reference, whose loop asks after every env's step.
+    DreamerV3's train ratio counts replayed steps per agent step (Hafner et al. 2023, arXiv
+    2301.04104, "replay ratio"); one update replays B x T steps. The reference's
+    ``elements.when.Ratio`` grants one update on its first call, then a whole number of updates
+    per ``batch_size * batch_length / train_ratio`` steps since. It accumulates the steps spent
+    in floats, so it is sometimes one update behind this exact count for a step (at train ratio
+    40, B 2, T 8 and one env, at 7,636 of the first 20,000 steps), never ahead. The loop asks
+    once per policy step, after all envs stepped: at the same step counts the same number of
+    updates are due as in the reference, whose loop asks after every env's step.
     """
     agent = config.agent
     start = train_start(config)
