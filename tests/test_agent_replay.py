@@ -155,6 +155,28 @@ def test_memory_and_disk_storage_sample_the_same_windows(tmp_path):
         np.testing.assert_array_equal(memory.latest(4)[key], disk.latest(4)[key])
 
 
+@pytest.mark.parametrize("storage", ["memory", "disk"])
+def test_a_window_marks_is_last_before_an_is_first_inside_it_and_leaves_the_store_alone(
+    tmp_path, storage
+):
+    """Step 9 of every env starts an episode with no is_last before it (a resume's cut), step 4
+    ends one properly: every window marks the step before an interior is_first, as the
+    reference's replay does, never its last step, and the stored flags stay as they were."""
+    specs = {"obs": ((2,), np.float32), "is_first": ((), bool), "is_last": ((), bool)}
+    replay = Replay(specs, 2, 100, 5, False, 0, chunk=8, storage=storage, directory=tmp_path)
+    for t in range(16):
+        flags = {"is_first": np.full(2, t in (0, 5, 9)), "is_last": np.full(2, t == 4)}
+        replay.add({"obs": np.full((2, 2), t, np.float32), **flags})
+    inside = np.arange(5) < 4  # positions 0..3: the step after is in the window
+    for _ in range(2):  # the second sample sees the store as the first left it: unmarked
+        batch, _, starts = replay.sample(64)
+        steps = starts[:, None] + np.arange(5)
+        np.testing.assert_array_equal(batch["is_last"], (steps == 4) | ((steps == 8) & inside))
+        np.testing.assert_array_equal(batch["is_first"], np.isin(steps, (0, 5, 9)))
+        assert ((steps == 8) & inside).any() and (steps[:, -1] == 8).any()
+    assert not replay.latest(1)["is_last"].any()  # the newest window, 11..15: nothing to mark
+
+
 def test_each_full_chunk_is_written_once_and_a_save_holds_only_the_rest(tmp_path):
     replay = Replay(SPECS, 1, 1000, 4, False, 0, chunk=8, directory=tmp_path, cache=("deter",))
     fill(replay, 20, 1)
