@@ -242,9 +242,12 @@ class RunConfig:
     seeds come from the run seed (``dreamerbench.suites.vector.env_seeds``). Range: in [1, 1000]."""
     parallel_envs: bool = False
     """Step environments in worker processes rather than in the trainer's process."""
-    train_start: NonNegativeInt = 1024
-    """Agent steps collected with the (untrained) policy before the first update (0: update
-    as soon as replay holds a batch). Range: >= 0."""
+    train_start: NonNegativeInt | None = None
+    """Agent steps (all envs together) collected with the untrained policy before the first
+    update; null: the reference's rule, the first update once replay holds ``agent.batch_size``
+    x ``agent.batch_length`` windows, i.e. after (``run.envs`` + ``agent.batch_size``) x
+    ``agent.batch_length`` steps (``dreamerbench.agent.schedule.train_start``). Never before
+    every env holds a window. Range: >= 0, or null."""
     save_every: PositiveInt = 10_000
     """Agent steps between checkpoints (the reference's ``run.save_every`` counts seconds: see
     ``save_every_s``). Range: >= 1."""

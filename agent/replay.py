@@ -20,7 +20,9 @@ keeps them as they were when it was written (``memory``), or as training last re
 (``disk``: writes go to the file), and a resume takes what the chunk holds.
 
 Sampling takes the queue of fresh windows first (`online`), then uniform windows from all
-that are fully stored.
+that are fully stored. A sampled window marks ``is_last`` on every step that an ``is_first``
+follows inside it (:func:`mark_cuts`, after the reference's ``_annotate_batch``): an episode
+abandoned without an end (a resume restarts the envs) must not bootstrap into the next one.
 """
 
 from __future__ import annotations
@@ -164,25 +166,23 @@ class Replay:
 
     def _gather(self, envs: np.ndarray, starts: np.ndarray, length: int) -> dict[str, np.ndarray]:
         """Windows of `length` steps from global steps `starts` [B] of `envs` [B]:
-        [B, length, ...]."""
+        [B, length, ...], copies, with :func:`mark_cuts` applied."""
         if self.storage == "memory":  # one fancy index per key
             positions = (starts[:, None] + np.arange(length)) % self.size
-            return {key: array[envs[:, None], positions] for key, array in self.data.items()}
-        out = {
-            key: np.empty((len(starts), length, *shape), dtype)
-            for key, (shape, dtype) in self.specs.items()
-        }
-        for b, window, arrays, env, stored in self._segments(envs, starts, length):
-            for key, array in arrays.items():
-                out[key][b, window] = array[env, stored]
-        return out
-
-    def ready(self) -> bool:
-        first, end = self._valid_starts()
-        return bool((end - first).sum() >= 1)
+            out = {key: array[envs[:, None], positions] for key, array in self.data.items()}
+        else:
+            out = {
+                key: np.empty((len(starts), length, *shape), dtype)
+                for key, (shape, dtype) in self.specs.items()
+            }
+            for b, window, arrays, env, stored in self._segments(envs, starts, length):
+                for key, array in arrays.items():
+                    out[key][b, window] = array[env, stored]
+        return mark_cuts(out)
 
     def sample(self, batch_size: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-        """Windows [batch, length, ...] plus their env indices and global start steps."""
+        """Windows [batch, length, ...] (``is_last`` marked before every ``is_first`` inside one:
+        :func:`mark_cuts`) plus their env indices and global start steps."""
         first, end = self._valid_starts()
         counts = end - first
         if counts.sum() < 1:
@@ -315,6 +315,23 @@ class Replay:
         names; see :func:`first_chunk`) and before the ones this replay holds."""
         if self.directory is not None:
             chunks.remove_before(self.directory, min([*named, *self.digests, self.written]))
+
+
+def mark_cuts(windows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Set ``is_last`` [B, T] on every step followed by an ``is_first`` in the same window, in
+    place; returns `windows` (unchanged without both keys).
+
+    An episode ends with ``is_last`` before the next one's ``is_first``, except where the loop
+    restarted the envs mid-episode (a resume): there the abandoned episode's last stored step
+    would otherwise continue into the next episode, and its lambda-return bootstrap across the
+    cut. Marked, the replay-value loss weighs that step 0 and the returns before it bootstrap
+    from its value (the reference marks it the same way: ``embodied/core/replay.py``
+    ``_annotate_batch``, e3f0224 L283-291). The last step of a window is never marked: what
+    follows it is not in the window, and the losses only bootstrap from it.
+    """
+    if "is_first" in windows and "is_last" in windows:
+        windows["is_last"][:, :-1] |= windows["is_first"][:, 1:]
+    return windows
 
 
 def first_chunk(replay_npz: Path) -> int:

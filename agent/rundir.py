@@ -91,8 +91,6 @@ class Counters:
     """Train steps done."""
     policy_calls: int = 0
     """Policy steps done (each acts for every env)."""
-    update_credit: float = 0.0
-    """Updates that the train ratio has earned and that are not done yet."""
     wall_s: float = 0.0
     """Seconds spent in the loop, over all sessions (the monotonic clock: a wall clock stepped
     back never makes it, or an episode's ``wall_s``, smaller)."""
@@ -306,7 +304,9 @@ class RunDir:
         self.episodes = saved["episodes"]
         self.evals = saved.get("evals", 0)
         self._open()
-        return Counters(**saved["counters"])
+        counters = dict(saved["counters"])
+        counters.pop("update_credit", None)  # saved before the updates due followed the steps
+        return Counters(**counters)
 
     def start(self) -> None:
         """Begin a run from scratch: empty JSONL files, and no checkpoint of an earlier start.

@@ -1,8 +1,9 @@
 """When the loop trains, evaluates, films, logs and saves: the train ratio, step and time schedules.
 
-After danijar/dreamerv3's ``embodied/run/train.py`` (commit e3f0224), which asks
-``elements.when.Ratio`` how many updates are due after each env step and clocks
-when to log, report and save. Here the update credit is part of the checkpointed
+After danijar/dreamerv3's ``embodied/run/train.py`` (commit e3f0224), which starts updating once
+its replay holds a batch of windows and then asks ``elements.when.Ratio`` how many updates are due
+after each env step. Here the updates due are a function of the agent steps alone
+(:func:`updates_due`), and the updates done are in the checkpointed
 :class:`~dreamerbench.agent.rundir.Counters`, so a resumed run keeps the schedule exactly;
 :func:`no_update_warning` tells before a run starts that its budget earns no update.
 """
@@ -12,38 +13,71 @@ from __future__ import annotations
 import math
 import time
 
-from dreamerbench.agent.config import AgentConfig, Config
-from dreamerbench.agent.rundir import Counters
+from dreamerbench.agent.config import Config
 
 
-def updates_per_step(agent: AgentConfig) -> float:
-    """Updates earned per agent step: ``train_ratio / (batch_size * batch_length)``.
+def train_start(config: Config) -> int:
+    """The agent step (all envs together) at which the first update is due.
 
-    DreamerV3's train ratio counts replayed steps per agent step (Hafner et al. 2023,
-    arXiv 2301.04104, "replay ratio"); one update replays B x T steps.
+    ``run.train_start`` null (the default) is the reference's rule (``run/train.py:L70-71``: no
+    update while ``len(replay) < batch_size * batch_length``, its replay counting windows of
+    ``batch_length + 1`` steps): with E envs adding in turn, E x T steps fill every env's first
+    window but its last step, and each step after that adds a window, so replay holds B x T
+    windows after (E + B) x T steps, e.g. 2,048 for 16 envs at B 16, T 64, and 1,088 for one
+    env. A set ``run.train_start`` is taken as given, but never before every env holds a window
+    (E x (T + 1) steps), which the reference's rule always satisfies.
     """
-    return agent.train_ratio / (agent.batch_size * agent.batch_length)
+    run, agent = config.run, config.agent
+    if run.train_start is None:
+        return (run.envs + agent.batch_size) * agent.batch_length
+    return max(run.train_start, run.envs * (agent.batch_length + 1))
+
+
+def updates_due(config: Config, steps: int) -> int:
+    """Updates earned by the time `steps` agent steps are taken: 0 before :func:`train_start`,
+    then ``1 + floor((steps - start) * train_ratio / (batch_size * batch_length))``.
+
+    DreamerV3's train ratio counts replayed steps per agent step (Hafner et al. 2023, arXiv
+    2301.04104, "replay ratio"); one update replays B x T steps. The reference's
+    ``elements.when.Ratio`` grants one update on its first call, then a whole number of updates
+    per ``batch_size * batch_length / train_ratio`` steps since. It accumulates the steps spent
+    in floats, so it is sometimes one update behind this exact count for a step (at train ratio
+    40, B 2, T 8 and one env, at 7,636 of the first 20,000 steps), never ahead. The loop asks
+    once per policy step, after all envs stepped: at the same step counts the same number of
+    updates are due as in the reference, whose loop asks after every env's step.
+    """
+    agent = config.agent
+    start = train_start(config)
+    if steps < start:
+        return 0
+    return 1 + int((steps - start) * agent.train_ratio // (agent.batch_size * agent.batch_length))
 
 
 def no_update_warning(config: Config) -> str | None:
     """Why a run of `config` would end without a single update, or None if it updates.
 
-    The loop updates once ``steps >= run.train_start`` and every env holds a replay window
-    (``agent.batch_length + 1`` steps); from there each policy step earns
-    ``run.envs * train_ratio / (batch_size * batch_length)`` updates.
+    The loop takes ``run.envs`` agent steps per policy step until ``run.steps``; the first
+    update is due at :func:`train_start`.
     """
     run, agent = config.run, config.agent
-    per_step = updates_per_step(agent)
-    calls = -(-run.steps // run.envs)  # policy steps in the run
-    first = max(agent.batch_length + 1, -(-run.train_start // run.envs))  # first to update
-    if max(0, calls - first + 1) * run.envs * per_step >= 1:
+    taken = -(-run.steps // run.envs) * run.envs  # agent steps when the loop ends
+    if updates_due(config, taken):
         return None
+    if run.train_start is None:
+        why = (
+            f"once replay holds agent.batch_size x agent.batch_length = "
+            f"{agent.batch_size * agent.batch_length} windows, as in the reference: "
+            f"(run.envs + agent.batch_size) x agent.batch_length with run.envs={run.envs}"
+        )
+    else:
+        why = (
+            f"run.train_start={run.train_start}, and not before a replay window of "
+            f"agent.batch_length + 1 = {agent.batch_length + 1} steps per env, run.envs={run.envs}"
+        )
     return (
         f"run.steps={run.steps} is too few for any update: updates start after "
-        f"{first * run.envs} agent steps (run.train_start={run.train_start}, a replay window of "
-        f"agent.batch_length + 1 = {agent.batch_length + 1} steps per env, run.envs={run.envs}) "
-        f"and then earn train_ratio / (batch_size * batch_length) = {per_step:g} per step; "
-        f"raise run.steps or lower run.train_start"
+        f"{train_start(config)} agent steps ({why}); raise run.steps or set a lower "
+        f"run.train_start"
     )
 
 
@@ -58,29 +92,6 @@ def schedule_warnings(config: Config) -> list[str]:
         )
         if every > run.steps
     ]
-
-
-class Ratio:
-    """Updates due at a fixed train ratio: each agent step earns `per_step` updates.
-
-    The credit (updates earned and not done yet, a float) is ``counters.update_credit``:
-    every checkpoint carries it, so a stop that cuts a burst of updates short loses
-    none, and the resumed run does them. E.g. ``per_step`` 2.5: one step earns 2
-    updates (0.5 left over), the next 3.
-    """
-
-    def __init__(self, per_step: float, counters: Counters):
-        self.per_step = per_step
-        self.counters = counters
-
-    def earn(self, steps: int) -> int:
-        """Credit `steps` agent steps; returns the whole number of updates due now."""
-        self.counters.update_credit += steps * self.per_step
-        return int(self.counters.update_credit)
-
-    def spend(self, updates: int) -> None:
-        """Take `updates` done (at most the ones :meth:`earn` said were due) off the credit."""
-        self.counters.update_credit -= updates
 
 
 class Every:

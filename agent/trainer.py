@@ -10,8 +10,8 @@ Who does what:
 - ``agent/rundir.py``   the logdir (config check, JSONL records with their identity,
   checkpoints, summary) and the :class:`~dreamerbench.agent.rundir.Counters`;
 - ``agent/learner.py``  DreamerV3 for K runs (JAX); any :class:`Agent` can stand in;
-- ``agent/schedule.py`` the train ratio (:class:`~dreamerbench.agent.schedule.Ratio`), step
-  and wall-clock schedules;
+- ``agent/schedule.py`` when training starts and the updates the train ratio has earned
+  (:func:`~dreamerbench.agent.schedule.updates_due`), step and wall-clock schedules;
 - ``agent/progress.py`` speed records and the progress line;
 - this file             the loop.
 
@@ -55,10 +55,9 @@ from dreamerbench.agent.rundir import Counters, EpisodeStats, RunDir, load_pack,
 from dreamerbench.agent.schedule import (
     Clock,
     Every,
-    Ratio,
     no_update_warning,
     schedule_warnings,
-    updates_per_step,
+    updates_due,
 )
 from dreamerbench.suites import get_suite
 from dreamerbench.suites.base import SPECIAL_KEYS, Space
@@ -331,7 +330,6 @@ class Trainer:
         """Train from `counters` until the budget or `stop`; one summary per run."""
         schedule = self.config.run
         self._start_session(counters, started)
-        ratio = Ratio(updates_per_step(self.config.agent), counters)
         should_log = Clock(schedule.log_every)
         should_eval = Every(schedule.eval_every, counters.steps)
         should_film = Every(schedule.video_every, counters.steps)
@@ -342,8 +340,7 @@ class Trainer:
             acts = agent.act(obs, counters.policy_calls)
             self._record(obs, acts, counters.steps)
             obs = self._step(acts, counters)
-            if self._may_train(counters):
-                ratio.spend(self._train(agent, counters, ratio.earn(schedule.envs), stop))
+            self._train(agent, counters, stop)
             counters.wall_s = time.monotonic() - self._origin
             if self.runs[0].train.count and should_log():
                 self._log(counters)
@@ -400,19 +397,17 @@ class Trainer:
         counters.policy_calls += 1
         return obs
 
-    def _may_train(self, counters: Counters) -> bool:
-        """Updates start once ``run.train_start`` agent steps are taken and replay holds a
-        window."""
-        return counters.steps >= self.config.run.train_start and self.runs[0].replay.ready()
+    def _train(self, agent: Agent, counters: Counters, stop: threading.Event) -> None:
+        """Do the updates of every run that the train ratio has earned by now and that are not
+        done yet (:func:`~dreamerbench.agent.schedule.updates_due`; fewer once `stop` is set).
 
-    def _train(self, agent: Agent, counters: Counters, due: int, stop: threading.Event) -> int:
-        """Do `due` updates of every run (fewer once `stop` is set); returns how many were done.
-
-        A stop (preemption, Ctrl-C) cuts the burst after the running update; the credit left is
-        saved and spent after the resume. The first update of a run records the start-up time.
+        A stop (preemption, Ctrl-C) cuts the burst after the running update; the updates left
+        stay due, and the resumed run does them. The first update of a run records the start-up
+        time.
         """
-        if not due:
-            return 0
+        due = updates_due(self.config, counters.steps) - counters.updates
+        if due <= 0:
+            return
         first = counters.updates == 0
         if not self._compiled:  # this process's first update compiles the train step
             self._progress.note("compiling the train step (first update)")
@@ -426,7 +421,6 @@ class Trainer:
             startup["time_to_first_update_s"] = time.monotonic() - self._started
             for run in self.runs:
                 run.dir.append("metrics", startup)
-        return len(learned[0])
 
     def _start_videos(self, agent: Agent, counters: Counters) -> None:
         """A video is due: film each run's next episode and, once it has updated, write its

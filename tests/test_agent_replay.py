@@ -113,11 +113,11 @@ def test_checkpoint_save_is_atomic_and_keeps_only_the_newest(tmp_path):
 def test_replay_is_empty_until_a_full_window_is_stored():
     replay = Replay(SPECS, num_envs=1, capacity=100, length=5, online=False, seed=0)
     fill(replay, 4, 1)
-    assert not replay.ready()
     with pytest.raises(RuntimeError, match="no window of 5 steps"):
         replay.sample(1)
     fill(replay, 1, 1)
-    assert replay.ready()
+    batch, envs, starts = replay.sample(1)
+    assert batch["obs"].shape[:2] == (1, 5) and (envs[0], starts[0]) == (0, 0)
 
 
 def test_memory_and_disk_storage_sample_the_same_windows(tmp_path):
@@ -153,6 +153,28 @@ def test_memory_and_disk_storage_sample_the_same_windows(tmp_path):
         disk.update_latents(envs, starts, {"deter": latents})
     for key in SPECS:
         np.testing.assert_array_equal(memory.latest(4)[key], disk.latest(4)[key])
+
+
+@pytest.mark.parametrize("storage", ["memory", "disk"])
+def test_a_window_marks_is_last_before_an_is_first_inside_it_and_leaves_the_store_alone(
+    tmp_path, storage
+):
+    """Step 9 of every env starts an episode with no is_last before it (a resume's cut), step 4
+    ends one properly: every window marks the step before an interior is_first, as the
+    reference's replay does, never its last step, and the stored flags stay as they were."""
+    specs = {"obs": ((2,), np.float32), "is_first": ((), bool), "is_last": ((), bool)}
+    replay = Replay(specs, 2, 100, 5, False, 0, chunk=8, storage=storage, directory=tmp_path)
+    for t in range(16):
+        flags = {"is_first": np.full(2, t in (0, 5, 9)), "is_last": np.full(2, t == 4)}
+        replay.add({"obs": np.full((2, 2), t, np.float32), **flags})
+    inside = np.arange(5) < 4  # positions 0..3: the step after is in the window
+    for _ in range(2):  # the second sample sees the store as the first left it: unmarked
+        batch, _, starts = replay.sample(64)
+        steps = starts[:, None] + np.arange(5)
+        np.testing.assert_array_equal(batch["is_last"], (steps == 4) | ((steps == 8) & inside))
+        np.testing.assert_array_equal(batch["is_first"], np.isin(steps, (0, 5, 9)))
+        assert ((steps == 8) & inside).any() and (steps[:, -1] == 8).any()
+    assert not replay.latest(1)["is_last"].any()  # the newest window, 11..15: nothing to mark
 
 
 def test_each_full_chunk_is_written_once_and_a_save_holds_only_the_rest(tmp_path):

@@ -77,7 +77,11 @@ CASES = [
     ("set", "env.action_repeat=0", "env.action_repeat=0 is not allowed; allowed: an integer >= 1"),
     ("set", "run.save_every=0", "run.save_every=0 is not allowed; allowed: an integer >= 1"),
     ("set", "run.save_every=-5", "run.save_every=-5 is not allowed; allowed: an integer >= 1"),
-    ("set", "run.train_start=-1", "run.train_start=-1 is not allowed; allowed: an integer >= 0"),
+    (
+        "set",
+        "run.train_start=-1",
+        "run.train_start=-1 is not allowed; allowed: an integer >= 0, or null",
+    ),
     ("set", "run.log_every=-1", "run.log_every=-1 is not allowed; allowed: a finite number >= 0"),
     (
         "set",
@@ -279,7 +283,7 @@ CASES = [
     (
         "spec",
         "overrides:\n  run.train_start: -1\n",
-        "{spec}:7: run.train_start=-1 is not allowed; allowed: an integer >= 0",
+        "{spec}:7: run.train_start=-1 is not allowed; allowed: an integer >= 0, or null",
     ),
     (
         "spec",

@@ -494,32 +494,32 @@ def test_a_full_disk_through_the_command_line_is_one_line(small_disk):
 
 
 def test_updates_follow_the_train_ratio_exactly_and_a_stop_cuts_a_burst_of_updates(tmp_path):
-    """updates = floor((agent steps from train_start on) x train_ratio / (B x T)), across a stop
-    and resume.
+    """updates = 1 + floor((agent steps from train_start on) x train_ratio / (B x T)) (the
+    reference's Ratio), across a stop and resume.
 
     train_ratio 40 with B x T = 2 x 8 earns 2.5 updates per agent step (bursts of 2 and 3). A stop
-    set after the 101st update (inside the burst from 100 to 102) is obeyed before the next update;
-    the credit left over is saved and spent after the resume.
+    set after the 100th update (inside the burst from 99 to 101) is obeyed before the next update;
+    the updates left stay due and are done after the resume.
     """
     steps, ratio = 3 * EPISODE, 40
-    expected = int((steps - TINY["run.train_start"] + 1) * ratio / (2 * 8))
+    expected = 1 + (steps - TINY["run.train_start"]) * ratio // (2 * 8)
     whole = Trainer(
         config(steps, **{"agent.train_ratio": ratio}), tmp_path / "whole", make_agent=StubAgent
     ).run()
-    assert whole["updates"] == expected == 867
+    assert whole["updates"] == expected == 866
 
     stop = threading.Event()
 
     class Stopping(StubAgent):
         def after_update(self):
-            if self.updates[0] == 101:
+            if self.updates[0] == 100:
                 stop.set()
 
     logdir = tmp_path / "stopped"
     cut = Trainer(config(steps, **{"agent.train_ratio": ratio}), logdir, make_agent=Stopping).run(
         stop
     )
-    assert not cut["finished"] and cut["updates"] == 101
+    assert not cut["finished"] and cut["updates"] == 100
     resumed = Trainer(
         config(steps, **{"agent.train_ratio": ratio}), logdir, make_agent=StubAgent
     ).run()
