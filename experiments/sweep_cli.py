@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from dreamerbench.core.reader import PositiveInt, flag
+from dreamerbench.core.files import unusable_directory
+from dreamerbench.core.reader import PositiveInt, flag, refuse
 from dreamerbench.experiments import launchers, tracking
 from dreamerbench.experiments import status as status_lib
 from dreamerbench.experiments import sweep as sweep_lib
@@ -87,6 +88,9 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
     runs = expand(spec)
     tracking_uri = tracking.resolve_tracking_uri(args.tracking_uri)
     workdir = Path(args.workdir or launcher.workdir or "runs/sweeps")
+    unusable = unusable_directory(workdir)
+    if unusable:  # before the store: nothing is created for a workdir that cannot be one
+        raise refuse("--workdir", str(workdir), f"a directory, new or existing ({unusable})")
     target = sweep_lib.Target(tracking_uri=tracking_uri, workdir=workdir.resolve())
 
     packs = len(
