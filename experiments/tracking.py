@@ -370,8 +370,9 @@ class Tracker:
 
     # ---------------------------------------------------------------- lifecycle
 
-    def experiment(self, name: str) -> str:
-        """The id of the experiment called `name`, created if missing (race-safe)."""
+    def experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
+        """The id of the experiment called `name`, created if missing (race-safe) with the
+        ``dreamerbench.<name>`` `tags` (name -> value) set in the same call."""
         from mlflow.exceptions import MlflowException
 
         experiment = self.call(self.client.get_experiment_by_name, name)
@@ -384,7 +385,7 @@ class Tracker:
                 self.client.create_experiment,
                 name,
                 artifact_location=_artifact_root(self.uri, name),
-                tags={TAG + "sweep": name},
+                tags={TAG + "sweep": name, **{TAG + k: v for k, v in (tags or {}).items()}},
             )
         except MlflowException:  # created by another process meanwhile
             experiment = self.call(self.client.get_experiment_by_name, name)
@@ -424,6 +425,11 @@ class Tracker:
     def reschedule(self, run_id: str) -> None:
         """Mark a run SCHEDULED: a job will take it up (again)."""
         self.call(self.client.update_run, run_id, status="SCHEDULED")
+
+    def tag_experiment(self, experiment_id: str, tags: Mapping[str, str]) -> None:
+        """Set ``dreamerbench.<name>`` tags of an experiment (`tags` maps name -> value)."""
+        for name, value in tags.items():
+            self.call(self.client.set_experiment_tag, experiment_id, TAG + name, str(value))
 
     def tag(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Set ``dreamerbench.<name>`` tags of a run (`tags` maps name -> value)."""
