@@ -53,7 +53,11 @@ def newest_state(logdir: str | Path) -> tuple[Config, Any, bytes, int]:
         raise refuse(
             "LOGDIR", str(logdir), "a run directory of `dreamerbench train` (it has no config.yaml)"
         )
-    config = validate(from_dict(read_config(config_path)))
+    data = read_config(config_path)  # unreadable YAML: its error names the file
+    try:
+        config = validate(from_dict(data))
+    except ValueError as error:  # a key or value the schema refuses: name the file too
+        raise ValueError(f"{config_path}: {error}") from None
     problems: list[str] = []
     loaded = load_newest(RunDir(logdir).checkpoints(), checkpoint.load_state, problems)
     if loaded is None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import stat
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
@@ -14,6 +17,7 @@ import pandas as pd
 
 from dreamerbench import suites
 from dreamerbench.analysis.scores import DEFAULT_MISSING, MISSING, FinalRule
+from dreamerbench.core.files import StorageError, file_in_the_way, unusable_directory
 from dreamerbench.core.reader import NonNegativeInt, Range, flag, refuse
 from dreamerbench.suites import SUITES, Suite
 
@@ -73,6 +77,21 @@ PUBLISHED_HELP = (
 )
 
 
+def _cache_dir_flag(text: str) -> str:
+    """argparse ``type=`` of ``--cache-dir``: a directory, new or existing, this process may
+    write in (:func:`dreamerbench.core.files.unusable_directory`), checked before any
+    download, which would otherwise fail blamed on the URL."""
+    unusable = unusable_directory(text)
+    if unusable is not None:
+        raise argparse.ArgumentTypeError(
+            str(refuse("--cache-dir", text, f"a directory, new or existing ({unusable})"))
+        )
+    return text
+
+
+_cache_dir_flag.__name__ = "folder"
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", required=True, help=f"one of {', '.join(SUITES)}")
     parser.add_argument("--runs", metavar="SWEEP", help="MLflow experiment (sweep) with our runs")
@@ -98,6 +117,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--cache-dir",
+        type=_cache_dir_flag,
         help="where files fetched from a URL are kept (default: ~/.cache/dreamerbench/published)",
     )
     parser.add_argument(
@@ -228,8 +248,11 @@ def out_paths(out: str | os.PathLike, command: str) -> list[Path]:
 
 def check_out(text: str, command: str) -> str:
     """``--out`` of ``table`` and ``plot`` (one rule): a file path, not a folder, whose
-    nearest existing folder is writable. Checked before anything is read; nothing is
-    created here. Raises ReadError naming --out, the value and what is allowed."""
+    nearest existing folder is writable, with names the file system takes, on a disk (not
+    ``/proc`` or ``/sys``; :func:`dreamerbench.core.files.unusable_directory`); an existing
+    file must be writable. Checked before anything is read, so a result is never computed
+    only to fail at its write; nothing is created here. Raises ReadError naming --out, the
+    value and what is allowed."""
 
     def refused(why: str):
         return refuse("--out", text, f"{OUT_ALLOWED}; {why}")
@@ -237,16 +260,34 @@ def check_out(text: str, command: str) -> str:
     if not text or text.endswith(("/", os.sep)) or Path(text).name in ("", ".", ".."):
         raise refused("this names no file")
     for path in dict.fromkeys([Path(text), *out_paths(text, command)]):
-        if path.is_dir():
+        try:
+            mode = path.stat().st_mode
+        except OSError:  # missing, or a name too long to look up (said below)
+            mode = None
+        if mode is not None and stat.S_ISDIR(mode):
             raise refused(f"{path} is a folder")
-        folder = path.parent
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-        if not folder.is_dir():
-            raise refused(f"{folder} is not a folder")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise refused(f"{folder} is not writable")
+        blocked = file_in_the_way(path.parent)
+        if blocked is not None:
+            raise refused(f"{blocked} is not a folder")
+        unusable = unusable_directory(path if mode is None else path.parent)
+        if unusable is not None:
+            raise refused(unusable)
+        if mode is not None and not os.access(path, os.W_OK):
+            raise refused(f"{path} is not writable")
     return text
+
+
+@contextlib.contextmanager
+def _writing(out: str) -> Iterator[None]:
+    """Writing the result to ``--out``: what :func:`check_out` cannot know in advance (a full
+    disk, a quota) is a StorageError of one line naming --out."""
+    try:
+        yield
+    except OSError as error:
+        raise StorageError(
+            f"--out {out}: the result could not be written ({error.strerror or error}); "
+            "free space or give another --out, then run the command again"
+        ) from None
 
 
 def _out_flag(command: str):
@@ -391,8 +432,9 @@ def run_table(args) -> int:
     if suite.name == "bsuite" and args.runs:
         text += _bsuite_section(inputs, args.format)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+        with _writing(args.out):
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(text)
     else:
         sys.stdout.write(text)
     return 0
@@ -494,6 +536,8 @@ def run_plot(args) -> int:
             m: score_matrix(comp.finals[m], "normalized", comp.tasks[m]) for m in inputs.methods
         }
         fig = plots.plot_profile(finals, suite, rng, reps)
-    for path in plots.save(fig, args.out):
+    with _writing(args.out):
+        paths = plots.save(fig, args.out)
+    for path in paths:
         print(path)
     return 0

@@ -27,6 +27,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -39,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from dreamerbench import suites
+from dreamerbench.core.reader import refuse
 from dreamerbench.experiments.spec import BOOKKEEPING
 from dreamerbench.experiments.tracking import (
     STEPS_TAG,
@@ -212,7 +214,32 @@ def _check_record(record, index: int, path: Path) -> str:
         or len(record["xs"]) != len(record[ys])
     ):
         raise ValueError(f"{path}: entry {index}: 'xs' and {ys!r} must be lists of equal length")
+    seed = record["seed"]
+    if not (
+        (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0)
+        or (isinstance(seed, str) and seed.isascii() and seed.isdigit())
+    ):
+        raise ValueError(
+            f"{path}: entry {index}: "
+            f"{refuse('seed', seed, 'an integer >= 0, or its digits as a string')}"
+        )
+    for name, values, allowed in (
+        ("xs", record["xs"], "a finite number"),
+        (ys, record[ys], "a finite number, or null (no score)"),
+    ):
+        at = next((i for i, v in enumerate(values) if not _finite(v, null=name == ys)), None)
+        if at is not None:
+            raise ValueError(
+                f"{path}: entry {index}: {refuse(f'{name}[{at}]', values[at], allowed)}"
+            )
     return kind
+
+
+def _finite(value, null: bool) -> bool:
+    """Is `value` (a JSON value) a finite number, or None where `null` is allowed?"""
+    if value is None:
+        return null
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _on_grid(xs: np.ndarray) -> bool:

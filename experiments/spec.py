@@ -72,7 +72,12 @@ Key -> why it is bookkeeping."""
 MAX_RUNS = 10_000
 """Most runs one sweep may expand to (tasks x grid points x seeds): a typo such as
 ``seeds: 10000000`` is refused instead of expanding for minutes."""
-NAME = Annotated[str, Match(r"[A-Za-z0-9][A-Za-z0-9_.-]*", "letters, digits and _.- (not first)")]
+NAME = Annotated[
+    str,
+    Match(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", "1 to 100 letters, digits and _.- (not first)"),
+]
+"""A sweep's (or train's ``--experiment``) name: a folder name and an MLflow experiment name,
+bounded so that the logdirs below it stay within the file system's limits."""
 TASKS = Literal["all"] | Annotated[tuple[str, ...], Length(min=1)] | None
 SEEDS = (
     Annotated[int, Range(ge=1, le=MAX_RUNS)]

@@ -6,7 +6,9 @@ Idempotence: a run is submitted only if it has no MLflow run yet, or its run
 was KILLED, or it is SCHEDULED/RUNNING but its job is gone (interrupted); a
 FINISHED run, and one whose job is queued or running, is skipped; a FAILED run
 is resubmitted only with ``rerun_failed``. A resubmitted run resumes from its
-logdir into the same MLflow run. Keys leave bookkeeping out (``spec.BOOKKEEPING``),
+logdir into the same MLflow run; that logdir is derived from the sweep's workdir, the run's
+key and its MLflow run id (:func:`logdir_for`), never read from a tag, and one workdir owns a
+sweep (:func:`claim`). Keys leave bookkeeping out (``spec.BOOKKEEPING``),
 so a spec whose ``steps`` grew finds its FINISHED runs and continues them.
 """
 
@@ -15,12 +17,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dreamerbench.core.files import FileLock, StorageError
+from dreamerbench.core.reader import ReadError, refuse
 from dreamerbench.experiments import tracking
 from dreamerbench.experiments.job import RunTask
 from dreamerbench.experiments.launchers import LAUNCHER_TAG, Watch
@@ -102,6 +106,44 @@ def sweep_dir(target: Target, sweep: str) -> Path:
 
 class SweepBusy(StorageError):
     """Another launcher is launching (or, locally, running) the same sweep."""
+
+
+WORKDIR_TAG = "workdir"
+"""MLflow experiment tag (``dreamerbench.workdir``) naming the workdir that owns the sweep: the
+one its runs' logdirs lie under (:func:`logdir_for`)."""
+
+
+def workdir_refusal(experiment, target: Target) -> ReadError | None:
+    """The one-line refusal of ``--workdir`` when the sweep's MLflow `experiment` (None: not
+    created yet) is owned by another workdir than `target`'s, else None.
+
+    One sweep, one workdir (issue 23, item 7): launchers of one spec and store with two
+    workdirs would plan the same MLflow runs, each train them in its own folder, and each
+    report FAILED for what the other finished. Paths compare as resolved absolute paths."""
+    owner = experiment and experiment.tags.get(tracking.TAG + WORKDIR_TAG)
+    if not owner or owner == str(target.workdir):
+        return None
+    return refuse(
+        "--workdir",
+        str(target.workdir),
+        f"{owner}, the workdir of sweep {experiment.name!r} in {target.tracking_uri} (its runs' "
+        "logdirs are there; a second workdir would train the same MLflow runs again)",
+    )
+
+
+def claim(tracker: tracking.Tracker, sweep: str, target: Target) -> str:
+    """The id of the sweep's MLflow experiment, owned by `target`'s workdir: created with it
+    (two launchers creating it at once: one creation wins, :meth:`tracking.Tracker.experiment`),
+    or an experiment made before issue 23 adopted by it. ReadError naming ``--workdir`` (exit 2)
+    if another workdir owns it (:func:`workdir_refusal`); nothing is created in the workdir."""
+    experiment_id = tracker.experiment(sweep, {WORKDIR_TAG: str(target.workdir)})
+    experiment = tracker.call(tracker.client.get_experiment, experiment_id)
+    refused = workdir_refusal(experiment, target)
+    if refused is not None:
+        raise refused
+    if tracking.TAG + WORKDIR_TAG not in experiment.tags:
+        tracker.tag_experiment(experiment_id, {WORKDIR_TAG: str(target.workdir)})
+    return experiment_id
 
 
 @contextlib.contextmanager
@@ -193,12 +235,29 @@ def _prepare_one(
         logdir = logdir_for(target, item.run, run_id)
         tracker.tag(run_id, {LAUNCHER_TAG: launcher})
     else:
+        # Derived from the sweep, never read from the run's tags: anyone who may write to the
+        # tracking store (often without authentication) could point a tag at any folder, and
+        # the job would write there (issue 23, item 5).
         run_id = item.mlflow_run.info.run_id
-        logdir = item.mlflow_run.data.tags.get(tracking.TAG + "logdir") or logdir_for(
-            target, item.run, run_id
-        )
+        logdir = logdir_for(target, item.run, run_id)
+        tagged = item.mlflow_run.data.tags.get(tracking.LOGDIR_TAG)
+        if tagged != logdir:
+            print(
+                f"warning: MLflow run {run_id} ({item.run.label}) has its tag "
+                f"{tracking.LOGDIR_TAG}={tagged!r}, not its logdir in the sweep's folder; "
+                f"it resumes in {logdir} and the tag is set back to it",
+                file=sys.stderr,
+                flush=True,
+            )
         # status shows the new budget at once
-        tracker.tag(run_id, {"budget_steps": item.run.config.run.steps, LAUNCHER_TAG: launcher})
+        tracker.tag(
+            run_id,
+            {
+                "budget_steps": item.run.config.run.steps,
+                LAUNCHER_TAG: launcher,
+                "logdir": logdir,
+            },
+        )
         tracker.reschedule(run_id)
     return RunTask(run_id, item.run.key, item.run.label, logdir, to_dict(item.run.config))
 

@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from dreamerbench.core.reader import PositiveInt, flag
+from dreamerbench.core.files import unusable_directory
+from dreamerbench.core.reader import PositiveInt, flag, refuse
 from dreamerbench.experiments import launchers, tracking
 from dreamerbench.experiments import status as status_lib
 from dreamerbench.experiments import sweep as sweep_lib
@@ -87,6 +88,9 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
     runs = expand(spec)
     tracking_uri = tracking.resolve_tracking_uri(args.tracking_uri)
     workdir = Path(args.workdir or launcher.workdir or "runs/sweeps")
+    unusable = unusable_directory(workdir)
+    if unusable:  # before the store: nothing is created for a workdir that cannot be one
+        raise refuse("--workdir", str(workdir), f"a directory, new or existing ({unusable})")
     target = sweep_lib.Target(tracking_uri=tracking_uri, workdir=workdir.resolve())
 
     packs = len(
@@ -110,7 +114,7 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
         return 2
 
     if args.dry_run:
-        recorded = _recorded_runs(tracking_uri, spec.name)
+        recorded = _recorded_runs(target, spec.name)
         existing = tracking.runs_by_key(recorded)
         planned = sweep_lib.plan(runs, existing, args.rerun_failed, launchers.Watch())
         for item in planned:
@@ -134,8 +138,8 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
         print(f"dreamerbench sweep: error: {error}; nothing was submitted", file=sys.stderr)
         return 2
     tracker = tracking.Tracker(tracking_uri)  # an unreachable server: one line, nothing created
+    experiment_id = sweep_lib.claim(tracker, spec.name, target)  # before the workdir's lock
     with sweep_lib.launcher_lock(target, spec.name):
-        experiment_id = tracker.experiment(spec.name)
         existing = tracking.runs_by_key(tracker.runs(experiment_id))
         planned = sweep_lib.plan(runs, existing, args.rerun_failed, launchers.Watch())
         skipped = [p for p in planned if p.action == "skip"]
@@ -235,13 +239,19 @@ def find_spec(name: str, sweep_name_ok: bool = False) -> str | Path | None:
     return name
 
 
-def _recorded_runs(tracking_uri: str, name: str) -> list:
-    """MLflow runs of the sweep, without creating a database or experiment."""
+def _recorded_runs(target: sweep_lib.Target, name: str) -> list:
+    """MLflow runs of the sweep, without creating a database or experiment; ReadError naming
+    ``--workdir`` where another workdir owns the sweep (:func:`sweep_lib.workdir_refusal`: the
+    dry run refuses what the sweep would)."""
     try:
-        tracker = tracking.Tracker(tracking_uri, create=False)
-        return tracker.runs(tracker.find_experiment(name).experiment_id)
+        tracker = tracking.Tracker(target.tracking_uri, create=False)
+        experiment = tracker.find_experiment(name)
     except (FileNotFoundError, ValueError):  # no store, or no experiment of that name yet
         return []
+    refused = sweep_lib.workdir_refusal(experiment, target)
+    if refused is not None:
+        raise refused
+    return tracker.runs(experiment.experiment_id)
 
 
 def why_new(run, recorded) -> str:

@@ -133,6 +133,31 @@ def mlflow_uri(uri: str) -> str:
     return "sqlite:///" + "".join(escape.get(char, char) for char in str(path))
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+"""The first 16 bytes of every sqlite 3 database file (https://sqlite.org/fileformat.html)."""
+
+
+def _not_sqlite(db: Path) -> str | None:
+    """Why the file at `db` cannot be a sqlite store, as a phrase naming it and what is allowed;
+    None if it can: missing (a new store), empty (sqlite's own new database) or a sqlite 3 file.
+    Checked before the store is opened, which would create files beside it."""
+    if db.is_dir():
+        return f"{db} is a folder; allowed: a sqlite database file, new or existing"
+    try:
+        with open(db, "rb") as file:
+            head = file.read(len(SQLITE_MAGIC))
+    except (FileNotFoundError, NotADirectoryError):  # a new store (or none: Tracker says why)
+        return None
+    except OSError as error:
+        return f"{db} cannot be read ({error.strerror})"
+    if head and head != SQLITE_MAGIC:
+        return (
+            f"{db} is not a sqlite database (it begins {head[:8]!r}); allowed: a sqlite "
+            "database file, new or existing (e.g. sqlite:///mlflow.db)"
+        )
+    return None
+
+
 def resolve_tracking_uri(uri: str | None = None) -> str:
     """--tracking-uri, else MLFLOW_TRACKING_URI, else the embedded default.
 
@@ -141,7 +166,9 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     taken literally (any legal file name; no ``?options``): :func:`mlflow_uri` encodes it for
     MLflow, so resolving a resolved URI changes nothing. ValueError (one line, naming the URI
     :func:`redact`-ed) for credentials in the URI (they belong in MLflow's environment
-    variables) and for an unsupported scheme.
+    variables), for an unsupported scheme and for a sqlite path that holds something other
+    than a sqlite database (:func:`_not_sqlite`: before MLflow, which would create files
+    beside it and then fail with a traceback).
     """
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
     parsed = urlparse(uri)
@@ -157,7 +184,11 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
         if not uri.startswith("sqlite:///"):
             raise ValueError(f"tracking URI {shown!r}: expected sqlite:///PATH")
         # sqlite:///relative/path or sqlite:////absolute/path (SQLAlchemy's form).
-        return f"sqlite:///{sqlite_path(uri).resolve()}"
+        resolved = f"sqlite:///{sqlite_path(uri).resolve()}"
+        not_sqlite = _not_sqlite(sqlite_path(resolved))
+        if not_sqlite:
+            raise ValueError(f"tracking URI {resolved}: {not_sqlite}")
+        return resolved
     if parsed.scheme in ("", "file"):
         raise ValueError(
             f"tracking URI {shown!r}: MLflow 3 keeps the file store in maintenance mode; "
@@ -339,8 +370,9 @@ class Tracker:
 
     # ---------------------------------------------------------------- lifecycle
 
-    def experiment(self, name: str) -> str:
-        """The id of the experiment called `name`, created if missing (race-safe)."""
+    def experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
+        """The id of the experiment called `name`, created if missing (race-safe) with the
+        ``dreamerbench.<name>`` `tags` (name -> value) set in the same call."""
         from mlflow.exceptions import MlflowException
 
         experiment = self.call(self.client.get_experiment_by_name, name)
@@ -353,7 +385,7 @@ class Tracker:
                 self.client.create_experiment,
                 name,
                 artifact_location=_artifact_root(self.uri, name),
-                tags={TAG + "sweep": name},
+                tags={TAG + "sweep": name, **{TAG + k: v for k, v in (tags or {}).items()}},
             )
         except MlflowException:  # created by another process meanwhile
             experiment = self.call(self.client.get_experiment_by_name, name)
@@ -393,6 +425,11 @@ class Tracker:
     def reschedule(self, run_id: str) -> None:
         """Mark a run SCHEDULED: a job will take it up (again)."""
         self.call(self.client.update_run, run_id, status="SCHEDULED")
+
+    def tag_experiment(self, experiment_id: str, tags: Mapping[str, str]) -> None:
+        """Set ``dreamerbench.<name>`` tags of an experiment (`tags` maps name -> value)."""
+        for name, value in tags.items():
+            self.call(self.client.set_experiment_tag, experiment_id, TAG + name, str(value))
 
     def tag(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Set ``dreamerbench.<name>`` tags of a run (`tags` maps name -> value)."""

@@ -476,6 +476,51 @@ CASES = [
         "--window-frames=-1 is not allowed; allowed: an integer in [1, 1000000000000]",
     ),
     ("plot", ["--bins", "0"], "--bins=0 is not allowed; allowed: an integer in [1, 1000]"),
+    # --- issue 23, item 9: names, folders and stores the file system or MLflow cannot take
+    (
+        "spec_whole",
+        SPEC_HEAD.replace("name: bad", "name: " + "n" * 300),
+        "{spec}:1: name='" + "n" * 300 + "' is not allowed; allowed: 1 to 100 letters, digits "
+        "and _.- (not first)",
+    ),
+    (
+        "sweep",
+        ["--workdir", "{file}"],
+        "--workdir='{file}' is not allowed; allowed: a directory, new or existing ({file} is a "
+        "file)",
+    ),
+    (
+        "sweep",
+        ["--dry-run", "--workdir", "{file}/work"],
+        "--workdir='{file}/work' is not allowed; allowed: a directory, new or existing "
+        "({file}/work lies under the file {file})",
+    ),
+    (
+        "sweep",
+        ["--tracking-uri", "sqlite:///{file}"],
+        "tracking URI sqlite:///{file}: {file} is not a sqlite database (it begins b'not a di'); "
+        "allowed: a sqlite database file, new or existing (e.g. sqlite:///mlflow.db)",
+    ),
+    (
+        "table",
+        ["--cache-dir", "{file}"],
+        "--cache-dir='{file}' is not allowed; allowed: a directory, new or existing ({file} is a "
+        "file)",
+    ),
+    (
+        "table",
+        ["--out", "{long}"],
+        "--out='{long}' is not allowed; allowed: a file path, not a folder, whose nearest "
+        "existing folder is writable (missing parent folders are created when the result is "
+        "written); a name in it has 300 bytes; at most 255 allowed",
+    ),
+    (
+        "plot",
+        ["--out", "/sys/curves"],
+        "--out='/sys/curves' is not allowed; allowed: a file path, not a folder, whose nearest "
+        "existing folder is writable (missing parent folders are created when the result is "
+        "written); /sys is on the kernel's sysfs file system, not a disk",
+    ),
 ]
 
 
@@ -520,7 +565,7 @@ def argv_of(kind, given, tmp_path):
         return [*sweep, "--dry-run", "--executor", "slurm", "--profile", names["profile"]], names
     if kind == "sweep":
         Path(names["spec"]).write_text(good_spec)
-        return [*sweep, *given], names
+        return [*sweep, *(g.format(**names) for g in given)], names
     return [
         kind,
         "--suite",
@@ -528,7 +573,7 @@ def argv_of(kind, given, tmp_path):
         "--baseline",
         "dreamerv3",
         *(["--kind", "curves", "--out", str(tmp_path / "p")] if kind == "plot" else []),
-        *given,
+        *(g.format(**names) for g in given),
     ], names
 
 
@@ -929,3 +974,95 @@ def test_bad_input_in_a_real_process(argv, expected, tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr
     assert not (tmp_path / "run").exists()
+
+
+# --- issue 23, item 9: published files, stores and configs named in one line ---------------
+
+GOOD_RUN = {"task": "CartPole-v1", "method": "mine", "seed": 0, "xs": [95000, 99000], "ys": [1, 2]}
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"seed": 1.5}, "entry 1: seed=1.5 is not allowed; allowed: an integer >= 0, or its "),
+        ({"seed": "one"}, "entry 1: seed='one' is not allowed; allowed: an integer >= 0, or its "),
+        ({"seed": True}, "entry 1: seed=True is not allowed; allowed: an integer >= 0, or its "),
+        (
+            {"ys": [1, float("inf")]},
+            "entry 1: ys[1]=inf is not allowed; allowed: a finite number, or null (no score)",
+        ),
+        ({"ys": [float("nan"), 2]}, "entry 1: ys[0]=nan is not allowed; allowed: a finite"),
+        ({"xs": [95000, float("-inf")]}, "entry 1: xs[1]=-inf is not allowed; allowed: a finite"),
+        ({"ys": [1, "2"]}, "entry 1: ys[1]='2' is not allowed; allowed: a finite number, or null"),
+    ],
+)
+def test_a_bad_published_entry_is_named_with_its_file(change, expected, tmp_path, capsys):
+    """Non-integer seeds and infinite or NaN scores (JSON's Infinity and NaN) were read as they
+    came: a seed of 1.5 became run 1, an infinite score an infinite mean."""
+    import gzip
+    import json
+
+    path = tmp_path / "gym-mine.json.gz"
+    with gzip.open(path, "wt") as f:
+        json.dump([GOOD_RUN, {**GOOD_RUN, "seed": 1, **change}], f)
+    argv = ["table", "--suite", "gym", "--baseline", "mine", "--published-dir", str(tmp_path)]
+    code, out, err = call(argv, capsys)
+    assert code == 2 and not out, err
+    assert err.count("\n") == 1 and f"error: {path}: {expected}" in err, err
+
+
+def test_a_sqlite_uri_on_a_file_that_is_no_database_creates_nothing(tmp_path, capsys):
+    """Before: sqlalchemy's 'file is not a database' traceback, after a lock file beside it."""
+    blob = tmp_path / "results.db"
+    blob.write_bytes(b"PK\x03\x04 a zip, not a database")
+    expected = (
+        f"tracking URI sqlite:///{blob}: {blob} is not a sqlite database (it begins "
+        "b'PK\\x03\\x04 a z'); allowed: a sqlite database file, new or existing"
+    )
+    for argv in (
+        ["status", "anything", "--tracking-uri", f"sqlite:///{blob}"],
+        ["table", "--suite", "gym", "--runs", "x", "--tracking-uri", f"sqlite:///{blob}"],
+    ):
+        code, out, err = call(argv, capsys)
+        assert code == 2 and not out and err.count("\n") == 1 and expected in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.db"]
+
+
+def test_a_config_the_schema_refuses_is_named_by_its_file_in_export(tmp_path, capsys):
+    """`dreamerbench export` named the field of a garbled config.yaml but not the file."""
+    logdir = tmp_path / "run"
+    logdir.mkdir()
+    for text, why in (
+        ("agent:\n  sizee: 3\n", "unknown field 'agent.sizee'; allowed fields at agent: size"),
+        ("agent:\n  train_ratio: .inf\n", "agent.train_ratio=inf is not allowed; allowed: a "),
+        ("agent:\n  size: [\n", "is not a readable config (while parsing a flow node)"),
+    ):
+        (logdir / "config.yaml").write_text(text)
+        code, out, err = call(["export", str(logdir), str(tmp_path / "p.npz")], capsys)
+        assert code == 2 and not out and err.count("\n") == 1, err
+        assert f"error: {logdir / 'config.yaml'}" in err and why in err, err
+    assert not (tmp_path / "p.npz").exists()
+
+
+def test_a_table_that_cannot_be_written_after_all_is_one_line(tmp_path, capsys, monkeypatch):
+    """What --out's check cannot know in advance (a disk that fills meanwhile) is one line
+    naming --out, not a traceback after the bootstrap."""
+    import errno
+    import gzip
+    import json
+
+    with gzip.open(tmp_path / "gym-mine.json.gz", "wt") as f:
+        json.dump([GOOD_RUN], f)
+
+    def full(*_, **__):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    out = tmp_path / "t.md"
+    argv = ["table", "--suite", "gym", "--baseline", "mine", "--published-dir", str(tmp_path)]
+    code, stdout, err = call([*argv, "--reps", "100", "--out", str(out)], capsys)
+    assert code == 1 and not stdout, err
+    assert err.endswith(
+        f"error: --out {out}: the result could not be written (No space left on device); "
+        "free space or give another --out, then run the command again\n"
+    ), err
