@@ -67,12 +67,19 @@ def logdir_clash(run, logdir: str | Path) -> str | None:
 class RunRecorder:
     """One MLflow run while a job trains it: a trainer Output (``publish``, ``close``) and
     :meth:`end`. Made by :meth:`dreamerbench.experiments.tracking.Tracker.start`; StorageError
-    if the run belongs to another logdir (:func:`logdir_clash`)."""
+    if the run belongs to another logdir (:func:`logdir_clash`). `queued`: a queue takes the run
+    up again if it stops early (a sweep's job), else its user does (``train``)."""
 
     def __init__(
-        self, tracker: Tracker, run_id: str, logdir: str | Path, logs: Sequence[str | Path] = ()
+        self,
+        tracker: Tracker,
+        run_id: str,
+        logdir: str | Path,
+        logs: Sequence[str | Path] = (),
+        queued: bool = True,
     ):
         self.tracker, self.run_id, self.logdir = tracker, run_id, Path(logdir)
+        self.queued = queued
         self.logs = [Path(path) for path in logs]
         run = tracker.run(run_id)
         clash = logdir_clash(run, self.logdir)
@@ -129,7 +136,8 @@ class RunRecorder:
 
         Finished: deliver every record, then FINISHED (TrackingUnavailable if MLflow cannot
         take them all: the run stays unfinished and a re-run delivers them). Stopped early:
-        deliver what is deliverable, then SCHEDULED (to be resumed). Failed: deliver what is
+        deliver what is deliverable, then SCHEDULED if its queue resumes it, else KILLED (its
+        user does: :meth:`Tracker.kill`). Failed: deliver what is
         deliverable (after a failure in the loop, everything its resume's checkpoint covers:
         :func:`dreamerbench.agent.rundir.settle_pack`), then FAILED with the error
         (:meth:`Tracker.fail`); never raises, a store that cannot take the records leaves them
@@ -140,7 +148,10 @@ class RunRecorder:
             self._fail(error)
         elif not summary.get("finished"):
             self.publish(self.logdir)
-            self.tracker.reschedule(self.run_id)
+            if self.queued:
+                self.tracker.reschedule(self.run_id)
+            else:
+                self.tracker.kill(self.run_id)
         else:
             self._deliver()
             left = self.pending()
