@@ -21,6 +21,7 @@ run always tries at once.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -197,8 +198,10 @@ class RunRecorder:
                 flush=True,
             )
         self._replaced |= replaced
-        self.cursor = deliver(self.logdir, self.cursor, self._send, METRICS_PER_BATCH)
-        self._deliver_media()
+        self._hold_media()
+        self.cursor = deliver(
+            self.logdir, self.cursor, self._send, METRICS_PER_BATCH, self._send_media
+        )
 
     def _send(self, file: str, records: list[Record], cursor: Cursor) -> None:
         """One log_batch: the metrics, and the cursor that says MLflow holds them."""
@@ -212,12 +215,16 @@ class RunRecorder:
         self.tracker.log_batch(self.run_id, record_metrics(records), tags)
         self.cursor, self.steps_done = cursor, step
 
-    def _deliver_media(self) -> None:
-        """Upload the final media files (videos) that MLflow does not hold yet, under ``media/``."""
-        files = deliverable_media(self.logdir)
-        if not files:
-            return
-        held = self.tracker.artifacts(self.run_id, "media")
-        for path in files:
-            if path.name not in held:
-                self.tracker.upload(self.run_id, path, "media")
+    def _hold_media(self) -> None:
+        """Count in the cursor the deliverable media files MLflow holds already (uploaded by an
+        earlier job of the run: the run's artifacts are their record), listed only when there are
+        files the cursor does not count."""
+        new = {path.name for path in deliverable_media(self.logdir)} - self.cursor.media
+        if new:
+            held = self.tracker.artifacts(self.run_id, "media") & new
+            self.cursor = dataclasses.replace(self.cursor, media=self.cursor.media | held)
+
+    def _send_media(self, path: Path, cursor: Cursor) -> None:
+        """Upload one final media file (a video, an open-loop report) under ``media/``."""
+        self.tracker.upload(self.run_id, path, "media")
+        self.cursor = cursor
