@@ -146,15 +146,20 @@ def _report_missing(
             + ("; its aggregates use the other tasks only." if normalizes(comp.suite) else "."),
             *marked(absent),
         )
+    # Tasks that lack the same seeds share one note (issue 21 item 12: a baseline lacking one
+    # seed on many tasks had a footnote per task).
+    lacking: dict[str, list[str]] = {}  # what is said -> the tasks it is said of
     seeds = sorted(set(finals["seed"]))
     for task, group in finals.groupby("task"):
         lost = sorted(set(seeds) - set(group["seed"]))
         if lost:
-            comp.note(
-                f"{method} on {task}: {len(group)} of {plural(len(seeds), 'seed')}; missing "
-                f"seed(s) {', '.join(map(str, lost))}.",
-                (method, task),
+            statement = (
+                f"{len(group)} of {plural(len(seeds), 'seed')}; missing "
+                f"seed(s) {', '.join(map(str, lost))}."
             )
+            lacking.setdefault(statement, []).append(task)
+    for statement, tasks in lacking.items():
+        comp.note(f"{method} on {'; '.join(tasks)}: {statement}", *[(method, t) for t in tasks])
     for row in finals[finals["treated"] != ""].itertuples():
         how = row.treated
         if how == MISSING["last"]:

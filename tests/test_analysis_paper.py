@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
-from test_analysis_data import _spec, cli, record_sweep  # noqa: F401 (cli: a fixture)
+from test_analysis_data import (  # noqa: F401 (cli: a fixture)
+    PUBLISHED,
+    _spec,
+    cli,
+    needs_published,
+    record_sweep,
+)
 from test_analysis_plots import ATARI, _episodes, _final_episodes
 
 from dreamerbench.analysis import plots
@@ -125,3 +131,28 @@ def test_identical_footnotes_are_one():
     assert markdown.count("dreamerv3: published with 5 seeds.") == 1
     number = comp.notes.index("dreamerv3: published with 5 seeds.") + 1
     assert comp.marks[("ours", "pong")].count(number) == 1
+
+
+def _footnotes(markdown: str) -> list[str]:
+    """The footnote lines of a markdown table (``[n] text``)."""
+    return [line for line in markdown.splitlines() if re.match(r"\[\d+\] ", line)]
+
+
+@needs_published
+def test_published_tasks_missing_the_same_seed_share_one_footnote(cli, capsys):  # noqa: F811
+    """The published DreamerV3 Atari57 runs lack seed 4 on six games, seed 0 on four, ...: one
+    footnote for each statement (16 with the two runs that miss the final window), not 31."""
+    args = ["table", "--suite", "atari57", "--baseline", "dreamerv3", "--reps", "100"]
+    assert cli([*args, "--published-dir", str(PUBLISHED)]) == 0
+    out = capsys.readouterr().out
+    notes = _footnotes(out)
+    (seed4,) = [line for line in notes if line.endswith(": 5 of 6 seeds; missing seed(s) 4.")]
+    games = ["alien", "beam_rider", "kangaroo", "seaquest", "tennis", "venture"]
+    assert (
+        seed4.split(" ", 1)[1]
+        == f"dreamerv3 on {'; '.join(games)}: 5 of 6 seeds; missing seed(s) 4."
+    )
+    for game in games:
+        (row,) = [line for line in out.splitlines() if line.startswith(f"| {game} |")]
+        assert seed4.split()[0] in row
+    assert len(notes) == len(set(notes)) == 16
