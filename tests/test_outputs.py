@@ -4,6 +4,7 @@ one place, checked before anything starts, ended one way; no MLflow server, no J
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -225,11 +226,24 @@ def test_tensorboard_gets_each_video_and_open_loop_report_once(tmp_path):
     assert [e.step for e in events.Scalars("train/c")] == [0, 1, 2]  # the records, once too
 
 
+def offline_wandb(logdir, done, wait_s=60.0):
+    """(run folders, history rows) of the offline W&B runs in ``<logdir>/wandb`` once `done(rows)`
+    holds, or after `wait_s` seconds: W&B's service finishes writing a run's file a moment after
+    ``run.finish()`` has returned (seen here: the file still empty right after it)."""
+    from test_watching import _wandb_history
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        runs = sorted((logdir / "wandb").glob("offline-run-*"))
+        rows = [row for run in runs for row in _wandb_history(next(run.glob("run-*.wandb")))]
+        if done(rows) or time.monotonic() > deadline:
+            return runs, rows
+        time.sleep(0.2)
+
+
 def test_offline_wandb_gets_each_video_and_open_loop_report_once(tmp_path, monkeypatch):
     """Issue 21 item 13: W&B gets them as a ``wandb.Video`` and a ``wandb.Image``."""
     pytest.importorskip("wandb")
-    from test_watching import _wandb_history
-
     from dreamerbench.experiments.outputs.wandb import WandbOutput
 
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -237,8 +251,7 @@ def test_offline_wandb_gets_each_video_and_open_loop_report_once(tmp_path, monke
     gif, png = media_run(tmp_path)
     config = resolve_config("dmc_proprio", "cartpole_balance", 0, ["run.outputs=[wandb]"])
     sessions(WandbOutput, tmp_path, config)
-    runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
-    rows = [row for run in runs for row in _wandb_history(next(run.glob("run-*.wandb")))]
+    runs, rows = offline_wandb(tmp_path, lambda rows: len(rows) == 5)
     # The history flattens a media value's fields to <key>/<field>: <key>/_type names its kind.
     media = [(row["agent_step"], k, v) for row in rows for k, v in row.items() if "/_type" in k]
     assert media == [

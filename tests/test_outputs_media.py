@@ -5,8 +5,8 @@ MLflow (tests/test_watching.py)."""
 from __future__ import annotations
 
 import pytest
+from test_outputs import offline_wandb
 from test_rundir import EPISODE, train
-from test_watching import _wandb_history
 
 from dreamerbench.core.records import media_files, media_step
 
@@ -32,8 +32,9 @@ def test_videos_reach_tensorboard_and_wandb_once_across_a_resume(tmp_path, monke
     shown = [(e.step, e.encoded_image_string) for e in events.Images("media/episode")]
     assert shown == [(media_step(path), path.read_bytes()) for path in videos]
 
-    runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
-    rows = [row for run in runs for row in _wandb_history(next(run.glob("run-*.wandb")))]
+    runs, rows = offline_wandb(
+        tmp_path, lambda rows: sum("media/episode/_type" in row for row in rows) >= len(videos)
+    )
     logged = [row["agent_step"] for row in rows if "media/episode/_type" in row]
     assert logged == [media_step(path) for path in videos]
     held = sorted(p.read_bytes() for run in runs for p in (run / "files" / "media").rglob("*.gif"))
