@@ -275,7 +275,8 @@ class RunConfig:
     """Agent steps between videos (0: none): the next training episode of env 0 is written to
     ``media/episode-<step>.gif``, and an open-loop world-model report: true, predicted and
     error frames (``media/openloop-<step>.gif``, image tasks) or a plot of true and predicted
-    vector observations (``media/openloop-<step>.png``); all reach MLflow as run artifacts.
+    vector observations (``media/openloop-<step>.png``); all reach MLflow as run artifacts and
+    TensorBoard and W&B (``run.outputs``) as ``media/<kind>``.
     Range: >= 0."""
     video_render: bool = False
     """Tasks without image observations (dmc_proprio): render the env's camera for episode videos.

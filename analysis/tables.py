@@ -131,6 +131,13 @@ def _window(rule: FinalRule) -> str:
     return _span(rule.budget_frames, rule.window_frames)
 
 
+def _runs_text(task: str, seeds: list) -> str:
+    """``pong``, ``pong, seed 1`` or ``pong, seeds 1, 3``: the runs of a task a note is about."""
+    if not seeds:
+        return task
+    return f"{task}, seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+
+
 def _report_missing(
     comp: Comparison, method: str, finals: pd.DataFrame, all_tasks: list[str]
 ) -> list[str]:
@@ -152,15 +159,19 @@ def _report_missing(
             + ("; its aggregates use the other tasks only." if normalizes(comp.suite) else "."),
             *marked(absent),
         )
+    # What is said of several tasks or runs alike is one note naming them all (issue 21 item 12:
+    # a baseline lacking one seed on many tasks, or stopped early on many runs, had a footnote
+    # per task or run).
+    said: dict[str, dict[str, list]] = {}  # statement -> task -> the seeds concerned (or none)
     seeds = sorted(set(finals["seed"]))
     for task, group in finals.groupby("task"):
         lost = sorted(set(seeds) - set(group["seed"]))
         if lost:
-            comp.note(
-                f"{method} on {task}: {len(group)} of {plural(len(seeds), 'seed')}; missing "
-                f"seed(s) {', '.join(map(str, lost))}.",
-                (method, task),
+            statement = (
+                f"{len(group)} of {plural(len(seeds), 'seed')}; missing "
+                f"seed(s) {', '.join(map(str, lost))}."
             )
+            said.setdefault(statement, {})[task] = []
     for row in finals[finals["treated"] != ""].itertuples():
         how = row.treated
         if how == MISSING["last"]:
@@ -170,11 +181,11 @@ def _report_missing(
             if np.isfinite(row.last_frames)
             else "it has none"
         )
-        comp.note(
-            f"{method} on {row.task}, seed {row.seed}: no episode in the final window "
-            f"{_window(comp.rule)} ({last}); {how}.",
-            (method, row.task),
-        )
+        statement = f"no episode in the final window {_window(comp.rule)} ({last}); {how}."
+        said.setdefault(statement, {}).setdefault(row.task, []).append(row.seed)
+    for statement, concerned in said.items():
+        where = "; ".join(_runs_text(task, runs) for task, runs in concerned.items())
+        comp.note(f"{method} on {where}: {statement}", *[(method, task) for task in concerned])
     tasks = [t for t in all_tasks if t in set(have["task"])]
     dead = sorted(set(finals["task"]) - set(tasks))
     if dead:

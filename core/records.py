@@ -9,11 +9,12 @@ Layout of a logdir's records (written by :class:`dreamerbench.agent.rundir.RunDi
 back) and :func:`deliverable_media`; ``dreamerbench.agent.rundir`` says why.
 
 Delivery (:func:`deliver`, the one loop every store uses): a store keeps a :class:`Cursor`, the
-bytes of each file it holds and the hash of that file's first line (its timeline); each
-delivery sends the records from the cursor up to :func:`deliverable` and moves the cursor
-with each batch the store took. A file that starts with another first line (a run started
-afresh after its only checkpoint was lost) is another timeline: it is delivered from its
-start, never from a cursor that counted another file.
+bytes of each file it holds and the hash of that file's first line (its timeline), and the
+names of the media files it holds; each delivery sends the records from the cursor up to
+:func:`deliverable`, then each file of :func:`deliverable_media` it does not hold, and moves the
+cursor with each batch and file the store took. A file that starts with another first line (a
+run started afresh after its only checkpoint was lost) is another timeline: it is delivered
+from its start, never from a cursor that counted another file.
 
 The ground floor: imports nothing of the project but ``core``.
 """
@@ -60,6 +61,11 @@ def media_files(directory: Path) -> list[Path]:
 def media_step(path: Path) -> int:
     """The agent step a media file was made at (its name's last field)."""
     return int(Path(path).stem.rsplit("-", 1)[1])
+
+
+def media_kind(path: Path) -> str:
+    """What a media file shows (its name's first field: ``episode``, ``openloop``)."""
+    return Path(path).stem.rsplit("-", 1)[0]
 
 
 def deliverable_media(logdir: str | Path) -> list[Path]:
@@ -167,13 +173,15 @@ def head(path: Path) -> str | None:
 @dataclasses.dataclass(frozen=True)
 class Cursor:
     """How much of each JSONL file of a run a store holds: ``offsets`` (file name -> bytes, whole
-    lines) and ``heads`` (file name -> :func:`head` of the file those bytes were counted in).
+    lines) and ``heads`` (file name -> :func:`head` of the file those bytes were counted in);
+    ``media``: the names of the media files it holds.
 
     A file without a head (a cursor written before heads existed) is trusted to be the same
     timeline."""
 
     offsets: Mapping[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(LOGS, 0))
     heads: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    media: frozenset[str] = frozenset()
 
     @classmethod
     def from_json(cls, text: str | None) -> Cursor:
@@ -183,10 +191,12 @@ class Cursor:
         return cls(
             {name: int(offsets.get(name, 0)) for name in LOGS},
             {name: str(h) for name, h in dict(data.get("heads") or {}).items() if name in LOGS},
+            frozenset(map(str, data.get("media") or ())),
         )
 
     def to_json(self) -> str:
-        return json.dumps({"offsets": dict(self.offsets), "heads": dict(self.heads)})
+        held = {"offsets": dict(self.offsets), "heads": dict(self.heads)}
+        return json.dumps({**held, "media": sorted(self.media)})
 
     def start(self, path: Path, file: str) -> int:
         """Byte of `path` (``<file>.jsonl``) to deliver from: the offset if the store counted this
@@ -207,7 +217,7 @@ class Cursor:
     def moved(self, file: str, offset: int, file_head: str | None) -> Cursor:
         """The cursor once the store holds `file` up to `offset` of the timeline `file_head`."""
         heads = {**self.heads, file: file_head} if file_head else dict(self.heads)
-        return Cursor({**self.offsets, file: offset}, heads)
+        return Cursor({**self.offsets, file: offset}, heads, self.media)
 
     def pending(self, logdir: str | Path) -> int:
         """Bytes of `logdir`'s JSONL files the store does not hold yet (deliverable or not)."""
@@ -235,11 +245,21 @@ Send = Callable[[str, list[Record], Cursor], None]
 returns, the store holds them and `cursor` counts them (a store that keeps its cursor beside
 its records writes both at once)."""
 
+SendMedia = Callable[[Path, Cursor], None]
+"""``send_media(path, cursor)``: store the media file `path` (``<kind>-<step>.gif|png``); once
+it returns, the store holds it and `cursor` counts it."""
+
 
 def deliver(
-    logdir: str | Path, cursor: Cursor, send: Send, max_values: int | None = None
+    logdir: str | Path,
+    cursor: Cursor,
+    send: Send,
+    max_values: int | None = None,
+    send_media: SendMedia | None = None,
 ) -> Cursor:
-    """Send each JSONL file's records from `cursor` up to :func:`deliverable`; the moved cursor.
+    """Send each JSONL file's records from `cursor` up to :func:`deliverable`, then (with
+    `send_media`) each file of :func:`deliverable_media` that `cursor` does not hold, oldest
+    step first; the moved cursor.
 
     Records go to `send` in batches, one file at a time; a batch holds at most `max_values`
     values (None: a whole file's records at once; a single larger record is a batch of its own).
@@ -272,4 +292,8 @@ def deliver(
         if batch:
             cursor = cursor.moved(file, end, timeline)
             send(file, batch, cursor)
+    for path in deliverable_media(logdir) if send_media is not None else ():
+        if path.name not in cursor.media:
+            cursor = dataclasses.replace(cursor, media=cursor.media | {path.name})
+            send_media(path, cursor)
     return cursor

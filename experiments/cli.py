@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # train records its command
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         # Ctrl-C before a command takes SIGINT over (train then stops at a checkpoint), e.g.

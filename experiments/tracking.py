@@ -35,7 +35,10 @@ Schema:
   ``dreamerbench.resumed_at`` (``steps_done`` when a job took the run up again),
   ``dreamerbench.budget_steps`` (``run.steps`` the newest job trains to: a larger
   ``steps`` continues a finished run, and params cannot change; :func:`budget_steps`),
-  ``dreamerbench.error`` (on FAILED runs).
+  ``dreamerbench.error`` (on FAILED runs), ``dreamerbench.command`` (``train`` on runs of
+  ``dreamerbench train``), ``mlflow.note.content`` (:data:`DESCRIPTION_TAG`: the run's
+  description in MLflow's UI; ``train`` writes its command line there, credentials redacted).
+- run name: :func:`run_name` (``SUITE/TASK/seedSEED-KEY6``).
 - params: the flattened resolved config and ``protocol.<key>`` of the suite
   protocol; logged once, when the launcher creates the run.
 - metrics: ``episode/<field>`` (``score``, ``length``, ``index``, ``wall_s``,
@@ -54,6 +57,9 @@ Schema:
 
 Lifecycle: the launcher creates runs SCHEDULED; a job sets RUNNING when it starts,
 FINISHED or FAILED at the end, and SCHEDULED again when it stops early to be requeued.
+A run of ``dreamerbench train`` stopped early (Ctrl-C, SIGTERM) is KILLED: no queue takes it up,
+its command resumes it (RUNNING again, then FINISHED); a hard-killed one stays RUNNING with no
+process left, which ``status`` shows as interrupted.
 
 Exactly once: records go to MLflow only from the run's JSONL files, from the byte
 MLflow acknowledged (``dreamerbench.delivered``, of the timeline ``dreamerbench.delivered_files``
@@ -73,6 +79,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -93,6 +100,8 @@ STEPS_TAG = TAG + "steps_done"
 DELIVERED_TAG = TAG + "delivered"
 DELIVERED_FILES_TAG = TAG + "delivered_files"
 LOGDIR_TAG = TAG + "logdir"
+DESCRIPTION_TAG = "mlflow.note.content"
+"""MLflow's own tag of a run's description (shown on the run's page of its UI)."""
 METRICS_PER_BATCH = 1000  # MLflow's limit per log_batch call
 PARAMS_PER_BATCH = 100  # MLflow's limit per log_batch call
 ACTIVE_STATES = ("SCHEDULED", "RUNNING")
@@ -202,12 +211,14 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     return uri
 
 
-def redact(uri: str) -> str:
-    """`uri` with the credentials of its authority (``user:password@``) shown as ``***@``."""
-    parsed = urlparse(uri)
-    if "@" not in parsed.netloc:
-        return uri
-    return parsed._replace(netloc="***@" + parsed.netloc.rsplit("@", 1)[1]).geturl()
+_CREDENTIALS = re.compile(r"(?<=://)[^/?#\s]*@")
+"""The credentials (``user:password@``) of each URI's authority in a text."""
+
+
+def redact(text: str) -> str:
+    """`text` (a URI, or a command line with URIs in it) with the credentials of each URI's
+    authority (``user:password@``) shown as ``***@``."""
+    return _CREDENTIALS.sub("***@", text)
 
 
 class Tracker:
@@ -407,7 +418,7 @@ class Tracker:
             self.client.create_run,
             experiment_id,
             tags=run_tags(run, git),
-            run_name=f"{run.task}-seed{run.seed}-{run.key[:6]}",
+            run_name=run_name(run),
         )
         run_id = created.info.run_id
         tags = [RunTag(LOGDIR_TAG, logdir_for(run_id)), RunTag(STEPS_TAG, "0")]
@@ -430,6 +441,11 @@ class Tracker:
         """Set ``dreamerbench.<name>`` tags of an experiment (`tags` maps name -> value)."""
         for name, value in tags.items():
             self.call(self.client.set_experiment_tag, experiment_id, TAG + name, str(value))
+
+    def kill(self, run_id: str) -> None:
+        """Mark a run KILLED (MLflow's status of an interrupted run): it stopped early and no
+        queue takes it up; its user resumes it (``dreamerbench train`` again)."""
+        self.call(self.client.set_terminated, run_id, status="KILLED")
 
     def tag(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Set ``dreamerbench.<name>`` tags of a run (`tags` maps name -> value)."""
@@ -476,10 +492,13 @@ class Tracker:
         config: Mapping[str, Any],
         logdir: str | Path,
         logs: Sequence[str | Path] = (),
+        queued: bool = True,
     ):
         """Mark a run RUNNING with this job's tags and its config artifact; its recorder
         (:class:`dreamerbench.experiments.outputs.mlflow.RunRecorder`, made first: a run that
-        belongs to another logdir is refused before anything is written).
+        belongs to another logdir is refused before anything is written). `queued`: a queue
+        takes the run up again if it stops early (a sweep's job: SCHEDULED then), else its
+        user does (``train``: KILLED then).
 
         A run taken up again (resumed, or a finished one continued to a larger
         ``run.steps``) keeps its id; its ``budget_steps`` tag says the budget now.
@@ -489,7 +508,7 @@ class Tracker:
         """
         from dreamerbench.experiments.outputs.mlflow import RunRecorder
 
-        recorder = RunRecorder(self, run_id, logdir, logs)
+        recorder = RunRecorder(self, run_id, logdir, logs, queued)
         tags = job_tags()
         if logs:
             tags["logs"] = ", ".join(str(path) for path in logs)
@@ -590,6 +609,13 @@ def git_state(directory: str | os.PathLike | None = None) -> dict[str, str]:
     except (OSError, subprocess.SubprocessError):
         return {"git_commit": "unknown", "git_dirty": "unknown"}
     return {"git_commit": commit, "git_dirty": "true" if dirty else "false"}
+
+
+def run_name(run) -> str:
+    """The MLflow run name of `run` (a spec.RunSpec), a sweep's or ``train``'s alike:
+    ``SUITE/TASK/seedSEED-KEY6`` (the first 6 characters of its key tell grid points apart),
+    e.g. ``dmc_proprio/cartpole_swingup/seed0-3fa2c1``."""
+    return f"{run.suite}/{run.task}/seed{run.seed}-{run.key[:6]}"
 
 
 def run_tags(run, git: Mapping[str, str]) -> dict[str, str]:

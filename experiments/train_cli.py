@@ -116,8 +116,9 @@ def run(args: argparse.Namespace) -> int:
     if args.tracking_uri:
         from dreamerbench.experiments import train_tracking
 
+        command = train_tracking.command_line(args.argv)
         tracker, run_ids = train_tracking.start(
-            args.tracking_uri, args.experiment, configs, logdirs
+            args.tracking_uri, args.experiment, configs, logdirs, command
         )
     from dreamerbench.experiments.plan import process_line
 
@@ -129,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
     from dreamerbench.agent.rundir import LogdirBusy
     from dreamerbench.experiments.outputs import build, end
 
-    outputs = build(configs, logdirs, tracker, run_ids)
+    # A stopped train run is KILLED, not SCHEDULED: no queue resumes it, its command does.
+    outputs = build(configs, logdirs, tracker, run_ids, queued=False)
     try:
         if len(configs) == 1:
             summaries = [Trainer(configs[0], logdirs[0], outputs[0], notes=notes).run(stop)]

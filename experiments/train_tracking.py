@@ -14,6 +14,7 @@ created or trained.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,11 +29,23 @@ COMMAND_TAG = "command"
 ``train``), so ``status`` tells how to resume it; sweep runs have none."""
 
 
+def command_line(argv: Sequence[str]) -> str:
+    """The ``dreamerbench`` command line of `argv` (its arguments after the program name),
+    quoted for a POSIX shell, with any credentials in a URI redacted
+    (:func:`dreamerbench.experiments.tracking.redact`)."""
+    return tracking.redact(shlex.join(["dreamerbench", *argv]))
+
+
 def start(
-    tracking_uri: str | None, experiment: str, configs: Sequence, logdirs: Sequence[Path]
+    tracking_uri: str | None,
+    experiment: str,
+    configs: Sequence,
+    logdirs: Sequence[Path],
+    command: str = "",
 ) -> tuple[tracking.Tracker, list[str]]:
     """(the store, one MLflow run id per config): each run found again by its key (a resume),
     else created SCHEDULED; :func:`dreamerbench.experiments.outputs.build` takes them up.
+    `command` (:func:`command_line`) becomes each run's description, that of the newest train.
 
     ``configs`` are resolved :class:`dreamerbench.agent.config.Config` (``experiment`` a valid
     name: ``train --experiment`` reads it as :data:`dreamerbench.experiments.spec.NAME`). An
@@ -76,6 +89,9 @@ def start(
         else tracker.schedule(experiment_id, spec, git, lambda _, where=logdir: str(where))
         for found, spec, logdir in specs
     ]
+    tags = {tracking.TAG + COMMAND_TAG: "train"}
+    if command:
+        tags[tracking.DESCRIPTION_TAG] = command
     for run_id in run_ids:
-        tracker.tag(run_id, {COMMAND_TAG: "train"})
+        tracker.log_batch(run_id, tags=tags)
     return tracker, run_ids

@@ -1,6 +1,8 @@
 """Figures and tables for a paper: TrueType fonts in PDFs, titles inside the figure, a y range,
 a LaTeX caption without paths and with a label, one footnote per text, lone points unclipped."""
 
+import gzip
+import json
 import re
 
 import numpy as np
@@ -8,9 +10,16 @@ import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
-from test_analysis_data import _spec, cli, record_sweep  # noqa: F401 (cli: a fixture)
+from test_analysis_data import (  # noqa: F401 (cli: a fixture)
+    PUBLISHED,
+    _spec,
+    cli,
+    needs_published,
+    record_sweep,
+)
 from test_analysis_plots import ATARI, _episodes, _final_episodes
 
+from dreamerbench import suites
 from dreamerbench.analysis import plots
 from dreamerbench.analysis.scores import FinalRule
 from dreamerbench.analysis.tables import compare, render
@@ -125,3 +134,61 @@ def test_identical_footnotes_are_one():
     assert markdown.count("dreamerv3: published with 5 seeds.") == 1
     number = comp.notes.index("dreamerv3: published with 5 seeds.") + 1
     assert comp.marks[("ours", "pong")].count(number) == 1
+
+
+def _footnotes(markdown: str) -> list[str]:
+    """The footnote lines of a markdown table (``[n] text``)."""
+    return [line for line in markdown.splitlines() if re.match(r"\[\d+\] ", line)]
+
+
+def test_64_identical_baseline_footnotes_are_one_through_the_table(tmp_path, cli, capsys):  # noqa: F811
+    """Issue 21 item 12 for real: a baseline whose runs stopped at half the budget on 16 DMC tasks
+    (4 seeds each) had 64 footnotes saying the same of each run; ``dreamerbench table`` now
+    prints one, naming every run and marking each of their tasks."""
+    tasks = suites.get_suite("dmc_proprio").tasks
+    stopped = tasks[2:]  # 16 tasks
+    runs = [
+        {
+            "task": f"dmc_{task}",
+            "method": "halfway",
+            "seed": seed,
+            "xs": [240_000.0, 250_000.0] if task in stopped else [480_000.0, 490_000.0],
+            "ys": [100.0 + seed, 200.0 + seed],
+        }
+        for task in tasks
+        for seed in range(4)
+    ]
+    with gzip.open(tmp_path / "dmc_proprio-halfway.json.gz", "wt") as file:
+        json.dump(runs, file)
+    args = ["table", "--suite", "dmc_proprio", "--baseline", "halfway", "--reps", "100"]
+    assert cli([*args, "--published-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    said = "no episode in the final window (475,000, 500,000] frames (its last ended at 250,000 "
+    (note,) = [line for line in _footnotes(out) if said in line]
+    where = "; ".join(f"{task}, seeds 0, 1, 2, 3" for task in stopped)
+    number = note.split()[0]
+    assert note == f"{number} halfway on {where}: {said}frames); left out."
+    for task in stopped:  # the note marks each task's row once
+        (row,) = [line for line in out.splitlines() if line.startswith(f"| {task} |")]
+        assert row.count(number) == 1, row
+    assert len(_footnotes(out)) == 2  # and the note that these tasks have no final score
+
+
+@needs_published
+def test_published_tasks_missing_the_same_seed_share_one_footnote(cli, capsys):  # noqa: F811
+    """The published DreamerV3 Atari57 runs lack seed 4 on six games, seed 0 on four, ...: one
+    footnote for each statement (16 with the two runs that miss the final window), not 31."""
+    args = ["table", "--suite", "atari57", "--baseline", "dreamerv3", "--reps", "100"]
+    assert cli([*args, "--published-dir", str(PUBLISHED)]) == 0
+    out = capsys.readouterr().out
+    notes = _footnotes(out)
+    (seed4,) = [line for line in notes if line.endswith(": 5 of 6 seeds; missing seed(s) 4.")]
+    games = ["alien", "beam_rider", "kangaroo", "seaquest", "tennis", "venture"]
+    assert (
+        seed4.split(" ", 1)[1]
+        == f"dreamerv3 on {'; '.join(games)}: 5 of 6 seeds; missing seed(s) 4."
+    )
+    for game in games:
+        (row,) = [line for line in out.splitlines() if line.startswith(f"| {game} |")]
+        assert seed4.split()[0] in row
+    assert len(notes) == len(set(notes)) == 16

@@ -354,7 +354,9 @@ def test_a_task_without_a_final_score_keeps_its_row_and_notes_in_the_csv():
         np.random.default_rng(0),
         reps=200,
     )
-    assert "| Acrobot-v1 | - [1] [2] [3] |" in render(comp, "markdown")
+    # Its two seeds stopped at the same frame: one note names both (issue 21 item 12).
+    assert "| Acrobot-v1 | - [1] [2] |" in render(comp, "markdown")
+    assert comp.notes[0].startswith("ours on Acrobot-v1, seeds 0, 1: no episode in the final")
     csv = _csv_notes(comp)
     (row,) = csv[csv["name"] == "Acrobot-v1"].itertuples()
     assert (row.section, row.method, row.quantity, row.n_seeds) == (
@@ -363,8 +365,8 @@ def test_a_task_without_a_final_score_keeps_its_row_and_notes_in_the_csv():
         "score",
         0,
     ) and np.isnan(row.value)
-    assert row.notes == " ".join(comp.notes) and len(comp.notes) == 3
-    assert comp.notes[2] == "ours: no final score on any seed of Acrobot-v1."
+    assert row.notes == " ".join(comp.notes) and len(comp.notes) == 2
+    assert comp.notes[1] == "ours: no final score on any seed of Acrobot-v1."
 
 
 def test_every_note_marks_its_cells_and_reaches_the_csv():
@@ -401,8 +403,10 @@ def test_every_note_marks_its_cells_and_reaches_the_csv():
         "| alien | - [1] | - | 350.0 [300.0, 400.0] |" in markdown
     )  # ours lacks alien: its cell is marked
     (breakout,) = [line for line in lines if line.startswith("| breakout |")]
-    assert breakout.startswith("| breakout | - [2] [3] [4] | - | 3.50 [3.00, 4.00]")
-    assert "[6] P(ours > other) uses the 1 task both methods have." in lines
+    # Both seeds of breakout stopped at 1,000 frames: one note names both (issue 21 item 12).
+    assert breakout.startswith("| breakout | - [2] [3] | - | 3.50 [3.00, 4.00]")
+    assert any(line.startswith("[2] ours on breakout, seeds 0, 1: no episode") for line in lines)
+    assert "[5] P(ours > other) uses the 1 task both methods have." in lines
     csv = _csv_notes(comp)
     for text in comp.notes:  # every note reaches the CSV, on the rows it concerns
         assert csv["notes"].fillna("").str.contains(text, regex=False).any(), text

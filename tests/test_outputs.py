@@ -4,6 +4,7 @@ one place, checked before anything starts, ended one way; no MLflow server, no J
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -84,6 +85,8 @@ def test_a_cursor_reads_its_older_form_and_round_trips():
     assert old.offsets == {"episodes": 3, "metrics": 10, "eval": 0} and not old.heads
     cursor = Cursor({"episodes": 3, "metrics": 10, "eval": 0}, {"metrics": "ab" * 8})
     assert Cursor.from_json(cursor.to_json()) == cursor
+    held = Cursor(cursor.offsets, cursor.heads, frozenset({"episode-000000000001.gif"}))
+    assert Cursor.from_json(held.to_json()) == held and held != cursor
 
 
 SPEC = """\
@@ -173,3 +176,90 @@ def test_an_mlflow_error_in_delivery_postpones_it_and_never_fails_the_run(
     assert recorder.pending() > 0
     end([recorder], {"finished": True, "steps": 2})  # the run's end tries at once
     assert recorder.pending() == 0 and tracker.run(run_id).info.status == "FINISHED"
+
+
+def media_run(logdir):
+    """A finished logdir (:func:`write_run`) with an episode video (GIF, 3 frames) at step 1 and an
+    open-loop report (PNG) at step 2, as the trainer names them; their paths."""
+    from PIL import Image
+
+    write_run(logdir, range(3))
+    (logdir / "media").mkdir()
+    gif, png = (
+        logdir / "media" / f"episode-{1:012d}.gif",
+        logdir / "media" / f"openloop-{2:012d}.png",
+    )
+    frames = [Image.new("RGB", (8, 6), (80 * i, 40, 200 - 60 * i)) for i in range(3)]
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=50)
+    Image.new("RGBA", (10, 4), (0, 128, 255, 255)).save(png)
+    return gif, png
+
+
+def sessions(output_class, logdir, config):
+    """Two sessions of one output on `logdir`, as a run stopped and resumed: the first publishes at
+    two saves and stops; the resumed one closes at once (its cursor file says what it holds)."""
+    first = output_class(logdir, config)
+    first.publish(logdir)
+    first.publish(logdir)
+    end([first], {"finished": False})
+    end([output_class(logdir, config)], {"finished": True})
+
+
+def test_tensorboard_gets_each_video_and_open_loop_report_once(tmp_path):
+    """Issue 21 item 13: only MLflow got the run's media."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import IMAGES, EventAccumulator
+
+    from dreamerbench.experiments.outputs.tensorboard import TensorBoardOutput
+
+    gif, png = media_run(tmp_path)
+    config = resolve_config("dmc_proprio", "cartpole_balance", 0, ["run.outputs=[tensorboard]"])
+    sessions(TensorBoardOutput, tmp_path, config)
+    events = EventAccumulator(str(tmp_path / "tensorboard"), {IMAGES: 0}).Reload()
+    assert sorted(events.Tags()["images"]) == ["media/episode", "media/openloop"]
+    (video,) = events.Images("media/episode")
+    (report,) = events.Images("media/openloop")
+    assert (video.step, video.width, video.height) == (1, 8, 6)
+    assert (report.step, report.width, report.height) == (2, 10, 4)
+    assert video.encoded_image_string == gif.read_bytes()
+    assert report.encoded_image_string == png.read_bytes()
+    assert [e.step for e in events.Scalars("train/c")] == [0, 1, 2]  # the records, once too
+
+
+def offline_wandb(logdir, done, wait_s=60.0):
+    """(run folders, history rows) of the offline W&B runs in ``<logdir>/wandb`` once `done(rows)`
+    holds, or after `wait_s` seconds: W&B's service finishes writing a run's file a moment after
+    ``run.finish()`` has returned (seen here: the file still empty right after it)."""
+    from test_watching import _wandb_history
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        runs = sorted((logdir / "wandb").glob("offline-run-*"))
+        rows = [row for run in runs for row in _wandb_history(next(run.glob("run-*.wandb")))]
+        if done(rows) or time.monotonic() > deadline:
+            return runs, rows
+        time.sleep(0.2)
+
+
+def test_offline_wandb_gets_each_video_and_open_loop_report_once(tmp_path, monkeypatch):
+    """Issue 21 item 13: W&B gets them as a ``wandb.Video`` and a ``wandb.Image``."""
+    pytest.importorskip("wandb")
+    from dreamerbench.experiments.outputs.wandb import WandbOutput
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    gif, png = media_run(tmp_path)
+    config = resolve_config("dmc_proprio", "cartpole_balance", 0, ["run.outputs=[wandb]"])
+    sessions(WandbOutput, tmp_path, config)
+    runs, rows = offline_wandb(tmp_path, lambda rows: len(rows) == 5)
+    # The history flattens a media value's fields to <key>/<field>: <key>/_type names its kind.
+    media = [(row["agent_step"], k, v) for row in rows for k, v in row.items() if "/_type" in k]
+    assert media == [
+        (1, "media/episode/_type", "video-file"),
+        (2, "media/openloop/_type", "image-file"),
+    ]
+    files = [path for run in runs for path in (run / "files" / "media").rglob("*.*")]
+    assert sorted(path.suffix for path in files) == [".gif", ".png"]
+    (video,) = [path for path in files if path.suffix == ".gif"]
+    assert video.read_bytes() == gif.read_bytes()
+    assert [row["agent_step"] for row in rows if "train/c" in row] == [0, 1, 2]

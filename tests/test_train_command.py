@@ -254,3 +254,39 @@ def test_a_second_logdir_for_one_mlflow_run_is_refused_before_training(tmp_path)
     assert f"MLflow run {run_id} records the logdir {tmp_path / 'a'}" in line
     assert not (tmp_path / "b").exists()
     assert tracker.run(run_id).info.status == "SCHEDULED"
+
+
+@pytest.mark.slow
+def test_ctrl_c_marks_the_mlflow_run_killed_and_the_same_command_finishes_it(tmp_path):
+    """Issue 21 item 10 with DreamerV3 itself: a stopped ``train --tracking-uri`` run stayed
+    SCHEDULED in MLflow; now KILLED, then RUNNING again and FINISHED when its command resumes it,
+    its description the command line."""
+    from mlflow import MlflowClient
+
+    from dreamerbench.experiments import tracking, train_tracking
+
+    cache, logdir = tmp_path / "jax-cache", tmp_path / "run"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = [*train_command(logdir, cache, steps=8 * EPISODE), "--tracking-uri", uri]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 600
+    while not checkpoint.complete(logdir / "checkpoint"):
+        assert process.poll() is None, process.stderr.read().decode()[-3000:]
+        assert time.time() < deadline
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err.decode()[-3000:]
+
+    def run():
+        client = MlflowClient(tracking.mlflow_uri(uri))
+        (only,) = client.search_runs([client.get_experiment_by_name("train").experiment_id])
+        return only
+
+    stopped = run()
+    assert stopped.info.status == "KILLED"
+    assert stopped.data.tags["mlflow.note.content"] == train_tracking.command_line(command[3:])
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert run().info.status == "FINISHED"
+    assert json.loads(resumed.stdout.strip().splitlines()[-1])["finished"]

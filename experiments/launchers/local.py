@@ -61,7 +61,10 @@ def _worker_alive(pid: str, host: str) -> bool | None:
         cmdline = Path(f"/proc/{int(pid)}/cmdline").read_bytes()
     except (OSError, ValueError):
         return False
-    return b"dreamerbench.experiments.job" in cmdline
+    # A sweep's worker, or a `dreamerbench train` process (issue 21 item 10: a live one showed as
+    # interrupted, with advice to run it again).
+    train = b"dreamerbench" in cmdline and b"\0train\0" in cmdline
+    return b"dreamerbench.experiments.job" in cmdline or train
 
 
 def local_launcher_alive(tags: Mapping[str, str]) -> bool | None:

@@ -64,14 +64,16 @@ def build(
     tracker=None,
     run_ids: Sequence[str] = (),
     logs: Sequence[str | Path] = (),
+    queued: bool = True,
 ) -> list[list]:
     """The outputs of each run of a pack (one list per config, in order): its MLflow recorder
     first if `tracker` (a :class:`dreamerbench.experiments.tracking.Tracker`) and `run_ids` are
     given, then those ``config.run.outputs`` names.
 
     Every config is checked first (:func:`check_available`), then every MLflow run is marked
-    RUNNING (:meth:`dreamerbench.experiments.tracking.Tracker.start`, with the job's `logs`);
-    TensorBoard and W&B start writing at the first record. Errors as those two.
+    RUNNING (:meth:`dreamerbench.experiments.tracking.Tracker.start`, with the job's `logs`;
+    `queued`: a queue, not the user, resumes a run that stops early); TensorBoard and W&B start
+    writing at the first record. Errors as those two.
     """
     from dreamerbench.experiments.outputs.tensorboard import TensorBoardOutput
     from dreamerbench.experiments.outputs.wandb import WandbOutput
@@ -80,7 +82,7 @@ def build(
         check_available(config)
     recorders = (
         [
-            [tracker.start(run_id, to_dict(config), logdir, logs)]
+            [tracker.start(run_id, to_dict(config), logdir, logs, queued)]
             for config, logdir, run_id in zip(configs, logdirs, run_ids, strict=True)
         ]
         if tracker is not None

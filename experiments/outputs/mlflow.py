@@ -21,6 +21,7 @@ run always tries at once.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -67,12 +68,19 @@ def logdir_clash(run, logdir: str | Path) -> str | None:
 class RunRecorder:
     """One MLflow run while a job trains it: a trainer Output (``publish``, ``close``) and
     :meth:`end`. Made by :meth:`dreamerbench.experiments.tracking.Tracker.start`; StorageError
-    if the run belongs to another logdir (:func:`logdir_clash`)."""
+    if the run belongs to another logdir (:func:`logdir_clash`). `queued`: a queue takes the run
+    up again if it stops early (a sweep's job), else its user does (``train``)."""
 
     def __init__(
-        self, tracker: Tracker, run_id: str, logdir: str | Path, logs: Sequence[str | Path] = ()
+        self,
+        tracker: Tracker,
+        run_id: str,
+        logdir: str | Path,
+        logs: Sequence[str | Path] = (),
+        queued: bool = True,
     ):
         self.tracker, self.run_id, self.logdir = tracker, run_id, Path(logdir)
+        self.queued = queued
         self.logs = [Path(path) for path in logs]
         run = tracker.run(run_id)
         clash = logdir_clash(run, self.logdir)
@@ -129,7 +137,8 @@ class RunRecorder:
 
         Finished: deliver every record, then FINISHED (TrackingUnavailable if MLflow cannot
         take them all: the run stays unfinished and a re-run delivers them). Stopped early:
-        deliver what is deliverable, then SCHEDULED (to be resumed). Failed: deliver what is
+        deliver what is deliverable, then SCHEDULED if its queue resumes it, else KILLED (its
+        user does: :meth:`Tracker.kill`). Failed: deliver what is
         deliverable (after a failure in the loop, everything its resume's checkpoint covers:
         :func:`dreamerbench.agent.rundir.settle_pack`), then FAILED with the error
         (:meth:`Tracker.fail`); never raises, a store that cannot take the records leaves them
@@ -140,7 +149,10 @@ class RunRecorder:
             self._fail(error)
         elif not summary.get("finished"):
             self.publish(self.logdir)
-            self.tracker.reschedule(self.run_id)
+            if self.queued:
+                self.tracker.reschedule(self.run_id)
+            else:
+                self.tracker.kill(self.run_id)
         else:
             self._deliver()
             left = self.pending()
@@ -186,8 +198,10 @@ class RunRecorder:
                 flush=True,
             )
         self._replaced |= replaced
-        self.cursor = deliver(self.logdir, self.cursor, self._send, METRICS_PER_BATCH)
-        self._deliver_media()
+        self._hold_media()
+        self.cursor = deliver(
+            self.logdir, self.cursor, self._send, METRICS_PER_BATCH, self._send_media
+        )
 
     def _send(self, file: str, records: list[Record], cursor: Cursor) -> None:
         """One log_batch: the metrics, and the cursor that says MLflow holds them."""
@@ -201,12 +215,16 @@ class RunRecorder:
         self.tracker.log_batch(self.run_id, record_metrics(records), tags)
         self.cursor, self.steps_done = cursor, step
 
-    def _deliver_media(self) -> None:
-        """Upload the final media files (videos) that MLflow does not hold yet, under ``media/``."""
-        files = deliverable_media(self.logdir)
-        if not files:
-            return
-        held = self.tracker.artifacts(self.run_id, "media")
-        for path in files:
-            if path.name not in held:
-                self.tracker.upload(self.run_id, path, "media")
+    def _hold_media(self) -> None:
+        """Count in the cursor the deliverable media files MLflow holds already (uploaded by an
+        earlier job of the run: the run's artifacts are their record), listed only when there are
+        files the cursor does not count."""
+        new = {path.name for path in deliverable_media(self.logdir)} - self.cursor.media
+        if new:
+            held = self.tracker.artifacts(self.run_id, "media") & new
+            self.cursor = dataclasses.replace(self.cursor, media=self.cursor.media | held)
+
+    def _send_media(self, path: Path, cursor: Cursor) -> None:
+        """Upload one final media file (a video, an open-loop report) under ``media/``."""
+        self.tracker.upload(self.run_id, path, "media")
+        self.cursor = cursor

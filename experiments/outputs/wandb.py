@@ -1,7 +1,8 @@
 """Weights & Biases output: one W&B run per logdir, its id kept in ``<logdir>/wandb/run_id``,
 resumed by a resumed run; ``WANDB_MODE=offline`` keeps it in ``<logdir>/wandb`` for ``wandb sync``.
 ``WANDB_PROJECT`` names the project (default: dreamerbench). Metrics are plotted against
-``agent_step`` (records of different files interleave in step).
+``agent_step`` (records of different files interleave in step); the run's videos and open-loop
+reports are logged as ``media/<kind>`` (``wandb.Video`` for GIFs, ``wandb.Image`` for PNGs).
 """
 
 from __future__ import annotations
@@ -102,9 +103,18 @@ class WandbOutput(CursorFileOutput):
         return run
 
     def write(self, step: int, wall_time: float, metrics: dict[str, float]) -> None:
+        self._log({"agent_step": step, **metrics})
+
+    def write_media(self, tag: str, step: int, path: Path) -> None:
+        import wandb
+
+        media = wandb.Video(str(path)) if path.suffix == ".gif" else wandb.Image(str(path))
+        self._log({"agent_step": step, tag: media})
+
+    def _log(self, data: dict) -> None:
         if self._run is None:
             self._run = self._start()
-        self._run.log({"agent_step": step, **metrics})
+        self._run.log(data)
 
     def flush(self) -> None:
         """W&B sends as it goes; the run's files are complete once it is closed."""
