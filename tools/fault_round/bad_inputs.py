@@ -62,12 +62,55 @@ def set_case(value: str, *names: str, **kw) -> Bad:
 
 
 SPEC = "name: bad\nsuite: dmc_proprio\ntasks: [cartpole_balance]\nseeds: 1\nsteps: 100\n"
-SWEEP_FLAGS = ["--workdir", "{S}/work", "--tracking-uri", "sqlite:///{S}/m.db"]
+SQLITE = ["--tracking-uri", "sqlite:///{S}/m.db"]  # a new store in the sandbox
+STORE = ["--tracking-uri", "sqlite:///{F}/m.db"]  # the fixture's store
+NOT_DB = ["--tracking-uri", "sqlite:///{S}/afile"]
+CREDENTIALS = ["--tracking-uri", f"http://u:{SECRET}@127.0.0.1:1"]
+WORK = ["--workdir", "{S}/work"]
+SWEEP_FLAGS = [*WORK, *SQLITE]
+SLURM_DRY = ["--executor", "slurm", "--dry-run", *SWEEP_FLAGS, "--profile"]
+TABLE = ["table", "--suite", "dmc_proprio"]
+PLOT = ["plot", "--suite", "dmc_proprio"]
+RUNS = ["--runs", "train", *STORE, "--reps", "100"]
+DREAMERV3 = ["--baseline", "dreamerv3"]
+CURVES = ["--kind", "curves", "--out", "{S}/p.png"]
+GARBLED_COPY = {"copy/": "{L}", "copy/config.yaml": "agent: [\n"}
+
+
+def cli(*args: str, names=(), **kw) -> Bad:
+    return Bad("", list(args), list(names), **kw)
+
+
+def table(*extra: str, **kw) -> Bad:
+    return cli(*TABLE, *extra, **kw)
+
+
+def plot(*extra: str, **kw) -> Bad:
+    return cli(*PLOT, *extra, **kw)
+
+
+def config(*extra: str, **kw) -> Bad:
+    return cli("config", "--suite", "dmc_proprio", "--task", "cartpole_balance", *extra, **kw)
+
+
+def sweep(*extra: str, spec: str = "{S}/spec.yaml", files=None, **kw) -> Bad:
+    """`sweep SPEC EXTRA` with the good SPEC in the sandbox (and `files`)."""
+    return cli("sweep", spec, *extra, files={"spec.yaml": SPEC, **(files or {})}, **kw)
+
+
+def works(made: str, *args: str, files=None) -> Bad:
+    """A case that must succeed (and write `made`, when given)."""
+    return cli(*args, expect="work", codes=(0,), made=made, files=files or {})
 
 
 def spec_case(text: str, *names: str, dry: bool = True, head: str = SPEC) -> Bad:
     args = ["sweep", "{S}/spec.yaml", *SWEEP_FLAGS] + (["--dry-run"] if dry else [])
     return Bad("", args, list(names), files={"spec.yaml": head + text})
+
+
+def spec_with(old: str, new: str, *names: str) -> Bad:
+    """The good spec with `old` replaced by `new`."""
+    return spec_case("", *names, head=SPEC.replace(old, new))
 
 
 def published(runs, *names: str, raw: bytes | None = None) -> Bad:
@@ -197,24 +240,18 @@ def hand_cases() -> list[Bad]:
         # --- sweep, spec files
         "spec:bad-yaml": spec_case("overrides: {a: [\n", "spec.yaml"),
         "spec:not-a-mapping": spec_case("", "spec.yaml", head="- a\n- b\n"),
-        "spec:seeds-abc": spec_case(
-            "", "seeds", "abc", head=SPEC.replace("seeds: 1", "seeds: abc")
-        ),
-        "spec:seeds-1.5": spec_case(
-            "", "seeds", "1.5", head=SPEC.replace("seeds: 1", "seeds: 1.5")
-        ),
-        "spec:seeds-0": spec_case("", "seeds", "0", head=SPEC.replace("seeds: 1", "seeds: 0")),
-        "spec:seeds-huge": spec_case("", "seeds", head=SPEC.replace("seeds: 1", "seeds: 1e9")),
-        "spec:seed-list-str": spec_case("", "seeds", head=SPEC.replace("seeds: 1", "seeds: [a]")),
-        "spec:steps-neg": spec_case(
-            "", "steps", "-5", head=SPEC.replace("steps: 100", "steps: -5")
-        ),
-        "spec:suite-nope": spec_case("", "nope", head=SPEC.replace("dmc_proprio", "nope")),
-        "spec:task-nope": spec_case("", "nope", head=SPEC.replace("[cartpole_balance]", "[nope]")),
-        "spec:tasks-empty": spec_case("", "tasks", head=SPEC.replace("[cartpole_balance]", "[]")),
-        "spec:name-300": spec_case("", "name", head=SPEC.replace("name: bad", "name: " + long)),
-        "spec:name-slash": spec_case("", "name", head=SPEC.replace("name: bad", "name: a/b")),
-        "spec:name-empty": spec_case("", "name", head=SPEC.replace("name: bad", "name: ''")),
+        "spec:seeds-abc": spec_with("seeds: 1", "seeds: abc", "seeds", "abc"),
+        "spec:seeds-1.5": spec_with("seeds: 1", "seeds: 1.5", "seeds", "1.5"),
+        "spec:seeds-0": spec_with("seeds: 1", "seeds: 0", "seeds", "0"),
+        "spec:seeds-huge": spec_with("seeds: 1", "seeds: 1e9", "seeds"),
+        "spec:seed-list-str": spec_with("seeds: 1", "seeds: [a]", "seeds"),
+        "spec:steps-neg": spec_with("steps: 100", "steps: -5", "steps", "-5"),
+        "spec:suite-nope": spec_with("dmc_proprio", "nope", "nope"),
+        "spec:task-nope": spec_with("[cartpole_balance]", "[nope]", "nope"),
+        "spec:tasks-empty": spec_with("[cartpole_balance]", "[]", "tasks"),
+        "spec:name-300": spec_with("name: bad", "name: " + long, "name"),
+        "spec:name-slash": spec_with("name: bad", "name: a/b", "name"),
+        "spec:name-empty": spec_with("name: bad", "name: ''", "name"),
         "spec:unknown-key": spec_case("nope: 1\n", "nope"),
         "spec:override-unknown": spec_case("overrides: {agent.nope: 1}\n", "agent.nope"),
         "spec:override-type": spec_case(
@@ -239,490 +276,108 @@ def hand_cases() -> list[Bad]:
         "spec:not-dry-bad-override": spec_case(
             "overrides: {agent.batch_size: 0}\n", "agent.batch_size", "0", dry=False
         ),
-        "spec:missing-file": Bad(
-            "", ["sweep", "{S}/nope.yaml", "--dry-run", *SWEEP_FLAGS], ["nope.yaml"]
+        "spec:missing-file": sweep(
+            "--dry-run", *SWEEP_FLAGS, spec="{S}/nope.yaml", names=["nope.yaml"]
         ),
-        "spec:a-folder": Bad(
-            "", ["sweep", "{S}/adir", "--dry-run", *SWEEP_FLAGS], ["adir"], files={"adir/": ""}
+        "spec:a-folder": sweep(
+            "--dry-run", *SWEEP_FLAGS, spec="{S}/adir", names=["adir"], files={"adir/": ""}
         ),
-        "spec:binary": Bad(
-            "",
-            ["sweep", "{S}/spec.yaml", "--dry-run", *SWEEP_FLAGS],
-            ["spec.yaml"],
-            files={"spec.yaml": b"\xff\xfe\x00bin"},
+        "spec:binary": sweep(
+            "--dry-run", *SWEEP_FLAGS, names=["spec.yaml"], files={"spec.yaml": b"\xff\xfe\x00bin"}
         ),
-        "sweep:workdir-a-file": Bad(
-            "",
-            [
-                "sweep",
-                "{S}/spec.yaml",
-                "--workdir",
-                "{S}/afile",
-                "--tracking-uri",
-                "sqlite:///{S}/m.db",
-            ],
-            ["--workdir", "afile"],
-            files={**_file(), "spec.yaml": SPEC},
+        "sweep:workdir-a-file": sweep(
+            "--workdir", "{S}/afile", *SQLITE, names=["--workdir", "afile"], files=_file()
         ),
-        "sweep:workdir-empty": Bad(
-            "",
-            ["sweep", "{S}/spec.yaml", "--workdir", "", "--tracking-uri", "sqlite:///{S}/m.db"],
-            ["--workdir"],
-            files={"spec.yaml": SPEC},
+        "sweep:workdir-empty": sweep("--workdir", "", *SQLITE, names=["--workdir"]),
+        "sweep:workdir-proc": sweep(
+            "--workdir", "/proc/nope/w", *SQLITE, names=["--workdir", "/proc/nope"]
         ),
-        "sweep:workdir-proc": Bad(
-            "",
-            [
-                "sweep",
-                "{S}/spec.yaml",
-                "--workdir",
-                "/proc/nope/w",
-                "--tracking-uri",
-                "sqlite:///{S}/m.db",
-            ],
-            ["--workdir", "/proc/nope"],
-            files={"spec.yaml": SPEC},
+        "sweep:parallel-0": sweep("--parallel", "0", *SWEEP_FLAGS, names=["--parallel", "0"]),
+        "sweep:spp-abc": sweep(
+            "--seeds-per-process", "abc", *SWEEP_FLAGS, names=["--seeds-per-process", "abc"]
         ),
-        "sweep:parallel-0": Bad(
-            "",
-            ["sweep", "{S}/spec.yaml", "--parallel", "0", *SWEEP_FLAGS],
-            ["--parallel", "0"],
-            files={"spec.yaml": SPEC},
+        "sweep:profile-nope": sweep(*SLURM_DRY, "nope", names=["--profile", "nope"]),
+        "sweep:profile-bad-yaml": sweep(
+            *SLURM_DRY, "{S}/p.yaml", names=["p.yaml"], files={"p.yaml": "a: [\n"}
         ),
-        "sweep:spp-abc": Bad(
-            "",
-            ["sweep", "{S}/spec.yaml", "--seeds-per-process", "abc", *SWEEP_FLAGS],
-            ["--seeds-per-process", "abc"],
-            files={"spec.yaml": SPEC},
+        "sweep:profile-unknown-key": sweep(
+            *SLURM_DRY, "{S}/p.yaml", names=["nope"], files={"p.yaml": "nope: 1\n"}
         ),
-        "sweep:profile-nope": Bad(
-            "",
-            [
-                "sweep",
-                "{S}/spec.yaml",
-                "--executor",
-                "slurm",
-                "--profile",
-                "nope",
-                "--dry-run",
-                *SWEEP_FLAGS,
-            ],
-            ["--profile", "nope"],
-            files={"spec.yaml": SPEC},
+        "sweep:credentials": sweep(*WORK, *CREDENTIALS, names=["--tracking-uri"], codes=(1, 2)),
+        "sweep:unreachable": sweep(
+            *WORK, "--tracking-uri", "http://127.0.0.1:1", names=["127.0.0.1:1"], codes=(1, 2)
         ),
-        "sweep:profile-bad-yaml": Bad(
-            "",
-            [
-                "sweep",
-                "{S}/spec.yaml",
-                "--executor",
-                "slurm",
-                "--profile",
-                "{S}/p.yaml",
-                "--dry-run",
-                *SWEEP_FLAGS,
-            ],
-            ["p.yaml"],
-            files={"spec.yaml": SPEC, "p.yaml": "a: [\n"},
-        ),
-        "sweep:profile-unknown-key": Bad(
-            "",
-            [
-                "sweep",
-                "{S}/spec.yaml",
-                "--executor",
-                "slurm",
-                "--profile",
-                "{S}/p.yaml",
-                "--dry-run",
-                *SWEEP_FLAGS,
-            ],
-            ["nope"],
-            files={"spec.yaml": SPEC, "p.yaml": "nope: 1\n"},
-        ),
-        "sweep:credentials": Bad(
-            "",
-            [
-                "sweep",
-                "{S}/spec.yaml",
-                "--workdir",
-                "{S}/work",
-                "--tracking-uri",
-                f"http://u:{SECRET}@127.0.0.1:1",
-            ],
-            ["--tracking-uri"],
-            files={"spec.yaml": SPEC},
-            codes=(1, 2),
-            within_s=60,
-        ),
-        "sweep:unreachable": Bad(
-            "",
-            [
-                "sweep",
-                "{S}/spec.yaml",
-                "--workdir",
-                "{S}/work",
-                "--tracking-uri",
-                "http://127.0.0.1:1",
-            ],
-            ["127.0.0.1:1"],
-            files={"spec.yaml": SPEC},
-            codes=(1, 2),
-            within_s=60,
-        ),
-        "sweep:sqlite-not-db": Bad(
-            "",
-            [
-                "sweep",
-                "{S}/spec.yaml",
-                "--workdir",
-                "{S}/work",
-                "--tracking-uri",
-                "sqlite:///{S}/afile",
-            ],
-            ["afile"],
-            files={"spec.yaml": SPEC, **_file()},
-            codes=(1, 2),
-        ),
+        "sweep:sqlite-not-db": sweep(*WORK, *NOT_DB, names=["afile"], files=_file(), codes=(1, 2)),
         # --- status
-        "status:no-store": Bad(
-            "", ["status", "nope", "--tracking-uri", "sqlite:///{S}/m.db"], ["m.db"], codes=(1, 2)
-        ),
-        "status:unknown-sweep": Bad(
-            "", ["status", "nope", "--tracking-uri", "sqlite:///{F}/m.db"], ["nope"], codes=(1, 2)
-        ),
-        "status:spec-bad": Bad(
-            "",
-            ["status", "{S}/spec.yaml", "--tracking-uri", "sqlite:///{F}/m.db"],
-            ["seeds"],
+        "status:no-store": cli("status", "nope", *SQLITE, names=["m.db"], codes=(1, 2)),
+        "status:unknown-sweep": cli("status", "nope", *STORE, names=["nope"], codes=(1, 2)),
+        "status:spec-bad": cli(
+            "status",
+            "{S}/spec.yaml",
+            *STORE,
+            names=["seeds"],
             files={"spec.yaml": SPEC.replace("seeds: 1", "seeds: x")},
         ),
-        "status:credentials": Bad(
-            "",
-            ["status", "x", "--tracking-uri", f"http://u:{SECRET}@127.0.0.1:1"],
-            ["--tracking-uri"],
-            codes=(1, 2),
-            within_s=60,
+        "status:credentials": cli(
+            "status", "x", *CREDENTIALS, names=["--tracking-uri"], codes=(1, 2)
         ),
-        "status:sqlite-not-db": Bad(
-            "",
-            ["status", "x", "--tracking-uri", "sqlite:///{S}/afile"],
-            ["afile"],
-            files=_file(),
-            codes=(1, 2),
+        "status:sqlite-not-db": cli(
+            "status", "x", *NOT_DB, names=["afile"], files=_file(), codes=(1, 2)
         ),
         # --- table / plot
-        "table:suite-nope": Bad("", ["table", "--suite", "nope"], ["--suite", "nope"]),
-        "table:reps-5": Bad(
-            "", ["table", "--suite", "dmc_proprio", "--reps", "5"], ["--reps", "5"]
+        "table:suite-nope": cli("table", "--suite", "nope", names=["--suite", "nope"]),
+        "table:reps-5": table("--reps", "5", names=["--reps", "5"]),
+        "table:reps-huge": table("--reps", "1000000000", names=["--reps", "1000000000"]),
+        "table:budget-0": table("--budget-frames", "0", names=["--budget-frames", "0"]),
+        "table:budget-inf": table("--budget-frames", "inf", names=["--budget-frames", "inf"]),
+        "table:window-neg": table("--window-frames", "-1", names=["--window-frames", "-1"]),
+        "table:window-over-budget": table(
+            "--budget-frames", "1000", "--window-frames", "5000", names=["--window-frames", "5000"]
         ),
-        "table:reps-huge": Bad(
-            "",
-            ["table", "--suite", "dmc_proprio", "--reps", "1000000000"],
-            ["--reps", "1000000000"],
+        "table:episodes-nope": table("--episodes", "nope", names=["--episodes", "nope"]),
+        "table:baseline-nope": table(
+            "--baseline", "nope", "--published-dir", "{S}/pub", names=["nope"], files={"pub/": ""}
         ),
-        "table:budget-0": Bad(
-            "",
-            ["table", "--suite", "dmc_proprio", "--budget-frames", "0"],
-            ["--budget-frames", "0"],
+        "table:runs-nope": table("--runs", "nope", *STORE, names=["nope"]),
+        "table:runs-no-store": table("--runs", "x", *SQLITE, names=["m.db"]),
+        "table:out-a-folder": table(
+            *RUNS, "--out", "{S}/adir", names=["--out", "adir"], files={"adir/": ""}
         ),
-        "table:budget-inf": Bad(
-            "",
-            ["table", "--suite", "dmc_proprio", "--budget-frames", "inf"],
-            ["--budget-frames", "inf"],
+        "table:out-under-a-file": table(
+            *RUNS, "--out", "{S}/afile/t.md", names=["--out", "afile"], files=_file()
         ),
-        "table:window-neg": Bad(
-            "",
-            ["table", "--suite", "dmc_proprio", "--window-frames", "-1"],
-            ["--window-frames", "-1"],
+        "table:out-proc": table(*RUNS, "--out", "/proc/nope/t.md", names=["--out", "/proc/nope"]),
+        "table:out-empty": table(*RUNS, "--out", "", names=["--out"]),
+        "table:cache-dir-a-file": table(
+            *DREAMERV3, "--cache-dir", "{S}/afile", names=["--cache-dir", "afile"], files=_file()
         ),
-        "table:window-over-budget": Bad(
-            "",
-            [
-                "table",
-                "--suite",
-                "dmc_proprio",
-                "--budget-frames",
-                "1000",
-                "--window-frames",
-                "5000",
-            ],
-            ["--window-frames", "5000"],
+        "table:published-missing": table(*DREAMERV3, "--published-dir", "{S}/nope", names=["nope"]),
+        "table:published-a-file": table(
+            *DREAMERV3, "--published-dir", "{S}/afile", names=["afile"], files=_file()
         ),
-        "table:episodes-nope": Bad(
-            "", ["table", "--suite", "dmc_proprio", "--episodes", "nope"], ["--episodes", "nope"]
+        "table:credentials": table(
+            "--runs", "x", *CREDENTIALS, names=["--tracking-uri"], codes=(1, 2)
         ),
-        "table:baseline-nope": Bad(
-            "",
-            ["table", "--suite", "dmc_proprio", "--baseline", "nope", "--published-dir", "{S}/pub"],
-            ["nope"],
-            files={"pub/": ""},
+        "plot:bins-0": plot(*CURVES, "--bins", "0", names=["--bins", "0"]),
+        "plot:ylim-bad": plot(*CURVES, "--ylim", "5", names=["--ylim", "5"]),
+        "plot:ylim-reversed": plot(*CURVES, "--ylim", "10,0", names=["--ylim"]),
+        "plot:ylim-nan": plot(*CURVES, "--ylim", "nan,1", names=["--ylim"]),
+        "plot:ylim-profile": plot(
+            "--kind", "profile", "--ylim", "0,1", "--out", "{S}/p.png", names=["--ylim"]
         ),
-        "table:runs-nope": Bad(
-            "",
-            [
-                "table",
-                "--suite",
-                "dmc_proprio",
-                "--runs",
-                "nope",
-                "--tracking-uri",
-                "sqlite:///{F}/m.db",
-            ],
-            ["nope"],
-        ),
-        "table:runs-no-store": Bad(
-            "",
-            [
-                "table",
-                "--suite",
-                "dmc_proprio",
-                "--runs",
-                "x",
-                "--tracking-uri",
-                "sqlite:///{S}/m.db",
-            ],
-            ["m.db"],
-        ),
-        "table:out-a-folder": Bad(
-            "",
-            [
-                "table",
-                "--suite",
-                "dmc_proprio",
-                "--runs",
-                "train",
-                "--tracking-uri",
-                "sqlite:///{F}/m.db",
-                "--reps",
-                "100",
-                "--out",
-                "{S}/adir",
-            ],
-            ["--out", "adir"],
+        "plot:out-a-folder": plot(
+            *RUNS[:-2],
+            "--kind",
+            "curves",
+            "--out",
+            "{S}/adir",
+            names=["--out", "adir"],
             files={"adir/": ""},
         ),
-        "table:out-under-a-file": Bad(
-            "",
-            [
-                "table",
-                "--suite",
-                "dmc_proprio",
-                "--runs",
-                "train",
-                "--tracking-uri",
-                "sqlite:///{F}/m.db",
-                "--reps",
-                "100",
-                "--out",
-                "{S}/afile/t.md",
-            ],
-            ["--out", "afile"],
-            files=_file(),
+        "plot:out-sys": plot(
+            *RUNS[:-2], "--kind", "curves", "--out", "/sys/dbprobe/p.png", names=["--out", "/sys"]
         ),
-        "table:out-proc": Bad(
-            "",
-            [
-                "table",
-                "--suite",
-                "dmc_proprio",
-                "--runs",
-                "train",
-                "--tracking-uri",
-                "sqlite:///{F}/m.db",
-                "--reps",
-                "100",
-                "--out",
-                "/proc/nope/t.md",
-            ],
-            ["--out", "/proc/nope"],
-        ),
-        "table:out-empty": Bad(
-            "",
-            [
-                "table",
-                "--suite",
-                "dmc_proprio",
-                "--runs",
-                "train",
-                "--tracking-uri",
-                "sqlite:///{F}/m.db",
-                "--out",
-                "",
-            ],
-            ["--out"],
-        ),
-        "table:cache-dir-a-file": Bad(
-            "",
-            [
-                "table",
-                "--suite",
-                "dmc_proprio",
-                "--baseline",
-                "dreamerv3",
-                "--cache-dir",
-                "{S}/afile",
-            ],
-            ["--cache-dir", "afile"],
-            files=_file(),
-        ),
-        "table:published-missing": Bad(
-            "",
-            [
-                "table",
-                "--suite",
-                "dmc_proprio",
-                "--baseline",
-                "dreamerv3",
-                "--published-dir",
-                "{S}/nope",
-            ],
-            ["nope"],
-        ),
-        "table:published-a-file": Bad(
-            "",
-            [
-                "table",
-                "--suite",
-                "dmc_proprio",
-                "--baseline",
-                "dreamerv3",
-                "--published-dir",
-                "{S}/afile",
-            ],
-            ["afile"],
-            files=_file(),
-        ),
-        "table:credentials": Bad(
-            "",
-            [
-                "table",
-                "--suite",
-                "dmc_proprio",
-                "--runs",
-                "x",
-                "--tracking-uri",
-                f"http://u:{SECRET}@127.0.0.1:1",
-            ],
-            ["--tracking-uri"],
-            codes=(1, 2),
-            within_s=60,
-        ),
-        "plot:bins-0": Bad(
-            "",
-            [
-                "plot",
-                "--suite",
-                "dmc_proprio",
-                "--kind",
-                "curves",
-                "--bins",
-                "0",
-                "--out",
-                "{S}/p.png",
-            ],
-            ["--bins", "0"],
-        ),
-        "plot:ylim-bad": Bad(
-            "",
-            [
-                "plot",
-                "--suite",
-                "dmc_proprio",
-                "--kind",
-                "curves",
-                "--ylim",
-                "5",
-                "--out",
-                "{S}/p.png",
-            ],
-            ["--ylim", "5"],
-        ),
-        "plot:ylim-reversed": Bad(
-            "",
-            [
-                "plot",
-                "--suite",
-                "dmc_proprio",
-                "--kind",
-                "curves",
-                "--ylim",
-                "10,0",
-                "--out",
-                "{S}/p.png",
-            ],
-            ["--ylim"],
-        ),
-        "plot:ylim-nan": Bad(
-            "",
-            [
-                "plot",
-                "--suite",
-                "dmc_proprio",
-                "--kind",
-                "curves",
-                "--ylim",
-                "nan,1",
-                "--out",
-                "{S}/p.png",
-            ],
-            ["--ylim"],
-        ),
-        "plot:ylim-profile": Bad(
-            "",
-            [
-                "plot",
-                "--suite",
-                "dmc_proprio",
-                "--kind",
-                "profile",
-                "--ylim",
-                "0,1",
-                "--out",
-                "{S}/p.png",
-            ],
-            ["--ylim"],
-        ),
-        "plot:out-a-folder": Bad(
-            "",
-            [
-                "plot",
-                "--suite",
-                "dmc_proprio",
-                "--runs",
-                "train",
-                "--tracking-uri",
-                "sqlite:///{F}/m.db",
-                "--kind",
-                "curves",
-                "--out",
-                "{S}/adir",
-            ],
-            ["--out", "adir"],
-            files={"adir/": ""},
-        ),
-        "plot:out-sys": Bad(
-            "",
-            [
-                "plot",
-                "--suite",
-                "dmc_proprio",
-                "--runs",
-                "train",
-                "--tracking-uri",
-                "sqlite:///{F}/m.db",
-                "--kind",
-                "curves",
-                "--out",
-                "/sys/dbprobe/p.png",
-            ],
-            ["--out", "/sys"],
-        ),
-        "plot:kind-nope": Bad(
-            "",
-            ["plot", "--suite", "dmc_proprio", "--kind", "nope", "--out", "{S}/p.png"],
-            ["--kind", "nope"],
-        ),
+        "plot:kind-nope": plot("--kind", "nope", "--out", "{S}/p.png", names=["--kind", "nope"]),
         # --- published files
         "pub:seed-str": published([_run(seed="x")], "seed", "x"),
         "pub:seed-float": published([_run(seed=1.5)], "seed", "1.5"),
@@ -736,134 +391,71 @@ def hand_cases() -> list[Bad]:
         "pub:not-a-list": published({"a": 1}, "dmc_proprio-dreamerv3"),
         "pub:not-gzip": published(None, "dmc_proprio-dreamerv3", raw=b"not gzip"),
         "pub:bad-json": published(None, "dmc_proprio-dreamerv3", raw=gzip.compress(b"[{")),
-        "pub:task-unknown": published(
-            [_run(task="dmc_nope")],
-            "dmc_nope",
-        ),
+        "pub:task-unknown": published([_run(task="dmc_nope")], "dmc_nope"),
         # --- export / eval / config / suites
-        "export:no-logdir": Bad("", ["export", "{S}/nope", "{S}/p.npz"], ["nope"]),
-        "export:logdir-a-file": Bad(
-            "", ["export", "{S}/afile", "{S}/p.npz"], ["afile"], files=_file()
+        "export:no-logdir": cli("export", "{S}/nope", "{S}/p.npz", names=["nope"]),
+        "export:logdir-a-file": cli(
+            "export", "{S}/afile", "{S}/p.npz", names=["afile"], files=_file()
         ),
-        "export:out-a-folder": Bad(
-            "", ["export", "{L}", "{S}/adir"], ["adir"], files={"adir/": ""}
+        "export:out-a-folder": cli(
+            "export", "{L}", "{S}/adir", names=["adir"], files={"adir/": ""}
         ),
-        "export:out-proc": Bad("", ["export", "{L}", "/proc/nope/p.npz"], ["/proc/nope"]),
-        "export:out-empty": Bad("", ["export", "{L}", ""], ["OUT"]),
-        "export:garbled-config": Bad(
-            "",
-            ["export", "{S}/copy", "{S}/p.npz"],
-            ["config.yaml"],
-            files={"copy/": "{L}", "copy/config.yaml": "agent: [\n"},
+        "export:out-proc": cli("export", "{L}", "/proc/nope/p.npz", names=["/proc/nope"]),
+        "export:out-empty": cli("export", "{L}", "", names=["OUT"]),
+        "export:garbled-config": cli(
+            "export", "{S}/copy", "{S}/p.npz", names=["config.yaml"], files=GARBLED_COPY
         ),
-        "export:no-checkpoint": Bad(
-            "",
-            ["export", "{S}/copy", "{S}/p.npz"],
-            ["checkpoint"],
+        "export:no-checkpoint": cli(
+            "export",
+            "{S}/copy",
+            "{S}/p.npz",
+            names=["checkpoint"],
             files={"copy/": "{L}", "copy/checkpoint": None},
         ),
-        "eval:no-logdir": Bad("", ["eval", "{S}/nope"], ["nope"]),
-        "eval:episodes-0": Bad("", ["eval", "{L}", "--episodes", "0"], ["--episodes", "0"]),
-        "eval:episodes-abc": Bad("", ["eval", "{L}", "--episodes", "abc"], ["--episodes", "abc"]),
-        "eval:episodes-huge": Bad("", ["eval", "{L}", "--episodes", "1e12"], ["--episodes"]),
-        "eval:mode-nope": Bad("", ["eval", "{L}", "--mode", "nope"], ["--mode", "nope"]),
-        "eval:garbled-config": Bad(
-            "",
-            ["eval", "{S}/copy"],
-            ["config.yaml"],
-            files={"copy/": "{L}", "copy/config.yaml": "agent: [\n"},
+        "eval:no-logdir": cli("eval", "{S}/nope", names=["nope"]),
+        "eval:episodes-0": cli("eval", "{L}", "--episodes", "0", names=["--episodes", "0"]),
+        "eval:episodes-abc": cli("eval", "{L}", "--episodes", "abc", names=["--episodes", "abc"]),
+        "eval:episodes-huge": cli("eval", "{L}", "--episodes", "1e12", names=["--episodes"]),
+        "eval:mode-nope": cli("eval", "{L}", "--mode", "nope", names=["--mode", "nope"]),
+        "eval:garbled-config": cli("eval", "{S}/copy", names=["config.yaml"], files=GARBLED_COPY),
+        "config:unknown-key": config("--set", "nope=1", names=["nope"]),
+        "config:bad-value": config("--set", "run.envs=0", names=["run.envs", "0"]),
+        "config:suite-nope": cli("config", "--suite", "nope", "--task", "x", names=["nope"]),
+        "config:task-nope": cli(
+            "config", "--suite", "dmc_proprio", "--task", "nope", names=["nope"]
         ),
-        "config:unknown-key": Bad(
-            "",
-            ["config", "--suite", "dmc_proprio", "--task", "cartpole_balance", "--set", "nope=1"],
-            ["nope"],
-        ),
-        "config:bad-value": Bad(
-            "",
-            [
-                "config",
-                "--suite",
-                "dmc_proprio",
-                "--task",
-                "cartpole_balance",
-                "--set",
-                "run.envs=0",
-            ],
-            ["run.envs", "0"],
-        ),
-        "config:suite-nope": Bad("", ["config", "--suite", "nope", "--task", "x"], ["nope"]),
-        "config:task-nope": Bad(
-            "", ["config", "--suite", "dmc_proprio", "--task", "nope"], ["nope"]
-        ),
-        "suites:nope": Bad("", ["suites", "nope"], ["nope"]),
+        "suites:nope": cli("suites", "nope", names=["nope"]),
         # --- paths with spaces and odd characters must work
-        "work:export-odd-out": Bad(
-            "",
-            ["export", "{L}", f"{{S}}/{ODD}/p a.npz"],
-            expect="work",
-            codes=(0,),
-            made=f"{{S}}/{ODD}/p a.npz",
+        "work:export-odd-out": works(
+            f"{{S}}/{ODD}/p a.npz", "export", "{L}", f"{{S}}/{ODD}/p a.npz"
         ),
-        "work:table-odd-out": Bad(
-            "",
-            [
-                "table",
-                "--suite",
-                "dmc_proprio",
-                "--runs",
-                "train",
-                "--tracking-uri",
-                "sqlite:///{F}/m.db",
-                "--reps",
-                "100",
-                "--out",
-                f"{{S}}/{ODD}/t a.md",
-            ],
-            expect="work",
-            codes=(0,),
-            made=f"{{S}}/{ODD}/t a.md",
+        "work:table-odd-out": works(
+            f"{{S}}/{ODD}/t a.md", *TABLE, *RUNS, "--out", f"{{S}}/{ODD}/t a.md"
         ),
-        "work:plot-odd-out": Bad(
-            "",
-            [
-                "plot",
-                "--suite",
-                "dmc_proprio",
-                "--runs",
-                "train",
-                "--tracking-uri",
-                "sqlite:///{F}/m.db",
-                "--reps",
-                "100",
-                "--kind",
-                "curves",
-                "--out",
-                f"{{S}}/{ODD}/c a.png",
-            ],
-            expect="work",
-            codes=(0,),
-            made=f"{{S}}/{ODD}/c a.png",
+        "work:plot-odd-out": works(
+            f"{{S}}/{ODD}/c a.png",
+            *PLOT,
+            *RUNS,
+            "--kind",
+            "curves",
+            "--out",
+            f"{{S}}/{ODD}/c a.png",
         ),
-        "work:sweep-dry-odd-workdir": Bad(
+        "work:sweep-dry-odd-workdir": works(
             "",
-            [
-                "sweep",
-                "{S}/spec.yaml",
-                "--dry-run",
-                "--workdir",
-                f"{{S}}/{ODD}",
-                "--tracking-uri",
-                "sqlite:///{S}/m.db",
-            ],
-            expect="work",
-            codes=(0,),
+            "sweep",
+            "{S}/spec.yaml",
+            "--dry-run",
+            "--workdir",
+            f"{{S}}/{ODD}",
+            *SQLITE,
             files={"spec.yaml": SPEC},
         ),
-        "work:status-odd-spec": Bad(
+        "work:status-odd-spec": works(
             "",
-            ["status", f"{{S}}/{ODD}.yaml", "--tracking-uri", "sqlite:///{F}/m.db"],
-            expect="work",
-            codes=(0,),
+            "status",
+            f"{{S}}/{ODD}.yaml",
+            *STORE,
             files={f"{ODD}.yaml": SPEC.replace("bad", "train")},
         ),
     }
