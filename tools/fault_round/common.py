@@ -76,21 +76,26 @@ def command(*args: str) -> list[str]:
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 600, env: dict | None = None):
-    """Run `dreamerbench ARGS` to its end: a CompletedProcess (text); a timeout is killed and
-    returned with returncode -9."""
+    """Run `dreamerbench ARGS` to its end: a CompletedProcess (text). Past `timeout` seconds its
+    whole process group (a launcher's workers too) is killed and returncode is -9."""
+    process = subprocess.Popen(
+        command(*args),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env or cli_env(),
+        start_new_session=True,
+    )
     try:
-        return subprocess.run(
-            command(*args),
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env or cli_env(),
-        )
-    except subprocess.TimeoutExpired as expired:
-        out = expired.stdout.decode() if isinstance(expired.stdout, bytes) else expired.stdout
-        err = expired.stderr.decode() if isinstance(expired.stderr, bytes) else expired.stderr
-        return subprocess.CompletedProcess(expired.cmd, -9, out or "", err or "")
+        out, err = process.communicate(timeout=timeout)
+        code = process.returncode
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        code = -9
+    return subprocess.CompletedProcess(process.args, code, out, err)
 
 
 @contextlib.contextmanager
