@@ -571,9 +571,11 @@ def run(out: Path, only: list[str] | None, quick: bool, log, jobs: int = 1) -> l
         start = time.monotonic()
         try:
             prepare(fixture)
-            outcomes.append(Outcome("work:train-odd-logdir", True, "", time.monotonic() - start))
+            outcome = Outcome("work:train-odd-logdir", True, "", time.monotonic() - start)
         except ProbeFailed as failed:
-            outcomes.append(Outcome("work:train-odd-logdir", False, str(failed)))
+            outcome = Outcome("work:train-odd-logdir", False, str(failed))
+        log(outcome)
+        outcomes.append(outcome)
     for number, case in enumerate(chosen):
         start = time.monotonic()
         try:
