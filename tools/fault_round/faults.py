@@ -158,6 +158,9 @@ def damage(base_checkpoints: int, how: str):
         ckpts = sorted((logdir / "checkpoint").glob("ckpt-*"))
         what = "checkpoint"
         if how == "damage-newest":
+            # the older checkpoint is resumed: what the damaged one alone covered is redone
+            older = [int(c.name.split("-")[1]) for c in ckpts[:-1]]
+            kept = [e for e in kept if older and e["step"] <= older[-1]]
             replay = ckpts[-1] / "replay.npz"
             data = replay.read_bytes()
             replay.write_bytes(data[:100] + b"\0" * 64 + data[164:])
