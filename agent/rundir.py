@@ -49,6 +49,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -145,9 +146,18 @@ class RunDir:
                     f"logdir {self.logdir} is in use by {self._lock.holder()}; "
                     "wait until that process ends, or use another logdir"
                 )
+        held = checkpoint.complete(self.checkpoint_dir)
+        first = self._marked_step()
+        if (
+            not held
+            and first is not None
+            and first in checkpoint.partial_steps(self.checkpoint_dir)
+        ):
+            # A kill cut the first save short after its marker: no checkpoint covered anything.
+            (self.logdir / CHECKPOINTED).unlink()
         checkpoint.remove_partial(self.checkpoint_dir)  # we hold the lock: nobody else saves here
-        if checkpoint.complete(self.checkpoint_dir):  # a logdir from before the marker existed
-            self._mark_checkpointed()
+        if held:  # a logdir from before the marker existed
+            self._mark_checkpointed(held[0].step)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -280,12 +290,27 @@ class RunDir:
                 "(or pass a new --logdir) to start afresh"
             )
 
-    def _mark_checkpointed(self) -> None:
+    def _mark_checkpointed(self, step: int) -> None:
+        """Write ``.checkpointed`` (once: it names the run's first checkpoint's step). Called
+        by :meth:`save` just before a checkpoint becomes complete, so no instant has a complete
+        checkpoint without the marker; :meth:`__enter__` drops a marker whose first save a kill
+        cut short (that save's temporary directory is still there)."""
         marker = self.logdir / CHECKPOINTED
         if not marker.exists():
             atomic_write_text(
-                marker, "a checkpoint of this run was complete: its records are never erased\n"
+                marker,
+                f"first checkpoint: step {step}; the records a checkpoint covered are never "
+                "erased\n",
             )
+
+    def _marked_step(self) -> int | None:
+        """The first checkpoint's step that ``.checkpointed`` names (None: no marker, or one
+        written before the marker named it)."""
+        marker = self.logdir / CHECKPOINTED
+        if not marker.exists():
+            return None
+        found = re.match(r"first checkpoint: step (\d+);", marker.read_text())
+        return int(found.group(1)) if found else None
 
     def resume(self, ckpt: Checkpoint, saved: Mapping[str, Any]) -> Counters:
         """Continue from `ckpt` (loaded by :meth:`load`): cut the JSONL files back to it,
@@ -359,8 +384,14 @@ class RunDir:
         }
         if self._config is not None:
             saved["config"] = self._config
-        checkpoint.save(self.checkpoint_dir, counters.steps, state, replay, saved)
-        self._mark_checkpointed()
+        checkpoint.save(
+            self.checkpoint_dir,
+            counters.steps,
+            state,
+            replay,
+            saved,
+            before_commit=lambda: self._mark_checkpointed(counters.steps),
+        )
         self._saved = (counters.steps, sizes)
 
     # ----------------------------------------------------------------- records

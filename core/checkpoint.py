@@ -30,7 +30,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,10 +65,14 @@ def save(
     replay: Mapping[str, np.ndarray],
     counters: Mapping,
     keep: int = 2,
+    before_commit: Callable[[], None] | None = None,
 ) -> Checkpoint:
     """Write a checkpoint of `state` (the agent's bytes), `replay` (name -> array) and `counters`
     (JSON).
 
+    `before_commit` runs once every file is written, just before the checkpoint becomes complete
+    (its temporary directory renamed into place): a caller's record that the checkpoint exists
+    is then never missing beside a complete checkpoint, whatever instant a kill lands.
     Afterwards only the newest `keep` complete checkpoints remain. Raises
     :class:`dreamerbench.core.files.DiskFull` if the device fills up; the checkpoints saved
     before are then untouched.
@@ -100,6 +104,8 @@ def save(
             }
             _write(tmp / MANIFEST, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
             fsync_dir(tmp)
+            if before_commit is not None:
+                before_commit()
             os.rename(tmp, final)
             fsync_dir(directory)
         except BaseException:
@@ -155,6 +161,14 @@ def remove(checkpoint: Checkpoint) -> None:
     doomed = checkpoint.path.with_name(f".old-{checkpoint.path.name}")
     os.rename(checkpoint.path, doomed)
     shutil.rmtree(doomed, ignore_errors=True)
+
+
+def partial_steps(directory: Path) -> set[int]:
+    """Steps of the saves that a kill cut short in `directory` (their ``.tmp-ckpt-*`` left)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return set()
+    return {int(p.name.split("-")[2]) for p in directory.glob(".tmp-ckpt-*")}
 
 
 def remove_partial(directory: Path) -> None:
