@@ -70,6 +70,16 @@ SIZES: dict[str, ModelDims] = {
 }
 
 
+MAX_REPLAY = 10**9
+"""Upper bound of ``replay.capacity``: 200x the paper's 5M-step replay."""
+MAX_EPISODES = 100_000
+EvalEpisodes = Annotated[int, Range(ge=1, le=MAX_EPISODES)]
+"""Episodes of one evaluation (``run.eval_episodes``, ``eval --episodes``)."""
+SeedsPerProcess = Annotated[int, Range(ge=1, le=256, note="one vmapped train step trains them")]
+"""Seeds of one task trained together in one process (``--seeds-per-process``; a spec's
+``seeds_per_process``): the presets' packs are 1 to 8, 256 is far past what one accelerator
+holds, so more is a typo."""
+
 SEED_MAX = 2**31 - 1
 Seed = Annotated[int, Range(ge=0, le=SEED_MAX)]
 """A run's seed: it seeds JAX, numpy and (through ``dreamerbench.suites.vector.env_seeds``) the
@@ -216,8 +226,9 @@ class AgentConfig:
 class ReplayConfig:
     """Replay buffer."""
 
-    capacity: PositiveInt = 5_000_000
-    """Environment steps kept (oldest dropped first). Range: >= 1, and >= batch_length + 1."""
+    capacity: Annotated[int, Range(ge=1, le=MAX_REPLAY)] = 5_000_000
+    """Environment steps kept (oldest dropped first). Range: in [1, 1000000000]
+    (:data:`MAX_REPLAY`), and >= batch_length + 1."""
     online: bool = True
     """Put every fresh window into the next batches before uniform samples."""
     storage: Literal["memory", "disk"] = "memory"
@@ -267,8 +278,8 @@ class RunConfig:
     episodes on envs of its own (fresh each time, seeded apart from the training envs) and
     writes one ``eval`` record per episode to ``eval.jsonl``; the run's last step always
     evaluates when this is > 0. Range: >= 0."""
-    eval_episodes: PositiveInt = 1
-    """Episodes per evaluation. Range: >= 1."""
+    eval_episodes: EvalEpisodes = 1
+    """Episodes per evaluation. Range: in [1, 100000] (:data:`MAX_EPISODES`)."""
     eval_mode: Literal["greedy", "sample"] = "sample"
     """Evaluation actions: the policy's mode (greedy) or samples from it."""
     video_every: NonNegativeInt = 0

@@ -14,9 +14,9 @@ import argparse
 import json
 from pathlib import Path
 
-from dreamerbench.agent.config import hint
+from dreamerbench.agent.config import EvalEpisodes, hint
 from dreamerbench.core.files import atomic_write_text
-from dreamerbench.core.reader import PositiveInt, flag
+from dreamerbench.core.reader import flag
 
 
 def register(subparsers) -> None:
@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("logdir", metavar="LOGDIR", help="run directory of `dreamerbench train`")
     parser.add_argument(
         "--episodes",
-        type=flag(PositiveInt, "--episodes"),
+        type=flag(EvalEpisodes, "--episodes"),
         help="episodes to play (default: the run's run.eval_episodes)",
     )
     parser.add_argument(

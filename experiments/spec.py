@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal
 from dreamerbench.agent.config import (
     Config,
     Seed,
+    SeedsPerProcess,
     apply_overrides,
     flatten,
     resolve_config,
@@ -117,10 +118,10 @@ class SweepSpec:
     or a path); ``--profile`` overrides."""
     parallel: PositiveInt = 1
     """Processes the local executor runs at once (each trains one pack of seeds). Range: >= 1."""
-    seeds_per_process: PositiveInt = 1
+    seeds_per_process: SeedsPerProcess = 1
     """Seeds of one task and grid point trained together by one vmapped train step
     (``Trainer.packed``): one local worker process, or one of the ``runs_per_job``
-    packs of a Slurm job; ``--seeds-per-process`` overrides. Range: >= 1."""
+    packs of a Slurm job; ``--seeds-per-process`` overrides. Range: in [1, 256]."""
     method: str = "dreamerbench"
     """Method label recorded on every run (tag ``dreamerbench.method``)."""
     description: str = ""

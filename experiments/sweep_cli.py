@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from dreamerbench.agent.config import SeedsPerProcess
 from dreamerbench.core.files import unusable_directory
 from dreamerbench.core.reader import PositiveInt, flag, refuse
 from dreamerbench.experiments import launchers, tracking
@@ -59,7 +60,7 @@ def register(subparsers) -> None:
     )
     sweep.add_argument(
         "--seeds-per-process",
-        type=flag(PositiveInt, "--seeds-per-process"),
+        type=flag(SeedsPerProcess, "--seeds-per-process"),
         metavar="K",
         help="train up to K seeds of one task and grid point together in one process "
         "with one vmapped train step (spec's seeds_per_process)",
@@ -87,10 +88,11 @@ def run_sweep(args: argparse.Namespace, echo=print) -> int:
     launcher = launcher_cls(launcher_cls.read_profile(args.profile or spec.profile))
     runs = expand(spec)
     tracking_uri = tracking.resolve_tracking_uri(args.tracking_uri)
-    workdir = Path(args.workdir or launcher.workdir or "runs/sweeps")
-    unusable = unusable_directory(workdir)
+    named = args.workdir if args.workdir is not None else launcher.workdir or "runs/sweeps"
+    unusable = unusable_directory(named)  # the text: '' would be the current folder
     if unusable:  # before the store: nothing is created for a workdir that cannot be one
-        raise refuse("--workdir", str(workdir), f"a directory, new or existing ({unusable})")
+        raise refuse("--workdir", str(named), f"a directory, new or existing ({unusable})")
+    workdir = Path(named)
     target = sweep_lib.Target(tracking_uri=tracking_uri, workdir=workdir.resolve())
 
     packs = len(

@@ -10,9 +10,9 @@ import threading
 import traceback
 from pathlib import Path
 
-from dreamerbench.agent.config import SEED_MAX, hint
+from dreamerbench.agent.config import SEED_MAX, SeedsPerProcess, hint
 from dreamerbench.core.files import unusable_directory
-from dreamerbench.core.reader import PositiveInt, flag, refuse
+from dreamerbench.core.reader import flag, refuse
 from dreamerbench.experiments.spec import NAME
 
 
@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--seeds-per-process",
-        type=flag(PositiveInt, "--seeds-per-process"),
+        type=flag(SeedsPerProcess, "--seeds-per-process"),
         default=1,
         metavar="K",
         help="train seeds SEED..SEED+K-1 in this process with one vmapped train step; "

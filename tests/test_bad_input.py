@@ -194,7 +194,21 @@ CASES = [
         "run.outputs=['tb'] is not allowed; allowed: a list, each tensorboard, wandb",
     ),
     ("set", "run.eval_mode=max", "run.eval_mode='max' is not allowed; allowed: greedy, sample"),
-    ("set", "run.eval_episodes=0", "run.eval_episodes=0 is not allowed; allowed: an integer >= 1"),
+    (
+        "set",
+        "run.eval_episodes=0",
+        "run.eval_episodes=0 is not allowed; allowed: an integer in [1, 100000]",
+    ),
+    (
+        "set",
+        "run.eval_episodes=1000000",
+        "run.eval_episodes=1000000 is not allowed; allowed: an integer in [1, 100000]",
+    ),
+    (
+        "set",
+        "replay.capacity=1e15",
+        "replay.capacity=1000000000000000.0 is not allowed; allowed: an integer in [1, 1000000000]",
+    ),
     ("set", "run.video_every=-1", "run.video_every=-1 is not allowed; allowed: an integer >= 0"),
     # --- train flags
     (
@@ -219,7 +233,14 @@ CASES = [
     (
         "flag",
         ["--seeds-per-process", "0"],
-        "--seeds-per-process=0 is not allowed; allowed: an integer >= 1",
+        "--seeds-per-process=0 is not allowed; allowed: an integer in [1, 256] "
+        "(one vmapped train step trains them)",
+    ),
+    (
+        "flag",
+        ["--seeds-per-process", "100000"],
+        "--seeds-per-process=100000 is not allowed; allowed: an integer in [1, 256] "
+        "(one vmapped train step trains them)",
     ),
     (
         "flag",
@@ -455,7 +476,20 @@ CASES = [
     (
         "sweep",
         ["--seeds-per-process", "-2"],
-        "--seeds-per-process=-2 is not allowed; allowed: an integer >= 1",
+        "--seeds-per-process=-2 is not allowed; allowed: an integer in [1, 256] "
+        "(one vmapped train step trains them)",
+    ),
+    (
+        "sweep",
+        ["--seeds-per-process", "100000"],
+        "--seeds-per-process=100000 is not allowed; allowed: an integer in [1, 256] "
+        "(one vmapped train step trains them)",
+    ),
+    (
+        "sweep",
+        ["--workdir", ""],
+        "--workdir='' is not allowed; allowed: a directory, new or existing ('' names no "
+        "directory; give one, e.g. runs/first (. for this folder))",
     ),
     # --- analysis flags
     ("table", ["--reps", "0"], "--reps=0 is not allowed; allowed: an integer in [100, 200000]"),
@@ -715,6 +749,7 @@ def test_yaml_12_reads_spec_and_set_alike():
     assert (config.run.steps, config.run.envs) == (10, 8)
     assert reader.parse_value("yes") == "yes" and reader.parse_value("1:30") == "1:30"
     assert reader.parse_value(".inf") == float("inf") and reader.parse_value("1e6") == 1e6
+    assert reader.parse_value("1_000") == 1000  # grouped digits, as README says
 
 
 BAD_JOB_CONFIGS = [
@@ -1066,3 +1101,14 @@ def test_a_table_that_cannot_be_written_after_all_is_one_line(tmp_path, capsys, 
         f"error: --out {out}: the result could not be written (No space left on device); "
         "free space or give another --out, then run the command again\n"
     ), err
+
+
+def test_eval_episodes_have_an_upper_bound(tmp_path, capsys):
+    """tools.fault_round's eval:episodes-huge: ``eval --episodes 1e12`` gave no answer in 60 s."""
+    code, out, err = call(["eval", str(tmp_path / "run"), "--episodes", "1e12"], capsys)
+    assert code == 2 and not out, err
+    assert err.splitlines() == [
+        "dreamerbench eval: error: --episodes=1000000000000.0 is not allowed; allowed: an "
+        "integer in [1, 100000] (see dreamerbench eval --help)"
+    ]
+    assert not (tmp_path / "run").exists()

@@ -105,11 +105,13 @@ def test_duplicate_key_is_an_error():
         ("steps: -5", "spec.yaml:3: steps=-5 is not allowed; allowed: an integer >= 1"),
         (
             "seeds_per_process: 0",
-            "spec.yaml:3: seeds_per_process=0 is not allowed; allowed: an integer >= 1",
+            "spec.yaml:3: seeds_per_process=0 is not allowed; allowed: an integer in [1, 256] "
+            "(one vmapped train step trains them)",
         ),
         (
             "seeds_per_process: two",
-            "spec.yaml:3: seeds_per_process='two' is not allowed; allowed: an integer >= 1",
+            "spec.yaml:3: seeds_per_process='two' is not allowed; allowed: an integer in [1, 256] "
+            "(one vmapped train step trains them)",
         ),
         (
             "overrides: {run.steps: 5}",

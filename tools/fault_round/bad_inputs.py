@@ -89,8 +89,11 @@ def plot(*extra: str, **kw) -> Bad:
     return cli(*PLOT, *extra, **kw)
 
 
+CONFIG = ["config", "--suite", "dmc_proprio", "--task", "cartpole_balance"]
+
+
 def config(*extra: str, **kw) -> Bad:
-    return cli("config", "--suite", "dmc_proprio", "--task", "cartpole_balance", *extra, **kw)
+    return cli(*CONFIG, *extra, **kw)
 
 
 def sweep(*extra: str, spec: str = "{S}/spec.yaml", files=None, **kw) -> Bad:
@@ -206,7 +209,8 @@ def hand_cases() -> list[Bad]:
         "set:twice": train(
             "--set", "agent.batch_size=2", "--set", "agent.batch_size=3", names=["agent.batch_size"]
         ),
-        "set:underscore-int": set_case("agent.batch_size=1_000", "agent.batch_size"),
+        # Digits grouped with _ read as a number, as in Python and ruamel.yaml (README: values).
+        "work:underscore-int": works("", *CONFIG, "--set", "run.steps=1_000"),
         # --- paths given to train
         "path:logdir-empty": train(logdir="", names=["--logdir"]),
         "path:logdir-sys": train(logdir="/sys/dreamerbench-probe/run", names=["--logdir", "/sys"]),
