@@ -116,6 +116,18 @@ _HTTP_DEFAULTS = {
 }
 
 
+def _schema_complete(db: Path) -> bool:
+    """Whether the sqlite file `db` holds a finished MLflow schema (MLflow stamps its
+    ``alembic_version`` once every table is made); read without writing anything."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as c:
+            return bool(c.execute("SELECT version_num FROM alembic_version").fetchall())
+    except sqlite3.Error:
+        return False
+
+
 class TrackingUnavailable(StorageError):
     """The MLflow store does not answer (or refuses a write); nothing on disk is lost."""
 
@@ -271,9 +283,10 @@ class Tracker:
 
             self.client = MlflowClient(tracking_uri=self.uri)
             return
-        if not create and not os.access(db.parent, os.W_OK):
+        if not create and (not os.access(db.parent, os.W_OK) or _schema_complete(db)):
             # A read-only store (a shared results folder): no lock can be taken there, and no
-            # writer can be setting it up.
+            # writer can be setting it up; or a store whose schema is made: nothing to wait
+            # for, and a reader leaves the store's folder as it was (the lock file too).
             self.client = _sqlite_client(db)
             return
         # The client's store creates the schema of a new database file, and two

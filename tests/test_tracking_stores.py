@@ -207,3 +207,34 @@ def test_credentials_in_the_uri_are_refused_in_one_line_that_never_shows_them(
     assert SECRET not in out.out + out.err and "MLFLOW_TRACKING_PASSWORD" in out.err
     assert not work.exists()
     assert tracking.redact(uri) == uri.replace(uri[uri.index("//") + 2 : uri.index("@")], "***")
+
+
+def test_readers_of_a_set_up_store_leave_its_folder_as_it_was(tmp_path, capsys):
+    """tools.fault_round (status:unknown-sweep, table:runs-nope): a reader of a writable store
+    re-wrote ``mlflow.db.lock`` to wait for a schema that was made long ago. A store whose
+    schema is complete is read without the set-up lock; its folder keeps every file's bytes
+    and times."""
+    store = tmp_path / "store"
+    store.mkdir()
+    uri = f"sqlite:///{store}/mlflow.db"
+    tracking.Tracker(uri).client.search_experiments()  # a writer makes the schema
+    assert tracking._schema_complete(store / "mlflow.db")
+    assert not tracking._schema_complete(tmp_path / "none.db")
+    (tmp_path / "text.db").write_text("not a database\n")
+    assert not tracking._schema_complete(tmp_path / "text.db")
+
+    def state():
+        return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in store.iterdir()}
+
+    before = state()
+    assert "mlflow.db.lock" in before  # the writer's set-up lock stays, as on a real store
+    for argv in (
+        ["status", "nope", "--tracking-uri", uri],
+        ["table", "--suite", "dmc_proprio", "--runs", "nope", "--tracking-uri", uri],
+    ):
+        try:
+            cli.main(argv)
+        except SystemExit:  # "no sweep named nope" or its like: a reader all the same
+            pass
+        assert "Traceback" not in capsys.readouterr().err
+        assert state() == before, argv
