@@ -700,6 +700,20 @@ def run_check(args) -> None:
     print(json.dumps(result))
 
 
+def _add_side(commands) -> None:
+    from bench import side
+
+    sd = commands.add_parser("side", help="each arm's own loop at the same settings, compared")
+    sd.add_argument("--out", required=True, help="directory of the runs, side.json and the PNGs")
+    sd.add_argument("--task", default=side.CATCH.task, help="our bsuite task name")
+    sd.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    sd.add_argument("--arms", nargs="+", choices=side.ARMS, default=list(side.ARMS))
+    sd.add_argument("--steps", type=int, default=side.CATCH.steps, help="agent steps per run")
+    sd.add_argument("--jobs", type=int, default=2, help="training processes at once")
+    sd.add_argument("--no-train", action="store_true", help="compare the runs already in --out")
+    sd.set_defaults(func=side.run_side)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -762,6 +776,7 @@ def main(argv=None) -> None:
         help="a config override on top of CHECK's (repeatable)",
     )
     ch.set_defaults(func=run_check)
+    _add_side(commands)
     args = parser.parse_args(argv)
     try:
         args.func(args)
