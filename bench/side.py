@@ -41,6 +41,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 ARMS = ("ours", "reference", "reference-exact")
 REFERENCE_DIR = Path("/work/reference")
 REFERENCE_PYTHON = Path("/work/refenv/bin/python")
@@ -246,11 +248,255 @@ def _loadavg() -> list[float]:
     return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
 
 
+# --- comparison -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Windows:
+    """The training-metric records of one run on the update axis; N records, in order."""
+
+    lo: np.ndarray
+    """[N] updates done before the record's window."""
+    hi: np.ndarray
+    """[N] updates done at its end."""
+    step: np.ndarray
+    """[N] agent step at which the record was written."""
+    values: dict[str, np.ndarray]
+    """Metric name (a key of :data:`METRICS`) -> [N] its mean over the window."""
+
+    @property
+    def mid(self) -> np.ndarray:
+        """[N] the mean update number (1-based) of each window: (lo + 1 + hi) / 2."""
+        return (self.lo + 1 + self.hi) / 2
+
+
+def _windows(records: list[dict], hi: np.ndarray, side: int) -> Windows:
+    hi = np.asarray(hi, dtype=float)
+    return Windows(
+        lo=np.concatenate([[0.0], hi[:-1]]),
+        hi=hi,
+        step=np.asarray([r["step"] for r in records], dtype=float),
+        values={
+            name: np.asarray([r.get(keys[side], np.nan) for r in records], dtype=float)
+            for name, keys in METRICS.items()
+        },
+    )
+
+
+def ours_windows(records: list[dict]) -> Windows:
+    """Windows of our `metrics.jsonl` records: ``kind: train`` records carry the update count
+    at their window's end (``updates``)."""
+    train = [r for r in records if r.get("kind") == "train"]
+    return _windows(train, [r["updates"] for r in train], 0)
+
+
+def reference_windows(records: list[dict], batch_size: int, batch_length: int) -> Windows:
+    """Windows of the reference's `metrics.jsonl` records.
+
+    Each record holds ``replay/updates``, the replay entries rewritten in its window (B x T
+    per update, the fresh latents written back), so their running sum / (B x T) is the update
+    count at the window's end. Records before the first update (no ``train/`` keys) count
+    towards nothing and are dropped.
+    """
+    done = np.cumsum([r.get("replay/updates", 0.0) for r in records]) / (batch_size * batch_length)
+    keep = [i for i, r in enumerate(records) if METRICS["loss_dyn"][1] in r]
+    return _windows([records[i] for i in keep], done[keep], 1)
+
+
+def binned(windows: Windows, name: str, edges: np.ndarray) -> np.ndarray:
+    """Mean of metric `name` per update bin (edges[i], edges[i + 1]], each record placed at its
+    window's middle and weighted by its window's length; NaN where no record falls.
+
+    edges: [M + 1] increasing; returns [M].
+    """
+    index = np.searchsorted(edges, windows.mid, side="left") - 1
+    weights = windows.hi - windows.lo
+    values = windows.values[name]
+    out = np.full(len(edges) - 1, np.nan)
+    for i in range(len(out)):
+        chosen = (index == i) & np.isfinite(values)
+        if weights[chosen].sum() > 0:
+            out[i] = np.average(values[chosen], weights=weights[chosen])
+    return out
+
+
+def returns_by_update(
+    steps: np.ndarray, scores: np.ndarray, windows: Windows, edges: np.ndarray
+) -> np.ndarray:
+    """Mean episode return per update bin (edges[i], edges[i + 1]]; NaN where none ends.
+
+    steps, scores: [E] agent step at each episode's end and its return. An episode is placed at
+    the update count of the run at that step (interpolated in its records' (step, hi));
+    episodes that end before the first update are left out. Returns [M].
+    """
+    updates = np.interp(steps, windows.step, windows.hi, left=0.0)
+    index = np.searchsorted(edges, updates, side="left") - 1
+    out = np.full(len(edges) - 1, np.nan)
+    for i in range(len(out)):
+        chosen = (index == i) & (updates > 0)
+        if chosen.any():
+            out[i] = scores[chosen].mean()
+    return out
+
+
+def read_run(
+    arm: str, logdir: Path, settings: SideSettings
+) -> tuple[Windows, np.ndarray, np.ndarray]:
+    """(windows, episode end steps [E], episode returns [E]) of one run's files."""
+    from bench.learn import read_jsonl
+
+    records = read_jsonl(logdir / "metrics.jsonl")
+    if arm == "ours":
+        episodes = read_jsonl(logdir / "episodes.jsonl")
+        steps = [e["step"] for e in episodes]
+        scores = [e["score"] for e in episodes]
+        windows = ours_windows(records)
+    else:
+        episodes = read_jsonl(logdir / "scores.jsonl")
+        steps = [e["step"] for e in episodes]
+        scores = [e["episode/score"] for e in episodes]
+        windows = reference_windows(records, settings.batch_size, settings.batch_length)
+    return windows, np.asarray(steps, dtype=float), np.asarray(scores, dtype=float)
+
+
+RETURN_BIN_UPDATES = 200
+"""Returns are binned wider than the losses: an episode is 10 agent steps = 20 updates, so a bin
+of 200 updates holds 10 episodes of +-1 per seed."""
+MARKS = (100, 250, 500, 750, 1000)
+"""Update counts of the table: the bins that end there."""
+
+
+def curves(out: Path, settings: SideSettings, arms: Sequence[str], seeds: Sequence[int]) -> dict:
+    """Per arm and seed, every metric's binned curve and the binned returns; runs without a
+    ``side-done.json`` are left out. Returns {arm: {"seeds": [...], name: [S, M] lists}} with
+    the bin edges under "edges" (metrics) and "return_edges"."""
+    last = 2 * (settings.steps - settings.train_start)
+    edges = np.arange(0, last + BIN_UPDATES, BIN_UPDATES, dtype=float)
+    return_edges = np.arange(0, last + RETURN_BIN_UPDATES, RETURN_BIN_UPDATES, dtype=float)
+    result = {"edges": edges.tolist(), "return_edges": return_edges.tolist(), "arms": {}}
+    for arm in arms:
+        done = [s for s in seeds if _done(out, arm, s)]
+        per = {"seeds": done, **{name: [] for name in METRICS}, "return": []}
+        for seed in done:
+            windows, steps, scores = read_run(arm, rundir(out, arm, seed), settings)
+            for name in METRICS:
+                per[name].append(binned(windows, name, edges).tolist())
+            per["return"].append(returns_by_update(steps, scores, windows, return_edges).tolist())
+        result["arms"][arm] = per
+    return result
+
+
+def spread(values: list[list[float]]) -> dict:
+    """Mean, min and max over seeds of [S, M] values (NaN-aware): three [M] lists."""
+    values = np.asarray(values, dtype=float)
+    return {
+        "mean": np.nanmean(values, 0).tolist(),
+        "min": np.nanmin(values, 0).tolist(),
+        "max": np.nanmax(values, 0).tolist(),
+    }
+
+
+def compare(result: dict) -> dict:
+    """Per metric: each arm's seed spread at :data:`MARKS` and whether ours' seed mean lies
+    within each reference arm's min-max over seeds, per bin (the fraction of bins and the
+    marks)."""
+    table = {}
+    for name in (*METRICS, "return"):
+        edges = np.asarray(result["return_edges" if name == "return" else "edges"])
+        marks = [m for m in MARKS if m in edges[1:]]
+        at = [int(np.searchsorted(edges, m)) - 1 for m in marks]
+        arms = {a: spread(v[name]) for a, v in result["arms"].items() if v[name]}
+        row = {
+            "marks": marks,
+            **{a: {k: [s[k][i] for i in at] for k in s} for a, s in arms.items()},
+        }
+        if "ours" in arms:
+            ours = np.asarray(arms["ours"]["mean"])
+            for ref in ("reference", "reference-exact"):
+                if ref in arms:
+                    lo, hi = np.asarray(arms[ref]["min"]), np.asarray(arms[ref]["max"])
+                    inside = (ours >= lo) & (ours <= hi)
+                    row[f"ours_within_{ref}"] = {
+                        "fraction_of_bins": round(float(inside.mean()), 3),
+                        "at_marks": [bool(inside[i]) for i in at],
+                    }
+        table[name] = row
+    return table
+
+
+LABELS = {
+    "loss_dyn": "dynamics loss",
+    "loss_rep": "representation loss",
+    "loss_rew": "reward loss",
+    "loss_con": "continuation loss",
+    "loss_dec": "decoder loss",
+    "actor_entropy": "actor entropy (nats)",
+    "advantage_mag": "advantage magnitude |A|",
+    "return": "episode return",
+}
+
+
+def plot(result: dict, out: Path, note: str) -> list[Path]:
+    """One PNG per metric, `out/side-<name>.png`: each arm's seed mean and min-max band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for name, label in LABELS.items():
+        edges = np.asarray(result["return_edges" if name == "return" else "edges"])
+        x = (edges[:-1] + edges[1:]) / 2
+        fig, ax = plt.subplots(figsize=(6.4, 4.0), constrained_layout=True)
+        for color, (arm, per) in zip(("C0", "C1", "C2"), result["arms"].items()):
+            if not per[name]:
+                continue
+            s = spread(per[name])
+            ax.plot(x, s["mean"], color=color, lw=1.5, label=f"{arm} ({len(per['seeds'])} seeds)")
+            ax.fill_between(x, s["min"], s["max"], color=color, alpha=0.2, lw=0)
+        ax.set_xlabel("updates")
+        ax.set_ylabel(label)
+        ax.set_title(f"{label}: seed mean, band = min-max over seeds\n{note}", fontsize=8)
+        ax.legend(fontsize=7)
+        path = out / f"side-{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
 def run_side(args) -> None:
-    """`bench.learn side`: train what is missing (unless --no-train), then compare."""
+    """`bench.learn side`: train what is missing (unless --no-train), then write `side.json`
+    and the PNGs into --out and print the comparison."""
+    from bench.learn import _machine
+
     settings = dataclasses.replace(CATCH, task=args.task, steps=args.steps)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    started = {"loadavg": _loadavg(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-    log = [] if args.no_train else train_all(out, settings, args.arms, args.seeds, args.jobs)
-    print(json.dumps({"started": started, "processes": log}))
+    training_path = out / "side-training.json"
+    training = json.loads(training_path.read_text()) if training_path.exists() else []
+    if not args.no_train:
+        session = {"start": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "loadavg_start": _loadavg()}
+        session["processes"] = train_all(out, settings, args.arms, args.seeds, args.jobs)
+        session.update(end=time.strftime("%Y-%m-%d %H:%M:%S %Z"), loadavg_end=_loadavg())
+        training.append(session)
+        training_path.write_text(json.dumps(training, indent=1))
+    result = curves(out, settings, args.arms, args.seeds)
+    note = (
+        f"bsuite {settings.task}, size {settings.size}, train ratio {settings.train_ratio}, "
+        f"B{settings.batch_size} x T{settings.batch_length}, {settings.envs} env, "
+        f"{settings.steps} agent steps"
+    )
+    summary = {
+        "settings": dataclasses.asdict(settings),
+        "note": note,
+        "machine": _machine(),
+        "written_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "training": training,
+        "bin_updates": BIN_UPDATES,
+        "return_bin_updates": RETURN_BIN_UPDATES,
+        "table": compare(result),
+    }
+    (out / "side.json").write_text(json.dumps({**summary, "curves": result}))
+    summary["figures"] = [str(p) for p in plot(result, out, note)]
+    print(json.dumps({k: v for k, v in summary.items() if k != "training"}))
