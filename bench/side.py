@@ -465,6 +465,32 @@ def plot(result: dict, out: Path, note: str) -> list[Path]:
     return paths
 
 
+def markdown(table: dict) -> str:
+    """The comparison as a Markdown table: per metric and update mark, each arm's seed mean
+    [min, max], and whether ours' mean lies within each reference arm's min-max there."""
+    arms = [a for a in ARMS if a in next(iter(table.values()))]
+    refs = [r for r in ("reference", "reference-exact") if f"ours_within_{r}" in table["loss_dyn"]]
+    head = ["metric", "updates", *arms, *(f"ours within {r}" for r in refs)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, row in table.items():
+        for i, mark in enumerate(row["marks"]):
+            cells = [LABELS[name], f"{mark:,}"]
+            for arm in arms:
+                s = {k: row[arm][k][i] for k in ("mean", "min", "max")}
+                cells.append(f"{s['mean']:.4g} [{s['min']:.4g}, {s['max']:.4g}]")
+            for ref in refs:
+                cells.append("yes" if row[f"ours_within_{ref}"]["at_marks"][i] else "**no**")
+            lines.append("| " + " | ".join(cells) + " |")
+    fractions = [
+        f"{LABELS[name]}: "
+        + ", ".join(
+            f"{row[f'ours_within_{r}']['fraction_of_bins']:.0%} of bins within {r}" for r in refs
+        )
+        for name, row in table.items()
+    ]
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {f}" for f in fractions) + "\n"
+
+
 def run_side(args) -> None:
     """`bench.learn side`: train what is missing (unless --no-train), then write `side.json`
     and the PNGs into --out and print the comparison."""
@@ -498,5 +524,6 @@ def run_side(args) -> None:
         "table": compare(result),
     }
     (out / "side.json").write_text(json.dumps({**summary, "curves": result}))
+    (out / "side.md").write_text(markdown(summary["table"]))
     summary["figures"] = [str(p) for p in plot(result, out, note)]
     print(json.dumps({k: v for k, v in summary.items() if k != "training"}))
