@@ -781,10 +781,15 @@ def main(argv=None) -> None:
     try:
         args.func(args)
     except KeyboardInterrupt:
-        # Ctrl-C reaches the training processes too; each saves a checkpoint on its way out.
+        # Ctrl-C reaches the training processes too; each saves a checkpoint on its way out
+        # (side's runs are stopped and start afresh: the reference's bsuite logs cannot resume).
+        again = (
+            "skips the finished runs and starts the others afresh"
+            if args.command == "side"
+            else "resumes the runs from their checkpoints"
+        )
         raise SystemExit(
-            f"bench.learn {args.command}: interrupted; the same command resumes the runs from "
-            "their checkpoints"
+            f"bench.learn {args.command}: interrupted; the same command {again}"
         ) from None
 
 

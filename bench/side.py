@@ -224,12 +224,13 @@ def train_all(
                     "loadavg_at_end": _loadavg(),
                 }
                 log.append(record)
-                if process.returncode == 0:
+                if process.returncode == 0 and reached(arm, rundir(out, arm, seed), settings.steps):
                     (rundir(out, arm, seed) / "side-done.json").write_text(json.dumps(record))
                 else:
                     print(
-                        f"bench.learn side: {arm} seed {seed} failed ({process.returncode}); "
-                        f"see {out}/logs/{arm}-seed{seed}.log",
+                        f"bench.learn side: {arm} seed {seed} stopped before step "
+                        f"{settings.steps} (exit {process.returncode}); see "
+                        f"{out}/logs/{arm}-seed{seed}.log",
                         file=sys.stderr,
                     )
     except KeyboardInterrupt:
@@ -238,6 +239,19 @@ def train_all(
             process.wait()
         raise
     return log
+
+
+def reached(arm: str, logdir: Path, steps: int) -> bool:
+    """Whether the run in `logdir` trained to agent step `steps`: ours' ``summary.json`` says
+    ``finished`` (a SIGINT stops it early with exit 0); the reference's last record is at that
+    step or later (its loop goes 10 steps at a time, so it may end a few steps past)."""
+    from bench.learn import read_jsonl
+
+    if arm == "ours":
+        summary = logdir / "summary.json"
+        return summary.exists() and bool(json.loads(summary.read_text()).get("finished"))
+    records = read_jsonl(logdir / "metrics.jsonl")
+    return bool(records) and records[-1]["step"] >= steps
 
 
 def _done(out: Path, arm: str, seed: int) -> bool:

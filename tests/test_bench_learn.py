@@ -202,3 +202,16 @@ def test_exact_twohot_mean_of_uniform_logits_is_zero_compiled_alone():
         np.testing.assert_allclose(
             exact_twohot_mean(other, bins), (other * bins).sum(-1), rtol=1e-4
         )
+
+
+def test_side_counts_a_run_done_only_once_it_reached_the_last_step(tmp_path):
+    from bench.side import reached
+
+    (tmp_path / "summary.json").write_text(json.dumps({"steps": 272, "finished": False}))
+    assert not reached("ours", tmp_path, 772)  # a SIGINT stops our trainer early, exit 0
+    (tmp_path / "summary.json").write_text(json.dumps({"steps": 772, "finished": True}))
+    assert reached("ours", tmp_path, 772)
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(REFERENCE_RECORDS[-1]) + "\n")
+    assert not reached("reference", tmp_path, 772)
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 780}) + "\n")
+    assert reached("reference", tmp_path, 772)
