@@ -468,6 +468,8 @@ def plot(result: dict, out: Path, note: str) -> list[Path]:
             s = spread(per[name])
             ax.plot(x, s["mean"], color=color, lw=1.5, label=f"{arm} ({len(per['seeds'])} seeds)")
             ax.fill_between(x, s["min"], s["max"], color=color, alpha=0.2, lw=0)
+        if name == "advantage_mag":  # the stock reference's is ~1e4 times the others' at first
+            ax.set_yscale("log")
         ax.set_xlabel("updates")
         ax.set_ylabel(label)
         ax.set_title(f"{label}: seed mean, band = min-max over seeds\n{note}", fontsize=8)
@@ -491,7 +493,7 @@ def markdown(table: dict) -> str:
             cells = [LABELS[name], f"{mark:,}"]
             for arm in arms:
                 s = {k: row[arm][k][i] for k in ("mean", "min", "max")}
-                cells.append(f"{s['mean']:.4g} [{s['min']:.4g}, {s['max']:.4g}]")
+                cells.append(f"{s['mean']:.5g} [{s['min']:.5g}, {s['max']:.5g}]")
             for ref in refs:
                 cells.append("yes" if row[f"ours_within_{ref}"]["at_marks"][i] else "**no**")
             lines.append("| " + " | ".join(cells) + " |")
