@@ -215,3 +215,26 @@ def test_side_counts_a_run_done_only_once_it_reached_the_last_step(tmp_path):
     assert not reached("reference", tmp_path, 772)
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 780}) + "\n")
     assert reached("reference", tmp_path, 772)
+
+
+def test_side_says_where_ours_lies_within_each_reference_arms_seed_range():
+    from bench.side import METRICS, compare
+
+    edges = [0.0, 50.0, 100.0]
+    arms = {
+        "ours": [[1.0, 5.0], [3.0, 7.0]],  # seed mean [2, 6]
+        "reference": [[1.5, 1.0], [2.5, 2.0]],  # range [1.5, 2.5], [1, 2]
+        "reference-exact": [[0.0, 6.0], [1.0, 6.5]],  # range [0, 1], [6, 6.5]
+    }
+    result = {
+        "edges": edges,
+        "return_edges": edges,
+        "arms": {
+            a: {"seeds": [0, 1], **{n: v for n in (*METRICS, "return")}} for a, v in arms.items()
+        },
+    }
+    row = compare(result)["loss_dyn"]
+    assert row["marks"] == [100]
+    assert row["ours"] == {"mean": [6.0], "min": [5.0], "max": [7.0]}
+    assert row["ours_within_reference"] == {"fraction_of_bins": 0.5, "at_marks": [False]}
+    assert row["ours_within_reference-exact"] == {"fraction_of_bins": 0.5, "at_marks": [True]}
