@@ -377,7 +377,7 @@ RETURN_BIN_UPDATES = 200
 """Returns are binned wider than the losses: an episode is 10 agent steps = 20 updates, so a bin
 of 200 updates holds 10 episodes of +-1 per seed."""
 MARKS = (100, 250, 500, 750, 1000)
-"""Update counts of the table: the bins that end there."""
+"""Update counts of the table: the bins that end there (returns: every return bin)."""
 
 
 def curves(out: Path, settings: SideSettings, arms: Sequence[str], seeds: Sequence[int]) -> dict:
@@ -411,13 +411,17 @@ def spread(values: list[list[float]]) -> dict:
 
 
 def compare(result: dict) -> dict:
-    """Per metric: each arm's seed spread at :data:`MARKS` and whether ours' seed mean lies
+    """Per metric: each arm's seed spread at :data:`MARKS` (returns: at every bin) and whether ours' seed mean lies
     within each reference arm's min-max over seeds, per bin (the fraction of bins and the
     marks)."""
     table = {}
     for name in (*METRICS, "return"):
         edges = np.asarray(result["return_edges" if name == "return" else "edges"])
-        marks = [m for m in MARKS if m in edges[1:]]
+        marks = (
+            [int(m) for m in edges[1:]]
+            if name == "return"
+            else [m for m in MARKS if m in edges[1:]]
+        )
         at = [int(np.searchsorted(edges, m)) - 1 for m in marks]
         arms = {a: spread(v[name]) for a, v in result["arms"].items() if v[name]}
         row = {
