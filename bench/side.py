@@ -411,9 +411,9 @@ def spread(values: list[list[float]]) -> dict:
 
 
 def compare(result: dict) -> dict:
-    """Per metric: each arm's seed spread at :data:`MARKS` (returns: at every bin) and whether ours' seed mean lies
-    within each reference arm's min-max over seeds, per bin (the fraction of bins and the
-    marks)."""
+    """Per metric: each arm's seed spread at :data:`MARKS` (returns: at every bin) and whether
+    ours' seed mean lies within each reference arm's min-max over seeds, per bin (the fraction
+    of bins and the marks)."""
     table = {}
     for name in (*METRICS, "return"):
         edges = np.asarray(result["return_edges" if name == "return" else "edges"])
