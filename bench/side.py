@@ -449,7 +449,7 @@ LABELS = {
     "loss_con": "continuation loss",
     "loss_dec": "decoder loss",
     "actor_entropy": "actor entropy (nats)",
-    "advantage_mag": "advantage magnitude |A|",
+    "advantage_mag": "advantage magnitude (mean of abs A)",
     "return": "episode return",
 }
 
