@@ -516,6 +516,16 @@ def run_side(args) -> None:
     and the PNGs into --out and print the comparison."""
     from bench.learn import _machine
 
+    problem = None  # checked before anything is created
+    if args.steps <= CATCH.train_start:
+        problem = (
+            f"--steps {args.steps}: allowed are integers > run.train_start = {CATCH.train_start}"
+        )
+    elif args.jobs < 1:
+        problem = f"--jobs {args.jobs}: allowed are integers >= 1"
+    if problem:
+        print(f"bench.learn side: error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     settings = dataclasses.replace(CATCH, task=args.task, steps=args.steps)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -238,3 +238,22 @@ def test_side_says_where_ours_lies_within_each_reference_arms_seed_range():
     assert row["ours"] == {"mean": [6.0], "min": [5.0], "max": [7.0]}
     assert row["ours_within_reference"] == {"fraction_of_bins": 0.5, "at_marks": [False]}
     assert row["ours_within_reference-exact"] == {"fraction_of_bins": 0.5, "at_marks": [True]}
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--steps", "272"], "--steps 272: allowed are integers > run.train_start = 272"),
+        (["--jobs", "0"], "--jobs 0: allowed are integers >= 1"),
+    ],
+)
+def test_side_refuses_a_bad_flag_in_one_line_before_creating_anything(
+    tmp_path, capsys, flags, message
+):
+    from bench.learn import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["side", "--out", str(tmp_path / "out"), *flags])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"bench.learn side: error: {message}\n"
+    assert not (tmp_path / "out").exists()
