@@ -712,6 +712,15 @@ def _add_side(commands) -> None:
     sd.add_argument("--jobs", type=int, default=2, help="training processes at once")
     sd.add_argument("--no-train", action="store_true", help="compare the runs already in --out")
     sd.set_defaults(func=side.run_side)
+    st = commands.add_parser("side-steps", help="one run of ours and of the reference by step")
+    st.add_argument("--ours", required=True, help="our run's logdir")
+    st.add_argument("--reference", required=True, help="the reference run's logdir")
+    st.add_argument("--batch-size", type=int, default=16)
+    st.add_argument("--batch-length", type=int, default=64)
+    st.add_argument("--figure", required=True, help="the PNG to write")
+    st.add_argument("--json", required=True, help="the JSON to write")
+    st.add_argument("--note", default="", help="the figure's title")
+    st.set_defaults(func=side.run_partial)
 
 
 def main(argv=None) -> None:

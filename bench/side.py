@@ -78,12 +78,27 @@ METRICS = {
     "loss_rep": ("loss/rep", "train/loss/rep"),
     "loss_rew": ("loss/rew", "train/loss/rew"),
     "loss_con": ("loss/con", "train/loss/con"),
-    "loss_dec": ("loss/rec", "train/loss/observation"),
+    "loss_dec": ("loss/rec", "train/loss/<each observation key>"),
     "actor_entropy": ("imag/entropy", "train/ent/action"),
     "advantage_mag": ("imag/advantage_mag", "train/adv_mag"),
 }
 """The compared training metrics: world-model losses (dynamics, representation, reward,
-continuation, decoder), the actor's entropy and the mean advantage magnitude."""
+continuation, decoder), the actor's entropy and the mean advantage magnitude. Ours sums the
+decoder's loss over the observation keys; the reference logs one loss per key (Catch:
+``train/loss/observation``; DMC proprio: ``position``, ``velocity``), summed here."""
+NOT_DECODER = ("dyn", "rep", "rew", "con", "policy", "value", "repval")
+"""The reference's ``train/loss/<name>`` entries that are not decoder losses."""
+
+
+def _reference_value(record: dict, name: str) -> float:
+    if name != "loss_dec":
+        return record.get(METRICS[name][1], np.nan)
+    losses = [
+        value
+        for key, value in record.items()
+        if key.startswith("train/loss/") and key[len("train/loss/") :] not in NOT_DECODER
+    ]
+    return sum(losses) if losses else np.nan
 
 
 def reference_task(task: str) -> str:
@@ -284,15 +299,14 @@ class Windows:
         return (self.lo + 1 + self.hi) / 2
 
 
-def _windows(records: list[dict], hi: np.ndarray, side: int) -> Windows:
+def _windows(records: list[dict], hi: np.ndarray, value) -> Windows:
     hi = np.asarray(hi, dtype=float)
     return Windows(
         lo=np.concatenate([[0.0], hi[:-1]]),
         hi=hi,
         step=np.asarray([r["step"] for r in records], dtype=float),
         values={
-            name: np.asarray([r.get(keys[side], np.nan) for r in records], dtype=float)
-            for name, keys in METRICS.items()
+            name: np.asarray([value(r, name) for r in records], dtype=float) for name in METRICS
         },
     )
 
@@ -301,7 +315,7 @@ def ours_windows(records: list[dict]) -> Windows:
     """Windows of our `metrics.jsonl` records: ``kind: train`` records carry the update count
     at their window's end (``updates``)."""
     train = [r for r in records if r.get("kind") == "train"]
-    return _windows(train, [r["updates"] for r in train], 0)
+    return _windows(train, [r["updates"] for r in train], lambda r, n: r.get(METRICS[n][0], np.nan))
 
 
 def reference_windows(records: list[dict], batch_size: int, batch_length: int) -> Windows:
@@ -314,7 +328,7 @@ def reference_windows(records: list[dict], batch_size: int, batch_length: int) -
     """
     done = np.cumsum([r.get("replay/updates", 0.0) for r in records]) / (batch_size * batch_length)
     keep = [i for i, r in enumerate(records) if METRICS["loss_dyn"][1] in r]
-    return _windows([records[i] for i in keep], done[keep], 1)
+    return _windows([records[i] for i in keep], done[keep], _reference_value)
 
 
 def binned(windows: Windows, name: str, edges: np.ndarray) -> np.ndarray:
@@ -557,3 +571,70 @@ def run_side(args) -> None:
     (out / "side.md").write_text(markdown(summary["table"]))
     summary["figures"] = [str(p) for p in plot(result, out, note)]
     print(json.dumps({k: v for k, v in summary.items() if k != "training"}))
+
+
+# --- two runs by agent step (a partial run of each side) --------------------------------
+
+
+def by_steps(ours_dir: Path, reference_dir: Path, batch_size: int, batch_length: int) -> dict:
+    """One run of ours and one of the reference's own loop, on the agent-step axis.
+
+    Both loggers stamp a record with the agent step at its window's end, so records are
+    compared by that step as written. Returns {side: {"steps": [N], "updates": [N], name: [N]
+    per METRICS key, "episodes": [[step, return], ...]}} for sides "ours" and "reference".
+    """
+    result = {}
+    for side, logdir in (("ours", ours_dir), ("reference", reference_dir)):
+        settings = dataclasses.replace(CATCH, batch_size=batch_size, batch_length=batch_length)
+        windows, steps, scores = read_run(side, logdir, settings)
+        result[side] = {
+            "steps": windows.step.tolist(),
+            "updates": windows.hi.tolist(),
+            **{name: windows.values[name].tolist() for name in METRICS},
+            "episodes": [[s, r] for s, r in zip(steps.tolist(), scores.tolist())],
+        }
+    return result
+
+
+def plot_by_steps(result: dict, path: Path, note: str) -> Path:
+    """One panel per metric of :func:`by_steps`'s result, both sides against agent steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(METRICS)
+    fig, axes = plt.subplots(2, 4, figsize=(13, 6), constrained_layout=True)
+    for ax, name in zip(axes.flat, names):
+        for color, (side, run) in zip(("C0", "C1"), result.items()):
+            ax.plot(run["steps"], run[name], color=color, lw=1, label=side)
+        ax.set_title(LABELS[name], fontsize=9)
+        ax.set_xlabel("agent steps (= frames)", fontsize=8)
+    axes.flat[len(names) - 1].set_yscale("log")  # the advantage magnitude
+    last = axes.flat[len(names)]
+    for color, (side, run) in zip(("C0", "C1"), result.items()):
+        last.plot(run["steps"], run["updates"], color=color, lw=1, label=side)
+    last.set_title("updates done", fontsize=9)
+    last.set_xlabel("agent steps (= frames)", fontsize=8)
+    last.legend(fontsize=8)
+    fig.suptitle(note, fontsize=9)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def run_partial(args) -> None:
+    """`bench.learn side-steps`: a figure and JSON of one run of each side by agent step."""
+    result = by_steps(Path(args.ours), Path(args.reference), args.batch_size, args.batch_length)
+    figure = plot_by_steps(result, Path(args.figure), args.note)
+    summary = {
+        side: {
+            "last_step": run["steps"][-1] if run["steps"] else 0,
+            "updates": run["updates"][-1] if run["updates"] else 0,
+            "episodes": len(run["episodes"]),
+            **{name: run[name][-1] for name in METRICS if run[name]},
+        }
+        for side, run in result.items()
+    }
+    Path(args.json).write_text(json.dumps({"note": args.note, "summary": summary, **result}))
+    print(json.dumps({"figure": str(figure), "summary": summary}))

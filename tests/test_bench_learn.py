@@ -257,3 +257,25 @@ def test_side_refuses_a_bad_flag_in_one_line_before_creating_anything(
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == f"bench.learn side: error: {message}\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_side_sums_the_references_per_key_decoder_losses_as_ours_does():
+    from bench.side import reference_windows
+
+    record = {
+        "step": 2080,
+        "replay/updates": 4 * 16 * 64,
+        "train/loss/dyn": 2.0,
+        "train/loss/rep": 2.0,
+        "train/loss/rew": 5.5,
+        "train/loss/con": 0.6,
+        "train/loss/policy": 0.1,
+        "train/loss/value": 1.0,
+        "train/loss/repval": 9.0,
+        "train/loss/position": 1.25,  # DMC proprio: one decoder loss per observation key
+        "train/loss/velocity": 0.5,
+    }
+    windows = reference_windows([record], batch_size=16, batch_length=64)
+    assert windows.hi.tolist() == [4.0]
+    assert windows.values["loss_dec"].tolist() == [1.75]
+    assert windows.values["loss_rew"].tolist() == [5.5]
