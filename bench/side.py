@@ -2,6 +2,8 @@
 
     python -m bench.learn side --seeds 0 1 2 3 4 --out /tmp/side/catch    # train, then compare
     python -m bench.learn side --out /tmp/side/catch --no-train          # compare the runs so far
+    python -m bench.learn side-steps --ours DIR --reference DIR --figure F.png --json F.json
+                                                     # one run of each side by agent step
 
 Arms (issue 20 item 4):
 
