@@ -700,6 +700,29 @@ def run_check(args) -> None:
     print(json.dumps(result))
 
 
+def _add_side(commands) -> None:
+    from bench import side
+
+    sd = commands.add_parser("side", help="each arm's own loop at the same settings, compared")
+    sd.add_argument("--out", required=True, help="directory of the runs, side.json and the PNGs")
+    sd.add_argument("--task", default=side.CATCH.task, help="our bsuite task name")
+    sd.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    sd.add_argument("--arms", nargs="+", choices=side.ARMS, default=list(side.ARMS))
+    sd.add_argument("--steps", type=int, default=side.CATCH.steps, help="agent steps per run")
+    sd.add_argument("--jobs", type=int, default=2, help="training processes at once")
+    sd.add_argument("--no-train", action="store_true", help="compare the runs already in --out")
+    sd.set_defaults(func=side.run_side)
+    st = commands.add_parser("side-steps", help="one run of ours and of the reference by step")
+    st.add_argument("--ours", required=True, help="our run's logdir")
+    st.add_argument("--reference", required=True, help="the reference run's logdir")
+    st.add_argument("--batch-size", type=int, default=16)
+    st.add_argument("--batch-length", type=int, default=64)
+    st.add_argument("--figure", required=True, help="the PNG to write")
+    st.add_argument("--json", required=True, help="the JSON to write")
+    st.add_argument("--note", default="", help="the figure's title")
+    st.set_defaults(func=side.run_partial)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -762,14 +785,20 @@ def main(argv=None) -> None:
         help="a config override on top of CHECK's (repeatable)",
     )
     ch.set_defaults(func=run_check)
+    _add_side(commands)
     args = parser.parse_args(argv)
     try:
         args.func(args)
     except KeyboardInterrupt:
-        # Ctrl-C reaches the training processes too; each saves a checkpoint on its way out.
+        # Ctrl-C reaches the training processes too; each saves a checkpoint on its way out
+        # (side's runs are stopped and start afresh: the reference's bsuite logs cannot resume).
+        again = (
+            "skips the finished runs and starts the others afresh"
+            if args.command == "side"
+            else "resumes the runs from their checkpoints"
+        )
         raise SystemExit(
-            f"bench.learn {args.command}: interrupted; the same command resumes the runs from "
-            "their checkpoints"
+            f"bench.learn {args.command}: interrupted; the same command {again}"
         ) from None
 
 
