@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 
 from dreamerbench.agent.config import Config, from_dict, to_dict, validate
-from dreamerbench.core.files import StorageError, atomic_write_bytes, file_in_the_way, writing
+from dreamerbench.core.files import (
+    StorageError,
+    atomic_write_bytes,
+    file_in_the_way,
+    unusable_directory,
+    writing,
+)
 from dreamerbench.core.reader import refuse
 from dreamerbench.suites.base import Space
 
@@ -126,7 +132,8 @@ def export(logdir: str | Path, out: str | Path) -> dict[str, Any]:
 
 def check_out(out: str | Path) -> Path:
     """`out` (~ expanded) if a policy file may be written there; ValueError (one line) if it is a
-    directory or a file stands where a directory above it would have to be."""
+    directory, a file stands where a directory above it would have to be, or its folder cannot
+    be one (:func:`dreamerbench.core.files.unusable_directory`)."""
     out = Path(out).expanduser()
     allowed = "a new or existing file path (not a directory, and under no existing file)"
     if out.is_dir():
@@ -134,6 +141,9 @@ def check_out(out: str | Path) -> Path:
     blocker = file_in_the_way(out.parent)
     if blocker is not None:
         raise refuse("OUT", str(out), f"{allowed}; {blocker} is a file")
+    problem = unusable_directory(out.parent)  # /proc, /sys, a read-only or over-long path
+    if problem is not None:
+        raise refuse("OUT", str(out), f"{allowed}; {problem}")
     return out
 
 

@@ -223,11 +223,16 @@ def _check_record(record, index: int, path: Path) -> str:
             f"{path}: entry {index}: "
             f"{refuse('seed', seed, 'an integer >= 0, or its digits as a string')}"
         )
-    for name, values, allowed in (
-        ("xs", record["xs"], "a finite number"),
-        (ys, record[ys], "a finite number, or null (no score)"),
+    for name, values, allowed, ok in (
+        (
+            "xs",
+            record["xs"],
+            "a finite number >= 0 (frames)",
+            lambda v: _finite(v, False) and v >= 0,
+        ),
+        (ys, record[ys], "a finite number, or null (no score)", lambda v: _finite(v, True)),
     ):
-        at = next((i for i, v in enumerate(values) if not _finite(v, null=name == ys)), None)
+        at = next((i for i, v in enumerate(values) if not ok(v)), None)
         if at is not None:
             raise ValueError(
                 f"{path}: entry {index}: {refuse(f'{name}[{at}]', values[at], allowed)}"

@@ -1028,6 +1028,10 @@ GOOD_RUN = {"task": "CartPole-v1", "method": "mine", "seed": 0, "xs": [95000, 99
         ),
         ({"ys": [float("nan"), 2]}, "entry 1: ys[0]=nan is not allowed; allowed: a finite"),
         ({"xs": [95000, float("-inf")]}, "entry 1: xs[1]=-inf is not allowed; allowed: a finite"),
+        (  # tools.fault_round pub:xs-neg: "has no final score", naming neither file nor field
+            {"xs": [-5, 99000]},
+            "entry 1: xs[0]=-5 is not allowed; allowed: a finite number >= 0 (frames)",
+        ),
         ({"ys": [1, "2"]}, "entry 1: ys[1]='2' is not allowed; allowed: a finite number, or null"),
     ],
 )

@@ -251,20 +251,42 @@ def test_a_checkpoint_with_a_junk_manifest_is_named_not_called_missing(tmp_path,
 
 
 @pytest.mark.slow
-def test_export_write_failures_and_bad_policy_files_are_one_line(trained, tmp_path, capsys):
+def test_export_write_failures_and_bad_policy_files_are_one_line(
+    trained, tmp_path, capsys, monkeypatch
+):
     """New-user test, faults 2 and 3: a failed write named the temporary path (exit 2); a truncated
     or empty policy file raised BadZipFile or EOFError; a wrongly shaped observation reached the
-    network."""
+    network. tools.fault_round (export:out-proc): an OUT under /proc is bad input, refused
+    before the run is read (exit 2), as table's and plot's --out."""
+    import errno
+    import os
+
     from dreamerbench.agent import load_policy
     from dreamerbench.experiments.cli import main
 
-    assert main(["export", str(trained), "/proc/p.npz"]) == 1  # a storage fault, not bad input
+    assert main(["export", str(trained), "/proc/p.npz"]) == 2
+    assert capsys.readouterr().err == (
+        "dreamerbench export: error: OUT='/proc/p.npz' is not allowed; allowed: a new or "
+        "existing file path (not a directory, and under no existing file); /proc is on the "
+        "kernel's proc file system, not a disk\n"
+    )
+
+    # A write that fails all the same (here: an I/O error at the rename) is a storage fault
+    # (exit 1) named by OUT, not by its temporary file, which goes.
+    def broken(src, dst):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    failing = tmp_path.parent / f"{tmp_path.name}-failing"
+    failing.mkdir()
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", broken)
+        assert main(["export", str(trained), str(failing / "p.npz")]) == 1
     err = capsys.readouterr().err
-    assert (
-        err.startswith("dreamerbench export: error: cannot write /proc/p.npz (")
-        and err.count("\n") == 1
+    assert err == (
+        f"dreamerbench export: error: cannot write {failing / 'p.npz'} (Input/output error); "
+        "choose another OUT\n"
     ), err
-    assert ".tmp" not in err and not list(Path("/proc").glob(".p.npz*"))
+    assert ".tmp" not in err and not list(failing.iterdir())
 
     out = tmp_path / "policy.npz"
     assert main(["export", str(trained), str(out)]) == 0
