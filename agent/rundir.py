@@ -120,8 +120,10 @@ class RunDir:
     """The logdir of one run: lock, config check, JSONL records, checkpoints, summary.
 
     Use as a context manager: entering takes the logdir's lock (:class:`LogdirBusy`
-    if another process holds it) and clears what killed saves left behind.
-    Full-disk errors come out as :class:`dreamerbench.core.files.DiskFull` naming the file.
+    if another process holds it) and clears what killed saves left behind; leaving takes away
+    the folders entering made if nothing but the lock was written in them (a start that failed,
+    e.g. an env that could not start, leaves nothing behind). Full-disk errors come out as
+    :class:`dreamerbench.core.files.DiskFull` naming the file.
     """
 
     def __init__(self, logdir: str | Path):
@@ -137,8 +139,14 @@ class RunDir:
         self._last_ms = {name: 0 for name in LOGS}
         self._saved: tuple[int, dict[str, int]] | None = None  # (step, sizes) of the last save
         self._config: dict[str, Any] | None = None  # written by write_config; saved in checkpoints
+        self._made: Path | None = None  # the highest folder __enter__ made (see __exit__)
 
     def __enter__(self) -> RunDir:
+        # The highest folder this start makes: if the run stops before it writes anything but
+        # its lock (an env that cannot start), __exit__ takes the folders away again.
+        self._made = next(
+            (p for p in reversed([self.logdir, *self.logdir.parents]) if not p.exists()), None
+        )
         with writing(self.logdir):
             self.logdir.mkdir(parents=True, exist_ok=True)
             if not self._lock.acquire():
@@ -167,6 +175,12 @@ class RunDir:
             except OSError:  # a full disk fails the close too; the checkpoint has what counts
                 pass
         self._files = {}
+        if self._made is not None and [p.name for p in self.logdir.iterdir()] == [".lock"]:
+            (self.logdir / ".lock").unlink()  # still held: nobody else takes the new folder
+            for folder in [self.logdir, *self.logdir.parents]:
+                folder.rmdir()
+                if folder == self._made:
+                    break
         self._lock.release()
 
     # ------------------------------------------------------------------ config

@@ -854,6 +854,25 @@ def test_refused_start_writes_nothing_so_the_fix_is_not_blocked(tmp_path, capsys
     assert not logdir.exists()
 
 
+def test_a_start_whose_env_cannot_start_leaves_no_folder(tmp_path, monkeypatch):
+    """suites22 (bsuite mnist offline): an env that fails to start left the new logdir with its
+    lock file. The folders a start made go again when nothing but the lock was written; a
+    folder that existed stays."""
+    from dreamerbench.agent import trainer as trainer_lib
+    from dreamerbench.agent.config import resolve_config
+
+    def fails(*args, **kwargs):
+        raise ValueError("task='mnist_0' needs MNIST")
+
+    monkeypatch.setattr(trainer_lib, "make_vector_env", fails)
+    config = resolve_config("dmc_proprio", "cartpole_balance", 0, ["agent.size=debug"])
+    for logdir in (tmp_path / "a" / "b" / "run", tmp_path):
+        with pytest.raises(ValueError, match="needs MNIST"):
+            trainer_lib.Trainer(config, logdir).run()
+        assert not (tmp_path / "a").exists()
+    assert [p.name for p in tmp_path.iterdir()] == [".lock"]  # it existed: it stays
+
+
 def test_a_tracking_store_under_a_file_is_named_as_a_file(tmp_path):
     from dreamerbench.experiments.tracking import Tracker
 
