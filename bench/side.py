@@ -46,8 +46,9 @@ from pathlib import Path
 import numpy as np
 
 ARMS = ("ours", "reference", "reference-exact")
-REFERENCE_DIR = Path("/work/reference")
-REFERENCE_PYTHON = Path("/work/refenv/bin/python")
+# The reference checkout and its venv beside this repository (tools/setup_reference.sh).
+REFERENCE_DIR = Path(__file__).resolve().parents[1].parent / "reference"
+REFERENCE_PYTHON = Path(__file__).resolve().parents[1].parent / "refenv" / "bin" / "python"
 LAUNCHER = Path(__file__).resolve().parent / "side_reference.py"
 BIN_UPDATES = 50
 
