@@ -117,15 +117,19 @@ _HTTP_DEFAULTS = {
 
 
 def _schema_complete(db: Path) -> bool:
-    """Whether the sqlite file `db` holds a finished MLflow schema (MLflow stamps its
-    ``alembic_version`` once every table is made); read without writing anything."""
+    """Whether the sqlite file `db` holds a finished MLflow schema: its ``alembic_version`` is
+    the installed MLflow's newest revision (a store being set up passes through the older
+    ones); read without writing anything."""
     import sqlite3
+
+    from mlflow.store.db.utils import _get_latest_schema_revision  # what MLflow checks
 
     try:
         with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as c:
-            return bool(c.execute("SELECT version_num FROM alembic_version").fetchall())
+            found = c.execute("SELECT version_num FROM alembic_version").fetchall()
     except sqlite3.Error:
         return False
+    return found == [(_get_latest_schema_revision(),)]
 
 
 class TrackingUnavailable(StorageError):

@@ -17,6 +17,7 @@ import typing
 from pathlib import Path
 
 import pytest
+from test_docs_hygiene import default_sigint
 
 from dreamerbench.agent import config as config_lib
 from dreamerbench.agent.config import Config, apply_overrides, flatten, from_dict, to_dict, validate
@@ -724,6 +725,7 @@ def test_ctrl_c_in_the_first_second_of_a_real_process(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,  # as a terminal's job, even under a suite started with `&`
     )
     try:
         deadline = time.monotonic() + 60

@@ -62,6 +62,13 @@ def test_the_same_logdir_comes_with_the_same_train_command_in_readme_and_docs():
     assert {logdir: c for logdir, c in by_logdir.items() if len(c) > 1} == {}
 
 
+def default_sigint() -> None:
+    """In a child before it runs: SIGINT as a terminal gives it. A shell without job control
+    starts `&` jobs with SIGINT ignored, and children inherit that, so a test suite started in
+    the background would otherwise test nothing but the ignored signal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def learn(*args: str, **popen) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "bench.learn", *args],
@@ -108,6 +115,7 @@ def test_bench_learn_stops_in_one_line_on_ctrl_c(tmp_path):
         *("curves", "--out", str(out), "--tasks", "cartpole_swingup", "--frames", "1000000"),
         *("--published-dir", str(published)),
         start_new_session=True,  # its own group, as a terminal's foreground job
+        preexec_fn=default_sigint,  # as a terminal's job, even under a suite started with `&`
     )
     deadline = time.time() + 120
     while not (out / "train-cartpole_swingup-0.log").exists():  # the training process started

@@ -101,7 +101,7 @@ def test_seeds_per_process_flag_is_checked_and_the_dry_run_shows_the_packs(tmp_p
     )
     assert (
         result.returncode == 2
-        and "--seeds-per-process=0 is not allowed; allowed: an integer >= 1" in result.stderr
+        and "--seeds-per-process=0 is not allowed; allowed: an integer in [1, 256]" in result.stderr
     )
     result = dreamerbench(
         "sweep",
