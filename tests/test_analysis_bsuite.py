@@ -19,8 +19,8 @@ from test_analysis_data import record_sweep
 from test_suites_bsuite import _catch_expert, _records
 from test_suites_train import cli_train
 
-import dreamerbench.experiments.cli
 from dreamerbench.analysis import bsuite as summary
+from dreamerbench.experiments.cli import main as cli
 from dreamerbench.experiments.spec import parse_spec
 from dreamerbench.suites import get_suite
 
@@ -100,23 +100,12 @@ def store(tmp_path_factory):
     return uri, episodes
 
 
-@pytest.fixture
-def cli(monkeypatch):
-    # Only the analysis subcommands: the other packages' modules may not exist on this branch.
-    monkeypatch.setattr(
-        dreamerbench.experiments.cli,
-        "SUBCOMMANDS",
-        {"table": "dreamerbench.analysis.cli", "plot": "dreamerbench.analysis.cli"},
-    )
-    return dreamerbench.experiments.cli.main
-
-
 def _bsuite_rows(out: str) -> list[dict]:
     rows = list(csv.DictReader(io.StringIO(out)))
     return [r for r in rows if r["section"].startswith("bsuite_")]
 
 
-def test_table_gives_bsuites_own_scores_from_the_store(store, cli, capsys):
+def test_table_gives_bsuites_own_scores_from_the_store(store, capsys):
     uri, episodes = store
     args = ["table", "--suite", "bsuite", "--runs", "bs", "--tracking-uri", uri, "--reps", "100"]
     assert cli([*args, "--format", "csv"]) == 0, capsys.readouterr().err
@@ -156,7 +145,7 @@ def test_table_gives_bsuites_own_scores_from_the_store(store, cli, capsys):
     assert "deep_sea (dreamerbench): not scored: bsuite 0.3.6 scores it with pandas'" in text
 
 
-def test_plots_hold_bsuites_scores(store, cli, capsys, tmp_path):
+def test_plots_hold_bsuites_scores(store, capsys, tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -219,7 +208,7 @@ def test_an_experiments_score_is_the_mean_over_seeds():
         ),
     ],
 )
-def test_bad_bsuite_plots_are_one_line(cli, capsys, tmp_path, args, message):
+def test_bad_bsuite_plots_are_one_line(capsys, tmp_path, args, message):
     out = tmp_path / "fig.png"
     assert cli(["plot", *args, "--out", str(out), "--tracking-uri", "sqlite:///x.db"]) == 2
     err = capsys.readouterr().err
@@ -228,7 +217,7 @@ def test_bad_bsuite_plots_are_one_line(cli, capsys, tmp_path, args, message):
 
 
 @pytest.mark.slow
-def test_trained_run_in_mlflow_scores_as_bsuite_does(tmp_path, cli, capsys):
+def test_trained_run_in_mlflow_scores_as_bsuite_does(tmp_path, capsys):
     """A tiny train through the CLI recorded in MLflow; the table's catch score is bsuite's
     own score of the episodes the run wrote."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
